@@ -1,0 +1,141 @@
+//! What the gateway needs to know from a message's header block: is it marked
+//! secure, who sent it, and the add-in's role and notice headers (DESIGN.md, "The
+//! contract"). The subject is PHI and is returned only wrapped in [`Sealed`].
+
+use mail_parser::MessageParser;
+
+use crate::accounts::Relationship;
+use crate::Sealed;
+
+/// Header names the add-in sets; all `X-Sealpost-*` headers are stripped before
+/// anything leaves the gateway.
+pub const SECURE_HEADER: &str = "X-Sealpost-Secure";
+pub const ROLE_HEADER: &str = "X-Sealpost-Role";
+pub const NOTICE_HEADER: &str = "X-Sealpost-Notice";
+pub const MARKER_PREFIX: &str = "x-sealpost-";
+
+/// Facts from one header block.
+#[derive(Debug, Clone, Default)]
+pub struct HeaderFacts {
+    /// `X-Sealpost-Secure: 1` (or true/yes) is present.
+    pub marked_secure: bool,
+    /// The subject carries the secure tag, e.g. `[secure]`.
+    pub tagged_secure: bool,
+    /// The first `From:` address, lower-cased.
+    pub from: Option<String>,
+    pub from_name: Option<String>,
+    /// The subject with the secure tag removed.
+    pub subject: Sealed<String>,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub date: Option<i64>,
+    pub message_id: Option<String>,
+    /// `X-Sealpost-Role: <address> <role>` headers that parsed.
+    pub roles: Vec<(String, Relationship)>,
+    /// `X-Sealpost-Notice`, decoded, trimmed and bounded.
+    pub notice: Option<String>,
+}
+
+impl HeaderFacts {
+    pub fn is_secure(&self) -> bool {
+        self.marked_secure || self.tagged_secure
+    }
+}
+
+fn addresses(list: Option<&mail_parser::Address<'_>>) -> Vec<String> {
+    list.map(|a| a.iter().filter_map(|addr| addr.address().map(|s| s.to_ascii_lowercase())).collect()).unwrap_or_default()
+}
+
+/// Reads a header block (RFC 5322, with RFC 2047 encoded words decoded).
+pub fn inspect(block: &[u8], subject_tag: &str) -> HeaderFacts {
+    let parser = MessageParser::new()
+        .with_minimal_headers()
+        .with_message_ids()
+        .header_text(SECURE_HEADER).header_text(ROLE_HEADER).header_text(NOTICE_HEADER);
+    let Some(parsed) = parser.parse_headers(block) else { return HeaderFacts::default() };
+    let raw_text = |name: &str| -> Vec<String> {
+        parsed
+            .header_values(name)
+            .filter_map(|v| v.as_text().map(str::to_owned).or_else(|| v.as_text_list().map(|l| l.join(" "))))
+            .collect()
+    };
+    let marked_secure = raw_text(SECURE_HEADER)
+        .iter()
+        .any(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"));
+    let subject = parsed.subject().unwrap_or_default().to_owned();
+    let (subject, tagged_secure) = strip_tag(&subject, subject_tag);
+    let roles = raw_text(ROLE_HEADER)
+        .iter()
+        .filter_map(|v| {
+            let (address, role) = v.trim().rsplit_once(char::is_whitespace)?;
+            let address = crate::accounts::normalize_email(address).ok()?;
+            Some((address, Relationship::parse(role)?))
+        })
+        .collect();
+    let notice = raw_text(NOTICE_HEADER)
+        .into_iter()
+        .next()
+        .map(|n| n.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(500).collect::<String>())
+        .filter(|n| !n.is_empty());
+    let from = parsed.from().and_then(|f| f.first());
+    HeaderFacts {
+        marked_secure,
+        tagged_secure,
+        from: from.and_then(|a| a.address()).map(str::to_ascii_lowercase),
+        from_name: from.and_then(|a| a.name()).map(str::to_owned),
+        subject: Sealed::new(subject),
+        to: addresses(parsed.to()),
+        cc: addresses(parsed.cc()),
+        date: parsed.date().map(mail_parser::DateTime::to_timestamp),
+        message_id: parsed.message_id().map(str::to_owned),
+        roles,
+        notice,
+    }
+}
+
+/// Removes every case-insensitive occurrence of `tag` from a subject.
+fn strip_tag(subject: &str, tag: &str) -> (String, bool) {
+    if tag.is_empty() {
+        return (subject.to_owned(), false);
+    }
+    let lower = subject.to_lowercase();
+    let tag_lower = tag.to_lowercase();
+    if lower.len() != subject.len() || !lower.contains(&tag_lower) {
+        return (subject.to_owned(), lower.contains(&tag_lower));
+    }
+    let mut out = String::new();
+    let mut rest = 0;
+    for (at, _) in lower.match_indices(&tag_lower) {
+        out.push_str(&subject[rest..at]);
+        rest = at + tag.len();
+    }
+    out.push_str(&subject[rest..]);
+    (out.split_whitespace().collect::<Vec<_>>().join(" "), true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_marker_roles_notice_and_strips_tag() {
+        let block = b"From: \"Dr. Ada\" <Ada@Clinic.example>\r\nTo: pat@example.com\r\nSubject: [SECURE] Lab results\r\n\
+X-Sealpost-Secure: 1\r\nX-Sealpost-Role: pat@example.com patient\r\nX-Sealpost-Role: bad-line\r\n\
+X-Sealpost-Notice: =?utf-8?q?Your_results_are_ready?=\r\n";
+        let facts = inspect(block, "[secure]");
+        assert!(facts.marked_secure && facts.tagged_secure);
+        assert_eq!(facts.from.as_deref(), Some("ada@clinic.example"));
+        assert_eq!(facts.from_name.as_deref(), Some("Dr. Ada"));
+        assert_eq!(facts.subject.expose(), "Lab results");
+        assert_eq!(facts.roles, vec![("pat@example.com".to_owned(), Relationship::Patient)]);
+        assert_eq!(facts.notice.as_deref(), Some("Your results are ready"));
+        assert!(!format!("{facts:?}").contains("Lab results"));
+    }
+
+    #[test]
+    fn unmarked_mail_is_not_secure() {
+        let facts = inspect(b"From: a@b.example\r\nSubject: lunch\r\nX-Sealpost-Secure: 0\r\n", "[secure]");
+        assert!(!facts.is_secure());
+        assert_eq!(strip_tag("Re: [Secure] x [secure]", "[secure]"), ("Re: x".to_owned(), true));
+    }
+}

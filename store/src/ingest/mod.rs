@@ -1,0 +1,227 @@
+//! Turning a spooled message into a sealed one: read the encrypted spool stream,
+//! split its MIME structure, decode each part, and seal the pieces (original,
+//! metadata, attachments) under the message's data key. Everything streams: a part
+//! of any size passes through in bounded memory.
+
+pub mod decode;
+pub mod headers;
+pub mod mime;
+
+use mail_parser::{MessageParser, MimeHeaders};
+use serde::{Deserialize, Serialize};
+
+use crate::blobs::SealedBlobWriter;
+use crate::crypto::DataKey;
+use crate::ids::MessageId;
+use crate::{Result, Sealed, Store};
+
+use decode::Decoder;
+use mime::Event;
+
+/// Blob numbers under one message's data key (each must stay unique per key).
+pub const BLOB_ORIGINAL: u32 = 0;
+pub const BLOB_SUBJECT: u32 = 1;
+pub const BLOB_META: u32 = 2;
+/// Attachment `n` is sealed as blob `BLOB_FIRST_PART + n`.
+pub const BLOB_FIRST_PART: u32 = 3;
+
+/// Text bodies larger than this are kept as attachments instead of shown inline.
+const MAX_INLINE_TEXT: usize = 2 * 1024 * 1024;
+/// More attachments than this are kept only in the original.
+const MAX_ATTACHMENTS: usize = 1000;
+
+/// One attachment of a sealed message.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AttachmentMeta {
+    pub name: String,
+    pub content_type: String,
+    pub size: u64,
+}
+
+/// Everything about a message that is PHI or may be: kept only sealed.
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct SealedMeta {
+    pub subject: String,
+    pub from: String,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub date: Option<i64>,
+    pub message_id: Option<String>,
+    pub notice: Option<String>,
+    pub text: Option<String>,
+    pub html: Option<String>,
+    pub attachments: Vec<AttachmentMeta>,
+}
+
+impl std::fmt::Debug for SealedMeta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SealedMeta([sealed])")
+    }
+}
+
+enum Current {
+    None,
+    Text { html: bool, headers: Vec<u8>, raw: Vec<u8> },
+    Attachment { writer: Box<SealedBlobWriter>, decoder: Decoder, name: String, content_type: String },
+}
+
+/// Receives splitter events and seals what they describe.
+pub(crate) struct PartSealer<'a> {
+    store: &'a Store,
+    id: &'a MessageId,
+    key: &'a DataKey,
+    current: Current,
+    pub meta: SealedMeta,
+    pub headers: Option<headers::HeaderFacts>,
+}
+
+impl<'a> PartSealer<'a> {
+    pub fn new(store: &'a Store, id: &'a MessageId, key: &'a DataKey) -> Self {
+        Self { store, id, key, current: Current::None, meta: SealedMeta::default(), headers: None }
+    }
+
+    pub async fn on_event(&mut self, event: Event) -> Result<()> {
+        match event {
+            Event::MessageHeaders(block) => {
+                self.headers = Some(headers::inspect(&block, &self.store.policy.subject_tag));
+            }
+            Event::PartStart(block) => self.start_part(block).await?,
+            Event::PartData(data) => self.part_data(&data).await?,
+            Event::PartEnd => self.end_part().await?,
+        }
+        Ok(())
+    }
+
+    async fn start_part(&mut self, block: Vec<u8>) -> Result<()> {
+        let parsed = MessageParser::default().parse_headers(&block[..]);
+        let (content_type, disposition, filename, encoding) = match &parsed {
+            Some(p) => (
+                p.content_type()
+                    .map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("octet-stream")).to_ascii_lowercase())
+                    .unwrap_or_else(|| "text/plain".into()),
+                p.content_disposition().map(|d| d.ctype().to_ascii_lowercase()),
+                p.attachment_name().map(str::to_owned),
+                p.content_transfer_encoding().map(str::to_owned),
+            ),
+            None => ("text/plain".into(), None, None, None),
+        };
+        let is_attachment = disposition.as_deref() == Some("attachment") || filename.is_some();
+        let html = content_type == "text/html";
+        let slot_free = if html { self.meta.html.is_none() } else { self.meta.text.is_none() };
+        if !is_attachment && slot_free && (html || content_type == "text/plain") {
+            self.current = Current::Text { html, headers: block, raw: Vec::new() };
+        } else {
+            let index = self.meta.attachments.len();
+            let name = filename.map_or_else(|| default_name(index, &content_type), |n| safe_filename(&n, index, &content_type));
+            self.current = self.attachment(name, content_type, Decoder::for_encoding(encoding.as_deref())).await?;
+        }
+        Ok(())
+    }
+
+    async fn attachment(&mut self, name: String, content_type: String, decoder: Decoder) -> Result<Current> {
+        let index = self.meta.attachments.len();
+        if index >= MAX_ATTACHMENTS {
+            return Ok(Current::None);
+        }
+        let blob_no = BLOB_FIRST_PART + u32::try_from(index).expect("bounded by MAX_ATTACHMENTS");
+        let writer = self.store.blobs.create(&part_key(self.id, index), self.key, blob_no).await?;
+        Ok(Current::Attachment { writer: Box::new(writer), decoder, name, content_type })
+    }
+
+    async fn part_data(&mut self, data: &[u8]) -> Result<()> {
+        match &mut self.current {
+            Current::None => {}
+            Current::Text { raw, .. } if raw.len() + data.len() <= MAX_INLINE_TEXT => raw.extend_from_slice(data),
+            Current::Text { .. } => {
+                // Too large to show inline: keep it as an attachment instead.
+                let Current::Text { html, headers, raw } = std::mem::replace(&mut self.current, Current::None) else {
+                    unreachable!()
+                };
+                let encoding = MessageParser::default()
+                    .parse_headers(&headers[..])
+                    .and_then(|p| p.content_transfer_encoding().map(str::to_owned));
+                let index = self.meta.attachments.len();
+                let name = format!("message-{}.{}", index + 1, if html { "html" } else { "txt" });
+                let content_type = if html { "text/html" } else { "text/plain" };
+                self.current = self.attachment(name, content_type.into(), Decoder::for_encoding(encoding.as_deref())).await?;
+                Box::pin(self.part_data(&raw)).await?;
+                Box::pin(self.part_data(data)).await?;
+            }
+            Current::Attachment { writer, decoder, .. } => {
+                let mut out = Vec::with_capacity(data.len());
+                decoder.push(data, &mut out);
+                writer.write(&out).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn end_part(&mut self) -> Result<()> {
+        match std::mem::replace(&mut self.current, Current::None) {
+            Current::None => {}
+            Current::Text { html, mut headers, raw } => {
+                headers.extend_from_slice(b"\r\n");
+                headers.extend_from_slice(&raw);
+                let parsed = MessageParser::default().parse(&headers[..]);
+                let text = parsed.as_ref().and_then(|m| if html { m.body_html(0) } else { m.body_text(0) }).map(|t| t.into_owned());
+                if html {
+                    self.meta.html = Some(text.unwrap_or_default());
+                } else {
+                    self.meta.text = Some(text.unwrap_or_default());
+                }
+            }
+            Current::Attachment { mut writer, decoder, name, content_type } => {
+                let mut out = Vec::new();
+                decoder.finish(&mut out);
+                writer.write(&out).await?;
+                let size = writer.finish().await?;
+                self.meta.attachments.push(AttachmentMeta { name, content_type, size });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where attachment `index` of a message is stored.
+pub fn part_key(id: &MessageId, index: usize) -> String {
+    format!("messages/{id}/part-{index}")
+}
+
+fn default_name(index: usize, content_type: &str) -> String {
+    let ext = match content_type {
+        "message/rfc822" => "eml",
+        "application/pdf" => "pdf",
+        "text/plain" => "txt",
+        "text/html" => "html",
+        "image/jpeg" => "jpg",
+        "image/png" => "png",
+        _ => "bin",
+    };
+    format!("attachment-{}.{ext}", index + 1)
+}
+
+/// A file name safe to offer for download: no paths, no control characters.
+fn safe_filename(name: &str, index: usize, content_type: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or_default();
+    let cleaned: String = base.chars().filter(|c| !c.is_control() && *c != '"').take(200).collect();
+    let cleaned = cleaned.trim().trim_start_matches('.').to_owned();
+    if cleaned.is_empty() { default_name(index, content_type) } else { cleaned }
+}
+
+/// Wraps the subject for the `sealed_subject` column.
+pub(crate) fn seal_subject(key: &DataKey, subject: &Sealed<String>) -> Vec<u8> {
+    crate::crypto::seal_all(key, BLOB_SUBJECT, subject.expose().as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filenames_are_made_safe() {
+        assert_eq!(safe_filename("../../etc/passwd", 0, "text/plain"), "passwd");
+        assert_eq!(safe_filename("C:\\x\\scan.pdf", 0, "application/pdf"), "scan.pdf");
+        assert_eq!(safe_filename("\u{0}\"", 2, "application/pdf"), "attachment-3.pdf");
+        assert_eq!(safe_filename(".hidden", 0, "x/y"), "hidden");
+    }
+}

@@ -1,0 +1,310 @@
+//! Mail the gateway must send, and the outbound queue it sends from.
+//!
+//! The portal and the sealing step never send mail themselves: they add a *mail
+//! job* (notify a recipient, send a set-password link, ask a sender for roles).
+//! The gateway's notifier turns each job into a message, which enters the
+//! *outbound queue* sealed on disk; the delivery worker sends it at least once,
+//! retrying with backoff. Jobs and queue rows name people by id, never content.
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use sqlx::Row;
+
+use crate::accounts::{Practice, TokenPurpose, User, UserStatus};
+use crate::blobs::open_sealed_stream;
+use crate::crypto::{Opener, WrappedKey};
+use crate::ids::{MessageId, PracticeId, UserId};
+use crate::{Error, Result, Store};
+
+/// What a mail job asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    /// Tell a recipient a secure message waits (an invitation if they have no account).
+    Notify,
+    /// Send a registered recipient the link to set their password.
+    SetPassword,
+    /// Ask a sender to choose the relationship of new recipients.
+    ChooseRoles,
+}
+
+impl JobKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Notify => "notify",
+            Self::SetPassword => "set_password",
+            Self::ChooseRoles => "choose_roles",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        [Self::Notify, Self::SetPassword, Self::ChooseRoles].into_iter().find(|k| k.as_str() == text)
+    }
+}
+
+/// One mail to compose.
+#[derive(Debug, Clone)]
+pub struct MailJob {
+    pub id: i64,
+    pub kind: JobKind,
+    pub user_id: UserId,
+    pub message_id: Option<MessageId>,
+}
+
+/// The message a mail is about (no PHI: sender, practice and the sender's note).
+#[derive(Debug, Clone)]
+pub struct MessageContext {
+    pub id: MessageId,
+    pub sender: User,
+    pub practice: Practice,
+    pub notice: Option<String>,
+}
+
+/// What the notifier needs to write one mail.
+#[derive(Debug, Clone)]
+pub struct MailContext {
+    pub recipient: User,
+    pub message: Option<MessageContext>,
+    /// Path and query of the one link the mail carries (to be put after `public_url`).
+    pub link: String,
+    /// This mail invites someone who has no account yet.
+    pub invitation: bool,
+}
+
+pub(crate) async fn add_job(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    kind: JobKind,
+    user: UserId,
+    message: Option<&MessageId>,
+    now: i64,
+) -> Result<()> {
+    sqlx::query("INSERT INTO mail_jobs (kind, user_id, message_id, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(kind.as_str())
+        .bind(user.0)
+        .bind(message.map(MessageId::as_str))
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub(crate) async fn insert_outbound(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    blob: &str,
+    mail_from: &str,
+    rcpt: &str,
+    key: &WrappedKey,
+    strip_markers: bool,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO outbound (id, blob, mail_from, rcpt_to, kek_id, wrapped_key, strip_markers, next_attempt_at, state, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', $8)",
+    )
+    .bind(crate::crypto::random_hex(16))
+    .bind(blob)
+    .bind(mail_from)
+    .bind(rcpt)
+    .bind(&key.kek_id)
+    .bind(&key.wrapped)
+    .bind(i64::from(strip_markers))
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// A queued delivery: one recipient of one message.
+#[derive(Debug, Clone)]
+pub struct OutboundItem {
+    pub id: String,
+    pub mail_from: String,
+    pub rcpt_to: String,
+    pub attempts: i64,
+    /// Remove `X-Sealpost-*` headers while sending (mail passing through).
+    pub strip_markers: bool,
+    pub created_at: i64,
+    blob: String,
+    key: WrappedKey,
+}
+
+/// How one delivery attempt ended.
+#[derive(Debug, Clone)]
+pub enum DeliveryOutcome {
+    Delivered,
+    /// Try again at `at` (Unix seconds).
+    Retry { error: String, at: i64 },
+    /// Permanent failure; the caller has already queued any DSN.
+    Failed { error: String },
+}
+
+impl Store {
+    /// Jobs not yet done, oldest first.
+    pub async fn pending_jobs(&self, limit: i64) -> Result<Vec<MailJob>> {
+        let rows = sqlx::query("SELECT id, kind, user_id, message_id FROM mail_jobs WHERE done_at IS NULL ORDER BY id LIMIT $1")
+            .bind(limit)
+            .fetch_all(&self.db)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(MailJob {
+                    id: row.try_get("id")?,
+                    kind: JobKind::parse(&row.try_get::<String, _>("kind")?).ok_or(Error::NotFound)?,
+                    user_id: UserId(row.try_get("user_id")?),
+                    message_id: row.try_get::<Option<String>, _>("message_id")?.as_deref().and_then(MessageId::parse),
+                })
+            })
+            .collect()
+    }
+
+    /// Gathers what a job's mail says, issuing the token its link needs.
+    pub async fn job_context(&self, job: &MailJob) -> Result<MailContext> {
+        let recipient = self.user(job.user_id).await?;
+        let message = match &job.message_id {
+            Some(id) => Some(self.message_context(id).await?),
+            None => None,
+        };
+        let mut invitation = false;
+        let link = match job.kind {
+            JobKind::SetPassword => {
+                let token = self.issue_token(TokenPurpose::SetPassword, recipient.id, job.message_id.as_ref(), self.policy.set_password_ttl).await?;
+                format!("/password/{token}")
+            }
+            JobKind::ChooseRoles => format!("/m/{}/roles", job.message_id.as_ref().ok_or(Error::NotFound)?),
+            JobKind::Notify => {
+                let id = job.message_id.as_ref().ok_or(Error::NotFound)?;
+                if recipient.status == UserStatus::Invited {
+                    invitation = true;
+                    let token = self.issue_token(TokenPurpose::Invite, recipient.id, Some(id), self.policy.invite_ttl).await?;
+                    format!("/m/{id}?invite={token}")
+                } else {
+                    format!("/m/{id}")
+                }
+            }
+        };
+        Ok(MailContext { recipient, message, link, invitation })
+    }
+
+    async fn message_context(&self, id: &MessageId) -> Result<MessageContext> {
+        let row = sqlx::query("SELECT sender_id, practice_id FROM messages WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&self.db)
+            .await?
+            .ok_or(Error::NotFound)?;
+        let sender = self.user(UserId(row.try_get("sender_id")?)).await?;
+        let practice = self.practice(PracticeId(row.try_get("practice_id")?)).await?;
+        let notice = self.message_meta_unchecked(id).await?.notice;
+        Ok(MessageContext { id: id.clone(), sender, practice, notice })
+    }
+
+    /// Seals a composed mail into the outbound queue and marks its job done, in
+    /// one transaction, so a job yields exactly one queued mail.
+    pub async fn queue_mail(&self, job: Option<i64>, mail_from: &str, rcpt_to: &str, message: &[u8]) -> Result<()> {
+        let mut writer = crate::spool::SpoolWriter::create(&self.spool_out()).await?;
+        writer.write(message).await?;
+        let spooled = writer.finish().await?;
+        let wrapped = self.keys.wrap(spooled.key());
+        let mut tx = self.db.begin().await?;
+        insert_outbound(&mut tx, &format!("out/{}", spooled.id), mail_from, rcpt_to, &wrapped, false, self.now()).await?;
+        if let Some(job) = job {
+            sqlx::query("UPDATE mail_jobs SET done_at = $1 WHERE id = $2").bind(self.now()).bind(job).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Marks a job done without mail (its subject vanished meanwhile).
+    pub async fn skip_job(&self, job: i64) -> Result<()> {
+        sqlx::query("UPDATE mail_jobs SET done_at = $1 WHERE id = $2").bind(self.now()).bind(job).execute(&self.db).await?;
+        Ok(())
+    }
+
+    /// Deliveries due now.
+    pub async fn due_outbound(&self, limit: i64) -> Result<Vec<OutboundItem>> {
+        let rows = sqlx::query(
+            "SELECT id, blob, mail_from, rcpt_to, kek_id, wrapped_key, strip_markers, attempts, created_at FROM outbound
+             WHERE state = 'queued' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $2",
+        )
+        .bind(self.now())
+        .bind(limit)
+        .fetch_all(&self.db)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(OutboundItem {
+                    id: row.try_get("id")?,
+                    blob: row.try_get("blob")?,
+                    mail_from: row.try_get("mail_from")?,
+                    rcpt_to: row.try_get("rcpt_to")?,
+                    key: WrappedKey { kek_id: row.try_get("kek_id")?, wrapped: row.try_get("wrapped_key")? },
+                    strip_markers: row.try_get::<i64, _>("strip_markers")? != 0,
+                    attempts: row.try_get("attempts")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    fn outbound_path(&self, blob: &str) -> PathBuf {
+        self.data_dir.join("spool").join(blob)
+    }
+
+    /// The message to deliver, decrypted as it streams.
+    pub async fn outbound_body(&self, item: &OutboundItem) -> Result<BoxStream<'static, Result<Bytes>>> {
+        let key = self.keys.unwrap(&item.key)?;
+        let sealed = crate::spool::file_stream(&self.outbound_path(&item.blob)).await?;
+        Ok(open_sealed_stream(sealed, Opener::new(&key, crate::ingest::BLOB_ORIGINAL)))
+    }
+
+    /// Records how an attempt ended; removes the spool file once no delivery needs it.
+    pub async fn outbound_done(&self, item: &OutboundItem, outcome: &DeliveryOutcome) -> Result<()> {
+        match outcome {
+            DeliveryOutcome::Delivered => {
+                sqlx::query("UPDATE outbound SET state = 'sent', attempts = attempts + 1, last_error = NULL WHERE id = $1")
+                    .bind(&item.id)
+                    .execute(&self.db)
+                    .await?
+            }
+            DeliveryOutcome::Retry { error, at } => {
+                sqlx::query("UPDATE outbound SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3 WHERE id = $1")
+                    .bind(&item.id)
+                    .bind(error)
+                    .bind(*at)
+                    .execute(&self.db)
+                    .await?
+            }
+            DeliveryOutcome::Failed { error } => {
+                sqlx::query("UPDATE outbound SET state = 'failed', attempts = attempts + 1, last_error = $2 WHERE id = $1")
+                    .bind(&item.id)
+                    .bind(error)
+                    .execute(&self.db)
+                    .await?
+            }
+        };
+        if !matches!(outcome, DeliveryOutcome::Retry { .. }) {
+            let left: i64 = sqlx::query("SELECT COUNT(*) AS n FROM outbound WHERE blob = $1 AND state = 'queued'")
+                .bind(&item.blob)
+                .fetch_one(&self.db)
+                .await?
+                .try_get("n")?;
+            if left == 0 {
+                let _ = tokio::fs::remove_file(self.outbound_path(&item.blob)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts of queued, sent and failed deliveries (for tests and status).
+    pub async fn outbound_counts(&self) -> Result<(i64, i64, i64)> {
+        let count = |state: &'static str| async move {
+            let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM outbound WHERE state = $1")
+                .bind(state)
+                .fetch_one(&self.db)
+                .await?
+                .try_get("n")?;
+            Ok::<_, Error>(n)
+        };
+        Ok((count("queued").await?, count("sent").await?, count("failed").await?))
+    }
+}

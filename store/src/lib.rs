@@ -1,0 +1,162 @@
+//! The secure store: domain types, database, sealed blobs, envelope encryption,
+//! accounts, messages, the mail queue and the audit log. It speaks no network
+//! protocol; the gateway (SMTP) and the portal (HTTP) meet only here.
+
+pub mod accounts;
+pub mod audit;
+pub mod blobs;
+pub mod clock;
+pub mod crypto;
+pub mod db;
+mod error;
+pub mod ids;
+pub mod ingest;
+pub mod jobs;
+pub mod messages;
+pub mod spool;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{Error, Result};
+
+/// PHI (or what may be PHI) in memory. Its `Debug` prints `[sealed]` and it has no
+/// `Display`, so it can't slip into a log line or an error by accident.
+#[derive(Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Sealed<T>(T);
+
+impl<T> Sealed<T> {
+    pub fn new(value: T) -> Self {
+        Self(value)
+    }
+
+    /// The content, for an authorised view only.
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::fmt::Debug for Sealed<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[sealed]")
+    }
+}
+
+/// Lifetimes and rules the store enforces (seconds unless named otherwise).
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Messages self-destruct this many days after sending.
+    pub retention_days: i64,
+    pub invite_ttl: i64,
+    pub set_password_ttl: i64,
+    /// How long the set-password link printed by `sealpost user add` lasts.
+    pub staff_setup_ttl: i64,
+    /// A portal session ends after this long without a request...
+    pub session_idle: i64,
+    /// ...and after this long in any case.
+    pub session_max: i64,
+    /// The subject tag that marks a message secure, e.g. `[secure]`.
+    pub subject_tag: String,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            retention_days: 30,
+            invite_ttl: 30 * 86_400,
+            set_password_ttl: 86_400,
+            staff_setup_ttl: 7 * 86_400,
+            session_idle: 30 * 60,
+            session_max: 12 * 3600,
+            subject_tag: "[secure]".into(),
+        }
+    }
+}
+
+/// Where the store keeps things.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub database_url: String,
+    pub blobs_url: String,
+    /// Holds the spool and the key-encryption keys.
+    pub data_dir: PathBuf,
+    pub policy: Policy,
+}
+
+/// The store. Cheap to share: wrap in an `Arc`.
+pub struct Store {
+    pub(crate) db: sqlx::AnyPool,
+    pub(crate) dialect: db::Dialect,
+    pub(crate) blobs: blobs::Blobs,
+    pub(crate) keys: crypto::Keyring,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) policy: Policy,
+    audit_lock: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("dialect", &self.dialect).field("data_dir", &self.data_dir).finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (and migrates) the database, the blob store and the keyring.
+    pub async fn open(config: StoreConfig, clock: Arc<dyn Clock>) -> Result<Arc<Self>> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let (db, dialect) = db::connect(&config.database_url).await?;
+        db::migrate(&db, dialect).await?;
+        let blobs = blobs::Blobs::connect(&config.blobs_url)?;
+        let keys = crypto::Keyring::load_or_create(&config.data_dir.join("keys"))?;
+        let store = Self {
+            db,
+            dialect,
+            blobs,
+            keys,
+            clock,
+            data_dir: config.data_dir,
+            policy: config.policy,
+            audit_lock: tokio::sync::Mutex::new(()),
+        };
+        store.clear_partial_spool()?;
+        Ok(Arc::new(store))
+    }
+
+    /// Now, by the store's clock (Unix seconds).
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn dialect(&self) -> db::Dialect {
+        self.dialect
+    }
+
+    /// Closes the database pool (flushes SQLite's WAL on the last connection).
+    pub async fn close(&self) {
+        self.db.close().await;
+    }
+
+    /// Spool files still being written when the process stopped were never
+    /// acknowledged: remove them.
+    fn clear_partial_spool(&self) -> Result<()> {
+        for dir in [self.spool_in(), self.spool_out()] {
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for entry in entries.flatten() {
+                if entry.path().extension().is_some_and(|e| e == "tmp") {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+        Ok(())
+    }
+}
