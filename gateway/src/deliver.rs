@@ -1,0 +1,246 @@
+//! Outbound delivery: sends each queued mail at least once, by the configured
+//! route — a Maildir outbox (the default: works with no mail server) or a
+//! smarthost over SMTP with STARTTLS and optional AUTH. Temporary failures retry
+//! with exponential backoff; a permanent failure, or five days of trying, ends
+//! in a delivery status notification to the sender that carries no content.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use mail_builder::MessageBuilder;
+use store::jobs::{DeliveryOutcome, OutboundItem};
+use store::Store;
+use tokio::io::AsyncWriteExt;
+
+use crate::strip::MarkerStripper;
+use crate::Wakers;
+
+/// How a smarthost connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmarthostTls {
+    /// STARTTLS, required (the default).
+    StartTls,
+    /// TLS from the first byte (port 465).
+    Implicit,
+    /// No TLS: only for a smarthost on the same machine.
+    None,
+}
+
+/// A relay that delivers our mail onward.
+#[derive(Debug, Clone)]
+pub struct Smarthost {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmarthostTls,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// Accept any certificate (tests against a self-signed peer only).
+    pub accept_invalid_certs: bool,
+}
+
+/// Where outbound mail goes.
+#[derive(Debug, Clone)]
+pub enum Route {
+    /// A Maildir (`new/`, `cur/`, `tmp/`) that people or tests read.
+    Outbox(PathBuf),
+    Smarthost(Smarthost),
+}
+
+/// Identity used in bounces.
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    pub route: Route,
+    pub from_address: String,
+    pub hostname: String,
+}
+
+const GIVE_UP_AFTER: i64 = 5 * 86_400;
+
+/// Seconds to wait before attempt `attempts + 1`: 1 min, 2, 4 … at most 4 hours.
+fn backoff(attempts: i64) -> i64 {
+    (60_i64 << attempts.clamp(0, 8)).min(4 * 3600)
+}
+
+enum Failure {
+    Temporary(String),
+    Permanent(String),
+}
+
+/// Runs forever: delivers whatever is due.
+pub async fn run_delivery(store: Arc<Store>, config: DeliveryConfig, wakers: Wakers) {
+    loop {
+        let due = match store.due_outbound(20).await {
+            Ok(due) => due,
+            Err(error) => {
+                tracing::error!(%error, "cannot read the outbound queue");
+                Vec::new()
+            }
+        };
+        let busy = !due.is_empty();
+        for item in due {
+            deliver_one(&store, &config, &wakers, &item).await;
+        }
+        if !busy {
+            let _ = tokio::time::timeout(Duration::from_secs(5), wakers.delivery.notified()).await;
+        }
+    }
+}
+
+async fn deliver_one(store: &Store, config: &DeliveryConfig, wakers: &Wakers, item: &OutboundItem) {
+    let result = match &config.route {
+        Route::Outbox(dir) => to_outbox(store, dir, item).await,
+        Route::Smarthost(host) => to_smarthost(store, host, &config.hostname, item).await,
+    };
+    let outcome = match result {
+        Ok(()) => DeliveryOutcome::Delivered,
+        Err(Failure::Temporary(error)) if store.now() - item.created_at < GIVE_UP_AFTER => {
+            DeliveryOutcome::Retry { at: store.now() + backoff(item.attempts), error }
+        }
+        Err(Failure::Temporary(error) | Failure::Permanent(error)) => {
+            bounce(store, config, item, &error).await;
+            wakers.delivery.notify_one();
+            DeliveryOutcome::Failed { error }
+        }
+    };
+    match &outcome {
+        DeliveryOutcome::Delivered => tracing::info!(id = %item.id, "delivered"),
+        DeliveryOutcome::Retry { error, .. } => tracing::warn!(id = %item.id, %error, "delivery deferred"),
+        DeliveryOutcome::Failed { error } => tracing::warn!(id = %item.id, %error, "delivery failed"),
+    }
+    if let Err(error) = store.outbound_done(item, &outcome).await {
+        tracing::error!(%error, id = %item.id, "cannot record delivery outcome");
+    }
+}
+
+/// Reads the queued message (markers stripped where it passes through).
+async fn body_stream(store: &Store, item: &OutboundItem) -> Result<futures::stream::BoxStream<'static, Vec<u8>>, Failure> {
+    let stream = store.outbound_body(item).await.map_err(|e| Failure::Temporary(format!("cannot read queued message: {e}")))?;
+    let strip = item.strip_markers;
+    let stripper = std::sync::Arc::new(std::sync::Mutex::new(Some(MarkerStripper::default())));
+    let tail = Arc::clone(&stripper);
+    let body = stream
+        .map(move |chunk| {
+            let chunk = chunk.unwrap_or_default();
+            if !strip {
+                return chunk.to_vec();
+            }
+            let mut out = Vec::with_capacity(chunk.len());
+            if let Some(s) = stripper.lock().expect("not poisoned").as_mut() {
+                s.push(&chunk, &mut out);
+            }
+            out
+        })
+        .chain(futures::stream::once(async move {
+            let mut out = Vec::new();
+            if let Some(s) = tail.lock().expect("not poisoned").take() {
+                s.finish(&mut out);
+            }
+            out
+        }));
+    Ok(body.boxed())
+}
+
+async fn to_outbox(store: &Store, dir: &std::path::Path, item: &OutboundItem) -> Result<(), Failure> {
+    let io = |e: std::io::Error| Failure::Temporary(format!("outbox: {e}"));
+    for sub in ["tmp", "new", "cur"] {
+        tokio::fs::create_dir_all(dir.join(sub)).await.map_err(io)?;
+    }
+    let name = format!("{}.{}.sealpost", store.now(), item.id);
+    let tmp = dir.join("tmp").join(&name);
+    let mut file = tokio::fs::File::create(&tmp).await.map_err(io)?;
+    let envelope = format!("Return-Path: <{}>\r\nDelivered-To: {}\r\n", item.mail_from, item.rcpt_to);
+    file.write_all(envelope.as_bytes()).await.map_err(io)?;
+    let mut body = body_stream(store, item).await?;
+    while let Some(chunk) = body.next().await {
+        file.write_all(&chunk).await.map_err(io)?;
+    }
+    file.sync_all().await.map_err(io)?;
+    tokio::fs::rename(&tmp, dir.join("new").join(&name)).await.map_err(io)?;
+    Ok(())
+}
+
+async fn to_smarthost(store: &Store, host: &Smarthost, hostname: &str, item: &OutboundItem) -> Result<(), Failure> {
+    let tls_params = || {
+        TlsParameters::builder(host.host.clone())
+            .dangerous_accept_invalid_certs(host.accept_invalid_certs)
+            .build_rustls()
+            .map_err(|e| Failure::Temporary(format!("smarthost TLS setup: {e}")))
+    };
+    let tls = match host.tls {
+        SmarthostTls::StartTls => Tls::Required(tls_params()?),
+        SmarthostTls::Implicit => Tls::Wrapper(tls_params()?),
+        SmarthostTls::None => Tls::None,
+    };
+    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.host.clone())
+        .port(host.port)
+        .tls(tls)
+        .hello_name(lettre::transport::smtp::extension::ClientId::Domain(hostname.to_owned()))
+        .timeout(Some(Duration::from_secs(60)));
+    if let (Some(user), Some(password)) = (&host.username, &host.password) {
+        builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
+    }
+    let transport = builder.build();
+    let from = if item.mail_from.is_empty() {
+        None
+    } else {
+        Some(item.mail_from.parse::<Address>().map_err(|e| Failure::Permanent(format!("bad sender address: {e}")))?)
+    };
+    let to = item.rcpt_to.parse::<Address>().map_err(|e| Failure::Permanent(format!("bad recipient address: {e}")))?;
+    let envelope = lettre::address::Envelope::new(from, vec![to]).map_err(|e| Failure::Permanent(e.to_string()))?;
+    // lettre sends from memory; queued mail is sealed at rest and held in clear
+    // only here, for the length of the attempt.
+    let mut message = Vec::new();
+    let mut body = body_stream(store, item).await?;
+    while let Some(chunk) = body.next().await {
+        message.extend_from_slice(&chunk);
+    }
+    match transport.send_raw(&envelope, &message).await {
+        Ok(_) => Ok(()),
+        Err(error) if error.is_permanent() => Err(Failure::Permanent(format!("smarthost refused: {error}"))),
+        Err(error) => Err(Failure::Temporary(format!("smarthost: {error}"))),
+    }
+}
+
+/// Tells the sender their mail could not be delivered (RFC 3464 in spirit; plain
+/// text). The original content is not included: it may be PHI.
+async fn bounce(store: &Store, config: &DeliveryConfig, item: &OutboundItem, error: &str) {
+    if item.mail_from.is_empty() {
+        return; // never bounce a bounce
+    }
+    let text = format!(
+        "Your message to {rcpt} could not be delivered.\n\nReason: {error}\n\n\
+The message's content is not included here, to keep it private.\n\n-- Sealpost at {host}\n",
+        rcpt = item.rcpt_to,
+        host = config.hostname,
+    );
+    let message = MessageBuilder::new()
+        .from(("Mail Delivery System", config.from_address.as_str()))
+        .to(item.mail_from.as_str())
+        .subject(format!("Undelivered mail: could not deliver to {}", item.rcpt_to))
+        .date(store.now())
+        .header("Auto-Submitted", mail_builder::headers::raw::Raw::new("auto-replied"))
+        .text_body(text)
+        .write_to_vec()
+        .expect("writing to a Vec cannot fail");
+    if let Err(error) = store.queue_mail(None, "", &item.mail_from, &message).await {
+        tracing::error!(%error, "cannot queue bounce");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        assert_eq!(backoff(0), 60);
+        assert_eq!(backoff(1), 120);
+        assert_eq!(backoff(3), 480);
+        assert_eq!(backoff(20), 4 * 3600);
+    }
+}

@@ -1,0 +1,26 @@
+//! The mail edge of Sealpost: SMTP in (relay and submission listeners),
+//! classification of secure mail, the workers that seal spooled messages and
+//! compose notifications, and outbound delivery (Maildir outbox or smarthost).
+//! It talks to the portal only through the store.
+
+pub mod deliver;
+pub mod notify;
+pub mod smtp;
+mod strip;
+pub mod workers;
+
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+/// Wake-up calls between the stages, so work moves on at once instead of at the
+/// next poll. Every worker also polls, so a lost wake-up only delays.
+#[derive(Clone, Default, Debug)]
+pub struct Wakers {
+    /// A secure message was spooled.
+    pub sealer: Arc<Notify>,
+    /// Mail jobs were added.
+    pub notifier: Arc<Notify>,
+    /// Mail was queued for delivery.
+    pub delivery: Arc<Notify>,
+}

@@ -1,0 +1,267 @@
+//! DATA: the message streams into an encrypted spool file as it arrives; at the
+//! end it is classified (secure or not), the sender is checked, and only once the
+//! spool file and the database row are durable does the client get its 250.
+//!
+//! Only `<CRLF>.<CRLF>` ends the data (smtp-proto's receiver); a bare LF or CR
+//! inside it is normalised to CRLF, so no downstream server can read a different
+//! end of message than we did (SMTP smuggling).
+
+use smtp_proto::request::receiver::DataReceiver;
+use store::accounts::SenderRefusal;
+use store::ingest::headers::{HeaderFacts, inspect};
+use store::ingest::mime::MAX_HEADER_BLOCK;
+use store::spool::SpoolWriter;
+
+use super::reply::{Reply, common};
+use super::session::{Next, Session, State};
+
+/// A DATA phase in progress.
+pub(crate) struct DataPhase {
+    receiver: DataReceiver,
+    spool: Option<SpoolWriter>,
+    header_block: Vec<u8>,
+    headers_done: bool,
+    size: u64,
+    too_big: bool,
+    last_cr: bool,
+    failed: bool,
+}
+
+impl DataPhase {
+    pub(crate) async fn discard(self) {
+        if let Some(spool) = self.spool {
+            spool.discard().await;
+        }
+    }
+
+    /// Normalises line endings: a bare LF or a bare CR becomes CRLF.
+    fn normalize(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        for &b in data {
+            match b {
+                b'\n' if !self.last_cr => out.extend_from_slice(b"\r\n"),
+                b'\n' => out.push(b'\n'),
+                _ if self.last_cr => out.extend_from_slice(&[b'\n', b]),
+                _ => out.push(b),
+            }
+            // A CR directly followed by another CR leaves the first bare: it was
+            // completed above by pushing LF before the second.
+            self.last_cr = b == b'\r';
+        }
+    }
+
+    /// Keeps the header block (up to the first empty line) for classification.
+    fn capture_headers(&mut self, data: &[u8]) {
+        if self.headers_done {
+            return;
+        }
+        let start = self.header_block.len().saturating_sub(3);
+        let room = MAX_HEADER_BLOCK + 4 - self.header_block.len();
+        self.header_block.extend_from_slice(&data[..data.len().min(room)]);
+        if let Some(end) = find(&self.header_block[start..], b"\r\n\r\n") {
+            self.header_block.truncate(start + end + 2);
+            self.headers_done = true;
+        } else if self.header_block.len() > MAX_HEADER_BLOCK {
+            self.headers_done = true;
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+impl Session {
+    pub(super) async fn data(&mut self) {
+        if self.tx.mail_from.is_none() {
+            return self.reply(&common::bad_sequence("send MAIL first"));
+        }
+        if self.tx.rcpt_to.is_empty() {
+            return self.reply(&Reply::new(554, "5.5.1", "No valid recipients"));
+        }
+        let mut spool = match self.server.store.spool_writer().await {
+            Ok(spool) => spool,
+            Err(error) => {
+                tracing::error!(%error, "cannot create spool file");
+                return self.reply(&common::temporary_failure());
+            }
+        };
+        let received = self.received_header(spool.id());
+        if let Err(error) = spool.write(received.as_bytes()).await {
+            tracing::error!(%error, "cannot write spool file");
+            spool.discard().await;
+            return self.reply(&common::temporary_failure());
+        }
+        self.state = State::Data(Box::new(DataPhase {
+            receiver: DataReceiver::new(),
+            spool: Some(spool),
+            header_block: Vec::new(),
+            headers_done: false,
+            size: 0,
+            too_big: false,
+            last_cr: false,
+            failed: false,
+        }));
+        self.reply(&Reply::new(354, "", "Start mail input; end with <CRLF>.<CRLF>"));
+    }
+
+    /// Our trace header (RFC 5321 §4.4), first in the stored message.
+    fn received_header(&self, id: &store::ids::MessageId) -> String {
+        let with = match (self.tls, self.user.is_some()) {
+            (true, true) => "ESMTPSA",
+            (true, false) => "ESMTPS",
+            _ => "ESMTP",
+        };
+        let date = mail_builder::headers::date::Date::new(self.server.store.now()).to_rfc822();
+        format!(
+            "Received: from {} ([{}])\r\n\tby {} (Sealpost) with {with} id {id};\r\n\t{date}\r\n",
+            self.helo.as_deref().unwrap_or("unknown"),
+            self.peer.ip(),
+            self.server.config.hostname,
+        )
+    }
+
+    pub(super) async fn ingest_data(&mut self, bytes: &mut std::slice::Iter<'_, u8>) -> Next {
+        let State::Data(phase) = &mut self.state else { return Next::Continue };
+        let mut raw = Vec::with_capacity(bytes.as_slice().len());
+        let done = phase.receiver.ingest(bytes, &mut raw);
+        let mut data = Vec::with_capacity(raw.len() + 16);
+        phase.normalize(&raw, &mut data);
+        phase.size += data.len() as u64;
+        if phase.size > self.server.config.max_message_size && !phase.too_big {
+            phase.too_big = true;
+            if let Some(spool) = phase.spool.take() {
+                spool.discard().await;
+            }
+        }
+        if !phase.too_big && !phase.failed {
+            phase.capture_headers(&data);
+            if let Some(spool) = phase.spool.as_mut() {
+                if let Err(error) = spool.write(&data).await {
+                    tracing::error!(%error, "cannot write spool file");
+                    phase.failed = true;
+                }
+            }
+        }
+        if done {
+            let State::Data(phase) = std::mem::replace(&mut self.state, State::Command) else { unreachable!() };
+            let reply = self.end_of_data(*phase).await;
+            self.reply(&reply);
+            self.tx = super::session::Transaction::default();
+        }
+        Next::Continue
+    }
+
+    async fn end_of_data(&mut self, phase: DataPhase) -> Reply {
+        if phase.too_big {
+            let max = self.server.config.max_message_size;
+            return Reply::new(552, "5.3.4", format!("Message too big: the limit is {max} bytes"));
+        }
+        let facts = inspect(&phase.header_block, &self.server.store.policy().subject_tag);
+        let (Some(spool), false) = (phase.spool, phase.failed) else {
+            return common::temporary_failure();
+        };
+        let mail_from = self.tx.mail_from.clone().unwrap_or_default();
+        if facts.is_secure() {
+            let sender = match self.secure_sender(&facts, &mail_from).await {
+                Ok(sender) => sender,
+                Err(reply) => {
+                    spool.discard().await;
+                    return reply;
+                }
+            };
+            let spooled = match spool.finish().await {
+                Ok(spooled) => spooled,
+                Err(error) => {
+                    tracing::error!(%error, "cannot finish spool file");
+                    return common::temporary_failure();
+                }
+            };
+            if let Err(error) = self.server.store.accept_secure(&spooled, &mail_from, &self.tx.rcpt_to, sender.id).await {
+                tracing::error!(%error, "cannot record spooled message");
+                spooled.discard().await;
+                return common::temporary_failure();
+            }
+            tracing::info!(id = %spooled.id, size = spooled.size, recipients = self.tx.rcpt_to.len(), "secure message accepted");
+            self.server.wakers.sealer.notify_one();
+            Reply::new(250, "2.0.0", format!("Message accepted and sealed as {}", spooled.id))
+        } else {
+            let spooled = match spool.finish().await {
+                Ok(spooled) => spooled,
+                Err(error) => {
+                    tracing::error!(%error, "cannot finish spool file");
+                    return common::temporary_failure();
+                }
+            };
+            if let Err(error) = self.server.store.accept_plain(&spooled, &mail_from, &self.tx.rcpt_to).await {
+                tracing::error!(%error, "cannot queue message");
+                spooled.discard().await;
+                return common::temporary_failure();
+            }
+            tracing::info!(id = %spooled.id, size = spooled.size, recipients = self.tx.rcpt_to.len(), "message accepted for relay");
+            self.server.wakers.delivery.notify_one();
+            Reply::new(250, "2.0.0", format!("Message accepted for delivery as {}", spooled.id))
+        }
+    }
+
+    /// Only a paid user of a known practice may send secure mail, and a signed-in
+    /// user only as themselves.
+    async fn secure_sender(&self, facts: &HeaderFacts, mail_from: &str) -> Result<store::accounts::User, Reply> {
+        let address = facts.from.clone().unwrap_or_else(|| mail_from.to_owned());
+        if let Some(user) = &self.user {
+            if address != user.email {
+                return Err(Reply::new(550, "5.7.1", format!("Secure mail refused: the From address {address} is not yours ({})", user.email)));
+            }
+        }
+        let refusal = match self.server.store.secure_sender(&address).await {
+            Ok(Ok(user)) => return Ok(user),
+            Ok(Err(refusal)) => refusal,
+            Err(error) => {
+                tracing::error!(%error, "cannot look up sender");
+                return Err(common::temporary_failure());
+            }
+        };
+        let why = match refusal {
+            SenderRefusal::Unknown => "is not a Sealpost user; ask your practice's IT admin to add you",
+            SenderRefusal::NotPracticeUser => "is not a member of a practice, so it cannot send secure mail",
+            SenderRefusal::NotPaid => "needs a paid Sealpost account to send secure mail",
+        };
+        Err(Reply::new(550, "5.7.1", format!("Secure mail refused: {address} {why}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn phase() -> DataPhase {
+        DataPhase {
+            receiver: DataReceiver::new(),
+            spool: None,
+            header_block: Vec::new(),
+            headers_done: false,
+            size: 0,
+            too_big: false,
+            last_cr: false,
+            failed: false,
+        }
+    }
+
+    #[test]
+    fn bare_line_endings_become_crlf() {
+        let mut p = phase();
+        let mut out = Vec::new();
+        p.normalize(b"a\nb\rc\r\nd\r", &mut out);
+        p.normalize(b"\ne\r\r\n", &mut out);
+        assert_eq!(out, b"a\r\nb\r\nc\r\nd\r\ne\r\n\r\n");
+    }
+
+    #[test]
+    fn header_capture_stops_at_blank_line_across_pieces() {
+        let mut p = phase();
+        p.capture_headers(b"Subject: x\r\n");
+        p.capture_headers(b"From: a@b.c\r");
+        p.capture_headers(b"\n\r\nbody\r\n");
+        assert!(p.headers_done);
+        assert_eq!(p.header_block, b"Subject: x\r\nFrom: a@b.c\r\n");
+    }
+}

@@ -1,0 +1,135 @@
+//! The SMTP server (RFC 5321) with ESMTP extensions SIZE (RFC 1870), 8BITMIME,
+//! PIPELINING (RFC 2920), ENHANCEDSTATUSCODES (RFC 2034), SMTPUTF8 (RFC 6531),
+//! STARTTLS (RFC 3207) and AUTH PLAIN/LOGIN (RFC 4954, only after STARTTLS on the
+//! submission listener). Commands are parsed by `smtp-proto`; the session state
+//! lives in [`session::Session`], one file per concern.
+
+mod auth;
+mod data;
+mod envelope;
+pub mod reply;
+mod session;
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use store::Store;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+
+use crate::Wakers;
+pub use session::Session;
+
+/// Which door a client came in by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerKind {
+    /// From the practice's mail system; relaying allowed from trusted networks.
+    Relay,
+    /// From people's mail clients; AUTH (after STARTTLS) required to send.
+    Submission,
+}
+
+/// SMTP limits and identity.
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    pub hostname: String,
+    pub max_message_size: u64,
+    pub max_recipients: usize,
+    pub max_connections: usize,
+    /// Longest wait for a command line.
+    pub command_timeout: Duration,
+    /// Longest wait for the next piece of message data.
+    pub data_timeout: Duration,
+    pub trusted_networks: Vec<IpNet>,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        Self {
+            hostname: "localhost".into(),
+            max_message_size: 300_000_000,
+            max_recipients: 100,
+            max_connections: 200,
+            command_timeout: Duration::from_secs(300),
+            data_timeout: Duration::from_secs(600),
+            trusted_networks: vec!["127.0.0.0/8".parse().expect("valid network")],
+        }
+    }
+}
+
+/// What every session shares.
+pub struct SmtpServer {
+    pub(crate) store: Arc<Store>,
+    pub(crate) config: SmtpConfig,
+    pub(crate) tls: Option<TlsAcceptor>,
+    pub(crate) wakers: Wakers,
+    connections: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for SmtpServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpServer").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl SmtpServer {
+    pub fn new(store: Arc<Store>, config: SmtpConfig, tls: Option<TlsAcceptor>, wakers: Wakers) -> Arc<Self> {
+        let connections = Arc::new(Semaphore::new(config.max_connections));
+        Arc::new(Self { store, config, tls, wakers, connections })
+    }
+
+    /// Accepts connections on `listener` until the task is dropped.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, kind: ListenerKind) {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "smtp accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let server = Arc::clone(&self);
+            tokio::spawn(async move { server.handle(stream, peer, kind).await });
+        }
+    }
+
+    async fn handle(self: Arc<Self>, mut stream: TcpStream, peer: SocketAddr, kind: ListenerKind) {
+        let Ok(_permit) = Arc::clone(&self.connections).try_acquire_owned() else {
+            let line = format!("421 4.3.2 {} Too many connections; try again later\r\n", self.config.hostname);
+            let _ = stream.write_all(line.as_bytes()).await;
+            return;
+        };
+        let _ = stream.set_nodelay(true);
+        let mut session = Session::new(Arc::clone(&self), peer, kind);
+        let greeting = format!("220 {} ESMTP Sealpost ready\r\n", self.config.hostname);
+        if stream.write_all(greeting.as_bytes()).await.is_err() {
+            return;
+        }
+        match session.run(&mut stream).await {
+            Ok(session::Next::StartTls) => {
+                let Some(acceptor) = self.tls.clone() else { return };
+                match tokio::time::timeout(Duration::from_secs(30), acceptor.accept(stream)).await {
+                    Ok(Ok(mut tls)) => {
+                        session.tls_started();
+                        if let Err(error) = session.run(&mut tls).await {
+                            tracing::debug!(%error, %peer, "smtp session ended with an error");
+                        }
+                        let _ = tls.shutdown().await;
+                    }
+                    Ok(Err(error)) => tracing::info!(%error, %peer, "smtp TLS handshake failed"),
+                    Err(_) => tracing::info!(%peer, "smtp TLS handshake timed out"),
+                }
+            }
+            Ok(_) => {}
+            Err(error) => tracing::debug!(%error, %peer, "smtp session ended with an error"),
+        }
+        session.abort_transaction().await;
+    }
+}
