@@ -1,0 +1,98 @@
+//! The web portal: server-rendered pages where recipients register, set a
+//! password, sign in, read secure messages and download attachments, and where
+//! senders see read status and choose new recipients' relationships.
+//!
+//! Handlers are thin: extract, call one store operation, map the error
+//! ([`Error`]). PHI (subjects, bodies, attachment names) is only ever rendered
+//! into a response for a signed-in, authorised viewer; it never reaches a log.
+
+mod error;
+mod pages;
+pub mod render;
+mod serve;
+mod session;
+pub mod specialties;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+pub use error::Error;
+pub use serve::serve;
+
+/// What the portal needs to know about where it is published.
+#[derive(Debug, Clone)]
+pub struct PortalConfig {
+    /// The URL people reach the portal at, e.g. `https://secure.example.com`.
+    pub public_url: String,
+}
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub store: Arc<store::Store>,
+    #[allow(dead_code)] // kept for absolute links (e.g. a future JSON API)
+    pub config: Arc<PortalConfig>,
+}
+
+/// The portal's routes, with security headers and request logging.
+pub fn router(store: Arc<store::Store>, config: PortalConfig) -> Router {
+    let state = AppState { store, config: Arc::new(config) };
+    let routes = Router::new()
+        .route("/", get(pages::home))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/static/app.css", get(pages::stylesheet))
+        .route("/signin", get(pages::account::signin_form).post(pages::account::signin))
+        .route("/signout", post(pages::account::signout))
+        .route("/password/{token}", get(pages::account::password_form).post(pages::account::set_password))
+        .route("/inbox", get(pages::lists::inbox))
+        .route("/sent", get(pages::lists::sent))
+        .route("/m/{id}", get(pages::message::show).post(pages::register::submit))
+        .route("/m/{id}/a/{index}", get(pages::attachment::download))
+        .route("/m/{id}/roles", get(pages::roles::form).post(pages::roles::submit))
+        .fallback(pages::not_found)
+        .with_state(state)
+        .layer(middleware::from_fn(log_request));
+    with_security_headers(routes)
+}
+
+/// Headers every response carries (RFC 6797 for HSTS; CSP Level 3).
+fn with_security_headers(router: Router) -> Router {
+    let fixed = |name: HeaderName, value: &'static str| SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value));
+    router
+        .layer(fixed(
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ))
+        .layer(fixed(header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"))
+        .layer(fixed(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(fixed(header::REFERRER_POLICY, "no-referrer"))
+        // Pages carry PHI: nothing may be cached unless a handler says otherwise.
+        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+}
+
+/// Logs each request by its route template (never the concrete path, which may
+/// hold a token) and status.
+async fn log_request(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let route = request.extensions().get::<MatchedPath>().map_or_else(|| "(unmatched)".to_owned(), |p| p.as_str().to_owned());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    tracing::info!(
+        %method,
+        route,
+        status = response.status().as_u16(),
+        ms = started.elapsed().as_millis(),
+        "portal request"
+    );
+    response
+}

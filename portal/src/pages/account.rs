@@ -1,0 +1,151 @@
+//! Signing in and out, and setting a password from an emailed link.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use store::accounts::TokenPurpose;
+
+use super::html;
+use crate::session::{self, Client, Viewer};
+use crate::{AppState, Error};
+
+#[derive(Template)]
+#[template(path = "signin.html")]
+struct SigninPage {
+    nav: Option<super::Nav>,
+    email: String,
+    next: String,
+    error: Option<&'static str>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct NextQuery {
+    next: String,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+pub struct SigninForm {
+    email: String,
+    password: String,
+    next: String,
+}
+
+/// Where to go after signing in: `next` if it stays on this site, else the inbox.
+fn after_signin(next: &str) -> &str {
+    session::safe_next(next).unwrap_or("/inbox")
+}
+
+/// A redirect that also opens the session in the browser.
+fn signed_in(token: &str, to: &str) -> Response {
+    ([(header::SET_COOKIE, session::session_cookie(token))], Redirect::to(to)).into_response()
+}
+
+/// `GET /signin?next=/m/…`
+pub async fn signin_form(viewer: Option<Viewer>, Query(query): Query<NextQuery>) -> Result<Response, Error> {
+    if viewer.is_some() {
+        return Ok(Redirect::to(after_signin(&query.next)).into_response());
+    }
+    let next = session::safe_next(&query.next).unwrap_or_default().to_owned();
+    html(StatusCode::OK, &SigninPage { nav: None, email: String::new(), next, error: None })
+}
+
+/// `POST /signin`: opens a session and goes on to `next`.
+pub async fn signin(
+    State(state): State<AppState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Form(form): Form<SigninForm>,
+) -> Result<Response, Error> {
+    match state.store.sign_in(form.email.trim(), &form.password, &client).await {
+        Ok(session) => {
+            // A browser signing in again leaves its old session behind: end it.
+            if let Some(old) = session::cookie_token(&headers) {
+                state.store.sign_out(&old).await?;
+            }
+            Ok(signed_in(&session.token, after_signin(&form.next)))
+        }
+        Err(store::Error::AuthFailed) => {
+            let next = session::safe_next(&form.next).unwrap_or_default().to_owned();
+            let page = SigninPage { nav: None, email: form.email, next, error: Some("Wrong email address or password.") };
+            html(StatusCode::UNAUTHORIZED, &page)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+/// `POST /signout`: ends the session and clears the cookie.
+pub async fn signout(State(state): State<AppState>, viewer: Option<Viewer>, Form(form): Form<CsrfForm>) -> Result<Response, Error> {
+    if let Some(viewer) = viewer {
+        viewer.check_csrf(&form.csrf)?;
+        state.store.sign_out(&viewer.token).await?;
+    }
+    Ok(([(header::SET_COOKIE, session::clear_cookie())], Redirect::to("/signin")).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "password.html")]
+struct PasswordPage {
+    nav: Option<super::Nav>,
+    token: String,
+    email: String,
+    error: Option<String>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+pub struct PasswordForm {
+    password: String,
+    confirm: String,
+}
+
+async fn password_page(state: &AppState, token: String, error: Option<String>) -> Result<PasswordPage, Error> {
+    let grant = state.store.check_token(&token, TokenPurpose::SetPassword).await?;
+    let email = state.store.user(grant.user_id).await?.email;
+    Ok(PasswordPage { nav: None, token, email, error })
+}
+
+/// `GET /password/{token}`
+pub async fn password_form(State(state): State<AppState>, Path(token): Path<String>) -> Result<Response, Error> {
+    html(StatusCode::OK, &password_page(&state, token, None).await?)
+}
+
+/// `POST /password/{token}`: sets the password, signs in, and goes to the
+/// message the link was about (or the inbox).
+pub async fn set_password(
+    State(state): State<AppState>,
+    Client(client): Client,
+    Path(token): Path<String>,
+    Form(form): Form<PasswordForm>,
+) -> Result<Response, Error> {
+    let problem = if form.password.is_empty() {
+        Some("Please choose a password.".to_owned())
+    } else if form.password != form.confirm {
+        Some("The two passwords are not the same. Please type the same password twice.".to_owned())
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        return html(StatusCode::BAD_REQUEST, &password_page(&state, token, Some(problem)).await?);
+    }
+    let (user, message) = match state.store.set_password(&token, &form.password, &client).await {
+        Ok(done) => done,
+        Err(store::Error::Invalid(problem)) => {
+            return html(StatusCode::BAD_REQUEST, &password_page(&state, token, Some(problem)).await?);
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let session = state.store.sign_in(&user.email, &form.password, &client).await?;
+    let to = message.map_or_else(|| "/inbox".to_owned(), |id| format!("/m/{id}"));
+    Ok(signed_in(&session.token, &to))
+}

@@ -1,0 +1,124 @@
+//! `GET /m/{id}`: one secure message. Signed in, the reader sees it; with an
+//! invitation, a new recipient sees the registration form; anyone else is sent
+//! to sign in.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+use store::clock::format_utc;
+use store::messages::MessageView;
+
+use super::{Nav, html, message_id};
+use crate::render::{human_size, sanitize_html};
+use crate::session::{Client, Viewer};
+use crate::{AppState, Error};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct InviteQuery {
+    pub invite: String,
+}
+
+struct AttachmentRow {
+    index: usize,
+    name: String,
+    size: String,
+}
+
+struct RecipientRow {
+    email: String,
+    status: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage {
+    nav: Option<Nav>,
+    id: String,
+    sender_name: String,
+    practice_name: String,
+    notice: Option<String>,
+    sent_on: String,
+    expires_on: String,
+    subject: String,
+    from: String,
+    to: String,
+    cc: String,
+    date: String,
+    body_html: Option<String>,
+    body_text: Option<String>,
+    attachments: Vec<AttachmentRow>,
+    is_sender: bool,
+    recipients: Vec<RecipientRow>,
+    awaiting_roles: bool,
+}
+
+impl MessagePage {
+    fn new(view: MessageView, nav: Nav) -> Self {
+        let meta = view.meta;
+        let body_html = meta.html.as_deref().map(sanitize_html).filter(|h| !h.trim().is_empty());
+        let body_text = if body_html.is_some() { None } else { meta.text.filter(|t| !t.trim().is_empty()) };
+        let subject = meta.subject.trim();
+        Self {
+            nav: Some(nav),
+            id: view.id.to_string(),
+            sender_name: view.sender.display_name().to_owned(),
+            practice_name: view.practice.name,
+            notice: meta.notice.filter(|n| !n.trim().is_empty()),
+            sent_on: format_utc(view.created_at),
+            expires_on: format_utc(view.expires_at),
+            subject: if subject.is_empty() { "(no subject)".to_owned() } else { subject.to_owned() },
+            from: meta.from,
+            to: meta.to.join(", "),
+            cc: meta.cc.join(", "),
+            date: format_utc(meta.date.unwrap_or(view.created_at)),
+            body_html,
+            body_text,
+            attachments: meta
+                .attachments
+                .into_iter()
+                .enumerate()
+                .map(|(index, a)| AttachmentRow {
+                    index,
+                    name: if a.name.trim().is_empty() { format!("Attachment {}", index + 1) } else { a.name },
+                    size: human_size(a.size),
+                })
+                .collect(),
+            is_sender: view.is_sender,
+            awaiting_roles: view.recipients.iter().any(|r| r.awaiting_role),
+            recipients: view
+                .recipients
+                .into_iter()
+                .map(|r| RecipientRow {
+                    status: match (r.awaiting_role, r.read) {
+                        (true, _) => "Waiting for you to choose how you know them",
+                        (false, true) => "Read",
+                        (false, false) => "Not read yet",
+                    },
+                    email: r.email,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `GET /m/{id}` (and `?invite=TOKEN` for a new recipient).
+pub async fn show(
+    State(state): State<AppState>,
+    Client(client): Client,
+    Path(id): Path<String>,
+    Query(query): Query<InviteQuery>,
+    viewer: Option<Viewer>,
+) -> Result<Response, Error> {
+    let id = message_id(&id)?;
+    if let Some(viewer) = viewer {
+        let view = state.store.open_message(&viewer.user, &id, &client).await?;
+        return html(StatusCode::OK, &MessagePage::new(view, viewer.nav()));
+    }
+    if query.invite.is_empty() {
+        return Err(Error::NotSignedIn { next: format!("/m/{id}") });
+    }
+    super::register::form(&state, &id, &query.invite).await
+}
