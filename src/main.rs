@@ -1,1 +1,208 @@
-fn main() {}
+//! `sealpost`: the command line. Only parses arguments and wires things together;
+//! the work happens in the store, gateway and portal crates.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use sealpost::app;
+use sealpost::config::Config;
+use store::accounts::Role;
+use store::SystemClock;
+
+#[derive(Parser)]
+#[command(name = "sealpost", version, about = "Secure-messaging gateway for medical and dental practices")]
+struct Cli {
+    /// Configuration file (TOML). Without one, embedded defaults apply; every key
+    /// can also be set with SEALPOST_<SECTION>_<KEY>.
+    #[arg(long, global = true, env = "SEALPOST_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the SMTP listeners, the portal and the workers.
+    Serve,
+    /// Configuration commands.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Create or update the database schema.
+    Migrate,
+    /// Manage practices.
+    Practice {
+        #[command(subcommand)]
+        command: PracticeCommand,
+    },
+    /// Manage practice users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate the configuration and report every problem.
+    Check,
+}
+
+#[derive(Subcommand)]
+enum PracticeCommand {
+    /// Add a practice.
+    Add {
+        #[arg(long)]
+        name: String,
+        /// The practice's mail domain, e.g. smiles-dental.com.
+        #[arg(long)]
+        domain: String,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PracticeRole {
+    Doctor,
+    Staff,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a doctor or staff member to a practice; prints their set-password link.
+    Add {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum)]
+        role: PracticeRole,
+        /// The practice's domain.
+        #[arg(long)]
+        practice: String,
+        /// A paid account: may send secure mail.
+        #[arg(long)]
+        paid: bool,
+        /// May manage the practice's users (the first user always may).
+        #[arg(long)]
+        user_manager: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the audit log's hash chain.
+    Verify,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SEALPOST_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match Config::load(cli.config.as_deref(), std::env::vars()) {
+        Ok(config) => config,
+        Err(problems) => {
+            eprintln!("The configuration has {} problem(s):", problems.len());
+            for problem in problems {
+                eprintln!("  - {problem}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => serve(config).await,
+        Command::Config { command: ConfigCommand::Check } => {
+            println!("Configuration OK.");
+            println!("  database: {}", redact(&config.database_url()));
+            println!("  blobs:    {}", config.blobs_url());
+            println!("  outbound: {}", config.outbound.mode);
+            Ok(())
+        }
+        Command::Migrate => {
+            app::open_store(&config, Arc::new(SystemClock)).await?;
+            println!("Database schema is up to date.");
+            Ok(())
+        }
+        Command::Practice { command: PracticeCommand::Add { name, domain } } => {
+            let store = app::open_store(&config, Arc::new(SystemClock)).await?;
+            let practice = store.add_practice(&name, &domain).await?;
+            println!("Added practice {} ({}), id {}.", practice.name, practice.domain, practice.id);
+            Ok(())
+        }
+        Command::User { command: UserCommand::Add { email, name, role, practice, paid, user_manager } } => {
+            let store = app::open_store(&config, Arc::new(SystemClock)).await?;
+            let role = match role {
+                PracticeRole::Doctor => Role::Doctor,
+                PracticeRole::Staff => Role::Staff,
+            };
+            let (user, token) = store.add_practice_user(&email, &name, role, &practice, paid, user_manager).await?;
+            println!("Added {} <{}> to {practice}{}.", user.full_name, user.email, if user.user_manager { " as User Manager" } else { "" });
+            println!("Set-password link (valid 7 days, works once):");
+            println!("{}/password/{token}", config.public_url.trim_end_matches('/'));
+            Ok(())
+        }
+        Command::Audit { command: AuditCommand::Verify } => {
+            let store = app::open_store(&config, Arc::new(SystemClock)).await?;
+            match store.verify_audit().await? {
+                Ok(count) => {
+                    println!("Audit log intact: {count} entries.");
+                    Ok(())
+                }
+                Err(id) => anyhow::bail!("audit log broken at entry {id}: it was changed or an entry before it was removed"),
+            }
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listeners = app::Listeners::bind(&config).await?;
+    let running = app::start(&config, listeners, Arc::new(SystemClock)).await?;
+    let a = running.addresses;
+    println!("Sealpost is running.");
+    println!("  SMTP relay       {} (STARTTLS; trusted: {})", a.relay, config.smtp.relay_trusted_networks.join(", "));
+    println!("  SMTP submission  {} (STARTTLS, then AUTH)", a.submission);
+    println!("  Portal           https://{}  (links use {})", a.portal, config.public_url);
+    println!("  IMAP             not available in this version");
+    match config.outbound.mode.as_str() {
+        "smarthost" => println!("  Outbound mail    smarthost {}", config.outbound.smarthost),
+        _ => println!("  Outbound mail    Maildir {}/", config.outbox_dir().display()),
+    }
+    println!("  Data             {}/ ({})", config.data_dir.display(), redact(&config.database_url()));
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    println!("Stopping.");
+    running.store.close().await;
+    Ok(())
+}
+
+/// Hides a password in a database URL.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            let user = creds.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}

@@ -1,0 +1,143 @@
+//! Wiring: opens the store, binds (or takes) the listeners, and starts the SMTP
+//! listeners, the portal and the workers. `main.rs` and the end-to-end tests both
+//! start Sealpost through [`start`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use gateway::Wakers;
+use gateway::deliver::{DeliveryConfig, Route, Smarthost, SmarthostTls};
+use gateway::notify::NotifyConfig;
+use gateway::smtp::{ListenerKind, SmtpConfig, SmtpServer};
+use store::{Clock, Policy, Store, StoreConfig};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::config::{Config, split_host_port};
+
+/// The sockets Sealpost serves on.
+#[derive(Debug)]
+pub struct Listeners {
+    pub relay: TcpListener,
+    pub submission: TcpListener,
+    pub portal: TcpListener,
+}
+
+impl Listeners {
+    /// Binds the addresses in the configuration.
+    pub async fn bind(config: &Config) -> anyhow::Result<Self> {
+        let bind = |key: &'static str, addr: String| async move {
+            TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on {addr} ({key})"))
+        };
+        Ok(Self {
+            relay: bind("smtp.relay_listen", config.smtp.relay_listen.clone()).await?,
+            submission: bind("smtp.submission_listen", config.smtp.submission_listen.clone()).await?,
+            portal: bind("portal.listen", config.portal.listen.clone()).await?,
+        })
+    }
+}
+
+/// Where a running instance listens.
+#[derive(Debug, Clone, Copy)]
+pub struct Addresses {
+    pub relay: SocketAddr,
+    pub submission: SocketAddr,
+    pub portal: SocketAddr,
+}
+
+/// A running Sealpost. Dropping it stops every task.
+pub struct Running {
+    pub store: Arc<Store>,
+    pub addresses: Addresses,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Opens the store with the configuration's settings.
+pub async fn open_store(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<Store>> {
+    let policy = Policy {
+        retention_days: config.messages.retention_days,
+        subject_tag: config.smtp.subject_tag.clone(),
+        ..Policy::default()
+    };
+    let store_config =
+        StoreConfig { database_url: config.database_url(), blobs_url: config.blobs_url(), data_dir: config.data_dir.clone(), policy };
+    Store::open(store_config, clock).await.context("cannot open the store")
+}
+
+fn route(config: &Config) -> anyhow::Result<Route> {
+    if config.outbound.mode != "smarthost" {
+        return Ok(Route::Outbox(config.outbox_dir()));
+    }
+    let (host, port) = split_host_port(&config.outbound.smarthost).context("outbound.smarthost must be HOST:PORT")?;
+    Ok(Route::Smarthost(Smarthost {
+        host,
+        port,
+        tls: match config.outbound.smarthost_tls.as_str() {
+            "tls" => SmarthostTls::Implicit,
+            "none" => SmarthostTls::None,
+            _ => SmarthostTls::StartTls,
+        },
+        username: config.outbound.smarthost_username.clone(),
+        password: config.outbound.smarthost_password.clone(),
+        accept_invalid_certs: config.outbound.smarthost_accept_invalid_certs,
+    }))
+}
+
+/// Starts everything on the given listeners.
+pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
+    let store = open_store(config, clock).await?;
+    let (certs, key) = crate::tls::load_or_generate(&config.cert_path(), &config.key_path(), &config.smtp.hostname)?;
+    let smtp_tls = crate::tls::server_config(certs.clone(), key.clone_key(), &[])?;
+    let portal_tls = crate::tls::server_config(certs, key, &[b"h2", b"http/1.1"])?;
+    let wakers = Wakers::default();
+    let addresses = Addresses {
+        relay: listeners.relay.local_addr()?,
+        submission: listeners.submission.local_addr()?,
+        portal: listeners.portal.local_addr()?,
+    };
+
+    let smtp = SmtpServer::new(
+        Arc::clone(&store),
+        SmtpConfig {
+            hostname: config.smtp.hostname.clone(),
+            max_message_size: config.max_message_size(),
+            max_recipients: config.smtp.max_recipients,
+            max_connections: config.smtp.max_connections,
+            command_timeout: Duration::from_secs(config.smtp.command_timeout),
+            data_timeout: Duration::from_secs(config.smtp.data_timeout),
+            trusted_networks: config.trusted_networks(),
+        },
+        Some(tokio_rustls::TlsAcceptor::from(smtp_tls)),
+        wakers.clone(),
+    );
+    let notify = NotifyConfig {
+        public_url: config.public_url.clone(),
+        from_address: config.outbound.from_address.clone(),
+        subject_template: config.outbound.notification_subject.clone(),
+    };
+    let delivery = DeliveryConfig { route: route(config)?, from_address: config.outbound.from_address.clone(), hostname: config.smtp.hostname.clone() };
+    let router = portal::router(Arc::clone(&store), portal::PortalConfig { public_url: config.public_url.clone() });
+
+    let tasks = vec![
+        tokio::spawn(Arc::clone(&smtp).serve(listeners.relay, ListenerKind::Relay)),
+        tokio::spawn(smtp.serve(listeners.submission, ListenerKind::Submission)),
+        tokio::spawn(portal::serve(listeners.portal, tokio_rustls::TlsAcceptor::from(portal_tls), router)),
+        tokio::spawn(gateway::workers::run_sealer(Arc::clone(&store), wakers.clone())),
+        tokio::spawn(gateway::notify::run_notifier(Arc::clone(&store), notify, wakers.clone())),
+        tokio::spawn(gateway::deliver::run_delivery(Arc::clone(&store), delivery, wakers.clone())),
+        tokio::spawn(gateway::workers::run_purger(Arc::clone(&store), Duration::from_secs(3600))),
+    ];
+    // Anything spooled before a restart is picked up at once.
+    wakers.sealer.notify_one();
+    Ok(Running { store, addresses, tasks })
+}

@@ -1,0 +1,6 @@
+//! The `sealpost` binary's library half: configuration, TLS and wiring, shared
+//! by `main.rs` and the end-to-end tests.
+
+pub mod app;
+pub mod config;
+pub mod tls;

@@ -1,0 +1,227 @@
+//! Starts an instance per test and offers the clients the tests use.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use sealpost::app::{self, Listeners, Running};
+use sealpost::config::Config;
+use store::accounts::Role;
+use store::{ManualClock, Store};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+/// Every log line any instance wrote, for the "no PHI in logs" checks.
+pub static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+
+#[derive(Clone)]
+struct LogSink(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn install_log_capture() {
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let sink = LogSink(Arc::clone(&buffer));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("debug")
+            .with_ansi(false)
+            .with_writer(move || sink.clone())
+            .try_init();
+        buffer
+    });
+}
+
+pub fn logs() -> String {
+    String::from_utf8_lossy(&LOGS.get().unwrap().lock().unwrap()).into_owned()
+}
+
+/// A running instance in its own temp folder.
+pub struct Instance {
+    pub dir: tempfile::TempDir,
+    pub running: Running,
+    pub clock: Arc<ManualClock>,
+    pub config: Config,
+}
+
+/// A fresh PostgreSQL database when `SEALPOST_TEST_POSTGRES_URL` is set.
+async fn database_url() -> Option<String> {
+    let admin = std::env::var("SEALPOST_TEST_POSTGRES_URL").ok()?;
+    sqlx::any::install_default_drivers();
+    let name = format!("sealpost_test_{}", store::crypto::random_hex(6));
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin).await.expect("connect to PostgreSQL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.expect("create database");
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
+    Some(format!("{base}/{name}"))
+}
+
+impl Instance {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        install_log_capture();
+        let dir = tempfile::tempdir().unwrap();
+        let listeners = Listeners {
+            relay: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            submission: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            portal: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        };
+        let mut config = Config::default();
+        config.data_dir = dir.path().join("data");
+        config.database.url = database_url().await;
+        config.public_url = format!("https://localhost:{}", listeners.portal.local_addr().unwrap().port());
+        config.smtp.command_timeout = 20;
+        config.smtp.data_timeout = 20;
+        tweak(&mut config);
+        config.validate().unwrap();
+        let clock = Arc::new(ManualClock::new(1_800_000_000));
+        let running = app::start(&config, listeners, clock.clone()).await.unwrap();
+        Self { dir, running, clock, config }
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.running.store
+    }
+
+    pub fn relay(&self) -> SocketAddr {
+        self.running.addresses.relay
+    }
+
+    pub fn submission(&self) -> SocketAddr {
+        self.running.addresses.submission
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}{path}", self.running.addresses.portal.port())
+    }
+
+    /// Turns a link from a mail (which starts with `public_url`) into one we can
+    /// reach: same port, the loopback address.
+    pub fn reachable(&self, link: &str) -> String {
+        link.replacen(&self.config.public_url, &self.url(""), 1)
+    }
+
+    /// A practice "Smiles Dental" (smiles.example) with a paid doctor.
+    pub async fn practice_with_doctor(&self) -> store::accounts::User {
+        self.store().add_practice("Smiles Dental", "smiles.example").await.unwrap();
+        let (user, _) = self
+            .store()
+            .add_practice_user("ada@smiles.example", "Dr Ada Lovelace", Role::Doctor, "smiles.example", true, false)
+            .await
+            .unwrap();
+        user
+    }
+
+    /// Mails delivered to the Maildir outbox for `rcpt`, oldest first.
+    pub fn outbox_for(&self, rcpt: &str) -> Vec<Vec<u8>> {
+        let dir = self.config.data_dir.join("outbox/new");
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        // Names share the manual clock's second; delivery order is the files' order.
+        entries.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+        let marker = format!("Delivered-To: {rcpt}\r\n");
+        entries
+            .into_iter()
+            .filter_map(|p| std::fs::read(p).ok())
+            .filter(|m| m.windows(marker.len()).any(|w| w == marker.as_bytes()))
+            .collect()
+    }
+
+    /// Waits until `rcpt` has at least `count` mails; returns the newest.
+    pub async fn wait_for_mail(&self, rcpt: &str, count: usize) -> Vec<u8> {
+        for _ in 0..300 {
+            let mails = self.outbox_for(rcpt);
+            if mails.len() >= count {
+                return mails.last().unwrap().clone();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no mail #{count} for {rcpt} within 30 s");
+    }
+}
+
+/// The first link in a mail that starts with `prefix`.
+pub fn link_in(mail: &[u8], prefix: &str) -> String {
+    let parsed = mail_parser::MessageParser::default().parse(mail).expect("a parsable mail");
+    let text = parsed.body_text(0).expect("a text body").into_owned();
+    let start = text.find(prefix).unwrap_or_else(|| panic!("no link starting {prefix} in: {text}"));
+    text[start..].split_whitespace().next().unwrap().to_owned()
+}
+
+/// An HTTPS client with a cookie jar that trusts the dev certificate.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap()
+}
+
+/// A minimal line-level SMTP client, for asserting exact reply codes.
+pub struct RawSmtp {
+    reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    writer: tokio::net::tcp::OwnedWriteHalf,
+}
+
+impl RawSmtp {
+    pub async fn connect(addr: SocketAddr) -> Self {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (read, writer) = stream.into_split();
+        let mut conn = Self { reader: BufReader::new(read), writer };
+        let greeting = conn.read_reply().await;
+        assert!(greeting.starts_with("220 "), "{greeting}");
+        conn
+    }
+
+    /// Reads one (possibly multi-line) reply.
+    pub async fn read_reply(&mut self) -> String {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            let n = tokio::time::timeout(Duration::from_secs(20), self.reader.read_line(&mut line)).await.expect("reply in time").unwrap();
+            assert!(n > 0, "connection closed; so far: {all}");
+            all.push_str(&line);
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return all;
+            }
+        }
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).await.unwrap();
+    }
+
+    /// Sends a command and asserts the reply starts with `expect`.
+    pub async fn cmd(&mut self, line: &str, expect: &str) -> String {
+        self.send(format!("{line}\r\n").as_bytes()).await;
+        let reply = self.read_reply().await;
+        assert!(reply.starts_with(expect), "{line:?} got {reply:?}, expected {expect}");
+        reply
+    }
+}
+
+/// Every file under `dir` whose bytes contain `needle`.
+pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            stack.extend(std::fs::read_dir(&path).unwrap().flatten().map(|e| e.path()));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            if bytes.windows(needle.len()).any(|w| w == needle) {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
