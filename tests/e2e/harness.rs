@@ -150,6 +150,23 @@ impl Instance {
     }
 }
 
+/// On PostgreSQL (whose files are not under the data folder): the tables whose
+/// rows, as text, contain `needle` in clear or hex-encoded.
+pub async fn postgres_tables_containing(instance: &Instance, needle: &str) -> Vec<String> {
+    let Some(url) = instance.config.database.url.clone().filter(|u| u.starts_with("postgres")) else { return Vec::new() };
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url).await.unwrap();
+    let hex: String = needle.bytes().map(|b| format!("{b:02x}")).collect();
+    let mut found = Vec::new();
+    for table in ["practices", "users", "contacts", "spool", "messages", "message_recipients", "tokens", "mail_jobs", "outbound", "audit"] {
+        let sql = format!("SELECT COUNT(*) AS n FROM {table} t WHERE t::text LIKE '%{needle}%' OR t::text LIKE '%{hex}%'");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_one(&mut conn).await.unwrap();
+        if sqlx::Row::try_get::<i64, _>(&row, "n").unwrap() > 0 {
+            found.push(table.to_owned());
+        }
+    }
+    found
+}
+
 /// The first link in a mail that starts with `prefix`.
 pub fn link_in(mail: &[u8], prefix: &str) -> String {
     let parsed = mail_parser::MessageParser::default().parse(mail).expect("a parsable mail");

@@ -8,7 +8,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use mail_builder::MessageBuilder;
 use mail_builder::headers::raw::Raw;
 
-use super::harness::{Instance, browser, files_containing, link_in, logs};
+use super::harness::{Instance, browser, files_containing, link_in, logs, postgres_tables_containing};
 
 pub fn canary() -> String {
     format!("CANARY{}", store::crypto::random_hex(8))
@@ -109,6 +109,8 @@ async fn secure_message_reaches_a_new_patient_and_stays_sealed() {
     let leaked = files_containing(instance.dir.path(), canary.as_bytes());
     assert!(leaked.is_empty(), "canary in clear in {leaked:?}");
     assert!(!logs().contains(&canary), "canary in the logs");
+    let tables = postgres_tables_containing(&instance, &canary).await;
+    assert!(tables.is_empty(), "canary in clear in PostgreSQL tables {tables:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

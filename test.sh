@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The test command: the whole suite on SQLite, then the end-to-end suite again on
+# a throwaway PostgreSQL cluster (needs Debian's postgresql package: see .ci/run).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+echo "== unit and end-to-end tests (SQLite)"
+cargo test --workspace --locked
+
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/initdb" ]; then
+  echo "PostgreSQL server binaries not found: install Debian's postgresql package (see .ci/run)" >&2
+  exit 1
+fi
+
+pg_dir=$(mktemp -d /tmp/sealpost-pg.XXXXXX)
+pg_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+as_pg=()
+if [ "$(id -u)" = 0 ]; then
+  chown postgres "$pg_dir"
+  as_pg=(runuser -u postgres --)
+fi
+cleanup() { "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_dir/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$pg_dir"; }
+trap cleanup EXIT
+"${as_pg[@]}" "$pg_bin/initdb" -D "$pg_dir/data" -U postgres --auth=trust >/dev/null
+"${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w \
+  -o "-c listen_addresses=127.0.0.1 -c port=$pg_port -c unix_socket_directories=$pg_dir -c fsync=off" start >/dev/null
+
+echo "== end-to-end tests (PostgreSQL on 127.0.0.1:$pg_port)"
+SEALPOST_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$pg_port/postgres" cargo test --locked --test e2e
