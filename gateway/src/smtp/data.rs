@@ -161,43 +161,40 @@ impl Session {
             return common::temporary_failure();
         };
         let mail_from = self.tx.mail_from.clone().unwrap_or_default();
-        if facts.is_secure() {
-            let sender = match self.secure_sender(&facts, &mail_from).await {
-                Ok(sender) => sender,
+        let sender = if facts.is_secure() {
+            match self.secure_sender(&facts, &mail_from).await {
+                Ok(sender) => Some(sender),
                 Err(reply) => {
                     spool.discard().await;
                     return reply;
                 }
-            };
-            let spooled = match spool.finish().await {
-                Ok(spooled) => spooled,
-                Err(error) => {
-                    tracing::error!(%error, "cannot finish spool file");
-                    return common::temporary_failure();
-                }
-            };
-            if let Err(error) = self.server.store.accept_secure(&spooled, &mail_from, &self.tx.rcpt_to, sender.id).await {
-                tracing::error!(%error, "cannot record spooled message");
-                spooled.discard().await;
+            }
+        } else {
+            None
+        };
+        let spooled = match spool.finish().await {
+            Ok(spooled) => spooled,
+            Err(error) => {
+                tracing::error!(%error, "cannot finish spool file");
                 return common::temporary_failure();
             }
-            tracing::info!(id = %spooled.id, size = spooled.size, recipients = self.tx.rcpt_to.len(), "secure message accepted");
+        };
+        let store = &self.server.store;
+        let recorded = match &sender {
+            Some(sender) => store.accept_secure(&spooled, &mail_from, &self.tx.rcpt_to, sender.id).await,
+            None => store.accept_plain(&spooled, &mail_from, &self.tx.rcpt_to).await,
+        };
+        if let Err(error) = recorded {
+            tracing::error!(%error, "cannot record spooled message");
+            spooled.discard().await;
+            return common::temporary_failure();
+        }
+        let (secure, recipients) = (sender.is_some(), self.tx.rcpt_to.len());
+        tracing::info!(id = %spooled.id, size = spooled.size, recipients, secure, "message accepted");
+        if secure {
             self.server.wakers.sealer.notify_one();
             Reply::new(250, "2.0.0", format!("Message accepted and sealed as {}", spooled.id))
         } else {
-            let spooled = match spool.finish().await {
-                Ok(spooled) => spooled,
-                Err(error) => {
-                    tracing::error!(%error, "cannot finish spool file");
-                    return common::temporary_failure();
-                }
-            };
-            if let Err(error) = self.server.store.accept_plain(&spooled, &mail_from, &self.tx.rcpt_to).await {
-                tracing::error!(%error, "cannot queue message");
-                spooled.discard().await;
-                return common::temporary_failure();
-            }
-            tracing::info!(id = %spooled.id, size = spooled.size, recipients = self.tx.rcpt_to.len(), "message accepted for relay");
             self.server.wakers.delivery.notify_one();
             Reply::new(250, "2.0.0", format!("Message accepted for delivery as {}", spooled.id))
         }
