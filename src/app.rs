@@ -135,7 +135,7 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
         tokio::spawn(gateway::workers::run_sealer(Arc::clone(&store), wakers.clone())),
         tokio::spawn(gateway::notify::run_notifier(Arc::clone(&store), notify, wakers.clone())),
         tokio::spawn(gateway::deliver::run_delivery(Arc::clone(&store), delivery, wakers.clone())),
-        tokio::spawn(gateway::workers::run_purger(Arc::clone(&store), Duration::from_secs(3600))),
+        tokio::spawn(gateway::workers::run_purger(Arc::clone(&store), Duration::from_hours(1))),
     ];
     // Anything spooled before a restart is picked up at once.
     wakers.sealer.notify_one();

@@ -20,7 +20,7 @@ const SECTIONS: [&str; 9] = ["database", "blobs", "smtp", "imap", "portal", "tls
 pub struct Config {
     /// Links in notifications start with it, e.g. `https://secure.example-dental.com`.
     pub public_url: String,
-    /// Folder for the SQLite database, blobs, spool, keys, certificates and the outbox.
+    /// Folder for the `SQLite` database, blobs, spool, keys, certificates and the outbox.
     pub data_dir: PathBuf,
     pub database: Database,
     pub blobs: Blobs,

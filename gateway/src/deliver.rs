@@ -180,7 +180,7 @@ async fn to_smarthost(store: &Store, host: &Smarthost, hostname: &str, item: &Ou
         .port(host.port)
         .tls(tls)
         .hello_name(lettre::transport::smtp::extension::ClientId::Domain(hostname.to_owned()))
-        .timeout(Some(Duration::from_secs(60)));
+        .timeout(Some(Duration::from_mins(1)));
     if let (Some(user), Some(password)) = (&host.username, &host.password) {
         builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
     }

@@ -1,5 +1,5 @@
-//! Database connection and migrations. One model code serves SQLite (default) and
-//! PostgreSQL through sqlx's `Any` driver; each dialect has its own migrations.
+//! Database connection and migrations. One model code serves `SQLite` (default) and
+//! `PostgreSQL` through sqlx's `Any` driver; each dialect has its own migrations.
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::AnyPool;
@@ -25,8 +25,8 @@ impl Dialect {
     }
 }
 
-/// Opens a pool. SQLite files (and their folder) are created when absent; sqlx's
-/// SQLite defaults already give WAL, `synchronous=FULL` and foreign keys.
+/// Opens a pool. `SQLite` files (and their folder) are created when absent; sqlx's
+/// `SQLite` defaults already give WAL, `synchronous=FULL` and foreign keys.
 pub async fn connect(url: &str) -> Result<(AnyPool, Dialect)> {
     install_default_drivers();
     let dialect = Dialect::of(url)
@@ -44,11 +44,10 @@ pub async fn connect(url: &str) -> Result<(AnyPool, Dialect)> {
 fn prepare_sqlite_url(url: &str) -> Result<String> {
     let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    if path != ":memory:" {
-        if let Some(parent) = std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+    if path != ":memory:"
+        && let Some(parent) = std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)?;
         }
-    }
     let mut params: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
     if !params.iter().any(|p| p.starts_with("mode=")) {
         params.push("mode=rwc");

@@ -64,6 +64,7 @@ pub struct MessageContext {
 /// What the notifier needs to write one mail.
 #[derive(Debug, Clone)]
 pub struct MailContext {
+    pub kind: JobKind,
     pub recipient: User,
     pub message: Option<MessageContext>,
     /// Path and query of the one link the mail carries (to be put after `public_url`).
@@ -183,7 +184,7 @@ impl Store {
                 }
             }
         };
-        Ok(MailContext { recipient, message, link, invitation })
+        Ok(MailContext { kind: job.kind, recipient, message, link, invitation })
     }
 
     async fn message_context(&self, id: &MessageId) -> Result<MessageContext> {

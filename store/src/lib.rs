@@ -141,7 +141,7 @@ impl Store {
         self.dialect
     }
 
-    /// Closes the database pool (flushes SQLite's WAL on the last connection).
+    /// Closes the database pool (flushes `SQLite`'s WAL on the last connection).
     pub async fn close(&self) {
         self.db.close().await;
     }

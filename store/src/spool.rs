@@ -47,6 +47,11 @@ impl SpoolWriter {
         Ok(Self { file, tmp, dest, id, key, sealer, out: Vec::with_capacity(1 << 20), size: 0 })
     }
 
+    /// The id the message will have.
+    pub fn id(&self) -> &MessageId {
+        &self.id
+    }
+
     /// Bytes written so far.
     pub fn size(&self) -> u64 {
         self.size

@@ -53,7 +53,7 @@ pub struct Instance {
     pub config: Config,
 }
 
-/// A fresh PostgreSQL database when `SEALPOST_TEST_POSTGRES_URL` is set.
+/// A fresh `PostgreSQL` database when `SEALPOST_TEST_POSTGRES_URL` is set.
 async fn database_url() -> Option<String> {
     let admin = std::env::var("SEALPOST_TEST_POSTGRES_URL").ok()?;
     sqlx::any::install_default_drivers();
@@ -150,7 +150,7 @@ impl Instance {
     }
 }
 
-/// On PostgreSQL (whose files are not under the data folder): the tables whose
+/// On `PostgreSQL` (whose files are not under the data folder): the tables whose
 /// rows, as text, contain `needle` in clear or hex-encoded.
 pub async fn postgres_tables_containing(instance: &Instance, needle: &str) -> Vec<String> {
     let Some(url) = instance.config.database.url.clone().filter(|u| u.starts_with("postgres")) else { return Vec::new() };
@@ -234,11 +234,10 @@ pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
     while let Some(path) = stack.pop() {
         if path.is_dir() {
             stack.extend(std::fs::read_dir(&path).unwrap().flatten().map(|e| e.path()));
-        } else if let Ok(bytes) = std::fs::read(&path) {
-            if bytes.windows(needle.len()).any(|w| w == needle) {
+        } else if let Ok(bytes) = std::fs::read(&path)
+            && bytes.windows(needle.len()).any(|w| w == needle) {
                 found.push(path);
             }
-        }
     }
     found
 }

@@ -81,12 +81,9 @@ impl Session {
                 }
                 Next::Continue
             }
-            AuthStep::LoginPassword { user } => match decode(&text) {
-                Some(password) => self.check_credentials(&user, &password).await,
-                None => {
-                    self.reply(&Reply::new(501, "5.5.2", "Cannot decode the AUTH response"));
-                    Next::Continue
-                }
+            AuthStep::LoginPassword { user } => if let Some(password) = decode(&text) { self.check_credentials(&user, &password).await } else {
+                self.reply(&Reply::new(501, "5.5.2", "Cannot decode the AUTH response"));
+                Next::Continue
             },
         }
     }
@@ -111,22 +108,19 @@ impl Session {
 
     async fn check_credentials(&mut self, user: &str, password: &str) -> Next {
         let client = self.client();
-        match self.server.store.check_password(user, password, &client).await {
-            Ok(user) => {
-                tracing::info!(user = %user.id, "smtp authenticated");
-                self.user = Some(user);
-                self.reply(&Reply::new(235, "2.7.0", "Authentication successful"));
-                Next::Continue
+        if let Ok(user) = self.server.store.check_password(user, password, &client).await {
+            tracing::info!(user = %user.id, "smtp authenticated");
+            self.user = Some(user);
+            self.reply(&Reply::new(235, "2.7.0", "Authentication successful"));
+            Next::Continue
+        } else {
+            self.auth_failures += 1;
+            if self.auth_failures >= MAX_FAILURES {
+                self.reply(&Reply::new(421, "4.7.0", "Too many failed authentication attempts; closing connection"));
+                return Next::Quit;
             }
-            Err(_) => {
-                self.auth_failures += 1;
-                if self.auth_failures >= MAX_FAILURES {
-                    self.reply(&Reply::new(421, "4.7.0", "Too many failed authentication attempts; closing connection"));
-                    return Next::Quit;
-                }
-                self.reply(&Reply::new(535, "5.7.8", "Authentication credentials invalid"));
-                Next::Continue
-            }
+            self.reply(&Reply::new(535, "5.7.8", "Authentication credentials invalid"));
+            Next::Continue
         }
     }
 }

@@ -135,12 +135,11 @@ impl Session {
         }
         if !phase.too_big && !phase.failed {
             phase.capture_headers(&data);
-            if let Some(spool) = phase.spool.as_mut() {
-                if let Err(error) = spool.write(&data).await {
+            if let Some(spool) = phase.spool.as_mut()
+                && let Err(error) = spool.write(&data).await {
                     tracing::error!(%error, "cannot write spool file");
                     phase.failed = true;
                 }
-            }
         }
         if done {
             let State::Data(phase) = std::mem::replace(&mut self.state, State::Command) else { unreachable!() };
@@ -204,11 +203,10 @@ impl Session {
     /// user only as themselves.
     async fn secure_sender(&self, facts: &HeaderFacts, mail_from: &str) -> Result<store::accounts::User, Reply> {
         let address = facts.from.clone().unwrap_or_else(|| mail_from.to_owned());
-        if let Some(user) = &self.user {
-            if address != user.email {
+        if let Some(user) = &self.user
+            && address != user.email {
                 return Err(Reply::new(550, "5.7.1", format!("Secure mail refused: the From address {address} is not yours ({})", user.email)));
             }
-        }
         let refusal = match self.server.store.secure_sender(&address).await {
             Ok(Ok(user)) => return Ok(user),
             Ok(Err(refusal)) => refusal,

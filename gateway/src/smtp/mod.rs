@@ -56,8 +56,8 @@ impl Default for SmtpConfig {
             max_message_size: 300_000_000,
             max_recipients: 100,
             max_connections: 200,
-            command_timeout: Duration::from_secs(300),
-            data_timeout: Duration::from_secs(600),
+            command_timeout: Duration::from_mins(5),
+            data_timeout: Duration::from_mins(10),
             trusted_networks: vec!["127.0.0.0/8".parse().expect("valid network")],
         }
     }

@@ -117,15 +117,12 @@ impl Session {
             } else {
                 self.server.config.command_timeout
             };
-            let read = match tokio::time::timeout(limit, stream.read(&mut buf)).await {
-                Ok(read) => read?,
-                Err(_) => {
-                    let text = format!("{} Timeout, closing connection", self.server.config.hostname);
-                    self.reply(&Reply::new(421, "4.4.2", text));
-                    stream.write_all(&std::mem::take(&mut self.out)).await?;
-                    self.abort_transaction().await;
-                    return Ok(Next::Quit);
-                }
+            let read = if let Ok(read) = tokio::time::timeout(limit, stream.read(&mut buf)).await { read? } else {
+                let text = format!("{} Timeout, closing connection", self.server.config.hostname);
+                self.reply(&Reply::new(421, "4.4.2", text));
+                stream.write_all(&std::mem::take(&mut self.out)).await?;
+                self.abort_transaction().await;
+                return Ok(Next::Quit);
             };
             if read == 0 {
                 self.abort_transaction().await;
@@ -204,12 +201,9 @@ impl Session {
         }
         self.receiver.buf().clear();
         self.reply(&Reply::new(500, "5.5.2", "Line too long"));
-        match newline {
-            Some(at) => *bytes = slice[at + 1..].iter(),
-            None => {
-                *bytes = [].iter();
-                self.discard_line = true;
-            }
+        if let Some(at) = newline { *bytes = slice[at + 1..].iter() } else {
+            *bytes = [].iter();
+            self.discard_line = true;
         }
         true
     }
@@ -244,7 +238,7 @@ impl Session {
     }
 
     fn ehlo(&mut self, host: String, extended: bool) {
-        let host: String = host.chars().filter(|c| c.is_ascii_graphic()).take(255).collect();
+        let host: String = host.chars().filter(char::is_ascii_graphic).take(255).collect();
         self.helo = Some(host);
         self.tx = Transaction::default();
         let name = &self.server.config.hostname;

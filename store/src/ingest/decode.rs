@@ -84,7 +84,7 @@ fn decode_base64(quad: &mut Vec<u8>, out: &mut Vec<u8>) {
     } else if !quad.is_empty() {
         // Only the last, partial group can fail; decode it padded.
         let mut padded = quad.clone();
-        while padded.len() % 4 != 0 {
+        while !padded.len().is_multiple_of(4) {
             padded.push(b'=');
         }
         out.extend_from_slice(&LENIENT.decode(&padded).unwrap_or_default());

@@ -43,7 +43,7 @@ impl HeaderFacts {
 }
 
 fn addresses(list: Option<&mail_parser::Address<'_>>) -> Vec<String> {
-    list.map(|a| a.iter().filter_map(|addr| addr.address().map(|s| s.to_ascii_lowercase())).collect()).unwrap_or_default()
+    list.map(|a| a.iter().filter_map(|addr| addr.address().map(str::to_ascii_lowercase)).collect()).unwrap_or_default()
 }
 
 /// Reads a header block (RFC 5322, with RFC 2047 encoded words decoded).

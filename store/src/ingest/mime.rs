@@ -171,15 +171,12 @@ impl Splitter {
         if top {
             events.push(Event::MessageHeaders(block.clone()));
         }
-        match multipart_boundary(&block).filter(|_| self.boundaries.len() < MAX_DEPTH) {
-            Some(boundary) => {
-                self.boundaries.push(boundary);
-                self.state = State::Skip;
-            }
-            None => {
-                events.push(Event::PartStart(block));
-                self.state = State::Leaf { held_crlf: false };
-            }
+        if let Some(boundary) = multipart_boundary(&block).filter(|_| self.boundaries.len() < MAX_DEPTH) {
+            self.boundaries.push(boundary);
+            self.state = State::Skip;
+        } else {
+            events.push(Event::PartStart(block));
+            self.state = State::Leaf { held_crlf: false };
         }
     }
 

@@ -96,9 +96,7 @@ impl<'a> PartSealer<'a> {
         let parsed = MessageParser::default().parse_headers(&block[..]);
         let (content_type, disposition, filename, encoding) = match &parsed {
             Some(p) => (
-                p.content_type()
-                    .map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("octet-stream")).to_ascii_lowercase())
-                    .unwrap_or_else(|| "text/plain".into()),
+                p.content_type().map_or_else(|| "text/plain".into(), |c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("octet-stream")).to_ascii_lowercase()),
                 p.content_disposition().map(|d| d.ctype().to_ascii_lowercase()),
                 p.attachment_name().map(str::to_owned),
                 p.content_transfer_encoding().map(str::to_owned),
@@ -163,7 +161,7 @@ impl<'a> PartSealer<'a> {
                 headers.extend_from_slice(b"\r\n");
                 headers.extend_from_slice(&raw);
                 let parsed = MessageParser::default().parse(&headers[..]);
-                let text = parsed.as_ref().and_then(|m| if html { m.body_html(0) } else { m.body_text(0) }).map(|t| t.into_owned());
+                let text = parsed.as_ref().and_then(|m| if html { m.body_html(0) } else { m.body_text(0) }).map(std::borrow::Cow::into_owned);
                 if html {
                     self.meta.html = Some(text.unwrap_or_default());
                 } else {
