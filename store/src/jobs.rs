@@ -140,6 +140,19 @@ pub enum DeliveryOutcome {
     Failed { error: String },
 }
 
+fn outbound_from_row(row: &sqlx::any::AnyRow) -> Result<OutboundItem> {
+    Ok(OutboundItem {
+        id: row.try_get("id")?,
+        blob: row.try_get("blob")?,
+        mail_from: row.try_get("mail_from")?,
+        rcpt_to: row.try_get("rcpt_to")?,
+        key: WrappedKey { kek_id: row.try_get("kek_id")?, wrapped: row.try_get("wrapped_key")? },
+        strip_markers: row.try_get::<i64, _>("strip_markers")? != 0,
+        attempts: row.try_get("attempts")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
 impl Store {
     /// Jobs not yet done, oldest first.
     pub async fn pending_jobs(&self, limit: i64) -> Result<Vec<MailJob>> {
@@ -231,20 +244,20 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.db)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(OutboundItem {
-                    id: row.try_get("id")?,
-                    blob: row.try_get("blob")?,
-                    mail_from: row.try_get("mail_from")?,
-                    rcpt_to: row.try_get("rcpt_to")?,
-                    key: WrappedKey { kek_id: row.try_get("kek_id")?, wrapped: row.try_get("wrapped_key")? },
-                    strip_markers: row.try_get::<i64, _>("strip_markers")? != 0,
-                    attempts: row.try_get("attempts")?,
-                    created_at: row.try_get("created_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(outbound_from_row).collect()
+    }
+
+    /// Deliveries in `state` (`queued`, `sent` or `failed`), oldest first, due or not.
+    pub async fn outbound_in_state(&self, state: &str, limit: i64) -> Result<Vec<OutboundItem>> {
+        let rows = sqlx::query(
+            "SELECT id, blob, mail_from, rcpt_to, kek_id, wrapped_key, strip_markers, attempts, created_at FROM outbound
+             WHERE state = $1 ORDER BY created_at, id LIMIT $2",
+        )
+        .bind(state)
+        .bind(limit)
+        .fetch_all(&self.db)
+        .await?;
+        rows.iter().map(outbound_from_row).collect()
     }
 
     fn outbound_path(&self, blob: &str) -> PathBuf {

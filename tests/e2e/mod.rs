@@ -1,4 +1,6 @@
+mod delivery;
 mod harness;
+mod limits;
 mod portal_access;
 mod secure_send;
 mod smtp_refusals;

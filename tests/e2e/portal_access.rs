@@ -71,6 +71,14 @@ async fn one_user_cannot_reach_another_users_message_or_attachment() {
         .await
         .unwrap();
     let (owner, owner_message) = register(&instance, "p1@example.org", 0).await;
+    // Setting the password opened the message; a second one arrives unread.
+    send_via_relay(&instance, "ada@smiles.example", &["p1@example.org"], &secure_message("p1@example.org", "second", b"2", None))
+        .await
+        .unwrap();
+    instance.wait_for_mail("p1@example.org", 3).await;
+    let inbox = owner.get(instance.url("/inbox")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(inbox.matches(">New<").count(), 1, "exactly the second message is unread");
+    assert!(inbox.contains(&canary), "the inbox lists the subject");
     assert_eq!(owner.get(instance.reachable(&owner_message)).send().await.unwrap().status(), 200);
 
     send_via_relay(&instance, "ada@smiles.example", &["p2@example.org"], &secure_message("p2@example.org", "other", b"theirs", Some("patient")))

@@ -1,0 +1,53 @@
+//! Connection limits, idle timeouts, and the message lifecycle (expiry shreds).
+
+use std::time::Duration;
+
+use super::harness::{Instance, RawSmtp, browser, files_containing, link_in};
+use super::secure_send::{canary, secure_message, send_via_relay};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_limit_and_idle_timeout() {
+    let instance = Instance::start_with(|c| {
+        c.smtp.max_connections = 1;
+        c.smtp.command_timeout = 1;
+    })
+    .await;
+    let mut first = RawSmtp::connect(instance.relay()).await;
+    first.cmd("EHLO one", "250").await;
+    let mut second = tokio::net::TcpStream::connect(instance.relay()).await.unwrap();
+    let mut reply = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut second, &mut reply).await.unwrap();
+    assert!(reply.starts_with("421 4.3.2"), "{reply}");
+    // The first client falls silent: the server says so and hangs up.
+    let timeout = tokio::time::timeout(Duration::from_secs(10), first.read_reply()).await.unwrap();
+    assert!(timeout.starts_with("421 4.4.2"), "{timeout}");
+    // Its slot is free again.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut third = RawSmtp::connect(instance.relay()).await;
+    third.cmd("NOOP", "250").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_messages_are_shredded() {
+    let instance = Instance::start().await;
+    instance.practice_with_doctor().await;
+    let canary = canary();
+    send_via_relay(&instance, "ada@smiles.example", &["pat@example.org"], &secure_message("pat@example.org", &canary, b"bytes", Some("patient")))
+        .await
+        .unwrap();
+    let mail = instance.wait_for_mail("pat@example.org", 1).await;
+    let message_url = link_in(&mail, &format!("{}/m/", instance.config.public_url)).split('?').next().unwrap().to_owned();
+    let id = message_url.rsplit('/').next().unwrap().to_owned();
+    let blobs = instance.config.data_dir.join("blobs/messages").join(&id);
+    assert!(blobs.exists());
+
+    instance.clock.advance(31 * 86_400);
+    assert_eq!(instance.store().purge_expired().await.unwrap(), 1);
+    assert!(!blobs.exists(), "blobs are deleted");
+    let audit = instance.store().recent_audit(5).await.unwrap();
+    assert!(audit.iter().any(|(_, action, object)| action == "message.expire" && object.contains(&id)));
+    // The invitation leads nowhere now.
+    let page = browser().get(instance.reachable(&link_in(&mail, &format!("{}/m/", instance.config.public_url)))).send().await.unwrap();
+    assert!(page.status() == 404 || page.status() == 410, "{}", page.status());
+    assert!(files_containing(instance.dir.path(), canary.as_bytes()).is_empty());
+}
