@@ -90,6 +90,15 @@ impl Instance {
         Self { dir, running, clock, config }
     }
 
+    /// Stops every task and closes the store, keeping the folder and the clock.
+    pub async fn stop(self) -> Stopped {
+        let Self { dir, running, clock, config } = self;
+        let store = Arc::clone(&running.store);
+        drop(running);
+        store.close().await;
+        Stopped { dir, clock, config }
+    }
+
     pub fn store(&self) -> &Arc<Store> {
         &self.running.store
     }
@@ -165,6 +174,26 @@ pub async fn postgres_tables_containing(instance: &Instance, needle: &str) -> Ve
         }
     }
     found
+}
+
+/// An instance whose tasks are stopped; its folder and database remain.
+pub struct Stopped {
+    pub dir: tempfile::TempDir,
+    pub clock: Arc<ManualClock>,
+    pub config: Config,
+}
+
+impl Stopped {
+    /// Starts again on the same folder and database, on fresh ports.
+    pub async fn start(self) -> Instance {
+        let listeners = Listeners {
+            relay: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            submission: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            portal: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        };
+        let running = app::start(&self.config, listeners, self.clock.clone()).await.unwrap();
+        Instance { dir: self.dir, running, clock: self.clock, config: self.config }
+    }
 }
 
 /// The first link in a mail that starts with `prefix`.

@@ -1,4 +1,5 @@
-//! Connection limits, idle timeouts, and the message lifecycle (expiry shreds).
+//! Connection limits, idle timeouts, restarts that lose nothing, and the message
+//! lifecycle (expiry shreds).
 
 use std::time::Duration;
 
@@ -50,4 +51,41 @@ async fn expired_messages_are_shredded() {
     let page = browser().get(instance.reachable(&link_in(&mail, &format!("{}/m/", instance.config.public_url)))).send().await.unwrap();
     assert!(page.status() == 404 || page.status() == 410, "{}", page.status());
     assert!(files_containing(instance.dir.path(), canary.as_bytes()).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_mail_survives_a_restart() {
+    let instance = Instance::start().await;
+    let doctor = instance.practice_with_doctor().await;
+    let stopped = instance.stop().await;
+
+    // As if the process died right after answering 250: one secure message spooled
+    // and recorded but not sealed, one ordinary message queued but not delivered,
+    // and one spool file half-written (never acknowledged).
+    let store = sealpost::app::open_store(&stopped.config, stopped.clock.clone()).await.unwrap();
+    let canary = canary();
+    let mut writer = store.spool_writer().await.unwrap();
+    writer.write(&secure_message("pat@example.org", &canary, b"scan", Some("patient"))).await.unwrap();
+    let spooled = writer.finish().await.unwrap();
+    store.accept_secure(&spooled, "ada@smiles.example", &["pat@example.org".into()], doctor.id).await.unwrap();
+    let mut plain = store.spool_writer().await.unwrap();
+    plain.write(b"From: ada@smiles.example\r\nSubject: hello\r\n\r\nhi\r\n").await.unwrap();
+    let plain = plain.finish().await.unwrap();
+    store.accept_plain(&plain, "ada@smiles.example", &["friend@example.com".into()]).await.unwrap();
+    let mut partial = store.spool_writer().await.unwrap();
+    partial.write(b"From: half").await.unwrap();
+    std::mem::forget(partial);
+    store.close().await;
+    drop(store);
+
+    let instance = stopped.start().await;
+    let notification = instance.wait_for_mail("pat@example.org", 1).await;
+    assert!(!String::from_utf8_lossy(&notification).contains(&canary));
+    instance.wait_for_mail("friend@example.com", 1).await;
+    let leftovers: Vec<_> = std::fs::read_dir(instance.config.data_dir.join("spool/in"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(leftovers.is_empty(), "spool should be empty after sealing and delivery: {leftovers:?}");
 }
