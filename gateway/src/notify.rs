@@ -39,7 +39,7 @@ pub fn compose(ctx: &MailContext, config: &NotifyConfig) -> (String, String, Str
             }
             if invitation {
                 text.push_str(&format!(
-                    "To read it, open this link and create your free account (it takes about two minutes):\n{link}\n\n"
+                    "To read it, open this link and finish your free account (it takes about two minutes):\n{link}\n\n"
                 ));
             } else {
                 text.push_str(&format!("To read it, sign in here:\n{link}\n\n"));

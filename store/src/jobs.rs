@@ -69,7 +69,7 @@ pub struct MailContext {
     pub message: Option<MessageContext>,
     /// Path and query of the one link the mail carries (to be put after `public_url`).
     pub link: String,
-    /// This mail invites someone who has no account yet.
+    /// This mail invites someone who cannot sign in yet (no account, or no password).
     pub invitation: bool,
 }
 
@@ -188,12 +188,20 @@ impl Store {
             JobKind::ChooseRoles => format!("/m/{}/roles", job.message_id.as_ref().ok_or(Error::NotFound)?),
             JobKind::Notify => {
                 let id = job.message_id.as_ref().ok_or(Error::NotFound)?;
-                if recipient.status == UserStatus::Invited {
-                    invitation = true;
-                    let token = self.issue_token(TokenPurpose::Invite, recipient.id, Some(id), self.policy.invite_ttl).await?;
-                    format!("/m/{id}?invite={token}")
-                } else {
-                    format!("/m/{id}")
+                match recipient.status {
+                    UserStatus::Invited => {
+                        invitation = true;
+                        let token = self.issue_token(TokenPurpose::Invite, recipient.id, Some(id), self.policy.invite_ttl).await?;
+                        format!("/m/{id}?invite={token}")
+                    }
+                    // Registered but never set a password (the link may have
+                    // lapsed): this mail carries a fresh set-password link.
+                    UserStatus::Registered => {
+                        invitation = true;
+                        let token = self.issue_token(TokenPurpose::SetPassword, recipient.id, Some(id), self.policy.invite_ttl).await?;
+                        format!("/password/{token}")
+                    }
+                    UserStatus::Active => format!("/m/{id}"),
                 }
             }
         };

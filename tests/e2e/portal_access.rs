@@ -63,6 +63,34 @@ async fn invitation_tokens_wrong_reused_and_expired_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registered_recipient_whose_link_lapsed_gets_a_fresh_one_with_the_next_message() {
+    let instance = Instance::start().await;
+    instance.practice_with_doctor().await;
+    send_via_relay(&instance, "ada@smiles.example", &["p1@example.org"], &secure_message("p1@example.org", "one", b"1", Some("patient")))
+        .await
+        .unwrap();
+    let invite = link_in(&instance.wait_for_mail("p1@example.org", 1).await, &format!("{}/m/", instance.config.public_url));
+    let token = invite.split("invite=").nth(1).unwrap().to_owned();
+    let http = browser();
+    http.post(instance.reachable(&invite))
+        .form(&[("full_name", "Slow Patient"), ("phone", "555 010 0102"), ("invite", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let lapsed = link_in(&instance.wait_for_mail("p1@example.org", 2).await, &format!("{}/password/", instance.config.public_url));
+    instance.clock.advance(2 * 86_400);
+    assert_eq!(http.get(instance.reachable(&lapsed)).send().await.unwrap().status(), 410);
+
+    send_via_relay(&instance, "ada@smiles.example", &["p1@example.org"], &secure_message("p1@example.org", "two", b"2", None))
+        .await
+        .unwrap();
+    let fresh = link_in(&instance.wait_for_mail("p1@example.org", 3).await, &format!("{}/password/", instance.config.public_url));
+    let done = http.post(instance.reachable(&fresh)).form(&[("password", "Patient-Pass-2"), ("confirm", "Patient-Pass-2")]).send().await.unwrap();
+    assert_eq!(done.status(), 200);
+    assert!(done.url().path().starts_with("/m/"), "lands on the new message: {}", done.url());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_user_cannot_reach_another_users_message_or_attachment() {
     let instance = Instance::start().await;
     instance.practice_with_doctor().await;
