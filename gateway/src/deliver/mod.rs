@@ -9,9 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
-use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use mail_builder::MessageBuilder;
 use store::jobs::{DeliveryOutcome, OutboundItem};
 use store::Store;
@@ -19,6 +16,8 @@ use tokio::io::AsyncWriteExt;
 
 use crate::strip::MarkerStripper;
 use crate::Wakers;
+
+mod smtp_client;
 
 /// How a smarthost connection is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,45 +164,13 @@ async fn to_outbox(store: &Store, dir: &std::path::Path, item: &OutboundItem) ->
 }
 
 async fn to_smarthost(store: &Store, host: &Smarthost, hostname: &str, item: &OutboundItem) -> Result<(), Failure> {
-    let tls_params = || {
-        TlsParameters::builder(host.host.clone())
-            .dangerous_accept_invalid_certs(host.accept_invalid_certs)
-            .build_rustls()
-            .map_err(|e| Failure::Temporary(format!("smarthost TLS setup: {e}")))
-    };
-    let tls = match host.tls {
-        SmarthostTls::StartTls => Tls::Required(tls_params()?),
-        SmarthostTls::Implicit => Tls::Wrapper(tls_params()?),
-        SmarthostTls::None => Tls::None,
-    };
-    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.host.clone())
-        .port(host.port)
-        .tls(tls)
-        .hello_name(lettre::transport::smtp::extension::ClientId::Domain(hostname.to_owned()))
-        .timeout(Some(Duration::from_mins(1)));
-    if let (Some(user), Some(password)) = (&host.username, &host.password) {
-        builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
+    for address in [&item.mail_from, &item.rcpt_to] {
+        if address.chars().any(|c| c.is_control() || c.is_whitespace() || c == '<' || c == '>') {
+            return Err(Failure::Permanent(format!("unusable address {address:?}")));
+        }
     }
-    let transport = builder.build();
-    let from = if item.mail_from.is_empty() {
-        None
-    } else {
-        Some(item.mail_from.parse::<Address>().map_err(|e| Failure::Permanent(format!("bad sender address: {e}")))?)
-    };
-    let to = item.rcpt_to.parse::<Address>().map_err(|e| Failure::Permanent(format!("bad recipient address: {e}")))?;
-    let envelope = lettre::address::Envelope::new(from, vec![to]).map_err(|e| Failure::Permanent(e.to_string()))?;
-    // lettre sends from memory; queued mail is sealed at rest and held in clear
-    // only here, for the length of the attempt.
-    let mut message = Vec::new();
-    let mut body = body_stream(store, item).await?;
-    while let Some(chunk) = body.next().await {
-        message.extend_from_slice(&chunk);
-    }
-    match transport.send_raw(&envelope, &message).await {
-        Ok(_) => Ok(()),
-        Err(error) if error.is_permanent() => Err(Failure::Permanent(format!("smarthost refused: {error}"))),
-        Err(error) => Err(Failure::Temporary(format!("smarthost: {error}"))),
-    }
+    let body = body_stream(store, item).await?;
+    smtp_client::send(host, hostname, &item.mail_from, &item.rcpt_to, body).await
 }
 
 /// Tells the sender their mail could not be delivered (RFC 3464 in spirit; plain
