@@ -2,5 +2,6 @@ mod delivery;
 mod harness;
 mod limits;
 mod portal_access;
+mod postfix;
 mod secure_send;
 mod smtp_refusals;
