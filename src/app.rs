@@ -51,6 +51,8 @@ pub struct Addresses {
 pub struct Running {
     pub store: Arc<Store>,
     pub addresses: Addresses,
+    /// Outbound mail we write is DKIM-signed.
+    pub dkim_signing: bool,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -120,12 +122,21 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
         Some(tokio_rustls::TlsAcceptor::from(smtp_tls)),
         wakers.clone(),
     );
+    let dkim = gateway::dkim::Dkim::load(&config.dkim_key_path(), &config.dkim.domain, &config.dkim.selector)
+        .map_err(anyhow::Error::msg)?
+        .map(Arc::new);
     let notify = NotifyConfig {
         public_url: config.public_url.clone(),
         from_address: config.outbound.from_address.clone(),
         subject_template: config.outbound.notification_subject.clone(),
+        dkim: dkim.clone(),
     };
-    let delivery = DeliveryConfig { route: route(config)?, from_address: config.outbound.from_address.clone(), hostname: config.smtp.hostname.clone() };
+    let delivery = DeliveryConfig {
+        route: route(config)?,
+        from_address: config.outbound.from_address.clone(),
+        hostname: config.smtp.hostname.clone(),
+        dkim: dkim.clone(),
+    };
     let router = portal::router(Arc::clone(&store), portal::PortalConfig { public_url: config.public_url.clone() });
 
     let tasks = vec![
@@ -139,5 +150,5 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
     ];
     // Anything spooled before a restart is picked up at once.
     wakers.sealer.notify_one();
-    Ok(Running { store, addresses, tasks })
+    Ok(Running { store, addresses, dkim_signing: dkim.is_some(), tasks })
 }

@@ -163,12 +163,16 @@ impl Default for Outbound {
     }
 }
 
-/// `[dkim]` (reserved: signing is not part of this version).
+/// `[dkim]`: signing of the mail Sealpost writes (notifications, bounces).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Dkim {
+    /// The signing domain (`d=`), usually the domain of `outbound.from_address`.
     pub domain: String,
+    /// The selector (`s=`): the record lives at `<selector>._domainkey.<domain>`.
     pub selector: String,
+    /// RSA key (PKCS#8 PEM). Default `<data_dir>/dkim/<selector>.key`. Without the
+    /// file, mail goes out unsigned: make one with `sealpost dkim keygen`.
     pub key: Option<PathBuf>,
 }
 
@@ -303,6 +307,9 @@ impl Config {
         if !self.outbound.notification_subject.contains("{sender}") && self.outbound.notification_subject.trim().is_empty() {
             problems.push("outbound.notification_subject must not be empty".into());
         }
+        if self.dkim.domain.is_empty() || self.dkim.selector.is_empty() || self.dkim.selector.contains(['.', ' ']) {
+            problems.push("dkim.domain and dkim.selector must be set (a selector is one DNS label)".into());
+        }
         if self.messages.retention_days < 1 {
             problems.push("messages.retention_days must be at least 1".into());
         }
@@ -323,6 +330,10 @@ impl Config {
 
     pub fn key_path(&self) -> PathBuf {
         self.tls.key.clone().unwrap_or_else(|| self.data_dir.join("certs/server.key"))
+    }
+
+    pub fn dkim_key_path(&self) -> PathBuf {
+        self.dkim.key.clone().unwrap_or_else(|| self.data_dir.join("dkim").join(format!("{}.key", self.dkim.selector)))
     }
 
     pub fn outbox_dir(&self) -> PathBuf {

@@ -49,6 +49,19 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// DKIM signing of the mail Sealpost writes.
+    Dkim {
+        #[command(subcommand)]
+        command: DkimCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DkimCommand {
+    /// Make an RSA-2048 signing key and print the DNS record to publish.
+    Keygen,
+    /// Print the DNS record for the existing key.
+    Record,
 }
 
 #[derive(Subcommand)]
@@ -162,6 +175,20 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             println!("{}/password/{token}", config.public_url.trim_end_matches('/'));
             Ok(())
         }
+        Command::Dkim { command } => {
+            let path = config.dkim_key_path();
+            let value = match command {
+                DkimCommand::Keygen => {
+                    let value = gateway::dkim::generate(&path).map_err(anyhow::Error::msg)?;
+                    println!("Wrote a new DKIM key to {} (keep it private; back it up).", path.display());
+                    value
+                }
+                DkimCommand::Record => gateway::dkim::record(&path).map_err(anyhow::Error::msg)?,
+            };
+            println!("Publish this TXT record, then restart Sealpost:");
+            println!("{}._domainkey.{} IN TXT \"{value}\"", config.dkim.selector, config.dkim.domain);
+            Ok(())
+        }
         Command::Audit { command: AuditCommand::Verify } => {
             let store = app::open_store(&config, Arc::new(SystemClock)).await?;
             match store.verify_audit().await? {
@@ -187,6 +214,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     match config.outbound.mode.as_str() {
         "smarthost" => println!("  Outbound mail    smarthost {}", config.outbound.smarthost),
         _ => println!("  Outbound mail    Maildir {}/", config.outbox_dir().display()),
+    }
+    if running.dkim_signing {
+        println!("  DKIM             signing as {}._domainkey.{}", config.dkim.selector, config.dkim.domain);
+    } else {
+        println!("  DKIM             off: no key at {} (run `sealpost dkim keygen`)", config.dkim_key_path().display());
     }
     println!("  Data             {}/ ({})", config.data_dir.display(), redact(&config.database_url()));
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;

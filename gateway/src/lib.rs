@@ -4,6 +4,7 @@
 //! It talks to the portal only through the store.
 
 pub mod deliver;
+pub mod dkim;
 pub mod notify;
 pub mod smtp;
 mod strip;

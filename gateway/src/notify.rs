@@ -21,6 +21,8 @@ pub struct NotifyConfig {
     pub from_address: String,
     /// Subject of a notification; `{sender}` is replaced by the sender's name.
     pub subject_template: String,
+    /// Signs what we send, when a key is configured.
+    pub dkim: Option<Arc<crate::dkim::Dkim>>,
 }
 
 /// Composes one job's mail: `(subject, text, html)` plus the From display name.
@@ -94,7 +96,7 @@ fn html_mail(subject: &str, text: &str, link: &str, button: &str) -> String {
 pub fn build_message(ctx: &MailContext, config: &NotifyConfig, now: i64) -> Vec<u8> {
     let (from_name, subject, text, html) = compose(ctx, config);
     let message_id = format!("{}@{}", store::crypto::random_hex(16), config.from_address.rsplit('@').next().unwrap_or("localhost"));
-    MessageBuilder::new()
+    let message = MessageBuilder::new()
         .from((from_name.as_str(), config.from_address.as_str()))
         .to(ctx.recipient.email.as_str())
         .subject(subject.as_str())
@@ -104,7 +106,11 @@ pub fn build_message(ctx: &MailContext, config: &NotifyConfig, now: i64) -> Vec<
         .text_body(text)
         .html_body(html)
         .write_to_vec()
-        .expect("writing to a Vec cannot fail")
+        .expect("writing to a Vec cannot fail");
+    match &config.dkim {
+        Some(dkim) => dkim.sign(&message),
+        None => message,
+    }
 }
 
 /// Runs forever: composes and queues the mail for every pending job.

@@ -1,4 +1,5 @@
 mod delivery;
+mod dkim;
 mod harness;
 mod limits;
 mod portal_access;

@@ -56,6 +56,8 @@ pub struct DeliveryConfig {
     pub route: Route,
     pub from_address: String,
     pub hostname: String,
+    /// Signs bounces, when a key is configured.
+    pub dkim: Option<Arc<crate::dkim::Dkim>>,
 }
 
 const GIVE_UP_AFTER: i64 = 5 * 86_400;
@@ -194,6 +196,10 @@ The message's content is not included here, to keep it private.\n\n-- Sealpost a
         .text_body(text)
         .write_to_vec()
         .expect("writing to a Vec cannot fail");
+    let message = match &config.dkim {
+        Some(dkim) => dkim.sign(&message),
+        None => message,
+    };
     if let Err(error) = store.queue_mail(None, "", &item.mail_from, &message).await {
         tracing::error!(%error, "cannot queue bounce");
     }

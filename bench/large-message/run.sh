@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Large-message benchmark: see README.md beside this file.
+#   bench/large-message/run.sh [--size-mb N] [--no-nginx] [--strict-rss]
+# Env: BENCH_TIMEOUT (seconds, default 1200), SKIP_BUILD=1, KEEP_WORKDIR=1,
+#      TMPDIR (where the temp dir goes; needs ~4.5x the attachment size free).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+cd "$root"
+
+# Peers: Postfix's smtp-sink (required), nginx (optional second download peer).
+if ! command -v smtp-sink >/dev/null 2>&1 && [ ! -x /usr/sbin/smtp-sink ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "smtp-sink (Postfix) is missing; install postfix as root" >&2
+        exit 2
+    fi
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+    install() { DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postfix; }
+    install || { apt-get update && install; } || { dpkg --configure -a && install; }
+fi
+export PATH="$PATH:/usr/sbin:/sbin"
+
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+    echo "building sealpost (release); may wait for the cargo lock…"
+    cargo build --release --bin sealpost
+fi
+bin="$root/target/release/sealpost"
+[ -x "$bin" ] || { echo "no $bin" >&2; exit 2; }
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/sealpost-bench.XXXXXX")"
+cleanup() {
+    status=$?
+    # Kill only what the bench started, by pid (bench.py records them).
+    if [ -f "$work/pids" ]; then
+        while read -r pid; do
+            kill "$pid" 2>/dev/null || true
+        done <"$work/pids"
+        sleep 1
+        while read -r pid; do
+            kill -9 "$pid" 2>/dev/null || true
+        done <"$work/pids"
+    fi
+    if [ "${KEEP_WORKDIR:-0}" = 1 ]; then
+        echo "kept $work"
+    else
+        rm -rf "$work"
+    fi
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+timeout --foreground --signal=TERM --kill-after=30 "${BENCH_TIMEOUT:-1200}" \
+    python3 "$here/bench.py" --binary "$bin" --workdir "$work" "$@"
