@@ -53,6 +53,7 @@ pub fn router(store: Arc<store::Store>, config: PortalConfig) -> Router {
         .route("/static/app.css", get(pages::stylesheet))
         .route("/signin", get(pages::account::signin_form).post(pages::account::signin))
         .route("/signout", post(pages::account::signout))
+        .route("/forgot", get(pages::account::forgot_form).post(pages::account::forgot))
         .route("/password/{token}", get(pages::account::password_form).post(pages::account::set_password))
         .route("/inbox", get(pages::lists::inbox))
         .route("/sent", get(pages::lists::sent))

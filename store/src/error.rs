@@ -34,6 +34,12 @@ pub enum Error {
     TokenUsed,
     #[error("wrong email address or password")]
     AuthFailed,
+    /// Too many failed sign-ins: the account stays locked until a password reset.
+    #[error("this account is locked after too many failed sign-ins; reset the password to unlock it")]
+    Locked,
+    /// Too many failed sign-ins from this client recently.
+    #[error("too many failed sign-ins from this address; try again in a few minutes")]
+    Throttled,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

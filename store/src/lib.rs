@@ -62,6 +62,11 @@ pub struct Policy {
     pub session_max: i64,
     /// The subject tag that marks a message secure, e.g. `[secure]`.
     pub subject_tag: String,
+    /// Consecutive failed sign-ins that lock an account (until a password reset).
+    pub max_failed_signins: i64,
+    /// Failed sign-ins one client address may make per `client_failure_window`.
+    pub client_failure_limit: u32,
+    pub client_failure_window: i64,
 }
 
 impl Default for Policy {
@@ -74,6 +79,9 @@ impl Default for Policy {
             session_idle: 30 * 60,
             session_max: 12 * 3600,
             subject_tag: "[secure]".into(),
+            max_failed_signins: 5,
+            client_failure_limit: 20,
+            client_failure_window: 15 * 60,
         }
     }
 }
@@ -98,6 +106,7 @@ pub struct Store {
     pub(crate) data_dir: PathBuf,
     pub(crate) policy: Policy,
     audit_lock: tokio::sync::Mutex<()>,
+    pub(crate) throttle: accounts::throttle::ClientThrottle,
 }
 
 impl std::fmt::Debug for Store {
@@ -123,6 +132,7 @@ impl Store {
             data_dir: config.data_dir,
             policy: config.policy,
             audit_lock: tokio::sync::Mutex::new(()),
+            throttle: accounts::throttle::ClientThrottle::default(),
         };
         store.clear_partial_spool()?;
         Ok(Arc::new(store))

@@ -8,15 +8,8 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
-use super::harness::Instance;
+use super::harness::{Instance, set_password};
 use super::secure_send::{canary, secure_message};
-
-/// Gives `email` (a practice user) the portal password `password`.
-async fn set_password(instance: &Instance, email: &str, password: &str) {
-    let user = instance.store().user_by_email(email).await.unwrap().unwrap();
-    let token = instance.store().issue_token(store::accounts::TokenPurpose::SetPassword, user.id, None, 3600).await.unwrap();
-    instance.store().set_password(&token, password, "test").await.unwrap();
-}
 
 fn submission_client(instance: &Instance, user: &str, password: &str) -> AsyncSmtpTransport<Tokio1Executor> {
     let tls = TlsParameters::builder("localhost".into()).dangerous_accept_invalid_certs(true).build_rustls().unwrap();

@@ -270,3 +270,10 @@ pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
     }
     found
 }
+
+/// Gives `email` (an existing user) the portal password `password`.
+pub async fn set_password(instance: &Instance, email: &str, password: &str) {
+    let user = instance.store().user_by_email(email).await.unwrap().unwrap();
+    let token = instance.store().issue_token(store::accounts::TokenPurpose::SetPassword, user.id, None, 3600).await.unwrap();
+    instance.store().set_password(&token, password, "test").await.unwrap();
+}

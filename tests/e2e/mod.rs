@@ -5,4 +5,5 @@ mod limits;
 mod portal_access;
 mod postfix;
 mod secure_send;
+mod signin_guard;
 mod smtp_refusals;

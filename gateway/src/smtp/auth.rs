@@ -108,19 +108,27 @@ impl Session {
 
     async fn check_credentials(&mut self, user: &str, password: &str) -> Next {
         let client = self.client();
-        if let Ok(user) = self.server.store.check_password(user, password, &client).await {
-            tracing::info!(user = %user.id, "smtp authenticated");
-            self.user = Some(user);
-            self.reply(&Reply::new(235, "2.7.0", "Authentication successful"));
-            Next::Continue
-        } else {
-            self.auth_failures += 1;
-            if self.auth_failures >= MAX_FAILURES {
-                self.reply(&Reply::new(421, "4.7.0", "Too many failed authentication attempts; closing connection"));
-                return Next::Quit;
+        match self.server.store.check_password(user, password, &client).await {
+            Ok(user) => {
+                tracing::info!(user = %user.id, "smtp authenticated");
+                self.user = Some(user);
+                self.reply(&Reply::new(235, "2.7.0", "Authentication successful"));
+                Next::Continue
             }
-            self.reply(&Reply::new(535, "5.7.8", "Authentication credentials invalid"));
-            Next::Continue
+            Err(store::Error::Throttled) => {
+                self.reply(&Reply::new(454, "4.7.0", "Too many failed authentication attempts from your address; try again later"));
+                Next::Quit
+            }
+            // A locked account answers like a wrong password: nothing to learn here.
+            Err(_) => {
+                self.auth_failures += 1;
+                if self.auth_failures >= MAX_FAILURES {
+                    self.reply(&Reply::new(421, "4.7.0", "Too many failed authentication attempts; closing connection"));
+                    return Next::Quit;
+                }
+                self.reply(&Reply::new(535, "5.7.8", "Authentication credentials invalid"));
+                Next::Continue
+            }
         }
     }
 }

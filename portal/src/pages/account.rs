@@ -69,10 +69,20 @@ pub async fn signin(
             }
             Ok(signed_in(&session.token, after_signin(&form.next)))
         }
-        Err(store::Error::AuthFailed) => {
+        Err(error @ (store::Error::AuthFailed | store::Error::Locked | store::Error::Throttled)) => {
+            let (status, message) = match error {
+                store::Error::Locked => (
+                    StatusCode::FORBIDDEN,
+                    "Your account is locked after too many failed sign-ins. Use \u{201c}Forgot your password?\u{201d} below to set a new password and unlock it.",
+                ),
+                store::Error::Throttled => {
+                    (StatusCode::TOO_MANY_REQUESTS, "Too many failed sign-ins from your network. Please wait 15 minutes and try again.")
+                }
+                _ => (StatusCode::UNAUTHORIZED, "Wrong email address or password."),
+            };
             let next = session::safe_next(&form.next).unwrap_or_default().to_owned();
-            let page = SigninPage { nav: None, email: form.email, next, error: Some("Wrong email address or password.") };
-            html(StatusCode::UNAUTHORIZED, &page)
+            let page = SigninPage { nav: None, email: form.email, next, error: Some(message) };
+            html(status, &page)
         }
         Err(error) => Err(error.into()),
     }
@@ -148,4 +158,29 @@ pub async fn set_password(
     let session = state.store.sign_in(&user.email, &form.password, &client).await?;
     let to = message.map_or_else(|| "/inbox".to_owned(), |id| format!("/m/{id}"));
     Ok(signed_in(&session.token, &to))
+}
+
+#[derive(Template)]
+#[template(path = "forgot.html")]
+struct ForgotPage {
+    nav: Option<super::Nav>,
+    sent: bool,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+pub struct ForgotForm {
+    email: String,
+}
+
+/// `GET /forgot`: asks for the address to send a set-password link to.
+pub async fn forgot_form() -> Result<Response, Error> {
+    html(StatusCode::OK, &ForgotPage { nav: None, sent: false })
+}
+
+/// `POST /forgot`: sends the link if the account exists; the answer is the same
+/// either way, so the page tells nobody which addresses have accounts.
+pub async fn forgot(State(state): State<AppState>, Client(client): Client, Form(form): Form<ForgotForm>) -> Result<Response, Error> {
+    state.store.request_password_reset(form.email.trim(), &client).await?;
+    html(StatusCode::OK, &ForgotPage { nav: None, sent: true })
 }

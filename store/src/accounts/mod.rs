@@ -2,7 +2,10 @@
 //!
 //! Tokens (invitations, set-password links, sessions) carry 256 random bits, are
 //! stored only as SHA-256 hashes, serve one purpose, expire, and are single-use
-//! where they grant a step.
+//! where they grant a step. Repeated failed sign-ins lock the account (until a
+//! password reset) and throttle the client address.
+
+pub mod throttle;
 
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -436,22 +439,29 @@ impl Store {
     }
 
     /// Checks an address and password (portal sign-in, SMTP AUTH). Every outcome
-    /// is audited; failures are indistinguishable to the caller.
+    /// is audited; a wrong address and a wrong password look the same to the
+    /// caller. Too many failures lock the account or throttle the client.
     pub async fn check_password(&self, email: &str, password: &str, client: &str) -> Result<User> {
+        let policy = &self.policy;
+        if self.throttle.blocked(client, self.now(), policy.client_failure_limit, policy.client_failure_window) {
+            self.audit(AuditEvent { actor: "unknown", action: "signin.throttled", object: "", client }).await?;
+            return Err(Error::Throttled);
+        }
         let user = self.user_by_email(email).await?;
-        let stored: Option<String> = match &user {
-            Some(user) => sqlx::query("SELECT password_hash FROM users WHERE id = $1")
-                .bind(user.id.0)
-                .fetch_one(&self.db)
-                .await?
-                .try_get("password_hash")?,
-            None => None,
+        let (stored, locked): (Option<String>, bool) = match &user {
+            Some(user) => {
+                let row = sqlx::query("SELECT password_hash, locked_at FROM users WHERE id = $1").bind(user.id.0).fetch_one(&self.db).await?;
+                (row.try_get("password_hash")?, row.try_get::<Option<i64>, _>("locked_at")?.is_some())
+            }
+            None => (None, false),
         };
         let password = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || verify_password(&password, stored.as_deref()))
-            .await
-            .unwrap_or(false);
+        let ok = tokio::task::spawn_blocking(move || verify_password(&password, stored.as_deref())).await.unwrap_or(false);
         match user {
+            Some(user) if locked => {
+                self.audit(AuditEvent { actor: &format!("user:{}", user.id), action: "signin.locked", object: "", client }).await?;
+                Err(Error::Locked)
+            }
             Some(user) if ok && user.status == UserStatus::Active => {
                 sqlx::query("UPDATE users SET failed_logins = 0 WHERE id = $1").bind(user.id.0).execute(&self.db).await?;
                 self.audit(AuditEvent { actor: &format!("user:{}", user.id), action: "signin.success", object: "", client })
@@ -459,20 +469,52 @@ impl Store {
                 Ok(user)
             }
             other => {
+                self.throttle.failed(client, self.now(), policy.client_failure_window);
                 let actor = match &other {
-                    Some(user) => {
-                        sqlx::query("UPDATE users SET failed_logins = failed_logins + 1 WHERE id = $1")
-                            .bind(user.id.0)
-                            .execute(&self.db)
-                            .await?;
-                        format!("user:{}", user.id)
-                    }
+                    Some(user) => format!("user:{}", user.id),
                     None => "unknown".to_owned(),
                 };
                 self.audit(AuditEvent { actor: &actor, action: "signin.failure", object: "", client }).await?;
+                if let Some(user) = other {
+                    let failures: i64 = sqlx::query("UPDATE users SET failed_logins = failed_logins + 1 WHERE id = $1 RETURNING failed_logins")
+                        .bind(user.id.0)
+                        .fetch_one(&self.db)
+                        .await?
+                        .try_get("failed_logins")?;
+                    if failures >= policy.max_failed_signins {
+                        sqlx::query("UPDATE users SET locked_at = $1 WHERE id = $2 AND locked_at IS NULL")
+                            .bind(self.now())
+                            .bind(user.id.0)
+                            .execute(&self.db)
+                            .await?;
+                        self.audit(AuditEvent { actor: "system", action: "account.lock", object: &format!("user:{}", user.id), client }).await?;
+                    }
+                }
                 Err(Error::AuthFailed)
             }
         }
+    }
+
+    /// "Forgot password": mails a set-password link to an account that has one
+    /// coming (at most one such mail per 10 minutes). Says nothing about whether
+    /// the address exists.
+    pub async fn request_password_reset(&self, email: &str, client: &str) -> Result<()> {
+        let Some(user) = self.user_by_email(email).await? else { return Ok(()) };
+        if user.status == UserStatus::Invited {
+            return Ok(());
+        }
+        let recent = sqlx::query("SELECT 1 AS x FROM mail_jobs WHERE user_id = $1 AND kind = 'set_password' AND created_at > $2")
+            .bind(user.id.0)
+            .bind(self.now() - 600)
+            .fetch_optional(&self.db)
+            .await?;
+        if recent.is_some() {
+            return Ok(());
+        }
+        let mut tx = self.db.begin().await?;
+        crate::jobs::add_job(&mut tx, crate::jobs::JobKind::SetPassword, user.id, None, self.now()).await?;
+        tx.commit().await?;
+        self.audit(AuditEvent { actor: &format!("user:{}", user.id), action: "password.reset_request", object: "", client }).await
     }
 
     /// Issues a token and returns its only clear copy.
@@ -602,7 +644,7 @@ impl Store {
             .map_err(|_| Error::invalid("This password can't be used."))??;
         let mut tx = self.db.begin().await?;
         self.spend_token(&mut tx, &grant).await?;
-        sqlx::query("UPDATE users SET password_hash = $1, status = 'active', failed_logins = 0 WHERE id = $2")
+        sqlx::query("UPDATE users SET password_hash = $1, status = 'active', failed_logins = 0, locked_at = NULL WHERE id = $2")
             .bind(hash)
             .bind(user.id.0)
             .execute(&mut *tx)
