@@ -227,7 +227,8 @@ impl Config {
         let mut problems = Vec::new();
         for (name, value) in env {
             let Some(rest) = name.strip_prefix("SEALPOST_") else { continue };
-            if rest == "CONFIG" {
+            // Variables that are not configuration keys.
+            if matches!(rest, "CONFIG" | "LOG") || rest.starts_with("TEST_") {
                 continue;
             }
             let key = rest.to_ascii_lowercase();
@@ -420,6 +421,9 @@ mod tests {
                 ("SEALPOST_SMTP_MAX_RECIPIENTS", "5"),
                 ("SEALPOST_DATABASE_URL", "postgres://u:p@localhost/db"),
                 ("OTHER", "ignored"),
+                ("SEALPOST_LOG", "debug"),
+                ("SEALPOST_CONFIG", "/etc/sealpost.toml"),
+                ("SEALPOST_TEST_POSTGRES_URL", "postgres://x"),
             ]),
         )
         .unwrap();
