@@ -140,6 +140,12 @@ pub async fn run_notifier(store: Arc<Store>, config: NotifyConfig, wakers: Waker
             Ok(_) => {}
             Err(error) => tracing::error!(%error, "cannot read mail jobs"),
         }
-        let _ = tokio::time::timeout(Duration::from_secs(5), wakers.notifier.notified()).await;
+        let woken = async {
+            tokio::select! {
+                () = wakers.notifier.notified() => {}
+                () = store.jobs_added().notified() => {}
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(5), woken).await;
     }
 }

@@ -107,6 +107,7 @@ pub struct Store {
     pub(crate) policy: Policy,
     audit_lock: tokio::sync::Mutex<()>,
     pub(crate) throttle: accounts::throttle::ClientThrottle,
+    jobs_added: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Store {
@@ -133,6 +134,7 @@ impl Store {
             policy: config.policy,
             audit_lock: tokio::sync::Mutex::new(()),
             throttle: accounts::throttle::ClientThrottle::default(),
+            jobs_added: tokio::sync::Notify::new(),
         };
         store.clear_partial_spool()?;
         Ok(Arc::new(store))
@@ -141,6 +143,15 @@ impl Store {
     /// Now, by the store's clock (Unix seconds).
     pub fn now(&self) -> i64 {
         self.clock.now()
+    }
+
+    /// Signalled whenever mail jobs are committed, so the notifier need not poll.
+    pub fn jobs_added(&self) -> &tokio::sync::Notify {
+        &self.jobs_added
+    }
+
+    pub(crate) fn signal_jobs(&self) {
+        self.jobs_added.notify_one();
     }
 
     pub fn policy(&self) -> &Policy {

@@ -125,6 +125,7 @@ impl Store {
         }
         sqlx::query("DELETE FROM spool WHERE id = $1").bind(id.as_str()).execute(&mut *tx).await?;
         tx.commit().await?;
+        self.signal_jobs();
         let _ = tokio::fs::remove_file(&path).await;
         self.audit(AuditEvent { actor: &format!("user:{}", sender.id), action: "message.seal", object: &format!("message:{id}"), client: "smtp" })
             .await?;
@@ -461,6 +462,7 @@ impl Store {
             done += 1;
         }
         tx.commit().await?;
+        self.signal_jobs();
         self.audit(AuditEvent { actor: &format!("user:{}", user.id), action: "message.roles", object: &format!("message:{id}"), client })
             .await?;
         Ok(done)

@@ -514,6 +514,7 @@ impl Store {
         let mut tx = self.db.begin().await?;
         crate::jobs::add_job(&mut tx, crate::jobs::JobKind::SetPassword, user.id, None, self.now()).await?;
         tx.commit().await?;
+        self.signal_jobs();
         self.audit(AuditEvent { actor: &format!("user:{}", user.id), action: "password.reset_request", object: "", client }).await
     }
 
@@ -622,6 +623,7 @@ impl Store {
         crate::jobs::add_job(&mut tx, crate::jobs::JobKind::SetPassword, invitation.user.id, invitation.message_id.as_ref(), self.now())
             .await?;
         tx.commit().await?;
+        self.signal_jobs();
         self.audit(AuditEvent {
             actor: &format!("user:{}", invitation.user.id),
             action: "account.register",
