@@ -40,7 +40,7 @@ impl Decoder {
                         b'=' => *done = true,
                         _ => continue,
                     }
-                    if quad.len() == 1024 {
+                    if quad.len() == 64 * 1024 {
                         decode_base64(quad, out);
                     }
                 }

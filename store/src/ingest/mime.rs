@@ -80,10 +80,17 @@ impl Splitter {
                 }
                 continue;
             }
+            if newline.is_some() && self.line.is_empty() {
+                // A whole line in the input: no need to copy it first.
+                self.on_line(piece, events);
+                continue;
+            }
             self.line.extend_from_slice(piece);
             if newline.is_some() {
-                let line = std::mem::take(&mut self.line);
+                let mut line = std::mem::take(&mut self.line);
                 self.on_line(&line, events);
+                line.clear();
+                self.line = line;
             } else if self.line.len() > MAX_SCANNED_LINE && !matches!(self.state, State::Headers { .. }) {
                 let line = std::mem::take(&mut self.line);
                 self.data_bytes(&line, events);
@@ -113,12 +120,10 @@ impl Splitter {
     /// Bytes that are leaf content (or skipped), not boundary candidates.
     fn data_bytes(&mut self, bytes: &[u8], events: &mut Vec<Event>) {
         if let State::Leaf { held_crlf } = &mut self.state {
-            let mut out = Vec::with_capacity(bytes.len() + 2);
             if std::mem::take(held_crlf) {
-                out.extend_from_slice(b"\r\n");
+                push_data(events, b"\r\n");
             }
-            out.extend_from_slice(bytes);
-            events.push(Event::PartData(out));
+            push_data(events, bytes);
         }
     }
 
@@ -156,14 +161,10 @@ impl Splitter {
                 Some(content) => (content, true),
                 None => (line, false),
             };
-            let mut out = Vec::with_capacity(line.len() + 2);
             if std::mem::replace(held_crlf, has_crlf) {
-                out.extend_from_slice(b"\r\n");
+                push_data(events, b"\r\n");
             }
-            out.extend_from_slice(content);
-            if !out.is_empty() {
-                events.push(Event::PartData(out));
-            }
+            push_data(events, content);
         }
     }
 
@@ -192,6 +193,19 @@ impl Splitter {
             };
             tail.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')).then_some((depth, closing))
         })
+    }
+}
+
+/// Appends body bytes, merging with the previous event when it is data too, so a
+/// run of body lines becomes one event (not one allocation per line).
+fn push_data(events: &mut Vec<Event>, bytes: &[u8]) {
+    if bytes.is_empty() {
+        return;
+    }
+    if let Some(Event::PartData(last)) = events.last_mut() {
+        last.extend_from_slice(bytes);
+    } else {
+        events.push(Event::PartData(bytes.to_vec()));
     }
 }
 
