@@ -28,6 +28,19 @@ pub(crate) struct DataPhase {
 }
 
 impl DataPhase {
+    fn new(spool: Option<SpoolWriter>) -> Self {
+        Self {
+            receiver: DataReceiver::new(),
+            spool,
+            header_block: Vec::new(),
+            headers_done: false,
+            size: 0,
+            too_big: false,
+            last_cr: false,
+            failed: false,
+        }
+    }
+
     pub(crate) async fn discard(self) {
         if let Some(spool) = self.spool {
             spool.discard().await;
@@ -91,16 +104,7 @@ impl Session {
             spool.discard().await;
             return self.reply(&common::temporary_failure());
         }
-        self.state = State::Data(Box::new(DataPhase {
-            receiver: DataReceiver::new(),
-            spool: Some(spool),
-            header_block: Vec::new(),
-            headers_done: false,
-            size: 0,
-            too_big: false,
-            last_cr: false,
-            failed: false,
-        }));
+        self.state = State::Data(Box::new(DataPhase::new(Some(spool))));
         self.reply(&Reply::new(354, "", "Start mail input; end with <CRLF>.<CRLF>"));
     }
 
@@ -121,7 +125,9 @@ impl Session {
     }
 
     pub(super) async fn ingest_data(&mut self, bytes: &mut std::slice::Iter<'_, u8>) -> Next {
-        let State::Data(phase) = &mut self.state else { return Next::Continue };
+        let State::Data(phase) = &mut self.state else {
+            return Next::Continue;
+        };
         let mut raw = Vec::with_capacity(bytes.as_slice().len());
         let done = phase.receiver.ingest(bytes, &mut raw);
         let mut data = Vec::with_capacity(raw.len() + 16);
@@ -136,13 +142,16 @@ impl Session {
         if !phase.too_big && !phase.failed {
             phase.capture_headers(&data);
             if let Some(spool) = phase.spool.as_mut()
-                && let Err(error) = spool.write(&data).await {
-                    tracing::error!(%error, "cannot write spool file");
-                    phase.failed = true;
-                }
+                && let Err(error) = spool.write(&data).await
+            {
+                tracing::error!(%error, "cannot write spool file");
+                phase.failed = true;
+            }
         }
         if done {
-            let State::Data(phase) = std::mem::replace(&mut self.state, State::Command) else { unreachable!() };
+            let State::Data(phase) = std::mem::replace(&mut self.state, State::Command) else {
+                unreachable!()
+            };
             let reply = self.end_of_data(*phase).await;
             self.reply(&reply);
             self.tx = super::session::Transaction::default();
@@ -180,7 +189,11 @@ impl Session {
         };
         let store = &self.server.store;
         let recorded = match &sender {
-            Some(sender) => store.accept_secure(&spooled, &mail_from, &self.tx.rcpt_to, sender.id).await,
+            Some(sender) => {
+                store
+                    .accept_secure(&spooled, &mail_from, &self.tx.rcpt_to, sender.id)
+                    .await
+            }
             None => store.accept_plain(&spooled, &mail_from, &self.tx.rcpt_to).await,
         };
         if let Err(error) = recorded {
@@ -204,9 +217,17 @@ impl Session {
     async fn secure_sender(&self, facts: &HeaderFacts, mail_from: &str) -> Result<store::accounts::User, Reply> {
         let address = facts.from.clone().unwrap_or_else(|| mail_from.to_owned());
         if let Some(user) = &self.user
-            && address != user.email {
-                return Err(Reply::new(550, "5.7.1", format!("Secure mail refused: the From address {address} is not yours ({})", user.email)));
-            }
+            && address != user.email
+        {
+            return Err(Reply::new(
+                550,
+                "5.7.1",
+                format!(
+                    "Secure mail refused: the From address {address} is not yours ({})",
+                    user.email
+                ),
+            ));
+        }
         let refusal = match self.server.store.secure_sender(&address).await {
             Ok(Ok(user)) => return Ok(user),
             Ok(Err(refusal)) => refusal,
@@ -220,7 +241,11 @@ impl Session {
             SenderRefusal::NotPracticeUser => "is not a member of a practice, so it cannot send secure mail",
             SenderRefusal::NotPaid => "needs a paid Sealpost account to send secure mail",
         };
-        Err(Reply::new(550, "5.7.1", format!("Secure mail refused: {address} {why}")))
+        Err(Reply::new(
+            550,
+            "5.7.1",
+            format!("Secure mail refused: {address} {why}"),
+        ))
     }
 }
 
@@ -229,16 +254,7 @@ mod tests {
     use super::*;
 
     fn phase() -> DataPhase {
-        DataPhase {
-            receiver: DataReceiver::new(),
-            spool: None,
-            header_block: Vec::new(),
-            headers_done: false,
-            size: 0,
-            too_big: false,
-            last_cr: false,
-            failed: false,
-        }
+        DataPhase::new(None)
     }
 
     #[test]
