@@ -29,7 +29,9 @@ impl Listeners {
     /// Binds the addresses in the configuration.
     pub async fn bind(config: &Config) -> anyhow::Result<Self> {
         let bind = |key: &'static str, addr: String| async move {
-            TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on {addr} ({key})"))
+            TcpListener::bind(&addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} ({key})"))
         };
         Ok(Self {
             relay: bind("smtp.relay_listen", config.smtp.relay_listen.clone()).await?,
@@ -71,8 +73,12 @@ pub async fn open_store(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resul
         subject_tag: config.smtp.subject_tag.clone(),
         ..Policy::default()
     };
-    let store_config =
-        StoreConfig { database_url: config.database_url(), blobs_url: config.blobs_url(), data_dir: config.data_dir.clone(), policy };
+    let store_config = StoreConfig {
+        database_url: config.database_url(),
+        blobs_url: config.blobs_url(),
+        data_dir: config.data_dir.clone(),
+        policy,
+    };
     Store::open(store_config, clock).await.context("cannot open the store")
 }
 
@@ -137,18 +143,43 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
         hostname: config.smtp.hostname.clone(),
         dkim: dkim.clone(),
     };
-    let router = portal::router(Arc::clone(&store), portal::PortalConfig { public_url: config.public_url.clone() });
+    let router = portal::router(
+        Arc::clone(&store),
+        portal::PortalConfig {
+            public_url: config.public_url.clone(),
+        },
+    );
 
     let tasks = vec![
         tokio::spawn(Arc::clone(&smtp).serve(listeners.relay, ListenerKind::Relay)),
         tokio::spawn(smtp.serve(listeners.submission, ListenerKind::Submission)),
-        tokio::spawn(portal::serve(listeners.portal, tokio_rustls::TlsAcceptor::from(portal_tls), router)),
+        tokio::spawn(portal::serve(
+            listeners.portal,
+            tokio_rustls::TlsAcceptor::from(portal_tls),
+            router,
+        )),
         tokio::spawn(gateway::workers::run_sealer(Arc::clone(&store), wakers.clone())),
-        tokio::spawn(gateway::notify::run_notifier(Arc::clone(&store), notify, wakers.clone())),
-        tokio::spawn(gateway::deliver::run_delivery(Arc::clone(&store), delivery, wakers.clone())),
-        tokio::spawn(gateway::workers::run_purger(Arc::clone(&store), Duration::from_hours(1))),
+        tokio::spawn(gateway::notify::run_notifier(
+            Arc::clone(&store),
+            notify,
+            wakers.clone(),
+        )),
+        tokio::spawn(gateway::deliver::run_delivery(
+            Arc::clone(&store),
+            delivery,
+            wakers.clone(),
+        )),
+        tokio::spawn(gateway::workers::run_purger(
+            Arc::clone(&store),
+            Duration::from_hours(1),
+        )),
     ];
     // Anything spooled before a restart is picked up at once.
     wakers.sealer.notify_one();
-    Ok(Running { store, addresses, dkim_signing: dkim.is_some(), tasks })
+    Ok(Running {
+        store,
+        addresses,
+        dkim_signing: dkim.is_some(),
+        tasks,
+    })
 }

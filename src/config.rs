@@ -12,7 +12,9 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 /// Sections that may be named in environment variables.
-const SECTIONS: [&str; 9] = ["database", "blobs", "smtp", "imap", "portal", "tls", "outbound", "dkim", "messages"];
+const SECTIONS: [&str; 9] = [
+    "database", "blobs", "smtp", "imap", "portal", "tls", "outbound", "dkim", "messages",
+];
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -100,7 +102,10 @@ pub struct Imap {
 
 impl Default for Imap {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:1143".into(), tls_listen: "127.0.0.1:1993".into() }
+        Self {
+            listen: "127.0.0.1:1143".into(),
+            tls_listen: "127.0.0.1:1993".into(),
+        }
     }
 }
 
@@ -114,7 +119,9 @@ pub struct Portal {
 
 impl Default for Portal {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:8443".into() }
+        Self {
+            listen: "127.0.0.1:8443".into(),
+        }
     }
 }
 
@@ -178,7 +185,11 @@ pub struct Dkim {
 
 impl Default for Dkim {
     fn default() -> Self {
-        Self { domain: "localhost".into(), selector: "sealpost".into(), key: None }
+        Self {
+            domain: "localhost".into(),
+            selector: "sealpost".into(),
+            key: None,
+        }
     }
 }
 
@@ -219,14 +230,18 @@ impl Config {
     pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, Vec<String>> {
         let mut table = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| vec![format!("cannot read {}: {e}", path.display())])?;
-                text.parse::<toml::Table>().map_err(|e| vec![format!("{}: {e}", path.display())])?
+                let text =
+                    std::fs::read_to_string(path).map_err(|e| vec![format!("cannot read {}: {e}", path.display())])?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| vec![format!("{}: {e}", path.display())])?
             }
             None => toml::Table::new(),
         };
         let mut problems = Vec::new();
         for (name, value) in env {
-            let Some(rest) = name.strip_prefix("SEALPOST_") else { continue };
+            let Some(rest) = name.strip_prefix("SEALPOST_") else {
+                continue;
+            };
             // Variables that are not configuration keys.
             if matches!(rest, "CONFIG" | "LOG") || rest.starts_with("TEST_") {
                 continue;
@@ -235,7 +250,9 @@ impl Config {
             let value = parse_env_value(&value);
             match SECTIONS.iter().find(|s| key.starts_with(&format!("{s}_"))) {
                 Some(section) => {
-                    let entry = table.entry((*section).to_owned()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                    let entry = table
+                        .entry((*section).to_owned())
+                        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
                     match entry.as_table_mut() {
                         Some(t) => {
                             t.insert(key[section.len() + 1..].to_owned(), value);
@@ -251,7 +268,9 @@ impl Config {
         if !problems.is_empty() {
             return Err(problems);
         }
-        let config: Self = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| vec![e.message().to_owned()])?;
+        let config: Self = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| vec![e.message().to_owned()])?;
         config.validate()?;
         Ok(config)
     }
@@ -273,7 +292,9 @@ impl Config {
         }
         for network in &self.smtp.relay_trusted_networks {
             if parse_network(network).is_none() {
-                problems.push(format!("smtp.relay_trusted_networks: {network:?} is not a network like 10.0.0.0/8"));
+                problems.push(format!(
+                    "smtp.relay_trusted_networks: {network:?} is not a network like 10.0.0.0/8"
+                ));
             }
         }
         if let Err(e) = parse_size(&self.smtp.max_message_size) {
@@ -287,25 +308,39 @@ impl Config {
             problems.push(format!("database.url {url:?} must start with sqlite:// or postgres://"));
         }
         if !self.blobs_url().starts_with("file://") {
-            problems.push(format!("blobs.url {:?}: only file:// is supported in this version", self.blobs_url()));
+            problems.push(format!(
+                "blobs.url {:?}: only file:// is supported in this version",
+                self.blobs_url()
+            ));
         }
         match self.outbound.mode.as_str() {
             "outbox" => {}
             "smarthost" => {
                 if split_host_port(&self.outbound.smarthost).is_none() {
-                    problems.push(format!("outbound.smarthost {:?} must be HOST:PORT", self.outbound.smarthost));
+                    problems.push(format!(
+                        "outbound.smarthost {:?} must be HOST:PORT",
+                        self.outbound.smarthost
+                    ));
                 }
                 if !matches!(self.outbound.smarthost_tls.as_str(), "starttls" | "tls" | "none") {
                     problems.push("outbound.smarthost_tls must be starttls, tls or none".into());
                 }
             }
-            "mx" => problems.push("outbound.mode \"mx\" (direct delivery) is not available in this version: use outbox or smarthost".into()),
+            "mx" => problems.push(
+                "outbound.mode \"mx\" (direct delivery) is not available in this version: use outbox or smarthost"
+                    .into(),
+            ),
             other => problems.push(format!("outbound.mode {other:?} must be outbox or smarthost")),
         }
         if store::accounts::normalize_email(&self.outbound.from_address).is_err() {
-            problems.push(format!("outbound.from_address {:?} is not an email address", self.outbound.from_address));
+            problems.push(format!(
+                "outbound.from_address {:?} is not an email address",
+                self.outbound.from_address
+            ));
         }
-        if !self.outbound.notification_subject.contains("{sender}") && self.outbound.notification_subject.trim().is_empty() {
+        if !self.outbound.notification_subject.contains("{sender}")
+            && self.outbound.notification_subject.trim().is_empty()
+        {
             problems.push("outbound.notification_subject must not be empty".into());
         }
         if self.dkim.domain.is_empty() || self.dkim.selector.is_empty() || self.dkim.selector.contains(['.', ' ']) {
@@ -318,23 +353,38 @@ impl Config {
     }
 
     pub fn database_url(&self) -> String {
-        self.database.url.clone().unwrap_or_else(|| format!("sqlite://{}/sealpost.db", self.data_dir.display()))
+        self.database
+            .url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}/sealpost.db", self.data_dir.display()))
     }
 
     pub fn blobs_url(&self) -> String {
-        self.blobs.url.clone().unwrap_or_else(|| format!("file://{}/blobs", self.data_dir.display()))
+        self.blobs
+            .url
+            .clone()
+            .unwrap_or_else(|| format!("file://{}/blobs", self.data_dir.display()))
     }
 
     pub fn cert_path(&self) -> PathBuf {
-        self.tls.cert.clone().unwrap_or_else(|| self.data_dir.join("certs/server.crt"))
+        self.tls
+            .cert
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("certs/server.crt"))
     }
 
     pub fn key_path(&self) -> PathBuf {
-        self.tls.key.clone().unwrap_or_else(|| self.data_dir.join("certs/server.key"))
+        self.tls
+            .key
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("certs/server.key"))
     }
 
     pub fn dkim_key_path(&self) -> PathBuf {
-        self.dkim.key.clone().unwrap_or_else(|| self.data_dir.join("dkim").join(format!("{}.key", self.dkim.selector)))
+        self.dkim
+            .key
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("dkim").join(format!("{}.key", self.dkim.selector)))
     }
 
     pub fn outbox_dir(&self) -> PathBuf {
@@ -342,7 +392,11 @@ impl Config {
     }
 
     pub fn trusted_networks(&self) -> Vec<IpNet> {
-        self.smtp.relay_trusted_networks.iter().filter_map(|n| parse_network(n)).collect()
+        self.smtp
+            .relay_trusted_networks
+            .iter()
+            .filter_map(|n| parse_network(n))
+            .collect()
     }
 
     pub fn max_message_size(&self) -> u64 {
@@ -361,7 +415,9 @@ fn parse_env_value(value: &str) -> toml::Value {
 }
 
 fn parse_network(text: &str) -> Option<IpNet> {
-    text.parse::<IpNet>().ok().or_else(|| text.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+    text.parse::<IpNet>()
+        .ok()
+        .or_else(|| text.parse::<std::net::IpAddr>().ok().map(IpNet::from))
 }
 
 pub fn split_host_port(text: &str) -> Option<(String, u16)> {
@@ -372,9 +428,13 @@ pub fn split_host_port(text: &str) -> Option<(String, u16)> {
 /// Parses `300MB`, `25MiB`, `1.5GB`, `1000` (bytes).
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().map_err(|_| format!("{text:?} is not a size like 300MB"))?;
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size like 300MB"))?;
     let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
         "kb" | "k" => 1e3,
@@ -383,7 +443,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "kib" => 1024.0,
         "mib" => 1_048_576.0,
         "gib" => 1_073_741_824.0,
-        other => return Err(format!("unknown unit {other:?} in {text:?} (use B, KB, MB, GB, KiB, MiB or GiB)")),
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?} (use B, KB, MB, GB, KiB, MiB or GiB)"
+            ));
+        }
     };
     let bytes = number * factor;
     if !(1.0..=1e13).contains(&bytes) {
@@ -417,7 +481,10 @@ mod tests {
             env(&[
                 ("SEALPOST_PUBLIC_URL", "https://secure.example.com"),
                 ("SEALPOST_SMTP_RELAY_LISTEN", "127.0.0.1:2600"),
-                ("SEALPOST_SMTP_RELAY_TRUSTED_NETWORKS", "[\"10.0.0.0/8\", \"192.168.1.5\"]"),
+                (
+                    "SEALPOST_SMTP_RELAY_TRUSTED_NETWORKS",
+                    "[\"10.0.0.0/8\", \"192.168.1.5\"]",
+                ),
                 ("SEALPOST_SMTP_MAX_RECIPIENTS", "5"),
                 ("SEALPOST_DATABASE_URL", "postgres://u:p@localhost/db"),
                 ("OTHER", "ignored"),

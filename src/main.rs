@@ -9,11 +9,15 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use sealpost::app;
 use sealpost::config::Config;
-use store::accounts::Role;
 use store::SystemClock;
+use store::accounts::Role;
 
 #[derive(Parser)]
-#[command(name = "sealpost", version, about = "Secure-messaging gateway for medical and dental practices")]
+#[command(
+    name = "sealpost",
+    version,
+    about = "Secure-messaging gateway for medical and dental practices"
+)]
 struct Cli {
     /// Configuration file (TOML). Without one, embedded defaults apply; every key
     /// can also be set with SEALPOST_<SECTION>_<KEY>.
@@ -145,7 +149,9 @@ fn main() -> ExitCode {
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => serve(config).await,
-        Command::Config { command: ConfigCommand::Check } => {
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => {
             println!("Configuration OK.");
             println!("  database: {}", redact(&config.database_url()));
             println!("  blobs:    {}", config.blobs_url());
@@ -157,20 +163,42 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             println!("Database schema is up to date.");
             Ok(())
         }
-        Command::Practice { command: PracticeCommand::Add { name, domain } } => {
+        Command::Practice {
+            command: PracticeCommand::Add { name, domain },
+        } => {
             let store = app::open_store(&config, Arc::new(SystemClock)).await?;
             let practice = store.add_practice(&name, &domain).await?;
-            println!("Added practice {} ({}), id {}.", practice.name, practice.domain, practice.id);
+            println!(
+                "Added practice {} ({}), id {}.",
+                practice.name, practice.domain, practice.id
+            );
             Ok(())
         }
-        Command::User { command: UserCommand::Add { email, name, role, practice, paid, user_manager } } => {
+        Command::User {
+            command:
+                UserCommand::Add {
+                    email,
+                    name,
+                    role,
+                    practice,
+                    paid,
+                    user_manager,
+                },
+        } => {
             let store = app::open_store(&config, Arc::new(SystemClock)).await?;
             let role = match role {
                 PracticeRole::Doctor => Role::Doctor,
                 PracticeRole::Staff => Role::Staff,
             };
-            let (user, token) = store.add_practice_user(&email, &name, role, &practice, paid, user_manager).await?;
-            println!("Added {} <{}> to {practice}{}.", user.full_name, user.email, if user.user_manager { " as User Manager" } else { "" });
+            let (user, token) = store
+                .add_practice_user(&email, &name, role, &practice, paid, user_manager)
+                .await?;
+            println!(
+                "Added {} <{}> to {practice}{}.",
+                user.full_name,
+                user.email,
+                if user.user_manager { " as User Manager" } else { "" }
+            );
             println!("Set-password link (valid 7 days, works once):");
             println!("{}/password/{token}", config.public_url.trim_end_matches('/'));
             Ok(())
@@ -180,23 +208,33 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let value = match command {
                 DkimCommand::Keygen => {
                     let value = gateway::dkim::generate(&path).map_err(anyhow::Error::msg)?;
-                    println!("Wrote a new DKIM key to {} (keep it private; back it up).", path.display());
+                    println!(
+                        "Wrote a new DKIM key to {} (keep it private; back it up).",
+                        path.display()
+                    );
                     value
                 }
                 DkimCommand::Record => gateway::dkim::record(&path).map_err(anyhow::Error::msg)?,
             };
             println!("Publish this TXT record, then restart Sealpost:");
-            println!("{}._domainkey.{} IN TXT \"{value}\"", config.dkim.selector, config.dkim.domain);
+            println!(
+                "{}._domainkey.{} IN TXT \"{value}\"",
+                config.dkim.selector, config.dkim.domain
+            );
             Ok(())
         }
-        Command::Audit { command: AuditCommand::Verify } => {
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => {
             let store = app::open_store(&config, Arc::new(SystemClock)).await?;
             match store.verify_audit().await? {
                 Ok(count) => {
                     println!("Audit log intact: {count} entries.");
                     Ok(())
                 }
-                Err(id) => anyhow::bail!("audit log broken at entry {id}: it was changed or an entry before it was removed"),
+                Err(id) => {
+                    anyhow::bail!("audit log broken at entry {id}: it was changed or an entry before it was removed")
+                }
             }
         }
     }
@@ -207,20 +245,37 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let running = app::start(&config, listeners, Arc::new(SystemClock)).await?;
     let a = running.addresses;
     println!("Sealpost is running.");
-    println!("  SMTP relay       {} (STARTTLS; trusted: {})", a.relay, config.smtp.relay_trusted_networks.join(", "));
+    println!(
+        "  SMTP relay       {} (STARTTLS; trusted: {})",
+        a.relay,
+        config.smtp.relay_trusted_networks.join(", ")
+    );
     println!("  SMTP submission  {} (STARTTLS, then AUTH)", a.submission);
-    println!("  Portal           https://{}  (links use {})", a.portal, config.public_url);
+    println!(
+        "  Portal           https://{}  (links use {})",
+        a.portal, config.public_url
+    );
     println!("  IMAP             not available in this version");
     match config.outbound.mode.as_str() {
         "smarthost" => println!("  Outbound mail    smarthost {}", config.outbound.smarthost),
         _ => println!("  Outbound mail    Maildir {}/", config.outbox_dir().display()),
     }
     if running.dkim_signing {
-        println!("  DKIM             signing as {}._domainkey.{}", config.dkim.selector, config.dkim.domain);
+        println!(
+            "  DKIM             signing as {}._domainkey.{}",
+            config.dkim.selector, config.dkim.domain
+        );
     } else {
-        println!("  DKIM             off: no key at {} (run `sealpost dkim keygen`)", config.dkim_key_path().display());
+        println!(
+            "  DKIM             off: no key at {} (run `sealpost dkim keygen`)",
+            config.dkim_key_path().display()
+        );
     }
-    println!("  Data             {}/ ({})", config.data_dir.display(), redact(&config.database_url()));
+    println!(
+        "  Data             {}/ ({})",
+        config.data_dir.display(),
+        redact(&config.database_url())
+    );
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     println!("Stopping.");
     running.store.close().await;

@@ -11,7 +11,11 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 /// Loads `cert` and `key` (PEM); generates a self-signed pair for `localhost`,
 /// `hostname` and 127.0.0.1 when neither file exists.
-pub fn load_or_generate(cert: &Path, key: &Path, hostname: &str) -> anyhow::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
+pub fn load_or_generate(
+    cert: &Path,
+    key: &Path,
+    hostname: &str,
+) -> anyhow::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
     if !cert.exists() && !key.exists() {
         let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
         if !names.iter().any(|n| n == hostname) {
@@ -24,7 +28,8 @@ pub fn load_or_generate(cert: &Path, key: &Path, hostname: &str) -> anyhow::Resu
             }
         }
         std::fs::write(cert, generated.cert.pem()).with_context(|| format!("writing {}", cert.display()))?;
-        write_private(key, generated.signing_key.serialize_pem().as_bytes()).with_context(|| format!("writing {}", key.display()))?;
+        write_private(key, generated.signing_key.serialize_pem().as_bytes())
+            .with_context(|| format!("writing {}", key.display()))?;
         tracing::info!(cert = %cert.display(), "generated a development TLS certificate");
     }
     let certs = CertificateDer::pem_file_iter(cert)
@@ -46,7 +51,11 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// A rustls server configuration with our provider and the given ALPN protocols.
-pub fn server_config(certs: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>, alpn: &[&[u8]]) -> anyhow::Result<Arc<ServerConfig>> {
+pub fn server_config(
+    certs: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    alpn: &[&[u8]],
+) -> anyhow::Result<Arc<ServerConfig>> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

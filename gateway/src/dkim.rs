@@ -11,12 +11,21 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use mail_auth::common::crypto::{RsaKey, Sha256};
 use mail_auth::common::headers::HeaderWriter as _;
-use mail_auth::dkim::{Done, DkimSigner};
+use mail_auth::dkim::{DkimSigner, Done};
 use rustls_pki_types::PrivateKeyDer;
 use rustls_pki_types::pem::PemObject as _;
 
 /// The headers we sign when present.
-const SIGNED_HEADERS: [&str; 8] = ["From", "To", "Subject", "Date", "Message-ID", "MIME-Version", "Content-Type", "Auto-Submitted"];
+const SIGNED_HEADERS: [&str; 8] = [
+    "From",
+    "To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "MIME-Version",
+    "Content-Type",
+    "Auto-Submitted",
+];
 
 /// A loaded signing key with its domain and selector.
 pub struct Dkim {
@@ -42,8 +51,15 @@ impl Dkim {
         let not_a_key = |e: &dyn std::fmt::Display| format!("{} is not an RSA private key in PEM: {e}", path.display());
         let der = PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|e| not_a_key(&e))?;
         let key = RsaKey::<Sha256>::from_key_der(der).map_err(|e| not_a_key(&e))?;
-        let signer = DkimSigner::from_key(key).domain(domain).selector(selector).headers(SIGNED_HEADERS);
-        Ok(Some(Self { signer, domain: domain.to_owned(), selector: selector.to_owned() }))
+        let signer = DkimSigner::from_key(key)
+            .domain(domain)
+            .selector(selector)
+            .headers(SIGNED_HEADERS);
+        Ok(Some(Self {
+            signer,
+            domain: domain.to_owned(),
+            selector: selector.to_owned(),
+        }))
     }
 
     /// Returns the message with a `DKIM-Signature` header in front. A message that
@@ -66,7 +82,10 @@ impl Dkim {
 /// Makes a new RSA-2048 key at `path` (mode 0600) and returns its DNS record value.
 pub fn generate(path: &Path) -> Result<String, String> {
     if path.exists() {
-        return Err(format!("{} exists already; remove it first to make a new key", path.display()));
+        return Err(format!(
+            "{} exists already; remove it first to make a new key",
+            path.display()
+        ));
     }
     let key = KeyPair::generate(KeySize::Rsa2048).map_err(|_| "RSA key generation failed".to_owned())?;
     let der: Pkcs8V1Der<'_> = key.as_der().map_err(|_| "cannot encode the key".to_owned())?;
@@ -87,7 +106,9 @@ pub fn generate(path: &Path) -> Result<String, String> {
 pub fn record(path: &Path) -> Result<String, String> {
     let pem = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-    let der = STANDARD.decode(body).map_err(|_| format!("{} is not PEM", path.display()))?;
+    let der = STANDARD
+        .decode(body)
+        .map_err(|_| format!("{} is not PEM", path.display()))?;
     let key = KeyPair::from_pkcs8(&der).map_err(|_| format!("{} is not a PKCS#8 RSA key", path.display()))?;
     let public: PublicKeyX509Der<'_> = aws_lc_rs::signature::KeyPair::public_key(&key)
         .as_der()
@@ -120,6 +141,10 @@ mod tests {
         let text = String::from_utf8(signed).unwrap();
         assert!(text.starts_with("DKIM-Signature: v=1; a=rsa-sha256;"), "{text}");
         assert!(text.contains("d=example.com") && text.contains("s=sel"));
-        assert!(Dkim::load(&dir.path().join("absent.key"), "example.com", "sel").unwrap().is_none());
+        assert!(
+            Dkim::load(&dir.path().join("absent.key"), "example.com", "sel")
+                .unwrap()
+                .is_none()
+        );
     }
 }

@@ -28,7 +28,11 @@ pub struct NotifyConfig {
 /// Composes one job's mail: `(subject, text, html)` plus the From display name.
 pub fn compose(ctx: &MailContext, config: &NotifyConfig) -> (String, String, String, String) {
     let link = format!("{}{}", config.public_url.trim_end_matches('/'), ctx.link);
-    let recipient_name = if ctx.recipient.full_name.is_empty() { "Hello".to_owned() } else { format!("Dear {}", ctx.recipient.full_name) };
+    let recipient_name = if ctx.recipient.full_name.is_empty() {
+        "Hello".to_owned()
+    } else {
+        format!("Dear {}", ctx.recipient.full_name)
+    };
     match (ctx.kind, &ctx.message) {
         (JobKind::Notify, Some(message)) => {
             let invitation = ctx.invitation;
@@ -47,7 +51,16 @@ pub fn compose(ctx: &MailContext, config: &NotifyConfig) -> (String, String, Str
                 text.push_str(&format!("To read it, sign in here:\n{link}\n\n"));
             }
             text.push_str("For your privacy the message itself is not in this email. You can reply securely from the same page.\n");
-            let html = html_mail(&subject, &text, &link, if invitation { "Read the message" } else { "Sign in to read" });
+            let html = html_mail(
+                &subject,
+                &text,
+                &link,
+                if invitation {
+                    "Read the message"
+                } else {
+                    "Sign in to read"
+                },
+            );
             (format!("{sender} via Sealpost"), subject, text, html)
         }
         (JobKind::ChooseRoles, _) => {
@@ -72,7 +85,10 @@ If you did not ask for this, you can ignore this email.\n"
 }
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn html_mail(subject: &str, text: &str, link: &str, button: &str) -> String {
@@ -95,7 +111,11 @@ fn html_mail(subject: &str, text: &str, link: &str, button: &str) -> String {
 /// Builds the RFC 5322 message for a job.
 pub fn build_message(ctx: &MailContext, config: &NotifyConfig, now: i64) -> Vec<u8> {
     let (from_name, subject, text, html) = compose(ctx, config);
-    let message_id = format!("{}@{}", store::crypto::random_hex(16), config.from_address.rsplit('@').next().unwrap_or("localhost"));
+    let message_id = format!(
+        "{}@{}",
+        store::crypto::random_hex(16),
+        config.from_address.rsplit('@').next().unwrap_or("localhost")
+    );
     let message = MessageBuilder::new()
         .from((from_name.as_str(), config.from_address.as_str()))
         .to(ctx.recipient.email.as_str())
@@ -122,7 +142,9 @@ pub async fn run_notifier(store: Arc<Store>, config: NotifyConfig, wakers: Waker
                     let result = match store.job_context(&job).await {
                         Ok(ctx) => {
                             let message = build_message(&ctx, &config, store.now());
-                            store.queue_mail(Some(job.id), &config.from_address, &ctx.recipient.email, &message).await
+                            store
+                                .queue_mail(Some(job.id), &config.from_address, &ctx.recipient.email, &message)
+                                .await
                         }
                         Err(Error::NotFound) => store.skip_job(job.id).await,
                         Err(error) => Err(error),

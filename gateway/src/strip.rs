@@ -43,7 +43,8 @@ impl MarkerStripper {
         }
         let continuation = matches!(line.first(), Some(b' ' | b'\t'));
         if !continuation {
-            self.skipping = line.len() >= MARKER_PREFIX.len() && line[..MARKER_PREFIX.len()].eq_ignore_ascii_case(MARKER_PREFIX.as_bytes());
+            self.skipping = line.len() >= MARKER_PREFIX.len()
+                && line[..MARKER_PREFIX.len()].eq_ignore_ascii_case(MARKER_PREFIX.as_bytes());
         }
         if !self.skipping {
             out.extend_from_slice(line);
@@ -65,7 +66,10 @@ mod tests {
                 stripper.push(chunk, &mut out);
             }
             stripper.finish(&mut out);
-            assert_eq!(out, b"From: a@b.c\r\nSubject: hi\r\n\r\nX-Sealpost-Secure: body text stays\r\n".to_vec());
+            assert_eq!(
+                out,
+                b"From: a@b.c\r\nSubject: hi\r\n\r\nX-Sealpost-Secure: body text stays\r\n".to_vec()
+            );
         }
     }
 }

@@ -32,7 +32,11 @@ pub async fn run_sealer(store: Arc<Store>, wakers: Wakers) {
                 failed = true;
             }
         }
-        let wait = if failed { Duration::from_secs(30) } else { Duration::from_secs(10) };
+        let wait = if failed {
+            Duration::from_secs(30)
+        } else {
+            Duration::from_secs(10)
+        };
         let _ = tokio::time::timeout(wait, wakers.sealer.notified()).await;
     }
 }

@@ -45,9 +45,18 @@ impl From<store::Error> for Error {
         match error {
             store::Error::NotFound => Self::NotFound,
             store::Error::Invalid(message) | store::Error::Conflict(message) => Self::BadRequest(message),
-            store::Error::TokenInvalid => Self::Link { problem: LinkProblem::Unknown, next: None },
-            store::Error::TokenExpired => Self::Link { problem: LinkProblem::Expired, next: None },
-            store::Error::TokenUsed => Self::Link { problem: LinkProblem::Used, next: None },
+            store::Error::TokenInvalid => Self::Link {
+                problem: LinkProblem::Unknown,
+                next: None,
+            },
+            store::Error::TokenExpired => Self::Link {
+                problem: LinkProblem::Expired,
+                next: None,
+            },
+            store::Error::TokenUsed => Self::Link {
+                problem: LinkProblem::Used,
+                next: None,
+            },
             store::Error::AuthFailed => Self::Forbidden,
             other => Self::Store(other),
         }
@@ -86,7 +95,13 @@ fn signin_link(next: Option<&str>) -> String {
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        let page = |title, message: &str, hint, actions| ErrorPage { nav: None, title, message: message.to_owned(), hint, actions };
+        let page = |title, message: &str, hint, actions| ErrorPage {
+            nav: None,
+            title,
+            message: message.to_owned(),
+            hint,
+            actions,
+        };
         match self {
             Self::NotSignedIn { next } => Redirect::to(&session::signin_url(&next)).into_response(),
             Self::Forbidden => page(
@@ -103,13 +118,18 @@ impl IntoResponse for Error {
                 vec![("/inbox".to_owned(), "Go to your inbox")],
             )
             .respond(StatusCode::NOT_FOUND),
-            Self::BadRequest(message) => page("Please check", &message, "Go back and try again.", vec![])
-                .respond(StatusCode::BAD_REQUEST),
+            Self::BadRequest(message) => {
+                page("Please check", &message, "Go back and try again.", vec![]).respond(StatusCode::BAD_REQUEST)
+            }
             Self::Link { problem, next } => {
                 let (status, title, message) = match problem {
                     LinkProblem::Unknown => (StatusCode::NOT_FOUND, "Link not valid", "This link is not valid."),
                     LinkProblem::Expired => (StatusCode::GONE, "Link expired", "This link has expired."),
-                    LinkProblem::Used => (StatusCode::GONE, "Link already used", "This link has already been used."),
+                    LinkProblem::Used => (
+                        StatusCode::GONE,
+                        "Link already used",
+                        "This link has already been used.",
+                    ),
                 };
                 page(
                     title,

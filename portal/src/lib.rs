@@ -18,12 +18,12 @@ mod tests;
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::Router;
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::Router;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use error::Error;
@@ -46,7 +46,10 @@ pub(crate) struct AppState {
 
 /// The portal's routes, with security headers and request logging.
 pub fn router(store: Arc<store::Store>, config: PortalConfig) -> Router {
-    let state = AppState { store, config: Arc::new(config) };
+    let state = AppState {
+        store,
+        config: Arc::new(config),
+    };
     let routes = Router::new()
         .route("/", get(pages::home))
         .route("/healthz", get(|| async { "ok" }))
@@ -54,7 +57,10 @@ pub fn router(store: Arc<store::Store>, config: PortalConfig) -> Router {
         .route("/signin", get(pages::account::signin_form).post(pages::account::signin))
         .route("/signout", post(pages::account::signout))
         .route("/forgot", get(pages::account::forgot_form).post(pages::account::forgot))
-        .route("/password/{token}", get(pages::account::password_form).post(pages::account::set_password))
+        .route(
+            "/password/{token}",
+            get(pages::account::password_form).post(pages::account::set_password),
+        )
         .route("/inbox", get(pages::lists::inbox))
         .route("/sent", get(pages::lists::sent))
         .route("/m/{id}", get(pages::message::show).post(pages::register::submit))
@@ -68,7 +74,9 @@ pub fn router(store: Arc<store::Store>, config: PortalConfig) -> Router {
 
 /// Headers every response carries (RFC 6797 for HSTS; CSP Level 3).
 fn with_security_headers(router: Router) -> Router {
-    let fixed = |name: HeaderName, value: &'static str| SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value));
+    let fixed = |name: HeaderName, value: &'static str| {
+        SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
+    };
     router
         .layer(fixed(
             header::CONTENT_SECURITY_POLICY,
@@ -85,7 +93,10 @@ fn with_security_headers(router: Router) -> Router {
 /// hold a token) and status.
 async fn log_request(request: Request, next: Next) -> Response {
     let method = request.method().clone();
-    let route = request.extensions().get::<MatchedPath>().map_or_else(|| "(unmatched)".to_owned(), |p| p.as_str().to_owned());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "(unmatched)".to_owned(), |p| p.as_str().to_owned());
     let started = Instant::now();
     let response = next.run(request).await;
     tracing::info!(

@@ -54,10 +54,28 @@ const ATTR_CHAR: &AsciiSet = &NON_ALPHANUMERIC
 /// (RFC 6266 section 4.3): old clients use the fallback, others the exact name.
 pub fn content_disposition(name: &str) -> String {
     // Path separators never belong in a saved file's name.
-    let name: String = name.trim().chars().map(|c| if matches!(c, '/' | '\\') || c.is_control() { '_' } else { c }).collect();
+    let name: String = name
+        .trim()
+        .chars()
+        .map(|c| {
+            if matches!(c, '/' | '\\') || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
     let name = if name.is_empty() { "attachment".to_owned() } else { name };
-    let fallback: String =
-        name.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '%' || c == ' ' { c } else { '_' }).collect();
+    let fallback: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '%' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     let mut out = format!("attachment; filename=\"{fallback}\"");
     let _ = write!(out, "; filename*=UTF-8''{}", utf8_percent_encode(&name, ATTR_CHAR));
     out
@@ -68,7 +86,11 @@ pub fn content_disposition(name: &str) -> String {
 pub fn download_content_type(declared: &str) -> String {
     let essence = declared.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     let well_formed = essence.split_once('/').is_some_and(|(kind, sub)| {
-        let token = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b));
+        let token = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+        };
         token(kind) && token(sub)
     });
     let safe = well_formed
@@ -94,7 +116,11 @@ pub fn download_content_type(declared: &str) -> String {
             || essence.starts_with("application/vnd.oasis.opendocument.")
             || essence.starts_with("audio/")
             || essence.starts_with("video/"));
-    if safe { essence } else { "application/octet-stream".to_owned() }
+    if safe {
+        essence
+    } else {
+        "application/octet-stream".to_owned()
+    }
 }
 
 #[cfg(test)]
@@ -108,7 +134,19 @@ mod tests {
             <a href="javascript:alert(3)">click</a><a href="https://example.com/">ok</a>
             <iframe src="https://evil.example"></iframe><form action="https://evil.example"><input name=x></form></body></html>"#;
         let clean = sanitize_html(dirty);
-        for banned in ["<script", "alert(1)", "onclick", "onerror", "javascript:", "<img", "<style", "display:none", "<iframe", "<form", "<input"] {
+        for banned in [
+            "<script",
+            "alert(1)",
+            "onclick",
+            "onerror",
+            "javascript:",
+            "<img",
+            "<style",
+            "display:none",
+            "<iframe",
+            "<form",
+            "<input",
+        ] {
             assert!(!clean.contains(banned), "{banned} survived in {clean}");
         }
         assert!(clean.contains("<b>there</b>"));
@@ -133,7 +171,15 @@ mod tests {
     fn risky_types_download_as_octet_stream() {
         assert_eq!(download_content_type("application/pdf; name=x.pdf"), "application/pdf");
         assert_eq!(download_content_type("IMAGE/PNG"), "image/png");
-        for risky in ["text/html", "image/svg+xml", "application/xhtml+xml", "text/javascript", "application/x-msdownload", "text/plain\r\nX: y", ""] {
+        for risky in [
+            "text/html",
+            "image/svg+xml",
+            "application/xhtml+xml",
+            "text/javascript",
+            "application/x-msdownload",
+            "text/plain\r\nX: y",
+            "",
+        ] {
             assert_eq!(download_content_type(risky), "application/octet-stream", "{risky:?}");
         }
     }

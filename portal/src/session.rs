@@ -16,8 +16,9 @@ pub const COOKIE: &str = "sealpost_session";
 
 /// The cookie that opens a session.
 pub fn session_cookie(token: &str) -> HeaderValue {
-    HeaderValue::from_str(&format!("{COOKIE}={token}; Secure; HttpOnly; SameSite=Lax; Path=/"))
-        .unwrap_or_else(|_| HeaderValue::from_static("sealpost_session=; Max-Age=0; Secure; HttpOnly; SameSite=Lax; Path=/"))
+    HeaderValue::from_str(&format!("{COOKIE}={token}; Secure; HttpOnly; SameSite=Lax; Path=/")).unwrap_or_else(|_| {
+        HeaderValue::from_static("sealpost_session=; Max-Age=0; Secure; HttpOnly; SameSite=Lax; Path=/")
+    })
 }
 
 /// The cookie that ends a session in the browser.
@@ -45,7 +46,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let address = parts.extensions.get::<ConnectInfo<SocketAddr>>().map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
+        let address = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
         Ok(Self(address))
     }
 }
@@ -67,7 +71,11 @@ impl Viewer {
     pub fn check_csrf(&self, submitted: &str) -> Result<(), Error> {
         let expected = self.csrf();
         let same = expected.len() == submitted.len()
-            && expected.bytes().zip(submitted.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+            && expected
+                .bytes()
+                .zip(submitted.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
         if same { Ok(()) } else { Err(Error::Forbidden) }
     }
 
@@ -75,7 +83,11 @@ impl Viewer {
     pub fn nav(&self) -> crate::pages::Nav {
         use store::accounts::Role;
         let sender = self.user.practice_id.is_some() && matches!(self.user.role, Role::Doctor | Role::Staff);
-        crate::pages::Nav { name: self.user.display_name().to_owned(), csrf: self.csrf(), sender }
+        crate::pages::Nav {
+            name: self.user.display_name().to_owned(),
+            csrf: self.csrf(),
+            sender,
+        }
     }
 }
 
@@ -89,8 +101,14 @@ pub fn csrf_for(session_token: &str) -> String {
 }
 
 async fn lookup(parts: &Parts, state: &AppState) -> Result<Option<Viewer>, Error> {
-    let Some(token) = cookie_token(&parts.headers) else { return Ok(None) };
-    Ok(state.store.session_user(&token).await?.map(|user| Viewer { user, token }))
+    let Some(token) = cookie_token(&parts.headers) else {
+        return Ok(None);
+    };
+    Ok(state
+        .store
+        .session_user(&token)
+        .await?
+        .map(|user| Viewer { user, token }))
 }
 
 impl FromRequestParts<AppState> for Viewer {
@@ -123,7 +141,18 @@ pub fn safe_next(next: &str) -> Option<&str> {
 }
 
 /// Characters escaped when a path is put in the `next` query parameter.
-const QUERY_VALUE: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'#').add(b'%').add(b'&').add(b'+').add(b'<').add(b'>').add(b'=').add(b'?').add(b'`');
+const QUERY_VALUE: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'&')
+    .add(b'+')
+    .add(b'<')
+    .add(b'>')
+    .add(b'=')
+    .add(b'?')
+    .add(b'`');
 
 /// The sign-in page that leads on to `next`.
 pub fn signin_url(next: &str) -> String {
@@ -139,7 +168,17 @@ mod tests {
 
     #[test]
     fn next_guard_refuses_other_sites() {
-        for bad in ["//evil.com", "https://evil.com", "/\\evil.com", "\\\\evil.com", "evil.com", "", "/\t/evil.com", "/m/x\\y", "javascript:alert(1)"] {
+        for bad in [
+            "//evil.com",
+            "https://evil.com",
+            "/\\evil.com",
+            "\\\\evil.com",
+            "evil.com",
+            "",
+            "/\t/evil.com",
+            "/m/x\\y",
+            "javascript:alert(1)",
+        ] {
             assert_eq!(safe_next(bad), None, "{bad:?}");
         }
         for good in ["/", "/inbox", "/m/0123456789abcdef0123456789abcdef", "/m/1?x=//y"] {
@@ -150,14 +189,20 @@ mod tests {
     #[test]
     fn signin_url_keeps_next() {
         assert_eq!(signin_url("/m/abc"), "/signin?next=/m/abc");
-        assert_eq!(signin_url("/m/abc?invite=a&b=c"), "/signin?next=/m/abc%3Finvite%3Da%26b%3Dc");
+        assert_eq!(
+            signin_url("/m/abc?invite=a&b=c"),
+            "/signin?next=/m/abc%3Finvite%3Da%26b%3Dc"
+        );
         assert_eq!(signin_url("//evil.com"), "/signin");
     }
 
     #[test]
     fn cookie_is_found_among_others() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::COOKIE, HeaderValue::from_static("a=1; sealpost_session=tok; b=2"));
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; sealpost_session=tok; b=2"),
+        );
         assert_eq!(cookie_token(&headers).as_deref(), Some("tok"));
         headers.insert(header::COOKIE, HeaderValue::from_static("sealpost_session="));
         assert_eq!(cookie_token(&headers), None);

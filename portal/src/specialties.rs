@@ -42,7 +42,10 @@ impl Specialties {
 
     /// Is `procedure` on any specialty's list?
     pub fn knows_procedure(&self, procedure: &str) -> bool {
-        self.dental.iter().chain(&self.medical).any(|s| s.procedures.iter().any(|p| p == procedure))
+        self.dental
+            .iter()
+            .chain(&self.medical)
+            .any(|s| s.procedures.iter().any(|p| p == procedure))
     }
 }
 
@@ -59,9 +62,19 @@ mod tests {
         for (_, group) in data.groups() {
             for specialty in group {
                 assert!(names.insert(specialty.name.as_str()), "duplicate {}", specialty.name);
-                assert!((4..=8).contains(&specialty.procedures.len()), "{} has {} procedures", specialty.name, specialty.procedures.len());
+                assert!(
+                    (4..=8).contains(&specialty.procedures.len()),
+                    "{} has {} procedures",
+                    specialty.name,
+                    specialty.procedures.len()
+                );
                 let unique: std::collections::HashSet<_> = specialty.procedures.iter().collect();
-                assert_eq!(unique.len(), specialty.procedures.len(), "{} repeats a procedure", specialty.name);
+                assert_eq!(
+                    unique.len(),
+                    specialty.procedures.len(),
+                    "{} repeats a procedure",
+                    specialty.name
+                );
                 assert!(data.find(&specialty.name).is_some());
             }
         }

@@ -54,8 +54,17 @@ impl Env {
             policy: store::Policy::default(),
         };
         let store = Store::open(config, Arc::new(SystemClock)).await.unwrap();
-        let router = crate::router(store.clone(), crate::PortalConfig { public_url: "https://portal.test".into() });
-        Self { _dir: dir, store, router }
+        let router = crate::router(
+            store.clone(),
+            crate::PortalConfig {
+                public_url: "https://portal.test".into(),
+            },
+        );
+        Self {
+            _dir: dir,
+            store,
+            router,
+        }
     }
 
     async fn send(&self, request: Request<Body>) -> Response<Body> {
@@ -73,7 +82,13 @@ impl Env {
     async fn post(&self, uri: &str, form: &[(&str, &str)], cookie: Option<&str>) -> Response<Body> {
         let body = form
             .iter()
-            .map(|(k, v)| format!("{}={}", utf8_percent_encode(k, NON_ALPHANUMERIC), utf8_percent_encode(v, NON_ALPHANUMERIC)))
+            .map(|(k, v)| {
+                format!(
+                    "{}={}",
+                    utf8_percent_encode(k, NON_ALPHANUMERIC),
+                    utf8_percent_encode(v, NON_ALPHANUMERIC)
+                )
+            })
             .collect::<Vec<_>>()
             .join("&");
         let mut request = Request::post(uri).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
@@ -98,7 +113,13 @@ impl Env {
 }
 
 async fn text(response: Response<Body>) -> String {
-    String::from_utf8(axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap().to_vec()).unwrap()
+    String::from_utf8(
+        axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap()
 }
 
 fn location(response: &Response<Body>) -> &str {
@@ -106,8 +127,18 @@ fn location(response: &Response<Body>) -> &str {
 }
 
 fn session_cookie(response: &Response<Body>) -> String {
-    let value = response.headers().get(header::SET_COOKIE).expect("a session cookie").to_str().unwrap();
-    assert!(value.contains("Secure") && value.contains("HttpOnly") && value.contains("SameSite=Lax") && value.contains("Path=/"));
+    let value = response
+        .headers()
+        .get(header::SET_COOKIE)
+        .expect("a session cookie")
+        .to_str()
+        .unwrap();
+    assert!(
+        value.contains("Secure")
+            && value.contains("HttpOnly")
+            && value.contains("SameSite=Lax")
+            && value.contains("Path=/")
+    );
     value.split(';').next().unwrap().to_owned()
 }
 
@@ -118,10 +149,29 @@ fn token_of(cookie: &str) -> &str {
 /// A practice, a paid sender with a password, and one sealed message; returns
 /// the sender's session cookie and the message id.
 async fn send_message(env: &Env) -> (String, String) {
-    env.store.add_practice("Bright Smiles Dental", "clinic.example").await.unwrap();
-    let (alice, token) =
-        env.store.add_practice_user("alice@clinic.example", "Dr Alice", Role::Doctor, "clinic.example", true, false).await.unwrap();
-    let response = env.post(&format!("/password/{token}"), &[("password", "alice secret 1"), ("confirm", "alice secret 1")], None).await;
+    env.store
+        .add_practice("Bright Smiles Dental", "clinic.example")
+        .await
+        .unwrap();
+    let (alice, token) = env
+        .store
+        .add_practice_user(
+            "alice@clinic.example",
+            "Dr Alice",
+            Role::Doctor,
+            "clinic.example",
+            true,
+            false,
+        )
+        .await
+        .unwrap();
+    let response = env
+        .post(
+            &format!("/password/{token}"),
+            &[("password", "alice secret 1"), ("confirm", "alice secret 1")],
+            None,
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&response), "/inbox");
     let cookie = session_cookie(&response);
@@ -130,7 +180,10 @@ async fn send_message(env: &Env) -> (String, String) {
     writer.write(MESSAGE.as_bytes()).await.unwrap();
     let spooled = writer.finish().await.unwrap();
     let rcpt = ["pat@example.com", "doc@other.example", "new@unknown.example"].map(String::from);
-    env.store.accept_secure(&spooled, "alice@clinic.example", &rcpt, alice.id).await.unwrap();
+    env.store
+        .accept_secure(&spooled, "alice@clinic.example", &rcpt, alice.id)
+        .await
+        .unwrap();
     env.store.seal_spooled(&spooled.id).await.unwrap();
     (cookie, spooled.id.to_string())
 }
@@ -145,31 +198,56 @@ async fn patient_registers_sets_password_reads_and_downloads() {
     let response = env.get(&format!("/m/{id}"), None).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&response), format!("/signin?next=/m/{id}"));
-    assert_eq!(env.get(&format!("/m/{id}?invite=nonsense"), None).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        env.get(&format!("/m/{id}?invite=nonsense"), None).await.status(),
+        StatusCode::NOT_FOUND
+    );
 
     let response = env.get(&invite, None).await;
     assert_eq!(response.status(), StatusCode::OK);
     let page = text(response).await;
-    assert!(page.contains("Bright Smiles Dental") && page.contains("pat@example.com") && page.contains(r#"for="full_name""#));
+    assert!(
+        page.contains("Bright Smiles Dental")
+            && page.contains("pat@example.com")
+            && page.contains(r#"for="full_name""#)
+    );
     assert!(!page.contains("name=\"specialty\"") && !page.contains("name=\"practice_name\""));
 
-    let response = env.post(&invite, &[("full_name", " "), ("phone", "555 123 4567")], None).await;
+    let response = env
+        .post(&invite, &[("full_name", " "), ("phone", "555 123 4567")], None)
+        .await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let page = text(response).await;
     assert!(page.contains("Please enter your full name.") && page.contains("555 123 4567"));
 
-    let response = env.post(&invite, &[("full_name", "Pat Smith"), ("phone", "555 123 4567")], None).await;
+    let response = env
+        .post(&invite, &[("full_name", "Pat Smith"), ("phone", "555 123 4567")], None)
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(text(response).await.contains("Check your email"));
     assert_eq!(env.get(&invite, None).await.status(), StatusCode::GONE);
 
     let password_link = env.link(JobKind::SetPassword, "pat@example.com").await;
     assert_eq!(env.get(&password_link, None).await.status(), StatusCode::OK);
-    let response = env.post(&password_link, &[("password", "pat secret 123"), ("confirm", "pat secret 124")], None).await;
+    let response = env
+        .post(
+            &password_link,
+            &[("password", "pat secret 123"), ("confirm", "pat secret 124")],
+            None,
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    let response = env.post(&password_link, &[("password", "short"), ("confirm", "short")], None).await;
+    let response = env
+        .post(&password_link, &[("password", "short"), ("confirm", "short")], None)
+        .await;
     assert!(text(response).await.contains("at least 8 characters"));
-    let response = env.post(&password_link, &[("password", "pat secret 123"), ("confirm", "pat secret 123")], None).await;
+    let response = env
+        .post(
+            &password_link,
+            &[("password", "pat secret 123"), ("confirm", "pat secret 123")],
+            None,
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&response), format!("/m/{id}"));
     let cookie = session_cookie(&response);
@@ -178,14 +256,25 @@ async fn patient_registers_sets_password_reads_and_downloads() {
     let response = env.get(&format!("/m/{id}"), Some(&cookie)).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
-    assert!(response.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap().contains("default-src 'none'"));
-    assert_eq!(response.headers()[header::STRICT_TRANSPORT_SECURITY], "max-age=31536000");
+    assert!(
+        response.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'none'")
+    );
+    assert_eq!(
+        response.headers()[header::STRICT_TRANSPORT_SECURITY],
+        "max-age=31536000"
+    );
     let page = text(response).await;
     assert!(page.contains("Your results") && page.contains("Your lab results are ready") && page.contains("Dr Alice"));
     assert!(page.contains("Hello <b>Pat</b>"));
     assert!(!page.contains("<script") && !page.contains("onerror"));
     let attachments = &page[page.find("Attachments").expect("an attachment list")..];
-    assert!(attachments.contains(&format!("/m/{id}/a/0")) && attachments.contains("Résultat final.pdf"), "{attachments}");
+    assert!(
+        attachments.contains(&format!("/m/{id}/a/0")) && attachments.contains("Résultat final.pdf"),
+        "{attachments}"
+    );
 
     let response = env.get(&format!("/m/{id}/a/0"), Some(&cookie)).await;
     assert_eq!(response.status(), StatusCode::OK);
@@ -193,17 +282,35 @@ async fn patient_registers_sets_password_reads_and_downloads() {
     assert_eq!(headers[header::CONTENT_TYPE], "application/pdf");
     assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
     let disposition = headers[header::CONTENT_DISPOSITION].to_str().unwrap();
-    assert!(disposition.starts_with("attachment;") && disposition.ends_with("filename*=UTF-8''R%C3%A9sultat%20final.pdf"));
+    assert!(
+        disposition.starts_with("attachment;") && disposition.ends_with("filename*=UTF-8''R%C3%A9sultat%20final.pdf")
+    );
     assert_eq!(text(response).await, "%PDF-1.4\n");
     assert_eq!(headers[header::CONTENT_LENGTH], "9");
-    assert_eq!(env.get(&format!("/m/{id}/a/7"), Some(&cookie)).await.status(), StatusCode::NOT_FOUND);
-    assert_eq!(env.get(&format!("/m/{id}/a/x"), Some(&cookie)).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        env.get(&format!("/m/{id}/a/7"), Some(&cookie)).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        env.get(&format!("/m/{id}/a/x"), Some(&cookie)).await.status(),
+        StatusCode::NOT_FOUND
+    );
 
     let page = text(env.get("/inbox", Some(&cookie)).await).await;
-    assert!(page.contains("Your results") && page.contains(&format!("href=\"/m/{id}\"")) && page.contains("1 attachment"));
+    assert!(
+        page.contains("Your results") && page.contains(&format!("href=\"/m/{id}\"")) && page.contains("1 attachment")
+    );
     assert!(!page.contains(r#"href="/sent""#), "patients have no Sent list");
-    assert_eq!(env.get("/m/0123456789abcdef0123456789abcdef", Some(&cookie)).await.status(), StatusCode::NOT_FOUND);
-    assert_eq!(env.get("/m/not-an-id", Some(&cookie)).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        env.get("/m/0123456789abcdef0123456789abcdef", Some(&cookie))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        env.get("/m/not-an-id", Some(&cookie)).await.status(),
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
@@ -214,7 +321,18 @@ async fn other_practice_doctor_registers_with_specialty_and_practice() {
     let page = text(env.get(&invite, None).await).await;
     assert!(page.contains(r#"name="specialty""#) && page.contains(r#"name="practice_name""#));
 
-    let response = env.post(&invite, &[("full_name", "Dr Bob"), ("phone", "555 000 1111"), ("specialty", "Endodontics"), ("step", "specialty")], None).await;
+    let response = env
+        .post(
+            &invite,
+            &[
+                ("full_name", "Dr Bob"),
+                ("phone", "555 000 1111"),
+                ("specialty", "Endodontics"),
+                ("step", "specialty"),
+            ],
+            None,
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     let page = text(response).await;
     assert!(page.contains(r#"value="Root canal treatment" checked"#) && page.contains("Dr Bob"));
@@ -229,7 +347,17 @@ async fn other_practice_doctor_registers_with_specialty_and_practice() {
         ("practice_website", "www.other.example"),
         ("invite", "ignored-when-the-query-has-one"),
     ];
-    let response = env.post(&invite, &[("specialty", "Wizardry"), ("full_name", "Dr Bob"), ("phone", "555 000 1111")], None).await;
+    let response = env
+        .post(
+            &invite,
+            &[
+                ("specialty", "Wizardry"),
+                ("full_name", "Dr Bob"),
+                ("phone", "555 000 1111"),
+            ],
+            None,
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert!(text(response).await.contains("Please enter the name of your practice."));
     let response = env.post(&invite, &form, None).await;
@@ -246,17 +374,31 @@ async fn sender_sees_status_chooses_roles_and_signs_out() {
     let env = Env::new().await;
     let (cookie, id) = send_message(&env).await;
     let page = text(env.get(&format!("/m/{id}"), Some(&cookie)).await).await;
-    assert!(page.contains("pat@example.com") && page.contains("Not read yet") && page.contains(&format!("/m/{id}/roles")));
+    assert!(
+        page.contains("pat@example.com") && page.contains("Not read yet") && page.contains(&format!("/m/{id}/roles"))
+    );
 
     let page = text(env.get(&format!("/m/{id}/roles"), Some(&cookie)).await).await;
     let new_user = env.store.user_by_email("new@unknown.example").await.unwrap().unwrap();
     let field = format!("role_{}", new_user.id);
     assert!(page.contains(&format!(r#"name="{field}" value="patient""#)));
 
-    let response = env.post(&format!("/m/{id}/roles"), &[(&field, "patient"), ("csrf", "wrong")], Some(&cookie)).await;
+    let response = env
+        .post(
+            &format!("/m/{id}/roles"),
+            &[(&field, "patient"), ("csrf", "wrong")],
+            Some(&cookie),
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     let csrf = csrf_for(token_of(&cookie));
-    let response = env.post(&format!("/m/{id}/roles"), &[(&field, "patient"), ("csrf", &csrf)], Some(&cookie)).await;
+    let response = env
+        .post(
+            &format!("/m/{id}/roles"),
+            &[(&field, "patient"), ("csrf", &csrf)],
+            Some(&cookie),
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&response), format!("/m/{id}"));
     let sender = env.store.user_by_email("alice@clinic.example").await.unwrap().unwrap();
@@ -270,16 +412,51 @@ async fn sender_sees_status_chooses_roles_and_signs_out() {
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     let response = env.post("/signout", &[("csrf", &csrf)], Some(&cookie)).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert!(response.headers()[header::SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
+    assert!(
+        response.headers()[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
     let response = env.get("/inbox", Some(&cookie)).await;
     assert_eq!(location(&response), "/signin?next=/inbox");
 
-    let response = env.post("/signin", &[("email", "alice@clinic.example"), ("password", "wrong one"), ("next", "/sent")], None).await;
+    let response = env
+        .post(
+            "/signin",
+            &[
+                ("email", "alice@clinic.example"),
+                ("password", "wrong one"),
+                ("next", "/sent"),
+            ],
+            None,
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert!(text(response).await.contains("Wrong email address or password."));
-    let response = env.post("/signin", &[("email", "alice@clinic.example"), ("password", "alice secret 1"), ("next", "//evil.com")], None).await;
+    let response = env
+        .post(
+            "/signin",
+            &[
+                ("email", "alice@clinic.example"),
+                ("password", "alice secret 1"),
+                ("next", "//evil.com"),
+            ],
+            None,
+        )
+        .await;
     assert_eq!(location(&response), "/inbox");
-    let response = env.post("/signin", &[("email", "Alice@Clinic.example"), ("password", "alice secret 1"), ("next", &format!("/m/{id}"))], None).await;
+    let response = env
+        .post(
+            "/signin",
+            &[
+                ("email", "Alice@Clinic.example"),
+                ("password", "alice secret 1"),
+                ("next", &format!("/m/{id}")),
+            ],
+            None,
+        )
+        .await;
     assert_eq!(location(&response), format!("/m/{id}"));
     let cookie = session_cookie(&response);
     assert_eq!(location(&env.get("/", Some(&cookie)).await), "/inbox");
@@ -295,10 +472,17 @@ async fn public_pages_and_headers() {
     assert_eq!(text(response).await, "ok");
     assert_eq!(location(&env.get("/", None).await), "/signin");
     let response = env.get("/static/app.css", None).await;
-    assert!(response.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/css"));
+    assert!(
+        response.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/css")
+    );
     let response = env.get("/signin?next=https://evil.com", None).await;
     let page = text(response).await;
-    assert!(page.contains(r#"<label for="email">"#) && page.contains(r#"name="viewport""#) && !page.contains("evil.com"));
+    assert!(
+        page.contains(r#"<label for="email">"#) && page.contains(r#"name="viewport""#) && !page.contains("evil.com")
+    );
     assert_eq!(env.get("/nowhere", None).await.status(), StatusCode::NOT_FOUND);
     assert_eq!(env.get("/password/bogus", None).await.status(), StatusCode::NOT_FOUND);
 }

@@ -21,7 +21,13 @@ pub struct AuditEvent<'a> {
 
 fn chain_hash(prev: &[u8], at: i64, event: &AuditEvent<'_>) -> Vec<u8> {
     let mut input = prev.to_vec();
-    for field in [&at.to_string() as &str, event.actor, event.action, event.object, event.client] {
+    for field in [
+        &at.to_string() as &str,
+        event.actor,
+        event.action,
+        event.object,
+        event.client,
+    ] {
         input.extend_from_slice(&(field.len() as u64).to_be_bytes());
         input.extend_from_slice(field.as_bytes());
     }
@@ -64,9 +70,18 @@ impl Store {
         let mut prev = vec![0u8; 32];
         let mut count = 0;
         for row in rows {
-            let (actor, action, object, client): (String, String, String, String) =
-                (row.try_get("actor")?, row.try_get("action")?, row.try_get("object")?, row.try_get("client")?);
-            let event = AuditEvent { actor: &actor, action: &action, object: &object, client: &client };
+            let (actor, action, object, client): (String, String, String, String) = (
+                row.try_get("actor")?,
+                row.try_get("action")?,
+                row.try_get("object")?,
+                row.try_get("client")?,
+            );
+            let event = AuditEvent {
+                actor: &actor,
+                action: &action,
+                object: &object,
+                client: &client,
+            };
             let stored_prev: Vec<u8> = row.try_get("prev_hash")?;
             let hash: Vec<u8> = row.try_get("hash")?;
             if stored_prev != prev || chain_hash(&prev, row.try_get("at")?, &event) != hash {

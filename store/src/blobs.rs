@@ -39,7 +39,10 @@ impl Blobs {
         std::fs::create_dir_all(&root)?;
         let root = root.canonicalize()?;
         let inner = LocalFileSystem::new_with_prefix(&root)?.with_automatic_cleanup(true);
-        Ok(Self { inner: Arc::new(inner), local_root: Some(root) })
+        Ok(Self {
+            inner: Arc::new(inner),
+            local_root: Some(root),
+        })
     }
 
     /// Starts writing a sealed blob at `key`, sealing with `data_key` as blob `blob_no`.
@@ -73,7 +76,10 @@ impl Blobs {
             object_store::Error::NotFound { .. } => Error::NotFound,
             other => Error::Blob(other),
         })?;
-        Ok(open_sealed_stream(sealed.into_stream().map_err(Error::from).boxed(), Opener::new(data_key, blob_no)))
+        Ok(open_sealed_stream(
+            sealed.into_stream().map_err(Error::from).boxed(),
+            Opener::new(data_key, blob_no),
+        ))
     }
 
     /// Reads a small sealed blob whole.

@@ -77,7 +77,10 @@ pub struct Keyring {
 
 impl fmt::Debug for Keyring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Keyring").field("active", &self.active).field("ids", &self.keys.keys()).finish()
+        f.debug_struct("Keyring")
+            .field("active", &self.active)
+            .field("ids", &self.keys.keys())
+            .finish()
     }
 }
 
@@ -105,7 +108,10 @@ impl Keyring {
                 let bytes: [u8; 32] = random_bytes();
                 write_private(&dir.join(format!("kek-{id}.key")), &bytes)?;
                 write_private(&active_file, id.as_bytes())?;
-                keys.insert(id.clone(), LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &bytes).expect("key")));
+                keys.insert(
+                    id.clone(),
+                    LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &bytes).expect("key")),
+                );
                 id
             }
             Err(_) => keys.keys().next_back().cloned().unwrap_or_default(),
@@ -121,15 +127,25 @@ impl Keyring {
         let kek = &self.keys[&self.active];
         let nonce_bytes: [u8; NONCE_LEN] = random_bytes();
         let mut sealed = key.0.to_vec();
-        kek.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce_bytes), Aad::from(self.active.as_bytes()), &mut sealed)
-            .expect("sealing 32 bytes cannot fail");
+        kek.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce_bytes),
+            Aad::from(self.active.as_bytes()),
+            &mut sealed,
+        )
+        .expect("sealing 32 bytes cannot fail");
         let mut wrapped = nonce_bytes.to_vec();
         wrapped.extend_from_slice(&sealed);
-        WrappedKey { kek_id: self.active.clone(), wrapped }
+        WrappedKey {
+            kek_id: self.active.clone(),
+            wrapped,
+        }
     }
 
     pub fn unwrap(&self, wrapped: &WrappedKey) -> Result<DataKey> {
-        let kek = self.keys.get(&wrapped.kek_id).ok_or_else(|| Error::UnknownKek(wrapped.kek_id.clone()))?;
+        let kek = self
+            .keys
+            .get(&wrapped.kek_id)
+            .ok_or_else(|| Error::UnknownKek(wrapped.kek_id.clone()))?;
         if wrapped.wrapped.len() != NONCE_LEN + 32 + TAG {
             return Err(Error::Crypto);
         }
@@ -182,7 +198,13 @@ pub struct Sealer {
 impl Sealer {
     /// `blob` numbers the blob within its data key; never reuse one per key.
     pub fn new(key: &DataKey, blob: u32) -> Self {
-        Self { key: key.aead(), blob, index: 0, pending: Vec::with_capacity(CHUNK), started: false }
+        Self {
+            key: key.aead(),
+            blob,
+            index: 0,
+            pending: Vec::with_capacity(CHUNK),
+            started: false,
+        }
     }
 
     /// Appends the ciphertext of every whole chunk `data` completes to `out`.
@@ -231,7 +253,13 @@ pub struct Opener {
 
 impl Opener {
     pub fn new(key: &DataKey, blob: u32) -> Self {
-        Self { key: key.aead(), blob, index: 0, pending: Vec::with_capacity(CHUNK + TAG), header: 0 }
+        Self {
+            key: key.aead(),
+            blob,
+            index: 0,
+            pending: Vec::with_capacity(CHUNK + TAG),
+            header: 0,
+        }
     }
 
     /// Appends the plaintext of every whole chunk `data` completes to `out`.
@@ -305,7 +333,11 @@ mod tests {
             let plain: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
             let sealed = seal_all(&key, 7, &plain);
             if size > 0 {
-                assert_ne!(&sealed[4..4 + size.min(64)], &plain[..size.min(64)], "ciphertext must differ");
+                assert_ne!(
+                    &sealed[4..4 + size.min(64)],
+                    &plain[..size.min(64)],
+                    "ciphertext must differ"
+                );
             }
             assert_eq!(open_all(&key, 7, &sealed).unwrap(), plain, "size {size}");
         }

@@ -1,8 +1,8 @@
 //! Database connection and migrations. One model code serves `SQLite` (default) and
 //! `PostgreSQL` through sqlx's `Any` driver; each dialect has its own migrations.
 
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::AnyPool;
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
 
 use crate::Result;
 
@@ -29,14 +29,20 @@ impl Dialect {
 /// `SQLite` defaults already give WAL, `synchronous=FULL` and foreign keys.
 pub async fn connect(url: &str) -> Result<(AnyPool, Dialect)> {
     install_default_drivers();
-    let dialect = Dialect::of(url)
-        .ok_or_else(|| crate::Error::invalid(format!("database url must start with sqlite: or postgres:// (got {url:?})")))?;
+    let dialect = Dialect::of(url).ok_or_else(|| {
+        crate::Error::invalid(format!(
+            "database url must start with sqlite: or postgres:// (got {url:?})"
+        ))
+    })?;
     let url = if dialect == Dialect::Sqlite {
         prepare_sqlite_url(url)?
     } else {
         url.to_owned()
     };
-    let pool = AnyPoolOptions::new().max_connections(if dialect == Dialect::Sqlite { 4 } else { 10 }).connect(&url).await?;
+    let pool = AnyPoolOptions::new()
+        .max_connections(if dialect == Dialect::Sqlite { 4 } else { 10 })
+        .connect(&url)
+        .await?;
     Ok((pool, dialect))
 }
 
@@ -45,9 +51,12 @@ fn prepare_sqlite_url(url: &str) -> Result<String> {
     let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
     if path != ":memory:"
-        && let Some(parent) = std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)?;
-        }
+        && let Some(parent) = std::path::Path::new(path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent)?;
+    }
     let mut params: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
     if !params.iter().any(|p| p.starts_with("mode=")) {
         params.push("mode=rwc");

@@ -39,7 +39,9 @@ impl JobKind {
     }
 
     fn parse(text: &str) -> Option<Self> {
-        [Self::Notify, Self::SetPassword, Self::ChooseRoles].into_iter().find(|k| k.as_str() == text)
+        [Self::Notify, Self::SetPassword, Self::ChooseRoles]
+            .into_iter()
+            .find(|k| k.as_str() == text)
     }
 }
 
@@ -135,9 +137,14 @@ pub struct OutboundItem {
 pub enum DeliveryOutcome {
     Delivered,
     /// Try again at `at` (Unix seconds).
-    Retry { error: String, at: i64 },
+    Retry {
+        error: String,
+        at: i64,
+    },
     /// Permanent failure; the caller has already queued any DSN.
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
 }
 
 fn outbound_from_row(row: &sqlx::any::AnyRow) -> Result<OutboundItem> {
@@ -146,7 +153,10 @@ fn outbound_from_row(row: &sqlx::any::AnyRow) -> Result<OutboundItem> {
         blob: row.try_get("blob")?,
         mail_from: row.try_get("mail_from")?,
         rcpt_to: row.try_get("rcpt_to")?,
-        key: WrappedKey { kek_id: row.try_get("kek_id")?, wrapped: row.try_get("wrapped_key")? },
+        key: WrappedKey {
+            kek_id: row.try_get("kek_id")?,
+            wrapped: row.try_get("wrapped_key")?,
+        },
         strip_markers: row.try_get::<i64, _>("strip_markers")? != 0,
         attempts: row.try_get("attempts")?,
         created_at: row.try_get("created_at")?,
@@ -156,17 +166,22 @@ fn outbound_from_row(row: &sqlx::any::AnyRow) -> Result<OutboundItem> {
 impl Store {
     /// Jobs not yet done, oldest first.
     pub async fn pending_jobs(&self, limit: i64) -> Result<Vec<MailJob>> {
-        let rows = sqlx::query("SELECT id, kind, user_id, message_id FROM mail_jobs WHERE done_at IS NULL ORDER BY id LIMIT $1")
-            .bind(limit)
-            .fetch_all(&self.db)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT id, kind, user_id, message_id FROM mail_jobs WHERE done_at IS NULL ORDER BY id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.db)
+        .await?;
         rows.iter()
             .map(|row| {
                 Ok(MailJob {
                     id: row.try_get("id")?,
                     kind: JobKind::parse(&row.try_get::<String, _>("kind")?).ok_or(Error::NotFound)?,
                     user_id: UserId(row.try_get("user_id")?),
-                    message_id: row.try_get::<Option<String>, _>("message_id")?.as_deref().and_then(MessageId::parse),
+                    message_id: row
+                        .try_get::<Option<String>, _>("message_id")?
+                        .as_deref()
+                        .and_then(MessageId::parse),
                 })
             })
             .collect()
@@ -182,7 +197,14 @@ impl Store {
         let mut invitation = false;
         let link = match job.kind {
             JobKind::SetPassword => {
-                let token = self.issue_token(TokenPurpose::SetPassword, recipient.id, job.message_id.as_ref(), self.policy.set_password_ttl).await?;
+                let token = self
+                    .issue_token(
+                        TokenPurpose::SetPassword,
+                        recipient.id,
+                        job.message_id.as_ref(),
+                        self.policy.set_password_ttl,
+                    )
+                    .await?;
                 format!("/password/{token}")
             }
             JobKind::ChooseRoles => format!("/m/{}/roles", job.message_id.as_ref().ok_or(Error::NotFound)?),
@@ -191,21 +213,36 @@ impl Store {
                 match recipient.status {
                     UserStatus::Invited => {
                         invitation = true;
-                        let token = self.issue_token(TokenPurpose::Invite, recipient.id, Some(id), self.policy.invite_ttl).await?;
+                        let token = self
+                            .issue_token(TokenPurpose::Invite, recipient.id, Some(id), self.policy.invite_ttl)
+                            .await?;
                         format!("/m/{id}?invite={token}")
                     }
                     // Registered but never set a password (the link may have
                     // lapsed): this mail carries a fresh set-password link.
                     UserStatus::Registered => {
                         invitation = true;
-                        let token = self.issue_token(TokenPurpose::SetPassword, recipient.id, Some(id), self.policy.invite_ttl).await?;
+                        let token = self
+                            .issue_token(
+                                TokenPurpose::SetPassword,
+                                recipient.id,
+                                Some(id),
+                                self.policy.invite_ttl,
+                            )
+                            .await?;
                         format!("/password/{token}")
                     }
                     UserStatus::Active => format!("/m/{id}"),
                 }
             }
         };
-        Ok(MailContext { kind: job.kind, recipient, message, link, invitation })
+        Ok(MailContext {
+            kind: job.kind,
+            recipient,
+            message,
+            link,
+            invitation,
+        })
     }
 
     async fn message_context(&self, id: &MessageId) -> Result<MessageContext> {
@@ -217,7 +254,12 @@ impl Store {
         let sender = self.user(UserId(row.try_get("sender_id")?)).await?;
         let practice = self.practice(PracticeId(row.try_get("practice_id")?)).await?;
         let notice = self.message_meta_unchecked(id).await?.notice;
-        Ok(MessageContext { id: id.clone(), sender, practice, notice })
+        Ok(MessageContext {
+            id: id.clone(),
+            sender,
+            practice,
+            notice,
+        })
     }
 
     /// Seals a composed mail into the outbound queue and marks its job done, in
@@ -228,9 +270,22 @@ impl Store {
         let spooled = writer.finish().await?;
         let wrapped = self.keys.wrap(spooled.key());
         let mut tx = self.db.begin().await?;
-        insert_outbound(&mut tx, &format!("out/{}", spooled.id), mail_from, rcpt_to, &wrapped, false, self.now()).await?;
+        insert_outbound(
+            &mut tx,
+            &format!("out/{}", spooled.id),
+            mail_from,
+            rcpt_to,
+            &wrapped,
+            false,
+            self.now(),
+        )
+        .await?;
         if let Some(job) = job {
-            sqlx::query("UPDATE mail_jobs SET done_at = $1 WHERE id = $2").bind(self.now()).bind(job).execute(&mut *tx).await?;
+            sqlx::query("UPDATE mail_jobs SET done_at = $1 WHERE id = $2")
+                .bind(self.now())
+                .bind(job)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -238,7 +293,11 @@ impl Store {
 
     /// Marks a job done without mail (its subject vanished meanwhile).
     pub async fn skip_job(&self, job: i64) -> Result<()> {
-        sqlx::query("UPDATE mail_jobs SET done_at = $1 WHERE id = $2").bind(self.now()).bind(job).execute(&self.db).await?;
+        sqlx::query("UPDATE mail_jobs SET done_at = $1 WHERE id = $2")
+            .bind(self.now())
+            .bind(job)
+            .execute(&self.db)
+            .await?;
         Ok(())
     }
 
@@ -276,32 +335,41 @@ impl Store {
     pub async fn outbound_body(&self, item: &OutboundItem) -> Result<BoxStream<'static, Result<Bytes>>> {
         let key = self.keys.unwrap(&item.key)?;
         let sealed = crate::spool::file_stream(&self.outbound_path(&item.blob)).await?;
-        Ok(open_sealed_stream(sealed, Opener::new(&key, crate::ingest::BLOB_ORIGINAL)))
+        Ok(open_sealed_stream(
+            sealed,
+            Opener::new(&key, crate::ingest::BLOB_ORIGINAL),
+        ))
     }
 
     /// Records how an attempt ended; removes the spool file once no delivery needs it.
     pub async fn outbound_done(&self, item: &OutboundItem, outcome: &DeliveryOutcome) -> Result<()> {
         match outcome {
             DeliveryOutcome::Delivered => {
-                sqlx::query("UPDATE outbound SET state = 'sent', attempts = attempts + 1, last_error = NULL WHERE id = $1")
-                    .bind(&item.id)
-                    .execute(&self.db)
-                    .await?
+                sqlx::query(
+                    "UPDATE outbound SET state = 'sent', attempts = attempts + 1, last_error = NULL WHERE id = $1",
+                )
+                .bind(&item.id)
+                .execute(&self.db)
+                .await?
             }
             DeliveryOutcome::Retry { error, at } => {
-                sqlx::query("UPDATE outbound SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3 WHERE id = $1")
-                    .bind(&item.id)
-                    .bind(error)
-                    .bind(*at)
-                    .execute(&self.db)
-                    .await?
+                sqlx::query(
+                    "UPDATE outbound SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3 WHERE id = $1",
+                )
+                .bind(&item.id)
+                .bind(error)
+                .bind(*at)
+                .execute(&self.db)
+                .await?
             }
             DeliveryOutcome::Failed { error } => {
-                sqlx::query("UPDATE outbound SET state = 'failed', attempts = attempts + 1, last_error = $2 WHERE id = $1")
-                    .bind(&item.id)
-                    .bind(error)
-                    .execute(&self.db)
-                    .await?
+                sqlx::query(
+                    "UPDATE outbound SET state = 'failed', attempts = attempts + 1, last_error = $2 WHERE id = $1",
+                )
+                .bind(&item.id)
+                .bind(error)
+                .execute(&self.db)
+                .await?
             }
         };
         if !matches!(outcome, DeliveryOutcome::Retry { .. }) {

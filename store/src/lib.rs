@@ -112,7 +112,10 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("dialect", &self.dialect).field("data_dir", &self.data_dir).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("dialect", &self.dialect)
+            .field("data_dir", &self.data_dir)
+            .finish_non_exhaustive()
     }
 }
 

@@ -69,15 +69,25 @@ impl Store {
         let rcpt_to: Vec<String> = serde_json::from_str(&row.try_get::<String, _>("rcpt_to")?).unwrap_or_default();
         let sender = self.user(UserId(row.try_get("sender_id")?)).await?;
         let practice_id = sender.practice_id.ok_or(Error::NotFound)?;
-        let wrapped = WrappedKey { kek_id: row.try_get("kek_id")?, wrapped: row.try_get("wrapped_key")? };
+        let wrapped = WrappedKey {
+            kek_id: row.try_get("kek_id")?,
+            wrapped: row.try_get("wrapped_key")?,
+        };
         let key = self.keys.unwrap(&wrapped)?;
         let path = self.spool_in().join(id.as_str());
 
         let prefix = format!("messages/{id}");
-        self.blobs.put_raw_stream(&format!("{prefix}/original"), crate::spool::file_stream(&path).await?).await?;
+        self.blobs
+            .put_raw_stream(&format!("{prefix}/original"), crate::spool::file_stream(&path).await?)
+            .await?;
         let (meta, facts, size) = self.split_and_seal(id, &key, &path).await?;
-        let mut meta_writer = self.blobs.create(&format!("{prefix}/meta"), &key, ingest::BLOB_META).await?;
-        meta_writer.write(&serde_json::to_vec(&meta).expect("meta serializes")).await?;
+        let mut meta_writer = self
+            .blobs
+            .create(&format!("{prefix}/meta"), &key, ingest::BLOB_META)
+            .await?;
+        meta_writer
+            .write(&serde_json::to_vec(&meta).expect("meta serializes"))
+            .await?;
         meta_writer.finish().await?;
 
         let now = self.now();
@@ -101,13 +111,21 @@ impl Store {
         let mut awaiting = false;
         let mut seen = std::collections::HashSet::new();
         for address in rcpt_to {
-            let Ok(address) = crate::accounts::normalize_email(&address) else { continue };
+            let Ok(address) = crate::accounts::normalize_email(&address) else {
+                continue;
+            };
             if !seen.insert(address.clone()) {
                 continue;
             }
             let header_role = facts.roles.iter().find(|(a, _)| *a == address).map(|(_, r)| *r);
-            let (user, relationship) = self.resolve_recipient(&mut tx, &address, practice_id, header_role).await?;
-            let state = if relationship.is_some() { "notify" } else { "awaiting_role" };
+            let (user, relationship) = self
+                .resolve_recipient(&mut tx, &address, practice_id, header_role)
+                .await?;
+            let state = if relationship.is_some() {
+                "notify"
+            } else {
+                "awaiting_role"
+            };
             sqlx::query("INSERT INTO message_recipients (message_id, user_id, state) VALUES ($1, $2, $3)")
                 .bind(id.as_str())
                 .bind(user.0)
@@ -123,12 +141,20 @@ impl Store {
         if awaiting {
             crate::jobs::add_job(&mut tx, crate::jobs::JobKind::ChooseRoles, sender.id, Some(id), now).await?;
         }
-        sqlx::query("DELETE FROM spool WHERE id = $1").bind(id.as_str()).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM spool WHERE id = $1")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         self.signal_jobs();
         let _ = tokio::fs::remove_file(&path).await;
-        self.audit(AuditEvent { actor: &format!("user:{}", sender.id), action: "message.seal", object: &format!("message:{id}"), client: "smtp" })
-            .await?;
+        self.audit(AuditEvent {
+            actor: &format!("user:{}", sender.id),
+            action: "message.seal",
+            object: &format!("message:{id}"),
+            client: "smtp",
+        })
+        .await?;
         Ok(())
     }
 
@@ -271,7 +297,9 @@ impl Store {
             practice_id: PracticeId(row.try_get("practice_id")?),
             key: WrappedKey {
                 kek_id: row.try_get("kek_id")?,
-                wrapped: row.try_get::<Option<Vec<u8>>, _>("wrapped_key")?.ok_or(Error::NotFound)?,
+                wrapped: row
+                    .try_get::<Option<Vec<u8>>, _>("wrapped_key")?
+                    .ok_or(Error::NotFound)?,
             },
             created_at: row.try_get("created_at")?,
             expires_at: row.try_get("expires_at")?,
@@ -290,22 +318,40 @@ impl Store {
             .bind(user.id.0)
             .fetch_optional(&self.db)
             .await?;
-        if recipient.is_some() && row.expires_at > self.now() { Ok((row, false)) } else { Err(Error::NotFound) }
+        if recipient.is_some() && row.expires_at > self.now() {
+            Ok((row, false))
+        } else {
+            Err(Error::NotFound)
+        }
     }
 
     pub(crate) async fn message_meta_unchecked(&self, id: &MessageId) -> Result<SealedMeta> {
         let row = self.message_row(id).await?;
         let key = self.keys.unwrap(&row.key)?;
-        let bytes = self.blobs.read_all(&format!("messages/{id}/meta"), &key, ingest::BLOB_META).await?;
+        let bytes = self
+            .blobs
+            .read_all(&format!("messages/{id}/meta"), &key, ingest::BLOB_META)
+            .await?;
         serde_json::from_slice(&bytes).map_err(|_| Error::Crypto)
     }
 
     async fn summaries(&self, sql: &'static str, user: &User, limit: i64) -> Result<Vec<MessageSummary>> {
-        let rows = sqlx::query(sql).bind(user.id.0).bind(self.now()).bind(limit).fetch_all(&self.db).await?;
+        let rows = sqlx::query(sql)
+            .bind(user.id.0)
+            .bind(self.now())
+            .bind(limit)
+            .fetch_all(&self.db)
+            .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            let wrapped = WrappedKey { kek_id: row.try_get("kek_id")?, wrapped: row.try_get("wrapped_key")? };
-            let subject = match (self.keys.unwrap(&wrapped), row.try_get::<Option<Vec<u8>>, _>("sealed_subject")?) {
+            let wrapped = WrappedKey {
+                kek_id: row.try_get("kek_id")?,
+                wrapped: row.try_get("wrapped_key")?,
+            };
+            let subject = match (
+                self.keys.unwrap(&wrapped),
+                row.try_get::<Option<Vec<u8>>, _>("sealed_subject")?,
+            ) {
                 (Ok(key), Some(sealed)) => crate::crypto::open_all(&key, ingest::BLOB_SUBJECT, &sealed)
                     .map(|b| String::from_utf8_lossy(&b).into_owned())
                     .unwrap_or_default(),
@@ -357,15 +403,20 @@ impl Store {
     pub async fn open_message(&self, user: &User, id: &MessageId, client: &str) -> Result<MessageView> {
         let (row, is_sender) = self.authorized(user, id).await?;
         let key = self.keys.unwrap(&row.key)?;
-        let bytes = self.blobs.read_all(&format!("messages/{id}/meta"), &key, ingest::BLOB_META).await?;
+        let bytes = self
+            .blobs
+            .read_all(&format!("messages/{id}/meta"), &key, ingest::BLOB_META)
+            .await?;
         let meta: SealedMeta = serde_json::from_slice(&bytes).map_err(|_| Error::Crypto)?;
         if !is_sender {
-            sqlx::query("UPDATE message_recipients SET read_at = $1 WHERE message_id = $2 AND user_id = $3 AND read_at IS NULL")
-                .bind(self.now())
-                .bind(id.as_str())
-                .bind(user.id.0)
-                .execute(&self.db)
-                .await?;
+            sqlx::query(
+                "UPDATE message_recipients SET read_at = $1 WHERE message_id = $2 AND user_id = $3 AND read_at IS NULL",
+            )
+            .bind(self.now())
+            .bind(id.as_str())
+            .bind(user.id.0)
+            .execute(&self.db)
+            .await?;
         }
         let recipients = sqlx::query(
             "SELECT r.user_id, u.email, r.state, r.read_at FROM message_recipients r JOIN users u ON u.id = r.user_id
@@ -384,8 +435,13 @@ impl Store {
             })
         })
         .collect::<Result<Vec<_>>>()?;
-        self.audit(AuditEvent { actor: &format!("user:{}", user.id), action: "message.view", object: &format!("message:{id}"), client })
-            .await?;
+        self.audit(AuditEvent {
+            actor: &format!("user:{}", user.id),
+            action: "message.view",
+            object: &format!("message:{id}"),
+            client,
+        })
+        .await?;
         Ok(MessageView {
             id: id.clone(),
             sender: self.user(row.sender_id).await?,
@@ -408,7 +464,10 @@ impl Store {
     ) -> Result<(AttachmentMeta, BoxStream<'static, Result<Bytes>>)> {
         let (row, _) = self.authorized(user, id).await?;
         let key = self.keys.unwrap(&row.key)?;
-        let bytes = self.blobs.read_all(&format!("messages/{id}/meta"), &key, ingest::BLOB_META).await?;
+        let bytes = self
+            .blobs
+            .read_all(&format!("messages/{id}/meta"), &key, ingest::BLOB_META)
+            .await?;
         let meta: SealedMeta = serde_json::from_slice(&bytes).map_err(|_| Error::Crypto)?;
         let attachment = meta.attachments.get(index).cloned().ok_or(Error::NotFound)?;
         let blob_no = ingest::BLOB_FIRST_PART + u32::try_from(index).map_err(|_| Error::NotFound)?;
@@ -437,13 +496,26 @@ impl Store {
         .fetch_all(&self.db)
         .await?;
         rows.iter()
-            .map(|r| Ok(RecipientStatus { user_id: UserId(r.try_get("user_id")?), email: r.try_get("email")?, awaiting_role: true, read: false }))
+            .map(|r| {
+                Ok(RecipientStatus {
+                    user_id: UserId(r.try_get("user_id")?),
+                    email: r.try_get("email")?,
+                    awaiting_role: true,
+                    read: false,
+                })
+            })
             .collect()
     }
 
     /// The sender chooses relationships for waiting recipients; each then gets
     /// their notification (an invitation if they have no account).
-    pub async fn choose_roles(&self, user: &User, id: &MessageId, choices: &[(UserId, Relationship)], client: &str) -> Result<usize> {
+    pub async fn choose_roles(
+        &self,
+        user: &User,
+        id: &MessageId,
+        choices: &[(UserId, Relationship)],
+        client: &str,
+    ) -> Result<usize> {
         let pending = self.pending_roles(user, id).await?;
         let row = self.message_row(id).await?;
         let mut tx = self.db.begin().await?;
@@ -452,7 +524,8 @@ impl Store {
             if !pending.iter().any(|p| p.user_id == *recipient) {
                 continue;
             }
-            self.add_contact(&mut tx, row.practice_id, *recipient, *relationship).await?;
+            self.add_contact(&mut tx, row.practice_id, *recipient, *relationship)
+                .await?;
             sqlx::query("UPDATE message_recipients SET state = 'notify' WHERE message_id = $1 AND user_id = $2")
                 .bind(id.as_str())
                 .bind(recipient.0)
@@ -463,8 +536,13 @@ impl Store {
         }
         tx.commit().await?;
         self.signal_jobs();
-        self.audit(AuditEvent { actor: &format!("user:{}", user.id), action: "message.roles", object: &format!("message:{id}"), client })
-            .await?;
+        self.audit(AuditEvent {
+            actor: &format!("user:{}", user.id),
+            action: "message.roles",
+            object: &format!("message:{id}"),
+            client,
+        })
+        .await?;
         Ok(done)
     }
 
@@ -486,8 +564,13 @@ impl Store {
             return Err(Error::NotFound);
         }
         self.shred(id, "deleted").await?;
-        self.audit(AuditEvent { actor: &format!("user:{}", user.id), action: "message.delete", object: &format!("message:{id}"), client })
-            .await
+        self.audit(AuditEvent {
+            actor: &format!("user:{}", user.id),
+            action: "message.delete",
+            object: &format!("message:{id}"),
+            client,
+        })
+        .await
     }
 
     /// Shreds every message past its expiry; returns how many.
@@ -498,9 +581,17 @@ impl Store {
             .await?;
         let mut count = 0;
         for row in rows {
-            let Some(id) = MessageId::parse(&row.try_get::<String, _>("id")?) else { continue };
+            let Some(id) = MessageId::parse(&row.try_get::<String, _>("id")?) else {
+                continue;
+            };
             self.shred(&id, "expired").await?;
-            self.audit(AuditEvent { actor: "system", action: "message.expire", object: &format!("message:{id}"), client: "" }).await?;
+            self.audit(AuditEvent {
+                actor: "system",
+                action: "message.expire",
+                object: &format!("message:{id}"),
+                client: "",
+            })
+            .await?;
             count += 1;
         }
         Ok(count)

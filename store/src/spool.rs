@@ -44,7 +44,16 @@ impl SpoolWriter {
         let file = tokio::fs::File::create(&tmp).await?;
         let key = DataKey::generate();
         let sealer = Sealer::new(&key, crate::ingest::BLOB_ORIGINAL);
-        Ok(Self { file, tmp, dest, id, key, sealer, out: Vec::with_capacity(1 << 20), size: 0 })
+        Ok(Self {
+            file,
+            tmp,
+            dest,
+            id,
+            key,
+            sealer,
+            out: Vec::with_capacity(1 << 20),
+            size: 0,
+        })
     }
 
     /// The id the message will have.
@@ -75,7 +84,12 @@ impl SpoolWriter {
         drop(self.file);
         tokio::fs::rename(&self.tmp, &self.dest).await?;
         sync_dir(self.dest.parent().expect("spool files live in a folder")).await?;
-        Ok(Spooled { id: self.id, size: self.size, key: self.key, path: self.dest })
+        Ok(Spooled {
+            id: self.id,
+            size: self.size,
+            key: self.key,
+            path: self.dest,
+        })
     }
 
     /// Throws the partial file away.
@@ -103,7 +117,11 @@ pub(crate) async fn sync_dir(dir: &Path) -> Result<()> {
 /// Streams a file's bytes in 256 KiB pieces.
 pub(crate) async fn file_stream(path: &Path) -> Result<BoxStream<'static, Result<Bytes>>> {
     let file = tokio::fs::File::open(path).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound { crate::Error::NotFound } else { e.into() }
+        if e.kind() == std::io::ErrorKind::NotFound {
+            crate::Error::NotFound
+        } else {
+            e.into()
+        }
     })?;
     Ok(futures::stream::try_unfold(file, |mut file| async move {
         let mut buf = vec![0u8; 256 * 1024];
@@ -133,7 +151,13 @@ impl Store {
 
     /// Records a spooled secure message from `sender`. When this returns, the
     /// message is durable: the gateway may answer 250.
-    pub async fn accept_secure(&self, spooled: &Spooled, mail_from: &str, rcpt_to: &[String], sender: UserId) -> Result<()> {
+    pub async fn accept_secure(
+        &self,
+        spooled: &Spooled,
+        mail_from: &str,
+        rcpt_to: &[String],
+        sender: UserId,
+    ) -> Result<()> {
         let wrapped = self.keys.wrap(spooled.key());
         sqlx::query(
             "INSERT INTO spool (id, mail_from, rcpt_to, sender_id, kek_id, wrapped_key, size, received_at)
@@ -167,7 +191,9 @@ impl Store {
 
     /// Secure messages spooled but not yet sealed into the store.
     pub async fn pending_spool(&self) -> Result<Vec<MessageId>> {
-        let rows = sqlx::query("SELECT id FROM spool ORDER BY received_at").fetch_all(&self.db).await?;
+        let rows = sqlx::query("SELECT id FROM spool ORDER BY received_at")
+            .fetch_all(&self.db)
+            .await?;
         Ok(rows
             .iter()
             .filter_map(|row| sqlx::Row::try_get::<String, _>(row, "id").ok())

@@ -12,7 +12,10 @@ use super::harness::{Instance, set_password};
 use super::secure_send::{canary, secure_message};
 
 fn submission_client(instance: &Instance, user: &str, password: &str) -> AsyncSmtpTransport<Tokio1Executor> {
-    let tls = TlsParameters::builder("localhost".into()).dangerous_accept_invalid_certs(true).build_rustls().unwrap();
+    let tls = TlsParameters::builder("localhost".into())
+        .dangerous_accept_invalid_certs(true)
+        .build_rustls()
+        .unwrap();
     AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
         .port(instance.submission().port())
         .tls(Tls::Required(tls))
@@ -27,20 +30,33 @@ async fn mail_client_sends_secure_mail_over_starttls_and_auth() {
     set_password(&instance, "ada@smiles.example", "Doctor-Pass-77").await;
     let canary = canary();
     let message = secure_message("pat@example.org", &canary, b"scan", Some("patient"));
-    let envelope = Envelope::new(Some("ada@smiles.example".parse().unwrap()), vec!["pat@example.org".parse().unwrap()]).unwrap();
-    submission_client(&instance, "ada@smiles.example", "Doctor-Pass-77").send_raw(&envelope, &message).await.expect("sent over TLS + AUTH");
+    let envelope = Envelope::new(
+        Some("ada@smiles.example".parse().unwrap()),
+        vec!["pat@example.org".parse().unwrap()],
+    )
+    .unwrap();
+    submission_client(&instance, "ada@smiles.example", "Doctor-Pass-77")
+        .send_raw(&envelope, &message)
+        .await
+        .expect("sent over TLS + AUTH");
     let notification = instance.wait_for_mail("pat@example.org", 1).await;
     assert!(!String::from_utf8_lossy(&notification).contains(&canary));
     let received = instance.store().recent_audit(20).await.unwrap();
     assert!(received.iter().any(|(_, action, _)| action == "signin.success"));
 
     // A wrong password is refused, and the refusal is audited.
-    let wrong = submission_client(&instance, "ada@smiles.example", "wrong").send_raw(&envelope, &message).await.unwrap_err();
+    let wrong = submission_client(&instance, "ada@smiles.example", "wrong")
+        .send_raw(&envelope, &message)
+        .await
+        .unwrap_err();
     assert!(wrong.to_string().contains("535") || wrong.is_permanent(), "{wrong}");
     let audit = instance.store().recent_audit(20).await.unwrap();
     assert!(audit.iter().any(|(_, action, _)| action == "signin.failure"));
     // Signed in as Ada, one may not send as someone else.
-    let forged = String::from_utf8_lossy(&message).replace("From: \"Dr Ada Lovelace\" <ada@smiles.example>", "From: boss@smiles.example");
+    let forged = String::from_utf8_lossy(&message).replace(
+        "From: \"Dr Ada Lovelace\" <ada@smiles.example>",
+        "From: boss@smiles.example",
+    );
     let error = submission_client(&instance, "ada@smiles.example", "Doctor-Pass-77")
         .send_raw(&envelope, forged.as_bytes())
         .await
@@ -54,7 +70,18 @@ async fn notifications_go_through_a_smarthost_with_starttls_and_auth() {
     // and which delivers ordinary mail to its own outbox.
     let relay = Instance::start().await;
     relay.store().add_practice("Relay Co", "relay.example").await.unwrap();
-    relay.store().add_practice_user("gateway@relay.example", "Gateway", store::accounts::Role::Staff, "relay.example", false, false).await.unwrap();
+    relay
+        .store()
+        .add_practice_user(
+            "gateway@relay.example",
+            "Gateway",
+            store::accounts::Role::Staff,
+            "relay.example",
+            false,
+            false,
+        )
+        .await
+        .unwrap();
     set_password(&relay, "gateway@relay.example", "Relay-Pass-99").await;
     let port = relay.submission().port();
 
@@ -68,9 +95,14 @@ async fn notifications_go_through_a_smarthost_with_starttls_and_auth() {
     .await;
     instance.practice_with_doctor().await;
     let canary = canary();
-    super::secure_send::send_via_relay(&instance, "ada@smiles.example", &["pat@example.org"], &secure_message("pat@example.org", &canary, b"x", Some("patient")))
-        .await
-        .unwrap();
+    super::secure_send::send_via_relay(
+        &instance,
+        "ada@smiles.example",
+        &["pat@example.org"],
+        &secure_message("pat@example.org", &canary, b"x", Some("patient")),
+    )
+    .await
+    .unwrap();
     let delivered = relay.wait_for_mail("pat@example.org", 1).await;
     let text = String::from_utf8_lossy(&delivered).into_owned();
     assert!(text.contains("Secure message from Dr Ada Lovelace"), "{text}");
@@ -88,8 +120,11 @@ async fn unreachable_smarthost_is_retried_then_bounced_without_content() {
         c.outbound.smarthost = format!("127.0.0.1:{port}");
     })
     .await;
-    let message = b"From: staff@smiles.example\r\nTo: vendor@example.com\r\nSubject: Order\r\n\r\nPlease send gloves.\r\n";
-    super::secure_send::send_via_relay(&instance, "staff@smiles.example", &["vendor@example.com"], message).await.unwrap();
+    let message =
+        b"From: staff@smiles.example\r\nTo: vendor@example.com\r\nSubject: Order\r\n\r\nPlease send gloves.\r\n";
+    super::secure_send::send_via_relay(&instance, "staff@smiles.example", &["vendor@example.com"], message)
+        .await
+        .unwrap();
     let store = instance.store();
     // First attempt fails and is deferred, not dropped.
     let mut deferred = false;
@@ -114,5 +149,10 @@ async fn unreachable_smarthost_is_retried_then_bounced_without_content() {
     }
     assert!(bounced, "the delivery should fail after five days");
     let queued = store.outbound_in_state("queued", 10).await.unwrap();
-    assert!(queued.iter().any(|item| item.rcpt_to == "staff@smiles.example" && item.mail_from.is_empty()), "a bounce with a null sender");
+    assert!(
+        queued
+            .iter()
+            .any(|item| item.rcpt_to == "staff@smiles.example" && item.mail_from.is_empty()),
+        "a bounce with a null sender"
+    );
 }

@@ -26,7 +26,11 @@ fn dkimpy(message: &[u8], record: &str, name: &str) -> String {
         .arg(name)
         .output()
         .expect("python3 with Debian's python3-dkim (see .ci/run)");
-    assert!(out.status.success(), "dkimpy failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "dkimpy failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
@@ -42,9 +46,14 @@ async fn notifications_carry_a_dkim_signature_that_dkimpy_verifies() {
     })
     .await;
     instance.practice_with_doctor().await;
-    send_via_relay(&instance, "ada@smiles.example", &["pat@example.org"], &secure_message("pat@example.org", &canary(), b"x", Some("patient")))
-        .await
-        .unwrap();
+    send_via_relay(
+        &instance,
+        "ada@smiles.example",
+        &["pat@example.org"],
+        &secure_message("pat@example.org", &canary(), b"x", Some("patient")),
+    )
+    .await
+    .unwrap();
     let mail = instance.wait_for_mail("pat@example.org", 1).await;
     // The outbox adds Return-Path and Delivered-To, as a receiving server would.
     let text = String::from_utf8_lossy(&mail).into_owned();

@@ -58,8 +58,13 @@ async fn database_url() -> Option<String> {
     let admin = std::env::var("SEALPOST_TEST_POSTGRES_URL").ok()?;
     sqlx::any::install_default_drivers();
     let name = format!("sealpost_test_{}", store::crypto::random_hex(6));
-    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin).await.expect("connect to PostgreSQL");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.expect("create database");
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
+        .await
+        .expect("connect to PostgreSQL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
     let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
     Some(format!("{base}/{name}"))
 }
@@ -87,12 +92,22 @@ impl Instance {
         config.validate().unwrap();
         let clock = Arc::new(ManualClock::new(1_800_000_000));
         let running = app::start(&config, listeners, clock.clone()).await.unwrap();
-        Self { dir, running, clock, config }
+        Self {
+            dir,
+            running,
+            clock,
+            config,
+        }
     }
 
     /// Stops every task and closes the store, keeping the folder and the clock.
     pub async fn stop(self) -> Stopped {
-        let Self { dir, running, clock, config } = self;
+        let Self {
+            dir,
+            running,
+            clock,
+            config,
+        } = self;
         let store = Arc::clone(&running.store);
         drop(running);
         store.close().await;
@@ -123,10 +138,20 @@ impl Instance {
 
     /// A practice "Smiles Dental" (smiles.example) with a paid doctor.
     pub async fn practice_with_doctor(&self) -> store::accounts::User {
-        self.store().add_practice("Smiles Dental", "smiles.example").await.unwrap();
+        self.store()
+            .add_practice("Smiles Dental", "smiles.example")
+            .await
+            .unwrap();
         let (user, _) = self
             .store()
-            .add_practice_user("ada@smiles.example", "Dr Ada Lovelace", Role::Doctor, "smiles.example", true, false)
+            .add_practice_user(
+                "ada@smiles.example",
+                "Dr Ada Lovelace",
+                Role::Doctor,
+                "smiles.example",
+                true,
+                false,
+            )
             .await
             .unwrap();
         user
@@ -135,7 +160,9 @@ impl Instance {
     /// Mails delivered to the Maildir outbox for `rcpt`, oldest first.
     pub fn outbox_for(&self, rcpt: &str) -> Vec<Vec<u8>> {
         let dir = self.config.data_dir.join("outbox/new");
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
         // Names share the manual clock's second; delivery order is the files' order.
         entries.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
         let marker = format!("Delivered-To: {rcpt}\r\n");
@@ -162,13 +189,36 @@ impl Instance {
 /// On `PostgreSQL` (whose files are not under the data folder): the tables whose
 /// rows, as text, contain `needle` in clear or hex-encoded.
 pub async fn postgres_tables_containing(instance: &Instance, needle: &str) -> Vec<String> {
-    let Some(url) = instance.config.database.url.clone().filter(|u| u.starts_with("postgres")) else { return Vec::new() };
+    let Some(url) = instance
+        .config
+        .database
+        .url
+        .clone()
+        .filter(|u| u.starts_with("postgres"))
+    else {
+        return Vec::new();
+    };
     let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url).await.unwrap();
     let hex: String = needle.bytes().map(|b| format!("{b:02x}")).collect();
     let mut found = Vec::new();
-    for table in ["practices", "users", "contacts", "spool", "messages", "message_recipients", "tokens", "mail_jobs", "outbound", "audit"] {
-        let sql = format!("SELECT COUNT(*) AS n FROM {table} t WHERE t::text LIKE '%{needle}%' OR t::text LIKE '%{hex}%'");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_one(&mut conn).await.unwrap();
+    for table in [
+        "practices",
+        "users",
+        "contacts",
+        "spool",
+        "messages",
+        "message_recipients",
+        "tokens",
+        "mail_jobs",
+        "outbound",
+        "audit",
+    ] {
+        let sql =
+            format!("SELECT COUNT(*) AS n FROM {table} t WHERE t::text LIKE '%{needle}%' OR t::text LIKE '%{hex}%'");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
         if sqlx::Row::try_get::<i64, _>(&row, "n").unwrap() > 0 {
             found.push(table.to_owned());
         }
@@ -192,15 +242,24 @@ impl Stopped {
             portal: TcpListener::bind("127.0.0.1:0").await.unwrap(),
         };
         let running = app::start(&self.config, listeners, self.clock.clone()).await.unwrap();
-        Instance { dir: self.dir, running, clock: self.clock, config: self.config }
+        Instance {
+            dir: self.dir,
+            running,
+            clock: self.clock,
+            config: self.config,
+        }
     }
 }
 
 /// The first link in a mail that starts with `prefix`.
 pub fn link_in(mail: &[u8], prefix: &str) -> String {
-    let parsed = mail_parser::MessageParser::default().parse(mail).expect("a parsable mail");
+    let parsed = mail_parser::MessageParser::default()
+        .parse(mail)
+        .expect("a parsable mail");
     let text = parsed.body_text(0).expect("a text body").into_owned();
-    let start = text.find(prefix).unwrap_or_else(|| panic!("no link starting {prefix} in: {text}"));
+    let start = text
+        .find(prefix)
+        .unwrap_or_else(|| panic!("no link starting {prefix} in: {text}"));
     text[start..].split_whitespace().next().unwrap().to_owned()
 }
 
@@ -223,7 +282,10 @@ impl RawSmtp {
     pub async fn connect(addr: SocketAddr) -> Self {
         let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         let (read, writer) = stream.into_split();
-        let mut conn = Self { reader: BufReader::new(read), writer };
+        let mut conn = Self {
+            reader: BufReader::new(read),
+            writer,
+        };
         let greeting = conn.read_reply().await;
         assert!(greeting.starts_with("220 "), "{greeting}");
         conn
@@ -234,7 +296,10 @@ impl RawSmtp {
         let mut all = String::new();
         loop {
             let mut line = String::new();
-            let n = tokio::time::timeout(Duration::from_secs(20), self.reader.read_line(&mut line)).await.expect("reply in time").unwrap();
+            let n = tokio::time::timeout(Duration::from_secs(20), self.reader.read_line(&mut line))
+                .await
+                .expect("reply in time")
+                .unwrap();
             assert!(n > 0, "connection closed; so far: {all}");
             all.push_str(&line);
             if line.as_bytes().get(3) != Some(&b'-') {
@@ -264,9 +329,10 @@ pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
         if path.is_dir() {
             stack.extend(std::fs::read_dir(&path).unwrap().flatten().map(|e| e.path()));
         } else if let Ok(bytes) = std::fs::read(&path)
-            && bytes.windows(needle.len()).any(|w| w == needle) {
-                found.push(path);
-            }
+            && bytes.windows(needle.len()).any(|w| w == needle)
+        {
+            found.push(path);
+        }
     }
     found
 }
@@ -274,6 +340,10 @@ pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
 /// Gives `email` (an existing user) the portal password `password`.
 pub async fn set_password(instance: &Instance, email: &str, password: &str) {
     let user = instance.store().user_by_email(email).await.unwrap().unwrap();
-    let token = instance.store().issue_token(store::accounts::TokenPurpose::SetPassword, user.id, None, 3600).await.unwrap();
+    let token = instance
+        .store()
+        .issue_token(store::accounts::TokenPurpose::SetPassword, user.id, None, 3600)
+        .await
+        .unwrap();
     instance.store().set_password(&token, password, "test").await.unwrap();
 }

@@ -17,10 +17,14 @@ async fn connection_limit_and_idle_timeout() {
     first.cmd("EHLO one", "250").await;
     let mut second = tokio::net::TcpStream::connect(instance.relay()).await.unwrap();
     let mut reply = String::new();
-    tokio::io::AsyncReadExt::read_to_string(&mut second, &mut reply).await.unwrap();
+    tokio::io::AsyncReadExt::read_to_string(&mut second, &mut reply)
+        .await
+        .unwrap();
     assert!(reply.starts_with("421 4.3.2"), "{reply}");
     // The first client falls silent: the server says so and hangs up.
-    let timeout = tokio::time::timeout(Duration::from_secs(10), first.read_reply()).await.unwrap();
+    let timeout = tokio::time::timeout(Duration::from_secs(10), first.read_reply())
+        .await
+        .unwrap();
     assert!(timeout.starts_with("421 4.4.2"), "{timeout}");
     // Its slot is free again.
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -33,11 +37,20 @@ async fn expired_messages_are_shredded() {
     let instance = Instance::start().await;
     instance.practice_with_doctor().await;
     let canary = canary();
-    send_via_relay(&instance, "ada@smiles.example", &["pat@example.org"], &secure_message("pat@example.org", &canary, b"bytes", Some("patient")))
-        .await
-        .unwrap();
+    send_via_relay(
+        &instance,
+        "ada@smiles.example",
+        &["pat@example.org"],
+        &secure_message("pat@example.org", &canary, b"bytes", Some("patient")),
+    )
+    .await
+    .unwrap();
     let mail = instance.wait_for_mail("pat@example.org", 1).await;
-    let message_url = link_in(&mail, &format!("{}/m/", instance.config.public_url)).split('?').next().unwrap().to_owned();
+    let message_url = link_in(&mail, &format!("{}/m/", instance.config.public_url))
+        .split('?')
+        .next()
+        .unwrap()
+        .to_owned();
     let id = message_url.rsplit('/').next().unwrap().to_owned();
     let blobs = instance.config.data_dir.join("blobs/messages").join(&id);
     assert!(blobs.exists());
@@ -46,9 +59,17 @@ async fn expired_messages_are_shredded() {
     assert_eq!(instance.store().purge_expired().await.unwrap(), 1);
     assert!(!blobs.exists(), "blobs are deleted");
     let audit = instance.store().recent_audit(5).await.unwrap();
-    assert!(audit.iter().any(|(_, action, object)| action == "message.expire" && object.contains(&id)));
+    assert!(
+        audit
+            .iter()
+            .any(|(_, action, object)| action == "message.expire" && object.contains(&id))
+    );
     // The invitation leads nowhere now.
-    let page = browser().get(instance.reachable(&link_in(&mail, &format!("{}/m/", instance.config.public_url)))).send().await.unwrap();
+    let page = browser()
+        .get(instance.reachable(&link_in(&mail, &format!("{}/m/", instance.config.public_url))))
+        .send()
+        .await
+        .unwrap();
     assert!(page.status() == 404 || page.status() == 410, "{}", page.status());
     assert!(files_containing(instance.dir.path(), canary.as_bytes()).is_empty());
 }
@@ -62,16 +83,30 @@ async fn acknowledged_mail_survives_a_restart() {
     // As if the process died right after answering 250: one secure message spooled
     // and recorded but not sealed, one ordinary message queued but not delivered,
     // and one spool file half-written (never acknowledged).
-    let store = sealpost::app::open_store(&stopped.config, stopped.clock.clone()).await.unwrap();
+    let store = sealpost::app::open_store(&stopped.config, stopped.clock.clone())
+        .await
+        .unwrap();
     let canary = canary();
     let mut writer = store.spool_writer().await.unwrap();
-    writer.write(&secure_message("pat@example.org", &canary, b"scan", Some("patient"))).await.unwrap();
+    writer
+        .write(&secure_message("pat@example.org", &canary, b"scan", Some("patient")))
+        .await
+        .unwrap();
     let spooled = writer.finish().await.unwrap();
-    store.accept_secure(&spooled, "ada@smiles.example", &["pat@example.org".into()], doctor.id).await.unwrap();
+    store
+        .accept_secure(&spooled, "ada@smiles.example", &["pat@example.org".into()], doctor.id)
+        .await
+        .unwrap();
     let mut plain = store.spool_writer().await.unwrap();
-    plain.write(b"From: ada@smiles.example\r\nSubject: hello\r\n\r\nhi\r\n").await.unwrap();
+    plain
+        .write(b"From: ada@smiles.example\r\nSubject: hello\r\n\r\nhi\r\n")
+        .await
+        .unwrap();
     let plain = plain.finish().await.unwrap();
-    store.accept_plain(&plain, "ada@smiles.example", &["friend@example.com".into()]).await.unwrap();
+    store
+        .accept_plain(&plain, "ada@smiles.example", &["friend@example.com".into()])
+        .await
+        .unwrap();
     let mut partial = store.spool_writer().await.unwrap();
     partial.write(b"From: half").await.unwrap();
     std::mem::forget(partial);
@@ -87,5 +122,8 @@ async fn acknowledged_mail_survives_a_restart() {
         .flatten()
         .map(|e| e.file_name())
         .collect();
-    assert!(leftovers.is_empty(), "spool should be empty after sealing and delivery: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "spool should be empty after sealing and delivery: {leftovers:?}"
+    );
 }

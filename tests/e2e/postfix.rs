@@ -25,7 +25,11 @@ impl Postfix {
         for sub in [&conf, &data, &dir.path().join("queue")] {
             std::fs::create_dir_all(sub).unwrap();
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let master = std::fs::read_to_string("/etc/postfix/master.cf").expect("Debian's postfix package (see .ci/run)");
         let master: Vec<String> = master
             .lines()
@@ -53,7 +57,12 @@ maillog_file = {root}/maillog\nmaillog_file_prefixes = /tmp, /var\nalias_maps =\
         .unwrap();
         let chown = Command::new("chown").arg("postfix").arg(&data).status().unwrap();
         assert!(chown.success(), "chown to the postfix user (needs root)");
-        let started = Command::new("postfix").arg("-c").arg(&conf).arg("start").output().expect("postfix installed");
+        let started = Command::new("postfix")
+            .arg("-c")
+            .arg(&conf)
+            .arg("start")
+            .output()
+            .expect("postfix installed");
         let postfix = Self { dir, port };
         assert!(started.status.success(), "postfix start failed: {}", postfix.log());
         postfix
@@ -87,9 +96,15 @@ impl Drop for Postfix {
 
 async fn submit(port: u16, from: &str, to: &str, message: &[u8]) {
     use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor, address::Envelope, transport::smtp::client::Tls};
-    let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1").port(port).tls(Tls::None).build();
+    let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+        .port(port)
+        .tls(Tls::None)
+        .build();
     let envelope = Envelope::new(Some(from.parse().unwrap()), vec![to.parse().unwrap()]).unwrap();
-    transport.send_raw(&envelope, message).await.expect("Postfix accepts the message");
+    transport
+        .send_raw(&envelope, message)
+        .await
+        .expect("Postfix accepts the message");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,16 +114,37 @@ async fn postfix_relays_marked_mail_into_the_gateway_over_starttls() {
     let postfix = Postfix::start(instance.relay());
 
     let canary = canary();
-    submit(postfix.port, "ada@smiles.example", "pat@example.org", &secure_message("pat@example.org", &canary, b"scan", Some("patient"))).await;
+    submit(
+        postfix.port,
+        "ada@smiles.example",
+        "pat@example.org",
+        &secure_message("pat@example.org", &canary, b"scan", Some("patient")),
+    )
+    .await;
     let notification = instance.wait_for_mail("pat@example.org", 1).await;
     assert!(!String::from_utf8_lossy(&notification).contains(&canary));
     let log = postfix.wait_for_log("Message accepted and sealed").await;
-    assert!(log.contains(&format!("TLS connection established to 127.0.0.1[127.0.0.1]:{}", instance.relay().port())), "Postfix should use STARTTLS:\n{log}");
+    assert!(
+        log.contains(&format!(
+            "TLS connection established to 127.0.0.1[127.0.0.1]:{}",
+            instance.relay().port()
+        )),
+        "Postfix should use STARTTLS:\n{log}"
+    );
 
     // Ordinary mail through the same path passes through to the outbound route.
-    submit(postfix.port, "ada@smiles.example", "lab@example.com", b"Subject: Supplies\r\n\r\nTwo boxes of gloves.\r\n").await;
+    submit(
+        postfix.port,
+        "ada@smiles.example",
+        "lab@example.com",
+        b"Subject: Supplies\r\n\r\nTwo boxes of gloves.\r\n",
+    )
+    .await;
     let relayed = instance.wait_for_mail("lab@example.com", 1).await;
     let text = String::from_utf8_lossy(&relayed);
-    assert!(text.contains("Two boxes of gloves.") && text.contains("by mta.smiles.example (Postfix)"), "{text}");
+    assert!(
+        text.contains("Two boxes of gloves.") && text.contains("by mta.smiles.example (Postfix)"),
+        "{text}"
+    );
     assert!(!postfix.log().contains("status=bounced"));
 }

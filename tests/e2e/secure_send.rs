@@ -26,15 +26,27 @@ pub fn secure_message(to: &str, canary: &str, attachment: &[u8], role: Option<&s
     if let Some(role) = role {
         builder = builder.header("X-Sealpost-Role", Raw::new(format!("{to} {role}")));
     }
-    builder.header("X-Sealpost-Secure", Raw::new("1")).write_to_vec().unwrap()
+    builder
+        .header("X-Sealpost-Secure", Raw::new("1"))
+        .write_to_vec()
+        .unwrap()
 }
 
-pub async fn send_via_relay(instance: &Instance, from: &str, to: &[&str], message: &[u8]) -> Result<(), lettre::transport::smtp::Error> {
+pub async fn send_via_relay(
+    instance: &Instance,
+    from: &str,
+    to: &[&str],
+    message: &[u8],
+) -> Result<(), lettre::transport::smtp::Error> {
     let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
         .port(instance.relay().port())
         .tls(Tls::None)
         .build();
-    let envelope = Envelope::new(Some(from.parse().unwrap()), to.iter().map(|t| t.parse().unwrap()).collect()).unwrap();
+    let envelope = Envelope::new(
+        Some(from.parse().unwrap()),
+        to.iter().map(|t| t.parse().unwrap()).collect(),
+    )
+    .unwrap();
     transport.send_raw(&envelope, message).await.map(|_| ())
 }
 
@@ -43,15 +55,23 @@ async fn secure_message_reaches_a_new_patient_and_stays_sealed() {
     let instance = Instance::start().await;
     instance.practice_with_doctor().await;
     let canary = canary();
-    let attachment: Vec<u8> = (0..300_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).chain(canary.bytes()).collect();
+    let attachment: Vec<u8> = (0..300_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .chain(canary.bytes())
+        .collect();
     let message = secure_message("pat@example.org", &canary, &attachment, Some("patient"));
-    send_via_relay(&instance, "ada@smiles.example", &["pat@example.org"], &message).await.expect("accepted with 250");
+    send_via_relay(&instance, "ada@smiles.example", &["pat@example.org"], &message)
+        .await
+        .expect("accepted with 250");
 
     // The notification: generic subject, the sender's note, one link, no PHI.
     let notification = instance.wait_for_mail("pat@example.org", 1).await;
     let text = String::from_utf8_lossy(&notification).into_owned();
     assert!(!text.contains(&canary), "the notification leaks the canary");
-    assert!(!text.to_ascii_lowercase().contains("x-sealpost"), "marker headers left the gateway");
+    assert!(
+        !text.to_ascii_lowercase().contains("x-sealpost"),
+        "marker headers left the gateway"
+    );
     let parsed = mail_parser::MessageParser::default().parse(&notification).unwrap();
     assert_eq!(parsed.subject(), Some("Secure message from Dr Ada Lovelace"));
     assert!(parsed.body_text(0).unwrap().contains("Your appointment follow-up"));
@@ -63,12 +83,19 @@ async fn secure_message_reaches_a_new_patient_and_stays_sealed() {
     let page = http.get(instance.reachable(&invite)).send().await.unwrap();
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
-    assert!(html.contains("full_name") && html.contains("phone"), "registration form expected");
+    assert!(
+        html.contains("full_name") && html.contains("phone"),
+        "registration form expected"
+    );
     assert!(!html.contains(&canary), "message content shown before sign-in");
     let token = invite.split("invite=").nth(1).unwrap().to_owned();
     let registered = http
         .post(instance.reachable(&invite))
-        .form(&[("full_name", "Pat Example"), ("phone", "+1 555 010 0199"), ("invite", token.as_str())])
+        .form(&[
+            ("full_name", "Pat Example"),
+            ("phone", "+1 555 010 0199"),
+            ("invite", token.as_str()),
+        ])
         .send()
         .await
         .unwrap();
@@ -88,20 +115,41 @@ async fn secure_message_reaches_a_new_patient_and_stays_sealed() {
         .unwrap();
     assert_eq!(signed_in.status(), 200);
     let message_page = signed_in.text().await.unwrap();
-    assert!(message_page.contains(&canary), "the signed-in recipient sees the message");
+    assert!(
+        message_page.contains(&canary),
+        "the signed-in recipient sees the message"
+    );
     assert!(message_page.contains("Dr Ada Lovelace"));
 
     // The attachment downloads byte-identical.
     let message_url = invite.split('?').next().unwrap().to_owned();
-    let download = http.get(instance.reachable(&format!("{message_url}/a/0"))).send().await.unwrap();
+    let download = http
+        .get(instance.reachable(&format!("{message_url}/a/0")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(download.status(), 200);
     let bytes = download.bytes().await.unwrap();
-    assert!(bytes.as_ref() == attachment.as_slice(), "attachment differs: {} vs {} bytes", bytes.len(), attachment.len());
+    assert!(
+        bytes.as_ref() == attachment.as_slice(),
+        "attachment differs: {} vs {} bytes",
+        bytes.len(),
+        attachment.len()
+    );
 
     // The views and the download are audited, and the chain holds.
     let audit = instance.store().recent_audit(50).await.unwrap();
-    for action in ["message.seal", "account.register", "password.set", "message.view", "attachment.download"] {
-        assert!(audit.iter().any(|(_, a, _)| a == action), "no {action} in the audit log");
+    for action in [
+        "message.seal",
+        "account.register",
+        "password.set",
+        "message.view",
+        "attachment.download",
+    ] {
+        assert!(
+            audit.iter().any(|(_, a, _)| a == action),
+            "no {action} in the audit log"
+        );
     }
     assert!(instance.store().verify_audit().await.unwrap().is_ok());
 
@@ -118,13 +166,28 @@ async fn new_contact_without_role_waits_for_the_sender_to_choose() {
     let instance = Instance::start().await;
     instance.practice_with_doctor().await;
     // Give the doctor a password so she can use the portal.
-    let doctor = instance.store().user_by_email("ada@smiles.example").await.unwrap().unwrap();
-    let token = instance.store().issue_token(store::accounts::TokenPurpose::SetPassword, doctor.id, None, 3600).await.unwrap();
-    instance.store().set_password(&token, "Doctor-Pass-77", "test").await.unwrap();
+    let doctor = instance
+        .store()
+        .user_by_email("ada@smiles.example")
+        .await
+        .unwrap()
+        .unwrap();
+    let token = instance
+        .store()
+        .issue_token(store::accounts::TokenPurpose::SetPassword, doctor.id, None, 3600)
+        .await
+        .unwrap();
+    instance
+        .store()
+        .set_password(&token, "Doctor-Pass-77", "test")
+        .await
+        .unwrap();
 
     let canary = canary();
     let message = secure_message("newdoc@other.example", &canary, b"x-ray", None);
-    send_via_relay(&instance, "ada@smiles.example", &["newdoc@other.example"], &message).await.unwrap();
+    send_via_relay(&instance, "ada@smiles.example", &["newdoc@other.example"], &message)
+        .await
+        .unwrap();
     // The sender is asked for the role; the recipient hears nothing yet.
     let ask = instance.wait_for_mail("ada@smiles.example", 1).await;
     assert!(!String::from_utf8_lossy(&ask).contains(&canary));
@@ -135,16 +198,37 @@ async fn new_contact_without_role_waits_for_the_sender_to_choose() {
     let http = browser();
     let signin = http
         .post(instance.url("/signin"))
-        .form(&[("email", "ada@smiles.example"), ("password", "Doctor-Pass-77"), ("next", "/inbox")])
+        .form(&[
+            ("email", "ada@smiles.example"),
+            ("password", "Doctor-Pass-77"),
+            ("next", "/inbox"),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(signin.status(), 200);
-    let page = http.get(instance.reachable(&roles_link)).send().await.unwrap().text().await.unwrap();
-    let recipient = instance.store().user_by_email("newdoc@other.example").await.unwrap().unwrap();
+    let page = http
+        .get(instance.reachable(&roles_link))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let recipient = instance
+        .store()
+        .user_by_email("newdoc@other.example")
+        .await
+        .unwrap()
+        .unwrap();
     let field = format!("role_{}", recipient.id);
     assert!(page.contains(&field), "role field expected in the page");
-    let csrf = page.split("name=\"csrf\" value=\"").nth(1).and_then(|s| s.split('"').next()).expect("a csrf field").to_owned();
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a csrf field")
+        .to_owned();
     let chosen = http
         .post(instance.reachable(&roles_link))
         .form(&[(field.as_str(), "doctor_other_practice"), ("csrf", csrf.as_str())])
@@ -156,7 +240,9 @@ async fn new_contact_without_role_waits_for_the_sender_to_choose() {
     assert!(link_in(&invitation, &format!("{}/m/", instance.config.public_url)).contains("?invite="));
     // The choice is remembered: the next message needs no question.
     let again = secure_message("newdoc@other.example", &canary, b"more", None);
-    send_via_relay(&instance, "ada@smiles.example", &["newdoc@other.example"], &again).await.unwrap();
+    send_via_relay(&instance, "ada@smiles.example", &["newdoc@other.example"], &again)
+        .await
+        .unwrap();
     instance.wait_for_mail("newdoc@other.example", 2).await;
     assert_eq!(instance.outbox_for("ada@smiles.example").len(), 1);
 }
@@ -165,10 +251,15 @@ async fn new_contact_without_role_waits_for_the_sender_to_choose() {
 async fn ordinary_mail_passes_through_unchanged_but_for_markers() {
     let instance = Instance::start().await;
     let message = b"From: someone@smiles.example\r\nTo: vendor@example.com\r\nSubject: Lunch order\r\nX-Sealpost-Notice: stray\r\n\r\nTwo sandwiches.\r\n";
-    send_via_relay(&instance, "someone@smiles.example", &["vendor@example.com"], message).await.unwrap();
+    send_via_relay(&instance, "someone@smiles.example", &["vendor@example.com"], message)
+        .await
+        .unwrap();
     let delivered = instance.wait_for_mail("vendor@example.com", 1).await;
     let text = String::from_utf8_lossy(&delivered);
-    assert!(text.contains("Subject: Lunch order\r\n") && text.contains("\r\n\r\nTwo sandwiches.\r\n"), "{text}");
+    assert!(
+        text.contains("Subject: Lunch order\r\n") && text.contains("\r\n\r\nTwo sandwiches.\r\n"),
+        "{text}"
+    );
     assert!(!text.contains("X-Sealpost"), "{text}");
     assert!(text.contains("Received: from"), "a trace header is added");
 }

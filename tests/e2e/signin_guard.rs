@@ -10,7 +10,12 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use super::harness::{Instance, browser, link_in, set_password};
 
 async fn sign_in(http: &reqwest::Client, instance: &Instance, email: &str, password: &str) -> (u16, String) {
-    let reply = http.post(instance.url("/signin")).form(&[("email", email), ("password", password), ("next", "/inbox")]).send().await.unwrap();
+    let reply = http
+        .post(instance.url("/signin"))
+        .form(&[("email", email), ("password", password), ("next", "/inbox")])
+        .send()
+        .await
+        .unwrap();
     (reply.status().as_u16(), reply.text().await.unwrap())
 }
 
@@ -29,23 +34,62 @@ async fn five_wrong_passwords_lock_the_account_until_a_reset() {
     assert!(page.contains("locked"), "the page says why");
 
     // "Forgot your password?" sends a link; an unknown address gets the same answer.
-    let unknown = http.post(instance.url("/forgot")).form(&[("email", "nobody@example.org")]).send().await.unwrap();
+    let unknown = http
+        .post(instance.url("/forgot"))
+        .form(&[("email", "nobody@example.org")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(unknown.status(), 200);
     let unknown_page = unknown.text().await.unwrap();
-    let reply = http.post(instance.url("/forgot")).form(&[("email", "ada@smiles.example")]).send().await.unwrap();
-    assert_eq!(reply.text().await.unwrap(), unknown_page, "no difference between known and unknown addresses");
+    let reply = http
+        .post(instance.url("/forgot"))
+        .form(&[("email", "ada@smiles.example")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        reply.text().await.unwrap(),
+        unknown_page,
+        "no difference between known and unknown addresses"
+    );
     let mail = instance.wait_for_mail("ada@smiles.example", 1).await;
     let link = link_in(&mail, &format!("{}/password/", instance.config.public_url));
     assert!(instance.outbox_for("nobody@example.org").is_empty());
-    let reset = http.post(instance.reachable(&link)).form(&[("password", "New-Doctor-Pass-88"), ("confirm", "New-Doctor-Pass-88")]).send().await.unwrap();
+    let reset = http
+        .post(instance.reachable(&link))
+        .form(&[("password", "New-Doctor-Pass-88"), ("confirm", "New-Doctor-Pass-88")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(reset.status(), 200);
 
     let fresh = browser();
-    assert_eq!(sign_in(&fresh, &instance, "ada@smiles.example", "Doctor-Pass-77").await.0, 401, "the old password is gone");
-    assert_eq!(sign_in(&fresh, &instance, "ada@smiles.example", "New-Doctor-Pass-88").await.0, 200, "unlocked by the reset");
+    assert_eq!(
+        sign_in(&fresh, &instance, "ada@smiles.example", "Doctor-Pass-77")
+            .await
+            .0,
+        401,
+        "the old password is gone"
+    );
+    assert_eq!(
+        sign_in(&fresh, &instance, "ada@smiles.example", "New-Doctor-Pass-88")
+            .await
+            .0,
+        200,
+        "unlocked by the reset"
+    );
     let audit = instance.store().recent_audit(60).await.unwrap();
-    for action in ["account.lock", "signin.locked", "password.reset_request", "password.set"] {
-        assert!(audit.iter().any(|(_, a, _)| a == action), "no {action} in the audit log");
+    for action in [
+        "account.lock",
+        "signin.locked",
+        "password.reset_request",
+        "password.set",
+    ] {
+        assert!(
+            audit.iter().any(|(_, a, _)| a == action),
+            "no {action} in the audit log"
+        );
     }
 }
 
@@ -65,17 +109,32 @@ async fn one_address_failing_too_often_is_throttled_on_every_door() {
     assert!(page.contains("wait"));
 
     // The submission port shares the budget: AUTH from the same address is refused.
-    let tls = TlsParameters::builder("localhost".into()).dangerous_accept_invalid_certs(true).build_rustls().unwrap();
+    let tls = TlsParameters::builder("localhost".into())
+        .dangerous_accept_invalid_certs(true)
+        .build_rustls()
+        .unwrap();
     let client = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
         .port(instance.submission().port())
         .tls(Tls::Required(tls))
         .credentials(Credentials::new("ada@smiles.example".into(), "Doctor-Pass-77".into()))
         .build();
-    let envelope = Envelope::new(Some("ada@smiles.example".parse().unwrap()), vec!["pat@example.org".parse().unwrap()]).unwrap();
-    let error = client.send_raw(&envelope, b"Subject: x\r\n\r\nx\r\n").await.unwrap_err();
+    let envelope = Envelope::new(
+        Some("ada@smiles.example".parse().unwrap()),
+        vec!["pat@example.org".parse().unwrap()],
+    )
+    .unwrap();
+    let error = client
+        .send_raw(&envelope, b"Subject: x\r\n\r\nx\r\n")
+        .await
+        .unwrap_err();
     assert!(error.to_string().contains("Too many failed"), "{error}");
 
     // Fifteen minutes later the address may try again.
     instance.clock.advance(15 * 60 + 1);
-    assert_eq!(sign_in(&browser(), &instance, "ada@smiles.example", "Doctor-Pass-77").await.0, 200);
+    assert_eq!(
+        sign_in(&browser(), &instance, "ada@smiles.example", "Doctor-Pass-77")
+            .await
+            .0,
+        200
+    );
 }

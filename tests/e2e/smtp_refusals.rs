@@ -19,7 +19,10 @@ async fn untrusted_clients_cannot_relay() {
     // The submission port wants TLS and AUTH before any mail.
     let mut submission = RawSmtp::connect(instance.submission()).await;
     let ehlo = submission.cmd("EHLO client", "250").await;
-    assert!(ehlo.contains("STARTTLS") && !ehlo.contains("AUTH"), "AUTH must not be offered before TLS: {ehlo}");
+    assert!(
+        ehlo.contains("STARTTLS") && !ehlo.contains("AUTH"),
+        "AUTH must not be offered before TLS: {ehlo}"
+    );
     submission.cmd("AUTH PLAIN AGFAYg==", "538").await;
     submission.cmd("MAIL FROM:<ada@smiles.example>", "530").await;
     let (queued, sent, _) = instance.store().outbound_counts().await.unwrap();
@@ -35,7 +38,14 @@ async fn oversize_and_too_many_recipients_are_refused() {
     .await;
     let mut smtp = RawSmtp::connect(instance.relay()).await;
     let ehlo = smtp.cmd("EHLO mta.smiles.example", "250").await;
-    for ext in ["SIZE 20000", "PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8", "STARTTLS"] {
+    for ext in [
+        "SIZE 20000",
+        "PIPELINING",
+        "8BITMIME",
+        "ENHANCEDSTATUSCODES",
+        "SMTPUTF8",
+        "STARTTLS",
+    ] {
         assert!(ehlo.contains(ext), "EHLO lacks {ext}: {ehlo}");
     }
     let declared = smtp.cmd("MAIL FROM:<a@smiles.example> SIZE=50000", "552").await;
@@ -67,19 +77,33 @@ async fn secure_mail_from_unknown_or_unpaid_senders_is_refused_with_a_reason() {
     instance.practice_with_doctor().await;
     instance
         .store()
-        .add_practice_user("bob@smiles.example", "Bob Front Desk", store::accounts::Role::Staff, "smiles.example", false, false)
+        .add_practice_user(
+            "bob@smiles.example",
+            "Bob Front Desk",
+            store::accounts::Role::Staff,
+            "smiles.example",
+            false,
+            false,
+        )
         .await
         .unwrap();
     let canary = canary();
     let stranger = secure_message("pat@example.org", &canary, b"x", Some("patient"))
         .into_iter()
         .collect::<Vec<u8>>();
-    let stranger = String::from_utf8_lossy(&stranger).replace("ada@smiles.example", "eve@nowhere.example").into_bytes();
-    let error = send_via_relay(&instance, "eve@nowhere.example", &["pat@example.org"], &stranger).await.unwrap_err();
+    let stranger = String::from_utf8_lossy(&stranger)
+        .replace("ada@smiles.example", "eve@nowhere.example")
+        .into_bytes();
+    let error = send_via_relay(&instance, "eve@nowhere.example", &["pat@example.org"], &stranger)
+        .await
+        .unwrap_err();
     let text = error.to_string();
     assert!(error.is_permanent() && text.contains("not a Sealpost user"), "{text}");
-    let unpaid = String::from_utf8_lossy(&secure_message("pat@example.org", &canary, b"x", None)).replace("ada@smiles.example", "bob@smiles.example");
-    let error = send_via_relay(&instance, "bob@smiles.example", &["pat@example.org"], unpaid.as_bytes()).await.unwrap_err();
+    let unpaid = String::from_utf8_lossy(&secure_message("pat@example.org", &canary, b"x", None))
+        .replace("ada@smiles.example", "bob@smiles.example");
+    let error = send_via_relay(&instance, "bob@smiles.example", &["pat@example.org"], unpaid.as_bytes())
+        .await
+        .unwrap_err();
     assert!(error.to_string().contains("paid"), "{error}");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(instance.outbox_for("pat@example.org").is_empty());
@@ -96,7 +120,9 @@ async fn malformed_mime_is_sealed_without_a_crash() {
         b"From: ada@smiles.example\r\nSubject: [secure] no body\r\nX-Sealpost-Role: p1@example.org patient\r\n",
     ];
     for (i, message) in broken.iter().enumerate() {
-        send_via_relay(&instance, "ada@smiles.example", &["p1@example.org"], message).await.unwrap_or_else(|e| panic!("message {i}: {e}"));
+        send_via_relay(&instance, "ada@smiles.example", &["p1@example.org"], message)
+            .await
+            .unwrap_or_else(|e| panic!("message {i}: {e}"));
     }
     instance.wait_for_mail("p1@example.org", broken.len()).await;
     assert!(instance.store().pending_spool().await.unwrap().is_empty());
@@ -117,8 +143,17 @@ async fn smuggled_end_of_data_is_not_honoured() {
     smtp.cmd("QUIT", "221").await;
     let delivered = instance.wait_for_mail("b@example.com", 1).await;
     let text = String::from_utf8_lossy(&delivered).into_owned();
-    assert!(text.contains("smuggled"), "the smuggled part stays inside the one message");
-    assert!(!text.replace("\r\n", "").contains('\n'), "bare LFs were normalised: {text:?}");
+    assert!(
+        text.contains("smuggled"),
+        "the smuggled part stays inside the one message"
+    );
+    assert!(
+        !text.replace("\r\n", "").contains('\n'),
+        "bare LFs were normalised: {text:?}"
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(instance.outbox_for("victim@example.com").is_empty(), "smuggled transaction was executed");
+    assert!(
+        instance.outbox_for("victim@example.com").is_empty(),
+        "smuggled transaction was executed"
+    );
 }

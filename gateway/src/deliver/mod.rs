@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use mail_builder::MessageBuilder;
-use store::jobs::{DeliveryOutcome, OutboundItem};
 use store::Store;
+use store::jobs::{DeliveryOutcome, OutboundItem};
 use tokio::io::AsyncWriteExt;
 
-use crate::strip::MarkerStripper;
 use crate::Wakers;
+use crate::strip::MarkerStripper;
 
 mod smtp_client;
 
@@ -99,9 +99,10 @@ async fn deliver_one(store: &Store, config: &DeliveryConfig, wakers: &Wakers, it
     };
     let outcome = match result {
         Ok(()) => DeliveryOutcome::Delivered,
-        Err(Failure::Temporary(error)) if store.now() - item.created_at < GIVE_UP_AFTER => {
-            DeliveryOutcome::Retry { at: store.now() + backoff(item.attempts), error }
-        }
+        Err(Failure::Temporary(error)) if store.now() - item.created_at < GIVE_UP_AFTER => DeliveryOutcome::Retry {
+            at: store.now() + backoff(item.attempts),
+            error,
+        },
         Err(Failure::Temporary(error) | Failure::Permanent(error)) => {
             bounce(store, config, item, &error).await;
             wakers.delivery.notify_one();
@@ -119,8 +120,14 @@ async fn deliver_one(store: &Store, config: &DeliveryConfig, wakers: &Wakers, it
 }
 
 /// Reads the queued message (markers stripped where it passes through).
-async fn body_stream(store: &Store, item: &OutboundItem) -> Result<futures::stream::BoxStream<'static, Vec<u8>>, Failure> {
-    let stream = store.outbound_body(item).await.map_err(|e| Failure::Temporary(format!("cannot read queued message: {e}")))?;
+async fn body_stream(
+    store: &Store,
+    item: &OutboundItem,
+) -> Result<futures::stream::BoxStream<'static, Vec<u8>>, Failure> {
+    let stream = store
+        .outbound_body(item)
+        .await
+        .map_err(|e| Failure::Temporary(format!("cannot read queued message: {e}")))?;
     let strip = item.strip_markers;
     let stripper = std::sync::Arc::new(std::sync::Mutex::new(Some(MarkerStripper::default())));
     let tail = Arc::clone(&stripper);
@@ -154,7 +161,10 @@ async fn to_outbox(store: &Store, dir: &std::path::Path, item: &OutboundItem) ->
     let name = format!("{}.{}.sealpost", store.now(), item.id);
     let tmp = dir.join("tmp").join(&name);
     let mut file = tokio::fs::File::create(&tmp).await.map_err(io)?;
-    let envelope = format!("Return-Path: <{}>\r\nDelivered-To: {}\r\n", item.mail_from, item.rcpt_to);
+    let envelope = format!(
+        "Return-Path: <{}>\r\nDelivered-To: {}\r\n",
+        item.mail_from, item.rcpt_to
+    );
     file.write_all(envelope.as_bytes()).await.map_err(io)?;
     let mut body = body_stream(store, item).await?;
     while let Some(chunk) = body.next().await {
@@ -167,7 +177,10 @@ async fn to_outbox(store: &Store, dir: &std::path::Path, item: &OutboundItem) ->
 
 async fn to_smarthost(store: &Store, host: &Smarthost, hostname: &str, item: &OutboundItem) -> Result<(), Failure> {
     for address in [&item.mail_from, &item.rcpt_to] {
-        if address.chars().any(|c| c.is_control() || c.is_whitespace() || c == '<' || c == '>') {
+        if address
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '<' || c == '>')
+        {
             return Err(Failure::Permanent(format!("unusable address {address:?}")));
         }
     }

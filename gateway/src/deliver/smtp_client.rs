@@ -95,7 +95,9 @@ pub(super) async fn send(
     let capabilities = client.command(&ehlo, 250).await?;
     if host.tls == SmarthostTls::StartTls {
         if !capabilities.to_ascii_uppercase().contains("STARTTLS") {
-            return Err(Failure::Temporary("smarthost does not offer STARTTLS, which is required".into()));
+            return Err(Failure::Temporary(
+                "smarthost does not offer STARTTLS, which is required".into(),
+            ));
         }
         client.command("STARTTLS", 220).await?;
         // Nothing may be buffered after the 220 (RFC 3207 §4.2).
@@ -135,7 +137,10 @@ struct DotStuffer {
 
 impl Default for DotStuffer {
     fn default() -> Self {
-        Self { line_start: true, last: [b'\r', b'\n'] }
+        Self {
+            line_start: true,
+            last: [b'\r', b'\n'],
+        }
     }
 }
 
@@ -159,8 +164,12 @@ impl DotStuffer {
     }
 }
 
-async fn tls_connect<S: AsyncRead + AsyncWrite + Unpin>(host: &Smarthost, stream: S) -> Result<tokio_rustls::client::TlsStream<S>, Failure> {
-    let name = ServerName::try_from(host.host.clone()).map_err(|_| Failure::Temporary(format!("{:?} is not a host name", host.host)))?;
+async fn tls_connect<S: AsyncRead + AsyncWrite + Unpin>(
+    host: &Smarthost,
+    stream: S,
+) -> Result<tokio_rustls::client::TlsStream<S>, Failure> {
+    let name = ServerName::try_from(host.host.clone())
+        .map_err(|_| Failure::Temporary(format!("{:?} is not a host name", host.host)))?;
     let connector = tokio_rustls::TlsConnector::from(client_config(host.accept_invalid_certs));
     tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, stream))
         .await
@@ -175,7 +184,10 @@ fn client_config(accept_invalid_certs: bool) -> Arc<ClientConfig> {
         .with_safe_default_protocol_versions()
         .expect("the provider supports the default versions");
     let config = if accept_invalid_certs {
-        builder.dangerous().with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider))).with_no_client_auth()
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
+            .with_no_client_auth()
     } else {
         let mut roots = RootCertStore::empty();
         for cert in rustls_native_certs::load_native_certs().certs {
@@ -202,11 +214,21 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         Ok(ServerCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
-    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
@@ -231,7 +253,10 @@ mod tests {
 
     #[test]
     fn stuffs_leading_dots_across_pieces_and_ends_data() {
-        assert_eq!(stuff(&[b".hidden\r\nline\r", b"\n.", b"\r\n"]), b"..hidden\r\nline\r\n..\r\n.\r\n");
+        assert_eq!(
+            stuff(&[b".hidden\r\nline\r", b"\n.", b"\r\n"]),
+            b"..hidden\r\nline\r\n..\r\n.\r\n"
+        );
         assert_eq!(stuff(&[b"no final newline"]), b"no final newline\r\n.\r\n");
         assert_eq!(stuff(&[]), b".\r\n");
     }

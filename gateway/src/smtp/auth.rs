@@ -58,13 +58,19 @@ impl Session {
                 }
                 None => self.reply(&Reply::new(501, "5.5.2", "Cannot decode the AUTH response")),
             },
-            _ => self.reply(&Reply::new(504, "5.5.4", "Unrecognised authentication mechanism; use PLAIN or LOGIN")),
+            _ => self.reply(&Reply::new(
+                504,
+                "5.5.4",
+                "Unrecognised authentication mechanism; use PLAIN or LOGIN",
+            )),
         }
         Next::Continue
     }
 
     pub(super) async fn auth_continue(&mut self, line: &[u8]) -> Next {
-        let State::Auth(step) = std::mem::replace(&mut self.state, State::Command) else { return Next::Continue };
+        let State::Auth(step) = std::mem::replace(&mut self.state, State::Command) else {
+            return Next::Continue;
+        };
         let text = String::from_utf8_lossy(line).trim().to_owned();
         if text == "*" {
             self.reply(&Reply::new(501, "5.7.0", "Authentication cancelled"));
@@ -81,10 +87,14 @@ impl Session {
                 }
                 Next::Continue
             }
-            AuthStep::LoginPassword { user } => if let Some(password) = decode(&text) { self.check_credentials(&user, &password).await } else {
-                self.reply(&Reply::new(501, "5.5.2", "Cannot decode the AUTH response"));
-                Next::Continue
-            },
+            AuthStep::LoginPassword { user } => {
+                if let Some(password) = decode(&text) {
+                    self.check_credentials(&user, &password).await
+                } else {
+                    self.reply(&Reply::new(501, "5.5.2", "Cannot decode the AUTH response"));
+                    Next::Continue
+                }
+            }
         }
     }
 
@@ -94,7 +104,8 @@ impl Session {
             return Next::Continue;
         };
         let mut parts = decoded.split('\0');
-        let (Some(authz), Some(user), Some(password), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(authz), Some(user), Some(password), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             self.reply(&Reply::new(501, "5.5.2", "Malformed AUTH PLAIN response"));
             return Next::Continue;
         };
@@ -116,14 +127,22 @@ impl Session {
                 Next::Continue
             }
             Err(store::Error::Throttled) => {
-                self.reply(&Reply::new(454, "4.7.0", "Too many failed authentication attempts from your address; try again later"));
+                self.reply(&Reply::new(
+                    454,
+                    "4.7.0",
+                    "Too many failed authentication attempts from your address; try again later",
+                ));
                 Next::Quit
             }
             // A locked account answers like a wrong password: nothing to learn here.
             Err(_) => {
                 self.auth_failures += 1;
                 if self.auth_failures >= MAX_FAILURES {
-                    self.reply(&Reply::new(421, "4.7.0", "Too many failed authentication attempts; closing connection"));
+                    self.reply(&Reply::new(
+                        421,
+                        "4.7.0",
+                        "Too many failed authentication attempts; closing connection",
+                    ));
                     return Next::Quit;
                 }
                 self.reply(&Reply::new(535, "5.7.8", "Authentication credentials invalid"));

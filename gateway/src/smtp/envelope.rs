@@ -15,12 +15,20 @@ impl Session {
             return self.reply(&common::bad_sequence("nested MAIL command"));
         }
         if self.kind == ListenerKind::Submission && self.user.is_none() {
-            let text = if self.tls { "Authentication required" } else { "Must issue a STARTTLS command first, then AUTH" };
+            let text = if self.tls {
+                "Authentication required"
+            } else {
+                "Must issue a STARTTLS command first, then AUTH"
+            };
             return self.reply(&Reply::new(530, "5.7.0", text));
         }
         let max = self.server.config.max_message_size;
         if u64::try_from(from.size).unwrap_or(u64::MAX) > max {
-            return self.reply(&Reply::new(552, "5.3.4", format!("Message size exceeds the limit of {max} bytes")));
+            return self.reply(&Reply::new(
+                552,
+                "5.3.4",
+                format!("Message size exceeds the limit of {max} bytes"),
+            ));
         }
         let address = if from.address.is_empty() {
             String::new()
@@ -46,7 +54,11 @@ impl Session {
             ));
         }
         if self.tx.rcpt_to.len() >= self.server.config.max_recipients {
-            return self.reply(&Reply::new(452, "4.5.3", "Too many recipients; send the rest in another message"));
+            return self.reply(&Reply::new(
+                452,
+                "4.5.3",
+                "Too many recipients; send the rest in another message",
+            ));
         }
         let Ok(address) = store::accounts::normalize_email(&to.address) else {
             return self.reply(&Reply::new(501, "5.1.3", "Bad recipient address syntax"));

@@ -74,14 +74,22 @@ pub struct SmtpServer {
 
 impl std::fmt::Debug for SmtpServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SmtpServer").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("SmtpServer")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
 impl SmtpServer {
     pub fn new(store: Arc<Store>, config: SmtpConfig, tls: Option<TlsAcceptor>, wakers: Wakers) -> Arc<Self> {
         let connections = Arc::new(Semaphore::new(config.max_connections));
-        Arc::new(Self { store, config, tls, wakers, connections })
+        Arc::new(Self {
+            store,
+            config,
+            tls,
+            wakers,
+            connections,
+        })
     }
 
     /// Accepts connections on `listener` until the task is dropped.
@@ -102,7 +110,10 @@ impl SmtpServer {
 
     async fn handle(self: Arc<Self>, mut stream: TcpStream, peer: SocketAddr, kind: ListenerKind) {
         let Ok(_permit) = Arc::clone(&self.connections).try_acquire_owned() else {
-            let line = format!("421 4.3.2 {} Too many connections; try again later\r\n", self.config.hostname);
+            let line = format!(
+                "421 4.3.2 {} Too many connections; try again later\r\n",
+                self.config.hostname
+            );
             let _ = stream.write_all(line.as_bytes()).await;
             return;
         };

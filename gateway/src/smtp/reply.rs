@@ -12,7 +12,11 @@ pub struct Reply {
 
 impl Reply {
     pub fn new(code: u16, status: &'static str, text: impl Into<String>) -> Self {
-        Self { code, status, text: text.into() }
+        Self {
+            code,
+            status,
+            text: text.into(),
+        }
     }
 
     /// Writes the reply in wire format. Line breaks in the text never reach the
@@ -47,7 +51,11 @@ pub mod common {
     }
 
     pub fn temporary_failure() -> Reply {
-        Reply::new(451, "4.3.0", "Temporary failure storing the message; please try again later")
+        Reply::new(
+            451,
+            "4.3.0",
+            "Temporary failure storing the message; please try again later",
+        )
     }
 }
 

@@ -63,7 +63,12 @@ pub struct Session {
 
 impl Session {
     pub fn new(server: Arc<SmtpServer>, peer: SocketAddr, kind: ListenerKind) -> Self {
-        let trusted = kind == ListenerKind::Relay && server.config.trusted_networks.iter().any(|net| net.contains(&peer.ip()));
+        let trusted = kind == ListenerKind::Relay
+            && server
+                .config
+                .trusted_networks
+                .iter()
+                .any(|net| net.contains(&peer.ip()));
         Self {
             server,
             peer,
@@ -117,7 +122,9 @@ impl Session {
             } else {
                 self.server.config.command_timeout
             };
-            let read = if let Ok(read) = tokio::time::timeout(limit, stream.read(&mut buf)).await { read? } else {
+            let read = if let Ok(read) = tokio::time::timeout(limit, stream.read(&mut buf)).await {
+                read?
+            } else {
                 let text = format!("{} Timeout, closing connection", self.server.config.hostname);
                 self.reply(&Reply::new(421, "4.4.2", text));
                 stream.write_all(&std::mem::take(&mut self.out)).await?;
@@ -201,7 +208,9 @@ impl Session {
         }
         self.receiver.buf().clear();
         self.reply(&Reply::new(500, "5.5.2", "Line too long"));
-        if let Some(at) = newline { *bytes = slice[at + 1..].iter() } else {
+        if let Some(at) = newline {
+            *bytes = slice[at + 1..].iter()
+        } else {
             *bytes = [].iter();
             self.discard_line = true;
         }
@@ -216,7 +225,10 @@ impl Session {
             Request::Mail { from } => self.mail(from).await,
             Request::Rcpt { to } => self.rcpt(to),
             Request::Data => self.data().await,
-            Request::Auth { mechanism, initial_response } => return self.auth(mechanism, initial_response).await,
+            Request::Auth {
+                mechanism,
+                initial_response,
+            } => return self.auth(mechanism, initial_response).await,
             Request::StartTls => return self.starttls(),
             Request::Rset => {
                 self.abort_transaction().await;
@@ -227,7 +239,11 @@ impl Session {
                 self.reply(&Reply::new(221, "2.0.0", "Bye"));
                 return Next::Quit;
             }
-            Request::Vrfy { .. } => self.reply(&Reply::new(252, "2.5.2", "Cannot VRFY user; send mail and it will be tried")),
+            Request::Vrfy { .. } => self.reply(&Reply::new(
+                252,
+                "2.5.2",
+                "Cannot VRFY user; send mail and it will be tried",
+            )),
             Request::Help { .. } => self.reply(&Reply::new(214, "2.0.0", "Sealpost secure mail gateway")),
             Request::Bdat { .. } => self.reply(&Reply::new(502, "5.5.1", "BDAT is not supported; use DATA")),
             Request::Expn { .. } | Request::Etrn { .. } | Request::Atrn { .. } | Request::Burl { .. } => {
@@ -247,7 +263,11 @@ impl Session {
             self.reply(&reply);
             return;
         }
-        let mut lines = vec![format!("{name} Hello"), "PIPELINING".into(), format!("SIZE {}", self.server.config.max_message_size)];
+        let mut lines = vec![
+            format!("{name} Hello"),
+            "PIPELINING".into(),
+            format!("SIZE {}", self.server.config.max_message_size),
+        ];
         lines.extend(["8BITMIME".into(), "ENHANCEDSTATUSCODES".into(), "SMTPUTF8".into()]);
         if !self.tls && self.server.tls.is_some() {
             lines.push("STARTTLS".into());
@@ -305,6 +325,8 @@ fn protocol_error(error: &ProtoError) -> Reply {
             Reply::new(504, "5.5.4", format!("Unsupported parameter {param:?}"))
         }
         ProtoError::ResponseTooLong => Reply::new(500, "5.5.2", "Line too long"),
-        ProtoError::NeedsMoreData { .. } | ProtoError::InvalidResponse { .. } => Reply::new(500, "5.5.2", "Syntax error"),
+        ProtoError::NeedsMoreData { .. } | ProtoError::InvalidResponse { .. } => {
+            Reply::new(500, "5.5.2", "Syntax error")
+        }
     }
 }

@@ -42,12 +42,21 @@ async fn converse(kind: ListenerKind, peer: &str, input: &[u8]) -> Vec<String> {
 }
 
 fn codes(lines: &[String]) -> Vec<&str> {
-    lines.iter().filter(|l| l.as_bytes().get(3) == Some(&b' ')).map(|l| &l[..3]).collect()
+    lines
+        .iter()
+        .filter(|l| l.as_bytes().get(3) == Some(&b' '))
+        .map(|l| &l[..3])
+        .collect()
 }
 
 #[tokio::test]
 async fn pipelined_commands_get_replies_in_order() {
-    let lines = converse(ListenerKind::Relay, "127.0.0.1:4000", b"EHLO a\r\nMAIL FROM:<x@y.example>\r\nRCPT TO:<z@w.example>\r\nRSET\r\nQUIT\r\n").await;
+    let lines = converse(
+        ListenerKind::Relay,
+        "127.0.0.1:4000",
+        b"EHLO a\r\nMAIL FROM:<x@y.example>\r\nRCPT TO:<z@w.example>\r\nRSET\r\nQUIT\r\n",
+    )
+    .await;
     assert_eq!(codes(&lines), ["250", "250", "250", "250", "221"]);
 }
 
@@ -59,8 +68,18 @@ async fn sequence_errors_and_unknown_commands() {
 
 #[tokio::test]
 async fn untrusted_peer_cannot_relay_and_submission_needs_auth() {
-    let relay = converse(ListenerKind::Relay, "192.0.2.7:4000", b"EHLO a\r\nMAIL FROM:<x@y.example>\r\nRCPT TO:<z@w.example>\r\nQUIT\r\n").await;
+    let relay = converse(
+        ListenerKind::Relay,
+        "192.0.2.7:4000",
+        b"EHLO a\r\nMAIL FROM:<x@y.example>\r\nRCPT TO:<z@w.example>\r\nQUIT\r\n",
+    )
+    .await;
     assert_eq!(codes(&relay), ["250", "250", "550", "221"]);
-    let submission = converse(ListenerKind::Submission, "127.0.0.1:4000", b"EHLO a\r\nAUTH PLAIN AHUAcA==\r\nMAIL FROM:<x@y.example>\r\nQUIT\r\n").await;
+    let submission = converse(
+        ListenerKind::Submission,
+        "127.0.0.1:4000",
+        b"EHLO a\r\nAUTH PLAIN AHUAcA==\r\nMAIL FROM:<x@y.example>\r\nQUIT\r\n",
+    )
+    .await;
     assert_eq!(codes(&submission), ["250", "538", "530", "221"]);
 }

@@ -51,7 +51,15 @@ pub async fn signin_form(viewer: Option<Viewer>, Query(query): Query<NextQuery>)
         return Ok(Redirect::to(after_signin(&query.next)).into_response());
     }
     let next = session::safe_next(&query.next).unwrap_or_default().to_owned();
-    html(StatusCode::OK, &SigninPage { nav: None, email: String::new(), next, error: None })
+    html(
+        StatusCode::OK,
+        &SigninPage {
+            nav: None,
+            email: String::new(),
+            next,
+            error: None,
+        },
+    )
 }
 
 /// `POST /signin`: opens a session and goes on to `next`.
@@ -75,13 +83,19 @@ pub async fn signin(
                     StatusCode::FORBIDDEN,
                     "Your account is locked after too many failed sign-ins. Use \u{201c}Forgot your password?\u{201d} below to set a new password and unlock it.",
                 ),
-                store::Error::Throttled => {
-                    (StatusCode::TOO_MANY_REQUESTS, "Too many failed sign-ins from your network. Please wait 15 minutes and try again.")
-                }
+                store::Error::Throttled => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many failed sign-ins from your network. Please wait 15 minutes and try again.",
+                ),
                 _ => (StatusCode::UNAUTHORIZED, "Wrong email address or password."),
             };
             let next = session::safe_next(&form.next).unwrap_or_default().to_owned();
-            let page = SigninPage { nav: None, email: form.email, next, error: Some(message) };
+            let page = SigninPage {
+                nav: None,
+                email: form.email,
+                next,
+                error: Some(message),
+            };
             html(status, &page)
         }
         Err(error) => Err(error.into()),
@@ -95,7 +109,11 @@ pub struct CsrfForm {
 }
 
 /// `POST /signout`: ends the session and clears the cookie.
-pub async fn signout(State(state): State<AppState>, viewer: Option<Viewer>, Form(form): Form<CsrfForm>) -> Result<Response, Error> {
+pub async fn signout(
+    State(state): State<AppState>,
+    viewer: Option<Viewer>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, Error> {
     if let Some(viewer) = viewer {
         viewer.check_csrf(&form.csrf)?;
         state.store.sign_out(&viewer.token).await?;
@@ -122,7 +140,12 @@ pub struct PasswordForm {
 async fn password_page(state: &AppState, token: String, error: Option<String>) -> Result<PasswordPage, Error> {
     let grant = state.store.check_token(&token, TokenPurpose::SetPassword).await?;
     let email = state.store.user(grant.user_id).await?.email;
-    Ok(PasswordPage { nav: None, token, email, error })
+    Ok(PasswordPage {
+        nav: None,
+        token,
+        email,
+        error,
+    })
 }
 
 /// `GET /password/{token}`
@@ -146,12 +169,18 @@ pub async fn set_password(
         None
     };
     if let Some(problem) = problem {
-        return html(StatusCode::BAD_REQUEST, &password_page(&state, token, Some(problem)).await?);
+        return html(
+            StatusCode::BAD_REQUEST,
+            &password_page(&state, token, Some(problem)).await?,
+        );
     }
     let (user, message) = match state.store.set_password(&token, &form.password, &client).await {
         Ok(done) => done,
         Err(store::Error::Invalid(problem)) => {
-            return html(StatusCode::BAD_REQUEST, &password_page(&state, token, Some(problem)).await?);
+            return html(
+                StatusCode::BAD_REQUEST,
+                &password_page(&state, token, Some(problem)).await?,
+            );
         }
         Err(error) => return Err(error.into()),
     };
@@ -180,7 +209,11 @@ pub async fn forgot_form() -> Result<Response, Error> {
 
 /// `POST /forgot`: sends the link if the account exists; the answer is the same
 /// either way, so the page tells nobody which addresses have accounts.
-pub async fn forgot(State(state): State<AppState>, Client(client): Client, Form(form): Form<ForgotForm>) -> Result<Response, Error> {
+pub async fn forgot(
+    State(state): State<AppState>,
+    Client(client): Client,
+    Form(form): Form<ForgotForm>,
+) -> Result<Response, Error> {
     state.store.request_password_reset(form.email.trim(), &client).await?;
     html(StatusCode::OK, &ForgotPage { nav: None, sent: true })
 }

@@ -40,7 +40,11 @@ fn rows(summaries: Vec<MessageSummary>) -> Vec<Row> {
             Row {
                 id: m.id.to_string(),
                 who: m.counterpart,
-                subject: if subject.is_empty() { "(no subject)".to_owned() } else { subject.to_owned() },
+                subject: if subject.is_empty() {
+                    "(no subject)".to_owned()
+                } else {
+                    subject.to_owned()
+                },
                 date: store::clock::format_utc(m.created_at),
                 unread: m.unread,
                 attachments: m.attachments,
@@ -52,11 +56,27 @@ fn rows(summaries: Vec<MessageSummary>) -> Vec<Row> {
 /// `GET /inbox`
 pub async fn inbox(State(state): State<AppState>, viewer: Viewer) -> Result<Response, Error> {
     let list = state.store.inbox(&viewer.user, LIMIT).await?;
-    html(StatusCode::OK, &ListPage { nav: Some(viewer.nav()), title: "Inbox", sent: false, rows: rows(list) })
+    html(
+        StatusCode::OK,
+        &ListPage {
+            nav: Some(viewer.nav()),
+            title: "Inbox",
+            sent: false,
+            rows: rows(list),
+        },
+    )
 }
 
 /// `GET /sent`
 pub async fn sent(State(state): State<AppState>, viewer: Viewer) -> Result<Response, Error> {
     let list = state.store.sent(&viewer.user, LIMIT).await?;
-    html(StatusCode::OK, &ListPage { nav: Some(viewer.nav()), title: "Sent", sent: true, rows: rows(list) })
+    html(
+        StatusCode::OK,
+        &ListPage {
+            nav: Some(viewer.nav()),
+            title: "Sent",
+            sent: true,
+            rows: rows(list),
+        },
+    )
 }

@@ -59,7 +59,11 @@ impl MessagePage {
     fn new(view: MessageView, nav: Nav) -> Self {
         let meta = view.meta;
         let body_html = meta.html.as_deref().map(sanitize_html).filter(|h| !h.trim().is_empty());
-        let body_text = if body_html.is_some() { None } else { meta.text.filter(|t| !t.trim().is_empty()) };
+        let body_text = if body_html.is_some() {
+            None
+        } else {
+            meta.text.filter(|t| !t.trim().is_empty())
+        };
         let subject = meta.subject.trim();
         Self {
             nav: Some(nav),
@@ -69,7 +73,11 @@ impl MessagePage {
             notice: meta.notice.filter(|n| !n.trim().is_empty()),
             sent_on: format_utc(view.created_at),
             expires_on: format_utc(view.expires_at),
-            subject: if subject.is_empty() { "(no subject)".to_owned() } else { subject.to_owned() },
+            subject: if subject.is_empty() {
+                "(no subject)".to_owned()
+            } else {
+                subject.to_owned()
+            },
             from: meta.from,
             to: meta.to.join(", "),
             cc: meta.cc.join(", "),
@@ -82,7 +90,11 @@ impl MessagePage {
                 .enumerate()
                 .map(|(index, a)| AttachmentRow {
                     index,
-                    name: if a.name.trim().is_empty() { format!("Attachment {}", index + 1) } else { a.name },
+                    name: if a.name.trim().is_empty() {
+                        format!("Attachment {}", index + 1)
+                    } else {
+                        a.name
+                    },
                     size: human_size(a.size),
                 })
                 .collect(),
@@ -118,7 +130,9 @@ pub async fn show(
         return html(StatusCode::OK, &MessagePage::new(view, viewer.nav()));
     }
     if query.invite.is_empty() {
-        return Err(Error::NotSignedIn { next: format!("/m/{id}") });
+        return Err(Error::NotSignedIn {
+            next: format!("/m/{id}"),
+        });
     }
     super::register::form(&state, &id, &query.invite).await
 }

@@ -149,7 +149,10 @@ fn role_line(relationship: Option<Relationship>, practice: &str) -> Option<Strin
 }
 
 fn is_doctor(relationship: Option<Relationship>) -> bool {
-    matches!(relationship, Some(Relationship::DoctorInPractice | Relationship::DoctorOtherPractice))
+    matches!(
+        relationship,
+        Some(Relationship::DoctorInPractice | Relationship::DoctorOtherPractice)
+    )
 }
 
 impl RegisterPage {
@@ -163,12 +166,20 @@ impl RegisterPage {
                 label,
                 options: group
                     .iter()
-                    .map(|s| SpecialtyOption { name: s.name.clone(), selected: s.name == values.specialty })
+                    .map(|s| SpecialtyOption {
+                        name: s.name.clone(),
+                        selected: s.name == values.specialty,
+                    })
                     .collect(),
             })
             .collect();
         let chosen = data.find(&values.specialty);
-        let ordered = chosen.into_iter().chain(data.groups().into_iter().flat_map(|(_, group)| group).filter(|s| s.name != values.specialty));
+        let ordered = chosen.into_iter().chain(
+            data.groups()
+                .into_iter()
+                .flat_map(|(_, group)| group)
+                .filter(|s| s.name != values.specialty),
+        );
         let mut seen = std::collections::HashSet::new();
         let mut groups = Vec::new();
         for specialty in ordered {
@@ -176,12 +187,20 @@ impl RegisterPage {
             for name in &specialty.procedures {
                 if seen.insert(name.as_str()) {
                     let id = format!("procedure-{}", seen.len());
-                    procedures.push(ProcedureBox { id, name: name.clone(), checked: values.procedures.contains(name) });
+                    procedures.push(ProcedureBox {
+                        id,
+                        name: name.clone(),
+                        checked: values.procedures.contains(name),
+                    });
                 }
             }
             if !procedures.is_empty() {
                 let open = specialty.name == values.specialty || procedures.iter().any(|p| p.checked);
-                groups.push(SpecialtyGroup { name: specialty.name.clone(), open, procedures });
+                groups.push(SpecialtyGroup {
+                    name: specialty.name.clone(),
+                    open,
+                    procedures,
+                });
             }
         }
         Self {
@@ -206,7 +225,10 @@ impl RegisterPage {
 /// registered with it yet.
 async fn invitation(state: &AppState, id: &MessageId, invite: &str) -> Result<Invitation, Error> {
     let next = Some(format!("/m/{id}"));
-    let with_next = |problem| Error::Link { problem, next: next.clone() };
+    let with_next = |problem| Error::Link {
+        problem,
+        next: next.clone(),
+    };
     let invitation = match state.store.invitation(invite).await {
         Ok(invitation) => invitation,
         Err(error) => {
@@ -228,7 +250,10 @@ async fn invitation(state: &AppState, id: &MessageId, invite: &str) -> Result<In
 /// The empty registration form (`GET /m/{id}?invite=TOKEN`).
 pub(crate) async fn form(state: &AppState, id: &MessageId, invite: &str) -> Result<Response, Error> {
     let invitation = invitation(state, id, invite).await?;
-    html(StatusCode::OK, &RegisterPage::new(&invitation, id, invite, Values::default(), Problems::default()))
+    html(
+        StatusCode::OK,
+        &RegisterPage::new(&invitation, id, invite, Values::default(), Problems::default()),
+    )
 }
 
 /// Checks the form against what the role needs; fills in the specialty's
@@ -259,7 +284,10 @@ fn validate(values: &mut Values, doctor: bool, other_practice: bool) -> Problems
             problems.practice_name = Some("Please enter the name of your practice.");
         }
         let website = &values.practice_website;
-        if too_long(website, 200) || website.chars().any(char::is_whitespace) || (!website.is_empty() && !website.contains('.')) {
+        if too_long(website, 200)
+            || website.chars().any(char::is_whitespace)
+            || (!website.is_empty() && !website.contains('.'))
+        {
             problems.practice_website = Some("Please enter a web address like www.example.com, or leave this empty.");
         }
         if too_long(&values.practice_phone, 40) {
@@ -285,7 +313,11 @@ fn registration(values: &Values, doctor: bool, other_practice: bool) -> Registra
         profile.practice_phone = optional(&values.practice_phone);
         profile.practice_address = optional(&values.practice_address);
     }
-    Registration { full_name: values.full_name.clone(), phone: values.phone.clone(), profile }
+    Registration {
+        full_name: values.full_name.clone(),
+        phone: values.phone.clone(),
+        profile,
+    }
 }
 
 /// `POST /m/{id}?invite=TOKEN`: registers, or shows the form again with the
@@ -298,9 +330,15 @@ pub async fn submit(
     Form(form): Form<Vec<(String, String)>>,
 ) -> Result<Response, Error> {
     let id = message_id(&id)?;
-    let invite = if query.invite.is_empty() { field(&form, "invite").to_owned() } else { query.invite };
+    let invite = if query.invite.is_empty() {
+        field(&form, "invite").to_owned()
+    } else {
+        query.invite
+    };
     if invite.is_empty() {
-        return Err(Error::NotSignedIn { next: format!("/m/{id}") });
+        return Err(Error::NotSignedIn {
+            next: format!("/m/{id}"),
+        });
     }
     let invitation = invitation(&state, &id, &invite).await?;
     let doctor = is_doctor(invitation.relationship);
@@ -326,16 +364,38 @@ pub async fn submit(
 
     let problems = validate(&mut values, doctor, other_practice);
     if problems.any() {
-        return html(StatusCode::BAD_REQUEST, &RegisterPage::new(&invitation, &id, &invite, values, problems));
+        return html(
+            StatusCode::BAD_REQUEST,
+            &RegisterPage::new(&invitation, &id, &invite, values, problems),
+        );
     }
-    match state.store.register(&invite, registration(&values, doctor, other_practice), &client).await {
-        Ok(user) => html(StatusCode::OK, &CheckEmailPage { nav: None, email: user.email }),
+    match state
+        .store
+        .register(&invite, registration(&values, doctor, other_practice), &client)
+        .await
+    {
+        Ok(user) => html(
+            StatusCode::OK,
+            &CheckEmailPage {
+                nav: None,
+                email: user.email,
+            },
+        ),
         Err(store::Error::Invalid(message)) => {
-            let problems = Problems { general: Some(message), ..Problems::default() };
-            html(StatusCode::BAD_REQUEST, &RegisterPage::new(&invitation, &id, &invite, values, problems))
+            let problems = Problems {
+                general: Some(message),
+                ..Problems::default()
+            };
+            html(
+                StatusCode::BAD_REQUEST,
+                &RegisterPage::new(&invitation, &id, &invite, values, problems),
+            )
         }
         Err(error) => Err(match Error::from(error) {
-            Error::Link { problem, .. } => Error::Link { problem, next: Some(format!("/m/{id}")) },
+            Error::Link { problem, .. } => Error::Link {
+                problem,
+                next: Some(format!("/m/{id}")),
+            },
             other => other,
         }),
     }
@@ -347,7 +407,12 @@ mod tests {
 
     #[test]
     fn doctor_without_procedures_gets_the_specialtys_usual_ones() {
-        let mut values = Values { full_name: "Dr A".into(), phone: "555 123 4567".into(), specialty: "Endodontics".into(), ..Values::default() };
+        let mut values = Values {
+            full_name: "Dr A".into(),
+            phone: "555 123 4567".into(),
+            specialty: "Endodontics".into(),
+            ..Values::default()
+        };
         assert!(!validate(&mut values, true, false).any());
         assert!(values.procedures.iter().any(|p| p == "Root canal treatment"));
     }
@@ -368,9 +433,26 @@ mod tests {
 
     #[test]
     fn other_practice_needs_a_practice_name() {
-        let mut values = Values { full_name: "B".into(), phone: "555".into(), practice_website: "not a site".into(), ..Values::default() };
+        let mut values = Values {
+            full_name: "B".into(),
+            phone: "555".into(),
+            practice_website: "not a site".into(),
+            ..Values::default()
+        };
         let problems = validate(&mut values, false, true);
         assert!(problems.practice_name.is_some() && problems.practice_website.is_some());
-        assert!(validate(&mut Values { full_name: "P".into(), phone: "1".into(), ..Values::default() }, false, false).full_name.is_none());
+        assert!(
+            validate(
+                &mut Values {
+                    full_name: "P".into(),
+                    phone: "1".into(),
+                    ..Values::default()
+                },
+                false,
+                false
+            )
+            .full_name
+            .is_none()
+        );
     }
 }

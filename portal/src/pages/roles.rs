@@ -35,7 +35,13 @@ struct RolesPage {
     error: Option<&'static str>,
 }
 
-async fn page(state: &AppState, viewer: &Viewer, id: &MessageId, form: &[(String, String)], error: Option<&'static str>) -> Result<RolesPage, Error> {
+async fn page(
+    state: &AppState,
+    viewer: &Viewer,
+    id: &MessageId,
+    form: &[(String, String)],
+    error: Option<&'static str>,
+) -> Result<RolesPage, Error> {
     let pending = state.store.pending_roles(&viewer.user, id).await?;
     Ok(RolesPage {
         nav: Some(viewer.nav()),
@@ -47,9 +53,17 @@ async fn page(state: &AppState, viewer: &Viewer, id: &MessageId, form: &[(String
                 let chosen = field(form, &format!("role_{}", r.user_id));
                 let options = Relationship::ALL
                     .iter()
-                    .map(|o| RoleOption { value: o.as_str(), label: o.label(), checked: o.as_str() == chosen })
+                    .map(|o| RoleOption {
+                        value: o.as_str(),
+                        label: o.label(),
+                        checked: o.as_str() == chosen,
+                    })
                     .collect();
-                Choice { user_id: r.user_id.0, email: r.email, options }
+                Choice {
+                    user_id: r.user_id.0,
+                    email: r.email,
+                    options,
+                }
             })
             .collect(),
         error,
@@ -66,7 +80,9 @@ pub async fn form(State(state): State<AppState>, Path(id): Path<String>, viewer:
 fn choices(form: &[(String, String)]) -> Result<Vec<(UserId, Relationship)>, ()> {
     let mut out = Vec::new();
     for (name, value) in form {
-        let Some(user) = name.strip_prefix("role_") else { continue };
+        let Some(user) = name.strip_prefix("role_") else {
+            continue;
+        };
         let user = user.parse::<i64>().map_err(|_| ())?;
         if value.is_empty() {
             continue;
@@ -87,10 +103,27 @@ pub async fn submit(
     let id = message_id(&id)?;
     viewer.check_csrf(field(&form, "csrf"))?;
     let Ok(chosen) = choices(&form) else {
-        return html(StatusCode::BAD_REQUEST, &page(&state, &viewer, &id, &form, Some("Please choose one of the options for each person.")).await?);
+        return html(
+            StatusCode::BAD_REQUEST,
+            &page(
+                &state,
+                &viewer,
+                &id,
+                &form,
+                Some("Please choose one of the options for each person."),
+            )
+            .await?,
+        );
     };
     if chosen.is_empty() {
-        let page = page(&state, &viewer, &id, &form, Some("Please choose how you know at least one person.")).await?;
+        let page = page(
+            &state,
+            &viewer,
+            &id,
+            &form,
+            Some("Please choose how you know at least one person."),
+        )
+        .await?;
         if !page.recipients.is_empty() {
             return html(StatusCode::BAD_REQUEST, &page);
         }
@@ -112,7 +145,13 @@ mod tests {
             ("role_9".to_owned(), String::new()),
             ("role_12".to_owned(), "doctor_other_practice".to_owned()),
         ];
-        assert_eq!(choices(&form).unwrap(), vec![(UserId(7), Relationship::Patient), (UserId(12), Relationship::DoctorOtherPractice)]);
+        assert_eq!(
+            choices(&form).unwrap(),
+            vec![
+                (UserId(7), Relationship::Patient),
+                (UserId(12), Relationship::DoctorOtherPractice)
+            ]
+        );
         assert!(choices(&[("role_x".to_owned(), "patient".to_owned())]).is_err());
         assert!(choices(&[("role_1".to_owned(), "admin".to_owned())]).is_err());
     }

@@ -7,13 +7,13 @@
 
 pub mod throttle;
 
+use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use argon2::Argon2;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
-use sqlx::any::AnyRow;
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use crate::audit::AuditEvent;
 use crate::crypto::{random_bytes, sha256};
@@ -49,7 +49,9 @@ impl Relationship {
     ];
 
     pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|r| r.as_str() == text.trim().to_ascii_lowercase())
+        Self::ALL
+            .into_iter()
+            .find(|r| r.as_str() == text.trim().to_ascii_lowercase())
     }
 
     pub fn as_str(self) -> &'static str {
@@ -190,7 +192,11 @@ pub struct User {
 impl User {
     /// The name to show: the full name, else the address.
     pub fn display_name(&self) -> &str {
-        if self.full_name.is_empty() { &self.email } else { &self.full_name }
+        if self.full_name.is_empty() {
+            &self.email
+        } else {
+            &self.full_name
+        }
     }
 }
 
@@ -214,13 +220,23 @@ fn user_from_row(row: &AnyRow) -> Result<User> {
 
 /// Lower-cases and checks an email address's shape.
 pub fn normalize_email(address: &str) -> Result<String> {
-    let address = address.trim().trim_start_matches('<').trim_end_matches('>').to_ascii_lowercase();
+    let address = address
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_ascii_lowercase();
     let valid = address.len() <= 254
         && address.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty() && !domain.contains('@') && (domain.contains('.') || domain == "localhost")
         })
-        && !address.chars().any(|c| c.is_whitespace() || c.is_control() || "<>()[],;:\"\\".contains(c));
-    if valid { Ok(address) } else { Err(Error::invalid("Please enter a valid email address.")) }
+        && !address
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "<>()[],;:\"\\".contains(c));
+    if valid {
+        Ok(address)
+    } else {
+        Err(Error::invalid("Please enter a valid email address."))
+    }
 }
 
 /// Why a message may not be sent securely by this address.
@@ -264,7 +280,9 @@ fn verify_password(password: &str, stored: Option<&str>) -> bool {
         Some(hash) => hash,
         None => DUMMY.get_or_init(|| hash_password(&crate::crypto::random_hex(16)).unwrap_or_default()),
     };
-    let Ok(parsed) = PasswordHash::new(candidate) else { return false };
+    let Ok(parsed) = PasswordHash::new(candidate) else {
+        return false;
+    };
     Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok() && stored.is_some()
 }
 
@@ -332,11 +350,17 @@ impl Store {
         if name.is_empty() {
             return Err(Error::invalid("a practice needs a name"));
         }
-        if domain.is_empty() || !domain.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') {
+        if domain.is_empty()
+            || !domain
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        {
             return Err(Error::invalid(format!("{domain:?} is not a mail domain")));
         }
         if self.practice_by_domain(&domain).await?.is_some() {
-            return Err(Error::Conflict(format!("a practice with domain {domain} exists already")));
+            return Err(Error::Conflict(format!(
+                "a practice with domain {domain} exists already"
+            )));
         }
         let id: i64 = sqlx::query("INSERT INTO practices (name, domain, created_at) VALUES ($1, $2, $3) RETURNING id")
             .bind(name)
@@ -345,9 +369,18 @@ impl Store {
             .fetch_one(&self.db)
             .await?
             .try_get("id")?;
-        self.audit(AuditEvent { actor: "admin", action: "practice.add", object: &format!("practice:{id}"), client: "cli" })
-            .await?;
-        Ok(Practice { id: PracticeId(id), name: name.to_owned(), domain })
+        self.audit(AuditEvent {
+            actor: "admin",
+            action: "practice.add",
+            object: &format!("practice:{id}"),
+            client: "cli",
+        })
+        .await?;
+        Ok(Practice {
+            id: PracticeId(id),
+            name: name.to_owned(),
+            domain,
+        })
     }
 
     pub async fn practice_by_domain(&self, domain: &str) -> Result<Option<Practice>> {
@@ -359,7 +392,10 @@ impl Store {
     }
 
     pub async fn practice(&self, id: PracticeId) -> Result<Practice> {
-        let row = sqlx::query("SELECT id, name, domain FROM practices WHERE id = $1").bind(id.0).fetch_optional(&self.db).await?;
+        let row = sqlx::query("SELECT id, name, domain FROM practices WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(&self.db)
+            .await?;
         practice_from_row(&row.ok_or(Error::NotFound)?)
     }
 
@@ -405,30 +441,44 @@ impl Store {
         .await?
         .try_get("id")?;
         let user = self.user(UserId(id)).await?;
-        let token = self.issue_token(TokenPurpose::SetPassword, user.id, None, self.policy.staff_setup_ttl).await?;
-        self.audit(AuditEvent { actor: "admin", action: "user.add", object: &format!("user:{id}"), client: "cli" }).await?;
+        let token = self
+            .issue_token(TokenPurpose::SetPassword, user.id, None, self.policy.staff_setup_ttl)
+            .await?;
+        self.audit(AuditEvent {
+            actor: "admin",
+            action: "user.add",
+            object: &format!("user:{id}"),
+            client: "cli",
+        })
+        .await?;
         Ok((user, token))
     }
 
     pub async fn user(&self, id: UserId) -> Result<User> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1")))
-            .bind(id.0)
-            .fetch_optional(&self.db)
-            .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE id = $1"
+        )))
+        .bind(id.0)
+        .fetch_optional(&self.db)
+        .await?;
         user_from_row(&row.ok_or(Error::NotFound)?)
     }
 
     pub async fn user_by_email(&self, email: &str) -> Result<Option<User>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1")))
-            .bind(email.trim().to_ascii_lowercase())
-            .fetch_optional(&self.db)
-            .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE email = $1"
+        )))
+        .bind(email.trim().to_ascii_lowercase())
+        .fetch_optional(&self.db)
+        .await?;
         row.map(|row| user_from_row(&row)).transpose()
     }
 
     /// May `address` send secure mail? Only paid users of a known practice may.
     pub async fn secure_sender(&self, address: &str) -> Result<Result<User, SenderRefusal>> {
-        let Some(user) = self.user_by_email(address).await? else { return Ok(Err(SenderRefusal::Unknown)) };
+        let Some(user) = self.user_by_email(address).await? else {
+            return Ok(Err(SenderRefusal::Unknown));
+        };
         if user.practice_id.is_none() || !matches!(user.role, Role::Doctor | Role::Staff) {
             return Ok(Err(SenderRefusal::NotPracticeUser));
         }
@@ -443,29 +493,62 @@ impl Store {
     /// caller. Too many failures lock the account or throttle the client.
     pub async fn check_password(&self, email: &str, password: &str, client: &str) -> Result<User> {
         let policy = &self.policy;
-        if self.throttle.blocked(client, self.now(), policy.client_failure_limit, policy.client_failure_window) {
-            self.audit(AuditEvent { actor: "unknown", action: "signin.throttled", object: "", client }).await?;
+        if self.throttle.blocked(
+            client,
+            self.now(),
+            policy.client_failure_limit,
+            policy.client_failure_window,
+        ) {
+            self.audit(AuditEvent {
+                actor: "unknown",
+                action: "signin.throttled",
+                object: "",
+                client,
+            })
+            .await?;
             return Err(Error::Throttled);
         }
         let user = self.user_by_email(email).await?;
         let (stored, locked): (Option<String>, bool) = match &user {
             Some(user) => {
-                let row = sqlx::query("SELECT password_hash, locked_at FROM users WHERE id = $1").bind(user.id.0).fetch_one(&self.db).await?;
-                (row.try_get("password_hash")?, row.try_get::<Option<i64>, _>("locked_at")?.is_some())
+                let row = sqlx::query("SELECT password_hash, locked_at FROM users WHERE id = $1")
+                    .bind(user.id.0)
+                    .fetch_one(&self.db)
+                    .await?;
+                (
+                    row.try_get("password_hash")?,
+                    row.try_get::<Option<i64>, _>("locked_at")?.is_some(),
+                )
             }
             None => (None, false),
         };
         let password = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || verify_password(&password, stored.as_deref())).await.unwrap_or(false);
+        let ok = tokio::task::spawn_blocking(move || verify_password(&password, stored.as_deref()))
+            .await
+            .unwrap_or(false);
         match user {
             Some(user) if locked => {
-                self.audit(AuditEvent { actor: &format!("user:{}", user.id), action: "signin.locked", object: "", client }).await?;
+                self.audit(AuditEvent {
+                    actor: &format!("user:{}", user.id),
+                    action: "signin.locked",
+                    object: "",
+                    client,
+                })
+                .await?;
                 Err(Error::Locked)
             }
             Some(user) if ok && user.status == UserStatus::Active => {
-                sqlx::query("UPDATE users SET failed_logins = 0 WHERE id = $1").bind(user.id.0).execute(&self.db).await?;
-                self.audit(AuditEvent { actor: &format!("user:{}", user.id), action: "signin.success", object: "", client })
+                sqlx::query("UPDATE users SET failed_logins = 0 WHERE id = $1")
+                    .bind(user.id.0)
+                    .execute(&self.db)
                     .await?;
+                self.audit(AuditEvent {
+                    actor: &format!("user:{}", user.id),
+                    action: "signin.success",
+                    object: "",
+                    client,
+                })
+                .await?;
                 Ok(user)
             }
             other => {
@@ -474,20 +557,34 @@ impl Store {
                     Some(user) => format!("user:{}", user.id),
                     None => "unknown".to_owned(),
                 };
-                self.audit(AuditEvent { actor: &actor, action: "signin.failure", object: "", client }).await?;
+                self.audit(AuditEvent {
+                    actor: &actor,
+                    action: "signin.failure",
+                    object: "",
+                    client,
+                })
+                .await?;
                 if let Some(user) = other {
-                    let failures: i64 = sqlx::query("UPDATE users SET failed_logins = failed_logins + 1 WHERE id = $1 RETURNING failed_logins")
-                        .bind(user.id.0)
-                        .fetch_one(&self.db)
-                        .await?
-                        .try_get("failed_logins")?;
+                    let failures: i64 = sqlx::query(
+                        "UPDATE users SET failed_logins = failed_logins + 1 WHERE id = $1 RETURNING failed_logins",
+                    )
+                    .bind(user.id.0)
+                    .fetch_one(&self.db)
+                    .await?
+                    .try_get("failed_logins")?;
                     if failures >= policy.max_failed_signins {
                         sqlx::query("UPDATE users SET locked_at = $1 WHERE id = $2 AND locked_at IS NULL")
                             .bind(self.now())
                             .bind(user.id.0)
                             .execute(&self.db)
                             .await?;
-                        self.audit(AuditEvent { actor: "system", action: "account.lock", object: &format!("user:{}", user.id), client }).await?;
+                        self.audit(AuditEvent {
+                            actor: "system",
+                            action: "account.lock",
+                            object: &format!("user:{}", user.id),
+                            client,
+                        })
+                        .await?;
                     }
                 }
                 Err(Error::AuthFailed)
@@ -499,15 +596,19 @@ impl Store {
     /// coming (at most one such mail per 10 minutes). Says nothing about whether
     /// the address exists.
     pub async fn request_password_reset(&self, email: &str, client: &str) -> Result<()> {
-        let Some(user) = self.user_by_email(email).await? else { return Ok(()) };
+        let Some(user) = self.user_by_email(email).await? else {
+            return Ok(());
+        };
         if user.status == UserStatus::Invited {
             return Ok(());
         }
-        let recent = sqlx::query("SELECT 1 AS x FROM mail_jobs WHERE user_id = $1 AND kind = 'set_password' AND created_at > $2")
-            .bind(user.id.0)
-            .bind(self.now() - 600)
-            .fetch_optional(&self.db)
-            .await?;
+        let recent = sqlx::query(
+            "SELECT 1 AS x FROM mail_jobs WHERE user_id = $1 AND kind = 'set_password' AND created_at > $2",
+        )
+        .bind(user.id.0)
+        .bind(self.now() - 600)
+        .fetch_optional(&self.db)
+        .await?;
         if recent.is_some() {
             return Ok(());
         }
@@ -515,11 +616,23 @@ impl Store {
         crate::jobs::add_job(&mut tx, crate::jobs::JobKind::SetPassword, user.id, None, self.now()).await?;
         tx.commit().await?;
         self.signal_jobs();
-        self.audit(AuditEvent { actor: &format!("user:{}", user.id), action: "password.reset_request", object: "", client }).await
+        self.audit(AuditEvent {
+            actor: &format!("user:{}", user.id),
+            action: "password.reset_request",
+            object: "",
+            client,
+        })
+        .await
     }
 
     /// Issues a token and returns its only clear copy.
-    pub async fn issue_token(&self, purpose: TokenPurpose, user: UserId, message: Option<&MessageId>, ttl: i64) -> Result<String> {
+    pub async fn issue_token(
+        &self,
+        purpose: TokenPurpose,
+        user: UserId,
+        message: Option<&MessageId>,
+        ttl: i64,
+    ) -> Result<String> {
         let token = new_token();
         let now = self.now();
         sqlx::query(
@@ -543,12 +656,13 @@ impl Store {
             return Err(Error::TokenInvalid);
         }
         let hash = sha256(token.as_bytes());
-        let row = sqlx::query("SELECT user_id, message_id, expires_at, used_at FROM tokens WHERE hash = $1 AND purpose = $2")
-            .bind(&hash)
-            .bind(purpose.as_str())
-            .fetch_optional(&self.db)
-            .await?
-            .ok_or(Error::TokenInvalid)?;
+        let row =
+            sqlx::query("SELECT user_id, message_id, expires_at, used_at FROM tokens WHERE hash = $1 AND purpose = $2")
+                .bind(&hash)
+                .bind(purpose.as_str())
+                .fetch_optional(&self.db)
+                .await?
+                .ok_or(Error::TokenInvalid)?;
         if row.try_get::<Option<i64>, _>("used_at")?.is_some() {
             return Err(Error::TokenUsed);
         }
@@ -559,7 +673,10 @@ impl Store {
         Ok(TokenGrant {
             hash,
             user_id: UserId(row.try_get("user_id")?),
-            message_id: row.try_get::<Option<String>, _>("message_id")?.as_deref().and_then(MessageId::parse),
+            message_id: row
+                .try_get::<Option<String>, _>("message_id")?
+                .as_deref()
+                .and_then(MessageId::parse),
             expires_at,
         })
     }
@@ -571,7 +688,11 @@ impl Store {
             .bind(&grant.hash)
             .execute(&mut **tx)
             .await?;
-        if done.rows_affected() == 1 { Ok(()) } else { Err(Error::TokenUsed) }
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(Error::TokenUsed)
+        }
     }
 
     /// The invitation behind a link, for the registration page.
@@ -589,9 +710,17 @@ impl Store {
         .fetch_optional(&self.db)
         .await?
         .ok_or(Error::TokenInvalid)?;
-        let relationship = row.try_get::<Option<String>, _>("relationship")?.as_deref().and_then(Relationship::parse);
+        let relationship = row
+            .try_get::<Option<String>, _>("relationship")?
+            .as_deref()
+            .and_then(Relationship::parse);
         let practice = self.practice(PracticeId(row.try_get("practice_id")?)).await?;
-        Ok(Invitation { user, message_id: Some(message), relationship, practice })
+        Ok(Invitation {
+            user,
+            message_id: Some(message),
+            relationship,
+            practice,
+        })
     }
 
     /// Registers an invited recipient: stores what they told us, spends the
@@ -609,7 +738,9 @@ impl Store {
         }
         let digits = phone.chars().filter(char::is_ascii_digit).count();
         if !(7..=15).contains(&digits) || !phone.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c)) {
-            return Err(Error::invalid("Please enter a phone number we can reach you at, like +1 555 123 4567."));
+            return Err(Error::invalid(
+                "Please enter a phone number we can reach you at, like +1 555 123 4567.",
+            ));
         }
         let mut tx = self.db.begin().await?;
         self.spend_token(&mut tx, &grant).await?;
@@ -620,8 +751,14 @@ impl Store {
             .bind(invitation.user.id.0)
             .execute(&mut *tx)
             .await?;
-        crate::jobs::add_job(&mut tx, crate::jobs::JobKind::SetPassword, invitation.user.id, invitation.message_id.as_ref(), self.now())
-            .await?;
+        crate::jobs::add_job(
+            &mut tx,
+            crate::jobs::JobKind::SetPassword,
+            invitation.user.id,
+            invitation.message_id.as_ref(),
+            self.now(),
+        )
+        .await?;
         tx.commit().await?;
         self.signal_jobs();
         self.audit(AuditEvent {
@@ -646,20 +783,30 @@ impl Store {
             .map_err(|_| Error::invalid("This password can't be used."))??;
         let mut tx = self.db.begin().await?;
         self.spend_token(&mut tx, &grant).await?;
-        sqlx::query("UPDATE users SET password_hash = $1, status = 'active', failed_logins = 0, locked_at = NULL WHERE id = $2")
-            .bind(hash)
-            .bind(user.id.0)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE users SET password_hash = $1, status = 'active', failed_logins = 0, locked_at = NULL WHERE id = $2",
+        )
+        .bind(hash)
+        .bind(user.id.0)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
-        self.audit(AuditEvent { actor: &format!("user:{}", user.id), action: "password.set", object: "", client }).await?;
+        self.audit(AuditEvent {
+            actor: &format!("user:{}", user.id),
+            action: "password.set",
+            object: "",
+            client,
+        })
+        .await?;
         Ok((self.user(user.id).await?, grant.message_id))
     }
 
     /// Signs in with a password and opens a session.
     pub async fn sign_in(&self, email: &str, password: &str, client: &str) -> Result<Session> {
         let user = self.check_password(email, password, client).await?;
-        let token = self.issue_token(TokenPurpose::Session, user.id, None, self.policy.session_max).await?;
+        let token = self
+            .issue_token(TokenPurpose::Session, user.id, None, self.policy.session_max)
+            .await?;
         Ok(Session { token, user })
     }
 
@@ -681,7 +828,11 @@ impl Store {
         .fetch_optional(&self.db)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        sqlx::query("UPDATE tokens SET last_seen_at = $1 WHERE hash = $2").bind(now).bind(&hash).execute(&self.db).await?;
+        sqlx::query("UPDATE tokens SET last_seen_at = $1 WHERE hash = $2")
+            .bind(now)
+            .bind(&hash)
+            .execute(&self.db)
+            .await?;
         let user = self.user(UserId(row.try_get("user_id")?)).await?;
         Ok((user.status == UserStatus::Active).then_some(user))
     }
@@ -698,7 +849,11 @@ impl Store {
 }
 
 fn practice_from_row(row: &AnyRow) -> Result<Practice> {
-    Ok(Practice { id: PracticeId(row.try_get("id")?), name: row.try_get("name")?, domain: row.try_get("domain")? })
+    Ok(Practice {
+        id: PracticeId(row.try_get("id")?),
+        name: row.try_get("name")?,
+        domain: row.try_get("domain")?,
+    })
 }
 
 #[cfg(test)]

@@ -21,7 +21,9 @@ impl ClientThrottle {
     /// Has `client` used up its failures for the current window?
     pub fn blocked(&self, client: &str, now: i64, limit: u32, window: i64) -> bool {
         let windows = self.windows.lock().expect("not poisoned");
-        windows.get(key(client)).is_some_and(|(start, count)| now - start < window && *count >= limit)
+        windows
+            .get(key(client))
+            .is_some_and(|(start, count)| now - start < window && *count >= limit)
     }
 
     /// Counts one failure for `client`.
@@ -49,7 +51,10 @@ mod tests {
             assert!(!throttle.blocked("10.0.0.1", 100, 3, 60));
             throttle.failed("smtp:10.0.0.1", 100, 60);
         }
-        assert!(throttle.blocked("10.0.0.1", 130, 3, 60), "portal and SMTP share one budget");
+        assert!(
+            throttle.blocked("10.0.0.1", 130, 3, 60),
+            "portal and SMTP share one budget"
+        );
         assert!(!throttle.blocked("10.0.0.2", 130, 3, 60));
         assert!(!throttle.blocked("10.0.0.1", 161, 3, 60));
     }

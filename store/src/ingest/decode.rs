@@ -6,7 +6,9 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
 const LENIENT: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::STANDARD,
-    GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true).with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    GeneralPurposeConfig::new()
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
 /// A transfer decoder for one part's body.
@@ -21,7 +23,10 @@ impl Decoder {
     /// Picks the decoder for a `Content-Transfer-Encoding` value.
     pub fn for_encoding(encoding: Option<&str>) -> Self {
         match encoding.map(|e| e.trim().to_ascii_lowercase()).as_deref() {
-            Some("base64") => Self::Base64 { quad: Vec::new(), done: false },
+            Some("base64") => Self::Base64 {
+                quad: Vec::new(),
+                done: false,
+            },
             Some("quoted-printable") => Self::QuotedPrintable { line: Vec::new() },
             _ => Self::Identity,
         }
@@ -98,7 +103,12 @@ fn decode_qp_line(line: &[u8], out: &mut Vec<u8>) {
         let b = line[i];
         if b == b'=' {
             let rest = &line[i + 1..];
-            if rest.starts_with(b"\r\n") || rest.starts_with(b"\n") || rest.iter().all(|c| *c == b' ' || *c == b'\t' || *c == b'\r' || *c == b'\n') {
+            if rest.starts_with(b"\r\n")
+                || rest.starts_with(b"\n")
+                || rest
+                    .iter()
+                    .all(|c| *c == b' ' || *c == b'\t' || *c == b'\r' || *c == b'\n')
+            {
                 return; // soft line break
             }
             if let (Some(h), Some(l)) = (rest.first().and_then(|c| hex(*c)), rest.get(1).and_then(|c| hex(*c))) {
@@ -134,7 +144,11 @@ mod tests {
     fn base64_in_any_piece_size() {
         let plain: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 256) as u8).collect();
         let encoded = base64::engine::general_purpose::STANDARD.encode(&plain);
-        let wrapped: Vec<u8> = encoded.as_bytes().chunks(76).flat_map(|l| [l, b"\r\n"].concat()).collect();
+        let wrapped: Vec<u8> = encoded
+            .as_bytes()
+            .chunks(76)
+            .flat_map(|l| [l, b"\r\n"].concat())
+            .collect();
         for piece in [1, 5, 77, 10_000] {
             let got = run("base64", &wrapped, piece);
             assert_eq!(got.len(), plain.len(), "piece {piece}");
@@ -146,7 +160,10 @@ mod tests {
 
     #[test]
     fn quoted_printable() {
-        assert_eq!(run("quoted-printable", b"caf=C3=A9 =\r\nau lait\r\n=3D", 4), "café au lait\r\n=".as_bytes());
+        assert_eq!(
+            run("quoted-printable", b"caf=C3=A9 =\r\nau lait\r\n=3D", 4),
+            "café au lait\r\n=".as_bytes()
+        );
         assert_eq!(run("quoted-printable", b"bad =ZZ escape", 1), b"bad =ZZ escape");
     }
 

@@ -4,8 +4,8 @@
 
 use mail_parser::MessageParser;
 
-use crate::accounts::Relationship;
 use crate::Sealed;
+use crate::accounts::Relationship;
 
 /// Header names the add-in sets; all `X-Sealpost-*` headers are stripped before
 /// anything leaves the gateway.
@@ -43,7 +43,12 @@ impl HeaderFacts {
 }
 
 fn addresses(list: Option<&mail_parser::Address<'_>>) -> Vec<String> {
-    list.map(|a| a.iter().filter_map(|addr| addr.address().map(str::to_ascii_lowercase)).collect()).unwrap_or_default()
+    list.map(|a| {
+        a.iter()
+            .filter_map(|addr| addr.address().map(str::to_ascii_lowercase))
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 /// Reads a header block (RFC 5322, with RFC 2047 encoded words decoded).
@@ -51,12 +56,20 @@ pub fn inspect(block: &[u8], subject_tag: &str) -> HeaderFacts {
     let parser = MessageParser::new()
         .with_minimal_headers()
         .with_message_ids()
-        .header_text(SECURE_HEADER).header_text(ROLE_HEADER).header_text(NOTICE_HEADER);
-    let Some(parsed) = parser.parse_headers(block) else { return HeaderFacts::default() };
+        .header_text(SECURE_HEADER)
+        .header_text(ROLE_HEADER)
+        .header_text(NOTICE_HEADER);
+    let Some(parsed) = parser.parse_headers(block) else {
+        return HeaderFacts::default();
+    };
     let raw_text = |name: &str| -> Vec<String> {
         parsed
             .header_values(name)
-            .filter_map(|v| v.as_text().map(str::to_owned).or_else(|| v.as_text_list().map(|l| l.join(" "))))
+            .filter_map(|v| {
+                v.as_text()
+                    .map(str::to_owned)
+                    .or_else(|| v.as_text_list().map(|l| l.join(" ")))
+            })
             .collect()
     };
     let marked_secure = raw_text(SECURE_HEADER)
@@ -75,7 +88,14 @@ pub fn inspect(block: &[u8], subject_tag: &str) -> HeaderFacts {
     let notice = raw_text(NOTICE_HEADER)
         .into_iter()
         .next()
-        .map(|n| n.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(500).collect::<String>())
+        .map(|n| {
+            n.split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .chars()
+                .take(500)
+                .collect::<String>()
+        })
         .filter(|n| !n.is_empty());
     let from = parsed.from().and_then(|f| f.first());
     HeaderFacts {
@@ -119,7 +139,8 @@ mod tests {
 
     #[test]
     fn reads_marker_roles_notice_and_strips_tag() {
-        let block = b"From: \"Dr. Ada\" <Ada@Clinic.example>\r\nTo: pat@example.com\r\nSubject: [SECURE] Lab results\r\n\
+        let block =
+            b"From: \"Dr. Ada\" <Ada@Clinic.example>\r\nTo: pat@example.com\r\nSubject: [SECURE] Lab results\r\n\
 X-Sealpost-Secure: 1\r\nX-Sealpost-Role: pat@example.com patient\r\nX-Sealpost-Role: bad-line\r\n\
 X-Sealpost-Notice: =?utf-8?q?Your_results_are_ready?=\r\n";
         let facts = inspect(block, "[secure]");
@@ -134,8 +155,14 @@ X-Sealpost-Notice: =?utf-8?q?Your_results_are_ready?=\r\n";
 
     #[test]
     fn unmarked_mail_is_not_secure() {
-        let facts = inspect(b"From: a@b.example\r\nSubject: lunch\r\nX-Sealpost-Secure: 0\r\n", "[secure]");
+        let facts = inspect(
+            b"From: a@b.example\r\nSubject: lunch\r\nX-Sealpost-Secure: 0\r\n",
+            "[secure]",
+        );
         assert!(!facts.is_secure());
-        assert_eq!(strip_tag("Re: [Secure] x [secure]", "[secure]"), ("Re: x".to_owned(), true));
+        assert_eq!(
+            strip_tag("Re: [Secure] x [secure]", "[secure]"),
+            ("Re: x".to_owned(), true)
+        );
     }
 }

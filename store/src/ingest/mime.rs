@@ -28,10 +28,16 @@ pub enum Event {
 
 #[derive(Debug)]
 enum State {
-    Headers { top: bool, block: Vec<u8>, overflow: bool },
+    Headers {
+        top: bool,
+        block: Vec<u8>,
+        overflow: bool,
+    },
     /// Inside a leaf body. `held_crlf`: a line break not yet emitted, because if
     /// the next line is a boundary, the break belongs to the boundary.
-    Leaf { held_crlf: bool },
+    Leaf {
+        held_crlf: bool,
+    },
     /// Preamble or epilogue of a multipart: skipped.
     Skip,
 }
@@ -55,7 +61,11 @@ impl Default for Splitter {
 impl Splitter {
     pub fn new() -> Self {
         Self {
-            state: State::Headers { top: true, block: Vec::new(), overflow: false },
+            state: State::Headers {
+                top: true,
+                block: Vec::new(),
+                overflow: false,
+            },
             boundaries: Vec::new(),
             line: Vec::new(),
             long_line: false,
@@ -70,7 +80,10 @@ impl Splitter {
             data = rest;
             if self.long_line {
                 // The line break ending a long line may precede a boundary: hold it.
-                let content = piece.strip_suffix(b"\r\n").or_else(|| piece.strip_suffix(b"\n")).unwrap_or(piece);
+                let content = piece
+                    .strip_suffix(b"\r\n")
+                    .or_else(|| piece.strip_suffix(b"\n"))
+                    .unwrap_or(piece);
                 self.data_bytes(content, events);
                 if newline.is_some() {
                     self.long_line = false;
@@ -138,7 +151,9 @@ impl Splitter {
                 }
                 return;
             }
-            let State::Headers { top, block, .. } = std::mem::replace(&mut self.state, State::Skip) else { unreachable!() };
+            let State::Headers { top, block, .. } = std::mem::replace(&mut self.state, State::Skip) else {
+                unreachable!()
+            };
             self.headers_done(top, block, events);
             return;
         }
@@ -152,7 +167,11 @@ impl Splitter {
                 self.boundaries.pop();
                 self.state = State::Skip;
             } else {
-                self.state = State::Headers { top: false, block: Vec::new(), overflow: false };
+                self.state = State::Headers {
+                    top: false,
+                    block: Vec::new(),
+                    overflow: false,
+                };
             }
             return;
         }
@@ -191,7 +210,9 @@ impl Splitter {
                 Some(tail) => (true, tail),
                 None => (false, tail),
             };
-            tail.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')).then_some((depth, closing))
+            tail.iter()
+                .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+                .then_some((depth, closing))
         })
     }
 }
@@ -252,14 +273,18 @@ Content-Type: text/plain\r\n\r\nhello\r\n--inner\r\nContent-Type: text/html\r\n\
     #[test]
     fn splits_nested_multiparts_in_any_piece_size() {
         let expected = vec![
-            Event::MessageHeaders(b"From: a@b.c\r\nSubject: x\r\nContent-Type: multipart/mixed; boundary=\"outer\"\r\n".to_vec()),
+            Event::MessageHeaders(
+                b"From: a@b.c\r\nSubject: x\r\nContent-Type: multipart/mixed; boundary=\"outer\"\r\n".to_vec(),
+            ),
             Event::PartStart(b"Content-Type: text/plain\r\n".to_vec()),
             Event::PartData(b"hello".to_vec()),
             Event::PartEnd,
             Event::PartStart(b"Content-Type: text/html\r\n".to_vec()),
             Event::PartData(b"<p>hello</p>".to_vec()),
             Event::PartEnd,
-            Event::PartStart(b"Content-Type: application/pdf; name=a.pdf\r\nContent-Transfer-Encoding: base64\r\n".to_vec()),
+            Event::PartStart(
+                b"Content-Type: application/pdf; name=a.pdf\r\nContent-Transfer-Encoding: base64\r\n".to_vec(),
+            ),
             Event::PartData(b"QUJD\r\nREVG".to_vec()),
             Event::PartEnd,
         ];

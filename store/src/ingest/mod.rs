@@ -61,8 +61,17 @@ impl std::fmt::Debug for SealedMeta {
 
 enum Current {
     None,
-    Text { html: bool, headers: Vec<u8>, raw: Vec<u8> },
-    Attachment { writer: Box<SealedBlobWriter>, decoder: Decoder, name: String, content_type: String },
+    Text {
+        html: bool,
+        headers: Vec<u8>,
+        raw: Vec<u8>,
+    },
+    Attachment {
+        writer: Box<SealedBlobWriter>,
+        decoder: Decoder,
+        name: String,
+        content_type: String,
+    },
 }
 
 /// Receives splitter events and seals what they describe.
@@ -77,7 +86,14 @@ pub(crate) struct PartSealer<'a> {
 
 impl<'a> PartSealer<'a> {
     pub fn new(store: &'a Store, id: &'a MessageId, key: &'a DataKey) -> Self {
-        Self { store, id, key, current: Current::None, meta: SealedMeta::default(), headers: None }
+        Self {
+            store,
+            id,
+            key,
+            current: Current::None,
+            meta: SealedMeta::default(),
+            headers: None,
+        }
     }
 
     pub async fn on_event(&mut self, event: Event) -> Result<()> {
@@ -96,7 +112,10 @@ impl<'a> PartSealer<'a> {
         let parsed = MessageParser::default().parse_headers(&block[..]);
         let (content_type, disposition, filename, encoding) = match &parsed {
             Some(p) => (
-                p.content_type().map_or_else(|| "text/plain".into(), |c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("octet-stream")).to_ascii_lowercase()),
+                p.content_type().map_or_else(
+                    || "text/plain".into(),
+                    |c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("octet-stream")).to_ascii_lowercase(),
+                ),
                 p.content_disposition().map(|d| d.ctype().to_ascii_lowercase()),
                 p.attachment_name().map(str::to_owned),
                 p.content_transfer_encoding().map(str::to_owned),
@@ -105,13 +124,26 @@ impl<'a> PartSealer<'a> {
         };
         let is_attachment = disposition.as_deref() == Some("attachment") || filename.is_some();
         let html = content_type == "text/html";
-        let slot_free = if html { self.meta.html.is_none() } else { self.meta.text.is_none() };
+        let slot_free = if html {
+            self.meta.html.is_none()
+        } else {
+            self.meta.text.is_none()
+        };
         if !is_attachment && slot_free && (html || content_type == "text/plain") {
-            self.current = Current::Text { html, headers: block, raw: Vec::new() };
+            self.current = Current::Text {
+                html,
+                headers: block,
+                raw: Vec::new(),
+            };
         } else {
             let index = self.meta.attachments.len();
-            let name = filename.map_or_else(|| default_name(index, &content_type), |n| safe_filename(&n, index, &content_type));
-            self.current = self.attachment(name, content_type, Decoder::for_encoding(encoding.as_deref())).await?;
+            let name = filename.map_or_else(
+                || default_name(index, &content_type),
+                |n| safe_filename(&n, index, &content_type),
+            );
+            self.current = self
+                .attachment(name, content_type, Decoder::for_encoding(encoding.as_deref()))
+                .await?;
         }
         Ok(())
     }
@@ -122,8 +154,17 @@ impl<'a> PartSealer<'a> {
             return Ok(Current::None);
         }
         let blob_no = BLOB_FIRST_PART + u32::try_from(index).expect("bounded by MAX_ATTACHMENTS");
-        let writer = self.store.blobs.create(&part_key(self.id, index), self.key, blob_no).await?;
-        Ok(Current::Attachment { writer: Box::new(writer), decoder, name, content_type })
+        let writer = self
+            .store
+            .blobs
+            .create(&part_key(self.id, index), self.key, blob_no)
+            .await?;
+        Ok(Current::Attachment {
+            writer: Box::new(writer),
+            decoder,
+            name,
+            content_type,
+        })
     }
 
     async fn part_data(&mut self, data: &[u8]) -> Result<()> {
@@ -141,7 +182,9 @@ impl<'a> PartSealer<'a> {
                 let index = self.meta.attachments.len();
                 let name = format!("message-{}.{}", index + 1, if html { "html" } else { "txt" });
                 let content_type = if html { "text/html" } else { "text/plain" };
-                self.current = self.attachment(name, content_type.into(), Decoder::for_encoding(encoding.as_deref())).await?;
+                self.current = self
+                    .attachment(name, content_type.into(), Decoder::for_encoding(encoding.as_deref()))
+                    .await?;
                 Box::pin(self.part_data(&raw)).await?;
                 Box::pin(self.part_data(data)).await?;
             }
@@ -161,19 +204,31 @@ impl<'a> PartSealer<'a> {
                 headers.extend_from_slice(b"\r\n");
                 headers.extend_from_slice(&raw);
                 let parsed = MessageParser::default().parse(&headers[..]);
-                let text = parsed.as_ref().and_then(|m| if html { m.body_html(0) } else { m.body_text(0) }).map(std::borrow::Cow::into_owned);
+                let text = parsed
+                    .as_ref()
+                    .and_then(|m| if html { m.body_html(0) } else { m.body_text(0) })
+                    .map(std::borrow::Cow::into_owned);
                 if html {
                     self.meta.html = Some(text.unwrap_or_default());
                 } else {
                     self.meta.text = Some(text.unwrap_or_default());
                 }
             }
-            Current::Attachment { mut writer, decoder, name, content_type } => {
+            Current::Attachment {
+                mut writer,
+                decoder,
+                name,
+                content_type,
+            } => {
                 let mut out = Vec::new();
                 decoder.finish(&mut out);
                 writer.write(&out).await?;
                 let size = writer.finish().await?;
-                self.meta.attachments.push(AttachmentMeta { name, content_type, size });
+                self.meta.attachments.push(AttachmentMeta {
+                    name,
+                    content_type,
+                    size,
+                });
             }
         }
         Ok(())
@@ -201,9 +256,17 @@ fn default_name(index: usize, content_type: &str) -> String {
 /// A file name safe to offer for download: no paths, no control characters.
 fn safe_filename(name: &str, index: usize, content_type: &str) -> String {
     let base = name.rsplit(['/', '\\']).next().unwrap_or_default();
-    let cleaned: String = base.chars().filter(|c| !c.is_control() && *c != '"').take(200).collect();
+    let cleaned: String = base
+        .chars()
+        .filter(|c| !c.is_control() && *c != '"')
+        .take(200)
+        .collect();
     let cleaned = cleaned.trim().trim_start_matches('.').to_owned();
-    if cleaned.is_empty() { default_name(index, content_type) } else { cleaned }
+    if cleaned.is_empty() {
+        default_name(index, content_type)
+    } else {
+        cleaned
+    }
 }
 
 /// Wraps the subject for the `sealed_subject` column.
