@@ -71,6 +71,7 @@ pub async fn open_store(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resul
     let policy = Policy {
         retention_days: config.messages.retention_days,
         subject_tag: config.smtp.subject_tag.clone(),
+        passwords: config.passwords.rules(),
         ..Policy::default()
     };
     let store_config = StoreConfig {

@@ -33,6 +33,47 @@ pub struct Config {
     pub outbound: Outbound,
     pub dkim: Dkim,
     pub messages: Messages,
+    pub passwords: Passwords,
+}
+
+/// `[passwords]`: the password policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Passwords {
+    pub min_length: usize,
+    /// Require a lower-case and an upper-case letter, a digit and a symbol.
+    pub require_mixed: bool,
+    /// A new password may not repeat any of this many most recent ones (0: off).
+    pub history: i64,
+    /// Sign-in asks for a new password after this many days (0: never).
+    pub max_age_days: i64,
+    /// Refuse the 10,000 most common breached passwords (list shipped in the binary).
+    pub reject_common: bool,
+}
+
+impl Default for Passwords {
+    fn default() -> Self {
+        let rules = store::accounts::passwords::PasswordRules::default();
+        Self {
+            min_length: rules.min_length,
+            require_mixed: rules.require_mixed,
+            history: rules.history,
+            max_age_days: rules.max_age_days,
+            reject_common: rules.reject_common,
+        }
+    }
+}
+
+impl Passwords {
+    pub fn rules(&self) -> store::accounts::passwords::PasswordRules {
+        store::accounts::passwords::PasswordRules {
+            min_length: self.min_length,
+            require_mixed: self.require_mixed,
+            history: self.history,
+            max_age_days: self.max_age_days,
+            reject_common: self.reject_common,
+        }
+    }
 }
 
 /// `[database]`
@@ -221,6 +262,7 @@ impl Default for Config {
             outbound: Outbound::default(),
             dkim: Dkim::default(),
             messages: Messages::default(),
+            passwords: Passwords::default(),
         }
     }
 }
@@ -345,6 +387,12 @@ impl Config {
         }
         if self.dkim.domain.is_empty() || self.dkim.selector.is_empty() || self.dkim.selector.contains(['.', ' ']) {
             problems.push("dkim.domain and dkim.selector must be set (a selector is one DNS label)".into());
+        }
+        if !(8..=256).contains(&self.passwords.min_length) {
+            problems.push("passwords.min_length must be between 8 and 256".into());
+        }
+        if self.passwords.history < 0 || self.passwords.max_age_days < 0 {
+            problems.push("passwords.history and passwords.max_age_days must not be negative".into());
         }
         if self.messages.retention_days < 1 {
             problems.push("messages.retention_days must be at least 1".into());

@@ -168,7 +168,7 @@ async fn send_message(env: &Env) -> (String, String) {
     let response = env
         .post(
             &format!("/password/{token}"),
-            &[("password", "alice secret 1"), ("confirm", "alice secret 1")],
+            &[("password", "Sunny-Orchard-31"), ("confirm", "Sunny-Orchard-31")],
             None,
         )
         .await;
@@ -232,7 +232,7 @@ async fn patient_registers_sets_password_reads_and_downloads() {
     let response = env
         .post(
             &password_link,
-            &[("password", "pat secret 123"), ("confirm", "pat secret 124")],
+            &[("password", "Pat-Secret-123"), ("confirm", "Pat-Secret-124")],
             None,
         )
         .await;
@@ -244,7 +244,7 @@ async fn patient_registers_sets_password_reads_and_downloads() {
     let response = env
         .post(
             &password_link,
-            &[("password", "pat secret 123"), ("confirm", "pat secret 123")],
+            &[("password", "Pat-Secret-123"), ("confirm", "Pat-Secret-123")],
             None,
         )
         .await;
@@ -439,7 +439,7 @@ async fn sender_sees_status_chooses_roles_and_signs_out() {
             "/signin",
             &[
                 ("email", "alice@clinic.example"),
-                ("password", "alice secret 1"),
+                ("password", "Sunny-Orchard-31"),
                 ("next", "//evil.com"),
             ],
             None,
@@ -451,7 +451,7 @@ async fn sender_sees_status_chooses_roles_and_signs_out() {
             "/signin",
             &[
                 ("email", "Alice@Clinic.example"),
-                ("password", "alice secret 1"),
+                ("password", "Sunny-Orchard-31"),
                 ("next", &format!("/m/{id}")),
             ],
             None,

@@ -37,6 +37,10 @@ pub enum Error {
     /// Too many failed sign-ins: the account stays locked until a password reset.
     #[error("this account is locked after too many failed sign-ins; reset the password to unlock it")]
     Locked,
+    /// The password is older than the policy allows; the token (a set-password
+    /// token valid for 15 minutes) lets the person choose a new one.
+    #[error("your password has expired; please choose a new one")]
+    PasswordExpired(crate::Sealed<String>),
     /// Too many failed sign-ins from this client recently.
     #[error("too many failed sign-ins from this address; try again in a few minutes")]
     Throttled,

@@ -67,6 +67,7 @@ pub struct Policy {
     /// Failed sign-ins one client address may make per `client_failure_window`.
     pub client_failure_limit: u32,
     pub client_failure_window: i64,
+    pub passwords: accounts::passwords::PasswordRules,
 }
 
 impl Default for Policy {
@@ -82,6 +83,7 @@ impl Default for Policy {
             max_failed_signins: 5,
             client_failure_limit: 20,
             client_failure_window: 15 * 60,
+            passwords: accounts::passwords::PasswordRules::default(),
         }
     }
 }

@@ -2,6 +2,7 @@ mod delivery;
 mod dkim;
 mod harness;
 mod limits;
+mod passwords;
 mod portal_access;
 mod postfix;
 mod secure_send;

@@ -77,6 +77,9 @@ pub async fn signin(
             }
             Ok(signed_in(&session.token, after_signin(&form.next)))
         }
+        Err(store::Error::PasswordExpired(token)) => {
+            Ok(Redirect::to(&format!("/password/{}?expired=1", token.expose())).into_response())
+        }
         Err(error @ (store::Error::AuthFailed | store::Error::Locked | store::Error::Throttled)) => {
             let (status, message) = match error {
                 store::Error::Locked => (
@@ -128,6 +131,8 @@ struct PasswordPage {
     token: String,
     email: String,
     error: Option<String>,
+    /// Sign-in sent the person here because their password is too old.
+    expired: bool,
 }
 
 #[derive(Default, Deserialize)]
@@ -140,17 +145,24 @@ pub struct PasswordForm {
 async fn password_page(state: &AppState, token: String, error: Option<String>) -> Result<PasswordPage, Error> {
     let grant = state.store.check_token(&token, TokenPurpose::SetPassword).await?;
     let email = state.store.user(grant.user_id).await?.email;
-    Ok(PasswordPage {
-        nav: None,
-        token,
-        email,
-        error,
-    })
+    Ok(PasswordPage { nav: None, token, email, error, expired: false })
 }
 
-/// `GET /password/{token}`
-pub async fn password_form(State(state): State<AppState>, Path(token): Path<String>) -> Result<Response, Error> {
-    html(StatusCode::OK, &password_page(&state, token, None).await?)
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ExpiredQuery {
+    expired: String,
+}
+
+/// `GET /password/{token}` (`?expired=1` when sign-in found the password too old)
+pub async fn password_form(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    Query(query): Query<ExpiredQuery>,
+) -> Result<Response, Error> {
+    let mut page = password_page(&state, token, None).await?;
+    page.expired = !query.expired.is_empty();
+    html(StatusCode::OK, &page)
 }
 
 /// `POST /password/{token}`: sets the password, signs in, and goes to the
@@ -216,4 +228,45 @@ pub async fn forgot(
 ) -> Result<Response, Error> {
     state.store.request_password_reset(form.email.trim(), &client).await?;
     html(StatusCode::OK, &ForgotPage { nav: None, sent: true })
+}
+
+#[derive(Template)]
+#[template(path = "change_password.html")]
+struct ChangePasswordPage {
+    nav: Option<super::Nav>,
+    error: Option<String>,
+    done: bool,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+pub struct ChangePasswordForm {
+    current: String,
+    password: String,
+    confirm: String,
+    csrf: String,
+}
+
+/// `GET /account/password`
+pub async fn change_password_form(viewer: Viewer) -> Result<Response, Error> {
+    html(StatusCode::OK, &ChangePasswordPage { nav: Some(viewer.nav()), error: None, done: false })
+}
+
+/// `POST /account/password`: current password, then the new one twice.
+pub async fn change_password(
+    State(state): State<AppState>,
+    Client(client): Client,
+    viewer: Viewer,
+    Form(form): Form<ChangePasswordForm>,
+) -> Result<Response, Error> {
+    viewer.check_csrf(&form.csrf)?;
+    let refuse = |error: String| html(StatusCode::BAD_REQUEST, &ChangePasswordPage { nav: Some(viewer.nav()), error: Some(error), done: false });
+    if form.password != form.confirm {
+        return refuse("The two new passwords are not the same. Please type the same password twice.".into());
+    }
+    match state.store.change_password(&viewer.user, &form.current, &form.password, &client).await {
+        Ok(()) => html(StatusCode::OK, &ChangePasswordPage { nav: Some(viewer.nav()), error: None, done: true }),
+        Err(store::Error::Invalid(problem)) => refuse(problem),
+        Err(error) => Err(error.into()),
+    }
 }

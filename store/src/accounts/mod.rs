@@ -5,11 +5,9 @@
 //! where they grant a step. Repeated failed sign-ins lock the account (until a
 //! password reset) and throttle the client address.
 
+pub mod passwords;
 pub mod throttle;
 
-use argon2::Argon2;
-use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -250,42 +248,6 @@ pub enum SenderRefusal {
     NotPaid,
 }
 
-/// Password rules every new password must meet.
-pub fn check_password_policy(password: &str, email: &str) -> Result<()> {
-    let chars = password.chars().count();
-    if chars < 8 {
-        return Err(Error::invalid("Your password needs at least 8 characters."));
-    }
-    if chars > 256 {
-        return Err(Error::invalid("Your password may have at most 256 characters."));
-    }
-    if password.eq_ignore_ascii_case(email) {
-        return Err(Error::invalid("Your password must not be your email address."));
-    }
-    Ok(())
-}
-
-fn hash_password(password: &str) -> Result<String> {
-    Argon2::default()
-        .hash_password(password.as_bytes())
-        .map(|hash| hash.to_string())
-        .map_err(|_| Error::invalid("This password can't be used."))
-}
-
-fn verify_password(password: &str, stored: Option<&str>) -> bool {
-    // Unknown accounts are checked against a hash of a random password, so they
-    // cost as much time as known ones and timing does not reveal which exist.
-    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let candidate = match stored {
-        Some(hash) => hash,
-        None => DUMMY.get_or_init(|| hash_password(&crate::crypto::random_hex(16)).unwrap_or_default()),
-    };
-    let Ok(parsed) = PasswordHash::new(candidate) else {
-        return false;
-    };
-    Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok() && stored.is_some()
-}
-
 /// A fresh token for a link or a session: 256 random bits, URL-safe.
 pub fn new_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>())
@@ -523,7 +485,7 @@ impl Store {
             None => (None, false),
         };
         let password = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || verify_password(&password, stored.as_deref()))
+        let ok = tokio::task::spawn_blocking(move || passwords::verify(&password, stored.as_deref()))
             .await
             .unwrap_or(false);
         match user {
@@ -776,37 +738,118 @@ impl Store {
     pub async fn set_password(&self, token: &str, password: &str, client: &str) -> Result<(User, Option<MessageId>)> {
         let grant = self.check_token(token, TokenPurpose::SetPassword).await?;
         let user = self.user(grant.user_id).await?;
-        check_password_policy(password, &user.email)?;
-        let owned = password.to_owned();
-        let hash = tokio::task::spawn_blocking(move || hash_password(&owned))
-            .await
-            .map_err(|_| Error::invalid("This password can't be used."))??;
+        let hash = self.new_password_hash(&user, password).await?;
         let mut tx = self.db.begin().await?;
         self.spend_token(&mut tx, &grant).await?;
-        sqlx::query(
-            "UPDATE users SET password_hash = $1, status = 'active', failed_logins = 0, locked_at = NULL WHERE id = $2",
-        )
-        .bind(hash)
-        .bind(user.id.0)
-        .execute(&mut *tx)
-        .await?;
+        self.store_password(&mut tx, &user, hash).await?;
         tx.commit().await?;
-        self.audit(AuditEvent {
-            actor: &format!("user:{}", user.id),
-            action: "password.set",
-            object: "",
-            client,
-        })
-        .await?;
+        self.audit(AuditEvent { actor: &format!("user:{}", user.id), action: "password.set", object: "", client }).await?;
         Ok((self.user(user.id).await?, grant.message_id))
     }
 
-    /// Signs in with a password and opens a session.
+    /// A signed-in user changes their password, proving the current one first.
+    pub async fn change_password(&self, user: &User, current: &str, new: &str, client: &str) -> Result<()> {
+        match self.check_password(&user.email, current, client).await {
+            Ok(_) => {}
+            Err(Error::AuthFailed) => return Err(Error::invalid("Your current password is not right.")),
+            Err(other) => return Err(other),
+        }
+        let hash = self.new_password_hash(user, new).await?;
+        let mut tx = self.db.begin().await?;
+        self.store_password(&mut tx, user, hash).await?;
+        tx.commit().await?;
+        self.audit(AuditEvent { actor: &format!("user:{}", user.id), action: "password.change", object: "", client }).await
+    }
+
+    /// Checks a new password against the policy and the user's recent passwords,
+    /// and hashes it.
+    async fn new_password_hash(&self, user: &User, password: &str) -> Result<String> {
+        let rules = self.policy.passwords.clone();
+        passwords::check_policy(password, &user.email, &rules)?;
+        let mut recent: Vec<String> = Vec::new();
+        if rules.history > 0 {
+            let current: Option<String> = sqlx::query("SELECT password_hash FROM users WHERE id = $1")
+                .bind(user.id.0)
+                .fetch_one(&self.db)
+                .await?
+                .try_get("password_hash")?;
+            recent.extend(current);
+            let older = sqlx::query("SELECT hash FROM password_history WHERE user_id = $1 ORDER BY id DESC LIMIT $2")
+                .bind(user.id.0)
+                .bind(rules.history - 1)
+                .fetch_all(&self.db)
+                .await?;
+            for row in older {
+                recent.push(row.try_get("hash")?);
+            }
+        }
+        let owned = password.to_owned();
+        let (reused, hash) = tokio::task::spawn_blocking(move || {
+            let reused = recent.iter().any(|old| passwords::verify(&owned, Some(old)));
+            (reused, passwords::hash(&owned))
+        })
+        .await
+        .map_err(|_| Error::invalid("This password can't be used."))?;
+        if reused {
+            return Err(Error::invalid(format!(
+                "You have used this password before. Please choose one that is not among your last {}.",
+                rules.history
+            )));
+        }
+        hash
+    }
+
+    /// Makes `hash` the user's password, keeps the old one in the history, and
+    /// clears failures and any lockout.
+    async fn store_password(&self, tx: &mut sqlx::Transaction<'_, sqlx::Any>, user: &User, hash: String) -> Result<()> {
+        let now = self.now();
+        sqlx::query(
+            "INSERT INTO password_history (user_id, hash, created_at)
+             SELECT id, password_hash, $2 FROM users WHERE id = $1 AND password_hash IS NOT NULL",
+        )
+        .bind(user.id.0)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM password_history WHERE user_id = $1 AND id NOT IN
+             (SELECT id FROM password_history WHERE user_id = $1 ORDER BY id DESC LIMIT $2)",
+        )
+        .bind(user.id.0)
+        .bind(self.policy.passwords.history.max(1))
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query(
+            "UPDATE users SET password_hash = $1, password_changed_at = $2, status = 'active', failed_logins = 0, locked_at = NULL
+             WHERE id = $3",
+        )
+        .bind(hash)
+        .bind(now)
+        .bind(user.id.0)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Signs in with a password and opens a session. A password past its maximum
+    /// age opens no session: the caller gets a short-lived set-password token.
     pub async fn sign_in(&self, email: &str, password: &str, client: &str) -> Result<Session> {
         let user = self.check_password(email, password, client).await?;
-        let token = self
-            .issue_token(TokenPurpose::Session, user.id, None, self.policy.session_max)
-            .await?;
+        let max_age = self.policy.passwords.max_age_days;
+        if max_age > 0 {
+            let changed: Option<i64> = sqlx::query("SELECT password_changed_at FROM users WHERE id = $1")
+                .bind(user.id.0)
+                .fetch_one(&self.db)
+                .await?
+                .try_get("password_changed_at")?;
+            if changed.is_some_and(|at| self.now() - at > max_age * 86_400) {
+                let token = self.issue_token(TokenPurpose::SetPassword, user.id, None, 15 * 60).await?;
+                self.audit(AuditEvent { actor: &format!("user:{}", user.id), action: "password.expired", object: "", client })
+                    .await?;
+                return Err(Error::PasswordExpired(crate::Sealed::new(token)));
+            }
+        }
+        let token = self.issue_token(TokenPurpose::Session, user.id, None, self.policy.session_max).await?;
         Ok(Session { token, user })
     }
 
@@ -877,18 +920,6 @@ mod tests {
         assert!(normalize_email("no-at-sign").is_err());
         assert!(normalize_email("a b@example.com").is_err());
         assert!(normalize_email("a@b@example.com\r\n").is_err());
-    }
-
-    #[test]
-    fn password_policy_and_hashing() {
-        assert!(check_password_policy("short", "a@b.c").is_err());
-        assert!(check_password_policy("a@b.com.x", "A@B.COM.X").is_err());
-        check_password_policy("correct horse", "a@b.c").unwrap();
-        let hash = hash_password("correct horse").unwrap();
-        assert!(hash.starts_with("$argon2id$"));
-        assert!(verify_password("correct horse", Some(&hash)));
-        assert!(!verify_password("wrong horse", Some(&hash)));
-        assert!(!verify_password("anything", None));
     }
 
     #[test]
