@@ -23,7 +23,13 @@ pub struct PasswordRules {
 
 impl Default for PasswordRules {
     fn default() -> Self {
-        Self { min_length: 8, require_mixed: true, history: 6, max_age_days: 90, reject_common: true }
+        Self {
+            min_length: 8,
+            require_mixed: true,
+            history: 6,
+            max_age_days: 90,
+            reject_common: true,
+        }
     }
 }
 
@@ -33,18 +39,28 @@ static COMMON: &str = include_str!("../../data/common-passwords.txt");
 /// removed, as in `Password1!`) on the list of common passwords?
 pub fn is_common(password: &str) -> bool {
     static LIST: std::sync::OnceLock<std::collections::HashSet<&'static str>> = std::sync::OnceLock::new();
-    let list = LIST.get_or_init(|| COMMON.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).collect());
+    let list = LIST.get_or_init(|| {
+        COMMON
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .collect()
+    });
     let lower = password.to_lowercase();
     let no_symbols = lower.trim_end_matches(|c: char| !c.is_alphanumeric());
     let no_digits = no_symbols.trim_end_matches(|c: char| !c.is_alphabetic());
-    [lower.as_str(), no_symbols, no_digits].iter().any(|candidate| list.contains(candidate))
+    [lower.as_str(), no_symbols, no_digits]
+        .iter()
+        .any(|candidate| list.contains(candidate))
 }
 
 /// Checks a new password against the rules; the error says what is missing.
 pub fn check_policy(password: &str, email: &str, rules: &PasswordRules) -> Result<()> {
     let chars = password.chars().count();
     if chars < rules.min_length {
-        return Err(Error::invalid(format!("Your password needs at least {} characters.", rules.min_length)));
+        return Err(Error::invalid(format!(
+            "Your password needs at least {} characters.",
+            rules.min_length
+        )));
     }
     if chars > 256 {
         return Err(Error::invalid("Your password may have at most 256 characters."));
@@ -64,11 +80,16 @@ pub fn check_policy(password: &str, email: &str, rules: &PasswordRules) -> Resul
             missing.push("a symbol such as - ! or #");
         }
         if !missing.is_empty() {
-            return Err(Error::invalid(format!("Your password also needs {}.", join_words(&missing))));
+            return Err(Error::invalid(format!(
+                "Your password also needs {}.",
+                join_words(&missing)
+            )));
         }
     }
     let local = email.split('@').next().unwrap_or_default();
-    if password.eq_ignore_ascii_case(email) || (local.len() >= 4 && password.to_lowercase().contains(&local.to_lowercase())) {
+    if password.eq_ignore_ascii_case(email)
+        || (local.len() >= 4 && password.to_lowercase().contains(&local.to_lowercase()))
+    {
         return Err(Error::invalid("Your password must not contain your email address."));
     }
     if rules.reject_common && is_common(password) {
@@ -103,7 +124,9 @@ pub(crate) fn verify(password: &str, stored: Option<&str>) -> bool {
         Some(hash) => hash,
         None => DUMMY.get_or_init(|| hash(&crate::crypto::random_hex(16)).unwrap_or_default()),
     };
-    let Ok(parsed) = PasswordHash::new(candidate) else { return false };
+    let Ok(parsed) = PasswordHash::new(candidate) else {
+        return false;
+    };
     Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok() && stored.is_some()
 }
 
@@ -116,14 +139,24 @@ mod tests {
         let rules = PasswordRules::default();
         let message = |pw: &str| check_policy(pw, "pat@example.org", &rules).unwrap_err().to_string();
         assert!(message("Sh0rt!").contains("at least 8"));
-        assert_eq!(message("alllowercase"), "Your password also needs an upper-case letter, a digit and a symbol such as - ! or #.");
+        assert_eq!(
+            message("alllowercase"),
+            "Your password also needs an upper-case letter, a digit and a symbol such as - ! or #."
+        );
         assert!(message("NoDigits-Here").contains("a digit"));
         let own = check_policy("Patricia-Home-1", "patricia@example.org", &rules).unwrap_err();
         assert!(own.to_string().contains("email"), "contains the address's local part");
-        assert!(message("Password1!").contains("common"), "a common password with decorations");
+        assert!(
+            message("Password1!").contains("common"),
+            "a common password with decorations"
+        );
         assert!(message("Qwerty123$").contains("common"));
         check_policy("Correct-Horse-42", "pat@example.org", &rules).unwrap();
-        let lenient = PasswordRules { require_mixed: false, reject_common: false, ..PasswordRules::default() };
+        let lenient = PasswordRules {
+            require_mixed: false,
+            reject_common: false,
+            ..PasswordRules::default()
+        };
         check_policy("correct horse battery", "pat@example.org", &lenient).unwrap();
     }
 

@@ -1,0 +1,104 @@
+//! Registration of an invited recipient: the invitation behind a link, and what
+//! the person tells us about themselves.
+
+use sqlx::Row;
+
+use super::{Practice, Profile, Relationship, TokenPurpose, User, UserStatus};
+use crate::audit::AuditEvent;
+use crate::ids::{MessageId, PracticeId};
+use crate::{Error, Result, Store};
+
+/// A registration form, as the portal received it.
+#[derive(Debug, Clone, Default)]
+pub struct Registration {
+    pub full_name: String,
+    pub phone: String,
+    pub profile: Profile,
+}
+
+/// A pending invitation, as the registration page needs it.
+#[derive(Debug, Clone)]
+pub struct Invitation {
+    pub user: User,
+    pub message_id: Option<MessageId>,
+    pub relationship: Option<Relationship>,
+    pub practice: Practice,
+}
+
+impl Store {
+    /// The invitation behind a link, for the registration page.
+    pub async fn invitation(&self, token: &str) -> Result<Invitation> {
+        let grant = self.check_token(token, TokenPurpose::Invite).await?;
+        let user = self.user(grant.user_id).await?;
+        let message = grant.message_id.clone().ok_or(Error::TokenInvalid)?;
+        let row = sqlx::query(
+            "SELECT c.relationship, m.practice_id FROM messages m
+             LEFT JOIN contacts c ON c.practice_id = m.practice_id AND c.user_id = $2
+             WHERE m.id = $1",
+        )
+        .bind(message.as_str())
+        .bind(user.id.0)
+        .fetch_optional(&self.db)
+        .await?
+        .ok_or(Error::TokenInvalid)?;
+        let relationship = row
+            .try_get::<Option<String>, _>("relationship")?
+            .as_deref()
+            .and_then(Relationship::parse);
+        let practice = self.practice(PracticeId(row.try_get("practice_id")?)).await?;
+        Ok(Invitation {
+            user,
+            message_id: Some(message),
+            relationship,
+            practice,
+        })
+    }
+
+    /// Registers an invited recipient: stores what they told us, spends the
+    /// invitation and queues the set-password email.
+    pub async fn register(&self, token: &str, form: Registration, client: &str) -> Result<User> {
+        let invitation = self.invitation(token).await?;
+        let grant = self.check_token(token, TokenPurpose::Invite).await?;
+        if invitation.user.status != UserStatus::Invited {
+            return Err(Error::TokenUsed);
+        }
+        let full_name = form.full_name.trim();
+        let phone = form.phone.trim();
+        if full_name.is_empty() || full_name.len() > 200 {
+            return Err(Error::invalid("Please enter your full name."));
+        }
+        let digits = phone.chars().filter(char::is_ascii_digit).count();
+        if !(7..=15).contains(&digits) || !phone.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c)) {
+            return Err(Error::invalid(
+                "Please enter a phone number we can reach you at, like +1 555 123 4567.",
+            ));
+        }
+        let mut tx = self.db.begin().await?;
+        self.spend_token(&mut tx, &grant).await?;
+        sqlx::query("UPDATE users SET full_name = $1, phone = $2, profile = $3, status = 'registered' WHERE id = $4")
+            .bind(full_name)
+            .bind(phone)
+            .bind(serde_json::to_string(&form.profile).unwrap_or_else(|_| "{}".into()))
+            .bind(invitation.user.id.0)
+            .execute(&mut *tx)
+            .await?;
+        crate::jobs::add_job(
+            &mut tx,
+            crate::jobs::JobKind::SetPassword,
+            invitation.user.id,
+            invitation.message_id.as_ref(),
+            self.now(),
+        )
+        .await?;
+        tx.commit().await?;
+        self.signal_jobs();
+        self.audit(AuditEvent {
+            actor: &format!("user:{}", invitation.user.id),
+            action: "account.register",
+            object: &format!("user:{}", invitation.user.id),
+            client,
+        })
+        .await?;
+        self.user(invitation.user.id).await
+    }
+}

@@ -1,0 +1,335 @@
+//! Signing in and the password's life: checking it (with lockout and per-client
+//! throttling), setting, changing and resetting it, its history and maximum age,
+//! and portal sessions.
+
+use sqlx::Row;
+
+use super::{TokenPurpose, User, UserStatus, passwords};
+use crate::audit::AuditEvent;
+use crate::crypto::sha256;
+use crate::ids::{MessageId, UserId};
+use crate::{Error, Result, Store};
+
+/// A signed-in portal session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub token: String,
+    pub user: User,
+}
+
+impl Store {
+    /// Checks an address and password (portal sign-in, SMTP AUTH). Every outcome
+    /// is audited; a wrong address and a wrong password look the same to the
+    /// caller. Too many failures lock the account or throttle the client.
+    pub async fn check_password(&self, email: &str, password: &str, client: &str) -> Result<User> {
+        let policy = &self.policy;
+        if self.throttle.blocked(
+            client,
+            self.now(),
+            policy.client_failure_limit,
+            policy.client_failure_window,
+        ) {
+            self.audit(AuditEvent {
+                actor: "unknown",
+                action: "signin.throttled",
+                object: "",
+                client,
+            })
+            .await?;
+            return Err(Error::Throttled);
+        }
+        let user = self.user_by_email(email).await?;
+        let (stored, locked): (Option<String>, bool) = match &user {
+            Some(user) => {
+                let row = sqlx::query("SELECT password_hash, locked_at FROM users WHERE id = $1")
+                    .bind(user.id.0)
+                    .fetch_one(&self.db)
+                    .await?;
+                (
+                    row.try_get("password_hash")?,
+                    row.try_get::<Option<i64>, _>("locked_at")?.is_some(),
+                )
+            }
+            None => (None, false),
+        };
+        let password = password.to_owned();
+        let ok = tokio::task::spawn_blocking(move || passwords::verify(&password, stored.as_deref()))
+            .await
+            .unwrap_or(false);
+        match user {
+            Some(user) if locked => {
+                self.audit(AuditEvent {
+                    actor: &format!("user:{}", user.id),
+                    action: "signin.locked",
+                    object: "",
+                    client,
+                })
+                .await?;
+                Err(Error::Locked)
+            }
+            Some(user) if ok && user.status == UserStatus::Active => {
+                sqlx::query("UPDATE users SET failed_logins = 0 WHERE id = $1")
+                    .bind(user.id.0)
+                    .execute(&self.db)
+                    .await?;
+                self.audit(AuditEvent {
+                    actor: &format!("user:{}", user.id),
+                    action: "signin.success",
+                    object: "",
+                    client,
+                })
+                .await?;
+                Ok(user)
+            }
+            other => {
+                self.throttle.failed(client, self.now(), policy.client_failure_window);
+                let actor = match &other {
+                    Some(user) => format!("user:{}", user.id),
+                    None => "unknown".to_owned(),
+                };
+                self.audit(AuditEvent {
+                    actor: &actor,
+                    action: "signin.failure",
+                    object: "",
+                    client,
+                })
+                .await?;
+                if let Some(user) = other {
+                    let failures: i64 = sqlx::query(
+                        "UPDATE users SET failed_logins = failed_logins + 1 WHERE id = $1 RETURNING failed_logins",
+                    )
+                    .bind(user.id.0)
+                    .fetch_one(&self.db)
+                    .await?
+                    .try_get("failed_logins")?;
+                    if failures >= policy.max_failed_signins {
+                        sqlx::query("UPDATE users SET locked_at = $1 WHERE id = $2 AND locked_at IS NULL")
+                            .bind(self.now())
+                            .bind(user.id.0)
+                            .execute(&self.db)
+                            .await?;
+                        self.audit(AuditEvent {
+                            actor: "system",
+                            action: "account.lock",
+                            object: &format!("user:{}", user.id),
+                            client,
+                        })
+                        .await?;
+                    }
+                }
+                Err(Error::AuthFailed)
+            }
+        }
+    }
+
+    /// "Forgot password": mails a set-password link to an account that has one
+    /// coming (at most one such mail per 10 minutes). Says nothing about whether
+    /// the address exists.
+    pub async fn request_password_reset(&self, email: &str, client: &str) -> Result<()> {
+        let Some(user) = self.user_by_email(email).await? else {
+            return Ok(());
+        };
+        if user.status == UserStatus::Invited {
+            return Ok(());
+        }
+        let recent = sqlx::query(
+            "SELECT 1 AS x FROM mail_jobs WHERE user_id = $1 AND kind = 'set_password' AND created_at > $2",
+        )
+        .bind(user.id.0)
+        .bind(self.now() - 600)
+        .fetch_optional(&self.db)
+        .await?;
+        if recent.is_some() {
+            return Ok(());
+        }
+        let mut tx = self.db.begin().await?;
+        crate::jobs::add_job(&mut tx, crate::jobs::JobKind::SetPassword, user.id, None, self.now()).await?;
+        tx.commit().await?;
+        self.signal_jobs();
+        self.audit(AuditEvent {
+            actor: &format!("user:{}", user.id),
+            action: "password.reset_request",
+            object: "",
+            client,
+        })
+        .await
+    }
+
+    /// Sets a password from a set-password link; the account becomes active.
+    /// Returns the user and the message the link leads to, if any.
+    pub async fn set_password(&self, token: &str, password: &str, client: &str) -> Result<(User, Option<MessageId>)> {
+        let grant = self.check_token(token, TokenPurpose::SetPassword).await?;
+        let user = self.user(grant.user_id).await?;
+        let hash = self.new_password_hash(&user, password).await?;
+        let mut tx = self.db.begin().await?;
+        self.spend_token(&mut tx, &grant).await?;
+        self.store_password(&mut tx, &user, hash).await?;
+        tx.commit().await?;
+        self.audit(AuditEvent {
+            actor: &format!("user:{}", user.id),
+            action: "password.set",
+            object: "",
+            client,
+        })
+        .await?;
+        Ok((self.user(user.id).await?, grant.message_id))
+    }
+
+    /// A signed-in user changes their password, proving the current one first.
+    pub async fn change_password(&self, user: &User, current: &str, new: &str, client: &str) -> Result<()> {
+        match self.check_password(&user.email, current, client).await {
+            Ok(_) => {}
+            Err(Error::AuthFailed) => return Err(Error::invalid("Your current password is not right.")),
+            Err(other) => return Err(other),
+        }
+        let hash = self.new_password_hash(user, new).await?;
+        let mut tx = self.db.begin().await?;
+        self.store_password(&mut tx, user, hash).await?;
+        tx.commit().await?;
+        self.audit(AuditEvent {
+            actor: &format!("user:{}", user.id),
+            action: "password.change",
+            object: "",
+            client,
+        })
+        .await
+    }
+
+    /// Checks a new password against the policy and the user's recent passwords,
+    /// and hashes it.
+    async fn new_password_hash(&self, user: &User, password: &str) -> Result<String> {
+        let rules = self.policy.passwords.clone();
+        passwords::check_policy(password, &user.email, &rules)?;
+        let mut recent: Vec<String> = Vec::new();
+        if rules.history > 0 {
+            let current: Option<String> = sqlx::query("SELECT password_hash FROM users WHERE id = $1")
+                .bind(user.id.0)
+                .fetch_one(&self.db)
+                .await?
+                .try_get("password_hash")?;
+            recent.extend(current);
+            let older = sqlx::query("SELECT hash FROM password_history WHERE user_id = $1 ORDER BY id DESC LIMIT $2")
+                .bind(user.id.0)
+                .bind(rules.history - 1)
+                .fetch_all(&self.db)
+                .await?;
+            for row in older {
+                recent.push(row.try_get("hash")?);
+            }
+        }
+        let owned = password.to_owned();
+        let (reused, hash) = tokio::task::spawn_blocking(move || {
+            let reused = recent.iter().any(|old| passwords::verify(&owned, Some(old)));
+            (reused, passwords::hash(&owned))
+        })
+        .await
+        .map_err(|_| Error::invalid("This password can't be used."))?;
+        if reused {
+            return Err(Error::invalid(format!(
+                "You have used this password before. Please choose one that is not among your last {}.",
+                rules.history
+            )));
+        }
+        hash
+    }
+
+    /// Makes `hash` the user's password, keeps the old one in the history, and
+    /// clears failures and any lockout.
+    async fn store_password(&self, tx: &mut sqlx::Transaction<'_, sqlx::Any>, user: &User, hash: String) -> Result<()> {
+        let now = self.now();
+        sqlx::query(
+            "INSERT INTO password_history (user_id, hash, created_at)
+             SELECT id, password_hash, $2 FROM users WHERE id = $1 AND password_hash IS NOT NULL",
+        )
+        .bind(user.id.0)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM password_history WHERE user_id = $1 AND id NOT IN
+             (SELECT id FROM password_history WHERE user_id = $1 ORDER BY id DESC LIMIT $2)",
+        )
+        .bind(user.id.0)
+        .bind(self.policy.passwords.history.max(1))
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query(
+            "UPDATE users SET password_hash = $1, password_changed_at = $2, status = 'active', failed_logins = 0, locked_at = NULL
+             WHERE id = $3",
+        )
+        .bind(hash)
+        .bind(now)
+        .bind(user.id.0)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Signs in with a password and opens a session. A password past its maximum
+    /// age opens no session: the caller gets a short-lived set-password token.
+    pub async fn sign_in(&self, email: &str, password: &str, client: &str) -> Result<Session> {
+        let user = self.check_password(email, password, client).await?;
+        let max_age = self.policy.passwords.max_age_days;
+        if max_age > 0 {
+            let changed: Option<i64> = sqlx::query("SELECT password_changed_at FROM users WHERE id = $1")
+                .bind(user.id.0)
+                .fetch_one(&self.db)
+                .await?
+                .try_get("password_changed_at")?;
+            if changed.is_some_and(|at| self.now() - at > max_age * 86_400) {
+                let token = self
+                    .issue_token(TokenPurpose::SetPassword, user.id, None, 15 * 60)
+                    .await?;
+                self.audit(AuditEvent {
+                    actor: &format!("user:{}", user.id),
+                    action: "password.expired",
+                    object: "",
+                    client,
+                })
+                .await?;
+                return Err(Error::PasswordExpired(crate::Sealed::new(token)));
+            }
+        }
+        let token = self
+            .issue_token(TokenPurpose::Session, user.id, None, self.policy.session_max)
+            .await?;
+        Ok(Session { token, user })
+    }
+
+    /// The user behind a session cookie, if the session is live. Touches it, so
+    /// the idle timeout counts from the last request.
+    pub async fn session_user(&self, token: &str) -> Result<Option<User>> {
+        if token.len() > 100 {
+            return Ok(None);
+        }
+        let hash = sha256(token.as_bytes());
+        let now = self.now();
+        let row = sqlx::query(
+            "SELECT user_id FROM tokens WHERE hash = $1 AND purpose = 'session' AND used_at IS NULL
+             AND expires_at > $2 AND last_seen_at > $3",
+        )
+        .bind(&hash)
+        .bind(now)
+        .bind(now - self.policy.session_idle)
+        .fetch_optional(&self.db)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        sqlx::query("UPDATE tokens SET last_seen_at = $1 WHERE hash = $2")
+            .bind(now)
+            .bind(&hash)
+            .execute(&self.db)
+            .await?;
+        let user = self.user(UserId(row.try_get("user_id")?)).await?;
+        Ok((user.status == UserStatus::Active).then_some(user))
+    }
+
+    /// Ends a session.
+    pub async fn sign_out(&self, token: &str) -> Result<()> {
+        sqlx::query("UPDATE tokens SET used_at = $1 WHERE hash = $2 AND purpose = 'session'")
+            .bind(self.now())
+            .bind(sha256(token.as_bytes()))
+            .execute(&self.db)
+            .await?;
+        Ok(())
+    }
+}
