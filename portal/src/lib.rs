@@ -57,7 +57,10 @@ pub fn router(store: Arc<store::Store>, config: PortalConfig) -> Router {
         .route("/signin", get(pages::account::signin_form).post(pages::account::signin))
         .route("/signout", post(pages::account::signout))
         .route("/forgot", get(pages::account::forgot_form).post(pages::account::forgot))
-        .route("/account/password", get(pages::account::change_password_form).post(pages::account::change_password))
+        .route(
+            "/account/password",
+            get(pages::account::change_password_form).post(pages::account::change_password),
+        )
         .route(
             "/password/{token}",
             get(pages::account::password_form).post(pages::account::set_password),

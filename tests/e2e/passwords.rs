@@ -8,20 +8,34 @@ async fn signed_in(instance: &Instance, password: &str) -> (reqwest::Client, Str
     let http = browser();
     let page = http
         .post(instance.url("/signin"))
-        .form(&[("email", "ada@smiles.example"), ("password", password), ("next", "/account/password")])
+        .form(&[
+            ("email", "ada@smiles.example"),
+            ("password", password),
+            ("next", "/account/password"),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
-    let csrf = html.split("name=\"csrf\" value=\"").nth(1).and_then(|s| s.split('"').next()).expect("csrf").to_owned();
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("csrf")
+        .to_owned();
     (http, csrf)
 }
 
 async fn change(http: &reqwest::Client, instance: &Instance, csrf: &str, current: &str, new: &str) -> (u16, String) {
     let reply = http
         .post(instance.url("/account/password"))
-        .form(&[("current", current), ("password", new), ("confirm", new), ("csrf", csrf)])
+        .form(&[
+            ("current", current),
+            ("password", new),
+            ("confirm", new),
+            ("csrf", csrf),
+        ])
         .send()
         .await
         .unwrap();
@@ -37,7 +51,10 @@ async fn weak_common_and_reused_passwords_are_refused_and_change_works() {
 
     let (status, page) = change(&http, &instance, &csrf, "Doctor-Pass-77", "lowercaseonly").await;
     assert_eq!(status, 400);
-    assert!(page.contains("also needs an upper-case letter, a digit and a symbol"), "{page}");
+    assert!(
+        page.contains("also needs an upper-case letter, a digit and a symbol"),
+        "{page}"
+    );
     let (status, page) = change(&http, &instance, &csrf, "Doctor-Pass-77", "Password1!").await;
     assert_eq!(status, 400);
     assert!(page.contains("most common"));
@@ -69,15 +86,32 @@ async fn after_ninety_days_sign_in_asks_for_a_new_password_first() {
     let http = browser();
     let page = http
         .post(instance.url("/signin"))
-        .form(&[("email", "ada@smiles.example"), ("password", "Doctor-Pass-77"), ("next", "/inbox")])
+        .form(&[
+            ("email", "ada@smiles.example"),
+            ("password", "Doctor-Pass-77"),
+            ("next", "/inbox"),
+        ])
         .send()
         .await
         .unwrap();
-    assert!(page.url().path().starts_with("/password/"), "sent to choose a new password: {}", page.url());
+    assert!(
+        page.url().path().starts_with("/password/"),
+        "sent to choose a new password: {}",
+        page.url()
+    );
     let form_url = page.url().clone();
     assert!(page.text().await.unwrap().contains("more than 90 days old"));
-    assert_eq!(http.get(instance.url("/inbox")).send().await.unwrap().url().path(), "/signin", "no session yet");
-    let done = http.post(form_url).form(&[("password", "Autumn-River-58"), ("confirm", "Autumn-River-58")]).send().await.unwrap();
+    assert_eq!(
+        http.get(instance.url("/inbox")).send().await.unwrap().url().path(),
+        "/signin",
+        "no session yet"
+    );
+    let done = http
+        .post(form_url)
+        .form(&[("password", "Autumn-River-58"), ("confirm", "Autumn-River-58")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(done.status(), 200);
     assert_eq!(done.url().path(), "/inbox");
 }

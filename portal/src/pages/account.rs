@@ -145,7 +145,13 @@ pub struct PasswordForm {
 async fn password_page(state: &AppState, token: String, error: Option<String>) -> Result<PasswordPage, Error> {
     let grant = state.store.check_token(&token, TokenPurpose::SetPassword).await?;
     let email = state.store.user(grant.user_id).await?.email;
-    Ok(PasswordPage { nav: None, token, email, error, expired: false })
+    Ok(PasswordPage {
+        nav: None,
+        token,
+        email,
+        error,
+        expired: false,
+    })
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -249,7 +255,14 @@ pub struct ChangePasswordForm {
 
 /// `GET /account/password`
 pub async fn change_password_form(viewer: Viewer) -> Result<Response, Error> {
-    html(StatusCode::OK, &ChangePasswordPage { nav: Some(viewer.nav()), error: None, done: false })
+    html(
+        StatusCode::OK,
+        &ChangePasswordPage {
+            nav: Some(viewer.nav()),
+            error: None,
+            done: false,
+        },
+    )
 }
 
 /// `POST /account/password`: current password, then the new one twice.
@@ -260,12 +273,32 @@ pub async fn change_password(
     Form(form): Form<ChangePasswordForm>,
 ) -> Result<Response, Error> {
     viewer.check_csrf(&form.csrf)?;
-    let refuse = |error: String| html(StatusCode::BAD_REQUEST, &ChangePasswordPage { nav: Some(viewer.nav()), error: Some(error), done: false });
+    let refuse = |error: String| {
+        html(
+            StatusCode::BAD_REQUEST,
+            &ChangePasswordPage {
+                nav: Some(viewer.nav()),
+                error: Some(error),
+                done: false,
+            },
+        )
+    };
     if form.password != form.confirm {
         return refuse("The two new passwords are not the same. Please type the same password twice.".into());
     }
-    match state.store.change_password(&viewer.user, &form.current, &form.password, &client).await {
-        Ok(()) => html(StatusCode::OK, &ChangePasswordPage { nav: Some(viewer.nav()), error: None, done: true }),
+    match state
+        .store
+        .change_password(&viewer.user, &form.current, &form.password, &client)
+        .await
+    {
+        Ok(()) => html(
+            StatusCode::OK,
+            &ChangePasswordPage {
+                nav: Some(viewer.nav()),
+                error: None,
+                done: true,
+            },
+        ),
         Err(store::Error::Invalid(problem)) => refuse(problem),
         Err(error) => Err(error.into()),
     }
