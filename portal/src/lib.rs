@@ -62,6 +62,11 @@ pub fn router(store: Arc<store::Store>, config: PortalConfig) -> Router {
             get(pages::account::change_password_form).post(pages::account::change_password),
         )
         .route(
+            "/account/app-passwords",
+            get(pages::app_passwords::list).post(pages::app_passwords::create),
+        )
+        .route("/account/app-passwords/{id}/revoke", post(pages::app_passwords::revoke))
+        .route(
             "/password/{token}",
             get(pages::account::password_form).post(pages::account::set_password),
         )

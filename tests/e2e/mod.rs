@@ -1,3 +1,4 @@
+mod app_passwords;
 mod delivery;
 mod dkim;
 mod harness;

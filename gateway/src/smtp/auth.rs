@@ -119,7 +119,7 @@ impl Session {
 
     async fn check_credentials(&mut self, user: &str, password: &str) -> Next {
         let client = self.client();
-        match self.server.store.check_password(user, password, &client).await {
+        match self.server.store.check_mail_client(user, password, &client).await {
             Ok(user) => {
                 tracing::info!(user = %user.id, "smtp authenticated");
                 self.user = Some(user);

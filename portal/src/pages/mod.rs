@@ -2,6 +2,7 @@
 //! stylesheet, not found). Each submodule owns one area.
 
 pub mod account;
+pub mod app_passwords;
 pub mod attachment;
 pub mod lists;
 pub mod message;
