@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
+use object_store::{GetResultPayload, ObjectStore, ObjectStoreExt, WriteMultipart};
 
 use crate::crypto::{DataKey, Opener, Sealer};
 use crate::{Error, Result};
@@ -76,10 +76,13 @@ impl Blobs {
             object_store::Error::NotFound { .. } => Error::NotFound,
             other => Error::Blob(other),
         })?;
-        Ok(open_sealed_stream(
-            sealed.into_stream().map_err(Error::from).boxed(),
-            Opener::new(data_key, blob_no),
-        ))
+        // object_store reads local files in 8 KiB pieces, each on the blocking
+        // pool; reading them ourselves in 256 KiB pieces is several times faster.
+        let chunks = match sealed.payload {
+            GetResultPayload::File(file, _) => crate::spool::file_chunks(tokio::fs::File::from_std(file)),
+            GetResultPayload::Stream(stream) => stream.map_err(Error::from).boxed(),
+        };
+        Ok(open_sealed_stream(chunks, Opener::new(data_key, blob_no)))
     }
 
     /// Reads a small sealed blob whole.

@@ -123,7 +123,12 @@ pub(crate) async fn file_stream(path: &Path) -> Result<BoxStream<'static, Result
             e.into()
         }
     })?;
-    Ok(futures::stream::try_unfold(file, |mut file| async move {
+    Ok(file_chunks(file))
+}
+
+/// Streams an open file's bytes in 256 KiB pieces.
+pub(crate) fn file_chunks(file: tokio::fs::File) -> BoxStream<'static, Result<Bytes>> {
+    futures::stream::try_unfold(file, |mut file| async move {
         let mut buf = vec![0u8; 256 * 1024];
         let n = file.read(&mut buf).await?;
         if n == 0 {
@@ -132,7 +137,7 @@ pub(crate) async fn file_stream(path: &Path) -> Result<BoxStream<'static, Result
         buf.truncate(n);
         Ok(Some((Bytes::from(buf), file)))
     })
-    .boxed())
+    .boxed()
 }
 
 impl Store {
