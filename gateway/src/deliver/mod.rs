@@ -119,37 +119,37 @@ async fn deliver_one(store: &Store, config: &DeliveryConfig, wakers: &Wakers, it
     }
 }
 
-/// Reads the queued message (markers stripped where it passes through).
-async fn body_stream(
-    store: &Store,
-    item: &OutboundItem,
-) -> Result<futures::stream::BoxStream<'static, Vec<u8>>, Failure> {
-    let stream = store
-        .outbound_body(item)
-        .await
-        .map_err(|e| Failure::Temporary(format!("cannot read queued message: {e}")))?;
-    let strip = item.strip_markers;
-    let stripper = std::sync::Arc::new(std::sync::Mutex::new(Some(MarkerStripper::default())));
-    let tail = Arc::clone(&stripper);
-    let body = stream
-        .map(move |chunk| {
-            let chunk = chunk.unwrap_or_default();
-            if !strip {
-                return chunk.to_vec();
+/// The queued message as it streams out, markers stripped where it passes
+/// through. A read or authentication error ends the stream with that error, so a
+/// damaged queue file is never delivered cut short.
+type Body = futures::stream::BoxStream<'static, Result<Vec<u8>, Failure>>;
+
+async fn body_stream(store: &Store, item: &OutboundItem) -> Result<Body, Failure> {
+    let unreadable = |e: store::Error| Failure::Temporary(format!("cannot read queued message: {e}"));
+    let stream = store.outbound_body(item).await.map_err(unreadable)?;
+    let stripper = item.strip_markers.then(MarkerStripper::default);
+    let body = futures::stream::try_unfold(Some((stream, stripper)), move |state| async move {
+        let Some((mut stream, mut stripper)) = state else {
+            return Ok(None);
+        };
+        let Some(chunk) = stream.next().await else {
+            let mut tail = Vec::new();
+            if let Some(stripper) = stripper {
+                stripper.finish(&mut tail);
             }
-            let mut out = Vec::with_capacity(chunk.len());
-            if let Some(s) = stripper.lock().expect("not poisoned").as_mut() {
-                s.push(&chunk, &mut out);
+            return Ok(Some((tail, None)));
+        };
+        let chunk = chunk.map_err(unreadable)?;
+        let out = match stripper.as_mut() {
+            Some(stripper) => {
+                let mut out = Vec::with_capacity(chunk.len());
+                stripper.push(&chunk, &mut out);
+                out
             }
-            out
-        })
-        .chain(futures::stream::once(async move {
-            let mut out = Vec::new();
-            if let Some(s) = tail.lock().expect("not poisoned").take() {
-                s.finish(&mut out);
-            }
-            out
-        }));
+            None => chunk.to_vec(),
+        };
+        Ok(Some((out, Some((stream, stripper)))))
+    });
     Ok(body.boxed())
 }
 
@@ -168,7 +168,7 @@ async fn to_outbox(store: &Store, dir: &std::path::Path, item: &OutboundItem) ->
     file.write_all(envelope.as_bytes()).await.map_err(io)?;
     let mut body = body_stream(store, item).await?;
     while let Some(chunk) = body.next().await {
-        file.write_all(&chunk).await.map_err(io)?;
+        file.write_all(&chunk?).await.map_err(io)?;
     }
     file.sync_all().await.map_err(io)?;
     tokio::fs::rename(&tmp, dir.join("new").join(&name)).await.map_err(io)?;

@@ -78,7 +78,7 @@ pub(super) async fn send(
     helo: &str,
     from: &str,
     to: &str,
-    mut body: BoxStream<'static, Vec<u8>>,
+    mut body: BoxStream<'static, Result<Vec<u8>, Failure>>,
 ) -> Result<(), Failure> {
     let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host.host.as_str(), host.port)))
         .await
@@ -115,6 +115,9 @@ pub(super) async fn send(
     let mut stuffer = DotStuffer::default();
     let mut out = Vec::new();
     while let Some(chunk) = body.next().await {
+        // On an error the connection drops without the final dot, so the
+        // smarthost discards the partial message.
+        let chunk = chunk?;
         out.clear();
         stuffer.push(&chunk, &mut out);
         client.io.write_all(&out).await.map_err(io_failure("write"))?;
