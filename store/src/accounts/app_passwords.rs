@@ -129,15 +129,7 @@ impl Store {
     /// Checks a mail client's credentials: an app password of the account, or
     /// else the account password (with its lockout and throttling).
     pub async fn check_mail_client(&self, email: &str, password: &str, client: &str) -> Result<User> {
-        let policy = &self.policy;
-        if self.throttle.blocked(
-            client,
-            self.now(),
-            policy.client_failure_limit,
-            policy.client_failure_window,
-        ) {
-            return self.check_password(email, password, client).await;
-        }
+        self.refuse_if_throttled(client).await?;
         if let Some(user) = self.user_by_email(email).await? {
             let row = sqlx::query(
                 "SELECT a.id FROM app_passwords a JOIN users u ON u.id = a.user_id
@@ -164,7 +156,7 @@ impl Store {
                 return Ok(user);
             }
         }
-        self.check_password(email, password, client).await
+        self.check_account_password(email, password, client).await
     }
 }
 

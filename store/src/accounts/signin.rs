@@ -22,22 +22,35 @@ impl Store {
     /// is audited; a wrong address and a wrong password look the same to the
     /// caller. Too many failures lock the account or throttle the client.
     pub async fn check_password(&self, email: &str, password: &str, client: &str) -> Result<User> {
+        self.refuse_if_throttled(client).await?;
+        self.check_account_password(email, password, client).await
+    }
+
+    /// Refuses (and audits) a client address that has failed too often lately.
+    pub(super) async fn refuse_if_throttled(&self, client: &str) -> Result<()> {
         let policy = &self.policy;
-        if self.throttle.blocked(
+        if !self.throttle.blocked(
             client,
             self.now(),
             policy.client_failure_limit,
             policy.client_failure_window,
         ) {
-            self.audit(AuditEvent {
-                actor: "unknown",
-                action: "signin.throttled",
-                object: "",
-                client,
-            })
-            .await?;
-            return Err(Error::Throttled);
+            return Ok(());
         }
+        self.audit(AuditEvent {
+            actor: "unknown",
+            action: "signin.throttled",
+            object: "",
+            client,
+        })
+        .await?;
+        Err(Error::Throttled)
+    }
+
+    /// The account password itself, after the throttle: lockout, failure
+    /// counting and auditing.
+    pub(super) async fn check_account_password(&self, email: &str, password: &str, client: &str) -> Result<User> {
+        let policy = &self.policy;
         let user = self.user_by_email(email).await?;
         let (stored, locked): (Option<String>, bool) = match &user {
             Some(user) => {
