@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use super::{Practice, Profile, Relationship, TokenPurpose, User, UserStatus};
+use super::{Practice, Profile, Relationship, TokenGrant, TokenPurpose, User, UserStatus};
 use crate::audit::AuditEvent;
 use crate::ids::{MessageId, PracticeId};
 use crate::{Error, Result, Store};
@@ -28,6 +28,11 @@ pub struct Invitation {
 impl Store {
     /// The invitation behind a link, for the registration page.
     pub async fn invitation(&self, token: &str) -> Result<Invitation> {
+        Ok(self.invitation_and_grant(token).await?.0)
+    }
+
+    /// The invitation and the token grant behind it, from one token lookup.
+    async fn invitation_and_grant(&self, token: &str) -> Result<(Invitation, TokenGrant)> {
         let grant = self.check_token(token, TokenPurpose::Invite).await?;
         let user = self.user(grant.user_id).await?;
         let message = grant.message_id.clone().ok_or(Error::TokenInvalid)?;
@@ -46,19 +51,19 @@ impl Store {
             .as_deref()
             .and_then(Relationship::parse);
         let practice = self.practice(PracticeId(row.try_get("practice_id")?)).await?;
-        Ok(Invitation {
+        let invitation = Invitation {
             user,
             message_id: Some(message),
             relationship,
             practice,
-        })
+        };
+        Ok((invitation, grant))
     }
 
     /// Registers an invited recipient: stores what they told us, spends the
     /// invitation and queues the set-password email.
     pub async fn register(&self, token: &str, form: Registration, client: &str) -> Result<User> {
-        let invitation = self.invitation(token).await?;
-        let grant = self.check_token(token, TokenPurpose::Invite).await?;
+        let (invitation, grant) = self.invitation_and_grant(token).await?;
         if invitation.user.status != UserStatus::Invited {
             return Err(Error::TokenUsed);
         }
