@@ -163,15 +163,6 @@ impl SealedBlobWriter {
         Ok(())
     }
 
-    /// Plaintext bytes written so far.
-    pub fn len(&self) -> u64 {
-        self.plain_len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.plain_len == 0
-    }
-
     /// Seals the last chunk, completes the upload and makes it durable.
     pub async fn finish(mut self) -> Result<u64> {
         self.sealer.take().expect("not finished").finish(&mut self.out);

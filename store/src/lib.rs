@@ -35,10 +35,6 @@ impl<T> Sealed<T> {
     pub fn expose(&self) -> &T {
         &self.0
     }
-
-    pub fn into_inner(self) -> T {
-        self.0
-    }
 }
 
 impl<T> std::fmt::Debug for Sealed<T> {
@@ -161,10 +157,6 @@ impl Store {
 
     pub fn policy(&self) -> &Policy {
         &self.policy
-    }
-
-    pub fn dialect(&self) -> db::Dialect {
-        self.dialect
     }
 
     /// Closes the database pool (flushes `SQLite`'s WAL on the last connection).

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
 use sqlx::Row;
 
-use crate::accounts::{Practice, Relationship, Role, User, UserStatus};
+use crate::accounts::{Practice, Relationship, Role, User};
 use crate::audit::AuditEvent;
 use crate::crypto::{DataKey, WrappedKey};
 use crate::ids::{MessageId, PracticeId, UserId};
@@ -595,10 +595,5 @@ impl Store {
             count += 1;
         }
         Ok(count)
-    }
-
-    /// Is this user's account usable for reading (for the portal's redirects)?
-    pub fn can_sign_in(user: &User) -> bool {
-        user.status == UserStatus::Active
     }
 }

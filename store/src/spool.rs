@@ -61,11 +61,6 @@ impl SpoolWriter {
         &self.id
     }
 
-    /// Bytes written so far.
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-
     pub async fn write(&mut self, data: &[u8]) -> Result<()> {
         self.size += data.len() as u64;
         self.sealer.update(data, &mut self.out);
