@@ -58,16 +58,15 @@ impl Blobs {
         })
     }
 
-    /// Stores bytes that are already sealed (a spool file moving into the store).
-    pub async fn put_raw_stream(&self, key: &str, mut chunks: BoxStream<'_, Result<Bytes>>) -> Result<()> {
+    /// Starts storing bytes that are already sealed (a spool file moving into the
+    /// store); nothing is visible until [`RawBlobWriter::finish`].
+    pub async fn create_raw(&self, key: &str) -> Result<RawBlobWriter> {
         let upload = self.inner.put_multipart(&ObjectPath::from(key)).await?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, 4 << 20);
-        while let Some(chunk) = chunks.next().await {
-            writer.wait_for_capacity(2).await?;
-            writer.put(chunk?);
-        }
-        writer.finish().await?;
-        self.sync(key)
+        Ok(RawBlobWriter {
+            writer: WriteMultipart::new_with_chunk_size(upload, 4 << 20),
+            blobs: self.clone(),
+            key: key.to_owned(),
+        })
     }
 
     /// Streams the plaintext of a sealed blob, verifying every chunk.
@@ -171,5 +170,26 @@ impl SealedBlobWriter {
         writer.finish().await?;
         self.blobs.sync(&self.key)?;
         Ok(self.plain_len)
+    }
+}
+
+/// Writes already-sealed bytes into a blob as they come.
+pub struct RawBlobWriter {
+    writer: WriteMultipart,
+    blobs: Blobs,
+    key: String,
+}
+
+impl RawBlobWriter {
+    pub async fn put(&mut self, chunk: Bytes) -> Result<()> {
+        self.writer.wait_for_capacity(2).await?;
+        self.writer.put(chunk);
+        Ok(())
+    }
+
+    /// Completes the upload and makes it durable.
+    pub async fn finish(self) -> Result<()> {
+        self.writer.finish().await?;
+        self.blobs.sync(&self.key)
     }
 }

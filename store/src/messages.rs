@@ -77,9 +77,6 @@ impl Store {
         let path = self.spool_in().join(id.as_str());
 
         let prefix = format!("messages/{id}");
-        self.blobs
-            .put_raw_stream(&format!("{prefix}/original"), crate::spool::file_stream(&path).await?)
-            .await?;
         let (meta, facts, size) = self.split_and_seal(id, &key, &path).await?;
         let mut meta_writer = self
             .blobs
@@ -164,26 +161,37 @@ impl Store {
         key: &DataKey,
         path: &std::path::Path,
     ) -> Result<(SealedMeta, ingest::headers::HeaderFacts, u64)> {
-        let mut plain = crate::blobs::open_sealed_stream(
-            crate::spool::file_stream(path).await?,
-            crate::crypto::Opener::new(key, ingest::BLOB_ORIGINAL),
-        );
+        // One pass over the spool file: each sealed chunk is copied as it is into
+        // the `original` blob and, decrypted, fed to the MIME splitter. The
+        // original is committed only once the whole file has authenticated.
+        let mut sealed = crate::spool::file_stream(path).await?;
+        let mut original = self.blobs.create_raw(&format!("messages/{id}/original")).await?;
+        let mut opener = crate::crypto::Opener::new(key, ingest::BLOB_ORIGINAL);
         let mut splitter = Splitter::new();
         let mut sealer = PartSealer::new(self, id, key);
         let mut events = Vec::new();
+        let mut plain = Vec::new();
         let mut size = 0u64;
-        while let Some(chunk) = plain.next().await {
+        while let Some(chunk) = sealed.next().await {
             let chunk = chunk?;
-            size += chunk.len() as u64;
-            splitter.push(&chunk, &mut events);
+            plain.clear();
+            opener.update(&chunk, &mut plain)?;
+            original.put(chunk).await?;
+            size += plain.len() as u64;
+            splitter.push(&plain, &mut events);
             for event in events.drain(..) {
                 sealer.on_event(event).await?;
             }
         }
+        plain.clear();
+        opener.finish(&mut plain)?;
+        size += plain.len() as u64;
+        splitter.push(&plain, &mut events);
         splitter.finish(&mut events);
         for event in events.drain(..) {
             sealer.on_event(event).await?;
         }
+        original.finish().await?;
         let facts = sealer.headers.take().unwrap_or_default();
         let mut meta = std::mem::take(&mut sealer.meta);
         meta.subject.clone_from(facts.subject.expose());
