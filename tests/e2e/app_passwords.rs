@@ -1,12 +1,10 @@
 //! App passwords: made in the portal, shown once, accepted by SMTP AUTH on the
 //! submission port, and refused once revoked.
 
+use lettre::AsyncTransport;
 use lettre::address::Envelope;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
-use super::harness::{Instance, browser, set_password};
+use super::harness::{Instance, browser, csrf_in, set_password, submission_client};
 use super::secure_send::{canary, secure_message};
 
 fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
@@ -14,15 +12,7 @@ fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
 }
 
 async fn send(instance: &Instance, password: &str, message: &[u8]) -> Result<(), lettre::transport::smtp::Error> {
-    let tls = TlsParameters::builder("localhost".into())
-        .dangerous_accept_invalid_certs(true)
-        .build_rustls()
-        .unwrap();
-    let client = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
-        .port(instance.submission().port())
-        .tls(Tls::Required(tls))
-        .credentials(Credentials::new("ada@smiles.example".into(), password.into()))
-        .build();
+    let client = submission_client(instance, "ada@smiles.example", password);
     let envelope = Envelope::new(
         Some("ada@smiles.example".parse().unwrap()),
         vec!["pat@example.org".parse().unwrap()],
@@ -50,7 +40,7 @@ async fn app_password_from_the_portal_sends_mail_until_revoked() {
         .text()
         .await
         .unwrap();
-    let csrf = between(&page, "name=\"csrf\" value=\"", "\"").expect("csrf").to_owned();
+    let csrf = csrf_in(&page);
     let made = http
         .post(instance.url("/account/app-passwords"))
         .form(&[("label", "Outlook on my PC"), ("csrf", csrf.as_str())])

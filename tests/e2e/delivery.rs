@@ -3,25 +3,11 @@
 //! with backoff and ends in a content-free bounce, and a mail client sends over
 //! STARTTLS + AUTH.
 
+use lettre::AsyncTransport;
 use lettre::address::Envelope;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
-use super::harness::{Instance, set_password};
+use super::harness::{Instance, set_password, submission_client};
 use super::secure_send::{canary, secure_message};
-
-fn submission_client(instance: &Instance, user: &str, password: &str) -> AsyncSmtpTransport<Tokio1Executor> {
-    let tls = TlsParameters::builder("localhost".into())
-        .dangerous_accept_invalid_certs(true)
-        .build_rustls()
-        .unwrap();
-    AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
-        .port(instance.submission().port())
-        .tls(Tls::Required(tls))
-        .credentials(Credentials::new(user.into(), password.into()))
-        .build()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mail_client_sends_secure_mail_over_starttls_and_auth() {

@@ -347,3 +347,48 @@ pub async fn set_password(instance: &Instance, email: &str, password: &str) {
         .unwrap();
     instance.store().set_password(&token, password, "test").await.unwrap();
 }
+
+/// The CSRF token in a signed-in page's forms.
+pub fn csrf_in(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a csrf field in the page")
+        .to_owned()
+}
+
+/// Posts the registration form behind an invitation link (`…/m/{id}?invite=T`).
+pub async fn register_form(
+    http: &reqwest::Client,
+    instance: &Instance,
+    invite: &str,
+    name: &str,
+    phone: &str,
+) -> reqwest::Response {
+    let token = invite.split("invite=").nth(1).expect("an invitation link").to_owned();
+    http.post(instance.reachable(invite))
+        .form(&[("full_name", name), ("phone", phone), ("invite", token.as_str())])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A mail client on the submission port: STARTTLS (trusting the dev
+/// certificate), then AUTH as `user`.
+pub fn submission_client(
+    instance: &Instance,
+    user: &str,
+    password: &str,
+) -> lettre::AsyncSmtpTransport<lettre::Tokio1Executor> {
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::transport::smtp::client::{Tls, TlsParameters};
+    let tls = TlsParameters::builder("localhost".into())
+        .dangerous_accept_invalid_certs(true)
+        .build_rustls()
+        .unwrap();
+    lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous("127.0.0.1")
+        .port(instance.submission().port())
+        .tls(Tls::Required(tls))
+        .credentials(Credentials::new(user.into(), password.into()))
+        .build()
+}

@@ -2,7 +2,7 @@
 //! with a reason, recent ones may not be reused, a signed-in user can change
 //! theirs, and after 90 days sign-in asks for a new one before anything else.
 
-use super::harness::{Instance, browser, set_password};
+use super::harness::{Instance, browser, csrf_in, set_password};
 
 async fn signed_in(instance: &Instance, password: &str) -> (reqwest::Client, String) {
     let http = browser();
@@ -18,12 +18,7 @@ async fn signed_in(instance: &Instance, password: &str) -> (reqwest::Client, Str
         .unwrap();
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
-    let csrf = html
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .expect("csrf")
-        .to_owned();
+    let csrf = csrf_in(&html);
     (http, csrf)
 }
 

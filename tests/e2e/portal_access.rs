@@ -1,25 +1,15 @@
 //! Who may see what in the portal: invitation tokens (wrong, reused, expired) and
 //! one user reaching for another's message or attachment.
 
-use super::harness::{Instance, browser, link_in};
+use super::harness::{Instance, browser, link_in, register_form};
 use super::secure_send::{canary, secure_message, send_via_relay};
 
 /// Registers `to` from the invitation in their newest mail; returns a signed-in client.
 async fn register(instance: &Instance, to: &str, mails_before: usize) -> (reqwest::Client, String) {
     let mail = instance.wait_for_mail(to, mails_before + 1).await;
     let invite = link_in(&mail, &format!("{}/m/", instance.config.public_url));
-    let token = invite.split("invite=").nth(1).unwrap().to_owned();
     let http = browser();
-    let reply = http
-        .post(instance.reachable(&invite))
-        .form(&[
-            ("full_name", "Some Patient"),
-            ("phone", "555 010 0100"),
-            ("invite", token.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let reply = register_form(&http, &instance, &invite, "Some Patient", "555 010 0100").await;
     assert_eq!(reply.status(), 200);
     let set = instance.wait_for_mail(to, mails_before + 2).await;
     let link = link_in(&set, &format!("{}/password/", instance.config.public_url));
@@ -80,17 +70,7 @@ async fn invitation_tokens_wrong_reused_and_expired_are_refused() {
     instance.clock.advance(31 * 86_400);
     let expired = http.get(instance.reachable(&late)).send().await.unwrap();
     assert_eq!(expired.status(), 410);
-    let token = late.split("invite=").nth(1).unwrap().to_owned();
-    let post = http
-        .post(instance.reachable(&late))
-        .form(&[
-            ("full_name", "Late Patient"),
-            ("phone", "555 010 0101"),
-            ("invite", token.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let post = register_form(&http, &instance, &late, "Late Patient", "555 010 0101").await;
     assert_eq!(post.status(), 410);
 }
 
@@ -110,17 +90,8 @@ async fn registered_recipient_whose_link_lapsed_gets_a_fresh_one_with_the_next_m
         &instance.wait_for_mail("p1@example.org", 1).await,
         &format!("{}/m/", instance.config.public_url),
     );
-    let token = invite.split("invite=").nth(1).unwrap().to_owned();
     let http = browser();
-    http.post(instance.reachable(&invite))
-        .form(&[
-            ("full_name", "Slow Patient"),
-            ("phone", "555 010 0102"),
-            ("invite", token.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
+    register_form(&http, &instance, &invite, "Slow Patient", "555 010 0102").await;
     let lapsed = link_in(
         &instance.wait_for_mail("p1@example.org", 2).await,
         &format!("{}/password/", instance.config.public_url),

@@ -8,7 +8,9 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use mail_builder::MessageBuilder;
 use mail_builder::headers::raw::Raw;
 
-use super::harness::{Instance, browser, files_containing, link_in, logs, postgres_tables_containing};
+use super::harness::{
+    Instance, browser, csrf_in, files_containing, link_in, logs, postgres_tables_containing, register_form,
+};
 
 pub fn canary() -> String {
     format!("CANARY{}", store::crypto::random_hex(8))
@@ -88,17 +90,7 @@ async fn secure_message_reaches_a_new_patient_and_stays_sealed() {
         "registration form expected"
     );
     assert!(!html.contains(&canary), "message content shown before sign-in");
-    let token = invite.split("invite=").nth(1).unwrap().to_owned();
-    let registered = http
-        .post(instance.reachable(&invite))
-        .form(&[
-            ("full_name", "Pat Example"),
-            ("phone", "+1 555 010 0199"),
-            ("invite", token.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let registered = register_form(&http, &instance, &invite, "Pat Example", "+1 555 010 0199").await;
     assert_eq!(registered.status(), 200);
     assert!(registered.text().await.unwrap().to_lowercase().contains("email"));
     // The invitation is spent.
@@ -223,12 +215,7 @@ async fn new_contact_without_role_waits_for_the_sender_to_choose() {
         .unwrap();
     let field = format!("role_{}", recipient.id);
     assert!(page.contains(&field), "role field expected in the page");
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .expect("a csrf field")
-        .to_owned();
+    let csrf = csrf_in(&page);
     let chosen = http
         .post(instance.reachable(&roles_link))
         .form(&[(field.as_str(), "doctor_other_practice"), ("csrf", csrf.as_str())])

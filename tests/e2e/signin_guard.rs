@@ -2,12 +2,10 @@
 //! password reset, and one address that fails too often is throttled on every
 //! door (portal and SMTP AUTH).
 
+use lettre::AsyncTransport;
 use lettre::address::Envelope;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
-use super::harness::{Instance, browser, link_in, set_password};
+use super::harness::{Instance, browser, link_in, set_password, submission_client};
 
 async fn sign_in(http: &reqwest::Client, instance: &Instance, email: &str, password: &str) -> (u16, String) {
     let reply = http
@@ -109,15 +107,7 @@ async fn one_address_failing_too_often_is_throttled_on_every_door() {
     assert!(page.contains("wait"));
 
     // The submission port shares the budget: AUTH from the same address is refused.
-    let tls = TlsParameters::builder("localhost".into())
-        .dangerous_accept_invalid_certs(true)
-        .build_rustls()
-        .unwrap();
-    let client = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
-        .port(instance.submission().port())
-        .tls(Tls::Required(tls))
-        .credentials(Credentials::new("ada@smiles.example".into(), "Doctor-Pass-77".into()))
-        .build();
+    let client = submission_client(&instance, "ada@smiles.example", "Doctor-Pass-77");
     let envelope = Envelope::new(
         Some("ada@smiles.example".parse().unwrap()),
         vec!["pat@example.org".parse().unwrap()],
