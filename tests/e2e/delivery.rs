@@ -81,14 +81,7 @@ async fn notifications_go_through_a_smarthost_with_starttls_and_auth() {
     .await;
     instance.practice_with_doctor().await;
     let canary = canary();
-    super::secure_send::send_via_relay(
-        &instance,
-        "ada@smiles.example",
-        &["pat@example.org"],
-        &secure_message("pat@example.org", &canary, b"x", Some("patient")),
-    )
-    .await
-    .unwrap();
+    super::secure_send::ada_sends(&instance, "pat@example.org", &canary, b"x", Some("patient")).await;
     let delivered = relay.wait_for_mail("pat@example.org", 1).await;
     let text = String::from_utf8_lossy(&delivered).into_owned();
     assert!(text.contains("Secure message from Dr Ada Lovelace"), "{text}");

@@ -5,7 +5,7 @@
 use std::process::Command;
 
 use super::harness::Instance;
-use super::secure_send::{canary, secure_message, send_via_relay};
+use super::secure_send::{ada_sends, canary};
 
 const VERIFY: &str = r#"
 import sys, dkim
@@ -46,14 +46,7 @@ async fn notifications_carry_a_dkim_signature_that_dkimpy_verifies() {
     })
     .await;
     instance.practice_with_doctor().await;
-    send_via_relay(
-        &instance,
-        "ada@smiles.example",
-        &["pat@example.org"],
-        &secure_message("pat@example.org", &canary(), b"x", Some("patient")),
-    )
-    .await
-    .unwrap();
+    ada_sends(&instance, "pat@example.org", &canary(), b"x", Some("patient")).await;
     let mail = instance.wait_for_mail("pat@example.org", 1).await;
     // The outbox adds Return-Path and Delivered-To, as a receiving server would.
     let text = String::from_utf8_lossy(&mail).into_owned();

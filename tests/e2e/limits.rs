@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::harness::{Instance, RawSmtp, browser, files_containing, link_in};
-use super::secure_send::{canary, secure_message, send_via_relay};
+use super::secure_send::{ada_sends, canary, secure_message};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_limit_and_idle_timeout() {
@@ -37,14 +37,7 @@ async fn expired_messages_are_shredded() {
     let instance = Instance::start().await;
     instance.practice_with_doctor().await;
     let canary = canary();
-    send_via_relay(
-        &instance,
-        "ada@smiles.example",
-        &["pat@example.org"],
-        &secure_message("pat@example.org", &canary, b"bytes", Some("patient")),
-    )
-    .await
-    .unwrap();
+    ada_sends(&instance, "pat@example.org", &canary, b"bytes", Some("patient")).await;
     let mail = instance.wait_for_mail("pat@example.org", 1).await;
     let message_url = link_in(&mail, &format!("{}/m/", instance.config.public_url))
         .split('?')

@@ -2,7 +2,7 @@
 //! one user reaching for another's message or attachment.
 
 use super::harness::{Instance, browser, link_in, register_form};
-use super::secure_send::{canary, secure_message, send_via_relay};
+use super::secure_send::{ada_sends, canary};
 
 /// Registers `to` from the invitation in their newest mail; returns a signed-in client.
 async fn register(instance: &Instance, to: &str, mails_before: usize) -> (reqwest::Client, String) {
@@ -28,14 +28,7 @@ async fn invitation_tokens_wrong_reused_and_expired_are_refused() {
     let instance = Instance::start().await;
     instance.practice_with_doctor().await;
     let canary = canary();
-    send_via_relay(
-        &instance,
-        "ada@smiles.example",
-        &["p1@example.org"],
-        &secure_message("p1@example.org", &canary, b"a", Some("patient")),
-    )
-    .await
-    .unwrap();
+    ada_sends(&instance, "p1@example.org", &canary, b"a", Some("patient")).await;
     let mail = instance.wait_for_mail("p1@example.org", 1).await;
     let invite = link_in(&mail, &format!("{}/m/", instance.config.public_url));
     let message_url = invite.split('?').next().unwrap().to_owned();
@@ -55,14 +48,7 @@ async fn invitation_tokens_wrong_reused_and_expired_are_refused() {
     assert!(!anonymous.text().await.unwrap().contains(&canary));
 
     // Expired: a second recipient waits past the invitation's 30 days.
-    send_via_relay(
-        &instance,
-        "ada@smiles.example",
-        &["p2@example.org"],
-        &secure_message("p2@example.org", &canary, b"b", Some("patient")),
-    )
-    .await
-    .unwrap();
+    ada_sends(&instance, "p2@example.org", &canary, b"b", Some("patient")).await;
     let late = link_in(
         &instance.wait_for_mail("p2@example.org", 1).await,
         &format!("{}/m/", instance.config.public_url),
@@ -78,14 +64,7 @@ async fn invitation_tokens_wrong_reused_and_expired_are_refused() {
 async fn registered_recipient_whose_link_lapsed_gets_a_fresh_one_with_the_next_message() {
     let instance = Instance::start().await;
     instance.practice_with_doctor().await;
-    send_via_relay(
-        &instance,
-        "ada@smiles.example",
-        &["p1@example.org"],
-        &secure_message("p1@example.org", "one", b"1", Some("patient")),
-    )
-    .await
-    .unwrap();
+    ada_sends(&instance, "p1@example.org", "one", b"1", Some("patient")).await;
     let invite = link_in(
         &instance.wait_for_mail("p1@example.org", 1).await,
         &format!("{}/m/", instance.config.public_url),
@@ -102,14 +81,7 @@ async fn registered_recipient_whose_link_lapsed_gets_a_fresh_one_with_the_next_m
         410
     );
 
-    send_via_relay(
-        &instance,
-        "ada@smiles.example",
-        &["p1@example.org"],
-        &secure_message("p1@example.org", "two", b"2", None),
-    )
-    .await
-    .unwrap();
+    ada_sends(&instance, "p1@example.org", "two", b"2", None).await;
     let fresh = link_in(
         &instance.wait_for_mail("p1@example.org", 3).await,
         &format!("{}/password/", instance.config.public_url),
@@ -133,24 +105,10 @@ async fn one_user_cannot_reach_another_users_message_or_attachment() {
     let instance = Instance::start().await;
     instance.practice_with_doctor().await;
     let canary = canary();
-    send_via_relay(
-        &instance,
-        "ada@smiles.example",
-        &["p1@example.org"],
-        &secure_message("p1@example.org", &canary, b"mine", Some("patient")),
-    )
-    .await
-    .unwrap();
+    ada_sends(&instance, "p1@example.org", &canary, b"mine", Some("patient")).await;
     let (owner, owner_message) = register(&instance, "p1@example.org", 0).await;
     // Setting the password opened the message; a second one arrives unread.
-    send_via_relay(
-        &instance,
-        "ada@smiles.example",
-        &["p1@example.org"],
-        &secure_message("p1@example.org", "second", b"2", None),
-    )
-    .await
-    .unwrap();
+    ada_sends(&instance, "p1@example.org", "second", b"2", None).await;
     instance.wait_for_mail("p1@example.org", 3).await;
     let inbox = owner
         .get(instance.url("/inbox"))
@@ -176,14 +134,7 @@ async fn one_user_cannot_reach_another_users_message_or_attachment() {
         200
     );
 
-    send_via_relay(
-        &instance,
-        "ada@smiles.example",
-        &["p2@example.org"],
-        &secure_message("p2@example.org", "other", b"theirs", Some("patient")),
-    )
-    .await
-    .unwrap();
+    ada_sends(&instance, "p2@example.org", "other", b"theirs", Some("patient")).await;
     let (intruder, _) = register(&instance, "p2@example.org", 0).await;
     let page = intruder.get(instance.reachable(&owner_message)).send().await.unwrap();
     assert_eq!(page.status(), 404);

@@ -52,6 +52,18 @@ pub async fn send_via_relay(
     transport.send_raw(&envelope, message).await.map(|_| ())
 }
 
+/// Dr Ada sends a secure message to `to` through the relay; it must be accepted.
+pub async fn ada_sends(instance: &Instance, to: &str, canary: &str, attachment: &[u8], role: Option<&str>) {
+    send_via_relay(
+        instance,
+        "ada@smiles.example",
+        &[to],
+        &secure_message(to, canary, attachment, role),
+    )
+    .await
+    .expect("accepted with 250");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secure_message_reaches_a_new_patient_and_stays_sealed() {
     let instance = Instance::start().await;
