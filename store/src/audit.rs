@@ -38,7 +38,7 @@ impl Store {
     /// Appends one event to the chain.
     pub async fn audit(&self, event: AuditEvent<'_>) -> Result<()> {
         let _guard = self.audit_lock.lock().await;
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.write_tx().await?;
         let prev: Vec<u8> = sqlx::query("SELECT hash FROM audit ORDER BY id DESC LIMIT 1")
             .fetch_optional(&mut *tx)
             .await?

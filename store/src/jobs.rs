@@ -269,7 +269,7 @@ impl Store {
         writer.write(message).await?;
         let spooled = writer.finish().await?;
         let wrapped = self.keys.wrap(spooled.key());
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.write_tx().await?;
         insert_outbound(
             &mut tx,
             &format!("out/{}", spooled.id),

@@ -141,6 +141,18 @@ impl Store {
         Ok(Arc::new(store))
     }
 
+    /// Starts a transaction that will write. On SQLite it takes the write lock
+    /// at once (`BEGIN IMMEDIATE`), waiting out the busy timeout if another
+    /// connection is writing. A deferred transaction that reads first and writes
+    /// later (the audit chain, recipient resolution) would instead fail at once
+    /// with "database is locked" when another writer committed in between.
+    pub(crate) async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.dialect {
+            db::Dialect::Sqlite => self.db.begin_with("BEGIN IMMEDIATE").await?,
+            db::Dialect::Postgres => self.db.begin().await?,
+        })
+    }
+
     /// Now, by the store's clock (Unix seconds).
     pub fn now(&self) -> i64 {
         self.clock.now()

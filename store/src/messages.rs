@@ -88,7 +88,7 @@ impl Store {
         meta_writer.finish().await?;
 
         let now = self.now();
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO messages (id, sender_id, practice_id, kek_id, wrapped_key, sealed_subject, size, attachment_count, state, created_at, expires_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'sealed', $9, $10)",
@@ -526,7 +526,7 @@ impl Store {
     ) -> Result<usize> {
         let pending = self.pending_roles(user, id).await?;
         let row = self.message_row(id).await?;
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.write_tx().await?;
         let mut done = 0;
         for (recipient, relationship) in choices {
             if !pending.iter().any(|p| p.user_id == *recipient) {

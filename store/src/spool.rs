@@ -181,7 +181,7 @@ impl Store {
     pub async fn accept_plain(&self, spooled: &Spooled, mail_from: &str, rcpt_to: &[String]) -> Result<()> {
         let wrapped = self.keys.wrap(spooled.key());
         let blob = format!("in/{}", spooled.id);
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.write_tx().await?;
         for rcpt in rcpt_to {
             crate::jobs::insert_outbound(&mut tx, &blob, mail_from, rcpt, &wrapped, true, self.now()).await?;
         }

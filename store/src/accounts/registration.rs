@@ -78,7 +78,7 @@ impl Store {
                 "Please enter a phone number we can reach you at, like +1 555 123 4567.",
             ));
         }
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.write_tx().await?;
         self.spend_token(&mut tx, &grant).await?;
         sqlx::query("UPDATE users SET full_name = $1, phone = $2, profile = $3, status = 'registered' WHERE id = $4")
             .bind(full_name)

@@ -155,7 +155,7 @@ impl Store {
         if recent.is_some() {
             return Ok(());
         }
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.write_tx().await?;
         crate::jobs::add_job(&mut tx, crate::jobs::JobKind::SetPassword, user.id, None, self.now()).await?;
         tx.commit().await?;
         self.signal_jobs();
@@ -174,7 +174,7 @@ impl Store {
         let grant = self.check_token(token, TokenPurpose::SetPassword).await?;
         let user = self.user(grant.user_id).await?;
         let hash = self.new_password_hash(&user, password).await?;
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.write_tx().await?;
         self.spend_token(&mut tx, &grant).await?;
         self.store_password(&mut tx, &user, hash).await?;
         tx.commit().await?;
@@ -196,7 +196,7 @@ impl Store {
             Err(other) => return Err(other),
         }
         let hash = self.new_password_hash(user, new).await?;
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.write_tx().await?;
         self.store_password(&mut tx, user, hash).await?;
         tx.commit().await?;
         self.audit(AuditEvent {
