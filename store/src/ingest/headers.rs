@@ -77,8 +77,11 @@ pub fn inspect(block: &[u8], subject_tag: &str) -> HeaderFacts {
         .any(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"));
     let subject = parsed.subject().unwrap_or_default().to_owned();
     let (subject, tagged_secure) = strip_tag(&subject, subject_tag);
+    // One pair per header, or several in one header separated by commas: Office.js
+    // (`internetHeaders.setAsync`) can set a header name only once.
     let roles = raw_text(ROLE_HEADER)
         .iter()
+        .flat_map(|v| v.split(','))
         .filter_map(|v| {
             let (address, role) = v.trim().rsplit_once(char::is_whitespace)?;
             let address = crate::accounts::normalize_email(address).ok()?;
@@ -151,6 +154,22 @@ X-Sealpost-Notice: =?utf-8?q?Your_results_are_ready?=\r\n";
         assert_eq!(facts.roles, vec![("pat@example.com".to_owned(), Relationship::Patient)]);
         assert_eq!(facts.notice.as_deref(), Some("Your results are ready"));
         assert!(!format!("{facts:?}").contains("Lab results"));
+    }
+
+    #[test]
+    fn several_roles_in_one_header() {
+        let block = b"From: ada@clinic.example\r\nX-Sealpost-Secure: 1\r\n\
+X-Sealpost-Role: pat@example.com patient, Bob@Other.example doctor_other_practice,\r\n nope\r\n\
+X-Sealpost-Role: sam@clinic.example staff_in_practice\r\n";
+        let facts = inspect(block, "[secure]");
+        assert_eq!(
+            facts.roles,
+            vec![
+                ("pat@example.com".to_owned(), Relationship::Patient),
+                ("bob@other.example".to_owned(), Relationship::DoctorOtherPractice),
+                ("sam@clinic.example".to_owned(), Relationship::StaffInPractice),
+            ]
+        );
     }
 
     #[test]
