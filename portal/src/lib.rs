@@ -6,6 +6,8 @@
 //! ([`Error`]). PHI (subjects, bodies, attachment names) is only ever rendered
 //! into a response for a signed-in, authorised viewer; it never reaches a log.
 
+mod addin;
+mod api;
 mod error;
 mod pages;
 pub mod render;
@@ -75,6 +77,9 @@ pub fn router(store: Arc<store::Store>, config: PortalConfig) -> Router {
         .route("/m/{id}", get(pages::message::show).post(pages::register::submit))
         .route("/m/{id}/a/{index}", get(pages::attachment::download))
         .route("/m/{id}/roles", get(pages::roles::form).post(pages::roles::submit))
+        .route("/addin/manifest.xml", get(addin::manifest))
+        .route("/addin/{file}", get(addin::file))
+        .route("/api/contacts", get(api::contacts))
         .fallback(pages::not_found)
         .with_state(state)
         .layer(middleware::from_fn(log_request));
@@ -87,9 +92,12 @@ fn with_security_headers(router: Router) -> Router {
         SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
     };
     router
-        .layer(fixed(
+        // Only the add-in's pages (addin.rs) set their own policy.
+        .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            HeaderValue::from_static(
+                "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            ),
         ))
         .layer(fixed(header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"))
         .layer(fixed(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod audit;
 pub mod blobs;
 pub mod clock;
+pub mod contacts;
 pub mod crypto;
 pub mod db;
 mod error;

@@ -1,0 +1,201 @@
+//! The portal's JSON API, used by the Outlook add-in: `GET /api/contacts` tells a
+//! practice user which recipients their practice already knows, and how they
+//! relate to it, so the add-in fills their role in.
+//!
+//! The caller is the session cookie's user (the add-in's pages are served by the
+//! portal) or, where third-party cookies are blocked, `Authorization: Basic` with
+//! the user's email and an app password (RFC 7617). Errors are JSON problems
+//! (RFC 9457, `application/problem+json`).
+
+use axum::extract::{FromRequestParts, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use store::accounts::{Role, User};
+
+use crate::AppState;
+use crate::session::{Client, Viewer};
+
+/// An API error, sent as a JSON problem.
+#[derive(Debug)]
+pub struct Problem {
+    status: StatusCode,
+    title: &'static str,
+    detail: String,
+}
+
+impl Problem {
+    fn new(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            title,
+            detail: detail.into(),
+        }
+    }
+
+    fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "Not signed in",
+            "Sign in to the portal, or send your email address and an app password (Basic authentication).",
+        )
+    }
+}
+
+impl From<store::Error> for Problem {
+    fn from(error: store::Error) -> Self {
+        match error {
+            store::Error::Invalid(message) => Self::new(StatusCode::BAD_REQUEST, "Bad request", message),
+            store::Error::AuthFailed | store::Error::Locked | store::Error::PasswordExpired(_) => Self::unauthorized(),
+            store::Error::Throttled => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many attempts",
+                "Too many failed sign-ins from this address; try again in a few minutes.",
+            ),
+            other => {
+                tracing::error!(error = %other, "api: store error");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    "Something went wrong on our side; please try again later.",
+                )
+            }
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ProblemBody<'a> {
+    r#type: &'static str,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_string(&ProblemBody {
+            r#type: "about:blank",
+            title: self.title,
+            status: self.status.as_u16(),
+            detail: &self.detail,
+        })
+        .unwrap_or_default();
+        let mut response = (self.status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"Sealpost\", charset=\"UTF-8\""),
+            );
+        }
+        response
+    }
+}
+
+/// The API's caller: from `Authorization: Basic` if sent (and then only that),
+/// else from the session cookie.
+pub struct ApiUser(pub User);
+
+/// `email:password` from an `Authorization: Basic` header; `None` if absent,
+/// an error if present but unreadable.
+fn basic_credentials(parts: &Parts) -> Result<Option<(String, String)>, Problem> {
+    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let text = value.to_str().map_err(|_| Problem::unauthorized())?;
+    let (scheme, encoded) = text.trim().split_once(' ').ok_or_else(Problem::unauthorized)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(Problem::unauthorized());
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| Problem::unauthorized())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| Problem::unauthorized())?;
+    let (email, password) = decoded.split_once(':').ok_or_else(Problem::unauthorized)?;
+    Ok(Some((email.to_owned(), password.to_owned())))
+}
+
+impl FromRequestParts<AppState> for ApiUser {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if let Some((email, password)) = basic_credentials(parts)? {
+            let Ok(Client(client)) = Client::from_request_parts(parts, state).await;
+            let user = state.store.check_mail_client(&email, &password, &client).await?;
+            return Ok(Self(user));
+        }
+        match <Viewer as axum::extract::OptionalFromRequestParts<AppState>>::from_request_parts(parts, state).await {
+            Ok(Some(viewer)) => Ok(Self(viewer.user)),
+            Ok(None) => Err(Problem::unauthorized()),
+            Err(crate::Error::Store(error)) => Err(error.into()),
+            Err(_) => Err(Problem::unauthorized()),
+        }
+    }
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+pub struct ContactsQuery {
+    /// Comma-separated addresses.
+    addresses: String,
+}
+
+#[derive(Serialize)]
+struct ContactJson {
+    address: String,
+    /// One of the `X-Sealpost-Role` values, e.g. `patient`.
+    relationship: &'static str,
+    /// Words for people, e.g. "Patient".
+    label: &'static str,
+}
+
+#[derive(Serialize)]
+struct ContactsJson {
+    contacts: Vec<ContactJson>,
+}
+
+/// `GET /api/contacts?addresses=a@x,b@y`: the known contacts among the
+/// addresses, for a practice user (doctor or staff); others are left out.
+pub async fn contacts(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    Query(query): Query<ContactsQuery>,
+) -> Result<Response, Problem> {
+    if user.practice_id.is_none() || !matches!(user.role, Role::Doctor | Role::Staff) {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "Not a practice account",
+            "Only doctors and staff of a practice send secure mail with the add-in.",
+        ));
+    }
+    let addresses: Vec<String> = query
+        .addresses
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let known = state.store.known_contacts(&user, &addresses).await?;
+    let body = ContactsJson {
+        contacts: known
+            .into_iter()
+            .map(|k| ContactJson {
+                address: k.address,
+                relationship: k.relationship.as_str(),
+                label: k.relationship.label(),
+            })
+            .collect(),
+    };
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::to_string(&body).unwrap_or_default(),
+    )
+        .into_response())
+}
