@@ -1,3 +1,4 @@
+mod addin;
 mod app_passwords;
 mod delivery;
 mod dkim;
