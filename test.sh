@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+echo "== Outlook add-in: manifest schema validation and script tests"
+addin-manifest/validate.sh
+node --test addin-manifest/test/*.test.js
+
 echo "== unit and end-to-end tests (SQLite)"
 cargo test --workspace --locked
 
