@@ -120,7 +120,10 @@ mod tests {
     #[test]
     fn placeholder_is_replaced_and_cleaned() {
         assert_eq!(
-            fill("<a href=\"https://localhost:8443/addin/x\">", "https://secure.example.com/"),
+            fill(
+                "<a href=\"https://localhost:8443/addin/x\">",
+                "https://secure.example.com/"
+            ),
             "<a href=\"https://secure.example.com/addin/x\">"
         );
         assert_eq!(base_url("https://a.example/\"><script>"), "https://a.example/script");

@@ -133,9 +133,8 @@ impl FromRequestParts<AppState> for ApiUser {
         }
         match <Viewer as axum::extract::OptionalFromRequestParts<AppState>>::from_request_parts(parts, state).await {
             Ok(Some(viewer)) => Ok(Self(viewer.user)),
-            Ok(None) => Err(Problem::unauthorized()),
             Err(crate::Error::Store(error)) => Err(error.into()),
-            Err(_) => Err(Problem::unauthorized()),
+            Ok(None) | Err(_) => Err(Problem::unauthorized()),
         }
     }
 }

@@ -13,7 +13,7 @@ use store::accounts::Role;
 use super::harness::{Instance, browser, set_password};
 use super::secure_send::{ada_sends, canary, send_via_relay};
 
-fn header<'a>(response: &'a reqwest::Response, name: reqwest::header::HeaderName) -> &'a str {
+fn header(response: &reqwest::Response, name: reqwest::header::HeaderName) -> &str {
     response
         .headers()
         .get(name)
@@ -29,20 +29,29 @@ async fn manifest_is_served_for_this_portal_and_validates() {
     assert!(header(&response, CONTENT_TYPE).starts_with("application/xml"));
     let manifest = response.text().await.unwrap();
     let public_url = &instance.config.public_url;
-    assert!(manifest.contains(&format!("<AppDomain>{public_url}</AppDomain>")), "{manifest}");
+    assert!(
+        manifest.contains(&format!("<AppDomain>{public_url}</AppDomain>")),
+        "{manifest}"
+    );
     assert!(manifest.contains(&format!("{public_url}/addin/commands.js")));
     assert!(!manifest.contains("https://localhost:8443/"), "placeholder left in");
 
     let file = instance.dir.path().join("manifest.xml");
     std::fs::write(&file, &manifest).unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/addin-manifest/validate.sh");
-    let output = std::process::Command::new(script).arg(&file).output().expect("run validate.sh");
+    let output = std::process::Command::new(script)
+        .arg(&file)
+        .output()
+        .expect("run validate.sh");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(output.status.success(), "the served manifest does not validate:\n{text}");
+    assert!(
+        output.status.success(),
+        "the served manifest does not validate:\n{text}"
+    );
     assert!(text.contains("validates"), "{text}");
 }
 
@@ -66,15 +75,39 @@ async fn addin_files_get_the_addin_csp_and_the_portal_keeps_its_own() {
             csp.contains("script-src 'self' https://appsforoffice.microsoft.com"),
             "{path}: {csp}"
         );
-        assert!(csp.contains("frame-ancestors 'self' https://*.office.com"), "{path}: {csp}");
+        assert!(
+            csp.contains("frame-ancestors 'self' https://*.office.com"),
+            "{path}: {csp}"
+        );
         assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{csp}");
     }
-    let script = http.get(instance.url("/addin/commands.js")).send().await.unwrap().text().await.unwrap();
+    let script = http
+        .get(instance.url("/addin/commands.js"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(script.contains(&format!("var PORTAL = \"{}\";", instance.config.public_url)));
-    let page = http.get(instance.url("/addin/taskpane.html")).send().await.unwrap().text().await.unwrap();
+    let page = http
+        .get(instance.url("/addin/taskpane.html"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains("https://appsforoffice.microsoft.com/lib/1/hosted/office.js"));
     assert!(!page.contains("<script>"), "no inline script");
-    let icon = http.get(instance.url("/addin/icon-16.png")).send().await.unwrap().bytes().await.unwrap();
+    let icon = http
+        .get(instance.url("/addin/icon-16.png"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     assert!(icon.starts_with(b"\x89PNG\r\n\x1a\n"));
 
     for missing in ["/addin/nope.js", "/addin/..%2FCargo.toml", "/addin/manifest.xml.bak"] {
@@ -83,11 +116,19 @@ async fn addin_files_get_the_addin_csp_and_the_portal_keeps_its_own() {
     }
     let signin = http.get(instance.url("/signin")).send().await.unwrap();
     let csp = header(&signin, CONTENT_SECURITY_POLICY);
-    assert!(csp.starts_with("default-src 'none'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(
+        csp.starts_with("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
     assert!(!csp.contains("script-src"), "portal pages stay script-free: {csp}");
 }
 
-async fn contacts(http: &reqwest::Client, instance: &Instance, addresses: &str, auth: Option<(&str, &str)>) -> (StatusCode, String, Value) {
+async fn contacts(
+    http: &reqwest::Client,
+    instance: &Instance,
+    addresses: &str,
+    auth: Option<(&str, &str)>,
+) -> (StatusCode, String, Value) {
     let mut request = http.get(instance.url(&format!("/api/contacts?addresses={addresses}")));
     if let Some((user, password)) = auth {
         request = request.basic_auth(user, Some(password));
@@ -106,7 +147,14 @@ async fn contacts_api_tells_a_practice_its_known_contacts_and_nobody_else() {
     let ada = instance.practice_with_doctor().await;
     let store = instance.store();
     store
-        .add_practice_user("sam@smiles.example", "Sam Staff", Role::Staff, "smiles.example", false, false)
+        .add_practice_user(
+            "sam@smiles.example",
+            "Sam Staff",
+            Role::Staff,
+            "smiles.example",
+            false,
+            false,
+        )
         .await
         .unwrap();
     ada_sends(&instance, "pat@example.org", &canary(), b"x", Some("patient")).await;
@@ -129,7 +177,11 @@ async fn contacts_api_tells_a_practice_its_known_contacts_and_nobody_else() {
     let http = browser();
     let signed_in = http
         .post(instance.url("/signin"))
-        .form(&[("email", "ada@smiles.example"), ("password", "Doctor-Pass-77"), ("next", "/inbox")])
+        .form(&[
+            ("email", "ada@smiles.example"),
+            ("password", "Doctor-Pass-77"),
+            ("next", "/inbox"),
+        ])
         .send()
         .await
         .unwrap();
@@ -146,14 +198,27 @@ async fn contacts_api_tells_a_practice_its_known_contacts_and_nobody_else() {
     assert_eq!(body, expected);
     let (status, _, _) = contacts(&anonymous, &instance, asked, Some(("ada@smiles.example", "wrong-one"))).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _, problem) = contacts(&anonymous, &instance, "not-an-address", Some(("ada@smiles.example", &password))).await;
+    let (status, _, problem) = contacts(
+        &anonymous,
+        &instance,
+        "not-an-address",
+        Some(("ada@smiles.example", &password)),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
 
     // A doctor of another practice learns nothing about Smiles Dental's contacts,
     // not even that the addresses have accounts.
     store.add_practice("Other Clinic", "other.example").await.unwrap();
     let (bob, _) = store
-        .add_practice_user("bob@other.example", "Dr Bob", Role::Doctor, "other.example", true, false)
+        .add_practice_user(
+            "bob@other.example",
+            "Dr Bob",
+            Role::Doctor,
+            "other.example",
+            true,
+            false,
+        )
         .await
         .unwrap();
     let bob_password = store.create_app_password(&bob, "Outlook", "test").await.unwrap();
@@ -197,13 +262,24 @@ async fn roles_for_several_recipients_in_one_header_as_the_addin_sends_them() {
     for rcpt in ["pat@example.org", "doc@other.example"] {
         let mail = instance.wait_for_mail(rcpt, 1).await;
         let parsed = mail_parser::MessageParser::default().parse(&mail).unwrap();
-        assert!(parsed.body_text(0).unwrap().contains("Rappel : contrôle"), "the decoded note");
+        assert!(
+            parsed.body_text(0).unwrap().contains("Rappel : contrôle"),
+            "the decoded note"
+        );
     }
-    let ada = instance.store().user_by_email("ada@smiles.example").await.unwrap().unwrap();
+    let ada = instance
+        .store()
+        .user_by_email("ada@smiles.example")
+        .await
+        .unwrap()
+        .unwrap();
     let known = instance
         .store()
         .known_contacts(&ada, &["doc@other.example".to_owned()])
         .await
         .unwrap();
-    assert_eq!(known[0].relationship, store::accounts::Relationship::DoctorOtherPractice);
+    assert_eq!(
+        known[0].relationship,
+        store::accounts::Relationship::DoctorOtherPractice
+    );
 }
