@@ -3,7 +3,7 @@
 # published manifest schemas.
 #   addin-manifest/validate.sh [MANIFEST]      (default: addin-manifest/manifest.xml)
 # Schemas: $SEALPOST_OFFICE_SCHEMAS, else ../shared/schemas/office-addin beside
-# the repository.
+# the repository, else /work/shared/schemas/office-addin (a clone elsewhere).
 #
 # The schemas there predate event-based activation: they have no <Runtimes> and
 # no LaunchEvent extension point. When the whole manifest does not validate, the
@@ -13,6 +13,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 manifest=${1:-$here/manifest.xml}
 schemas=${SEALPOST_OFFICE_SCHEMAS:-$here/../../shared/schemas/office-addin}
+[ -n "${SEALPOST_OFFICE_SCHEMAS:-}" ] || [ -d "$schemas" ] || schemas=/work/shared/schemas/office-addin
 schema=$schemas/OfficeAppManifestV1_1.xsd
 if ! command -v xmllint >/dev/null; then
   echo "xmllint not found: install Debian's libxml2-utils (see .ci/run)" >&2
