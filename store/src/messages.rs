@@ -61,23 +61,17 @@ impl Store {
     /// metadata as sealed blobs; message, recipients and mail jobs in one
     /// transaction; then the spool entry goes. Safe to repeat after a crash.
     pub async fn seal_spooled(&self, id: &MessageId) -> Result<()> {
-        let row = sqlx::query("SELECT rcpt_to, sender_id, kek_id, wrapped_key, thread_message_id FROM spool WHERE id = $1")
-            .bind(id.as_str())
-            .fetch_optional(&self.db)
-            .await?
-            .ok_or(Error::NotFound)?;
+        let row =
+            sqlx::query("SELECT rcpt_to, sender_id, kek_id, wrapped_key, thread_message_id FROM spool WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_optional(&self.db)
+                .await?
+                .ok_or(Error::NotFound)?;
         let rcpt_to: Vec<String> = serde_json::from_str(&row.try_get::<String, _>("rcpt_to")?).unwrap_or_default();
         let sender = self.user(UserId(row.try_get("sender_id")?)).await?;
         // A reply made secure by its conversation: filed under it, and its
         // participants need no role question.
-        let thread = match row
-            .try_get::<Option<String>, _>("thread_message_id")?
-            .as_deref()
-            .and_then(MessageId::parse)
-        {
-            Some(thread) => Some(self.thread_of(&thread).await?),
-            None => None,
-        };
+        let thread = self.spooled_thread(row.try_get("thread_message_id")?).await?;
         let practice_id = crate::threads::sealing_practice(&sender, thread.as_ref()).ok_or(Error::NotFound)?;
         let wrapped = WrappedKey {
             kek_id: row.try_get("kek_id")?,
@@ -128,21 +122,14 @@ impl Store {
                 continue;
             }
             let header_role = facts.roles.iter().find(|(a, _)| *a == address).map(|(_, r)| *r);
-            let participant = thread.as_ref().and_then(|t| t.participants.get(&address).copied());
-            let (user, known) = match participant {
-                Some(user) => (user, true),
-                None => {
-                    let (user, relationship) = self
-                        .resolve_recipient(&mut tx, &address, practice_id, header_role)
-                        .await?;
-                    (user, relationship.is_some())
-                }
+            let (user, known) = match thread.as_ref().and_then(|t| t.participants.get(&address)) {
+                Some(user) => (*user, true),
+                None => self
+                    .resolve_recipient(&mut tx, &address, practice_id, header_role)
+                    .await
+                    .map(|(user, relationship)| (user, relationship.is_some()))?,
             };
-            let state = if known {
-                "notify"
-            } else {
-                "awaiting_role"
-            };
+            let state = if known { "notify" } else { "awaiting_role" };
             sqlx::query("INSERT INTO message_recipients (message_id, user_id, state) VALUES ($1, $2, $3)")
                 .bind(id.as_str())
                 .bind(user.0)

@@ -217,6 +217,14 @@ impl Store {
         Ok(Some(thread))
     }
 
+    /// The conversation a spooled reply was accepted into, if any.
+    pub(crate) async fn spooled_thread(&self, thread_message_id: Option<String>) -> Result<Option<Thread>> {
+        match thread_message_id.as_deref().and_then(MessageId::parse) {
+            Some(message) => Ok(Some(self.thread_of(&message).await?)),
+            None => Ok(None),
+        }
+    }
+
     /// The conversation of one sealed message: its practice and participants.
     pub(crate) async fn thread_of(&self, message: &MessageId) -> Result<Thread> {
         let row = sqlx::query("SELECT practice_id FROM messages WHERE id = $1")
@@ -290,13 +298,19 @@ mod tests {
             "several ids"
         );
         // Folded inside an id (seen in the wild) and between ids.
-        assert_eq!(parse_msg_ids("<long.part\r\n .more@x>\r\n\t<d@x>"), vec!["long.part.more@x", "d@x"]);
+        assert_eq!(
+            parse_msg_ids("<long.part\r\n .more@x>\r\n\t<d@x>"),
+            vec!["long.part.more@x", "d@x"]
+        );
         assert_eq!(normalize_msg_id("  <A@B> "), Some("a@b".to_owned()));
     }
 
     #[test]
     fn comments_phrases_and_garbage_are_skipped() {
-        assert_eq!(parse_msg_ids("(comment <no@x>) <yes@x> (nested (<no2@x>))"), vec!["yes@x"]);
+        assert_eq!(
+            parse_msg_ids("(comment <no@x>) <yes@x> (nested (<no2@x>))"),
+            vec!["yes@x"]
+        );
         assert_eq!(parse_msg_ids("\"Fred <no@x>\" <yes@x>"), vec!["yes@x"]);
         assert_eq!(parse_msg_ids("<> <unterminated@x"), Vec::<String>::new());
         assert_eq!(parse_msg_ids("<broken <ok@x>"), vec!["ok@x"]);
@@ -319,7 +333,7 @@ mod tests {
         assert_eq!(reply_references(only_refs), vec!["root@x", "parent@x"]);
         assert!(reply_references(b"Subject: no thread\r\n").is_empty());
 
-        let many: String = (0..500).map(|i| format!(" <id{i}@x>")).collect();
+        let many = (0..500).map(|i| format!(" <id{i}@x>")).collect::<Vec<_>>().concat();
         let block = format!("References:{many}\r\nIn-Reply-To: <p@x>\r\n");
         let ids = reply_references(block.as_bytes());
         assert_eq!(ids.len(), MAX_LOOKUP_IDS);

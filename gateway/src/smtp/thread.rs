@@ -42,7 +42,7 @@ impl Session {
         if let Some(user) = &self.user
             && address != user.email
         {
-            return Err(refuse(format!(
+            return Err(refuse(&format!(
                 "this replies to a secure conversation, and the From address {address} is not yours ({})",
                 user.email
             )));
@@ -50,7 +50,7 @@ impl Session {
         let sender = match self.server.store.user_by_email(&address).await {
             Ok(Some(user)) if thread.is_participant(&user.email) => user,
             Ok(_) => {
-                return Err(refuse(format!(
+                return Err(refuse(&format!(
                     "this replies to a secure conversation that {address} is not part of, so it can be \
                      neither sealed nor sent in clear; to send it securely, mark it secure"
                 )));
@@ -63,7 +63,7 @@ impl Session {
         if !can_start_secure(&sender)
             && let Some(outsider) = self.tx.rcpt_to.iter().find(|rcpt| !thread.is_participant(rcpt))
         {
-            return Err(refuse(format!(
+            return Err(refuse(&format!(
                 "{outsider} is not part of this secure conversation, and {address} may reply only to its participants"
             )));
         }
@@ -71,6 +71,6 @@ impl Session {
     }
 }
 
-fn refuse(why: String) -> Reply {
+fn refuse(why: &str) -> Reply {
     Reply::new(550, "5.7.1", format!("Secure reply refused: {why}"))
 }
