@@ -125,6 +125,11 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
             command_timeout: Duration::from_secs(config.smtp.command_timeout),
             data_timeout: Duration::from_secs(config.smtp.data_timeout),
             trusted_networks: config.trusted_networks(),
+            relay_tenant_id: config
+                .smtp
+                .relay_tenant_id
+                .as_ref()
+                .map(|t| t.trim().to_ascii_lowercase()),
         },
         Some(tokio_rustls::TlsAcceptor::from(smtp_tls)),
         wakers.clone(),

@@ -114,6 +114,10 @@ pub struct Smtp {
     pub data_timeout: u64,
     /// A subject containing this tag is treated as secure (the tag is removed).
     pub subject_tag: String,
+    /// Microsoft 365 tenant id (a GUID). When set, mail on `relay_listen` must
+    /// carry `X-MS-Exchange-CrossTenant-Id` with this id, else 550 5.7.1: trusting
+    /// Exchange Online's shared IP ranges alone would let any tenant relay.
+    pub relay_tenant_id: Option<String>,
 }
 
 impl Default for Smtp {
@@ -129,6 +133,7 @@ impl Default for Smtp {
             command_timeout: 300,
             data_timeout: 600,
             subject_tag: "[secure]".into(),
+            relay_tenant_id: None,
         }
     }
 }
@@ -339,6 +344,13 @@ impl Config {
                 ));
             }
         }
+        if let Some(tenant) = &self.smtp.relay_tenant_id
+            && !is_guid(tenant.trim())
+        {
+            problems.push(format!(
+                "smtp.relay_tenant_id {tenant:?} is not a tenant id like 72f988bf-86f1-41af-91ab-2d7cd011db47"
+            ));
+        }
         if let Err(e) = parse_size(&self.smtp.max_message_size) {
             problems.push(format!("smtp.max_message_size: {e}"));
         }
@@ -452,6 +464,13 @@ impl Config {
     }
 }
 
+/// A GUID in its usual 8-4-4-4-12 hex form.
+fn is_guid(text: &str) -> bool {
+    let groups: Vec<&str> = text.split('-').collect();
+    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups.iter().all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// An environment value as TOML when it parses as a TOML value (numbers, booleans,
 /// arrays), else as a plain string.
 fn parse_env_value(value: &str) -> toml::Value {
@@ -563,6 +582,15 @@ mod tests {
         assert_eq!(problems.len(), 3, "{problems:?}");
         let unknown = Config::load(None, env(&[("SEALPOST_SMTP_RELAY_LISTN", "x")])).unwrap_err();
         assert!(unknown[0].contains("relay_listn"), "{unknown:?}");
+    }
+
+    #[test]
+    fn relay_tenant_id_must_be_a_guid() {
+        let tenant = "72F988BF-86f1-41af-91ab-2d7cd011db47";
+        let config = Config::load(None, env(&[("SEALPOST_SMTP_RELAY_TENANT_ID", tenant)])).unwrap();
+        assert_eq!(config.smtp.relay_tenant_id.as_deref(), Some(tenant));
+        let problems = Config::load(None, env(&[("SEALPOST_SMTP_RELAY_TENANT_ID", "contoso")])).unwrap_err();
+        assert!(problems[0].contains("relay_tenant_id"), "{problems:?}");
     }
 
     #[test]

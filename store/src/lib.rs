@@ -1,5 +1,5 @@
 //! The secure store: domain types, database, sealed blobs, envelope encryption,
-//! accounts, messages, the mail queue and the audit log. It speaks no network
+//! accounts, messages and their reply threads, the mail queue and the audit log. It speaks no network
 //! protocol; the gateway (SMTP) and the portal (HTTP) meet only here.
 
 pub mod accounts;
@@ -15,6 +15,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod messages;
 pub mod spool;
+pub mod threads;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -61,14 +61,18 @@ impl Store {
     /// metadata as sealed blobs; message, recipients and mail jobs in one
     /// transaction; then the spool entry goes. Safe to repeat after a crash.
     pub async fn seal_spooled(&self, id: &MessageId) -> Result<()> {
-        let row = sqlx::query("SELECT rcpt_to, sender_id, kek_id, wrapped_key FROM spool WHERE id = $1")
-            .bind(id.as_str())
-            .fetch_optional(&self.db)
-            .await?
-            .ok_or(Error::NotFound)?;
+        let row =
+            sqlx::query("SELECT rcpt_to, sender_id, kek_id, wrapped_key, thread_message_id FROM spool WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_optional(&self.db)
+                .await?
+                .ok_or(Error::NotFound)?;
         let rcpt_to: Vec<String> = serde_json::from_str(&row.try_get::<String, _>("rcpt_to")?).unwrap_or_default();
         let sender = self.user(UserId(row.try_get("sender_id")?)).await?;
-        let practice_id = sender.practice_id.ok_or(Error::NotFound)?;
+        // A reply made secure by its conversation: filed under it, and its
+        // participants need no role question.
+        let thread = self.spooled_thread(row.try_get("thread_message_id")?).await?;
+        let practice_id = crate::threads::sealing_practice(&sender, thread.as_ref()).ok_or(Error::NotFound)?;
         let wrapped = WrappedKey {
             kek_id: row.try_get("kek_id")?,
             wrapped: row.try_get("wrapped_key")?,
@@ -105,6 +109,9 @@ impl Store {
         .bind(now + self.policy.retention_days * 86_400)
         .execute(&mut *tx)
         .await?;
+        if let Some(msg_id) = &facts.message_id {
+            crate::threads::record(&mut tx, id, msg_id, now).await?;
+        }
         let mut awaiting = false;
         let mut seen = std::collections::HashSet::new();
         for address in rcpt_to {
@@ -115,21 +122,21 @@ impl Store {
                 continue;
             }
             let header_role = facts.roles.iter().find(|(a, _)| *a == address).map(|(_, r)| *r);
-            let (user, relationship) = self
-                .resolve_recipient(&mut tx, &address, practice_id, header_role)
-                .await?;
-            let state = if relationship.is_some() {
-                "notify"
-            } else {
-                "awaiting_role"
+            let (user, known) = match thread.as_ref().and_then(|t| t.participants.get(&address)) {
+                Some(user) => (*user, true),
+                None => self
+                    .resolve_recipient(&mut tx, &address, practice_id, header_role)
+                    .await
+                    .map(|(user, relationship)| (user, relationship.is_some()))?,
             };
+            let state = if known { "notify" } else { "awaiting_role" };
             sqlx::query("INSERT INTO message_recipients (message_id, user_id, state) VALUES ($1, $2, $3)")
                 .bind(id.as_str())
                 .bind(user.0)
                 .bind(state)
                 .execute(&mut *tx)
                 .await?;
-            if relationship.is_some() {
+            if known {
                 crate::jobs::add_job(&mut tx, crate::jobs::JobKind::Notify, user, Some(id), now).await?;
             } else {
                 awaiting = true;

@@ -169,16 +169,12 @@ impl Session {
             return common::temporary_failure();
         };
         let mail_from = self.tx.mail_from.clone().unwrap_or_default();
-        let sender = if facts.is_secure() {
-            match self.secure_sender(&facts, &mail_from).await {
-                Ok(sender) => Some(sender),
-                Err(reply) => {
-                    spool.discard().await;
-                    return reply;
-                }
+        let (sender, thread) = match self.classify(&facts, &mail_from, &phase.header_block).await {
+            Ok(classified) => classified,
+            Err(reply) => {
+                spool.discard().await;
+                return reply;
             }
-        } else {
-            None
         };
         let spooled = match spool.finish().await {
             Ok(spooled) => spooled,
@@ -188,21 +184,23 @@ impl Session {
             }
         };
         let store = &self.server.store;
-        let recorded = match &sender {
-            Some(sender) => {
+        let rcpt_to = &self.tx.rcpt_to;
+        let recorded = match (&sender, &thread) {
+            (Some(sender), Some(thread)) => {
                 store
-                    .accept_secure(&spooled, &mail_from, &self.tx.rcpt_to, sender.id)
+                    .accept_thread_reply(&spooled, &mail_from, rcpt_to, sender.id, &thread.message)
                     .await
             }
-            None => store.accept_plain(&spooled, &mail_from, &self.tx.rcpt_to).await,
+            (Some(sender), None) => store.accept_secure(&spooled, &mail_from, rcpt_to, sender.id).await,
+            (None, _) => store.accept_plain(&spooled, &mail_from, rcpt_to).await,
         };
         if let Err(error) = recorded {
             tracing::error!(%error, "cannot record spooled message");
             spooled.discard().await;
             return common::temporary_failure();
         }
-        let (secure, recipients) = (sender.is_some(), self.tx.rcpt_to.len());
-        tracing::info!(id = %spooled.id, size = spooled.size, recipients, secure, "message accepted");
+        let (secure, reply, recipients) = (sender.is_some(), thread.is_some(), self.tx.rcpt_to.len());
+        tracing::info!(id = %spooled.id, size = spooled.size, recipients, secure, reply, "message accepted");
         if secure {
             self.server.wakers.sealer.notify_one();
             Reply::new(250, "2.0.0", format!("Message accepted and sealed as {}", spooled.id))
@@ -210,6 +208,27 @@ impl Session {
             self.server.wakers.delivery.notify_one();
             Reply::new(250, "2.0.0", format!("Message accepted for delivery as {}", spooled.id))
         }
+    }
+
+    /// Secure or not, and who sends it: a marked message needs a secure sender;
+    /// an unmarked one that replies to a secure conversation is secure too
+    /// (see `thread.rs`); anything else is ordinary mail. Relayed mail must
+    /// first pass the tenant check when one is configured.
+    async fn classify(
+        &self,
+        facts: &HeaderFacts,
+        mail_from: &str,
+        header_block: &[u8],
+    ) -> Result<(Option<store::accounts::User>, Option<store::threads::Thread>), Reply> {
+        self.check_tenant(header_block)?;
+        if facts.is_secure() {
+            return Ok((Some(self.secure_sender(facts, mail_from).await?), None));
+        }
+        let Some(thread) = self.secure_thread(header_block).await? else {
+            return Ok((None, None));
+        };
+        let sender = self.thread_sender(facts.from.as_deref(), mail_from, &thread).await?;
+        Ok((Some(sender), Some(thread)))
     }
 
     /// Only a paid user of a known practice may send secure mail, and a signed-in

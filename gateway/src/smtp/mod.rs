@@ -9,8 +9,10 @@ mod data;
 mod envelope;
 pub mod reply;
 mod session;
+mod tenant;
 #[cfg(test)]
 mod tests;
+mod thread;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -47,6 +49,9 @@ pub struct SmtpConfig {
     /// Longest wait for the next piece of message data.
     pub data_timeout: Duration,
     pub trusted_networks: Vec<IpNet>,
+    /// When set, relayed mail must carry `X-MS-Exchange-CrossTenant-Id` with
+    /// this Microsoft 365 tenant id (lower case); see `tenant.rs`.
+    pub relay_tenant_id: Option<String>,
 }
 
 impl Default for SmtpConfig {
@@ -59,6 +64,7 @@ impl Default for SmtpConfig {
             command_timeout: Duration::from_mins(5),
             data_timeout: Duration::from_mins(10),
             trusted_networks: vec!["127.0.0.0/8".parse().expect("valid network")],
+            relay_tenant_id: None,
         }
     }
 }

@@ -116,6 +116,32 @@ pub fn inspect(block: &[u8], subject_tag: &str) -> HeaderFacts {
     }
 }
 
+/// The values of every header named `name` (case-insensitive) in a raw header
+/// block, unfolded (RFC 5322 §2.2.3) and lossily decoded; encoded words are left
+/// as they are. For headers that mail-parser does not keep, or keeps only once.
+pub fn raw_header_values(block: &[u8], name: &str) -> Vec<String> {
+    let text = String::from_utf8_lossy(block);
+    let mut values: Vec<String> = Vec::new();
+    let mut current: Option<String> = None;
+    for line in text.split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.starts_with([' ', '\t']) {
+            if let Some(value) = current.as_mut() {
+                value.push_str(line);
+            }
+            continue;
+        }
+        values.extend(current.take());
+        if let Some((field, value)) = line.split_once(':')
+            && field.trim_end().eq_ignore_ascii_case(name)
+        {
+            current = Some(value.to_owned());
+        }
+    }
+    values.extend(current);
+    values.into_iter().map(|v| v.trim().to_owned()).collect()
+}
+
 /// Removes every case-insensitive occurrence of `tag` from a subject.
 fn strip_tag(subject: &str, tag: &str) -> (String, bool) {
     if tag.is_empty() {
@@ -170,6 +196,13 @@ X-Sealpost-Role: sam@clinic.example staff_in_practice\r\n";
                 ("sam@clinic.example".to_owned(), Relationship::StaffInPractice),
             ]
         );
+    }
+
+    #[test]
+    fn raw_values_are_unfolded_and_matched_by_name() {
+        let block = b"References: <a@x>\r\n\t<b@x>\r\nSubject: s\r\nreferences : <c@x>\nX-Other: <d@x>\r\n";
+        assert_eq!(raw_header_values(block, "References"), vec!["<a@x>\t<b@x>", "<c@x>"]);
+        assert!(raw_header_values(block, "In-Reply-To").is_empty());
     }
 
     #[test]
