@@ -227,6 +227,44 @@ async fn ordinary_mail_over_submission_passes_through() {
     assert!(text.contains("In-Reply-To: <menu-42@vendor.example.com>"), "{text}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submission_is_no_open_relay_for_free_accounts_or_other_senders() {
+    let instance = Instance::start().await;
+    instance.practice_with_doctor().await;
+    ada_sends_secure(&instance, PAT).await;
+    instance.wait_for_mail(PAT, 1).await;
+
+    // The patient's free account may reply in its conversations, not send
+    // ordinary mail to anyone through the gateway.
+    let pat_password = app_password(&instance, PAT).await;
+    let message = reply(PAT, "friend@example.com", "spam-1@example.org", &[], "Cheap pills\r\n");
+    let error = submit(&instance, PAT, &pat_password, &["friend@example.com"], &message)
+        .await
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(error.is_permanent() && text.contains("5.7.1"), "{text}");
+    assert!(text.contains("only replies"), "{text}");
+
+    // A paid practice user sends ordinary mail only as herself.
+    let ada_password = app_password(&instance, ADA).await;
+    let message = reply(
+        "ceo@smiles.example",
+        "vendor@example.com",
+        "x1@smiles.example",
+        &[],
+        "Pay this invoice\r\n",
+    );
+    let error = submit(&instance, ADA, &ada_password, &["vendor@example.com"], &message)
+        .await
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(error.is_permanent() && text.contains("5.7.1"), "{text}");
+    assert!(text.contains("not yours"), "{text}");
+
+    assert!(instance.outbox_for("friend@example.com").is_empty());
+    assert!(instance.outbox_for("vendor@example.com").is_empty());
+}
+
 /// An ordinary message as Exchange Online would relay it from `tenant`.
 fn from_tenant(tenants: &[&str]) -> Vec<u8> {
     let mut builder = MessageBuilder::new()

@@ -7,7 +7,7 @@
 //! end of message than we did (SMTP smuggling).
 
 use smtp_proto::request::receiver::DataReceiver;
-use store::accounts::SenderRefusal;
+use store::accounts::{Role, SenderRefusal};
 use store::ingest::headers::{HeaderFacts, inspect};
 use store::ingest::mime::MAX_HEADER_BLOCK;
 use store::spool::SpoolWriter;
@@ -225,10 +225,39 @@ impl Session {
             return Ok((Some(self.secure_sender(facts, mail_from).await?), None));
         }
         let Some(thread) = self.secure_thread(header_block).await? else {
+            self.ordinary_sender(facts, mail_from)?;
             return Ok((None, None));
         };
         let sender = self.thread_sender(facts.from.as_deref(), mail_from, &thread).await?;
         Ok((Some(sender), Some(thread)))
+    }
+
+    /// Ordinary mail from a signed-in session: only a paid practice user may send
+    /// it through the gateway, and only as themselves. A free account (a patient,
+    /// another practice's doctor) signs in to reply in secure conversations, not to
+    /// use the gateway as a mail server for everything else. Relayed mail comes
+    /// from the practice's own mail system, which vouches for its senders.
+    fn ordinary_sender(&self, facts: &HeaderFacts, mail_from: &str) -> Result<(), Reply> {
+        let Some(user) = &self.user else {
+            return Ok(());
+        };
+        let practice_user = user.paid && user.practice_id.is_some() && matches!(user.role, Role::Doctor | Role::Staff);
+        if !practice_user {
+            return Err(Reply::new(
+                550,
+                "5.7.1",
+                "Mail refused: this account may send only replies in its secure conversations",
+            ));
+        }
+        let address = facts.from.as_deref().unwrap_or(mail_from);
+        if address != user.email || (!mail_from.is_empty() && mail_from != user.email) {
+            return Err(Reply::new(
+                550,
+                "5.7.1",
+                format!("Mail refused: the sender address is not yours ({})", user.email),
+            ));
+        }
+        Ok(())
     }
 
     /// Only a paid user of a known practice may send secure mail, and a signed-in
