@@ -119,16 +119,21 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
         let (uid_validity, mut uid_next) = match row {
-            Some(row) => (row.try_get::<i64, _>("uid_validity")?, row.try_get::<i64, _>("uid_next")?),
+            Some(row) => (
+                row.try_get::<i64, _>("uid_validity")?,
+                row.try_get::<i64, _>("uid_next")?,
+            ),
             None => {
                 // UIDVALIDITY: the creation time, so a recreated mailbox differs.
                 let validity = now.rem_euclid(i64::from(u32::MAX - 1)) + 1;
-                sqlx::query("INSERT INTO imap_mailboxes (user_id, mailbox, uid_validity, uid_next) VALUES ($1, $2, $3, 1)")
-                    .bind(user.id.0)
-                    .bind(mailbox.as_str())
-                    .bind(validity)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "INSERT INTO imap_mailboxes (user_id, mailbox, uid_validity, uid_next) VALUES ($1, $2, $3, 1)",
+                )
+                .bind(user.id.0)
+                .bind(mailbox.as_str())
+                .bind(validity)
+                .execute(&mut *tx)
+                .await?;
                 (validity, 1)
             }
         };
@@ -141,14 +146,16 @@ impl Store {
         for row in &new {
             // A message in Sent was read by its author.
             let flags = if mailbox == MailboxName::Sent { Flags::SEEN } else { 0 };
-            sqlx::query("INSERT INTO imap_messages (user_id, mailbox, uid, message_id, flags) VALUES ($1, $2, $3, $4, $5)")
-                .bind(user.id.0)
-                .bind(mailbox.as_str())
-                .bind(uid_next)
-                .bind(row.try_get::<String, _>("id")?)
-                .bind(flags)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO imap_messages (user_id, mailbox, uid, message_id, flags) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(user.id.0)
+            .bind(mailbox.as_str())
+            .bind(uid_next)
+            .bind(row.try_get::<String, _>("id")?)
+            .bind(flags)
+            .execute(&mut *tx)
+            .await?;
             uid_next += 1;
         }
         if uid_next != first {
@@ -191,7 +198,13 @@ impl Store {
 
     /// Stores a message's flags. In INBOX `\Seen` sets or clears the read state
     /// the portal shows; in Sent it is kept with the other flags.
-    pub async fn mailbox_set_flags(&self, user: &User, mailbox: MailboxName, id: &MessageId, flags: Flags) -> Result<()> {
+    pub async fn mailbox_set_flags(
+        &self,
+        user: &User,
+        mailbox: MailboxName,
+        id: &MessageId,
+        flags: Flags,
+    ) -> Result<()> {
         let mut tx = self.write_tx().await?;
         let stored = if mailbox == MailboxName::Inbox {
             sqlx::query("UPDATE message_recipients SET read_at = CASE WHEN $1 = 1 THEN COALESCE(read_at, $2) ELSE NULL END WHERE message_id = $3 AND user_id = $4")
