@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use gateway::Wakers;
 use gateway::deliver::{DeliveryConfig, Route, Smarthost, SmarthostTls};
+use gateway::imap::{ImapConfig, ImapListenerKind, ImapServer};
 use gateway::notify::NotifyConfig;
 use gateway::smtp::{ListenerKind, SmtpConfig, SmtpServer};
 use store::{Clock, Policy, Store, StoreConfig};
@@ -23,6 +24,8 @@ pub struct Listeners {
     pub relay: TcpListener,
     pub submission: TcpListener,
     pub portal: TcpListener,
+    pub imap: TcpListener,
+    pub imap_tls: TcpListener,
 }
 
 impl Listeners {
@@ -37,6 +40,8 @@ impl Listeners {
             relay: bind("smtp.relay_listen", config.smtp.relay_listen.clone()).await?,
             submission: bind("smtp.submission_listen", config.smtp.submission_listen.clone()).await?,
             portal: bind("portal.listen", config.portal.listen.clone()).await?,
+            imap: bind("imap.listen", config.imap.listen.clone()).await?,
+            imap_tls: bind("imap.tls_listen", config.imap.tls_listen.clone()).await?,
         })
     }
 }
@@ -47,6 +52,8 @@ pub struct Addresses {
     pub relay: SocketAddr,
     pub submission: SocketAddr,
     pub portal: SocketAddr,
+    pub imap: SocketAddr,
+    pub imap_tls: SocketAddr,
 }
 
 /// A running Sealpost. Dropping it stops every task.
@@ -107,12 +114,15 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
     let store = open_store(config, clock).await?;
     let (certs, key) = crate::tls::load_or_generate(&config.cert_path(), &config.key_path(), &config.smtp.hostname)?;
     let smtp_tls = crate::tls::server_config(certs.clone(), key.clone_key(), &[])?;
+    let imap_tls = crate::tls::server_config(certs.clone(), key.clone_key(), &[])?;
     let portal_tls = crate::tls::server_config(certs, key, &[b"h2", b"http/1.1"])?;
     let wakers = Wakers::default();
     let addresses = Addresses {
         relay: listeners.relay.local_addr()?,
         submission: listeners.submission.local_addr()?,
         portal: listeners.portal.local_addr()?,
+        imap: listeners.imap.local_addr()?,
+        imap_tls: listeners.imap_tls.local_addr()?,
     };
 
     let smtp = SmtpServer::new(
@@ -156,7 +166,20 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
         },
     );
 
+    let imap = ImapServer::new(
+        Arc::clone(&store),
+        ImapConfig {
+            max_connections: config.imap.max_connections,
+            // Appending is not offered: literals are commands' small arguments.
+            max_literal: 64 * 1024,
+            idle_timeout: Duration::from_secs(config.imap.idle_timeout),
+        },
+        tokio_rustls::TlsAcceptor::from(imap_tls),
+    );
+
     let tasks = vec![
+        tokio::spawn(Arc::clone(&imap).serve(listeners.imap, ImapListenerKind::StartTls)),
+        tokio::spawn(imap.serve(listeners.imap_tls, ImapListenerKind::ImplicitTls)),
         tokio::spawn(Arc::clone(&smtp).serve(listeners.relay, ListenerKind::Relay)),
         tokio::spawn(smtp.serve(listeners.submission, ListenerKind::Submission)),
         tokio::spawn(portal::serve(

@@ -138,12 +138,18 @@ impl Default for Smtp {
     }
 }
 
-/// `[imap]` (reserved: IMAP access is not part of this version).
+/// `[imap]`: mail clients read INBOX (received) and Sent with an app password.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Imap {
+    /// IMAP with STARTTLS (sign-in only after it), e.g. `0.0.0.0:143`.
     pub listen: String,
+    /// IMAP over implicit TLS, e.g. `0.0.0.0:993`.
     pub tls_listen: String,
+    /// Most IMAP connections at once (both listeners); more get `* BYE`.
+    pub max_connections: usize,
+    /// Seconds a client may stay silent (or in IDLE) before it is logged out.
+    pub idle_timeout: u64,
 }
 
 impl Default for Imap {
@@ -151,6 +157,8 @@ impl Default for Imap {
         Self {
             listen: "127.0.0.1:1143".into(),
             tls_listen: "127.0.0.1:1993".into(),
+            max_connections: 200,
+            idle_timeout: 1800,
         }
     }
 }

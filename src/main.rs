@@ -29,7 +29,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the SMTP listeners, the portal and the workers.
+    /// Run the SMTP and IMAP listeners, the portal and the workers.
     Serve,
     /// Configuration commands.
     Config {
@@ -255,7 +255,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         "  Portal           https://{}  (links use {})",
         a.portal, config.public_url
     );
-    println!("  IMAP             not available in this version");
+    println!(
+        "  IMAP             {} (STARTTLS), {} (TLS); sign in with an app password",
+        a.imap, a.imap_tls
+    );
     match config.outbound.mode.as_str() {
         "smarthost" => println!("  Outbound mail    smarthost {}", config.outbound.smarthost),
         _ => println!("  Outbound mail    Maildir {}/", config.outbox_dir().display()),

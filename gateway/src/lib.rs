@@ -5,6 +5,7 @@
 
 pub mod deliver;
 pub mod dkim;
+pub mod imap;
 pub mod notify;
 pub mod smtp;
 mod strip;

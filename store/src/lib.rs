@@ -13,6 +13,7 @@ mod error;
 pub mod ids;
 pub mod ingest;
 pub mod jobs;
+pub mod mailbox;
 pub mod messages;
 pub mod spool;
 pub mod threads;
@@ -108,6 +109,7 @@ pub struct Store {
     audit_lock: tokio::sync::Mutex<()>,
     pub(crate) throttle: accounts::throttle::ClientThrottle,
     jobs_added: tokio::sync::Notify,
+    mail_changed: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Store {
@@ -138,6 +140,7 @@ impl Store {
             audit_lock: tokio::sync::Mutex::new(()),
             throttle: accounts::throttle::ClientThrottle::default(),
             jobs_added: tokio::sync::Notify::new(),
+            mail_changed: tokio::sync::watch::Sender::new(0),
         };
         store.clear_partial_spool()?;
         Ok(Arc::new(store))

@@ -48,10 +48,10 @@ pub struct MessageView {
     pub recipients: Vec<RecipientStatus>,
 }
 
-struct MessageRow {
+pub(crate) struct MessageRow {
     sender_id: UserId,
     practice_id: PracticeId,
-    key: WrappedKey,
+    pub(crate) key: WrappedKey,
     created_at: i64,
     expires_at: i64,
 }
@@ -151,6 +151,7 @@ impl Store {
             .await?;
         tx.commit().await?;
         self.signal_jobs();
+        self.signal_mail();
         let _ = tokio::fs::remove_file(&path).await;
         self.audit(AuditEvent {
             actor: &format!("user:{}", sender.id),
@@ -323,7 +324,7 @@ impl Store {
 
     /// The message row, if `user` sent it or is one of its notified recipients;
     /// anyone else gets [`Error::NotFound`], as if it did not exist.
-    async fn authorized(&self, user: &User, id: &MessageId) -> Result<(MessageRow, bool)> {
+    pub(crate) async fn authorized(&self, user: &User, id: &MessageId) -> Result<(MessageRow, bool)> {
         let row = self.message_row(id).await?;
         if row.sender_id == user.id {
             return Ok((row, true));
@@ -391,7 +392,7 @@ impl Store {
                     CASE WHEN u.full_name = '' THEN u.email ELSE u.full_name END AS counterpart,
                     CASE WHEN r.read_at IS NULL THEN 1 ELSE 0 END AS unread
              FROM message_recipients r JOIN messages m ON m.id = r.message_id JOIN users u ON u.id = m.sender_id
-             WHERE r.user_id = $1 AND r.state <> 'awaiting_role' AND m.state = 'sealed' AND m.expires_at > $2
+             WHERE r.user_id = $1 AND r.state <> 'awaiting_role' AND r.hidden_at IS NULL AND m.state = 'sealed' AND m.expires_at > $2
              ORDER BY m.created_at DESC, m.id LIMIT $3",
             user,
             limit,
@@ -432,6 +433,7 @@ impl Store {
             .bind(user.id.0)
             .execute(&self.db)
             .await?;
+            self.signal_mail();
         }
         let recipients = sqlx::query(
             "SELECT r.user_id, u.email, r.state, r.read_at FROM message_recipients r JOIN users u ON u.id = r.user_id
@@ -569,6 +571,7 @@ impl Store {
             .bind(id.as_str())
             .execute(&self.db)
             .await?;
+        self.signal_mail();
         self.blobs.delete_prefix(&format!("messages/{id}")).await
     }
 

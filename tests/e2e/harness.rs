@@ -81,6 +81,8 @@ impl Instance {
             relay: TcpListener::bind("127.0.0.1:0").await.unwrap(),
             submission: TcpListener::bind("127.0.0.1:0").await.unwrap(),
             portal: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            imap: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            imap_tls: TcpListener::bind("127.0.0.1:0").await.unwrap(),
         };
         let mut config = Config::default();
         config.data_dir = dir.path().join("data");
@@ -240,6 +242,8 @@ impl Stopped {
             relay: TcpListener::bind("127.0.0.1:0").await.unwrap(),
             submission: TcpListener::bind("127.0.0.1:0").await.unwrap(),
             portal: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            imap: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            imap_tls: TcpListener::bind("127.0.0.1:0").await.unwrap(),
         };
         let running = app::start(&self.config, listeners, self.clock.clone()).await.unwrap();
         Instance {

@@ -3,6 +3,7 @@ mod app_passwords;
 mod delivery;
 mod dkim;
 mod harness;
+mod imap;
 mod limits;
 mod passwords;
 mod portal_access;

@@ -1,0 +1,448 @@
+//! FETCH and UID FETCH (RFC 3501 §6.4.5): flags, sizes and dates from the
+//! database; ENVELOPE, BODYSTRUCTURE and header sections from the decrypted
+//! header block; BODY[] / RFC822 / BODY[TEXT] streamed from the sealed original
+//! as a literal, in bounded memory. A body fetch without PEEK sets `\Seen`
+//! (the portal's read state) and is audited as a view.
+
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use imap_codec::imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName, Section};
+use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
+use mail_parser::MessageParser;
+use store::mailbox::{Flags, MailEntry};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use super::message::{self, Piece};
+use super::select::flag_list;
+use super::session::{Session, State};
+
+/// Is `value` in the set, with `*` meaning `largest`?
+pub(crate) fn contains(set: &SequenceSet, value: u32, largest: u32) -> bool {
+    let resolve = |s: &SeqOrUid| match s {
+        SeqOrUid::Value(v) => v.get(),
+        SeqOrUid::Asterisk => largest,
+    };
+    set.0.as_ref().iter().any(|sequence| match sequence {
+        Sequence::Single(s) => resolve(s) == value,
+        Sequence::Range(a, b) => {
+            let (a, b) = (resolve(a), resolve(b));
+            (a.min(b)..=a.max(b)).contains(&value)
+        }
+    })
+}
+
+/// Indexes (0-based) of the selected messages a set names.
+pub(crate) fn chosen(entries: &[MailEntry], set: &SequenceSet, uid: bool) -> Vec<usize> {
+    let largest = if uid {
+        entries.last().map_or(0, |e| e.uid)
+    } else {
+        u32::try_from(entries.len()).unwrap_or(u32::MAX)
+    };
+    (0..entries.len())
+        .filter(|&i| {
+            let value = if uid {
+                entries[i].uid
+            } else {
+                u32::try_from(i + 1).unwrap_or(u32::MAX)
+            };
+            contains(set, value, largest)
+        })
+        .collect()
+}
+
+/// `HEADER.FIELDS (A B)`-style label of a section, as the response repeats it.
+fn section_label(section: Option<&Section<'_>>) -> String {
+    let part = |p: &imap_codec::imap_types::fetch::Part| {
+        p.0.as_ref().iter().map(|n| n.to_string()).collect::<Vec<_>>().join(".")
+    };
+    let prefix =
+        |p: &Option<imap_codec::imap_types::fetch::Part>| p.as_ref().map_or(String::new(), |p| format!("{}.", part(p)));
+    let names = |list: &imap_codec::imap_types::core::Vec1<imap_codec::imap_types::core::AString<'_>>| {
+        list.as_ref()
+            .iter()
+            .map(|n| String::from_utf8_lossy(n.as_ref()).into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    match section {
+        None => String::new(),
+        Some(Section::Part(p)) => part(p),
+        Some(Section::Header(p)) => format!("{}HEADER", prefix(p)),
+        Some(Section::HeaderFields(p, list)) => format!("{}HEADER.FIELDS ({})", prefix(p), names(list)),
+        Some(Section::HeaderFieldsNot(p, list)) => format!("{}HEADER.FIELDS.NOT ({})", prefix(p), names(list)),
+        Some(Section::Text(p)) => format!("{}TEXT", prefix(p)),
+        Some(Section::Mime(p)) => format!("{}.MIME", part(p)),
+    }
+}
+
+/// Content of one body item: in memory, or a range of the original to stream.
+enum Content {
+    Bytes(Vec<u8>),
+    Stream { skip: u64, len: u64 },
+    Missing,
+}
+
+impl Session {
+    pub(crate) async fn fetch<S: AsyncWrite + Unpin>(
+        &mut self,
+        tag: &str,
+        set: &SequenceSet,
+        items: MacroOrMessageDataItemNames<'_>,
+        uid: bool,
+        io: &mut S,
+    ) -> std::io::Result<()> {
+        let expanded;
+        let mut items = match items {
+            MacroOrMessageDataItemNames::Macro(m) => {
+                expanded = m;
+                expanded.expand()
+            }
+            MacroOrMessageDataItemNames::MessageDataItemNames(items) => items,
+        };
+        if uid && !items.contains(&MessageDataItemName::Uid) {
+            items.insert(0, MessageDataItemName::Uid);
+        }
+        let State::Selected(user, selected) = &self.state else {
+            return Ok(());
+        };
+        let (user, mailbox, read_only) = (user.clone(), selected.mailbox, selected.read_only);
+        let indexes = chosen(&selected.entries, set, uid);
+        let client = format!("imap:{}", self.peer.ip());
+        for index in indexes {
+            let State::Selected(_, selected) = &self.state else {
+                break;
+            };
+            let mut entry = selected.entries[index].clone();
+            let sets_seen = items.iter().any(|i| {
+                matches!(
+                    i,
+                    MessageDataItemName::BodyExt { peek: false, .. }
+                        | MessageDataItemName::Rfc822
+                        | MessageDataItemName::Rfc822Text
+                )
+            });
+            let views_body = sets_seen
+                || items.iter().any(|i| {
+                    matches!(
+                        i,
+                        MessageDataItemName::BodyExt { .. } | MessageDataItemName::Rfc822Header
+                    )
+                });
+            let needs_header = views_body
+                || items.iter().any(|i| {
+                    matches!(
+                        i,
+                        MessageDataItemName::Envelope | MessageDataItemName::Body | MessageDataItemName::BodyStructure
+                    )
+                });
+            let mut header = Vec::new();
+            if needs_header {
+                match self
+                    .server
+                    .store
+                    .open_original(&user, &entry.id, &client, views_body)
+                    .await
+                {
+                    Ok(stream) => match message::header_block(stream).await {
+                        Ok(block) => header = block,
+                        Err(error) => {
+                            self.store_failed(tag, &error);
+                            return Ok(());
+                        }
+                    },
+                    // Gone meanwhile (deleted by its sender, expired): skip it.
+                    Err(store::Error::NotFound) => continue,
+                    Err(error) => {
+                        self.store_failed(tag, &error);
+                        return Ok(());
+                    }
+                }
+            }
+            let mut flags_changed = false;
+            if sets_seen && !read_only && !entry.flags.has(Flags::SEEN) {
+                let flags = Flags(entry.flags.0 | Flags::SEEN);
+                if let Err(error) = self
+                    .server
+                    .store
+                    .mailbox_set_flags(&user, mailbox, &entry.id, flags)
+                    .await
+                {
+                    self.store_failed(tag, &error);
+                    return Ok(());
+                }
+                entry.flags = flags;
+                flags_changed = true;
+                if let State::Selected(_, selected) = &mut self.state {
+                    selected.entries[index].flags = flags;
+                }
+            }
+            // The whole message parsed only when a part is asked for, and only if small.
+            let wants_parts = items.iter().any(|i| match i {
+                MessageDataItemName::Body | MessageDataItemName::BodyStructure => true,
+                MessageDataItemName::BodyExt { section, .. } => matches!(
+                    section,
+                    Some(Section::Part(_) | Section::Mime(_))
+                        | Some(
+                            Section::Header(Some(_))
+                                | Section::Text(Some(_))
+                                | Section::HeaderFields(Some(_), _)
+                                | Section::HeaderFieldsNot(Some(_), _)
+                        )
+                ),
+                _ => false,
+            });
+            let whole = if wants_parts && entry.size <= message::MAX_STRUCTURE {
+                match self.read_whole(&user, &entry, &client).await {
+                    Ok(bytes) => Some(bytes),
+                    Err(error) => {
+                        self.store_failed(tag, &error);
+                        return Ok(());
+                    }
+                }
+            } else {
+                None
+            };
+            let parsed = whole.as_deref().and_then(|w| MessageParser::default().parse(w));
+
+            self.out
+                .extend_from_slice(format!("* {} FETCH (", index + 1).as_bytes());
+            let mut first = true;
+            let mut items_out = items.clone();
+            if flags_changed && !items_out.contains(&MessageDataItemName::Flags) {
+                items_out.push(MessageDataItemName::Flags);
+            }
+            for item in &items_out {
+                if !first {
+                    self.out.push(b' ');
+                }
+                first = false;
+                match item {
+                    MessageDataItemName::Uid => self.out.extend_from_slice(format!("UID {}", entry.uid).as_bytes()),
+                    MessageDataItemName::Flags => {
+                        self.out
+                            .extend_from_slice(format!("FLAGS {}", flag_list(entry.flags)).as_bytes());
+                    }
+                    MessageDataItemName::InternalDate => {
+                        self.out.extend_from_slice(
+                            format!("INTERNALDATE \"{}\"", internal_date(entry.internal_date)).as_bytes(),
+                        );
+                    }
+                    MessageDataItemName::Rfc822Size => self
+                        .out
+                        .extend_from_slice(format!("RFC822.SIZE {}", entry.size).as_bytes()),
+                    MessageDataItemName::Envelope => {
+                        self.out.extend_from_slice(b"ENVELOPE ");
+                        message::envelope(&mut self.out, &header);
+                    }
+                    MessageDataItemName::Body | MessageDataItemName::BodyStructure => {
+                        let name: &[u8] = if matches!(item, MessageDataItemName::Body) {
+                            b"BODY "
+                        } else {
+                            b"BODYSTRUCTURE "
+                        };
+                        self.out.extend_from_slice(name);
+                        match &parsed {
+                            Some(p) => message::body_structure(&mut self.out, p),
+                            None => message::opaque_structure(&mut self.out, entry.size, header.len()),
+                        }
+                    }
+                    MessageDataItemName::Rfc822Header => {
+                        self.out.extend_from_slice(b"RFC822.HEADER ");
+                        super::string_literal(&mut self.out, &header);
+                    }
+                    MessageDataItemName::Rfc822 | MessageDataItemName::Rfc822Text => {
+                        let (label, skip) = if matches!(item, MessageDataItemName::Rfc822) {
+                            ("RFC822", 0)
+                        } else {
+                            ("RFC822.TEXT", header.len() as u64)
+                        };
+                        self.out.extend_from_slice(format!("{label} ").as_bytes());
+                        let content = Content::Stream {
+                            skip,
+                            len: entry.size.saturating_sub(skip),
+                        };
+                        self.write_content(io, &user, &entry, &client, content, None).await?;
+                    }
+                    MessageDataItemName::BodyExt { section, partial, .. } => {
+                        let label = section_label(section.as_ref());
+                        let content = match section {
+                            None => Content::Stream {
+                                skip: 0,
+                                len: entry.size,
+                            },
+                            Some(Section::Header(None)) => Content::Bytes(header.clone()),
+                            Some(Section::Text(None)) => Content::Stream {
+                                skip: header.len() as u64,
+                                len: entry.size.saturating_sub(header.len() as u64),
+                            },
+                            Some(Section::HeaderFields(None, names) | Section::HeaderFieldsNot(None, names)) => {
+                                let not = matches!(section, Some(Section::HeaderFieldsNot(..)));
+                                let names: Vec<Vec<u8>> = names.as_ref().iter().map(|n| n.as_ref().to_vec()).collect();
+                                Content::Bytes(message::header_fields(&header, &names, not))
+                            }
+                            Some(other) => part_content(parsed.as_ref(), &other),
+                        };
+                        match partial {
+                            Some((origin, _)) => self
+                                .out
+                                .extend_from_slice(format!("BODY[{label}]<{origin}> ").as_bytes()),
+                            None => self.out.extend_from_slice(format!("BODY[{label}] ").as_bytes()),
+                        }
+                        let partial = partial.map(|(o, l)| (u64::from(o), u64::from(l.get())));
+                        self.write_content(io, &user, &entry, &client, content, partial).await?;
+                    }
+                    MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. } => {
+                        self.out.extend_from_slice(b"UID 0");
+                    }
+                    #[allow(unreachable_patterns)]
+                    _ => self.out.extend_from_slice(format!("UID {}", entry.uid).as_bytes()),
+                }
+            }
+            self.out.extend_from_slice(b")\r\n");
+        }
+        let verb = if uid { "UID FETCH" } else { "FETCH" };
+        self.tagged(tag, "OK", &format!("{verb} completed"));
+        Ok(())
+    }
+
+    async fn read_whole(
+        &self,
+        user: &store::accounts::User,
+        entry: &MailEntry,
+        client: &str,
+    ) -> store::Result<Vec<u8>> {
+        let mut stream = self.server.store.open_original(user, &entry.id, client, false).await?;
+        let mut whole = Vec::with_capacity(usize::try_from(entry.size).unwrap_or(0));
+        while let Some(chunk) = stream.next().await {
+            whole.extend_from_slice(&chunk?);
+        }
+        Ok(whole)
+    }
+
+    /// Writes one body item's value: NIL, a literal from memory, or a literal
+    /// streamed from the original (`partial` = origin and length, RFC 3501 §6.4.5).
+    async fn write_content<S: AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut S,
+        user: &store::accounts::User,
+        entry: &MailEntry,
+        client: &str,
+        content: Content,
+        partial: Option<(u64, u64)>,
+    ) -> std::io::Result<()> {
+        let clip = |skip: u64, len: u64| match partial {
+            Some((origin, max)) => (skip + origin.min(len), len.saturating_sub(origin).min(max)),
+            None => (skip, len),
+        };
+        match content {
+            Content::Missing => self.out.extend_from_slice(b"NIL"),
+            Content::Bytes(bytes) => {
+                let (from, len) = clip(0, bytes.len() as u64);
+                let from = usize::try_from(from).unwrap_or(0);
+                let len = usize::try_from(len).unwrap_or(0);
+                super::string_literal(&mut self.out, &bytes[from..from + len]);
+            }
+            Content::Stream { skip, len } => {
+                let (skip, len) = clip(skip, len);
+                let stream = match self.server.store.open_original(user, &entry.id, client, false).await {
+                    Ok(stream) => stream,
+                    Err(error) => return Err(std::io::Error::other(error.to_string())),
+                };
+                self.out.extend_from_slice(format!("{{{len}}}\r\n").as_bytes());
+                self.flush(io).await?;
+                stream_range(io, stream, skip, len).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes exactly `len` octets of the stream after skipping `skip`. If the
+/// original is shorter than promised the connection can't continue: error.
+async fn stream_range<S: AsyncWrite + Unpin>(
+    io: &mut S,
+    mut stream: BoxStream<'static, store::Result<Bytes>>,
+    mut skip: u64,
+    mut len: u64,
+) -> std::io::Result<()> {
+    while len > 0 {
+        let Some(chunk) = stream.next().await else {
+            return Err(std::io::Error::other("original shorter than its recorded size"));
+        };
+        let chunk = chunk.map_err(|e| std::io::Error::other(e.to_string()))?;
+        let mut data = &chunk[..];
+        let drop = usize::try_from(skip.min(data.len() as u64)).unwrap_or(0);
+        data = &data[drop..];
+        skip -= drop as u64;
+        let take = usize::try_from(len.min(data.len() as u64)).unwrap_or(0);
+        io.write_all(&data[..take]).await?;
+        len -= take as u64;
+    }
+    Ok(())
+}
+
+fn part_content(parsed: Option<&mail_parser::Message<'_>>, section: &Section<'_>) -> Content {
+    let Some(message) = parsed else {
+        return Content::Missing;
+    };
+    let (path, piece): (&[std::num::NonZeroU32], Piece) = match section {
+        Section::Part(p) => (p.0.as_ref(), Piece::Body),
+        Section::Mime(p) => (p.0.as_ref(), Piece::Mime),
+        Section::Header(Some(p)) => (p.0.as_ref(), Piece::Header),
+        Section::Text(Some(p)) => (p.0.as_ref(), Piece::Text),
+        Section::HeaderFields(Some(p), names) | Section::HeaderFieldsNot(Some(p), names) => {
+            let path: Vec<u32> = p.0.as_ref().iter().map(|n| n.get()).collect();
+            let Some(block) = message::section(message, &path, Piece::Header) else {
+                return Content::Missing;
+            };
+            let names: Vec<Vec<u8>> = names.as_ref().iter().map(|n| n.as_ref().to_vec()).collect();
+            let not = matches!(section, Section::HeaderFieldsNot(..));
+            return Content::Bytes(message::header_fields(block, &names, not));
+        }
+        _ => return Content::Missing,
+    };
+    let path: Vec<u32> = path.iter().map(|n| n.get()).collect();
+    message::section(message, &path, piece).map_or(Content::Bytes(Vec::new()), |b| Content::Bytes(b.to_vec()))
+}
+
+/// INTERNALDATE: `17-Jul-1996 02:44:25 +0000` (RFC 3501 §9 date-time).
+pub(crate) fn internal_date(unix: i64) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (year, month, day) = civil(unix.div_euclid(86_400));
+    let secs = unix.rem_euclid(86_400);
+    format!(
+        "{day:02}-{}-{year:04} {:02}:{:02}:{:02} +0000",
+        MONTHS[usize::try_from(month - 1).unwrap_or(0)],
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day) (H. Hinnant's civil_from_days).
+pub(crate) fn civil(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(internal_date(0), "01-Jan-1970 00:00:00 +0000");
+        assert_eq!(internal_date(1_800_000_000), "15-Jan-2027 08:00:00 +0000");
+    }
+}

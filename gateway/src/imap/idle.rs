@@ -1,0 +1,53 @@
+//! IDLE (RFC 2177): wait for the store to say mail changed (a message sealed,
+//! read in the portal or destroyed), report it, until the client says DONE.
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::session::{Flow, Session, State};
+
+impl Session {
+    pub(crate) async fn idle<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        tag: &str,
+        io: &mut S,
+    ) -> std::io::Result<Flow> {
+        let mut changes = self.server.store.mail_changes();
+        changes.mark_unchanged();
+        self.line("+ idling");
+        self.refresh(true).await;
+        self.flush(io).await?;
+        let limit = self.server.config.idle_timeout;
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            tokio::select! {
+                line = self.input.line(io) => {
+                    match line? {
+                        Some(line) if line.eq_ignore_ascii_case(b"DONE") => {
+                            self.tagged(tag, "OK", "IDLE terminated");
+                            return Ok(Flow::Continue);
+                        }
+                        Some(_) => {
+                            self.tagged(tag, "BAD", "Expected DONE");
+                            return Ok(Flow::Continue);
+                        }
+                        None => return Ok(Flow::Close),
+                    }
+                }
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return Ok(Flow::Close);
+                    }
+                    changes.mark_unchanged();
+                    if matches!(self.state, State::Selected(..)) {
+                        self.refresh(true).await;
+                        self.flush(io).await?;
+                    }
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    self.line("* BYE Autologout; idle for too long");
+                    return Ok(Flow::Close);
+                }
+            }
+        }
+    }
+}

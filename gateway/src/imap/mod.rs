@@ -1,0 +1,187 @@
+//! The IMAP server (IMAP4rev1, RFC 3501) with IDLE (RFC 2177), UIDPLUS (RFC 4315),
+//! UNSELECT (RFC 3691) and STARTTLS, for reading the secure mailbox in a mail
+//! client. Commands are parsed by `imap-codec` (sans-I/O); the session state
+//! lives in [`session::Session`], one file per command group. Responses are
+//! written by hand so a message body streams as a literal in bounded memory
+//! (imap-next buffers whole responses, which a 500 MB FETCH must not).
+
+mod auth;
+mod fetch;
+mod framing;
+mod idle;
+mod message;
+mod search;
+mod select;
+mod session;
+mod store_cmd;
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use store::Store;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+
+pub use session::Session;
+
+/// Which door a client came in by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImapListenerKind {
+    /// Plain text until STARTTLS; sign-in refused before it (LOGINDISABLED).
+    StartTls,
+    /// TLS from the first byte (port 993 style).
+    ImplicitTls,
+}
+
+/// IMAP limits.
+#[derive(Debug, Clone)]
+pub struct ImapConfig {
+    pub max_connections: usize,
+    /// Largest literal a client may send (APPEND would need the message size).
+    pub max_literal: u64,
+    /// A client silent this long is logged out (RFC 9051 §5.4: at least 30 min).
+    pub idle_timeout: Duration,
+}
+
+impl Default for ImapConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 200,
+            max_literal: 64 * 1024,
+            idle_timeout: Duration::from_mins(30),
+        }
+    }
+}
+
+/// What every session shares.
+pub struct ImapServer {
+    pub(crate) store: Arc<Store>,
+    pub(crate) config: ImapConfig,
+    pub(crate) tls: TlsAcceptor,
+    connections: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for ImapServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImapServer")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ImapServer {
+    pub fn new(store: Arc<Store>, config: ImapConfig, tls: TlsAcceptor) -> Arc<Self> {
+        let connections = Arc::new(Semaphore::new(config.max_connections));
+        Arc::new(Self {
+            store,
+            config,
+            tls,
+            connections,
+        })
+    }
+
+    /// Accepts connections on `listener` until the task is dropped.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, kind: ImapListenerKind) {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "imap accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let server = Arc::clone(&self);
+            tokio::spawn(async move { server.handle(stream, peer, kind).await });
+        }
+    }
+
+    async fn handle(self: Arc<Self>, mut stream: TcpStream, peer: SocketAddr, kind: ImapListenerKind) {
+        let Ok(_permit) = Arc::clone(&self.connections).try_acquire_owned() else {
+            let _ = stream
+                .write_all(b"* BYE Too many connections; try again later\r\n")
+                .await;
+            return;
+        };
+        let _ = stream.set_nodelay(true);
+        let handshake = Duration::from_secs(30);
+        let mut session = Session::new(Arc::clone(&self), peer, kind == ImapListenerKind::ImplicitTls);
+        if kind == ImapListenerKind::ImplicitTls {
+            match tokio::time::timeout(handshake, self.tls.accept(stream)).await {
+                Ok(Ok(mut tls)) => {
+                    run_session(&mut session, &mut tls, peer, true).await;
+                    let _ = tls.shutdown().await;
+                }
+                Ok(Err(error)) => tracing::info!(%error, %peer, "imap TLS handshake failed"),
+                Err(_) => tracing::info!(%peer, "imap TLS handshake timed out"),
+            }
+            return;
+        }
+        if !run_session(&mut session, &mut stream, peer, true).await {
+            return;
+        }
+        match tokio::time::timeout(handshake, self.tls.accept(stream)).await {
+            Ok(Ok(mut tls)) => {
+                session.tls_started();
+                run_session(&mut session, &mut tls, peer, false).await;
+                let _ = tls.shutdown().await;
+            }
+            Ok(Err(error)) => tracing::info!(%error, %peer, "imap TLS handshake failed"),
+            Err(_) => tracing::info!(%peer, "imap TLS handshake timed out"),
+        }
+    }
+}
+
+/// Runs a session on `io`; true when it asked to start TLS.
+async fn run_session<S: AsyncRead + AsyncWrite + Unpin>(
+    session: &mut Session,
+    io: &mut S,
+    peer: SocketAddr,
+    greet: bool,
+) -> bool {
+    match session.run(io, greet).await {
+        Ok(session::Next::StartTls) => true,
+        Ok(session::Next::Close) => false,
+        Err(error) => {
+            tracing::debug!(%error, %peer, "imap session ended with an error");
+            false
+        }
+    }
+}
+
+/// An IMAP string: quoted when short and plain, a literal otherwise (RFC 3501 §4.3).
+pub(crate) fn string(out: &mut Vec<u8>, value: &[u8]) {
+    let plain = value.len() < 1024 && value.iter().all(|b| (0x20..0x7f).contains(b));
+    if plain {
+        out.push(b'"');
+        for &b in value {
+            if b == b'"' || b == b'\\' {
+                out.push(b'\\');
+            }
+            out.push(b);
+        }
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(format!("{{{}}}\r\n", value.len()).as_bytes());
+        out.extend_from_slice(value);
+    }
+}
+
+/// An IMAP nstring: NIL or a string.
+pub(crate) fn nstring(out: &mut Vec<u8>, value: Option<&[u8]>) {
+    match value {
+        Some(v) => string(out, v),
+        None => out.extend_from_slice(b"NIL"),
+    }
+}
+
+/// Always a literal (for header blocks and sections, which may hold CR LF).
+pub(crate) fn string_literal(out: &mut Vec<u8>, value: &[u8]) {
+    out.extend_from_slice(format!("{{{}}}\r\n", value.len()).as_bytes());
+    out.extend_from_slice(value);
+}

@@ -1,0 +1,1 @@
+//! Session tests over an in-memory duplex.
