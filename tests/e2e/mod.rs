@@ -1,4 +1,5 @@
 mod app_passwords;
+mod browser;
 mod delivery;
 mod dkim;
 mod harness;
