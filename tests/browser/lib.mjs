@@ -52,6 +52,7 @@ export async function flow(body) {
   context.setDefaultTimeout(15000);
   const page = await context.newPage();
   const problems = [];
+  const expected = []; // URL endings a flow expects to fail (t.expectFailure)
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
   // Error statuses of pages are the flows' business (a wrong password is a 401);
   // a failing stylesheet, script or fetch, a CSP refusal or a script error is not.
@@ -60,7 +61,8 @@ export async function flow(body) {
   });
   page.on('response', (r) => {
     const kind = r.request().resourceType();
-    if (r.status() >= 400 && kind !== 'document' && !r.url().endsWith('/favicon.ico')) {
+    const allowed = ['/favicon.ico', ...expected].some((end) => r.url().endsWith(end));
+    if (r.status() >= 400 && kind !== 'document' && !allowed) {
       problems.push(`${kind} ${r.url()} answered ${r.status()}`);
     }
   });
@@ -69,6 +71,8 @@ export async function flow(body) {
   const t = {
     page, context, browser, env, ask, check,
     problems,
+    /** Lets requests to URLs ending in `end` answer with an error status. */
+    expectFailure(end) { expected.push(end); },
     async shot(name) {
       if (shots) await page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
     },

@@ -34,7 +34,8 @@ fn screenshot_dir() -> PathBuf {
 
 /// Fails (never skips) when the browser or the Node packages are missing.
 fn require_tools() -> PathBuf {
-    let chromium = std::env::var_os("SEALPOST_CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
+    let chromium =
+        std::env::var_os("SEALPOST_CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
     assert!(
         chromium.exists(),
         "browser tests need Chromium at {}: apt-get install chromium fonts-liberation (see .ci/run), \
@@ -87,7 +88,7 @@ pub async fn run_flow(flow: &str, vars: &[(&str, String)], mut answer: impl Asyn
         }
         (output, child.wait().await.unwrap())
     };
-    let (output, status) = tokio::time::timeout(Duration::from_secs(120), run)
+    let (output, status) = tokio::time::timeout(Duration::from_mins(2), run)
         .await
         .unwrap_or_else(|_| panic!("browser flow {flow} did not finish within 120 s"));
     let errors = errors.await.unwrap();
@@ -100,7 +101,11 @@ pub async fn run_flow(flow: &str, vars: &[(&str, String)], mut answer: impl Asyn
 }
 
 fn hex_sha256(bytes: &[u8]) -> String {
-    store::crypto::sha256(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    use std::fmt::Write as _;
+    store::crypto::sha256(bytes).iter().fold(String::new(), |mut hex, b| {
+        let _ = write!(hex, "{b:02x}");
+        hex
+    })
 }
 
 /// An instance where Dr Ada has written to Pat; returns the canary and the
@@ -138,7 +143,9 @@ pub fn pat_vars(instance: &Instance, canary: &str) -> Vec<(&'static str, String)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_registration_reading_and_signing_out() {
     let instance = Instance::start().await;
-    let attachment: Vec<u8> = (0..50_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let attachment: Vec<u8> = (0..50_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13).to_le_bytes()[0])
+        .collect();
     let (canary, invite) = ada_writes_to_pat(&instance, &attachment).await;
     let mut vars = pat_vars(&instance, &canary);
     vars.push(("INVITE", invite));
@@ -150,8 +157,16 @@ async fn browser_registration_reading_and_signing_out() {
     })
     .await;
     let audit = instance.store().recent_audit(50).await.unwrap();
-    for action in ["account.register", "password.set", "message.view", "attachment.download"] {
-        assert!(audit.iter().any(|(_, a, _)| a == action), "no {action} in the audit log");
+    for action in [
+        "account.register",
+        "password.set",
+        "message.view",
+        "attachment.download",
+    ] {
+        assert!(
+            audit.iter().any(|(_, a, _)| a == action),
+            "no {action} in the audit log"
+        );
     }
 }
 
@@ -159,10 +174,16 @@ async fn browser_registration_reading_and_signing_out() {
 async fn browser_sign_in_with_password() {
     let instance = Instance::start().await;
     let canary = pat_is_registered(&instance).await;
-    run_flow("signin", &pat_vars(&instance, &canary), async |what| panic!("unexpected ask {what}")).await;
+    run_flow("signin", &pat_vars(&instance, &canary), async |what| {
+        panic!("unexpected ask {what}")
+    })
+    .await;
     let audit = instance.store().recent_audit(50).await.unwrap();
     for action in ["signin.failure", "signin.success"] {
-        assert!(audit.iter().any(|(_, a, _)| a == action), "no {action} in the audit log");
+        assert!(
+            audit.iter().any(|(_, a, _)| a == action),
+            "no {action} in the audit log"
+        );
     }
 }
 

@@ -4,6 +4,7 @@ mod delivery;
 mod dkim;
 mod harness;
 mod limits;
+mod passkeys;
 mod passwords;
 mod portal_access;
 mod postfix;
