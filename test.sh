@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # The test command: the whole suite on SQLite, then the end-to-end suite again on
 # a throwaway PostgreSQL cluster (needs Debian's postgresql package: see .ci/run).
+# The browser tests need Debian's chromium and Node.js (npm ci below).
 set -euo pipefail
 cd "$(dirname "$0")"
 
 echo "== Outlook add-in: manifest schema validation and script tests"
 addin-manifest/validate.sh
 node --test addin-manifest/test/*.test.js
+# The browser tests drive Chromium through playwright-core (no browser download).
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+  echo "== npm ci in tests/browser"
+  (cd tests/browser && npm ci --no-audit --no-fund)
+fi
 
 echo "== unit and end-to-end tests (SQLite)"
 cargo test --workspace --locked

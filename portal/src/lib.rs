@@ -44,12 +44,15 @@ pub(crate) struct AppState {
     pub store: Arc<store::Store>,
     #[allow(dead_code)] // kept for absolute links (e.g. a future JSON API)
     pub config: Arc<PortalConfig>,
+    /// The `WebAuthn` relying party for passkeys (`None`: `public_url` can't be one).
+    pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
 }
 
 /// The portal's routes, with security headers and request logging.
 pub fn router(store: Arc<store::Store>, config: PortalConfig) -> Router {
     let state = AppState {
         store,
+        webauthn: pages::passkeys::relying_party(&config.public_url).map(Arc::new),
         config: Arc::new(config),
     };
     let routes = Router::new()
@@ -58,6 +61,19 @@ pub fn router(store: Arc<store::Store>, config: PortalConfig) -> Router {
         .route("/static/app.css", get(pages::stylesheet))
         .route("/signin", get(pages::account::signin_form).post(pages::account::signin))
         .route("/signout", post(pages::account::signout))
+        .route("/static/passkey.js", get(pages::passkeys::script))
+        .route("/signin/passkey/start", post(pages::passkeys::signin_start))
+        .route("/signin/passkey/finish", post(pages::passkeys::signin_finish))
+        .route("/account/passkeys", get(pages::passkeys::list))
+        .route(
+            "/account/passkeys/register/start",
+            post(pages::passkeys::register_start),
+        )
+        .route(
+            "/account/passkeys/register/finish",
+            post(pages::passkeys::register_finish),
+        )
+        .route("/account/passkeys/{id}/remove", post(pages::passkeys::remove))
         .route("/forgot", get(pages::account::forgot_form).post(pages::account::forgot))
         .route(
             "/account/password",
@@ -96,7 +112,7 @@ fn with_security_headers(router: Router) -> Router {
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(
-                "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+                "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
             ),
         ))
         .layer(fixed(header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"))

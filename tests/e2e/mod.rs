@@ -1,10 +1,12 @@
 mod addin;
 mod app_passwords;
+mod browser;
 mod delivery;
 mod dkim;
 mod harness;
 mod imap;
 mod limits;
+mod passkeys;
 mod passwords;
 mod portal_access;
 mod postfix;

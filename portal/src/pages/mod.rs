@@ -6,6 +6,7 @@ pub mod app_passwords;
 pub mod attachment;
 pub mod lists;
 pub mod message;
+pub mod passkeys;
 pub mod register;
 pub mod roles;
 

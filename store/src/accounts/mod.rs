@@ -6,6 +6,7 @@
 //! password reset) and throttle the client address.
 
 pub mod app_passwords;
+pub mod passkeys;
 pub mod passwords;
 mod registration;
 mod signin;

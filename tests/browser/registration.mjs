@@ -1,0 +1,51 @@
+// A new patient opens the invitation link, registers, sets a password from the
+// emailed link, reads the message, downloads the attachment, finds it in the
+// inbox and signs out.
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { flow, check } from './lib.mjs';
+
+flow(async (t) => {
+  const { page } = t;
+  const canary = t.env('CANARY');
+
+  await page.goto(t.env('INVITE'));
+  await t.heading('Register to read your secure message');
+  check(!(await page.content()).includes(canary), 'the message shows before registration');
+  await t.shot('registration');
+  await page.getByLabel('Full name').fill('Pat Example');
+  await page.getByLabel('Phone number').fill('+1 555 010 0199');
+  await page.getByRole('button', { name: 'Register' }).click();
+  await t.heading('Check your email');
+
+  await page.goto(await t.ask('set_password_link'));
+  await t.heading('Choose your password');
+  await t.shot('password');
+  await page.getByLabel('New password').fill(t.env('PASSWORD'));
+  await page.getByLabel('Type the same password again').fill(t.env('PASSWORD'));
+  await page.getByRole('button', { name: 'Save password and continue' }).click();
+
+  await t.heading('Secure message from Dr Ada Lovelace');
+  await t.see(`your results: ${canary}`);
+  await t.shot('message');
+
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('link', { name: /Download/ }).click(),
+  ]);
+  const bytes = readFileSync(await download.path());
+  const digest = createHash('sha256').update(bytes).digest('hex');
+  check(digest === t.env('ATTACHMENT_SHA256'), `downloaded ${bytes.length} bytes that differ from the attachment`);
+  check(download.suggestedFilename() === `report-${canary}.pdf`, `file name ${download.suggestedFilename()}`);
+
+  await page.getByRole('link', { name: 'Inbox' }).click();
+  await t.heading('Inbox');
+  await t.see(canary);
+  await t.shot('inbox');
+
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await t.heading('Sign in');
+  await page.goto(new URL('/inbox', page.url()).href);
+  await t.heading('Sign in');
+  check(!(await page.content()).includes(canary), 'the inbox shows after signing out');
+});

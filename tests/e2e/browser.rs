@@ -1,0 +1,205 @@
+//! Browser tests: each flow in `tests/browser/<flow>.mjs` drives Debian's headless
+//! Chromium (through playwright-core) against a real instance and asserts what a
+//! person sees. The Rust side prepares data, answers the flow's questions (links
+//! from mails) and checks its exit status. Screenshots go to
+//! `target/debug/browser-screenshots/`, or `docs/screenshots/` with
+//! `SEALPOST_UPDATE_SCREENSHOTS=1`. Adding a flow: one `.mjs` file and a test here.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+use super::harness::{Instance, link_in, register_form, set_password};
+use super::secure_send::{ada_sends, canary};
+
+const PATIENT: &str = "pat@example.org";
+const PASSWORD: &str = "Correct-Horse-42";
+
+fn browser_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
+}
+
+/// Where screenshots go: the docs with `SEALPOST_UPDATE_SCREENSHOTS=1`, else
+/// beside the test binary (`target/debug/browser-screenshots`).
+fn screenshot_dir() -> PathBuf {
+    if std::env::var_os("SEALPOST_UPDATE_SCREENSHOTS").is_some_and(|v| v == "1") {
+        return Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    }
+    let exe = std::env::current_exe().unwrap();
+    let profile = exe.parent().and_then(Path::parent).unwrap_or(Path::new("."));
+    profile.join("browser-screenshots")
+}
+
+/// Fails (never skips) when the browser or the Node packages are missing.
+fn require_tools() -> PathBuf {
+    let chromium =
+        std::env::var_os("SEALPOST_CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
+    assert!(
+        chromium.exists(),
+        "browser tests need Chromium at {}: apt-get install chromium fonts-liberation (see .ci/run), \
+         or set SEALPOST_CHROMIUM",
+        chromium.display()
+    );
+    assert!(
+        browser_dir().join("node_modules/playwright-core").is_dir(),
+        "browser tests need playwright-core: run `npm ci` in tests/browser (test.sh does)"
+    );
+    chromium
+}
+
+/// Runs `tests/browser/{flow}.mjs` with `SEALPOST_<NAME>` variables from `vars`,
+/// answering each `ask WHAT` line it prints with `answer(WHAT)`. Panics with the
+/// flow's output unless it finishes with `flow ok`. Returns its output.
+pub async fn run_flow(flow: &str, vars: &[(&str, String)], mut answer: impl AsyncFnMut(&str) -> String) -> String {
+    let chromium = require_tools();
+    let mut command = tokio::process::Command::new("node");
+    command
+        .arg(format!("{flow}.mjs"))
+        .current_dir(browser_dir())
+        .env("SEALPOST_CHROMIUM", chromium)
+        .env("SEALPOST_SCREENSHOTS", screenshot_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (name, value) in vars {
+        command.env(format!("SEALPOST_{name}"), value);
+    }
+    let mut child = command.spawn().expect("node (Node.js) to start");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut stderr = child.stderr.take().unwrap();
+    let errors = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text).await;
+        text
+    });
+    let run = async {
+        let mut output = String::new();
+        while let Some(line) = stdout.next_line().await.unwrap() {
+            output.push_str(&line);
+            output.push('\n');
+            if let Some(what) = line.strip_prefix("ask ") {
+                let reply = answer(what).await;
+                stdin.write_all(format!("{reply}\n").as_bytes()).await.unwrap();
+            }
+        }
+        (output, child.wait().await.unwrap())
+    };
+    let (output, status) = tokio::time::timeout(Duration::from_mins(2), run)
+        .await
+        .unwrap_or_else(|_| panic!("browser flow {flow} did not finish within 120 s"));
+    let errors = errors.await.unwrap();
+    assert!(
+        status.success() && output.lines().any(|l| l == "flow ok"),
+        "browser flow {flow} failed ({status}); screenshots in {}\nstdout:\n{output}\nstderr:\n{errors}",
+        screenshot_dir().display()
+    );
+    output
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    store::crypto::sha256(bytes).iter().fold(String::new(), |mut hex, b| {
+        let _ = write!(hex, "{b:02x}");
+        hex
+    })
+}
+
+/// An instance where Dr Ada has written to Pat; returns the canary and the
+/// invitation link.
+async fn ada_writes_to_pat(instance: &Instance, attachment: &[u8]) -> (String, String) {
+    instance.practice_with_doctor().await;
+    let canary = canary();
+    ada_sends(instance, PATIENT, &canary, attachment, Some("patient")).await;
+    let notification = instance.wait_for_mail(PATIENT, 1).await;
+    let invite = link_in(&notification, &format!("{}/m/", instance.config.public_url));
+    (canary, invite)
+}
+
+/// Pat, registered with a password, has a message from Dr Ada; returns the canary.
+pub async fn pat_is_registered(instance: &Instance) -> String {
+    let (canary, invite) = ada_writes_to_pat(instance, b"%PDF-1.4 test").await;
+    let http = super::harness::browser();
+    let page = register_form(&http, instance, &invite, "Pat Example", "+1 555 010 0199").await;
+    assert_eq!(page.status(), 200);
+    instance.wait_for_mail(PATIENT, 2).await; // the set-password link
+    set_password(instance, PATIENT, PASSWORD).await;
+    canary
+}
+
+/// The variables every flow about Pat gets.
+pub fn pat_vars(instance: &Instance, canary: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("PORTAL", instance.config.public_url.clone()),
+        ("EMAIL", PATIENT.to_owned()),
+        ("PASSWORD", PASSWORD.to_owned()),
+        ("CANARY", canary.to_owned()),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_registration_reading_and_signing_out() {
+    let instance = Instance::start().await;
+    let attachment: Vec<u8> = (0..50_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13).to_le_bytes()[0])
+        .collect();
+    let (canary, invite) = ada_writes_to_pat(&instance, &attachment).await;
+    let mut vars = pat_vars(&instance, &canary);
+    vars.push(("INVITE", invite));
+    vars.push(("ATTACHMENT_SHA256", hex_sha256(&attachment)));
+    run_flow("registration", &vars, async |what| {
+        assert_eq!(what, "set_password_link");
+        let mail = instance.wait_for_mail(PATIENT, 2).await;
+        link_in(&mail, &format!("{}/password/", instance.config.public_url))
+    })
+    .await;
+    let audit = instance.store().recent_audit(50).await.unwrap();
+    for action in [
+        "account.register",
+        "password.set",
+        "message.view",
+        "attachment.download",
+    ] {
+        assert!(
+            audit.iter().any(|(_, a, _)| a == action),
+            "no {action} in the audit log"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_sign_in_with_password() {
+    let instance = Instance::start().await;
+    let canary = pat_is_registered(&instance).await;
+    run_flow("signin", &pat_vars(&instance, &canary), async |what| {
+        panic!("unexpected ask {what}")
+    })
+    .await;
+    let audit = instance.store().recent_audit(50).await.unwrap();
+    for action in ["signin.failure", "signin.success"] {
+        assert!(
+            audit.iter().any(|(_, a, _)| a == action),
+            "no {action} in the audit log"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_recovery_by_email_link() {
+    let instance = Instance::start().await;
+    let canary = pat_is_registered(&instance).await;
+    // Past the 10 minutes in which registration's set-password mail stops another.
+    instance.clock.advance(11 * 60);
+    let before = instance.outbox_for(PATIENT).len();
+    run_flow("recovery", &pat_vars(&instance, &canary), async |what| {
+        assert_eq!(what, "reset_link");
+        let mail = instance.wait_for_mail(PATIENT, before + 1).await;
+        link_in(&mail, &format!("{}/password/", instance.config.public_url))
+    })
+    .await;
+    let audit = instance.store().recent_audit(50).await.unwrap();
+    assert!(audit.iter().any(|(_, a, _)| a == "password.reset_request"));
+}
