@@ -6,6 +6,7 @@
 pub mod deliver;
 pub mod dkim;
 pub mod notify;
+pub mod sms;
 pub mod smtp;
 mod strip;
 pub mod workers;

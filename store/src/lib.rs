@@ -64,6 +64,7 @@ pub struct Policy {
     pub client_failure_limit: u32,
     pub client_failure_window: i64,
     pub passwords: accounts::passwords::PasswordRules,
+    pub two_step: accounts::two_step::TwoStepPolicy,
 }
 
 impl Default for Policy {
@@ -80,6 +81,7 @@ impl Default for Policy {
             client_failure_limit: 20,
             client_failure_window: 15 * 60,
             passwords: accounts::passwords::PasswordRules::default(),
+            two_step: accounts::two_step::TwoStepPolicy::default(),
         }
     }
 }
@@ -106,6 +108,7 @@ pub struct Store {
     audit_lock: tokio::sync::Mutex<()>,
     pub(crate) throttle: accounts::throttle::ClientThrottle,
     jobs_added: tokio::sync::Notify,
+    sms_added: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Store {
@@ -136,6 +139,7 @@ impl Store {
             audit_lock: tokio::sync::Mutex::new(()),
             throttle: accounts::throttle::ClientThrottle::default(),
             jobs_added: tokio::sync::Notify::new(),
+            sms_added: tokio::sync::Notify::new(),
         };
         store.clear_partial_spool()?;
         Ok(Arc::new(store))
