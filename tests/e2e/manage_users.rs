@@ -28,6 +28,7 @@ async fn act(http: &reqwest::Client, instance: &Instance, id: i64, form: &[(&str
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines)] // one story, told in order
 async fn user_manager_lists_edits_reinvites_and_toggles_two_step() {
     let instance = Instance::start().await;
     let ada = instance.practice_with_doctor().await;

@@ -7,6 +7,7 @@
 use lettre::AsyncTransport;
 use lettre::address::Envelope;
 use store::Clock as _;
+use store::accounts::two_step::{Channel, CodePurpose};
 
 use super::harness::{
     Instance, TEST_PHONE, browser, csrf_in, latest_code, link_in, set_password, sign_in, sms_sent, submission_client,
@@ -130,7 +131,6 @@ async fn phone_codes_wrong_reused_expired_and_exhausted_are_refused() {
 
     // Expired: a code older than 10 minutes fails.
     let user = instance.store().user_by_email(ADA).await.unwrap().unwrap();
-    use store::accounts::two_step::{Channel, CodePurpose};
     instance.clock.advance(15 * 60);
     instance
         .store()

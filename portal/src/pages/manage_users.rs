@@ -50,7 +50,7 @@ fn user_id(text: &str) -> Result<UserId, Error> {
     text.parse().map(UserId).map_err(|_| Error::NotFound)
 }
 
-fn user_page(state: &AppState, viewer: &Viewer, managed: ManagedUser) -> UserPage {
+fn user_page(state: &AppState, viewer: &Viewer, managed: &ManagedUser) -> UserPage {
     UserPage {
         nav: Some(viewer.nav()),
         id: managed.user.id.0,
@@ -92,7 +92,7 @@ pub async fn list(State(state): State<AppState>, viewer: Viewer) -> Result<Respo
 /// `GET /practice/users/{id}`
 pub async fn show(State(state): State<AppState>, viewer: Viewer, Path(id): Path<String>) -> Result<Response, Error> {
     let managed = state.store.managed_user(&viewer.user, user_id(&id)?).await?;
-    html(StatusCode::OK, &user_page(&state, &viewer, managed))
+    html(StatusCode::OK, &user_page(&state, &viewer, &managed))
 }
 
 #[derive(Default, Deserialize)]
@@ -151,7 +151,7 @@ pub async fn submit(
         }
         Err(error) => return Err(error.into()),
     };
-    let mut page = user_page(&state, &viewer, store.managed_user(&viewer.user, id).await?);
+    let mut page = user_page(&state, &viewer, &store.managed_user(&viewer.user, id).await?);
     page.done = done;
     page.error = error;
     html(status, &page)

@@ -85,9 +85,9 @@ impl Store {
     /// One person of the manager's practice; others are not found.
     pub async fn managed_user(&self, manager: &User, id: UserId) -> Result<ManagedUser> {
         let practice = Self::managed_practice(manager)?;
-        let managed = self.managed(id).await.map_err(|_| Error::NotFound)?;
-        if managed.user.practice_id == Some(practice) {
-            Ok(managed)
+        let person = self.managed(id).await.map_err(|_| Error::NotFound)?;
+        if person.user.practice_id == Some(practice) {
+            Ok(person)
         } else {
             Err(Error::NotFound)
         }
@@ -103,8 +103,8 @@ impl Store {
         phone: &str,
         client: &str,
     ) -> Result<()> {
-        let managed = self.managed_user(manager, id).await?;
-        if managed.registration != Registration::Invited {
+        let person = self.managed_user(manager, id).await?;
+        if person.registration != Registration::Invited {
             return Err(Error::invalid(
                 "Only people who have not registered yet can be edited here.",
             ));
@@ -116,7 +116,7 @@ impl Store {
                 "Please enter a phone number like +1 555 123 4567, or leave it empty.",
             ));
         }
-        if email != managed.user.email && self.user_by_email(&email).await?.is_some() {
+        if email != person.user.email && self.user_by_email(&email).await?.is_some() {
             return Err(Error::Conflict(format!("Someone already has the address {email}.")));
         }
         sqlx::query("UPDATE users SET email = $1, phone = $2 WHERE id = $3")
@@ -138,8 +138,8 @@ impl Store {
     /// Sends an invited person a fresh invitation; every earlier invitation
     /// or set-password link of theirs stops working.
     pub async fn reinvite(&self, manager: &User, id: UserId, client: &str) -> Result<()> {
-        let managed = self.managed_user(manager, id).await?;
-        if managed.registration != Registration::Invited {
+        let person = self.managed_user(manager, id).await?;
+        if person.registration != Registration::Invited {
             return Err(Error::invalid("This person has registered already."));
         }
         let message: Option<MessageId> = sqlx::query(
@@ -153,13 +153,13 @@ impl Store {
         .transpose()?
         .as_deref()
         .and_then(MessageId::parse);
-        let kind = match (managed.user.status, &message) {
+        let kind = match (person.user.status, &message) {
             // Written to but never registered: a new invitation to the message.
             (UserStatus::Invited, Some(_)) => JobKind::Notify,
             // Added by an admin, or registered without a password: a new set-password link.
             _ => JobKind::SetPassword,
         };
-        if managed.user.status == UserStatus::Invited && message.is_none() {
+        if person.user.status == UserStatus::Invited && message.is_none() {
             return Err(Error::invalid(
                 "There is no message to invite this person to any more. Send them a new secure message instead.",
             ));
