@@ -10,6 +10,7 @@ mod devices;
 pub mod manage;
 pub mod passwords;
 mod registration;
+mod sealing;
 mod signin;
 pub mod sms;
 pub mod throttle;

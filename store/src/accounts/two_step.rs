@@ -458,35 +458,6 @@ impl Store {
         })
         .await
     }
-
-    /// Seals a small value (a TOTP secret, a queued text) under a fresh data key
-    /// wrapped by the active KEK: `kek id length, kek id, wrapped key, sealed`.
-    pub(crate) fn seal_value(&self, plain: &[u8]) -> Vec<u8> {
-        let key = crate::crypto::DataKey::generate();
-        let wrapped = self.keys.wrap(&key);
-        let id = wrapped.kek_id.as_bytes();
-        let mut out = vec![u8::try_from(id.len()).unwrap_or(u8::MAX)];
-        out.extend_from_slice(id);
-        out.extend_from_slice(&u16::try_from(wrapped.wrapped.len()).unwrap_or(0).to_be_bytes());
-        out.extend_from_slice(&wrapped.wrapped);
-        out.extend_from_slice(&crate::crypto::seal_all(&key, 0, plain));
-        out
-    }
-
-    /// Opens what [`Store::seal_value`] sealed.
-    pub(crate) fn open_value(&self, sealed: &[u8]) -> Result<Vec<u8>> {
-        let (&id_len, rest) = sealed.split_first().ok_or(Error::Crypto)?;
-        let (id, rest) = rest.split_at_checked(usize::from(id_len)).ok_or(Error::Crypto)?;
-        let (len, rest) = rest.split_at_checked(2).ok_or(Error::Crypto)?;
-        let (wrapped, sealed) = rest
-            .split_at_checked(usize::from(u16::from_be_bytes([len[0], len[1]])))
-            .ok_or(Error::Crypto)?;
-        let key = self.keys.unwrap(&crate::crypto::WrappedKey {
-            kek_id: String::from_utf8_lossy(id).into_owned(),
-            wrapped: wrapped.to_vec(),
-        })?;
-        crate::crypto::open_all(&key, 0, sealed)
-    }
 }
 
 /// An email address as the label of an `otpauth` URI (RFC 3986 unreserved kept).
