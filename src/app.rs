@@ -79,6 +79,7 @@ pub async fn open_store(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resul
         retention_days: config.messages.retention_days,
         subject_tag: config.smtp.subject_tag.clone(),
         passwords: config.passwords.rules(),
+        two_step: config.two_step.policy(),
         ..Policy::default()
     };
     let store_config = StoreConfig {
@@ -107,6 +108,23 @@ fn route(config: &Config) -> anyhow::Result<Route> {
         password: config.outbound.smarthost_password.clone(),
         accept_invalid_certs: config.outbound.smarthost_accept_invalid_certs,
     }))
+}
+
+/// The provider that sends two-step codes by text and voice.
+fn sms_provider(config: &Config) -> Arc<dyn gateway::sms::SmsProvider> {
+    let two_step = &config.two_step;
+    if two_step.sms_provider == "http" {
+        Arc::new(gateway::sms::HttpProvider::new(
+            two_step.sms_url.clone(),
+            two_step.sms_from.clone(),
+            two_step.sms_username.clone(),
+            two_step.sms_password.clone(),
+        ))
+    } else {
+        Arc::new(gateway::sms::DevProvider {
+            dir: config.sms_outbox_dir(),
+        })
+    }
 }
 
 /// Starts everything on the given listeners.
@@ -198,6 +216,7 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
             delivery,
             wakers.clone(),
         )),
+        tokio::spawn(gateway::sms::run_sms(Arc::clone(&store), sms_provider(config))),
         tokio::spawn(gateway::workers::run_purger(
             Arc::clone(&store),
             Duration::from_hours(1),

@@ -12,8 +12,18 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 /// Sections that may be named in environment variables.
-const SECTIONS: [&str; 9] = [
-    "database", "blobs", "smtp", "imap", "portal", "tls", "outbound", "dkim", "messages",
+const SECTIONS: [&str; 11] = [
+    "database",
+    "blobs",
+    "smtp",
+    "imap",
+    "portal",
+    "tls",
+    "outbound",
+    "dkim",
+    "messages",
+    "passwords",
+    "two_step",
 ];
 
 /// The whole configuration.
@@ -34,6 +44,74 @@ pub struct Config {
     pub dkim: Dkim,
     pub messages: Messages,
     pub passwords: Passwords,
+    pub two_step: TwoStep,
+}
+
+/// `[two_step]`: two-step verification and how codes reach phones.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TwoStep {
+    /// Ask every user for a second step (a code by phone or an authenticator app).
+    pub required: bool,
+    /// Let User Managers turn two-step verification off for one of their users.
+    pub allow_disable: bool,
+    /// Days "remember this device" skips the second step on that browser.
+    pub remember_days: i64,
+    /// `dev` (write codes to `<data_dir>/outbox-sms/`) or `http` (a Twilio-style API).
+    pub sms_provider: String,
+    /// `http` provider: the URL form fields `To`, `From`, `Body` are posted to, e.g.
+    /// `https://api.twilio.com/2010-04-01/Accounts/<SID>/Messages.json`.
+    pub sms_url: String,
+    /// `http` provider: the sending number or sender id.
+    pub sms_from: String,
+    /// `http` provider: the Basic-auth user (Twilio: the account SID).
+    pub sms_username: String,
+    /// `http` provider: the Basic-auth password (Twilio: the auth token).
+    pub sms_password: String,
+}
+
+impl Default for TwoStep {
+    fn default() -> Self {
+        let policy = store::accounts::two_step::TwoStepPolicy::default();
+        Self {
+            required: policy.required,
+            allow_disable: policy.allow_disable,
+            remember_days: policy.remember_days,
+            sms_provider: "dev".into(),
+            sms_url: String::new(),
+            sms_from: String::new(),
+            sms_username: String::new(),
+            sms_password: String::new(),
+        }
+    }
+}
+
+impl TwoStep {
+    pub fn policy(&self) -> store::accounts::two_step::TwoStepPolicy {
+        store::accounts::two_step::TwoStepPolicy {
+            required: self.required,
+            allow_disable: self.allow_disable,
+            remember_days: self.remember_days,
+        }
+    }
+
+    fn problems(&self, problems: &mut Vec<String>) {
+        if !(1..=365).contains(&self.remember_days) {
+            problems.push("two_step.remember_days must be between 1 and 365".into());
+        }
+        match self.sms_provider.as_str() {
+            "dev" => {}
+            "http" => {
+                if !(self.sms_url.starts_with("https://") || self.sms_url.starts_with("http://")) {
+                    problems.push(format!("two_step.sms_url {:?} must be an http(s):// URL", self.sms_url));
+                }
+                if self.sms_from.trim().is_empty() {
+                    problems.push("two_step.sms_from must be set for the http SMS provider".into());
+                }
+            }
+            other => problems.push(format!("two_step.sms_provider {other:?} must be dev or http")),
+        }
+    }
 }
 
 /// `[passwords]`: the password policy.
@@ -276,6 +354,7 @@ impl Default for Config {
             dkim: Dkim::default(),
             messages: Messages::default(),
             passwords: Passwords::default(),
+            two_step: TwoStep::default(),
         }
     }
 }
@@ -414,6 +493,7 @@ impl Config {
         if self.passwords.history < 0 || self.passwords.max_age_days < 0 {
             problems.push("passwords.history and passwords.max_age_days must not be negative".into());
         }
+        self.two_step.problems(&mut problems);
         if self.messages.retention_days < 1 {
             problems.push("messages.retention_days must be at least 1".into());
         }
@@ -453,6 +533,10 @@ impl Config {
             .key
             .clone()
             .unwrap_or_else(|| self.data_dir.join("dkim").join(format!("{}.key", self.dkim.selector)))
+    }
+
+    pub fn sms_outbox_dir(&self) -> PathBuf {
+        self.data_dir.join("outbox-sms")
     }
 
     pub fn outbox_dir(&self) -> PathBuf {
@@ -599,6 +683,30 @@ mod tests {
         assert_eq!(config.smtp.relay_tenant_id.as_deref(), Some(tenant));
         let problems = Config::load(None, env(&[("SEALPOST_SMTP_RELAY_TENANT_ID", "contoso")])).unwrap_err();
         assert!(problems[0].contains("relay_tenant_id"), "{problems:?}");
+    }
+
+    #[test]
+    fn passwords_section_takes_environment_overrides() {
+        let config = Config::load(None, env(&[("SEALPOST_PASSWORDS_MIN_LENGTH", "12")])).unwrap();
+        assert_eq!(config.passwords.min_length, 12);
+    }
+
+    #[test]
+    fn two_step_section_is_checked() {
+        let config = Config::load(None, env(&[("SEALPOST_TWO_STEP_REMEMBER_DAYS", "7")])).unwrap();
+        assert_eq!(config.two_step.policy().remember_days, 7);
+        assert!(config.two_step.required, "on by default");
+        let problems = Config::load(
+            None,
+            env(&[
+                ("SEALPOST_TWO_STEP_SMS_PROVIDER", "http"),
+                ("SEALPOST_TWO_STEP_REMEMBER_DAYS", "0"),
+            ]),
+        )
+        .unwrap_err();
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        let pigeon = Config::load(None, env(&[("SEALPOST_TWO_STEP_SMS_PROVIDER", "pigeon")])).unwrap_err();
+        assert!(pigeon[0].contains("dev or http"));
     }
 
     #[test]

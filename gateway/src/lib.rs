@@ -7,6 +7,7 @@ pub mod deliver;
 pub mod dkim;
 pub mod imap;
 pub mod notify;
+pub mod sms;
 pub mod smtp;
 mod strip;
 pub mod workers;

@@ -60,6 +60,22 @@ pub fn router(store: Arc<store::Store>, config: PortalConfig) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/static/app.css", get(pages::stylesheet))
         .route("/signin", get(pages::account::signin_form).post(pages::account::signin))
+        .route(
+            "/signin/verify",
+            get(pages::two_step::form).post(pages::two_step::submit),
+        )
+        .route("/signin/verify/send", post(pages::two_step::send))
+        .route("/signin/verify/app", post(pages::two_step::app))
+        .route(
+            "/account/two-step",
+            get(pages::two_step::account).post(pages::two_step::account_submit),
+        )
+        .route("/password/{token}/code", post(pages::account::send_reset_code))
+        .route("/practice/users", get(pages::manage_users::list))
+        .route(
+            "/practice/users/{id}",
+            get(pages::manage_users::show).post(pages::manage_users::submit),
+        )
         .route("/signout", post(pages::account::signout))
         .route("/static/passkey.js", get(pages::passkeys::script))
         .route("/signin/passkey/start", post(pages::passkeys::signin_start))

@@ -87,6 +87,7 @@ impl Viewer {
             name: self.user.display_name().to_owned(),
             csrf: self.csrf(),
             sender,
+            manager: self.user.user_manager && self.user.practice_id.is_some(),
         }
     }
 }

@@ -51,7 +51,14 @@ impl Env {
             database_url: format!("sqlite://{}", dir.path().join("db.sqlite").display()),
             blobs_url: format!("file://{}", dir.path().join("blobs").display()),
             data_dir: dir.path().join("data"),
-            policy: store::Policy::default(),
+            // Two-step verification has its own end-to-end tests (tests/e2e/two_step.rs).
+            policy: store::Policy {
+                two_step: store::accounts::two_step::TwoStepPolicy {
+                    required: false,
+                    ..Default::default()
+                },
+                ..store::Policy::default()
+            },
         };
         let store = Store::open(config, Arc::new(SystemClock)).await.unwrap();
         let router = crate::router(

@@ -67,6 +67,7 @@ pub struct Policy {
     pub client_failure_limit: u32,
     pub client_failure_window: i64,
     pub passwords: accounts::passwords::PasswordRules,
+    pub two_step: accounts::two_step::TwoStepPolicy,
 }
 
 impl Default for Policy {
@@ -83,6 +84,7 @@ impl Default for Policy {
             client_failure_limit: 20,
             client_failure_window: 15 * 60,
             passwords: accounts::passwords::PasswordRules::default(),
+            two_step: accounts::two_step::TwoStepPolicy::default(),
         }
     }
 }
@@ -110,6 +112,7 @@ pub struct Store {
     pub(crate) throttle: accounts::throttle::ClientThrottle,
     jobs_added: tokio::sync::Notify,
     mail_changed: tokio::sync::watch::Sender<u64>,
+    sms_added: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Store {
@@ -141,6 +144,7 @@ impl Store {
             throttle: accounts::throttle::ClientThrottle::default(),
             jobs_added: tokio::sync::Notify::new(),
             mail_changed: tokio::sync::watch::Sender::new(0),
+            sms_added: tokio::sync::Notify::new(),
         };
         store.clear_partial_spool()?;
         Ok(Arc::new(store))

@@ -4,7 +4,7 @@
 use lettre::AsyncTransport;
 use lettre::address::Envelope;
 
-use super::harness::{Instance, browser, csrf_in, set_password, submission_client};
+use super::harness::{Instance, browser, csrf_in, set_password, sign_in, submission_client};
 use super::secure_send::{canary, secure_message};
 
 fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
@@ -27,19 +27,17 @@ async fn app_password_from_the_portal_sends_mail_until_revoked() {
     instance.practice_with_doctor().await;
     set_password(&instance, "ada@smiles.example", "Doctor-Pass-77").await;
     let http = browser();
-    let page = http
-        .post(instance.url("/signin"))
-        .form(&[
-            ("email", "ada@smiles.example"),
-            ("password", "Doctor-Pass-77"),
-            ("next", "/account/app-passwords"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = sign_in(
+        &http,
+        &instance,
+        "ada@smiles.example",
+        "Doctor-Pass-77",
+        "/account/app-passwords",
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
     let csrf = csrf_in(&page);
     let made = http
         .post(instance.url("/account/app-passwords"))

@@ -396,3 +396,128 @@ pub fn submission_client(
         .credentials(Credentials::new(user.into(), password.into()))
         .build()
 }
+
+/// The phone number tests enrol for two-step verification.
+pub const TEST_PHONE: &str = "+1 555 010 0100";
+
+/// Texts and calls the dev SMS provider wrote: (to, channel, text), oldest first.
+pub fn sms_sent(instance: &Instance) -> Vec<(String, String, String)> {
+    let dir = instance.config.data_dir.join("outbox-sms");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+    files
+        .into_iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .map(|text| {
+            let field = |name: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            (field("To: "), field("Channel: "), field("Text: "))
+        })
+        .collect()
+}
+
+/// The 6-digit code in the newest text to `phone` (any number if `None`), once
+/// every queued text is sent.
+pub async fn latest_code(instance: &Instance, phone: Option<&str>) -> String {
+    for _ in 0..300 {
+        if instance.store().pending_sms(100).await.unwrap().is_empty()
+            && let Some((_, _, text)) = sms_sent(instance)
+                .into_iter()
+                .rev()
+                .find(|(to, _, _)| phone.is_none_or(|p| p == to))
+        {
+            return text
+                .split_whitespace()
+                .find(|w| w.len() == 7 && w.ends_with('.') && w[..6].chars().all(|c| c.is_ascii_digit()))
+                .map(|w| w[..6].to_owned())
+                .expect("a code in the text");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no code sent to {phone:?} within 30 s");
+}
+
+/// The value of the first `<input name="{name}" … value="…">` in a page.
+pub fn input_value(page: &str, name: &str) -> Option<String> {
+    let at = page.find(&format!("name=\"{name}\""))?;
+    let tag_end = page[at..].find('>')? + at;
+    let tag_start = page[..at].rfind('<')?;
+    let tag = &page[tag_start..tag_end];
+    tag.split("value=\"").nth(1)?.split('"').next().map(str::to_owned)
+}
+
+/// If `response` is the two-step page, completes it the way a person would:
+/// sets up the phone (enrolling [`TEST_PHONE`] when none is known) or takes the
+/// code sent at sign-in, reads the code from the dev SMS outbox and submits it.
+/// Any other response is returned as it is.
+pub async fn finish_two_step(
+    http: &reqwest::Client,
+    instance: &Instance,
+    response: reqwest::Response,
+) -> reqwest::Response {
+    if response.url().path() != "/signin/verify" {
+        return response;
+    }
+    let page = response.text().await.unwrap();
+    let csrf = csrf_in(&page);
+    let next = input_value(&page, "next").unwrap_or_default();
+    let phone = if page.contains("name=\"phone\"") {
+        let phone = input_value(&page, "phone")
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| TEST_PHONE.to_owned());
+        let sent = http
+            .post(instance.url("/signin/verify/send"))
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("next", next.as_str()),
+                ("phone", phone.as_str()),
+                ("channel", "sms"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(sent.status(), 200, "{}", sent.text().await.unwrap());
+        Some(phone)
+    } else {
+        None
+    };
+    let code = latest_code(instance, phone.as_deref()).await;
+    http.post(instance.url("/signin/verify"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("next", next.as_str()),
+            ("method", "phone"),
+            ("code", code.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Signs in through the portal with a password, then the second step.
+pub async fn sign_in(
+    http: &reqwest::Client,
+    instance: &Instance,
+    email: &str,
+    password: &str,
+    next: &str,
+) -> reqwest::Response {
+    let response = http
+        .post(instance.url("/signin"))
+        .form(&[("email", email), ("password", password), ("next", next)])
+        .send()
+        .await
+        .unwrap();
+    finish_two_step(http, instance, response).await
+}

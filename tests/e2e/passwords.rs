@@ -2,20 +2,11 @@
 //! with a reason, recent ones may not be reused, a signed-in user can change
 //! theirs, and after 90 days sign-in asks for a new one before anything else.
 
-use super::harness::{Instance, browser, csrf_in, set_password};
+use super::harness::{Instance, browser, csrf_in, finish_two_step, set_password, sign_in};
 
 async fn signed_in(instance: &Instance, password: &str) -> (reqwest::Client, String) {
     let http = browser();
-    let page = http
-        .post(instance.url("/signin"))
-        .form(&[
-            ("email", "ada@smiles.example"),
-            ("password", password),
-            ("next", "/account/password"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let page = sign_in(&http, instance, "ada@smiles.example", password, "/account/password").await;
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
     let csrf = csrf_in(&html);
@@ -107,6 +98,7 @@ async fn after_ninety_days_sign_in_asks_for_a_new_password_first() {
         .send()
         .await
         .unwrap();
+    let done = finish_two_step(&http, &instance, done).await;
     assert_eq!(done.status(), 200);
     assert_eq!(done.url().path(), "/inbox");
 }

@@ -1,7 +1,7 @@
 //! Who may see what in the portal: invitation tokens (wrong, reused, expired) and
 //! one user reaching for another's message or attachment.
 
-use super::harness::{Instance, browser, link_in, register_form};
+use super::harness::{Instance, browser, finish_two_step, link_in, register_form};
 use super::secure_send::{ada_sends, canary};
 
 /// Registers `to` from the invitation in their newest mail; returns a signed-in client.
@@ -19,6 +19,7 @@ async fn register(instance: &Instance, to: &str, mails_before: usize) -> (reqwes
         .send()
         .await
         .unwrap();
+    let done = finish_two_step(&http, instance, done).await;
     assert_eq!(done.status(), 200);
     (http, invite.split('?').next().unwrap().to_owned())
 }
@@ -92,6 +93,7 @@ async fn registered_recipient_whose_link_lapsed_gets_a_fresh_one_with_the_next_m
         .send()
         .await
         .unwrap();
+    let done = finish_two_step(&http, &instance, done).await;
     assert_eq!(done.status(), 200);
     assert!(
         done.url().path().starts_with("/m/"),

@@ -9,7 +9,8 @@ use mail_builder::MessageBuilder;
 use mail_builder::headers::raw::Raw;
 
 use super::harness::{
-    Instance, browser, csrf_in, files_containing, link_in, logs, postgres_tables_containing, register_form,
+    Instance, browser, csrf_in, files_containing, finish_two_step, link_in, logs, postgres_tables_containing,
+    register_form, sign_in,
 };
 
 pub fn canary() -> String {
@@ -117,6 +118,7 @@ async fn secure_message_reaches_a_new_patient_and_stays_sealed() {
         .send()
         .await
         .unwrap();
+    let signed_in = finish_two_step(&http, &instance, signed_in).await;
     assert_eq!(signed_in.status(), 200);
     let message_page = signed_in.text().await.unwrap();
     assert!(
@@ -200,16 +202,7 @@ async fn new_contact_without_role_waits_for_the_sender_to_choose() {
     assert!(instance.outbox_for("newdoc@other.example").is_empty());
 
     let http = browser();
-    let signin = http
-        .post(instance.url("/signin"))
-        .form(&[
-            ("email", "ada@smiles.example"),
-            ("password", "Doctor-Pass-77"),
-            ("next", "/inbox"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let signin = sign_in(&http, &instance, "ada@smiles.example", "Doctor-Pass-77", "/inbox").await;
     assert_eq!(signin.status(), 200);
     let page = http
         .get(instance.reachable(&roles_link))

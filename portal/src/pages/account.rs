@@ -6,7 +6,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use store::accounts::TokenPurpose;
+use store::accounts::SignIn;
+use store::accounts::two_step::Method;
 
 use super::html;
 use crate::session::{self, Client, Viewer};
@@ -36,12 +37,12 @@ pub struct SigninForm {
 }
 
 /// Where to go after signing in: `next` if it stays on this site, else the inbox.
-fn after_signin(next: &str) -> &str {
+pub(super) fn after_signin(next: &str) -> &str {
     session::safe_next(next).unwrap_or("/inbox")
 }
 
 /// A redirect that also opens the session in the browser.
-fn signed_in(token: &str, to: &str) -> Response {
+pub(super) fn signed_in(token: &str, to: &str) -> Response {
     ([(header::SET_COOKIE, session::session_cookie(token))], Redirect::to(to)).into_response()
 }
 
@@ -69,14 +70,20 @@ pub async fn signin(
     headers: HeaderMap,
     Form(form): Form<SigninForm>,
 ) -> Result<Response, Error> {
-    match state.store.sign_in(form.email.trim(), &form.password, &client).await {
-        Ok(session) => {
+    let device = super::two_step::device_cookie(&headers);
+    match state
+        .store
+        .begin_sign_in(form.email.trim(), &form.password, device.as_deref(), &client)
+        .await
+    {
+        Ok(SignIn::Done(session)) => {
             // A browser signing in again leaves its old session behind: end it.
             if let Some(old) = session::cookie_token(&headers) {
                 state.store.sign_out(&old).await?;
             }
             Ok(signed_in(&session.token, after_signin(&form.next)))
         }
+        Ok(SignIn::SecondStep { pending, .. }) => Ok(super::two_step::to_second_step(&pending, &form.next)),
         Err(store::Error::PasswordExpired(token)) => {
             Ok(Redirect::to(&format!("/password/{}?expired=1", token.expose())).into_response())
         }
@@ -133,6 +140,10 @@ struct PasswordPage {
     error: Option<String>,
     /// Sign-in sent the person here because their password is too old.
     expired: bool,
+    /// A reset asks for the second step too: `phone` or `totp`.
+    code_method: Option<&'static str>,
+    /// A code was just sent.
+    sent: bool,
 }
 
 #[derive(Default, Deserialize)]
@@ -140,17 +151,19 @@ struct PasswordPage {
 pub struct PasswordForm {
     password: String,
     confirm: String,
+    code: String,
 }
 
 async fn password_page(state: &AppState, token: String, error: Option<String>) -> Result<PasswordPage, Error> {
-    let grant = state.store.check_token(&token, TokenPurpose::SetPassword).await?;
-    let email = state.store.user(grant.user_id).await?.email;
+    let (user, method) = state.store.reset_step(&token).await?;
     Ok(PasswordPage {
         nav: None,
         token,
-        email,
+        email: user.email,
         error,
         expired: false,
+        code_method: method.map(Method::as_str),
+        sent: false,
     })
 }
 
@@ -192,7 +205,11 @@ pub async fn set_password(
             &password_page(&state, token, Some(problem)).await?,
         );
     }
-    let (user, message) = match state.store.set_password(&token, &form.password, &client).await {
+    let (next, message) = match state
+        .store
+        .set_password_checked(&token, &form.password, &form.code, &client)
+        .await
+    {
         Ok(done) => done,
         Err(store::Error::Invalid(problem)) => {
             return html(
@@ -202,9 +219,35 @@ pub async fn set_password(
         }
         Err(error) => return Err(error.into()),
     };
-    let session = state.store.sign_in(&user.email, &form.password, &client).await?;
     let to = message.map_or_else(|| "/inbox".to_owned(), |id| format!("/m/{id}"));
-    Ok(signed_in(&session.token, &to))
+    Ok(match next {
+        SignIn::Done(session) => signed_in(&session.token, &to),
+        SignIn::SecondStep { pending, .. } => super::two_step::to_second_step(&pending, &to),
+    })
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+pub struct SendCodeForm {
+    channel: String,
+}
+
+/// `POST /password/{token}/code`: sends the phone code a reset asks for.
+pub async fn send_reset_code(
+    State(state): State<AppState>,
+    Client(client): Client,
+    Path(token): Path<String>,
+    Form(form): Form<SendCodeForm>,
+) -> Result<Response, Error> {
+    let channel = store::accounts::two_step::Channel::parse(&form.channel).ok_or(Error::NotFound)?;
+    let error = match state.store.send_reset_code(&token, channel, &client).await {
+        Ok(()) => None,
+        Err(store::Error::Invalid(problem)) => Some(problem),
+        Err(error) => return Err(error.into()),
+    };
+    let mut page = password_page(&state, token, error).await?;
+    page.sent = page.error.is_none();
+    html(StatusCode::OK, &page)
 }
 
 #[derive(Template)]

@@ -5,10 +5,12 @@ pub mod account;
 pub mod app_passwords;
 pub mod attachment;
 pub mod lists;
+pub mod manage_users;
 pub mod message;
 pub mod passkeys;
 pub mod register;
 pub mod roles;
+pub mod two_step;
 
 use askama::Template;
 use axum::http::{StatusCode, header};
@@ -25,6 +27,8 @@ pub struct Nav {
     pub csrf: String,
     /// A practice user, who sends secure mail (shows the Sent list).
     pub sender: bool,
+    /// A practice's User Manager (shows Manage users).
+    pub manager: bool,
 }
 
 /// Renders a template as an HTML response.

@@ -127,7 +127,8 @@ impl Store {
     }
 
     /// Checks a mail client's credentials: an app password of the account, or
-    /// else the account password (with its lockout and throttling).
+    /// else, only for a user without two-step verification, the account
+    /// password (with its lockout and throttling).
     pub async fn check_mail_client(&self, email: &str, password: &str, client: &str) -> Result<User> {
         self.refuse_if_throttled(client).await?;
         if let Some(user) = self.user_by_email(email).await? {
@@ -155,6 +156,22 @@ impl Store {
                 .await?;
                 return Ok(user);
             }
+        }
+        // With two-step verification on, the account password alone is not
+        // enough: mail apps use app passwords.
+        if let Some(user) = self.user_by_email(email).await?
+            && self.two_step(user.id).await?.on
+        {
+            self.throttle
+                .failed(client, self.now(), self.policy.client_failure_window);
+            self.audit(AuditEvent {
+                actor: &format!("user:{}", user.id),
+                action: "signin.failure",
+                object: "account_password_needs_app_password",
+                client,
+            })
+            .await?;
+            return Err(Error::AuthFailed);
         }
         self.check_account_password(email, password, client).await
     }

@@ -6,13 +6,19 @@
 //! password reset) and throttle the client address.
 
 pub mod app_passwords;
+mod devices;
+pub mod manage;
 pub mod passkeys;
 pub mod passwords;
 mod registration;
+mod sealing;
 mod signin;
+pub mod sms;
 pub mod throttle;
 mod tokens;
+pub mod two_step;
 
+pub use devices::SignIn;
 pub use registration::{Invitation, Registration};
 pub use signin::Session;
 pub use tokens::{TokenGrant, TokenPurpose, new_token};

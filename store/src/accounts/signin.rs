@@ -210,7 +210,7 @@ impl Store {
 
     /// Checks a new password against the policy and the user's recent passwords,
     /// and hashes it.
-    async fn new_password_hash(&self, user: &User, password: &str) -> Result<String> {
+    pub(super) async fn new_password_hash(&self, user: &User, password: &str) -> Result<String> {
         let rules = self.policy.passwords.clone();
         passwords::check_policy(password, &user.email, &rules)?;
         let mut recent: Vec<String> = Vec::new();
@@ -248,7 +248,12 @@ impl Store {
 
     /// Makes `hash` the user's password, keeps the old one in the history, and
     /// clears failures and any lockout.
-    async fn store_password(&self, tx: &mut sqlx::Transaction<'_, sqlx::Any>, user: &User, hash: String) -> Result<()> {
+    pub(super) async fn store_password(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        user: &User,
+        hash: String,
+    ) -> Result<()> {
         let now = self.now();
         sqlx::query(
             "INSERT INTO password_history (user_id, hash, created_at)
@@ -275,12 +280,26 @@ impl Store {
         .bind(user.id.0)
         .execute(&mut **tx)
         .await?;
+        // A new password forgets every remembered device.
+        sqlx::query("UPDATE remembered_devices SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(user.id.0)
+            .execute(&mut **tx)
+            .await?;
         Ok(())
     }
 
-    /// Signs in with a password and opens a session. A password past its maximum
-    /// age opens no session: the caller gets a short-lived set-password token.
+    /// Signs in with a password and opens a session, without a second step.
+    /// The portal uses [`Store::begin_sign_in`], which asks for one when due.
     pub async fn sign_in(&self, email: &str, password: &str, client: &str) -> Result<Session> {
+        let user = self.password_step(email, password, client).await?;
+        self.open_session(user).await
+    }
+
+    /// The password half of signing in: the password must be right and not
+    /// past its maximum age. A password that is too old gets the caller a
+    /// short-lived set-password token instead ([`Error::PasswordExpired`]).
+    pub(super) async fn password_step(&self, email: &str, password: &str, client: &str) -> Result<User> {
         let user = self.check_password(email, password, client).await?;
         let max_age = self.policy.passwords.max_age_days;
         if max_age > 0 {
@@ -303,6 +322,11 @@ impl Store {
                 return Err(Error::PasswordExpired(crate::Sealed::new(token)));
             }
         }
+        Ok(user)
+    }
+
+    /// Opens a portal session for a user who has passed every step.
+    pub(super) async fn open_session(&self, user: User) -> Result<Session> {
         let token = self
             .issue_token(TokenPurpose::Session, user.id, None, self.policy.session_max)
             .await?;

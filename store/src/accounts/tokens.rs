@@ -19,14 +19,17 @@ pub enum TokenPurpose {
     Invite,
     SetPassword,
     Session,
+    /// A sign-in that passed the password and waits for its second step.
+    PendingSignIn,
 }
 
 impl TokenPurpose {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Invite => "invite",
             Self::SetPassword => "set_password",
             Self::Session => "session",
+            Self::PendingSignIn => "pending_signin",
         }
     }
 }

@@ -1,0 +1,369 @@
+//! The second step of signing in (`/signin/verify`: a code by text, voice or
+//! authenticator app, "remember this device"), setting two-step up, and the
+//! account page where a signed-in person changes their method.
+//!
+//! Between the password and the code the browser holds only a pending-sign-in
+//! cookie: it opens no session, lasts 10 minutes and is spent by the code. Its
+//! forms carry a CSRF token derived from it, like signed-in forms.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use store::accounts::User;
+use store::accounts::two_step::{Channel, Method, TotpSetup, phone_hint};
+
+use super::html;
+use crate::session::{self, Client, Viewer, csrf_for};
+use crate::{AppState, Error};
+
+/// The pending-sign-in cookie.
+const PENDING: &str = "sealpost_pending";
+/// The remembered-device cookie.
+const DEVICE: &str = "sealpost_device";
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, value)| *key == name && !value.is_empty())
+        .map(|(_, value)| value.to_owned())
+}
+
+/// The remembered-device token from the request, if any.
+pub fn device_cookie(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, DEVICE)
+}
+
+fn set_cookie(name: &str, value: &str, max_age: i64) -> HeaderValue {
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Max-Age={max_age}; Secure; HttpOnly; SameSite=Lax; Path=/"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("sealpost_pending=; Max-Age=0; Path=/"))
+}
+
+fn pending_csrf(pending: &str) -> String {
+    csrf_for(&format!("pending:{pending}"))
+}
+
+/// Sends the browser to the second step, holding the pending sign-in.
+pub fn to_second_step(pending: &str, next: &str) -> Response {
+    let to = session::signin_url(next).replacen("/signin", "/signin/verify", 1);
+    (
+        [(header::SET_COOKIE, set_cookie(PENDING, pending, 10 * 60))],
+        Redirect::to(&to),
+    )
+        .into_response()
+}
+
+#[derive(Template)]
+#[template(path = "verify.html")]
+struct VerifyPage {
+    nav: Option<super::Nav>,
+    csrf: String,
+    next: String,
+    /// `phone`, `totp`, or `None` while setting up.
+    method: Option<&'static str>,
+    hint: String,
+    phone: String,
+    setup: Option<Setup>,
+    status: Option<&'static str>,
+    error: Option<String>,
+}
+
+/// An authenticator app being set up, as the page shows it.
+pub struct Setup {
+    pub secret: String,
+    pub uri: String,
+    pub qr: String,
+}
+
+impl Setup {
+    fn new(setup: TotpSetup) -> Self {
+        let qr = qrcode::QrCode::new(setup.uri.as_bytes())
+            .map(|code| {
+                let svg = code
+                    .render::<qrcode::render::svg::Color<'_>>()
+                    .min_dimensions(200, 200)
+                    .build();
+                svg.find("<svg").map_or_else(String::new, |at| svg[at..].to_owned())
+            })
+            .unwrap_or_default();
+        Self {
+            secret: setup.secret,
+            uri: setup.uri,
+            qr,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct NextQuery {
+    next: String,
+}
+
+async fn pending(state: &AppState, headers: &HeaderMap) -> Result<(String, User), Error> {
+    let Some(token) = cookie(headers, PENDING) else {
+        return Err(Error::NotSignedIn { next: "/".into() });
+    };
+    match state.store.pending_sign_in(&token).await {
+        Ok(user) => Ok((token, user)),
+        Err(store::Error::TokenInvalid | store::Error::TokenExpired | store::Error::TokenUsed) => {
+            Err(Error::NotSignedIn { next: "/".into() })
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+async fn verify_page(state: &AppState, token: &str, user: &User, next: &str) -> Result<VerifyPage, Error> {
+    let two_step = state.store.two_step(user.id).await?;
+    Ok(VerifyPage {
+        nav: None,
+        csrf: pending_csrf(token),
+        next: session::safe_next(next).unwrap_or_default().to_owned(),
+        method: two_step.method.map(Method::as_str),
+        hint: phone_hint(&two_step.phone),
+        phone: two_step.phone,
+        setup: None,
+        status: None,
+        error: None,
+    })
+}
+
+/// `GET /signin/verify`: asks for the code (or sets two-step up).
+pub async fn form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<NextQuery>,
+) -> Result<Response, Error> {
+    let (token, user) = pending(&state, &headers).await?;
+    let mut page = verify_page(&state, &token, &user, &query.next).await?;
+    if page.method == Some("phone") {
+        page.status = Some("sent");
+    }
+    html(StatusCode::OK, &page)
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+pub struct VerifyForm {
+    csrf: String,
+    code: String,
+    method: String,
+    remember: String,
+    next: String,
+    channel: String,
+    phone: String,
+}
+
+fn check(csrf: &str, token: &str) -> Result<(), Error> {
+    let expected = pending_csrf(token);
+    if expected.len() == csrf.len() && expected.bytes().zip(csrf.bytes()).all(|(a, b)| a == b) {
+        Ok(())
+    } else {
+        Err(Error::Forbidden)
+    }
+}
+
+/// `POST /signin/verify`: checks the code, then opens the session.
+pub async fn submit(
+    State(state): State<AppState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Form(form): Form<VerifyForm>,
+) -> Result<Response, Error> {
+    let (token, user) = pending(&state, &headers).await?;
+    check(&form.csrf, &token)?;
+    let method = Method::parse(&form.method).unwrap_or(Method::Phone);
+    let remember = !form.remember.is_empty();
+    match state
+        .store
+        .finish_sign_in(&token, method, &form.code, remember, &client)
+        .await
+    {
+        Ok((session, device)) => {
+            if let Some(old) = session::cookie_token(&headers) {
+                state.store.sign_out(&old).await?;
+            }
+            let mut response = super::account::signed_in(&session.token, super::account::after_signin(&form.next));
+            let cookies = response.headers_mut();
+            cookies.append(header::SET_COOKIE, set_cookie(PENDING, "", 0));
+            if let Some(device) = device {
+                let days = state.store.policy().two_step.remember_days;
+                cookies.append(header::SET_COOKIE, set_cookie(DEVICE, &device, days * 86_400));
+            }
+            Ok(response)
+        }
+        Err(store::Error::AuthFailed) => {
+            let mut page = verify_page(&state, &token, &user, &form.next).await?;
+            page.error = Some(
+                "That code is not right, has expired or was already used. Please try again, or ask for a new code."
+                    .into(),
+            );
+            html(StatusCode::UNAUTHORIZED, &page)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// `POST /signin/verify/send`: sends a code by text or voice (to a new phone
+/// while setting up).
+pub async fn send(
+    State(state): State<AppState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Form(form): Form<VerifyForm>,
+) -> Result<Response, Error> {
+    let (token, user) = pending(&state, &headers).await?;
+    check(&form.csrf, &token)?;
+    let channel = Channel::parse(&form.channel).ok_or(Error::NotFound)?;
+    let two_step = state.store.two_step(user.id).await?;
+    let (purpose, phone) = match two_step.method {
+        Some(Method::Phone) => (store::accounts::two_step::CodePurpose::SignIn, None),
+        Some(Method::Totp) => return Err(Error::NotFound),
+        None => (store::accounts::two_step::CodePurpose::Enrol, Some(form.phone.as_str())),
+    };
+    let mut page = verify_page(&state, &token, &user, &form.next).await?;
+    match state.store.send_code(&user, purpose, channel, phone, &client).await {
+        Ok(()) => {
+            page.status = Some(if channel == Channel::Voice { "called" } else { "sent" });
+            page.phone = form.phone.trim().to_owned();
+            if phone.is_some() {
+                page.hint = phone_hint(&page.phone);
+            }
+        }
+        Err(store::Error::Invalid(problem)) => page.error = Some(problem),
+        Err(error) => return Err(error.into()),
+    }
+    html(StatusCode::OK, &page)
+}
+
+/// `POST /signin/verify/app`: starts setting up an authenticator app (only
+/// for someone who has no second step yet).
+pub async fn app(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<VerifyForm>,
+) -> Result<Response, Error> {
+    let (token, user) = pending(&state, &headers).await?;
+    check(&form.csrf, &token)?;
+    let mut page = verify_page(&state, &token, &user, &form.next).await?;
+    if page.method.is_some() {
+        return Err(Error::NotFound);
+    }
+    page.setup = Some(Setup::new(state.store.begin_totp(&user).await?));
+    html(StatusCode::OK, &page)
+}
+
+#[derive(Template)]
+#[template(path = "two_step_account.html")]
+struct AccountPage {
+    nav: Option<super::Nav>,
+    method: Option<&'static str>,
+    hint: String,
+    phone: String,
+    off: bool,
+    devices: i64,
+    setup: Option<Setup>,
+    status: Option<&'static str>,
+    error: Option<String>,
+}
+
+async fn account_page(state: &AppState, viewer: &Viewer) -> Result<AccountPage, Error> {
+    let two_step = state.store.two_step(viewer.user.id).await?;
+    Ok(AccountPage {
+        nav: Some(viewer.nav()),
+        method: two_step.method.map(Method::as_str),
+        hint: phone_hint(&two_step.phone),
+        phone: two_step.phone,
+        off: !two_step.on,
+        devices: state.store.remembered_devices(&viewer.user).await?,
+        setup: None,
+        status: None,
+        error: None,
+    })
+}
+
+/// `GET /account/two-step`
+pub async fn account(State(state): State<AppState>, viewer: Viewer) -> Result<Response, Error> {
+    html(StatusCode::OK, &account_page(&state, &viewer).await?)
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+pub struct AccountForm {
+    csrf: String,
+    action: String,
+    phone: String,
+    channel: String,
+    code: String,
+}
+
+/// `POST /account/two-step`: `action` is `send` (a code to a phone to use),
+/// `phone` (confirm it), `app` (start an authenticator app) or `app_confirm`.
+pub async fn account_submit(
+    State(state): State<AppState>,
+    Client(client): Client,
+    viewer: Viewer,
+    Form(form): Form<AccountForm>,
+) -> Result<Response, Error> {
+    viewer.check_csrf(&form.csrf)?;
+    let store = &state.store;
+    let user = &viewer.user;
+    let mut page = account_page(&state, &viewer).await?;
+    let wrong = "That code is not right or has expired. Please try again.";
+    let outcome = match form.action.as_str() {
+        "send" => {
+            let channel = Channel::parse(&form.channel).unwrap_or(Channel::Sms);
+            page.phone = form.phone.trim().to_owned();
+            store
+                .send_code(
+                    user,
+                    store::accounts::two_step::CodePurpose::Enrol,
+                    channel,
+                    Some(&form.phone),
+                    &client,
+                )
+                .await
+                .map(|()| "sent")
+        }
+        "phone" => store
+            .confirm_phone(user, &form.code, &client)
+            .await
+            .map(|()| "phone_done"),
+        "app" => {
+            page.setup = Some(Setup::new(store.begin_totp(user).await?));
+            Ok("app_started")
+        }
+        "app_confirm" => store.confirm_totp(user, &form.code, &client).await.map(|()| "app_done"),
+        _ => return Err(Error::NotFound),
+    };
+    let status = match outcome {
+        Ok(status) => {
+            page.status = Some(status);
+            StatusCode::OK
+        }
+        Err(store::Error::Invalid(problem)) => {
+            page.error = Some(problem);
+            StatusCode::BAD_REQUEST
+        }
+        Err(store::Error::AuthFailed) => {
+            page.error = Some(wrong.into());
+            StatusCode::BAD_REQUEST
+        }
+        Err(error) => return Err(error.into()),
+    };
+    if matches!(page.status, Some("phone_done" | "app_done")) {
+        let fresh = account_page(&state, &viewer).await?;
+        page.method = fresh.method;
+        page.hint = fresh.hint;
+        page.phone = fresh.phone;
+    }
+    html(status, &page)
+}

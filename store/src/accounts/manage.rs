@@ -1,0 +1,221 @@
+//! Manage Users: a practice's User Manager sees everyone invited to the
+//! practice with their registration status, corrects an invited person's email
+//! and phone, re-invites them, and turns two-step verification off or on per
+//! user (where the policy allows). Every call is authorised here: the caller
+//! must be a User Manager of the same practice, and anyone else's users are
+//! simply not found.
+
+use sqlx::Row;
+
+use super::two_step::valid_phone;
+use super::{TokenPurpose, User, UserStatus, normalize_email};
+use crate::audit::AuditEvent;
+use crate::ids::{MessageId, PracticeId, UserId};
+use crate::jobs::{JobKind, add_job};
+use crate::{Error, Result, Store};
+
+/// How far a person got with registering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    /// Invited (or added), has not chosen a password yet.
+    Invited,
+    /// Can sign in, but has no second step (not set up, or turned off).
+    WithoutTwoStep,
+    /// Can sign in with a password and a second step.
+    Full,
+}
+
+impl Registration {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Invited => "Invited",
+            Self::WithoutTwoStep => "Registered without two-step verification",
+            Self::Full => "Fully registered",
+        }
+    }
+}
+
+/// One person in the Manage Users list.
+#[derive(Debug, Clone)]
+pub struct ManagedUser {
+    pub user: User,
+    pub registration: Registration,
+    /// A User Manager turned two-step off for this person.
+    pub two_step_off: bool,
+}
+
+impl Store {
+    /// The practice the caller manages; anyone else gets [`Error::NotFound`].
+    fn managed_practice(manager: &User) -> Result<PracticeId> {
+        match manager.practice_id {
+            Some(id) if manager.user_manager && manager.status == UserStatus::Active => Ok(id),
+            _ => Err(Error::NotFound),
+        }
+    }
+
+    /// Everyone in the manager's practice, by name.
+    pub async fn practice_users(&self, manager: &User) -> Result<Vec<ManagedUser>> {
+        let practice = Self::managed_practice(manager)?;
+        let rows = sqlx::query("SELECT id FROM users WHERE practice_id = $1 ORDER BY email")
+            .bind(practice.0)
+            .fetch_all(&self.db)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            out.push(self.managed(UserId(row.try_get("id")?)).await?);
+        }
+        Ok(out)
+    }
+
+    async fn managed(&self, id: UserId) -> Result<ManagedUser> {
+        let user = self.user(id).await?;
+        let two_step = self.two_step(id).await?;
+        let registration = match user.status {
+            UserStatus::Active if two_step.method.is_some() && !two_step.off => Registration::Full,
+            UserStatus::Active => Registration::WithoutTwoStep,
+            _ => Registration::Invited,
+        };
+        Ok(ManagedUser {
+            user,
+            registration,
+            two_step_off: two_step.off,
+        })
+    }
+
+    /// One person of the manager's practice; others are not found.
+    pub async fn managed_user(&self, manager: &User, id: UserId) -> Result<ManagedUser> {
+        let practice = Self::managed_practice(manager)?;
+        let person = self.managed(id).await.map_err(|_| Error::NotFound)?;
+        if person.user.practice_id == Some(practice) {
+            Ok(person)
+        } else {
+            Err(Error::NotFound)
+        }
+    }
+
+    /// Corrects an invited person's email address and phone, then invites them
+    /// again at the new address.
+    pub async fn edit_invited_user(
+        &self,
+        manager: &User,
+        id: UserId,
+        email: &str,
+        phone: &str,
+        client: &str,
+    ) -> Result<()> {
+        let person = self.managed_user(manager, id).await?;
+        if person.registration != Registration::Invited {
+            return Err(Error::invalid(
+                "Only people who have not registered yet can be edited here.",
+            ));
+        }
+        let email = normalize_email(email)?;
+        let phone = phone.trim();
+        if !phone.is_empty() && !valid_phone(phone) {
+            return Err(Error::invalid(
+                "Please enter a phone number like +1 555 123 4567, or leave it empty.",
+            ));
+        }
+        if email != person.user.email && self.user_by_email(&email).await?.is_some() {
+            return Err(Error::Conflict(format!("Someone already has the address {email}.")));
+        }
+        sqlx::query("UPDATE users SET email = $1, phone = $2 WHERE id = $3")
+            .bind(&email)
+            .bind(phone)
+            .bind(id.0)
+            .execute(&self.db)
+            .await?;
+        self.audit(AuditEvent {
+            actor: &format!("user:{}", manager.id),
+            action: "manage.user_edit",
+            object: &format!("user:{id}"),
+            client,
+        })
+        .await?;
+        self.reinvite(manager, id, client).await
+    }
+
+    /// Sends an invited person a fresh invitation; every earlier invitation
+    /// or set-password link of theirs stops working.
+    pub async fn reinvite(&self, manager: &User, id: UserId, client: &str) -> Result<()> {
+        let person = self.managed_user(manager, id).await?;
+        if person.registration != Registration::Invited {
+            return Err(Error::invalid("This person has registered already."));
+        }
+        let message: Option<MessageId> = sqlx::query(
+            "SELECT r.message_id FROM message_recipients r JOIN messages m ON m.id = r.message_id
+             WHERE r.user_id = $1 AND m.state = 'sealed' ORDER BY m.created_at DESC LIMIT 1",
+        )
+        .bind(id.0)
+        .fetch_optional(&self.db)
+        .await?
+        .map(|row| row.try_get::<String, _>("message_id"))
+        .transpose()?
+        .as_deref()
+        .and_then(MessageId::parse);
+        let kind = match (person.user.status, &message) {
+            // Written to but never registered: a new invitation to the message.
+            (UserStatus::Invited, Some(_)) => JobKind::Notify,
+            // Added by an admin, or registered without a password: a new set-password link.
+            _ => JobKind::SetPassword,
+        };
+        if person.user.status == UserStatus::Invited && message.is_none() {
+            return Err(Error::invalid(
+                "There is no message to invite this person to any more. Send them a new secure message instead.",
+            ));
+        }
+        let now = self.now();
+        let mut tx = self.write_tx().await?;
+        sqlx::query("UPDATE tokens SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL AND purpose IN ($3, $4)")
+            .bind(now)
+            .bind(id.0)
+            .bind(TokenPurpose::Invite.as_str())
+            .bind(TokenPurpose::SetPassword.as_str())
+            .execute(&mut *tx)
+            .await?;
+        add_job(
+            &mut tx,
+            kind,
+            id,
+            message.as_ref().filter(|_| kind == JobKind::Notify),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        self.signal_jobs();
+        self.audit(AuditEvent {
+            actor: &format!("user:{}", manager.id),
+            action: "manage.reinvite",
+            object: &format!("user:{id}"),
+            client,
+        })
+        .await
+    }
+
+    /// Turns two-step verification off (where the policy allows) or back on for
+    /// a person of the manager's practice.
+    pub async fn set_user_two_step(&self, manager: &User, id: UserId, on: bool, client: &str) -> Result<()> {
+        self.managed_user(manager, id).await?;
+        if !on && !self.policy.two_step.allow_disable {
+            return Err(Error::invalid(
+                "Your organisation's policy does not allow turning two-step verification off.",
+            ));
+        }
+        sqlx::query("UPDATE users SET two_step_off = $1 WHERE id = $2")
+            .bind(i64::from(!on))
+            .bind(id.0)
+            .execute(&self.db)
+            .await?;
+        self.audit(AuditEvent {
+            actor: &format!("user:{}", manager.id),
+            action: if on {
+                "manage.two_step_on"
+            } else {
+                "manage.two_step_off"
+            },
+            object: &format!("user:{id}"),
+            client,
+        })
+        .await
+    }
+}
