@@ -10,7 +10,7 @@ use reqwest::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE};
 use serde_json::Value;
 use store::accounts::Role;
 
-use super::harness::{Instance, browser, set_password};
+use super::harness::{Instance, browser, set_password, sign_in};
 use super::secure_send::{ada_sends, canary, send_via_relay};
 
 fn header(response: &reqwest::Response, name: reqwest::header::HeaderName) -> &str {
@@ -120,7 +120,13 @@ async fn addin_files_get_the_addin_csp_and_the_portal_keeps_its_own() {
         csp.starts_with("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
         "{csp}"
     );
-    assert!(!csp.contains("script-src"), "portal pages stay script-free: {csp}");
+    // Portal pages load scripts only from the portal itself (the passkey script),
+    // never inline and never from Office's CDN.
+    assert!(csp.contains("script-src 'self';"), "{csp}");
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("appsforoffice"),
+        "{csp}"
+    );
 }
 
 async fn contacts(
@@ -175,17 +181,9 @@ async fn contacts_api_tells_a_practice_its_known_contacts_and_nobody_else() {
     // The session cookie of a signed-in practice user.
     set_password(&instance, "ada@smiles.example", "Doctor-Pass-77").await;
     let http = browser();
-    let signed_in = http
-        .post(instance.url("/signin"))
-        .form(&[
-            ("email", "ada@smiles.example"),
-            ("password", "Doctor-Pass-77"),
-            ("next", "/inbox"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let signed_in = sign_in(&http, &instance, "ada@smiles.example", "Doctor-Pass-77", "/inbox").await;
     assert_eq!(signed_in.status(), StatusCode::OK);
+    assert_eq!(signed_in.url().path(), "/inbox");
     let (status, content_type, body) = contacts(&http, &instance, asked, None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(content_type, "application/json");

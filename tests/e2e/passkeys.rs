@@ -2,7 +2,7 @@
 //! refusals at the HTTP level (a replayed answer, a missing CSRF token).
 
 use super::browser::{pat_is_registered, pat_vars, run_flow};
-use super::harness::{Instance, browser, csrf_in};
+use super::harness::{Instance, browser, csrf_in, sign_in};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_passkey_added_then_signs_in_alone_even_when_password_locked() {
@@ -94,13 +94,9 @@ async fn passkey_registration_needs_the_sessions_csrf_token() {
     let instance = Instance::start().await;
     pat_is_registered(&instance).await;
     let http = browser();
-    let signed_in = http
-        .post(instance.url("/signin"))
-        .form(&[("email", "pat@example.org"), ("password", "Correct-Horse-42")])
-        .send()
-        .await
-        .unwrap();
+    let signed_in = sign_in(&http, &instance, "pat@example.org", "Correct-Horse-42", "/inbox").await;
     assert_eq!(signed_in.status(), 200);
+    assert_eq!(signed_in.url().path(), "/inbox");
     let page = http.get(instance.url("/account/passkeys")).send().await.unwrap();
     assert_eq!(page.status(), 200);
     let csrf = csrf_in(&page.text().await.unwrap());

@@ -9,7 +9,7 @@ use lettre::address::Envelope;
 use mail_builder::MessageBuilder;
 use mail_builder::headers::raw::Raw;
 
-use super::harness::{Instance, browser, files_containing, link_in, logs, set_password, submission_client};
+use super::harness::{Instance, browser, files_containing, link_in, logs, set_password, sign_in, submission_client};
 use super::secure_send::{ada_sends, canary, secure_message, send_via_relay};
 
 const ADA: &str = "ada@smiles.example";
@@ -117,12 +117,8 @@ async fn replies_without_the_marker_stay_secure_both_ways() {
 
     // ...and reads it in the portal: in her inbox, then opened.
     let http = browser();
-    let inbox = http
-        .post(instance.url("/signin"))
-        .form(&[("email", ADA), ("password", "Doctor-Pass-77"), ("next", "/inbox")])
-        .send()
+    let inbox = sign_in(&http, &instance, ADA, "Doctor-Pass-77", "/inbox")
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
