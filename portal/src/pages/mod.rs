@@ -8,6 +8,7 @@ pub mod lists;
 pub mod message;
 pub mod register;
 pub mod roles;
+pub mod sso;
 
 use askama::Template;
 use axum::http::{StatusCode, header};

@@ -8,6 +8,7 @@
 pub mod app_passwords;
 pub mod passwords;
 mod registration;
+pub mod saml;
 mod signin;
 pub mod throttle;
 mod tokens;
