@@ -10,3 +10,4 @@ mod postfix;
 mod secure_send;
 mod signin_guard;
 mod smtp_refusals;
+mod sso;
