@@ -158,13 +158,25 @@ fn main() -> ExitCode {
     }
 }
 
-/// `sealpost practice sso`: stores the IdP metadata (checked first) or turns SSO off.
-async fn practice_sso(config: &Config, domain: &str, metadata: Option<PathBuf>, disable: bool) -> anyhow::Result<()> {
+/// `sealpost practice sso`: stores the `IdP` metadata (checked first) or turns SSO off.
+async fn practice_sso(config: &Config, command: PracticeCommand) -> anyhow::Result<()> {
+    let PracticeCommand::Sso {
+        domain,
+        idp_metadata: metadata,
+        disable,
+    } = command
+    else {
+        anyhow::bail!("not a practice sso command");
+    };
+    let domain = domain.as_str();
     let store = app::open_store(config, Arc::new(SystemClock)).await?;
     let sp = portal::sso::Sp::new(&config.public_url, &domain.trim().to_ascii_lowercase());
     if disable {
         let was_on = store.disable_practice_idp(domain).await?;
-        println!("Single sign-on for {domain} is off{}.", if was_on { "" } else { " (it was not set up)" });
+        println!(
+            "Single sign-on for {domain} is off{}.",
+            if was_on { "" } else { " (it was not set up)" }
+        );
         return Ok(());
     }
     let path = metadata.context("--idp-metadata FILE is needed")?;
@@ -208,13 +220,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Practice {
-            command:
-                PracticeCommand::Sso {
-                    domain,
-                    idp_metadata,
-                    disable,
-                },
-        } => practice_sso(&config, &domain, idp_metadata, disable).await,
+            command: sso @ PracticeCommand::Sso { .. },
+        } => practice_sso(&config, sso).await,
         Command::User {
             command:
                 UserCommand::Add {

@@ -8,15 +8,14 @@
 //! document alone. Before that, a Response with more or fewer than one
 //! assertion (the shape of signature-wrapping attacks), an encrypted assertion
 //! or a DTD is refused outright. Time comes from the caller (the store's clock).
+#![allow(clippy::doc_markdown)] // SAML's words (IdP, AuthnRequest, NameID) read better bare
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 use samael::crypto::{AllowedSignatureAlgorithm, CertificateDer, Crypto, CryptoProvider, ReduceMode};
-use samael::metadata::{
-    EntityDescriptor, HTTP_POST_BINDING, HTTP_REDIRECT_BINDING, IndexedEndpoint, SpSsoDescriptor,
-};
+use samael::metadata::{EntityDescriptor, HTTP_POST_BINDING, HTTP_REDIRECT_BINDING, IndexedEndpoint, SpSsoDescriptor};
 use samael::schema::{Assertion, AuthnRequest, Issuer, NameIdPolicy, Response};
 use samael::service_provider::ServiceProvider;
 use samael::traits::ToXml;
@@ -195,7 +194,9 @@ impl Sp {
                 (assertion, response.in_response_to)
             }
             Some(Root::Assertion) => (
-                reduced.parse::<Assertion>().map_err(|_| "signed assertion does not parse")?,
+                reduced
+                    .parse::<Assertion>()
+                    .map_err(|_| "signed assertion does not parse")?,
                 None,
             ),
             None => return Err("signature covers neither the response nor the assertion"),
@@ -248,16 +249,18 @@ impl Sp {
             .audience_restrictions
             .iter()
             .flatten()
-            .any(|r| r.audience.iter().any(|a| *a == self.entity_id));
+            .any(|r| r.audience.contains(&self.entity_id));
         if !audience_ok {
             return Err("assertion Audience is not this SP");
         }
         let subject = assertion.subject.as_ref().ok_or("assertion has no Subject")?;
         let mut confirmed = None;
         for confirmation in subject.subject_confirmations.iter().flatten() {
-            let Some(data) = confirmation.subject_confirmation_data.as_ref() else { continue };
+            let Some(data) = confirmation.subject_confirmation_data.as_ref() else {
+                continue;
+            };
             let live = data.not_on_or_after.is_some_and(|t| t.timestamp() + SKEW > now)
-                && !data.not_before.is_some_and(|t| t.timestamp() > now + SKEW);
+                && data.not_before.is_none_or(|t| t.timestamp() <= now + SKEW);
             if confirmation.method.as_deref() == Some(BEARER)
                 && live
                 && data.recipient.as_deref() == Some(self.acs_url.as_str())

@@ -3,6 +3,7 @@
 //! AuthnRequests with Responses signed by xmlsec1 (RSA-SHA256). Practice staff
 //! land signed in; forged, wrapped, unsigned, replayed, expired, misaddressed
 //! and other-practice assertions are refused.
+#![allow(clippy::doc_markdown)] // SAML's words (IdP, AuthnRequest, NameID) read better bare
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -92,12 +93,26 @@ async fn setup(idp: &Idp) -> (Instance, PathBuf) {
     instance.practice_with_doctor().await;
     let store = instance.store();
     store
-        .add_practice_user("carol@smiles.example", "Carol Staff", Role::Staff, "smiles.example", true, false)
+        .add_practice_user(
+            "carol@smiles.example",
+            "Carol Staff",
+            Role::Staff,
+            "smiles.example",
+            true,
+            false,
+        )
         .await
         .unwrap();
     store.add_practice("Other Clinic", "other.example").await.unwrap();
     store
-        .add_practice_user("bob@other.example", "Bob Other", Role::Staff, "other.example", true, false)
+        .add_practice_user(
+            "bob@other.example",
+            "Bob Other",
+            Role::Staff,
+            "other.example",
+            true,
+            false,
+        )
         .await
         .unwrap();
     super::harness::set_password(&instance, "ada@smiles.example", "Correct-Horse-7!").await;
@@ -105,7 +120,10 @@ async fn setup(idp: &Idp) -> (Instance, PathBuf) {
     let xml = idp.metadata();
     let parsed = portal::sso::parse_idp_metadata(&xml).unwrap();
     assert_eq!(parsed.entity_id, ENTITY_ID);
-    store.set_practice_idp("smiles.example", &parsed.entity_id, &xml).await.unwrap();
+    store
+        .set_practice_idp("smiles.example", &parsed.entity_id, &xml)
+        .await
+        .unwrap();
     // The IdP learns about us from our SP metadata, as an admin would set it up.
     let sp_xml = client()
         .get(instance.url("/saml/smiles.example/metadata"))
@@ -133,7 +151,11 @@ fn client() -> reqwest::Client {
 
 /// Starts SSO in `http`: the AuthnRequest (SAMLRequest) the portal sends to the IdP.
 async fn begin(http: &reqwest::Client, instance: &Instance) -> String {
-    let response = http.get(instance.url("/saml/smiles.example/login")).send().await.unwrap();
+    let response = http
+        .get(instance.url("/saml/smiles.example/login"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 303);
     let location = response.headers()["location"].to_str().unwrap().to_owned();
     assert!(location.starts_with(SSO_URL), "{location}");
@@ -174,7 +196,10 @@ fn assertion_span(xml: &str) -> (usize, usize) {
 /// An attacker's copy of a signed assertion: no signature, another ID, and Carol
 /// instead of Ada.
 fn unsigned_copy(signed: &str) -> String {
-    let open = signed.find(":Signature ").or_else(|| signed.find(":Signature>")).unwrap();
+    let open = signed
+        .find(":Signature ")
+        .or_else(|| signed.find(":Signature>"))
+        .unwrap();
     let sig_start = signed[..open].rfind('<').unwrap();
     let prefix = &signed[sig_start + 1..open];
     let closing = format!("</{prefix}:Signature>");
@@ -192,7 +217,14 @@ async fn sso_signs_in_practice_staff_through_a_real_idp() {
 
     // The sign-in page offers SSO; an address leads to its practice's IdP.
     let http = client();
-    let page = http.get(instance.url("/signin")).send().await.unwrap().text().await.unwrap();
+    let page = http
+        .get(instance.url("/signin"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains("action=\"/saml/start\""));
     let start = http
         .get(instance.url("/saml/start?practice=Ada%40Smiles.example"))
@@ -200,7 +232,11 @@ async fn sso_signs_in_practice_staff_through_a_real_idp() {
         .await
         .unwrap();
     assert_eq!(start.headers()["location"], "/saml/smiles.example/login");
-    let none = http.get(instance.url("/saml/start?practice=bob%40other.example")).send().await.unwrap();
+    let none = http
+        .get(instance.url("/saml/start?practice=bob%40other.example"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(none.status(), 400);
 
     // Response and assertion signed (pysaml2's default for this IdP).
@@ -222,12 +258,19 @@ async fn sso_signs_in_practice_staff_through_a_real_idp() {
     let response = idp.respond(&sp, &request, "carol@smiles.example", now, "assertion", None);
     assert_eq!(post_acs(&carol, &instance, &response).await.status(), 303);
     assert!(signed_in(&carol, &instance).await);
-    let status = instance.store().user_by_email("carol@smiles.example").await.unwrap().unwrap().status;
+    let status = instance
+        .store()
+        .user_by_email("carol@smiles.example")
+        .await
+        .unwrap()
+        .unwrap()
+        .status;
     assert_eq!(status, store::accounts::UserStatus::Active);
     assert!(instance.store().verify_audit().await.unwrap().is_ok());
 }
 
 #[tokio::test]
+#[allow(clippy::too_many_lines)] // one attack after another, each a few lines
 async fn sso_refuses_forged_wrapped_unsigned_replayed_and_misaddressed_assertions() {
     let idp = Idp::new();
     let (instance, sp) = setup(&idp).await;
@@ -251,7 +294,9 @@ async fn sso_refuses_forged_wrapped_unsigned_replayed_and_misaddressed_assertion
     .await;
     refused("NameID changed after signing", &|request| {
         let response = idp.respond(&sp, request, "ada@smiles.example", now, "response+assertion", None);
-        edit(&response, |xml| xml.replace("ada@smiles.example", "carol@smiles.example"))
+        edit(&response, |xml| {
+            xml.replace("ada@smiles.example", "carol@smiles.example")
+        })
     })
     .await;
     refused("wrapping: an unsigned assertion beside the signed one", &|request| {
@@ -263,17 +308,20 @@ async fn sso_refuses_forged_wrapped_unsigned_replayed_and_misaddressed_assertion
         })
     })
     .await;
-    refused("wrapping: the signed assertion moved inside an unsigned one", &|request| {
-        let response = idp.respond(&sp, request, "ada@smiles.example", now, "assertion", None);
-        edit(&response, |xml| {
-            let (start, end) = assertion_span(&xml);
-            let signed = xml[start..end].to_owned();
-            let evil = unsigned_copy(&signed);
-            let close = evil.rfind("</").unwrap();
-            let wrapped = format!("{}{signed}{}", &evil[..close], &evil[close..]);
-            format!("{}{wrapped}{}", &xml[..start], &xml[end..])
-        })
-    })
+    refused(
+        "wrapping: the signed assertion moved inside an unsigned one",
+        &|request| {
+            let response = idp.respond(&sp, request, "ada@smiles.example", now, "assertion", None);
+            edit(&response, |xml| {
+                let (start, end) = assertion_span(&xml);
+                let signed = xml[start..end].to_owned();
+                let evil = unsigned_copy(&signed);
+                let close = evil.rfind("</").unwrap();
+                let wrapped = format!("{}{signed}{}", &evil[..close], &evil[close..]);
+                format!("{}{wrapped}{}", &xml[..start], &xml[end..])
+            })
+        },
+    )
     .await;
     refused("signed by a key the practice never configured", &|request| {
         let impostor = Idp::new();
@@ -281,7 +329,14 @@ async fn sso_refuses_forged_wrapped_unsigned_replayed_and_misaddressed_assertion
     })
     .await;
     refused("addressed to another service provider", &|request| {
-        idp.respond(&sp, request, "ada@smiles.example", now, "response+assertion", Some("https://evil-sp.example/metadata"))
+        idp.respond(
+            &sp,
+            request,
+            "ada@smiles.example",
+            now,
+            "response+assertion",
+            Some("https://evil-sp.example/metadata"),
+        )
     })
     .await;
     refused("a user of another practice", &|request| {
@@ -328,7 +383,12 @@ async fn sso_refuses_forged_wrapped_unsigned_replayed_and_misaddressed_assertion
         .await
         .unwrap();
     assert_eq!(replay.status(), 403, "a replayed Response");
-    assert!(replay.headers().get("set-cookie").is_none_or(|c| !c.to_str().unwrap().starts_with("sealpost_session=")));
+    assert!(
+        replay
+            .headers()
+            .get("set-cookie")
+            .is_none_or(|c| !c.to_str().unwrap().starts_with("sealpost_session="))
+    );
 
     // Each refusal was for the reason the attack should trip (the log has it;
     // the page says only that sign-on failed).
@@ -346,7 +406,10 @@ async fn sso_refuses_forged_wrapped_unsigned_replayed_and_misaddressed_assertion
     }
     // Every refusal is audited.
     let audit = instance.store().recent_audit(200).await.unwrap();
-    let failures = audit.iter().filter(|(_, action, _)| action == "signin.sso_failure").count();
+    let failures = audit
+        .iter()
+        .filter(|(_, action, _)| action == "signin.sso_failure")
+        .count();
     assert!(failures >= 12, "{failures} audited refusals");
 
     // No SSO for unknown practices or practices without an IdP.
@@ -357,7 +420,11 @@ async fn sso_refuses_forged_wrapped_unsigned_replayed_and_misaddressed_assertion
         "/saml/other.example/metadata",
         "/saml/other.example/login",
     ] {
-        assert_eq!(http.get(instance.url(path)).send().await.unwrap().status(), 404, "{path}");
+        assert_eq!(
+            http.get(instance.url(path)).send().await.unwrap().status(),
+            404,
+            "{path}"
+        );
     }
     let posted = http
         .post(instance.url("/saml/nowhere.example/acs"))
@@ -371,7 +438,13 @@ async fn sso_refuses_forged_wrapped_unsigned_replayed_and_misaddressed_assertion
 /// The request id a Response answers (read from its XML, as an attacker could).
 fn in_response_to(response: &str) -> String {
     let xml = String::from_utf8(B64.decode(response).unwrap()).unwrap();
-    xml.split("InResponseTo=\"").nth(1).unwrap().split('"').next().unwrap().to_owned()
+    xml.split("InResponseTo=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned()
 }
 
 #[tokio::test]
@@ -390,7 +463,13 @@ async fn sso_replay_cache_refuses_a_seen_assertion_id() {
         email: "ada@smiles.example".into(),
         expires_at: now + 300,
     };
-    assert!(store.finish_sso(&practice, &assertion("_r1"), "test").await.unwrap().is_ok());
+    assert!(
+        store
+            .finish_sso(&practice, &assertion("_r1"), "test")
+            .await
+            .unwrap()
+            .is_ok()
+    );
     // The same assertion again, even answering another live request: a replay.
     let again = store.finish_sso(&practice, &assertion("_r2"), "test").await.unwrap();
     assert_eq!(again.err(), Some(SsoRefusal::Replay));

@@ -5,6 +5,7 @@
 //! The AuthnRequest's id is stored (single use, 10 minutes) and also put in a
 //! cookie scoped to the ACS path, so an answer is only accepted in the browser
 //! that asked for it (`SameSite=None`: the IdP posts cross-site).
+#![allow(clippy::doc_markdown)] // SAML's words (IdP, AuthnRequest, NameID) read better bare
 
 use axum::Form;
 use axum::extract::{Path, Query, State};
@@ -73,7 +74,9 @@ pub async fn start(State(state): State<AppState>, Query(query): Query<StartQuery
     let input = query.practice.trim();
     let domain = input.rsplit_once('@').map_or(input, |(_, d)| d).to_ascii_lowercase();
     let known = !domain.is_empty()
-        && domain.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        && domain
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
         && state.store.practice_idp(&domain).await?.is_some();
     if known {
         Ok(Redirect::to(&format!("/saml/{domain}/login")).into_response())
@@ -119,7 +122,9 @@ pub async fn acs(
     ))
     .map_err(|_| Error::NotFound)?;
     if form.saml_response.is_empty() {
-        return Err(Error::BadRequest("This sign-in answer is empty. Please start again.".into()));
+        return Err(Error::BadRequest(
+            "This sign-in answer is empty. Please start again.".into(),
+        ));
     }
     let now = state.store.now();
     let encoded = form.saml_response;

@@ -3,6 +3,7 @@
 //! once), the assertion ids we accepted (a replay cache), and opening a session
 //! for a practice user the IdP vouched for. The XML and its signatures are the
 //! portal's business (`portal::sso`); this module stores and decides.
+#![allow(clippy::doc_markdown)] // SAML's words (IdP, AuthnRequest, NameID) read better bare
 
 use sqlx::Row;
 
