@@ -84,6 +84,18 @@ enum PracticeCommand {
         #[arg(long)]
         domain: String,
     },
+    /// Set up (or turn off) SAML single sign-on for a practice's staff.
+    Sso {
+        /// The practice's domain.
+        #[arg(long)]
+        domain: String,
+        /// The identity provider's SAML metadata XML file.
+        #[arg(long, required_unless_present = "disable", conflicts_with = "disable")]
+        idp_metadata: Option<PathBuf>,
+        /// Turn single sign-on off.
+        #[arg(long)]
+        disable: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -146,6 +158,39 @@ fn main() -> ExitCode {
     }
 }
 
+/// `sealpost practice sso`: stores the `IdP` metadata (checked first) or turns SSO off.
+async fn practice_sso(config: &Config, command: PracticeCommand) -> anyhow::Result<()> {
+    let PracticeCommand::Sso {
+        domain,
+        idp_metadata: metadata,
+        disable,
+    } = command
+    else {
+        anyhow::bail!("not a practice sso command");
+    };
+    let domain = domain.as_str();
+    let store = app::open_store(config, Arc::new(SystemClock)).await?;
+    let sp = portal::sso::Sp::new(&config.public_url, &domain.trim().to_ascii_lowercase());
+    if disable {
+        let was_on = store.disable_practice_idp(domain).await?;
+        println!(
+            "Single sign-on for {domain} is off{}.",
+            if was_on { "" } else { " (it was not set up)" }
+        );
+        return Ok(());
+    }
+    let path = metadata.context("--idp-metadata FILE is needed")?;
+    let xml = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let idp = portal::sso::parse_idp_metadata(&xml).map_err(anyhow::Error::msg)?;
+    let practice = store.set_practice_idp(domain, &idp.entity_id, &xml).await?;
+    println!("Single sign-on for {} now uses IdP {}.", practice.domain, idp.entity_id);
+    println!("  IdP sign-on URL:      {}", idp.sso_url);
+    println!("  SP metadata URL:      {}", sp.entity_id);
+    println!("  SP entity id:         {}", sp.entity_id);
+    println!("  ACS URL (HTTP-POST):  {}", sp.acs_url);
+    Ok(())
+}
+
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => serve(config).await,
@@ -174,6 +219,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Practice {
+            command: sso @ PracticeCommand::Sso { .. },
+        } => practice_sso(&config, sso).await,
         Command::User {
             command:
                 UserCommand::Add {

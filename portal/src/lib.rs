@@ -14,6 +14,7 @@ pub mod render;
 mod serve;
 mod session;
 pub mod specialties;
+pub mod sso;
 #[cfg(test)]
 mod tests;
 
@@ -112,6 +113,10 @@ pub fn router(store: Arc<store::Store>, config: PortalConfig) -> Router {
         .route("/addin/manifest.xml", get(addin::manifest))
         .route("/addin/{file}", get(addin::file))
         .route("/api/contacts", get(api::contacts))
+        .route("/saml/start", get(pages::sso::start))
+        .route("/saml/{domain}/metadata", get(pages::sso::metadata))
+        .route("/saml/{domain}/login", get(pages::sso::login))
+        .route("/saml/{domain}/acs", post(pages::sso::acs))
         .fallback(pages::not_found)
         .with_state(state)
         .layer(middleware::from_fn(log_request));

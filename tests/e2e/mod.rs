@@ -14,5 +14,6 @@ mod postfix;
 mod secure_send;
 mod signin_guard;
 mod smtp_refusals;
+mod sso;
 mod threading;
 mod two_step;

@@ -10,6 +10,7 @@ pub mod message;
 pub mod passkeys;
 pub mod register;
 pub mod roles;
+pub mod sso;
 pub mod two_step;
 
 use askama::Template;

@@ -11,6 +11,7 @@ pub mod manage;
 pub mod passkeys;
 pub mod passwords;
 mod registration;
+pub mod saml;
 mod sealing;
 mod signin;
 pub mod sms;
