@@ -4,6 +4,7 @@ mod delivery;
 mod dkim;
 mod harness;
 mod imap;
+mod imap_clients;
 mod limits;
 mod passwords;
 mod portal_access;
