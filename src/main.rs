@@ -112,6 +112,14 @@ enum UserCommand {
         #[arg(long)]
         user_manager: bool,
     },
+    /// Make an app password for a user's mail client; prints it (shown only once).
+    AppPassword {
+        #[arg(long)]
+        email: String,
+        /// What it is for, e.g. "Outlook on the front desk PC".
+        #[arg(long)]
+        label: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -201,6 +209,19 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             );
             println!("Set-password link (valid 7 days, works once):");
             println!("{}/password/{token}", config.public_url.trim_end_matches('/'));
+            Ok(())
+        }
+        Command::User {
+            command: UserCommand::AppPassword { email, label },
+        } => {
+            let store = app::open_store(&config, Arc::new(SystemClock)).await?;
+            let user = store
+                .user_by_email(&email)
+                .await?
+                .with_context(|| format!("no user {email}"))?;
+            let password = store.create_app_password(&user, &label, "cli").await?;
+            println!("App password \"{}\" for {} (shown only this once):", label.trim(), user.email);
+            println!("{password}");
             Ok(())
         }
         Command::Dkim { command } => {
