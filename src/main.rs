@@ -220,7 +220,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 .await?
                 .with_context(|| format!("no user {email}"))?;
             let password = store.create_app_password(&user, &label, "cli").await?;
-            println!("App password \"{}\" for {} (shown only this once):", label.trim(), user.email);
+            println!(
+                "App password \"{}\" for {} (shown only this once):",
+                label.trim(),
+                user.email
+            );
             println!("{password}");
             Ok(())
         }
