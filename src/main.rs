@@ -182,52 +182,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::User {
-            command:
-                UserCommand::Add {
-                    email,
-                    name,
-                    role,
-                    practice,
-                    paid,
-                    user_manager,
-                },
-        } => {
-            let store = app::open_store(&config, Arc::new(SystemClock)).await?;
-            let role = match role {
-                PracticeRole::Doctor => Role::Doctor,
-                PracticeRole::Staff => Role::Staff,
-            };
-            let (user, token) = store
-                .add_practice_user(&email, &name, role, &practice, paid, user_manager)
-                .await?;
-            println!(
-                "Added {} <{}> to {practice}{}.",
-                user.full_name,
-                user.email,
-                if user.user_manager { " as User Manager" } else { "" }
-            );
-            println!("Set-password link (valid 7 days, works once):");
-            println!("{}/password/{token}", config.public_url.trim_end_matches('/'));
-            Ok(())
-        }
-        Command::User {
-            command: UserCommand::AppPassword { email, label },
-        } => {
-            let store = app::open_store(&config, Arc::new(SystemClock)).await?;
-            let user = store
-                .user_by_email(&email)
-                .await?
-                .with_context(|| format!("no user {email}"))?;
-            let password = store.create_app_password(&user, &label, "cli").await?;
-            println!(
-                "App password \"{}\" for {} (shown only this once):",
-                label.trim(),
-                user.email
-            );
-            println!("{password}");
-            Ok(())
-        }
+        Command::User { command } => user(command, &config).await,
         Command::Dkim { command } => {
             let path = config.dkim_key_path();
             let value = match command {
@@ -261,6 +216,53 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     anyhow::bail!("audit log broken at entry {id}: it was changed or an entry before it was removed")
                 }
             }
+        }
+    }
+}
+
+/// `sealpost user ...`
+async fn user(command: UserCommand, config: &Config) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Add {
+            email,
+            name,
+            role,
+            practice,
+            paid,
+            user_manager,
+        } => {
+            let store = app::open_store(config, Arc::new(SystemClock)).await?;
+            let role = match role {
+                PracticeRole::Doctor => Role::Doctor,
+                PracticeRole::Staff => Role::Staff,
+            };
+            let (user, token) = store
+                .add_practice_user(&email, &name, role, &practice, paid, user_manager)
+                .await?;
+            println!(
+                "Added {} <{}> to {practice}{}.",
+                user.full_name,
+                user.email,
+                if user.user_manager { " as User Manager" } else { "" }
+            );
+            println!("Set-password link (valid 7 days, works once):");
+            println!("{}/password/{token}", config.public_url.trim_end_matches('/'));
+            Ok(())
+        }
+        UserCommand::AppPassword { email, label } => {
+            let store = app::open_store(config, Arc::new(SystemClock)).await?;
+            let user = store
+                .user_by_email(&email)
+                .await?
+                .with_context(|| format!("no user {email}"))?;
+            let password = store.create_app_password(&user, &label, "cli").await?;
+            println!(
+                "App password \"{}\" for {} (shown only this once):",
+                label.trim(),
+                user.email
+            );
+            println!("{password}");
+            Ok(())
         }
     }
 }
