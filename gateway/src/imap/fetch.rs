@@ -54,7 +54,11 @@ pub(crate) fn chosen(entries: &[MailEntry], set: &SequenceSet, uid: bool) -> Vec
 /// `HEADER.FIELDS (A B)`-style label of a section, as the response repeats it.
 fn section_label(section: Option<&Section<'_>>) -> String {
     let part = |p: &imap_codec::imap_types::fetch::Part| {
-        p.0.as_ref().iter().map(|n| n.to_string()).collect::<Vec<_>>().join(".")
+        p.0.as_ref()
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(".")
     };
     let prefix =
         |p: &Option<imap_codec::imap_types::fetch::Part>| p.as_ref().map_or(String::new(), |p| format!("{}.", part(p)));
@@ -182,13 +186,14 @@ impl Session {
                 MessageDataItemName::Body | MessageDataItemName::BodyStructure => true,
                 MessageDataItemName::BodyExt { section, .. } => matches!(
                     section,
-                    Some(Section::Part(_) | Section::Mime(_))
-                        | Some(
-                            Section::Header(Some(_))
-                                | Section::Text(Some(_))
-                                | Section::HeaderFields(Some(_), _)
-                                | Section::HeaderFieldsNot(Some(_), _)
-                        )
+                    Some(
+                        Section::Part(_)
+                            | Section::Mime(_)
+                            | Section::Header(Some(_))
+                            | Section::Text(Some(_))
+                            | Section::HeaderFields(Some(_), _)
+                            | Section::HeaderFieldsNot(Some(_), _)
+                    )
                 ),
                 _ => false,
             });
@@ -281,7 +286,7 @@ impl Session {
                                 let names: Vec<Vec<u8>> = names.as_ref().iter().map(|n| n.as_ref().to_vec()).collect();
                                 Content::Bytes(message::header_fields(&header, &names, not))
                             }
-                            Some(other) => part_content(parsed.as_ref(), &other),
+                            Some(other) => part_content(parsed.as_ref(), other),
                         };
                         match partial {
                             Some((origin, _)) => self
@@ -422,7 +427,7 @@ pub(crate) fn internal_date(unix: i64) -> String {
     )
 }
 
-/// Days since 1970-01-01 to (year, month, day) (H. Hinnant's civil_from_days).
+/// Days since 1970-01-01 to (year, month, day) (H. Hinnant's `civil_from_days`).
 pub(crate) fn civil(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);

@@ -69,16 +69,15 @@ impl Session {
             let seq = u32::try_from(i + 1).unwrap_or(u32::MAX);
             let mut all = true;
             for key in criteria {
-                match matches(key, entry, seq, &selected.entries) {
-                    Some(hit) => all &= hit,
-                    None => {
-                        self.tagged(
-                            tag,
-                            "NO",
-                            "[CANNOT] Only flag, date, size and set searches are offered (content is sealed)",
-                        );
-                        return;
-                    }
+                if let Some(hit) = matches(key, entry, seq, &selected.entries) {
+                    all &= hit
+                } else {
+                    self.tagged(
+                        tag,
+                        "NO",
+                        "[CANNOT] Only flag, date, size and set searches are offered (content is sealed)",
+                    );
+                    return;
                 }
             }
             if all {
