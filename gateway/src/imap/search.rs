@@ -70,7 +70,7 @@ impl Session {
             let mut all = true;
             for key in criteria {
                 if let Some(hit) = matches(key, entry, seq, &selected.entries) {
-                    all &= hit
+                    all &= hit;
                 } else {
                     self.tagged(
                         tag,
@@ -84,8 +84,12 @@ impl Session {
                 found.push(if uid { entry.uid } else { seq });
             }
         }
-        let list: String = found.iter().map(|n| format!(" {n}")).collect();
-        self.line(&format!("* SEARCH{list}"));
+        let mut list = String::from("* SEARCH");
+        for n in found {
+            list.push(' ');
+            list.push_str(&n.to_string());
+        }
+        self.line(&list);
         let verb = if uid { "UID SEARCH" } else { "SEARCH" };
         self.tagged(tag, "OK", &format!("{verb} completed"));
     }
