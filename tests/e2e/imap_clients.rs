@@ -1,7 +1,8 @@
 //! IMAP with more real clients: mbsync (isync) mirrors INBOX and Sent into a
 //! Maildir over implicit TLS with the instance's certificate pinned and its host
 //! name checked, then pushes local flag changes and deletions back; and an IDLE
-//! client hears about a newly sealed message without asking.
+//! client hears about a newly sealed message without asking; APPEND is refused
+//! cleanly (see tests/imaptest/README.md for why).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -266,4 +267,52 @@ async fn imap_idle_reports_a_newly_sealed_message() {
     assert!(status.success(), "the IDLE client failed: {before}{rest}");
     assert!(rest.contains("pushed * 1 EXISTS"), "IDLE heard of the message: {rest}");
     assert!(rest.contains("a3 OK"), "DONE ends IDLE: {rest}");
+}
+
+/// imaplib tries APPEND (as Outlook does to save sent items), small and large.
+const APPENDER: &str = r#"
+import imaplib, ssl, sys
+port, user, password = sys.argv[1:4]
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+m = imaplib.IMAP4_SSL("127.0.0.1", int(port), ssl_context=ctx)
+m.login(user, password)
+for size in (200, 5_000_000):
+    msg = b"From: a@b.example\r\nSubject: draft\r\n\r\n" + b"x" * size + b"\r\n"
+    try:
+        print("append", size, m.append("Sent", None, None, msg))
+    except imaplib.IMAP4.error as e:
+        print("append", size, "refused", e)
+print("noop", m.noop()[0])
+print("sent", m.select("Sent")[1][0].decode())
+m.logout()
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imap_append_is_refused_cleanly_and_the_session_goes_on() {
+    let instance = Instance::start().await;
+    let (ada_pw, _bob_pw) = setup(&instance).await;
+    let port = instance.running.addresses.imap_tls.port();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .arg("-c")
+            .arg(APPENDER)
+            .args([port.to_string(), "ada@smiles.example".into(), ada_pw])
+            .output()
+            .expect("python3 runs")
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Small: a NO with the reason; too large for a literal: BAD before any data is sent.
+    assert!(text.contains("append 200 ('NO', [b'[CANNOT]"), "{text}");
+    assert!(
+        text.contains("append 5000000 refused") && text.contains("Literal too large"),
+        "{text}"
+    );
+    assert!(text.contains("noop OK") && text.contains("sent 0"), "{text}");
 }
