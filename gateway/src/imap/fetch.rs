@@ -87,6 +87,18 @@ enum Content {
     Missing,
 }
 
+/// What one FETCH response line is made from.
+#[derive(Clone, Copy)]
+struct Fetched<'a> {
+    user: &'a store::accounts::User,
+    entry: &'a MailEntry,
+    client: &'a str,
+    /// The message's header block.
+    header: &'a [u8],
+    /// The whole message, parsed, when a part was asked for and it is small.
+    parsed: Option<&'a mail_parser::Message<'a>>,
+}
+
 impl Session {
     pub(crate) async fn fetch<S: AsyncWrite + Unpin>(
         &mut self,
@@ -222,92 +234,116 @@ impl Session {
                     self.out.push(b' ');
                 }
                 first = false;
-                match item {
-                    MessageDataItemName::Uid => self.out.extend_from_slice(format!("UID {}", entry.uid).as_bytes()),
-                    MessageDataItemName::Flags => {
-                        self.out
-                            .extend_from_slice(format!("FLAGS {}", flag_list(entry.flags)).as_bytes());
-                    }
-                    MessageDataItemName::InternalDate => {
-                        self.out.extend_from_slice(
-                            format!("INTERNALDATE \"{}\"", internal_date(entry.internal_date)).as_bytes(),
-                        );
-                    }
-                    MessageDataItemName::Rfc822Size => self
-                        .out
-                        .extend_from_slice(format!("RFC822.SIZE {}", entry.size).as_bytes()),
-                    MessageDataItemName::Envelope => {
-                        self.out.extend_from_slice(b"ENVELOPE ");
-                        message::envelope(&mut self.out, &header);
-                    }
-                    MessageDataItemName::Body | MessageDataItemName::BodyStructure => {
-                        let name: &[u8] = if matches!(item, MessageDataItemName::Body) {
-                            b"BODY "
-                        } else {
-                            b"BODYSTRUCTURE "
-                        };
-                        self.out.extend_from_slice(name);
-                        match &parsed {
-                            Some(p) => message::body_structure(&mut self.out, p),
-                            None => message::opaque_structure(&mut self.out, entry.size, header.len()),
-                        }
-                    }
-                    MessageDataItemName::Rfc822Header => {
-                        self.out.extend_from_slice(b"RFC822.HEADER ");
-                        super::string_literal(&mut self.out, &header);
-                    }
-                    MessageDataItemName::Rfc822 | MessageDataItemName::Rfc822Text => {
-                        let (label, skip) = if matches!(item, MessageDataItemName::Rfc822) {
-                            ("RFC822", 0)
-                        } else {
-                            ("RFC822.TEXT", header.len() as u64)
-                        };
-                        self.out.extend_from_slice(format!("{label} ").as_bytes());
-                        let content = Content::Stream {
-                            skip,
-                            len: entry.size.saturating_sub(skip),
-                        };
-                        self.write_content(io, &user, &entry, &client, content, None).await?;
-                    }
-                    MessageDataItemName::BodyExt { section, partial, .. } => {
-                        let label = section_label(section.as_ref());
-                        let content = match section {
-                            None => Content::Stream {
-                                skip: 0,
-                                len: entry.size,
-                            },
-                            Some(Section::Header(None)) => Content::Bytes(header.clone()),
-                            Some(Section::Text(None)) => Content::Stream {
-                                skip: header.len() as u64,
-                                len: entry.size.saturating_sub(header.len() as u64),
-                            },
-                            Some(Section::HeaderFields(None, names) | Section::HeaderFieldsNot(None, names)) => {
-                                let not = matches!(section, Some(Section::HeaderFieldsNot(..)));
-                                let names: Vec<Vec<u8>> = names.as_ref().iter().map(|n| n.as_ref().to_vec()).collect();
-                                Content::Bytes(message::header_fields(&header, &names, not))
-                            }
-                            Some(other) => part_content(parsed.as_ref(), other),
-                        };
-                        match partial {
-                            Some((origin, _)) => self
-                                .out
-                                .extend_from_slice(format!("BODY[{label}]<{origin}> ").as_bytes()),
-                            None => self.out.extend_from_slice(format!("BODY[{label}] ").as_bytes()),
-                        }
-                        let partial = partial.map(|(o, l)| (u64::from(o), u64::from(l.get())));
-                        self.write_content(io, &user, &entry, &client, content, partial).await?;
-                    }
-                    MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. } => {
-                        self.out.extend_from_slice(b"UID 0");
-                    }
-                    #[allow(unreachable_patterns)]
-                    _ => self.out.extend_from_slice(format!("UID {}", entry.uid).as_bytes()),
-                }
+                let fetched = Fetched {
+                    user: &user,
+                    entry: &entry,
+                    client: &client,
+                    header: &header,
+                    parsed: parsed.as_ref(),
+                };
+                self.write_item(io, item, fetched).await?;
             }
             self.out.extend_from_slice(b")\r\n");
         }
         let verb = if uid { "UID FETCH" } else { "FETCH" };
         self.tagged(tag, "OK", &format!("{verb} completed"));
+        Ok(())
+    }
+
+    /// Writes one FETCH data item of a message: its name, then its value.
+    async fn write_item<S: AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut S,
+        item: &MessageDataItemName<'_>,
+        fetched: Fetched<'_>,
+    ) -> std::io::Result<()> {
+        let Fetched {
+            user,
+            entry,
+            client,
+            header,
+            parsed,
+        } = fetched;
+        match item {
+            MessageDataItemName::Uid => self.out.extend_from_slice(format!("UID {}", entry.uid).as_bytes()),
+            MessageDataItemName::Flags => {
+                self.out
+                    .extend_from_slice(format!("FLAGS {}", flag_list(entry.flags)).as_bytes());
+            }
+            MessageDataItemName::InternalDate => {
+                self.out
+                    .extend_from_slice(format!("INTERNALDATE \"{}\"", internal_date(entry.internal_date)).as_bytes());
+            }
+            MessageDataItemName::Rfc822Size => self
+                .out
+                .extend_from_slice(format!("RFC822.SIZE {}", entry.size).as_bytes()),
+            MessageDataItemName::Envelope => {
+                self.out.extend_from_slice(b"ENVELOPE ");
+                message::envelope(&mut self.out, header);
+            }
+            MessageDataItemName::Body | MessageDataItemName::BodyStructure => {
+                let name: &[u8] = if matches!(item, MessageDataItemName::Body) {
+                    b"BODY "
+                } else {
+                    b"BODYSTRUCTURE "
+                };
+                self.out.extend_from_slice(name);
+                match &parsed {
+                    Some(p) => message::body_structure(&mut self.out, p),
+                    None => message::opaque_structure(&mut self.out, entry.size, header.len()),
+                }
+            }
+            MessageDataItemName::Rfc822Header => {
+                self.out.extend_from_slice(b"RFC822.HEADER ");
+                super::string_literal(&mut self.out, header);
+            }
+            MessageDataItemName::Rfc822 | MessageDataItemName::Rfc822Text => {
+                let (label, skip) = if matches!(item, MessageDataItemName::Rfc822) {
+                    ("RFC822", 0)
+                } else {
+                    ("RFC822.TEXT", header.len() as u64)
+                };
+                self.out.extend_from_slice(format!("{label} ").as_bytes());
+                let content = Content::Stream {
+                    skip,
+                    len: entry.size.saturating_sub(skip),
+                };
+                self.write_content(io, user, entry, client, content, None).await?;
+            }
+            MessageDataItemName::BodyExt { section, partial, .. } => {
+                let label = section_label(section.as_ref());
+                let content = match section {
+                    None => Content::Stream {
+                        skip: 0,
+                        len: entry.size,
+                    },
+                    Some(Section::Header(None)) => Content::Bytes(header.to_vec()),
+                    Some(Section::Text(None)) => Content::Stream {
+                        skip: header.len() as u64,
+                        len: entry.size.saturating_sub(header.len() as u64),
+                    },
+                    Some(Section::HeaderFields(None, names) | Section::HeaderFieldsNot(None, names)) => {
+                        let not = matches!(section, Some(Section::HeaderFieldsNot(..)));
+                        let names: Vec<Vec<u8>> = names.as_ref().iter().map(|n| n.as_ref().to_vec()).collect();
+                        Content::Bytes(message::header_fields(header, &names, not))
+                    }
+                    Some(other) => part_content(parsed, other),
+                };
+                match partial {
+                    Some((origin, _)) => self
+                        .out
+                        .extend_from_slice(format!("BODY[{label}]<{origin}> ").as_bytes()),
+                    None => self.out.extend_from_slice(format!("BODY[{label}] ").as_bytes()),
+                }
+                let partial = partial.map(|(o, l)| (u64::from(o), u64::from(l.get())));
+                self.write_content(io, user, entry, client, content, partial).await?;
+            }
+            MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. } => {
+                self.out.extend_from_slice(b"UID 0");
+            }
+            #[allow(unreachable_patterns)]
+            _ => self.out.extend_from_slice(format!("UID {}", entry.uid).as_bytes()),
+        }
         Ok(())
     }
 
