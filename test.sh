@@ -17,6 +17,9 @@ fi
 echo "== unit and end-to-end tests (SQLite)"
 cargo test --workspace --locked
 
+echo "== imaptest: compliance scripts and a bounded stress run against sealpost serve"
+tests/imaptest/run.sh
+
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/initdb" ]; then
   echo "PostgreSQL server binaries not found: install Debian's postgresql package (see .ci/run)" >&2

@@ -124,6 +124,14 @@ enum UserCommand {
         #[arg(long)]
         user_manager: bool,
     },
+    /// Make an app password for a user's mail client; prints it (shown only once).
+    AppPassword {
+        #[arg(long)]
+        email: String,
+        /// What it is for, e.g. "Outlook on the front desk PC".
+        #[arg(long)]
+        label: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -222,35 +230,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Practice {
             command: sso @ PracticeCommand::Sso { .. },
         } => practice_sso(&config, sso).await,
-        Command::User {
-            command:
-                UserCommand::Add {
-                    email,
-                    name,
-                    role,
-                    practice,
-                    paid,
-                    user_manager,
-                },
-        } => {
-            let store = app::open_store(&config, Arc::new(SystemClock)).await?;
-            let role = match role {
-                PracticeRole::Doctor => Role::Doctor,
-                PracticeRole::Staff => Role::Staff,
-            };
-            let (user, token) = store
-                .add_practice_user(&email, &name, role, &practice, paid, user_manager)
-                .await?;
-            println!(
-                "Added {} <{}> to {practice}{}.",
-                user.full_name,
-                user.email,
-                if user.user_manager { " as User Manager" } else { "" }
-            );
-            println!("Set-password link (valid 7 days, works once):");
-            println!("{}/password/{token}", config.public_url.trim_end_matches('/'));
-            Ok(())
-        }
+        Command::User { command } => user(command, &config).await,
         Command::Dkim { command } => {
             let path = config.dkim_key_path();
             let value = match command {
@@ -284,6 +264,53 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     anyhow::bail!("audit log broken at entry {id}: it was changed or an entry before it was removed")
                 }
             }
+        }
+    }
+}
+
+/// `sealpost user ...`
+async fn user(command: UserCommand, config: &Config) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Add {
+            email,
+            name,
+            role,
+            practice,
+            paid,
+            user_manager,
+        } => {
+            let store = app::open_store(config, Arc::new(SystemClock)).await?;
+            let role = match role {
+                PracticeRole::Doctor => Role::Doctor,
+                PracticeRole::Staff => Role::Staff,
+            };
+            let (user, token) = store
+                .add_practice_user(&email, &name, role, &practice, paid, user_manager)
+                .await?;
+            println!(
+                "Added {} <{}> to {practice}{}.",
+                user.full_name,
+                user.email,
+                if user.user_manager { " as User Manager" } else { "" }
+            );
+            println!("Set-password link (valid 7 days, works once):");
+            println!("{}/password/{token}", config.public_url.trim_end_matches('/'));
+            Ok(())
+        }
+        UserCommand::AppPassword { email, label } => {
+            let store = app::open_store(config, Arc::new(SystemClock)).await?;
+            let user = store
+                .user_by_email(&email)
+                .await?
+                .with_context(|| format!("no user {email}"))?;
+            let password = store.create_app_password(&user, &label, "cli").await?;
+            println!(
+                "App password \"{}\" for {} (shown only this once):",
+                label.trim(),
+                user.email
+            );
+            println!("{password}");
+            Ok(())
         }
     }
 }

@@ -79,7 +79,7 @@ async fn client(instance: &Instance, mode: &str, user: &str, password: &str, out
 }
 
 /// Ada (sender) and Bob (her colleague, the recipient), each with an app password.
-async fn setup(instance: &Instance) -> (String, String) {
+pub(super) async fn setup(instance: &Instance) -> (String, String) {
     let ada = instance.practice_with_doctor().await;
     let (bob, _) = instance
         .store()
@@ -107,7 +107,7 @@ async fn setup(instance: &Instance) -> (String, String) {
     (ada_pw, bob_pw)
 }
 
-async fn wait_sealed(instance: &Instance, email: &str) -> store::ids::MessageId {
+pub(super) async fn wait_sealed(instance: &Instance, email: &str) -> store::ids::MessageId {
     let user = instance.store().user_by_email(email).await.unwrap().unwrap();
     for _ in 0..200 {
         if let Some(m) = instance.store().inbox(&user, 10).await.unwrap().first() {

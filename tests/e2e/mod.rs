@@ -5,6 +5,7 @@ mod delivery;
 mod dkim;
 mod harness;
 mod imap;
+mod imap_clients;
 mod limits;
 mod manage_users;
 mod passkeys;

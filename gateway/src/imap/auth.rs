@@ -81,12 +81,11 @@ impl Session {
                 self.tagged(tag, "BAD", "Authentication cancelled");
                 return Ok(());
             }
-            match base64::engine::general_purpose::STANDARD.decode(line.trim_ascii()) {
-                Ok(decoded) => decoded,
-                Err(_) => {
-                    self.tagged(tag, "BAD", "Authentication data is not base64");
-                    return Ok(());
-                }
+            if let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(line.trim_ascii()) {
+                decoded
+            } else {
+                self.tagged(tag, "BAD", "Authentication data is not base64");
+                return Ok(());
             }
         };
         // authzid NUL authcid NUL password; an authzid other than the user is refused.

@@ -54,7 +54,11 @@ pub(crate) fn chosen(entries: &[MailEntry], set: &SequenceSet, uid: bool) -> Vec
 /// `HEADER.FIELDS (A B)`-style label of a section, as the response repeats it.
 fn section_label(section: Option<&Section<'_>>) -> String {
     let part = |p: &imap_codec::imap_types::fetch::Part| {
-        p.0.as_ref().iter().map(|n| n.to_string()).collect::<Vec<_>>().join(".")
+        p.0.as_ref()
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(".")
     };
     let prefix =
         |p: &Option<imap_codec::imap_types::fetch::Part>| p.as_ref().map_or(String::new(), |p| format!("{}.", part(p)));
@@ -81,6 +85,18 @@ enum Content {
     Bytes(Vec<u8>),
     Stream { skip: u64, len: u64 },
     Missing,
+}
+
+/// What one FETCH response line is made from.
+#[derive(Clone, Copy)]
+struct Fetched<'a> {
+    user: &'a store::accounts::User,
+    entry: &'a MailEntry,
+    client: &'a str,
+    /// The message's header block.
+    header: &'a [u8],
+    /// The whole message, parsed, when a part was asked for and it is small.
+    parsed: Option<&'a mail_parser::Message<'a>>,
 }
 
 impl Session {
@@ -182,13 +198,14 @@ impl Session {
                 MessageDataItemName::Body | MessageDataItemName::BodyStructure => true,
                 MessageDataItemName::BodyExt { section, .. } => matches!(
                     section,
-                    Some(Section::Part(_) | Section::Mime(_))
-                        | Some(
-                            Section::Header(Some(_))
-                                | Section::Text(Some(_))
-                                | Section::HeaderFields(Some(_), _)
-                                | Section::HeaderFieldsNot(Some(_), _)
-                        )
+                    Some(
+                        Section::Part(_)
+                            | Section::Mime(_)
+                            | Section::Header(Some(_))
+                            | Section::Text(Some(_))
+                            | Section::HeaderFields(Some(_), _)
+                            | Section::HeaderFieldsNot(Some(_), _)
+                    )
                 ),
                 _ => false,
             });
@@ -217,92 +234,116 @@ impl Session {
                     self.out.push(b' ');
                 }
                 first = false;
-                match item {
-                    MessageDataItemName::Uid => self.out.extend_from_slice(format!("UID {}", entry.uid).as_bytes()),
-                    MessageDataItemName::Flags => {
-                        self.out
-                            .extend_from_slice(format!("FLAGS {}", flag_list(entry.flags)).as_bytes());
-                    }
-                    MessageDataItemName::InternalDate => {
-                        self.out.extend_from_slice(
-                            format!("INTERNALDATE \"{}\"", internal_date(entry.internal_date)).as_bytes(),
-                        );
-                    }
-                    MessageDataItemName::Rfc822Size => self
-                        .out
-                        .extend_from_slice(format!("RFC822.SIZE {}", entry.size).as_bytes()),
-                    MessageDataItemName::Envelope => {
-                        self.out.extend_from_slice(b"ENVELOPE ");
-                        message::envelope(&mut self.out, &header);
-                    }
-                    MessageDataItemName::Body | MessageDataItemName::BodyStructure => {
-                        let name: &[u8] = if matches!(item, MessageDataItemName::Body) {
-                            b"BODY "
-                        } else {
-                            b"BODYSTRUCTURE "
-                        };
-                        self.out.extend_from_slice(name);
-                        match &parsed {
-                            Some(p) => message::body_structure(&mut self.out, p),
-                            None => message::opaque_structure(&mut self.out, entry.size, header.len()),
-                        }
-                    }
-                    MessageDataItemName::Rfc822Header => {
-                        self.out.extend_from_slice(b"RFC822.HEADER ");
-                        super::string_literal(&mut self.out, &header);
-                    }
-                    MessageDataItemName::Rfc822 | MessageDataItemName::Rfc822Text => {
-                        let (label, skip) = if matches!(item, MessageDataItemName::Rfc822) {
-                            ("RFC822", 0)
-                        } else {
-                            ("RFC822.TEXT", header.len() as u64)
-                        };
-                        self.out.extend_from_slice(format!("{label} ").as_bytes());
-                        let content = Content::Stream {
-                            skip,
-                            len: entry.size.saturating_sub(skip),
-                        };
-                        self.write_content(io, &user, &entry, &client, content, None).await?;
-                    }
-                    MessageDataItemName::BodyExt { section, partial, .. } => {
-                        let label = section_label(section.as_ref());
-                        let content = match section {
-                            None => Content::Stream {
-                                skip: 0,
-                                len: entry.size,
-                            },
-                            Some(Section::Header(None)) => Content::Bytes(header.clone()),
-                            Some(Section::Text(None)) => Content::Stream {
-                                skip: header.len() as u64,
-                                len: entry.size.saturating_sub(header.len() as u64),
-                            },
-                            Some(Section::HeaderFields(None, names) | Section::HeaderFieldsNot(None, names)) => {
-                                let not = matches!(section, Some(Section::HeaderFieldsNot(..)));
-                                let names: Vec<Vec<u8>> = names.as_ref().iter().map(|n| n.as_ref().to_vec()).collect();
-                                Content::Bytes(message::header_fields(&header, &names, not))
-                            }
-                            Some(other) => part_content(parsed.as_ref(), &other),
-                        };
-                        match partial {
-                            Some((origin, _)) => self
-                                .out
-                                .extend_from_slice(format!("BODY[{label}]<{origin}> ").as_bytes()),
-                            None => self.out.extend_from_slice(format!("BODY[{label}] ").as_bytes()),
-                        }
-                        let partial = partial.map(|(o, l)| (u64::from(o), u64::from(l.get())));
-                        self.write_content(io, &user, &entry, &client, content, partial).await?;
-                    }
-                    MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. } => {
-                        self.out.extend_from_slice(b"UID 0");
-                    }
-                    #[allow(unreachable_patterns)]
-                    _ => self.out.extend_from_slice(format!("UID {}", entry.uid).as_bytes()),
-                }
+                let fetched = Fetched {
+                    user: &user,
+                    entry: &entry,
+                    client: &client,
+                    header: &header,
+                    parsed: parsed.as_ref(),
+                };
+                self.write_item(io, item, fetched).await?;
             }
             self.out.extend_from_slice(b")\r\n");
         }
         let verb = if uid { "UID FETCH" } else { "FETCH" };
         self.tagged(tag, "OK", &format!("{verb} completed"));
+        Ok(())
+    }
+
+    /// Writes one FETCH data item of a message: its name, then its value.
+    async fn write_item<S: AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut S,
+        item: &MessageDataItemName<'_>,
+        fetched: Fetched<'_>,
+    ) -> std::io::Result<()> {
+        let Fetched {
+            user,
+            entry,
+            client,
+            header,
+            parsed,
+        } = fetched;
+        match item {
+            MessageDataItemName::Uid => self.out.extend_from_slice(format!("UID {}", entry.uid).as_bytes()),
+            MessageDataItemName::Flags => {
+                self.out
+                    .extend_from_slice(format!("FLAGS {}", flag_list(entry.flags)).as_bytes());
+            }
+            MessageDataItemName::InternalDate => {
+                self.out
+                    .extend_from_slice(format!("INTERNALDATE \"{}\"", internal_date(entry.internal_date)).as_bytes());
+            }
+            MessageDataItemName::Rfc822Size => self
+                .out
+                .extend_from_slice(format!("RFC822.SIZE {}", entry.size).as_bytes()),
+            MessageDataItemName::Envelope => {
+                self.out.extend_from_slice(b"ENVELOPE ");
+                message::envelope(&mut self.out, header);
+            }
+            MessageDataItemName::Body | MessageDataItemName::BodyStructure => {
+                let name: &[u8] = if matches!(item, MessageDataItemName::Body) {
+                    b"BODY "
+                } else {
+                    b"BODYSTRUCTURE "
+                };
+                self.out.extend_from_slice(name);
+                match &parsed {
+                    Some(p) => message::body_structure(&mut self.out, p),
+                    None => message::opaque_structure(&mut self.out, entry.size, header.len()),
+                }
+            }
+            MessageDataItemName::Rfc822Header => {
+                self.out.extend_from_slice(b"RFC822.HEADER ");
+                super::string_literal(&mut self.out, header);
+            }
+            MessageDataItemName::Rfc822 | MessageDataItemName::Rfc822Text => {
+                let (label, skip) = if matches!(item, MessageDataItemName::Rfc822) {
+                    ("RFC822", 0)
+                } else {
+                    ("RFC822.TEXT", header.len() as u64)
+                };
+                self.out.extend_from_slice(format!("{label} ").as_bytes());
+                let content = Content::Stream {
+                    skip,
+                    len: entry.size.saturating_sub(skip),
+                };
+                self.write_content(io, user, entry, client, content, None).await?;
+            }
+            MessageDataItemName::BodyExt { section, partial, .. } => {
+                let label = section_label(section.as_ref());
+                let content = match section {
+                    None => Content::Stream {
+                        skip: 0,
+                        len: entry.size,
+                    },
+                    Some(Section::Header(None)) => Content::Bytes(header.to_vec()),
+                    Some(Section::Text(None)) => Content::Stream {
+                        skip: header.len() as u64,
+                        len: entry.size.saturating_sub(header.len() as u64),
+                    },
+                    Some(Section::HeaderFields(None, names) | Section::HeaderFieldsNot(None, names)) => {
+                        let not = matches!(section, Some(Section::HeaderFieldsNot(..)));
+                        let names: Vec<Vec<u8>> = names.as_ref().iter().map(|n| n.as_ref().to_vec()).collect();
+                        Content::Bytes(message::header_fields(header, &names, not))
+                    }
+                    Some(other) => part_content(parsed, other),
+                };
+                match partial {
+                    Some((origin, _)) => self
+                        .out
+                        .extend_from_slice(format!("BODY[{label}]<{origin}> ").as_bytes()),
+                    None => self.out.extend_from_slice(format!("BODY[{label}] ").as_bytes()),
+                }
+                let partial = partial.map(|(o, l)| (u64::from(o), u64::from(l.get())));
+                self.write_content(io, user, entry, client, content, partial).await?;
+            }
+            MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. } => {
+                self.out.extend_from_slice(b"UID 0");
+            }
+            #[allow(unreachable_patterns)]
+            _ => self.out.extend_from_slice(format!("UID {}", entry.uid).as_bytes()),
+        }
         Ok(())
     }
 
@@ -422,7 +463,7 @@ pub(crate) fn internal_date(unix: i64) -> String {
     )
 }
 
-/// Days since 1970-01-01 to (year, month, day) (H. Hinnant's civil_from_days).
+/// Days since 1970-01-01 to (year, month, day) (H. Hinnant's `civil_from_days`).
 pub(crate) fn civil(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);

@@ -53,9 +53,10 @@ impl Input {
     }
 
     async fn fill<S: AsyncRead + Unpin>(&mut self, io: &mut S) -> std::io::Result<bool> {
-        let mut chunk = [0u8; 16 * 1024];
-        let n = io.read(&mut chunk).await?;
-        self.buf.extend_from_slice(&chunk[..n]);
+        // Straight into the buffer: a stack array here would sit in every
+        // future that awaits a read (cancel-safe, as IDLE's select! needs).
+        self.buf.reserve(16 * 1024);
+        let n = io.read_buf(&mut self.buf).await?;
         Ok(n > 0)
     }
 

@@ -33,8 +33,8 @@ impl Session {
                         None => return Ok(Flow::Close),
                     }
                 }
-                changed = changes.changed() => {
-                    if changed.is_err() {
+                signal = changes.changed() => {
+                    if signal.is_err() {
                         return Ok(Flow::Close);
                     }
                     changes.mark_unchanged();

@@ -68,7 +68,7 @@ pub fn header_fields(block: &[u8], names: &[Vec<u8>], not: bool) -> Vec<u8> {
     out
 }
 
-fn raw_header<'a>(message: &'a Message<'_>, name: &str) -> Option<Vec<u8>> {
+fn raw_header(message: &Message<'_>, name: &str) -> Option<Vec<u8>> {
     let raw = message.header_raw(name.to_owned())?;
     let unfolded: String = raw.replace("\r\n", "").replace('\n', "");
     Some(unfolded.trim().as_bytes().to_vec())

@@ -1,4 +1,4 @@
-//! The IMAP server (IMAP4rev1, RFC 3501) with IDLE (RFC 2177), UIDPLUS (RFC 4315),
+//! The IMAP server (`IMAP4rev1`, RFC 3501) with IDLE (RFC 2177), UIDPLUS (RFC 4315),
 //! UNSELECT (RFC 3691) and STARTTLS, for reading the secure mailbox in a mail
 //! client. Commands are parsed by `imap-codec` (sans-I/O); the session state
 //! lives in [`session::Session`], one file per command group. Responses are

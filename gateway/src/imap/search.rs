@@ -69,24 +69,27 @@ impl Session {
             let seq = u32::try_from(i + 1).unwrap_or(u32::MAX);
             let mut all = true;
             for key in criteria {
-                match matches(key, entry, seq, &selected.entries) {
-                    Some(hit) => all &= hit,
-                    None => {
-                        self.tagged(
-                            tag,
-                            "NO",
-                            "[CANNOT] Only flag, date, size and set searches are offered (content is sealed)",
-                        );
-                        return;
-                    }
+                if let Some(hit) = matches(key, entry, seq, &selected.entries) {
+                    all &= hit;
+                } else {
+                    self.tagged(
+                        tag,
+                        "NO",
+                        "[CANNOT] Only flag, date, size and set searches are offered (content is sealed)",
+                    );
+                    return;
                 }
             }
             if all {
                 found.push(if uid { entry.uid } else { seq });
             }
         }
-        let list: String = found.iter().map(|n| format!(" {n}")).collect();
-        self.line(&format!("* SEARCH{list}"));
+        let mut list = String::from("* SEARCH");
+        for n in found {
+            list.push(' ');
+            list.push_str(&n.to_string());
+        }
+        self.line(&list);
         let verb = if uid { "UID SEARCH" } else { "SEARCH" };
         self.tagged(tag, "OK", &format!("{verb} completed"));
     }

@@ -141,10 +141,8 @@ impl Session {
 
     /// CLOSE expunges silently (unless read-only); UNSELECT does not.
     pub(crate) async fn close(&mut self, tag: &str, expunge: bool) {
-        if expunge {
-            if let Err(error) = self.expunge_deleted(None).await {
-                return self.store_failed(tag, &error);
-            }
+        if expunge && let Err(error) = self.expunge_deleted(None).await {
+            return self.store_failed(tag, &error);
         }
         let user = self.user().cloned().expect("authenticated");
         self.state = State::Authenticated(user);
@@ -219,16 +217,16 @@ impl Session {
             }
         }
         for (seq, entry) in selected.entries.iter_mut().enumerate() {
-            if let Some(now) = fresh.iter().find(|e| e.uid == entry.uid) {
-                if now.flags != entry.flags {
-                    entry.flags = now.flags;
-                    lines.push(format!(
-                        "* {} FETCH (UID {} FLAGS {})",
-                        seq + 1,
-                        entry.uid,
-                        flag_list(entry.flags)
-                    ));
-                }
+            if let Some(now) = fresh.iter().find(|e| e.uid == entry.uid)
+                && now.flags != entry.flags
+            {
+                entry.flags = now.flags;
+                lines.push(format!(
+                    "* {} FETCH (UID {} FLAGS {})",
+                    seq + 1,
+                    entry.uid,
+                    flag_list(entry.flags)
+                ));
             }
         }
         let known = selected.entries.last().map_or(0, |e| e.uid);

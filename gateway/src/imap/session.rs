@@ -145,13 +145,12 @@ impl Session {
                 }
                 Frame::Eof => return Ok(Next::Close),
             };
-            let flow = match CommandCodec::default().decode(&bytes) {
-                Ok((_, command)) => self.dispatch(command, io).await?,
-                Err(_) => {
-                    let tag = tag_of(&bytes);
-                    self.tagged(&tag, "BAD", "Unknown command or syntax error");
-                    Flow::Continue
-                }
+            let flow = if let Ok((_, command)) = CommandCodec::default().decode(&bytes) {
+                self.dispatch(command, io).await?
+            } else {
+                let tag = tag_of(&bytes);
+                self.tagged(&tag, "BAD", "Unknown command or syntax error");
+                Flow::Continue
             };
             self.flush(io).await?;
             match flow {
