@@ -1,5 +1,6 @@
 // A new patient opens the invitation link, registers, sets a password from the
-// emailed link, reads the message, downloads the attachment, finds it in the
+// emailed link, sets up two-step verification with a code texted to the phone
+// they registered, reads the message, downloads the attachment, finds it in the
 // inbox and signs out.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -24,6 +25,18 @@ flow(async (t) => {
   await page.getByLabel('New password').fill(t.env('PASSWORD'));
   await page.getByLabel('Type the same password again').fill(t.env('PASSWORD'));
   await page.getByRole('button', { name: 'Save password and continue' }).click();
+
+  // Two-step set-up: the phone from registration is filled in; a code goes to it.
+  await t.heading('Two-step verification');
+  await t.see('Choose how you want to get it.');
+  const phone = page.getByLabel('Your phone number');
+  check((await phone.inputValue()) === '+1 555 010 0199', `phone field: ${await phone.inputValue()}`);
+  await t.shot('two-step-setup');
+  check(!(await page.content()).includes(canary), 'the message shows before the second step');
+  await page.getByRole('button', { name: 'Text me a code' }).click();
+  await t.see('We sent a text message to your phone ending in');
+  await page.getByLabel('Code', { exact: true }).fill(await t.ask('code'));
+  await page.getByRole('button', { name: 'Verify and continue' }).click();
 
   await t.heading('Secure message from Dr Ada Lovelace');
   await t.see(`your results: ${canary}`);

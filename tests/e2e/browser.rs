@@ -1,7 +1,7 @@
 //! Browser tests: each flow in `tests/browser/<flow>.mjs` drives Debian's headless
 //! Chromium (through playwright-core) against a real instance and asserts what a
 //! person sees. The Rust side prepares data, answers the flow's questions (links
-//! from mails) and checks its exit status. Screenshots go to
+//! from mails, two-step codes from the dev SMS outbox) and checks its exit status. Screenshots go to
 //! `target/debug/browser-screenshots/`, or `docs/screenshots/` with
 //! `SEALPOST_UPDATE_SCREENSHOTS=1`. Adding a flow: one `.mjs` file and a test here.
 
@@ -11,11 +11,13 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
-use super::harness::{Instance, link_in, register_form, set_password};
+use super::harness::{Instance, latest_code, link_in, register_form, set_password, sign_in, sms_sent};
 use super::secure_send::{ada_sends, canary};
 
 const PATIENT: &str = "pat@example.org";
 const PASSWORD: &str = "Correct-Horse-42";
+/// The phone Pat registers with; two-step codes go there.
+const PAT_PHONE: &str = "+1 555 010 0199";
 
 fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
@@ -119,15 +121,24 @@ async fn ada_writes_to_pat(instance: &Instance, attachment: &[u8]) -> (String, S
     (canary, invite)
 }
 
-/// Pat, registered with a password, has a message from Dr Ada; returns the canary.
+/// Pat, registered with a password and a phone for two-step codes, has a
+/// message from Dr Ada; returns the canary.
 pub async fn pat_is_registered(instance: &Instance) -> String {
     let (canary, invite) = ada_writes_to_pat(instance, b"%PDF-1.4 test").await;
     let http = super::harness::browser();
-    let page = register_form(&http, instance, &invite, "Pat Example", "+1 555 010 0199").await;
+    let page = register_form(&http, instance, &invite, "Pat Example", PAT_PHONE).await;
     assert_eq!(page.status(), 200);
     instance.wait_for_mail(PATIENT, 2).await; // the set-password link
     set_password(instance, PATIENT, PASSWORD).await;
+    // The first sign-in sets up the phone (another browser: the flows' is new).
+    let home = sign_in(&http, instance, PATIENT, PASSWORD, "/inbox").await;
+    assert_eq!(home.url().path(), "/inbox");
     canary
+}
+
+/// Answers a flow's `ask code`: the newest code texted to Pat's phone.
+pub async fn texted_code(instance: &Instance) -> String {
+    latest_code(instance, Some(PAT_PHONE)).await
 }
 
 /// The variables every flow about Pat gets.
@@ -150,16 +161,23 @@ async fn browser_registration_reading_and_signing_out() {
     let mut vars = pat_vars(&instance, &canary);
     vars.push(("INVITE", invite));
     vars.push(("ATTACHMENT_SHA256", hex_sha256(&attachment)));
-    run_flow("registration", &vars, async |what| {
-        assert_eq!(what, "set_password_link");
-        let mail = instance.wait_for_mail(PATIENT, 2).await;
-        link_in(&mail, &format!("{}/password/", instance.config.public_url))
+    run_flow("registration", &vars, async |what| match what {
+        "set_password_link" => {
+            let mail = instance.wait_for_mail(PATIENT, 2).await;
+            link_in(&mail, &format!("{}/password/", instance.config.public_url))
+        }
+        "code" => texted_code(&instance).await,
+        other => panic!("unexpected ask {other}"),
     })
     .await;
+    let texts = sms_sent(&instance);
+    assert_eq!(texts.len(), 1, "one code, to the phone Pat registered: {texts:?}");
+    assert_eq!(texts[0].0, PAT_PHONE);
     let audit = instance.store().recent_audit(50).await.unwrap();
     for action in [
         "account.register",
         "password.set",
+        "two_step.enrolled",
         "message.view",
         "attachment.download",
     ] {
@@ -171,15 +189,19 @@ async fn browser_registration_reading_and_signing_out() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn browser_sign_in_with_password() {
+async fn browser_sign_in_with_password_and_texted_code_then_remembered() {
     let instance = Instance::start().await;
     let canary = pat_is_registered(&instance).await;
+    let before = sms_sent(&instance).len();
     run_flow("signin", &pat_vars(&instance, &canary), async |what| {
-        panic!("unexpected ask {what}")
+        assert_eq!(what, "code");
+        texted_code(&instance).await
     })
     .await;
+    // One code for the first sign-in; none for the remembered browser.
+    assert_eq!(sms_sent(&instance).len(), before + 1);
     let audit = instance.store().recent_audit(50).await.unwrap();
-    for action in ["signin.failure", "signin.success"] {
+    for action in ["signin.failure", "signin.success", "two_step.device_remembered"] {
         assert!(
             audit.iter().any(|(_, a, _)| a == action),
             "no {action} in the audit log"
@@ -188,16 +210,19 @@ async fn browser_sign_in_with_password() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn browser_recovery_by_email_link() {
+async fn browser_recovery_by_email_link_and_phone_code() {
     let instance = Instance::start().await;
     let canary = pat_is_registered(&instance).await;
     // Past the 10 minutes in which registration's set-password mail stops another.
     instance.clock.advance(11 * 60);
     let before = instance.outbox_for(PATIENT).len();
-    run_flow("recovery", &pat_vars(&instance, &canary), async |what| {
-        assert_eq!(what, "reset_link");
-        let mail = instance.wait_for_mail(PATIENT, before + 1).await;
-        link_in(&mail, &format!("{}/password/", instance.config.public_url))
+    run_flow("recovery", &pat_vars(&instance, &canary), async |what| match what {
+        "reset_link" => {
+            let mail = instance.wait_for_mail(PATIENT, before + 1).await;
+            link_in(&mail, &format!("{}/password/", instance.config.public_url))
+        }
+        "code" => texted_code(&instance).await,
+        other => panic!("unexpected ask {other}"),
     })
     .await;
     let audit = instance.store().recent_audit(50).await.unwrap();
