@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
-use super::harness::{Instance, latest_code, link_in, register_form, set_password, sign_in, sms_sent};
+use super::harness::{
+    Instance, TEST_PHONE, browser, latest_code, link_in, register_form, set_password, sign_in, sms_sent,
+};
 use super::secure_send::{ada_sends, canary};
 
 const PATIENT: &str = "pat@example.org";
@@ -227,4 +229,86 @@ async fn browser_recovery_by_email_link_and_phone_code() {
     .await;
     let audit = instance.store().recent_audit(50).await.unwrap();
     assert!(audit.iter().any(|(_, a, _)| a == "password.reset_request"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_manage_users_edit_reinvite_two_step_and_staff_get_404() {
+    let instance = Instance::start().await;
+    instance.practice_with_doctor().await;
+    set_password(&instance, "ada@smiles.example", "Doctor-Pass-77").await;
+    // Ada's first sign-in (elsewhere) sets up her phone; the flow's is a new device.
+    let home = sign_in(&browser(), &instance, "ada@smiles.example", "Doctor-Pass-77", "/inbox").await;
+    assert_eq!(home.url().path(), "/inbox");
+    instance
+        .store()
+        .add_practice_user(
+            "bob@smiles.example",
+            "Bob Staff",
+            store::accounts::Role::Staff,
+            "smiles.example",
+            false,
+            false,
+        )
+        .await
+        .unwrap();
+    ada_sends(
+        &instance,
+        "nurse@example.org",
+        &canary(),
+        b"x",
+        Some("staff_in_practice"),
+    )
+    .await;
+    let first_invite = link_in(
+        &instance.wait_for_mail("nurse@example.org", 1).await,
+        &format!("{}/m/", instance.config.public_url),
+    );
+    let vars = [
+        ("PORTAL", instance.config.public_url.clone()),
+        ("MANAGER_PASSWORD", "Doctor-Pass-77".to_owned()),
+    ];
+    run_flow("manage_users", &vars, async |what| match what {
+        "code" => latest_code(&instance, Some(TEST_PHONE)).await,
+        "staff_password" => {
+            set_password(&instance, "robert@smiles.example", "Maple-Tree-88").await;
+            "Maple-Tree-88".to_owned()
+        }
+        other => panic!("unexpected ask {other}"),
+    })
+    .await;
+    // The corrected address got an invitation; the nurse a second, new link.
+    let mail = instance.wait_for_mail("robert@smiles.example", 1).await;
+    link_in(&mail, &format!("{}/password/", instance.config.public_url));
+    let second_invite = link_in(
+        &instance.wait_for_mail("nurse@example.org", 2).await,
+        &format!("{}/m/", instance.config.public_url),
+    );
+    assert_ne!(first_invite, second_invite);
+    let bob = instance
+        .store()
+        .user_by_email("robert@smiles.example")
+        .await
+        .unwrap()
+        .expect("Bob under his corrected address");
+    assert_eq!(bob.phone, "+1 555 010 0155");
+    assert!(
+        instance
+            .store()
+            .user_by_email("bob@smiles.example")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let audit = instance.store().recent_audit(100).await.unwrap();
+    for action in [
+        "manage.user_edit",
+        "manage.reinvite",
+        "manage.two_step_off",
+        "manage.two_step_on",
+    ] {
+        assert!(
+            audit.iter().any(|(_, a, _)| a == action),
+            "no {action} in the audit log"
+        );
+    }
 }
