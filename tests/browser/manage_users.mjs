@@ -25,6 +25,8 @@ flow(async (t) => {
   check((await status('ada@smiles.example')) === 'Fully registered', `Ada: ${await status('ada@smiles.example')}`);
   check((await status('bob@smiles.example')) === 'Invited', `Bob: ${await status('bob@smiles.example')}`);
   check((await status('nurse@example.org')) === 'Invited', `nurse: ${await status('nurse@example.org')}`);
+  const wide = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  check(wide <= 0, `the users table is ${wide}px wider than a phone screen`);
   await t.shot('manage-users');
 
   // Bob's invitation went to a mistyped address: correct it, a new one goes out.

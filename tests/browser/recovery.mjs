@@ -18,6 +18,7 @@ flow(async (t) => {
 
   await page.goto(await t.ask('reset_link'));
   await t.heading('Choose your password');
+  check(!(await page.locator('input[type=email]').isVisible()), 'the hidden user-name field for password managers shows');
   const fill = async () => {
     await page.getByLabel('New password').fill(fresh);
     await page.getByLabel('Type the same password again').fill(fresh);

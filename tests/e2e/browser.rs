@@ -14,10 +14,13 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use super::harness::{
     Instance, TEST_PHONE, browser, latest_code, link_in, register_form, set_password, sign_in, sms_sent,
 };
-use super::secure_send::{ada_sends, canary};
+use super::secure_send::{ada_sends, canary, secure_message, send_via_relay};
 
 const PATIENT: &str = "pat@example.org";
 const PASSWORD: &str = "Correct-Horse-42";
+/// The subject and attachment name of the message in the screenshots.
+const SUBJECT: &str = "Your lab results";
+const ATTACHMENT_NAME: &str = "lab-report.pdf";
 /// The phone Pat registers with; two-step codes go there.
 const PAT_PHONE: &str = "+1 555 010 0199";
 
@@ -113,11 +116,26 @@ fn hex_sha256(bytes: &[u8]) -> String {
 }
 
 /// An instance where Dr Ada has written to Pat; returns the canary and the
-/// invitation link.
-async fn ada_writes_to_pat(instance: &Instance, attachment: &[u8]) -> (String, String) {
+/// invitation link. The canary is in the subject, body and attachment name,
+/// except `for_screenshots`: then only the body has it, under the subject
+/// [`SUBJECT`] and the file name [`ATTACHMENT_NAME`] a person would see.
+async fn ada_writes_to_pat(instance: &Instance, attachment: &[u8], for_screenshots: bool) -> (String, String) {
     instance.practice_with_doctor().await;
     let canary = canary();
-    ada_sends(instance, PATIENT, &canary, attachment, Some("patient")).await;
+    if for_screenshots {
+        let message = String::from_utf8(secure_message(PATIENT, &canary, attachment, Some("patient"))).unwrap();
+        let subject_line = format!("Subject: [secure] Lab results {canary}\r\n");
+        let file_name = format!("report-{canary}.pdf");
+        assert!(message.contains(&subject_line) && message.contains(&file_name));
+        let message = message
+            .replace(&subject_line, &format!("Subject: [secure] {SUBJECT}\r\n"))
+            .replace(&file_name, ATTACHMENT_NAME);
+        send_via_relay(instance, "ada@smiles.example", &[PATIENT], message.as_bytes())
+            .await
+            .expect("accepted with 250");
+    } else {
+        ada_sends(instance, PATIENT, &canary, attachment, Some("patient")).await;
+    }
     let notification = instance.wait_for_mail(PATIENT, 1).await;
     let invite = link_in(&notification, &format!("{}/m/", instance.config.public_url));
     (canary, invite)
@@ -126,7 +144,7 @@ async fn ada_writes_to_pat(instance: &Instance, attachment: &[u8]) -> (String, S
 /// Pat, registered with a password and a phone for two-step codes, has a
 /// message from Dr Ada; returns the canary.
 pub async fn pat_is_registered(instance: &Instance) -> String {
-    let (canary, invite) = ada_writes_to_pat(instance, b"%PDF-1.4 test").await;
+    let (canary, invite) = ada_writes_to_pat(instance, b"%PDF-1.4 test", false).await;
     let http = super::harness::browser();
     let page = register_form(&http, instance, &invite, "Pat Example", PAT_PHONE).await;
     assert_eq!(page.status(), 200);
@@ -159,9 +177,11 @@ async fn browser_registration_reading_and_signing_out() {
     let attachment: Vec<u8> = (0..50_000u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13).to_le_bytes()[0])
         .collect();
-    let (canary, invite) = ada_writes_to_pat(&instance, &attachment).await;
+    let (canary, invite) = ada_writes_to_pat(&instance, &attachment, true).await;
     let mut vars = pat_vars(&instance, &canary);
     vars.push(("INVITE", invite));
+    vars.push(("SUBJECT", SUBJECT.to_owned()));
+    vars.push(("ATTACHMENT_NAME", ATTACHMENT_NAME.to_owned()));
     vars.push(("ATTACHMENT_SHA256", hex_sha256(&attachment)));
     run_flow("registration", &vars, async |what| match what {
         "set_password_link" => {
