@@ -5,7 +5,8 @@
 // `t.page` is the page, `t.env(name)` a required SEALPOST_* value from the test,
 // `t.ask(what)` asks the Rust test for something it knows (a link from a mail),
 // `t.shot(name)` saves a full-page screenshot, `t.see(text)` and `t.heading(text)`
-// assert what the user sees. Any failed assertion exits non-zero with a message.
+// assert what the user sees, `t.secondStep()` enters the texted sign-in code.
+// Any failed assertion exits non-zero with a message.
 
 import { mkdirSync } from 'node:fs';
 import { createInterface } from 'node:readline';
@@ -83,6 +84,22 @@ export async function flow(body) {
         const seen = await page.locator('h1, h2').allInnerTexts();
         throw new Error(`no heading "${text}" on ${page.url()}; headings: ${JSON.stringify(seen)}`);
       });
+    },
+    /**
+     * On the two-step page after a password: asks the Rust test for the code
+     * texted to the phone (`ask code`), enters it and continues. `remember`
+     * ticks "Remember this device"; `shot` names a screenshot of the page;
+     * `sent: false` when the page is shown again after a wrong code.
+     */
+    async secondStep({ remember = false, shot, sent = true } = {}) {
+      await t.heading('Two-step verification');
+      if (sent) await t.see('We sent a text message to your phone ending in');
+      const code = await ask('code');
+      check(/^[0-9]{6}$/.test(code), `the code ${code} is not 6 digits`);
+      await page.getByLabel('Code', { exact: true }).fill(code);
+      if (remember) await page.getByLabel('Remember this device for 30 days').check();
+      if (shot) await t.shot(shot);
+      await page.getByRole('button', { name: 'Verify and continue' }).click();
     },
     /** Asserts the page shows this text. */
     async see(text) {

@@ -1,6 +1,6 @@
 // Pat adds a passkey on the account page (Chromium's virtual authenticator
 // stands in for the phone's screen lock), signs out, and signs back in with it
-// alone. A passkey answer whose user handle was changed in transit is refused.
+// alone: no password and no two-step code. A passkey answer whose user handle was changed in transit is refused.
 // Prints the genuine sign-in answer as `assertion {json}` for the Rust test to
 // replay.
 import { randomBytes } from 'node:crypto';
@@ -21,6 +21,7 @@ flow(async (t) => {
   await page.getByLabel('Email address').fill(t.env('EMAIL'));
   await page.getByLabel('Password').fill(t.env('PASSWORD'));
   await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await t.secondStep();
   await t.heading('Inbox');
 
   await page.getByRole('link', { name: 'Passkeys' }).click();
@@ -51,11 +52,16 @@ flow(async (t) => {
   check(page.url().includes('/signin'), `a tampered passkey answer got to ${page.url()}`);
   await page.unrouteAll();
 
+  const visited = [];
   page.on('request', (request) => {
     if (request.url().endsWith('/signin/passkey/finish')) process.stdout.write(`assertion ${request.postData()}\n`);
+    if (request.isNavigationRequest()) visited.push(new URL(request.url()).pathname);
   });
   await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
   await t.heading('Inbox');
   await t.see(t.env('CANARY'));
   check(!(await page.getByLabel('Password').count()), 'still on the sign-in page');
+  // A passkey is both steps in one: no code was asked for.
+  check(!visited.some((path) => path.startsWith('/signin/verify')), `a passkey sign-in went through ${visited.join(', ')}`);
+  check(!(await page.getByLabel('Code', { exact: true }).count()), 'a code field after a passkey');
 });

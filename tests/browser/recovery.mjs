@@ -1,5 +1,7 @@
-// A patient who forgot their password asks for a link, sets a new password
-// from the email, and signs in with it afterwards; the old one no longer works.
+// A patient who forgot their password asks for a link, then sets a new
+// password from the email with a code texted to their phone (the link alone
+// is not enough), and signs in with it (and a code) afterwards; the old
+// password no longer works.
 import { flow, check } from './lib.mjs';
 
 flow(async (t) => {
@@ -16,8 +18,23 @@ flow(async (t) => {
 
   await page.goto(await t.ask('reset_link'));
   await t.heading('Choose your password');
-  await page.getByLabel('New password').fill(fresh);
-  await page.getByLabel('Type the same password again').fill(fresh);
+  check(!(await page.locator('input[type=email]').isVisible()), 'the hidden user-name field for password managers shows');
+  const fill = async () => {
+    await page.getByLabel('New password').fill(fresh);
+    await page.getByLabel('Type the same password again').fill(fresh);
+  };
+  // Without the phone code the link does not change the password.
+  await fill();
+  await page.getByLabel('Code we sent to your phone').fill('000000');
+  await page.getByRole('button', { name: 'Save password and continue' }).click();
+  await t.see('not right');
+  check(!page.url().includes('/inbox'), 'the link alone reset the password');
+
+  await page.getByRole('button', { name: 'Text me a code' }).click();
+  await t.see('We sent you a 6-digit code.');
+  await fill();
+  await page.getByLabel('Code we sent to your phone').fill(await t.ask('code'));
+  await t.shot('reset-with-code');
   await page.getByRole('button', { name: 'Save password and continue' }).click();
   await t.heading('Inbox');
   await t.see(t.env('CANARY'));
@@ -30,6 +47,7 @@ flow(async (t) => {
   await t.see('Wrong email address or password.');
   await page.getByLabel('Password').fill(fresh);
   await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await t.secondStep();
   await t.heading('Inbox');
   check(page.url().endsWith('/inbox'), `ended on ${page.url()}`);
 });

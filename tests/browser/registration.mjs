@@ -1,5 +1,6 @@
 // A new patient opens the invitation link, registers, sets a password from the
-// emailed link, reads the message, downloads the attachment, finds it in the
+// emailed link, sets up two-step verification with a code texted to the phone
+// they registered, reads the message, downloads the attachment, finds it in the
 // inbox and signs out.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -8,10 +9,14 @@ import { flow, check } from './lib.mjs';
 flow(async (t) => {
   const { page } = t;
   const canary = t.env('CANARY');
+  const hidden = async (when) => {
+    const html = await page.content();
+    check(!html.includes(canary) && !html.includes(t.env('SUBJECT')), `the message shows ${when}`);
+  };
 
   await page.goto(t.env('INVITE'));
   await t.heading('Register to read your secure message');
-  check(!(await page.content()).includes(canary), 'the message shows before registration');
+  await hidden('before registration');
   await t.shot('registration');
   await page.getByLabel('Full name').fill('Pat Example');
   await page.getByLabel('Phone number').fill('+1 555 010 0199');
@@ -25,8 +30,21 @@ flow(async (t) => {
   await page.getByLabel('Type the same password again').fill(t.env('PASSWORD'));
   await page.getByRole('button', { name: 'Save password and continue' }).click();
 
+  // Two-step set-up: the phone from registration is filled in; a code goes to it.
+  await t.heading('Two-step verification');
+  await t.see('Choose how you want to get it.');
+  const phone = page.getByLabel('Your phone number');
+  check((await phone.inputValue()) === '+1 555 010 0199', `phone field: ${await phone.inputValue()}`);
+  await t.shot('two-step-setup');
+  await hidden('before the second step');
+  await page.getByRole('button', { name: 'Text me a code' }).click();
+  await t.see('We sent a text message to your phone ending in');
+  await page.getByLabel('Code', { exact: true }).fill(await t.ask('code'));
+  await page.getByRole('button', { name: 'Verify and continue' }).click();
+
   await t.heading('Secure message from Dr Ada Lovelace');
   await t.see(`your results: ${canary}`);
+  await t.heading(t.env('SUBJECT'));
   await t.shot('message');
 
   const [download] = await Promise.all([
@@ -36,16 +54,16 @@ flow(async (t) => {
   const bytes = readFileSync(await download.path());
   const digest = createHash('sha256').update(bytes).digest('hex');
   check(digest === t.env('ATTACHMENT_SHA256'), `downloaded ${bytes.length} bytes that differ from the attachment`);
-  check(download.suggestedFilename() === `report-${canary}.pdf`, `file name ${download.suggestedFilename()}`);
+  check(download.suggestedFilename() === t.env('ATTACHMENT_NAME'), `file name ${download.suggestedFilename()}`);
 
   await page.getByRole('link', { name: 'Inbox' }).click();
   await t.heading('Inbox');
-  await t.see(canary);
+  await t.see(t.env('SUBJECT'));
   await t.shot('inbox');
 
   await page.getByRole('button', { name: 'Sign out' }).click();
   await t.heading('Sign in');
   await page.goto(new URL('/inbox', page.url()).href);
   await t.heading('Sign in');
-  check(!(await page.content()).includes(canary), 'the inbox shows after signing out');
+  await hidden('after signing out');
 });

@@ -1,19 +1,41 @@
-// A registered patient signs in with a password: a wrong one is refused with
-// a clear message, the right one opens the inbox.
+// A registered patient signs in with a password and the code texted to their
+// phone: a wrong password and a wrong code are refused with a clear message;
+// the right code, with "remember this device" ticked, opens the inbox, and the
+// next sign-in on this browser skips the code.
 import { flow, check } from './lib.mjs';
 
 flow(async (t) => {
   const { page } = t;
+  const password = async (value) => {
+    await page.getByLabel('Email address').fill(t.env('EMAIL'));
+    await page.getByLabel('Password').fill(value);
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  };
   await page.goto(`${t.env('PORTAL')}/signin`);
   await t.heading('Sign in');
-  await page.getByLabel('Email address').fill(t.env('EMAIL'));
-  await page.getByLabel('Password').fill('Not-The-Password-1');
-  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await password('Not-The-Password-1');
   await t.see('Wrong email address or password.');
   check(!page.url().includes('/inbox'), 'a wrong password got in');
 
-  await page.getByLabel('Password').fill(t.env('PASSWORD'));
-  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await password(t.env('PASSWORD'));
+  await t.heading('Two-step verification');
+  await t.see('We sent a text message to your phone ending in');
+  await t.shot('verify-code');
+  check(!(await page.content()).includes(t.env('CANARY')), 'the password alone showed a message');
+  const code = await t.ask('code');
+  await page.getByLabel('Code', { exact: true }).fill(code === '000000' ? '111111' : '000000');
+  await page.getByRole('button', { name: 'Verify and continue' }).click();
+  await t.see('That code is not right');
+  check(!page.url().includes('/inbox'), 'a wrong code got in');
+  await t.secondStep({ remember: true, sent: false });
   await t.heading('Inbox');
   await t.see(t.env('CANARY'));
+
+  // This browser is remembered: the password alone opens the inbox.
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await t.heading('Sign in');
+  await password(t.env('PASSWORD'));
+  await t.heading('Inbox');
+  await t.see(t.env('CANARY'));
+  check(page.url().endsWith('/inbox'), `ended on ${page.url()}`);
 });

@@ -1,7 +1,7 @@
 //! Passkeys: added and used in Chromium with its virtual authenticator, and the
 //! refusals at the HTTP level (a replayed answer, a missing CSRF token).
 
-use super::browser::{pat_is_registered, pat_vars, run_flow};
+use super::browser::{pat_is_registered, pat_vars, run_flow, texted_code};
 use super::harness::{Instance, browser, csrf_in, sign_in};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -9,6 +9,9 @@ async fn browser_passkey_added_then_signs_in_alone_even_when_password_locked() {
     let instance = Instance::start().await;
     let canary = pat_is_registered(&instance).await;
     let output = run_flow("passkey", &pat_vars(&instance, &canary), async |what| {
+        if what == "code" {
+            return texted_code(&instance).await;
+        }
         assert_eq!(what, "lock_account");
         // Failed password guesses from elsewhere lock the account; the passkey
         // still works (documented in README: passkeys are not guessable).
@@ -26,6 +29,8 @@ async fn browser_passkey_added_then_signs_in_alone_even_when_password_locked() {
         panic!("the account did not lock");
     })
     .await;
+    let texts_before_passkey = output.lines().filter(|l| *l == "ask code").count();
+    assert_eq!(texts_before_passkey, 1, "one code, for the password sign-in only");
     let audit = instance.store().recent_audit(100).await.unwrap();
     for action in [
         "passkey.add",
