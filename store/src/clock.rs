@@ -54,8 +54,9 @@ pub fn format_utc(seconds: i64) -> String {
     )
 }
 
-/// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian calendar).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
+/// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian calendar):
+/// days since 1970-01-01 to (year, month, day).
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

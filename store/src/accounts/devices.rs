@@ -202,18 +202,7 @@ impl Store {
             }
             None => false,
         };
-        let mut tx = self.write_tx().await?;
-        self.spend_token(&mut tx, &grant).await?;
-        self.store_password(&mut tx, &user, hash).await?;
-        tx.commit().await?;
-        self.audit(AuditEvent {
-            actor: &format!("user:{}", user.id),
-            action: "password.set",
-            object: "",
-            client,
-        })
-        .await?;
-        let user = self.user(user.id).await?;
+        let user = self.commit_link_password(&grant, &user, hash, client).await?;
         let next = if verified {
             SignIn::Done(self.open_session(user).await?)
         } else {

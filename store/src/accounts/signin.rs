@@ -4,7 +4,7 @@
 
 use sqlx::Row;
 
-use super::{TokenPurpose, User, UserStatus, passwords};
+use super::{TokenGrant, TokenPurpose, User, UserStatus, passwords};
 use crate::audit::AuditEvent;
 use crate::crypto::sha256;
 use crate::ids::{MessageId, UserId};
@@ -174,9 +174,22 @@ impl Store {
         let grant = self.check_token(token, TokenPurpose::SetPassword).await?;
         let user = self.user(grant.user_id).await?;
         let hash = self.new_password_hash(&user, password).await?;
+        let user = self.commit_link_password(&grant, &user, hash, client).await?;
+        Ok((user, grant.message_id))
+    }
+
+    /// Spends a set-password link and stores the new password in one
+    /// transaction, audits it, and returns the user as now stored.
+    pub(crate) async fn commit_link_password(
+        &self,
+        grant: &TokenGrant,
+        user: &User,
+        hash: String,
+        client: &str,
+    ) -> Result<User> {
         let mut tx = self.write_tx().await?;
-        self.spend_token(&mut tx, &grant).await?;
-        self.store_password(&mut tx, &user, hash).await?;
+        self.spend_token(&mut tx, grant).await?;
+        self.store_password(&mut tx, user, hash).await?;
         tx.commit().await?;
         self.audit(AuditEvent {
             actor: &format!("user:{}", user.id),
@@ -185,7 +198,7 @@ impl Store {
             client,
         })
         .await?;
-        Ok((self.user(user.id).await?, grant.message_id))
+        self.user(user.id).await
     }
 
     /// A signed-in user changes their password, proving the current one first.
