@@ -150,7 +150,7 @@ impl Store {
         Ok(Arc::new(store))
     }
 
-    /// Starts a transaction that will write. On SQLite it takes the write lock
+    /// Starts a transaction that will write. On `SQLite` it takes the write lock
     /// at once (`BEGIN IMMEDIATE`), waiting out the busy timeout if another
     /// connection is writing. A deferred transaction that reads first and writes
     /// later (the audit chain, recipient resolution) would instead fail at once

@@ -9,7 +9,7 @@ async fn register(instance: &Instance, to: &str, mails_before: usize) -> (reqwes
     let mail = instance.wait_for_mail(to, mails_before + 1).await;
     let invite = link_in(&mail, &format!("{}/m/", instance.config.public_url));
     let http = browser();
-    let reply = register_form(&http, &instance, &invite, "Some Patient", "555 010 0100").await;
+    let reply = register_form(&http, instance, &invite, "Some Patient", "555 010 0100").await;
     assert_eq!(reply.status(), 200);
     let set = instance.wait_for_mail(to, mails_before + 2).await;
     let link = link_in(&set, &format!("{}/password/", instance.config.public_url));

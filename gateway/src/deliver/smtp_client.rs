@@ -19,8 +19,8 @@ use super::{Failure, Smarthost, SmarthostTls};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// RFC 5321 §4.5.3.2 suggests 5 minutes for most replies, 10 after the data.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(300);
-const DATA_END_TIMEOUT: Duration = Duration::from_secs(600);
+const REPLY_TIMEOUT: Duration = Duration::from_mins(5);
+const DATA_END_TIMEOUT: Duration = Duration::from_mins(10);
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}

@@ -209,7 +209,7 @@ impl Session {
         self.receiver.buf().clear();
         self.reply(&Reply::new(500, "5.5.2", "Line too long"));
         if let Some(at) = newline {
-            *bytes = slice[at + 1..].iter()
+            *bytes = slice[at + 1..].iter();
         } else {
             *bytes = [].iter();
             self.discard_line = true;
