@@ -1,6 +1,7 @@
 //! Guessing passwords does not pay: five wrong ones lock the account until a
 //! password reset, and one address that fails too often is throttled on every
-//! door (portal and SMTP AUTH).
+//! door (portal and SMTP AUTH). A session id planted before sign-in (session
+//! fixation) is never the one signed in.
 
 use lettre::AsyncTransport;
 use lettre::address::Envelope;
@@ -126,5 +127,66 @@ async fn one_address_failing_too_often_is_throttled_on_every_door() {
             .await
             .0,
         200
+    );
+}
+
+/// The `sealpost_session` value a cookie jar holds for the portal.
+fn session_cookie(jar: &reqwest::cookie::Jar, url: &reqwest::Url) -> Option<String> {
+    use reqwest::cookie::CookieStore as _;
+    let header = jar.cookies(url)?;
+    header
+        .to_str()
+        .unwrap()
+        .split("; ")
+        .find_map(|pair| pair.strip_prefix("sealpost_session="))
+        .map(str::to_owned)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planted_session_id_is_never_the_one_signed_in() {
+    let instance = Instance::start().await;
+    instance.practice_with_doctor().await;
+    set_password(&instance, "ada@smiles.example", "Doctor-Pass-77").await;
+    let portal: reqwest::Url = instance.url("/").parse().unwrap();
+
+    // An attacker plants a session id of their choosing in Ada's browser.
+    let planted = "f".repeat(43);
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    jar.add_cookie_str(&format!("sealpost_session={planted}; Path=/; Secure"), &portal);
+    let http = reqwest::Client::builder()
+        .cookie_provider(std::sync::Arc::clone(&jar))
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let inbox = super::harness::sign_in(&http, &instance, "ada@smiles.example", "Doctor-Pass-77", "/inbox").await;
+    assert_eq!(inbox.url().path(), "/inbox", "Ada is signed in");
+    let first = session_cookie(&jar, &portal).expect("a session cookie");
+    assert_ne!(first, planted, "signing in issues a new session id");
+
+    // The planted id opens nothing.
+    let attacker = browser();
+    let page = attacker
+        .get(instance.url("/inbox"))
+        .header("cookie", format!("sealpost_session={planted}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.url().path(), "/signin", "the planted id is not signed in");
+
+    // Signing in again rotates the id, and the old one stops working.
+    let again = super::harness::sign_in(&http, &instance, "ada@smiles.example", "Doctor-Pass-77", "/inbox").await;
+    assert_eq!(again.url().path(), "/inbox");
+    let second = session_cookie(&jar, &portal).expect("a session cookie");
+    assert_ne!(second, first, "each sign-in issues a new session id");
+    let stale = attacker
+        .get(instance.url("/inbox"))
+        .header("cookie", format!("sealpost_session={first}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        stale.url().path(),
+        "/signin",
+        "the previous session ended at the new sign-in"
     );
 }
