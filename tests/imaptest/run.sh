@@ -30,7 +30,10 @@ work=$(mktemp -d /tmp/sealpost-imaptest.XXXXXX)
 cp "${CARGO_TARGET_DIR:-$repo/target}/debug/sealpost" "$work/sealpost"
 server_pid=
 cleanup() {
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
+  if [ -n "$server_pid" ]; then
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
   if [ -n "${IMAPTEST_KEEP:-}" ]; then echo "logs kept in $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
@@ -58,7 +61,9 @@ sp user add --email staff@imaptest.example --name "Staff Test" --role staff --pr
 user=staff@imaptest.example
 pass=$(sp user app-password --email "$user" --label imaptest | tail -n 1)
 
-sp serve >"$work/serve.log" 2>&1 &
+# Started directly, not through the sp function: a function in the background runs in
+# a subshell, and $! would then be the subshell, not the server the trap must stop.
+"$work/sealpost" serve >"$work/serve.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 100); do
   python3 -c "import socket; socket.create_connection(('127.0.0.1', $imaps), 1)" 2>/dev/null && break
