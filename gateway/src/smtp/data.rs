@@ -183,11 +183,11 @@ impl Session {
             return Reply::new(552, "5.3.4", format!("Message too big: the limit is {max} bytes"));
         }
         if phase.header_overflow {
-            let max = phase.header_limit;
+            let max = MAX_HEADER_BLOCK / 1024;
             return Reply::new(
                 552,
                 "5.3.4",
-                format!("Message refused: its header block is larger than {max} bytes; nothing was sent"),
+                format!("Message refused: its header block is over the {max} KiB limit; nothing was sent"),
             );
         }
         let facts = inspect(&phase.header_block, &self.server.store.policy().subject_tag);
