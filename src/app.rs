@@ -127,6 +127,24 @@ fn sms_provider(config: &Config) -> Arc<dyn gateway::sms::SmsProvider> {
     }
 }
 
+fn imap_config(config: &Config) -> ImapConfig {
+    ImapConfig {
+        max_connections: config.imap.max_connections,
+        max_connections_per_ip: config.imap.max_connections_per_ip,
+        login_timeout: Duration::from_secs(config.imap.login_timeout),
+        // Appending is not offered: literals are commands' small arguments.
+        max_literal: 64 * 1024,
+        idle_timeout: Duration::from_secs(config.imap.idle_timeout),
+    }
+}
+
+fn portal_limits(config: &Config) -> portal::ServeLimits {
+    portal::ServeLimits {
+        max_connections: config.portal.max_connections,
+        client_timeout: Duration::from_secs(config.portal.client_timeout),
+    }
+}
+
 /// Starts everything on the given listeners.
 pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
     let store = open_store(config, clock).await?;
@@ -150,7 +168,9 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
             max_message_size: config.max_message_size(),
             max_recipients: config.smtp.max_recipients,
             max_connections: config.smtp.max_connections,
+            submission_max_connections_per_ip: config.smtp.submission_max_connections_per_ip,
             command_timeout: Duration::from_secs(config.smtp.command_timeout),
+            auth_timeout: Duration::from_secs(config.smtp.auth_timeout),
             data_timeout: Duration::from_secs(config.smtp.data_timeout),
             trusted_networks: config.trusted_networks(),
             relay_tenant_id: config
@@ -186,12 +206,7 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
 
     let imap = ImapServer::new(
         Arc::clone(&store),
-        ImapConfig {
-            max_connections: config.imap.max_connections,
-            // Appending is not offered: literals are commands' small arguments.
-            max_literal: 64 * 1024,
-            idle_timeout: Duration::from_secs(config.imap.idle_timeout),
-        },
+        imap_config(config),
         tokio_rustls::TlsAcceptor::from(imap_tls),
     );
 
@@ -204,6 +219,7 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
             listeners.portal,
             tokio_rustls::TlsAcceptor::from(portal_tls),
             router,
+            portal_limits(config),
         )),
         tokio::spawn(gateway::workers::run_sealer(Arc::clone(&store), wakers.clone())),
         tokio::spawn(gateway::notify::run_notifier(

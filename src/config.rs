@@ -185,9 +185,18 @@ pub struct Smtp {
     /// Largest message accepted, e.g. `300MB`, `25MiB`, `1000000`.
     pub max_message_size: String,
     pub max_recipients: usize,
+    /// Most connections at once on each listener (relay and submission have a
+    /// budget each); more get `421 4.3.2`.
     pub max_connections: usize,
-    /// Seconds to wait for a command.
+    /// Most connections at once from one client address on the submission
+    /// listener; more get `421 4.7.0`.
+    pub submission_max_connections_per_ip: usize,
+    /// Seconds to wait for a command (NOOP, RSET, HELP and VRFY do not restart
+    /// the clock).
     pub command_timeout: u64,
+    /// Seconds a submission client has, from connecting, to sign in (AUTH);
+    /// then `421 4.7.0` and the connection closes.
+    pub auth_timeout: u64,
     /// Seconds to wait for the next piece of message data.
     pub data_timeout: u64,
     /// A subject containing this tag is treated as secure (the tag is removed).
@@ -208,7 +217,9 @@ impl Default for Smtp {
             max_message_size: "300MB".into(),
             max_recipients: 100,
             max_connections: 200,
+            submission_max_connections_per_ip: 20,
             command_timeout: 300,
+            auth_timeout: 60,
             data_timeout: 600,
             subject_tag: "[secure]".into(),
             relay_tenant_id: None,
@@ -224,9 +235,14 @@ pub struct Imap {
     pub listen: String,
     /// IMAP over implicit TLS, e.g. `0.0.0.0:993`.
     pub tls_listen: String,
-    /// Most IMAP connections at once (both listeners); more get `* BYE`.
+    /// Most IMAP connections at once on each listener (`listen` and
+    /// `tls_listen` have a budget each); more get `* BYE`.
     pub max_connections: usize,
-    /// Seconds a client may stay silent (or in IDLE) before it is logged out.
+    /// Most connections at once from one client address, per listener.
+    pub max_connections_per_ip: usize,
+    /// Seconds a client has, from connecting, to sign in; then `* BYE`.
+    pub login_timeout: u64,
+    /// Seconds a signed-in client may stay silent (or in IDLE) before it is logged out.
     pub idle_timeout: u64,
 }
 
@@ -236,6 +252,8 @@ impl Default for Imap {
             listen: "127.0.0.1:1143".into(),
             tls_listen: "127.0.0.1:1993".into(),
             max_connections: 200,
+            max_connections_per_ip: 50,
+            login_timeout: 60,
             idle_timeout: 1800,
         }
     }
@@ -247,12 +265,20 @@ impl Default for Imap {
 pub struct Portal {
     /// HTTPS listener of the web portal.
     pub listen: String,
+    /// Most connections at once; more are closed at once.
+    pub max_connections: usize,
+    /// Seconds a client has for each of: the TLS handshake, a request's headers,
+    /// a request's whole body (else `408`), and the next request on an idle
+    /// connection.
+    pub client_timeout: u64,
 }
 
 impl Default for Portal {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8443".into(),
+            max_connections: 1000,
+            client_timeout: 30,
         }
     }
 }
@@ -409,6 +435,26 @@ impl Config {
         Ok(config)
     }
 
+    /// Connection limits and client deadlines: zero would refuse everyone.
+    fn check_limits(&self, problems: &mut Vec<String>) {
+        for (key, value) in [
+            (
+                "smtp.submission_max_connections_per_ip",
+                self.smtp.submission_max_connections_per_ip as u64,
+            ),
+            ("smtp.auth_timeout", self.smtp.auth_timeout),
+            ("imap.max_connections", self.imap.max_connections as u64),
+            ("imap.max_connections_per_ip", self.imap.max_connections_per_ip as u64),
+            ("imap.login_timeout", self.imap.login_timeout),
+            ("portal.max_connections", self.portal.max_connections as u64),
+            ("portal.client_timeout", self.portal.client_timeout),
+        ] {
+            if value == 0 {
+                problems.push(format!("{key} must be at least 1"));
+            }
+        }
+    }
+
     /// Checks everything, reporting all problems at once.
     pub fn validate(&self) -> Result<(), Vec<String>> {
         let mut problems = Vec::new();
@@ -444,6 +490,7 @@ impl Config {
         if self.smtp.max_recipients == 0 || self.smtp.max_connections == 0 {
             problems.push("smtp.max_recipients and smtp.max_connections must be at least 1".into());
         }
+        self.check_limits(&mut problems);
         let url = self.database_url();
         if store::db::Dialect::of(&url).is_none() {
             problems.push(format!("database.url {url:?} must start with sqlite:// or postgres://"));

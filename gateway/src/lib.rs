@@ -6,6 +6,7 @@
 pub mod deliver;
 pub mod dkim;
 pub mod imap;
+pub mod limits;
 pub mod notify;
 pub mod sms;
 pub mod smtp;

@@ -30,7 +30,7 @@ use axum::routing::{get, post};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use error::Error;
-pub use serve::serve;
+pub use serve::{ServeLimits, serve};
 
 /// What the portal needs to know about where it is published.
 #[derive(Debug, Clone)]

@@ -7,6 +7,7 @@ mod harness;
 mod imap;
 mod imap_clients;
 mod limits;
+mod listeners_limits;
 mod manage_users;
 mod passkeys;
 mod passwords;

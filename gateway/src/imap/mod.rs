@@ -29,6 +29,13 @@ use tokio_rustls::TlsAcceptor;
 
 pub use session::Session;
 
+use crate::limits::{ConnectionLimits, Refusal};
+
+/// Refusals on the implicit-TLS port wait for a handshake (the refusal goes out
+/// over TLS); at most this many at once, each for at most [`REFUSAL_HANDSHAKE`].
+const MAX_TLS_REFUSALS: usize = 16;
+const REFUSAL_HANDSHAKE: Duration = Duration::from_secs(5);
+
 /// Which door a client came in by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImapListenerKind {
@@ -41,7 +48,13 @@ pub enum ImapListenerKind {
 /// IMAP limits.
 #[derive(Debug, Clone)]
 pub struct ImapConfig {
+    /// Most connections at once on each listener (STARTTLS and implicit TLS
+    /// have a budget each).
     pub max_connections: usize,
+    /// Most connections at once from one client address, per listener.
+    pub max_connections_per_ip: usize,
+    /// A client must sign in within this time from connecting.
+    pub login_timeout: Duration,
     /// Largest literal a client may send (APPEND would need the message size).
     pub max_literal: u64,
     /// A client silent this long is logged out (RFC 9051 §5.4: at least 30 min).
@@ -52,6 +65,8 @@ impl Default for ImapConfig {
     fn default() -> Self {
         Self {
             max_connections: 200,
+            max_connections_per_ip: 50,
+            login_timeout: Duration::from_mins(1),
             max_literal: 64 * 1024,
             idle_timeout: Duration::from_mins(30),
         }
@@ -63,7 +78,9 @@ pub struct ImapServer {
     pub(crate) store: Arc<Store>,
     pub(crate) config: ImapConfig,
     pub(crate) tls: TlsAcceptor,
-    connections: Arc<Semaphore>,
+    plain_connections: ConnectionLimits,
+    tls_connections: ConnectionLimits,
+    tls_refusals: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for ImapServer {
@@ -76,12 +93,15 @@ impl std::fmt::Debug for ImapServer {
 
 impl ImapServer {
     pub fn new(store: Arc<Store>, config: ImapConfig, tls: TlsAcceptor) -> Arc<Self> {
-        let connections = Arc::new(Semaphore::new(config.max_connections));
+        let budget = || ConnectionLimits::new(config.max_connections, Some(config.max_connections_per_ip));
+        let (plain_connections, tls_connections) = (budget(), budget());
         Arc::new(Self {
             store,
             config,
             tls,
-            connections,
+            plain_connections,
+            tls_connections,
+            tls_refusals: Arc::new(Semaphore::new(MAX_TLS_REFUSALS)),
         })
     }
 
@@ -101,15 +121,42 @@ impl ImapServer {
         }
     }
 
-    async fn handle(self: Arc<Self>, mut stream: TcpStream, peer: SocketAddr, kind: ImapListenerKind) {
-        let Ok(_permit) = Arc::clone(&self.connections).try_acquire_owned() else {
-            let _ = stream
-                .write_all(b"* BYE Too many connections; try again later\r\n")
-                .await;
+    /// Says why a client is turned away: in the clear on the STARTTLS port, and
+    /// only after the handshake on the implicit-TLS port (where a plain-text
+    /// line would be garbage to the client).
+    async fn refuse(&self, mut stream: TcpStream, peer: SocketAddr, kind: ImapListenerKind, refusal: Refusal) {
+        tracing::info!(%peer, ?kind, ?refusal, "imap connection refused");
+        let line: &[u8] = match refusal {
+            Refusal::Full => b"* BYE [UNAVAILABLE] Too many connections; try again later\r\n",
+            Refusal::PerAddress => b"* BYE [UNAVAILABLE] Too many connections from your address; try again later\r\n",
+        };
+        if kind == ImapListenerKind::StartTls {
+            let _ = stream.write_all(line).await;
+            return;
+        }
+        let Ok(_refusing) = Arc::clone(&self.tls_refusals).try_acquire_owned() else {
             return;
         };
+        if let Ok(Ok(mut tls)) = tokio::time::timeout(REFUSAL_HANDSHAKE, self.tls.accept(stream)).await {
+            let _ = tokio::time::timeout(REFUSAL_HANDSHAKE, async {
+                let _ = tls.write_all(line).await;
+                let _ = tls.shutdown().await;
+            })
+            .await;
+        }
+    }
+
+    async fn handle(self: Arc<Self>, mut stream: TcpStream, peer: SocketAddr, kind: ImapListenerKind) {
+        let limits = match kind {
+            ImapListenerKind::StartTls => &self.plain_connections,
+            ImapListenerKind::ImplicitTls => &self.tls_connections,
+        };
+        let _slot = match limits.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(refusal) => return self.refuse(stream, peer, kind, refusal).await,
+        };
         let _ = stream.set_nodelay(true);
-        let handshake = Duration::from_secs(30);
+        let handshake = Duration::from_secs(30).min(self.config.login_timeout);
         let mut session = Session::new(Arc::clone(&self), peer, kind == ImapListenerKind::ImplicitTls);
         if kind == ImapListenerKind::ImplicitTls {
             match tokio::time::timeout(handshake, self.tls.accept(stream)).await {

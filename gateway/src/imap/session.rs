@@ -56,10 +56,14 @@ pub struct Session {
     pub(crate) input: Input,
     /// Response bytes not yet written.
     pub(crate) out: Vec<u8>,
+    /// A client not signed in by then is disconnected (`login_timeout` after it
+    /// connected; NOOP or CAPABILITY do not extend it).
+    login_deadline: tokio::time::Instant,
 }
 
 impl Session {
     pub fn new(server: Arc<ImapServer>, peer: SocketAddr, tls: bool) -> Self {
+        let login_deadline = tokio::time::Instant::now() + server.config.login_timeout;
         Self {
             server,
             peer,
@@ -67,6 +71,7 @@ impl Session {
             state: State::NotAuthenticated,
             input: Input::default(),
             out: Vec::new(),
+            login_deadline,
         }
     }
 
@@ -119,10 +124,15 @@ impl Session {
             self.line(&format!("* OK [CAPABILITY {caps}] Sealpost IMAP ready"));
             self.flush(io).await?;
         }
-        let limit = self.server.config.idle_timeout;
         loop {
             let max_literal = self.server.config.max_literal;
-            let frame = match tokio::time::timeout(limit, self.input.command(io, max_literal)).await {
+            let signed_in = self.user().is_some();
+            let deadline = if signed_in {
+                tokio::time::Instant::now() + self.server.config.idle_timeout
+            } else {
+                self.login_deadline
+            };
+            let frame = match tokio::time::timeout_at(deadline, self.input.command(io, max_literal)).await {
                 Ok(Ok(frame)) => frame,
                 Ok(Err(error)) if error.kind() == std::io::ErrorKind::InvalidData => {
                     self.line("* BYE Input too large");
@@ -130,6 +140,11 @@ impl Session {
                     return Ok(Next::Close);
                 }
                 Ok(Err(error)) => return Err(error),
+                Err(_) if !signed_in => {
+                    self.line("* BYE Autologout; not signed in in time");
+                    self.flush(io).await?;
+                    return Ok(Next::Close);
+                }
                 Err(_) => {
                     self.line("* BYE Autologout; idle for too long");
                     self.flush(io).await?;

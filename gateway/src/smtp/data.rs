@@ -21,6 +21,12 @@ pub(crate) struct DataPhase {
     spool: Option<SpoolWriter>,
     header_block: Vec<u8>,
     headers_done: bool,
+    /// Most header bytes the client may send (what the store's splitter keeps,
+    /// less our own trace header).
+    header_limit: usize,
+    /// The header block went past `header_limit`: the message is refused, since
+    /// classifying only part of it could let a secure message out in clear.
+    header_overflow: bool,
     size: u64,
     too_big: bool,
     last_cr: bool,
@@ -28,12 +34,14 @@ pub(crate) struct DataPhase {
 }
 
 impl DataPhase {
-    fn new(spool: Option<SpoolWriter>) -> Self {
+    fn new(spool: Option<SpoolWriter>, reserved: usize) -> Self {
         Self {
             receiver: DataReceiver::new(),
             spool,
             header_block: Vec::new(),
             headers_done: false,
+            header_limit: MAX_HEADER_BLOCK.saturating_sub(reserved),
+            header_overflow: false,
             size: 0,
             too_big: false,
             last_cr: false,
@@ -62,19 +70,24 @@ impl DataPhase {
         }
     }
 
-    /// Keeps the header block (up to the first empty line) for classification.
+    /// Keeps the header block (up to the first empty line) for classification;
+    /// a block longer than the limit marks the message as refused.
     fn capture_headers(&mut self, data: &[u8]) {
         if self.headers_done {
             return;
         }
         let start = self.header_block.len().saturating_sub(3);
-        let room = MAX_HEADER_BLOCK + 4 - self.header_block.len();
+        let room = (self.header_limit + 4).saturating_sub(self.header_block.len());
         self.header_block.extend_from_slice(&data[..data.len().min(room)]);
         if let Some(end) = find(&self.header_block[start..], b"\r\n\r\n") {
             self.header_block.truncate(start + end + 2);
             self.headers_done = true;
-        } else if self.header_block.len() > MAX_HEADER_BLOCK {
+        } else if self.header_block.len() > self.header_limit {
             self.headers_done = true;
+        }
+        if self.headers_done && self.header_block.len() > self.header_limit {
+            self.header_overflow = true;
+            self.header_block = Vec::new();
         }
     }
 }
@@ -104,7 +117,7 @@ impl Session {
             spool.discard().await;
             return self.reply(&common::temporary_failure());
         }
-        self.state = State::Data(Box::new(DataPhase::new(Some(spool))));
+        self.state = State::Data(Box::new(DataPhase::new(Some(spool), received.len())));
         self.reply(&Reply::new(354, "", "Start mail input; end with <CRLF>.<CRLF>"));
     }
 
@@ -139,8 +152,13 @@ impl Session {
                 spool.discard().await;
             }
         }
-        if !phase.too_big && !phase.failed {
+        if !phase.too_big && !phase.failed && !phase.header_overflow {
             phase.capture_headers(&data);
+            if phase.header_overflow
+                && let Some(spool) = phase.spool.take()
+            {
+                spool.discard().await;
+            }
             if let Some(spool) = phase.spool.as_mut()
                 && let Err(error) = spool.write(&data).await
             {
@@ -163,6 +181,14 @@ impl Session {
         if phase.too_big {
             let max = self.server.config.max_message_size;
             return Reply::new(552, "5.3.4", format!("Message too big: the limit is {max} bytes"));
+        }
+        if phase.header_overflow {
+            let max = MAX_HEADER_BLOCK / 1024;
+            return Reply::new(
+                552,
+                "5.3.4",
+                format!("Message refused: its header block is over the {max} KiB limit; nothing was sent"),
+            );
         }
         let facts = inspect(&phase.header_block, &self.server.store.policy().subject_tag);
         let (Some(spool), false) = (phase.spool, phase.failed) else {
@@ -302,7 +328,7 @@ mod tests {
     use super::*;
 
     fn phase() -> DataPhase {
-        DataPhase::new(None)
+        DataPhase::new(None, 0)
     }
 
     #[test]
@@ -322,5 +348,18 @@ mod tests {
         p.capture_headers(b"\n\r\nbody\r\n");
         assert!(p.headers_done);
         assert_eq!(p.header_block, b"Subject: x\r\nFrom: a@b.c\r\n");
+        assert!(!p.header_overflow);
+    }
+
+    #[test]
+    fn an_overlong_header_block_is_marked_refused() {
+        let mut p = DataPhase::new(None, 100);
+        let line = format!("X-Filler: {}\r\n", "a".repeat(988));
+        for _ in 0..=(MAX_HEADER_BLOCK / line.len()) {
+            p.capture_headers(line.as_bytes());
+        }
+        p.capture_headers(b"X-Sealpost-Secure: 1\r\n\r\nbody\r\n");
+        assert!(p.headers_done);
+        assert!(p.header_overflow);
     }
 }

@@ -22,10 +22,10 @@ use ipnet::IpNet;
 use store::Store;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 use crate::Wakers;
+use crate::limits::{ConnectionLimits, Refusal};
 pub use session::Session;
 
 /// Which door a client came in by.
@@ -43,9 +43,18 @@ pub struct SmtpConfig {
     pub hostname: String,
     pub max_message_size: u64,
     pub max_recipients: usize,
+    /// Most connections at once on each listener (relay and submission have a
+    /// budget each, so one cannot starve the other).
     pub max_connections: usize,
-    /// Longest wait for a command line.
+    /// Most connections at once from one client address on the submission
+    /// listener (the relay's clients are the practice's own mail systems).
+    pub submission_max_connections_per_ip: usize,
+    /// Longest wait for a command line. NOOP, RSET, HELP, VRFY and refused
+    /// commands do not restart this clock.
     pub command_timeout: Duration,
+    /// On the submission listener, time from connecting to a successful AUTH;
+    /// a client that has not signed in by then is disconnected.
+    pub auth_timeout: Duration,
     /// Longest wait for the next piece of message data.
     pub data_timeout: Duration,
     pub trusted_networks: Vec<IpNet>,
@@ -61,7 +70,9 @@ impl Default for SmtpConfig {
             max_message_size: 300_000_000,
             max_recipients: 100,
             max_connections: 200,
+            submission_max_connections_per_ip: 20,
             command_timeout: Duration::from_mins(5),
+            auth_timeout: Duration::from_mins(1),
             data_timeout: Duration::from_mins(10),
             trusted_networks: vec!["127.0.0.0/8".parse().expect("valid network")],
             relay_tenant_id: None,
@@ -75,7 +86,8 @@ pub struct SmtpServer {
     pub(crate) config: SmtpConfig,
     pub(crate) tls: Option<TlsAcceptor>,
     pub(crate) wakers: Wakers,
-    connections: Arc<Semaphore>,
+    relay_connections: ConnectionLimits,
+    submission_connections: ConnectionLimits,
 }
 
 impl std::fmt::Debug for SmtpServer {
@@ -88,13 +100,16 @@ impl std::fmt::Debug for SmtpServer {
 
 impl SmtpServer {
     pub fn new(store: Arc<Store>, config: SmtpConfig, tls: Option<TlsAcceptor>, wakers: Wakers) -> Arc<Self> {
-        let connections = Arc::new(Semaphore::new(config.max_connections));
+        let relay_connections = ConnectionLimits::new(config.max_connections, None);
+        let submission_connections =
+            ConnectionLimits::new(config.max_connections, Some(config.submission_max_connections_per_ip));
         Arc::new(Self {
             store,
             config,
             tls,
             wakers,
-            connections,
+            relay_connections,
+            submission_connections,
         })
     }
 
@@ -115,13 +130,24 @@ impl SmtpServer {
     }
 
     async fn handle(self: Arc<Self>, mut stream: TcpStream, peer: SocketAddr, kind: ListenerKind) {
-        let Ok(_permit) = Arc::clone(&self.connections).try_acquire_owned() else {
-            let line = format!(
-                "421 4.3.2 {} Too many connections; try again later\r\n",
-                self.config.hostname
-            );
-            let _ = stream.write_all(line.as_bytes()).await;
-            return;
+        let limits = match kind {
+            ListenerKind::Relay => &self.relay_connections,
+            ListenerKind::Submission => &self.submission_connections,
+        };
+        let _slot = match limits.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                let host = &self.config.hostname;
+                let line = match refusal {
+                    Refusal::Full => format!("421 4.3.2 {host} Too many connections; try again later\r\n"),
+                    Refusal::PerAddress => {
+                        format!("421 4.7.0 {host} Too many connections from your address; try again later\r\n")
+                    }
+                };
+                tracing::info!(%peer, ?kind, ?refusal, "smtp connection refused");
+                let _ = stream.write_all(line.as_bytes()).await;
+                return;
+            }
         };
         let _ = stream.set_nodelay(true);
         let mut session = Session::new(Arc::clone(&self), peer, kind);

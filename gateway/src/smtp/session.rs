@@ -8,6 +8,7 @@ use smtp_proto::request::receiver::RequestReceiver;
 use smtp_proto::{Error as ProtoError, Request};
 use store::accounts::User;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
 
 use super::data::DataPhase;
 use super::reply::{Reply, common};
@@ -59,6 +60,18 @@ pub struct Session {
     discard_line: bool,
     receiver: RequestReceiver,
     out: Vec<u8>,
+    /// When the client connected: an unauthenticated submission client has
+    /// `auth_timeout` from here.
+    connected: Instant,
+    /// When the client last did something that moves the session on; NOOP and
+    /// the like do not count, so they cannot hold a connection open.
+    active: Instant,
+}
+
+/// Why the session stops waiting for the client.
+enum Deadline {
+    Idle,
+    Auth,
 }
 
 impl Session {
@@ -84,7 +97,25 @@ impl Session {
             discard_line: false,
             receiver: RequestReceiver::default(),
             out: Vec::new(),
+            connected: Instant::now(),
+            active: Instant::now(),
         }
+    }
+
+    /// When the wait for the client's next bytes ends, and why.
+    fn deadline(&self) -> (Instant, Deadline) {
+        let config = &self.server.config;
+        if matches!(self.state, State::Data(_)) {
+            return (Instant::now() + config.data_timeout, Deadline::Idle);
+        }
+        let idle = self.active + config.command_timeout;
+        if self.kind == ListenerKind::Submission && self.user.is_none() {
+            let auth = self.connected + config.auth_timeout;
+            if auth < idle {
+                return (auth, Deadline::Auth);
+            }
+        }
+        (idle, Deadline::Idle)
     }
 
     pub(super) fn reply(&mut self, reply: &Reply) {
@@ -117,16 +148,20 @@ impl Session {
     pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(&mut self, stream: &mut S) -> std::io::Result<Next> {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            let limit = if matches!(self.state, State::Data(_)) {
-                self.server.config.data_timeout
-            } else {
-                self.server.config.command_timeout
-            };
-            let read = if let Ok(read) = tokio::time::timeout(limit, stream.read(&mut buf)).await {
+            let (deadline, why) = self.deadline();
+            let read = if let Ok(read) = tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
                 read?
             } else {
-                let text = format!("{} Timeout, closing connection", self.server.config.hostname);
-                self.reply(&Reply::new(421, "4.4.2", text));
+                let host = &self.server.config.hostname;
+                let reply = match why {
+                    Deadline::Idle => Reply::new(421, "4.4.2", format!("{host} Timeout, closing connection")),
+                    Deadline::Auth => Reply::new(
+                        421,
+                        "4.7.0",
+                        format!("{host} Authentication not completed in time, closing connection"),
+                    ),
+                };
+                self.reply(&reply);
                 stream.write_all(&std::mem::take(&mut self.out)).await?;
                 self.abort_transaction().await;
                 return Ok(Next::Quit);
@@ -154,6 +189,9 @@ impl Session {
     async fn ingest(&mut self, bytes: &mut std::slice::Iter<'_, u8>) -> Next {
         if matches!(self.state, State::Command) && self.overlong_line(bytes) {
             return Next::Continue;
+        }
+        if !matches!(self.state, State::Command) {
+            self.active = Instant::now();
         }
         match &mut self.state {
             State::Data(_) => self.ingest_data(bytes).await,
@@ -218,6 +256,13 @@ impl Session {
     }
 
     async fn command(&mut self, request: Request<String>) -> Next {
+        let keeps_idle = matches!(
+            request,
+            Request::Noop { .. } | Request::Rset | Request::Help { .. } | Request::Vrfy { .. } | Request::Expn { .. }
+        );
+        if !keeps_idle {
+            self.active = Instant::now();
+        }
         match request {
             Request::Ehlo { host } => self.ehlo(host, true),
             Request::Helo { host } => self.ehlo(host, false),
