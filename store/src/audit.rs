@@ -6,6 +6,10 @@ use sqlx::Row;
 
 use crate::{Result, Store};
 
+/// Actions recorded right after a message's wrapped key was destroyed; after them
+/// the database's freed pages are wiped (see `db.rs`).
+const SHREDDING_ACTIONS: [&str; 2] = ["message.delete", "message.expire"];
+
 /// One thing that happened, for the audit log.
 #[derive(Debug, Clone)]
 pub struct AuditEvent<'a> {
@@ -37,27 +41,32 @@ fn chain_hash(prev: &[u8], at: i64, event: &AuditEvent<'_>) -> Vec<u8> {
 impl Store {
     /// Appends one event to the chain.
     pub async fn audit(&self, event: AuditEvent<'_>) -> Result<()> {
-        let _guard = self.audit_lock.lock().await;
-        let mut tx = self.write_tx().await?;
-        let prev: Vec<u8> = sqlx::query("SELECT hash FROM audit ORDER BY id DESC LIMIT 1")
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|row| row.try_get("hash"))
-            .transpose()?
-            .unwrap_or_else(|| vec![0u8; 32]);
-        let at = self.now();
-        let hash = chain_hash(&prev, at, &event);
-        sqlx::query("INSERT INTO audit (at, actor, action, object, client, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-            .bind(at)
-            .bind(event.actor)
-            .bind(event.action)
-            .bind(event.object)
-            .bind(event.client)
-            .bind(prev)
-            .bind(hash)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+        {
+            let _guard = self.audit_lock.lock().await;
+            let mut tx = self.write_tx().await?;
+            let prev: Vec<u8> = sqlx::query("SELECT hash FROM audit ORDER BY id DESC LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|row| row.try_get("hash"))
+                .transpose()?
+                .unwrap_or_else(|| vec![0u8; 32]);
+            let at = self.now();
+            let hash = chain_hash(&prev, at, &event);
+            sqlx::query("INSERT INTO audit (at, actor, action, object, client, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                .bind(at)
+                .bind(event.actor)
+                .bind(event.action)
+                .bind(event.object)
+                .bind(event.client)
+                .bind(prev)
+                .bind(hash)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
+        if SHREDDING_ACTIONS.contains(&event.action) {
+            self.wipe_freed_pages().await;
+        }
         Ok(())
     }
 
