@@ -1,9 +1,11 @@
-//! Data at rest: a shredded message's wrapped key is gone from the database files.
+//! Data at rest: a shredded message's wrapped key is gone from the database files;
+//! a delivery error keeps the reply codes, not the remote server's text.
 
 use std::time::Duration;
 
 use sqlx::{AnyConnection, Connection as _, Row as _};
 use store::ids::MessageId;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use super::harness::{Instance, files_containing};
 use super::secure_send::{canary, secure_message, send_via_relay};
@@ -125,4 +127,78 @@ async fn shred_and_scan(instance: &Instance, ada: &store::accounts::User) {
             "the live message's key must still be there"
         );
     }
+}
+
+/// A smarthost that refuses every recipient the way real servers do: naming them.
+async fn refusing_smarthost() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut lines = BufReader::new(read).lines();
+                write.write_all(b"220 mx.example.net ESMTP\r\n").await.ok();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let reply: &[u8] = match line.get(..4).map(str::to_ascii_uppercase).as_deref() {
+                        Some("EHLO" | "HELO") => b"250 mx.example.net\r\n",
+                        Some("MAIL") => b"250 2.1.0 Ok\r\n",
+                        Some("RCPT") => {
+                            b"550-5.1.1 <vendor@example.com>: Recipient address rejected:\r\n550 5.1.1 Jane Vendor is unknown here\r\n"
+                        }
+                        Some("QUIT") => {
+                            write.write_all(b"221 2.0.0 Bye\r\n").await.ok();
+                            return;
+                        }
+                        _ => b"502 5.5.2 Error\r\n",
+                    };
+                    if write.write_all(reply).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_delivery_stores_the_reply_codes_not_the_remote_text() {
+    let port = refusing_smarthost().await;
+    let instance = Instance::start_with(|c| {
+        c.outbound.mode = "smarthost".into();
+        c.outbound.smarthost = format!("127.0.0.1:{port}");
+        c.outbound.smarthost_tls = "none".into();
+    })
+    .await;
+    let message =
+        b"From: staff@smiles.example\r\nTo: vendor@example.com\r\nSubject: Order\r\n\r\nPlease send gloves.\r\n";
+    send_via_relay(&instance, "staff@smiles.example", &["vendor@example.com"], message)
+        .await
+        .unwrap();
+    let mut db = database(&instance).await;
+    let mut errors = Vec::new();
+    for _ in 0..100 {
+        errors =
+            sqlx::query("SELECT last_error FROM outbound WHERE rcpt_to = 'vendor@example.com' AND state = 'failed'")
+                .fetch_all(&mut db)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    r.try_get::<Option<String>, _>("last_error")
+                        .unwrap()
+                        .unwrap_or_default()
+                })
+                .collect();
+        if !errors.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        errors,
+        ["smarthost refused: 550 5.1.1"],
+        "the refusal, reduced to its codes"
+    );
 }
