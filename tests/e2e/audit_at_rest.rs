@@ -1,9 +1,12 @@
 //! Data at rest: a shredded message's wrapped key is gone from the database files;
-//! a delivery error keeps the reply codes, not the remote server's text.
+//! the audit chain is keyed and checked against an anchor (also by the CLI); and a
+//! delivery error keeps the reply codes, not the remote server's text.
 
+use std::process::Output;
 use std::time::Duration;
 
 use sqlx::{AnyConnection, Connection as _, Row as _};
+use store::audit::{Anchor, AuditBreak, AuditEvent};
 use store::ids::MessageId;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -16,6 +19,18 @@ async fn database(instance: &Instance) -> AnyConnection {
 
 fn on_sqlite(instance: &Instance) -> bool {
     instance.config.database_url().starts_with("sqlite:")
+}
+
+/// Runs the real `sealpost` binary against the instance's folder and database.
+fn sealpost(instance: &Instance, args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_sealpost"))
+        .args(args)
+        .env_remove("SEALPOST_CONFIG")
+        .env("SEALPOST_DATA_DIR", &instance.config.data_dir)
+        .env("SEALPOST_DATABASE_URL", instance.config.database_url())
+        .env("SEALPOST_LOG", "error")
+        .output()
+        .unwrap()
 }
 
 /// The sealed messages' ids and wrapped keys, once there are `count`.
@@ -89,11 +104,7 @@ async fn shred_and_scan(instance: &Instance, ada: &store::accounts::User) {
 
     // The sender deletes the first message.
     let first = MessageId::parse(&keys[0].0).unwrap();
-    instance
-        .store()
-        .delete_message(&ada, &first, "127.0.0.1")
-        .await
-        .unwrap();
+    instance.store().delete_message(ada, &first, "127.0.0.1").await.unwrap();
     // The second expires.
     instance.clock.advance(31 * 86_400);
     let mut db = database(instance).await;
@@ -127,6 +138,230 @@ async fn shred_and_scan(instance: &Instance, ada: &store::accounts::User) {
             "the live message's key must still be there"
         );
     }
+}
+
+/// The first audit chains used plain SHA-256 over this input.
+fn plain_chain_hash(prev: &[u8], at: i64, fields: [&str; 4]) -> Vec<u8> {
+    let at = at.to_string();
+    let mut input = prev.to_vec();
+    for field in std::iter::once(at.as_str()).chain(fields) {
+        input.extend_from_slice(&(field.len() as u64).to_be_bytes());
+        input.extend_from_slice(field.as_bytes());
+    }
+    store::crypto::sha256(&input)
+}
+
+/// Re-chains every row from `from_id` on with plain SHA-256, as someone with
+/// write access to the database but without the audit key would.
+async fn rechain_plain(db: &mut AnyConnection, from_id: i64) {
+    let rows = sqlx::query("SELECT id, at, actor, action, object, client, hash FROM audit ORDER BY id")
+        .fetch_all(&mut *db)
+        .await
+        .unwrap();
+    let mut prev: Option<Vec<u8>> = None;
+    for row in rows {
+        let id: i64 = row.try_get("id").unwrap();
+        if id < from_id {
+            prev = Some(row.try_get("hash").unwrap());
+            continue;
+        }
+        let prev_hash = prev.clone().unwrap_or_else(|| vec![0u8; 32]);
+        let fields: [String; 4] = ["actor", "action", "object", "client"].map(|c| row.try_get(c).unwrap());
+        let hash = plain_chain_hash(
+            &prev_hash,
+            row.try_get("at").unwrap(),
+            [&fields[0], &fields[1], &fields[2], &fields[3]],
+        );
+        sqlx::query("UPDATE audit SET prev_hash = $1, hash = $2 WHERE id = $3")
+            .bind(&prev_hash)
+            .bind(&hash)
+            .bind(id)
+            .execute(&mut *db)
+            .await
+            .unwrap();
+        prev = Some(hash);
+    }
+}
+
+async fn audit_ids(db: &mut AnyConnection) -> Vec<i64> {
+    sqlx::query("SELECT id FROM audit ORDER BY id")
+        .fetch_all(db)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get("id").unwrap())
+        .collect()
+}
+
+async fn some_events(instance: &Instance, n: usize) {
+    for i in 0..n {
+        instance
+            .store()
+            .audit(AuditEvent {
+                actor: "user:1",
+                action: "message.view",
+                object: &format!("message:{i}"),
+                client: "127.0.0.1",
+            })
+            .await
+            .unwrap();
+    }
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audit_entry_rewritten_and_rechained_with_sha256_is_caught() {
+    let instance = Instance::start().await;
+    instance.practice_with_doctor().await;
+    some_events(&instance, 4).await;
+    assert!(instance.store().verify_audit().await.unwrap().is_ok());
+    let ok = sealpost(&instance, &["audit", "verify"]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+
+    // Someone with database access makes entry 3 say somebody else did it and
+    // recomputes the chain from there, as a plain SHA-256 chain verifies.
+    let mut db = database(&instance).await;
+    let ids = audit_ids(&mut db).await;
+    let target = ids[2];
+    sqlx::query("UPDATE audit SET actor = 'user:999' WHERE id = $1")
+        .bind(target)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    rechain_plain(&mut db, target).await;
+    drop(db);
+
+    assert_eq!(instance.store().verify_audit().await.unwrap(), Err(target));
+    let broken = sealpost(&instance, &["audit", "verify"]);
+    assert!(!broken.status.success(), "a rewritten log must fail verification");
+    assert!(
+        stderr(&broken).contains(&format!("audit log broken at entry {target}")),
+        "{}",
+        stderr(&broken)
+    );
+    let anchor = sealpost(&instance, &["audit", "anchor"]);
+    assert!(!anchor.status.success(), "no anchor from a broken log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_newest_audit_entries_is_caught_against_the_anchor() {
+    let instance = Instance::start().await;
+    instance.practice_with_doctor().await;
+    some_events(&instance, 5).await;
+
+    // The admin keeps an anchor (the server also logs one).
+    let printed = sealpost(&instance, &["audit", "anchor"]);
+    assert!(printed.status.success(), "{}", stderr(&printed));
+    let anchor_text = String::from_utf8(printed.stdout).unwrap().trim().to_owned();
+    let anchor: Anchor = anchor_text.parse().unwrap();
+    assert_eq!(instance.store().audit_anchor().await.unwrap(), Some(anchor.clone()));
+    let reaches = sealpost(&instance, &["audit", "verify", "--anchor", &anchor_text]);
+    assert!(reaches.status.success(), "{}", stderr(&reaches));
+
+    // The newest three entries disappear; the rest of the chain is consistent.
+    let mut db = database(&instance).await;
+    sqlx::query("DELETE FROM audit WHERE id > $1")
+        .bind(anchor.id - 3)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    drop(db);
+    assert!(instance.store().verify_audit().await.unwrap().is_ok());
+    assert_eq!(
+        instance.store().verify_audit_against(Some(&anchor)).await.unwrap(),
+        Err(AuditBreak::AnchorMissing { anchor: anchor.clone() })
+    );
+    let cut = sealpost(&instance, &["audit", "verify", "--anchor", &anchor_text]);
+    assert!(!cut.status.success(), "a log cut short must fail against the anchor");
+    assert!(
+        stderr(&cut).contains(&format!("entry {} is missing, so entries were removed", anchor.id)),
+        "{}",
+        stderr(&cut)
+    );
+
+    // The server keeps appending after the cut: still caught.
+    some_events(&instance, 4).await;
+    assert!(matches!(
+        instance.store().verify_audit_against(Some(&anchor)).await.unwrap(),
+        Err(AuditBreak::AnchorMissing { .. } | AuditBreak::AnchorMismatch { .. })
+    ));
+
+    // A malformed anchor is a clear error, not a pass.
+    let bad = sealpost(&instance, &["audit", "verify", "--anchor", "latest"]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("an audit anchor looks like"), "{}", stderr(&bad));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_entries_from_before_the_keyed_chain_still_verify_and_cannot_be_rewritten() {
+    let instance = Instance::start().await;
+    let mut db = database(&instance).await;
+    // A log written by an older version: plain SHA-256, scheme 1.
+    sqlx::query("DELETE FROM audit").execute(&mut db).await.unwrap();
+    let mut prev = vec![0u8; 32];
+    for i in 0..3 {
+        let object = format!("message:old{i}");
+        let hash = plain_chain_hash(&prev, 1_700_000_000 + i, ["system", "message.expire", &object, ""]);
+        sqlx::query("INSERT INTO audit (at, actor, action, object, client, prev_hash, hash, scheme) VALUES ($1, 'system', 'message.expire', $2, '', $3, $4, 1)")
+            .bind(1_700_000_000 + i)
+            .bind(&object)
+            .bind(&prev)
+            .bind(&hash)
+            .execute(&mut db)
+            .await
+            .unwrap();
+        prev = hash;
+    }
+    assert_eq!(instance.store().verify_audit().await.unwrap(), Ok(3));
+    // The upgraded server appends keyed entries after them.
+    some_events(&instance, 2).await;
+    assert_eq!(instance.store().verify_audit().await.unwrap(), Ok(5));
+    let ids = audit_ids(&mut db).await;
+
+    // Rewriting an old entry and re-chaining the old part is caught where the
+    // keyed part begins.
+    sqlx::query("UPDATE audit SET object = 'message:other' WHERE id = $1")
+        .bind(ids[1])
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let rows = sqlx::query("SELECT id, at, actor, action, object, client FROM audit WHERE scheme = 1 ORDER BY id")
+        .fetch_all(&mut db)
+        .await
+        .unwrap();
+    let mut prev = vec![0u8; 32];
+    for row in rows {
+        let fields: [String; 4] = ["actor", "action", "object", "client"].map(|c| row.try_get(c).unwrap());
+        let hash = plain_chain_hash(
+            &prev,
+            row.try_get("at").unwrap(),
+            [&fields[0], &fields[1], &fields[2], &fields[3]],
+        );
+        sqlx::query("UPDATE audit SET prev_hash = $1, hash = $2 WHERE id = $3")
+            .bind(&prev)
+            .bind(&hash)
+            .bind(row.try_get::<i64, _>("id").unwrap())
+            .execute(&mut db)
+            .await
+            .unwrap();
+        prev = hash;
+    }
+    assert_eq!(instance.store().verify_audit().await.unwrap(), Err(ids[3]));
+
+    // Nor can keyed entries be downgraded to plain ones.
+    sqlx::query("DELETE FROM audit").execute(&mut db).await.unwrap();
+    some_events(&instance, 3).await;
+    let ids = audit_ids(&mut db).await;
+    sqlx::query("UPDATE audit SET scheme = 1 WHERE id >= $1")
+        .bind(ids[1])
+        .execute(&mut db)
+        .await
+        .unwrap();
+    rechain_plain(&mut db, ids[1]).await;
+    assert_eq!(instance.store().verify_audit().await.unwrap(), Err(ids[1]));
 }
 
 /// A smarthost that refuses every recipient the way real servers do: naming them.
