@@ -136,8 +136,15 @@ enum UserCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Check the audit log's hash chain.
-    Verify,
+    /// Check the audit log's keyed hash chain, and that it still reaches an anchor.
+    Verify {
+        /// An anchor kept earlier (`ID:HASH`, from `sealpost audit anchor` or the
+        /// server's log): the log must still hold that entry, unchanged.
+        #[arg(long)]
+        anchor: Option<String>,
+    },
+    /// Check the chain, then print its newest entry as an anchor to keep elsewhere.
+    Anchor,
 }
 
 fn main() -> ExitCode {
@@ -251,21 +258,42 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Audit {
-            command: AuditCommand::Verify,
-        } => {
-            let store = app::open_store(&config, Arc::new(SystemClock)).await?;
-            match store.verify_audit().await? {
-                Ok(count) => {
-                    println!("Audit log intact: {count} entries.");
-                    Ok(())
+        Command::Audit { command } => audit(command, &config).await,
+    }
+}
+
+/// `sealpost audit ...`
+async fn audit(command: AuditCommand, config: &Config) -> anyhow::Result<()> {
+    let anchor = match &command {
+        AuditCommand::Verify { anchor: Some(text) } => Some(text.parse::<store::audit::Anchor>()?),
+        _ => None,
+    };
+    let store = app::open_store(config, Arc::new(SystemClock)).await?;
+    let intact = match store.verify_audit_against(anchor.as_ref()).await? {
+        Ok(intact) => intact,
+        Err(broken) => anyhow::bail!("{broken}"),
+    };
+    match command {
+        AuditCommand::Verify { .. } => {
+            println!(
+                "Audit log intact: {} entries{}.",
+                intact.entries,
+                if anchor.is_some() {
+                    ", and it reaches the anchor"
+                } else {
+                    ""
                 }
-                Err(id) => {
-                    anyhow::bail!("audit log broken at entry {id}: it was changed or an entry before it was removed")
-                }
+            );
+            if let Some(newest) = intact.newest {
+                println!("Newest entry (keep as the next anchor): {newest}");
             }
         }
+        AuditCommand::Anchor => match intact.newest {
+            Some(newest) => println!("{newest}"),
+            None => anyhow::bail!("the audit log is empty: there is no anchor yet"),
+        },
     }
+    Ok(())
 }
 
 /// `sealpost user ...`
@@ -354,10 +382,39 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         config.data_dir.display(),
         redact(&config.database_url())
     );
+    let anchors = tokio::spawn(log_audit_anchors(Arc::clone(&running.store)));
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     println!("Stopping.");
+    anchors.abort();
+    log_audit_anchor(&running.store, None).await;
     running.store.close().await;
     Ok(())
+}
+
+/// Logs the audit log's newest entry every hour it changed, so the log file
+/// holds anchors that `sealpost audit verify --anchor` can check the database
+/// against: a database edit cannot reach back into the log file.
+async fn log_audit_anchors(store: Arc<store::Store>) {
+    let mut last = None;
+    loop {
+        last = log_audit_anchor(&store, last).await;
+        tokio::time::sleep(std::time::Duration::from_hours(1)).await;
+    }
+}
+
+/// Logs the newest entry unless it is `last`; returns it.
+async fn log_audit_anchor(store: &store::Store, last: Option<i64>) -> Option<i64> {
+    match store.audit_anchor().await {
+        Ok(Some(anchor)) if Some(anchor.id) != last => {
+            tracing::info!(%anchor, "audit anchor (keep it: sealpost audit verify --anchor ...)");
+            Some(anchor.id)
+        }
+        Ok(_) => last,
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the audit log's newest entry");
+            last
+        }
+    }
 }
 
 /// Hides a password in a database URL.

@@ -1,7 +1,18 @@
 //! The tamper-evident audit log: every row's hash covers the previous row's hash,
-//! so editing or deleting a past row breaks the chain from there on.
+//! so editing or deleting a past row breaks the chain from there on. The hash is
+//! an HMAC-SHA256 under the keyring's audit key, so someone who can write the
+//! database but not read the keyring cannot recompute the chain after an edit;
+//! an anchor (the newest entry's id and hash, which the server logs and
+//! `sealpost audit anchor` prints) shows whether the newest entries were dropped.
 //! Rows name people and objects by id, never by content.
+//!
+//! Rows written before the chain was keyed (`scheme` 1, plain SHA-256) still
+//! verify: they may only come before every keyed row, and the first keyed row's
+//! MAC covers the last plain hash, so rewriting them is caught there.
 
+use std::fmt;
+
+use futures::TryStreamExt;
 use sqlx::Row;
 
 use crate::{Result, Store};
@@ -19,7 +30,17 @@ pub struct AuditEvent<'a> {
     pub client: &'a str,
 }
 
-fn chain_hash(prev: &[u8], at: i64, event: &AuditEvent<'_>) -> Vec<u8> {
+/// Rows chained with plain SHA-256 (before migration 0014).
+const SCHEME_PLAIN: i64 = 1;
+/// Rows chained with HMAC-SHA256 under the audit key.
+const SCHEME_KEYED: i64 = 2;
+
+/// Actions recorded right after a message's wrapped key was destroyed; after them
+/// the database's freed pages are wiped (see `db.rs`).
+const SHREDDING_ACTIONS: [&str; 2] = ["message.delete", "message.expire"];
+
+/// The chain input: the previous hash, then each field with its length.
+fn chain_input(prev: &[u8], at: i64, event: &AuditEvent<'_>) -> Vec<u8> {
     let mut input = prev.to_vec();
     for field in [
         &at.to_string() as &str,
@@ -31,45 +52,141 @@ fn chain_hash(prev: &[u8], at: i64, event: &AuditEvent<'_>) -> Vec<u8> {
         input.extend_from_slice(&(field.len() as u64).to_be_bytes());
         input.extend_from_slice(field.as_bytes());
     }
-    crate::crypto::sha256(&input)
+    input
+}
+
+/// A point in the chain an admin keeps outside the database: an entry's id and
+/// hash, written `<id>:<hex>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anchor {
+    pub id: i64,
+    pub hash: Vec<u8>,
+}
+
+impl fmt::Display for Anchor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.id, hex::encode(&self.hash))
+    }
+}
+
+impl std::str::FromStr for Anchor {
+    type Err = crate::Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        let bad = || {
+            crate::Error::invalid(
+                "an audit anchor looks like 1234:<64 hex digits>, as `sealpost audit anchor` prints it",
+            )
+        };
+        let (id, hash) = text.trim().split_once(':').ok_or_else(bad)?;
+        let id = id.parse().map_err(|_| bad())?;
+        let hash = hex::decode(hash).map_err(|_| bad())?;
+        if hash.len() != 32 {
+            return Err(bad());
+        }
+        Ok(Self { id, hash })
+    }
+}
+
+/// Why the chain does not verify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditBreak {
+    /// This entry was changed, or one before it was removed or inserted.
+    Changed { id: i64 },
+    /// The anchor's entry is gone: entries up to or after it were removed.
+    AnchorMissing { anchor: Anchor },
+    /// The anchor's entry is there with another hash: it was rewritten.
+    AnchorMismatch { anchor: Anchor },
+}
+
+impl fmt::Display for AuditBreak {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Changed { id } => write!(
+                f,
+                "audit log broken at entry {id}: it was changed, or an entry before it was removed"
+            ),
+            Self::AnchorMissing { anchor } => write!(
+                f,
+                "audit log does not reach the anchor: entry {} is missing, so entries were removed (the newest ones, if the chain is otherwise intact)",
+                anchor.id
+            ),
+            Self::AnchorMismatch { anchor } => write!(
+                f,
+                "audit log does not match the anchor: entry {} has another hash, so it was rewritten",
+                anchor.id
+            ),
+        }
+    }
+}
+
+/// An intact chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditIntact {
+    pub entries: u64,
+    /// The newest entry, to keep as the next anchor (none when the log is empty).
+    pub newest: Option<Anchor>,
 }
 
 impl Store {
     /// Appends one event to the chain.
     pub async fn audit(&self, event: AuditEvent<'_>) -> Result<()> {
-        let _guard = self.audit_lock.lock().await;
-        let mut tx = self.write_tx().await?;
-        let prev: Vec<u8> = sqlx::query("SELECT hash FROM audit ORDER BY id DESC LIMIT 1")
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|row| row.try_get("hash"))
-            .transpose()?
-            .unwrap_or_else(|| vec![0u8; 32]);
-        let at = self.now();
-        let hash = chain_hash(&prev, at, &event);
-        sqlx::query("INSERT INTO audit (at, actor, action, object, client, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-            .bind(at)
-            .bind(event.actor)
-            .bind(event.action)
-            .bind(event.object)
-            .bind(event.client)
-            .bind(prev)
-            .bind(hash)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+        {
+            let _guard = self.audit_lock.lock().await;
+            let mut tx = self.write_tx().await?;
+            let prev: Vec<u8> = sqlx::query("SELECT hash FROM audit ORDER BY id DESC LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|row| row.try_get("hash"))
+                .transpose()?
+                .unwrap_or_else(|| vec![0u8; 32]);
+            let at = self.now();
+            let hash = self.keys.audit_mac(&chain_input(&prev, at, &event));
+            sqlx::query("INSERT INTO audit (at, actor, action, object, client, prev_hash, hash, scheme) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+                .bind(at)
+                .bind(event.actor)
+                .bind(event.action)
+                .bind(event.object)
+                .bind(event.client)
+                .bind(prev)
+                .bind(hash)
+                .bind(SCHEME_KEYED)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
+        if SHREDDING_ACTIONS.contains(&event.action) {
+            self.wipe_freed_pages().await;
+        }
         Ok(())
     }
 
     /// Walks the whole chain. Returns the number of rows, or the id of the first
     /// row whose hash does not follow from its predecessor.
-    pub async fn verify_audit(&self) -> Result<Result<u64, i64>> {
-        let rows = sqlx::query("SELECT id, at, actor, action, object, client, prev_hash, hash FROM audit ORDER BY id")
-            .fetch_all(&self.db)
-            .await?;
+    pub async fn verify_audit(&self) -> Result<std::result::Result<u64, i64>> {
+        Ok(match self.verify_audit_against(None).await? {
+            Ok(intact) => Ok(intact.entries),
+            Err(AuditBreak::Changed { id }) => Err(id),
+            Err(AuditBreak::AnchorMissing { anchor } | AuditBreak::AnchorMismatch { anchor }) => Err(anchor.id),
+        })
+    }
+
+    /// Walks the whole chain (streaming, in bounded memory) and, given an anchor,
+    /// checks that its entry is still there with the same hash.
+    pub async fn verify_audit_against(
+        &self,
+        anchor: Option<&Anchor>,
+    ) -> Result<std::result::Result<AuditIntact, AuditBreak>> {
+        let mut rows =
+            sqlx::query("SELECT id, at, actor, action, object, client, prev_hash, hash, scheme FROM audit ORDER BY id")
+                .fetch(&self.db);
         let mut prev = vec![0u8; 32];
-        let mut count = 0;
-        for row in rows {
+        let mut entries = 0;
+        let mut keyed_seen = false;
+        let mut anchor_seen = false;
+        let mut newest = None;
+        while let Some(row) = rows.try_next().await? {
+            let id: i64 = row.try_get("id")?;
             let (actor, action, object, client): (String, String, String, String) = (
                 row.try_get("actor")?,
                 row.try_get("action")?,
@@ -84,13 +201,49 @@ impl Store {
             };
             let stored_prev: Vec<u8> = row.try_get("prev_hash")?;
             let hash: Vec<u8> = row.try_get("hash")?;
-            if stored_prev != prev || chain_hash(&prev, row.try_get("at")?, &event) != hash {
-                return Ok(Err(row.try_get("id")?));
+            let input = chain_input(&prev, row.try_get("at")?, &event);
+            let expected = match row.try_get::<i64, _>("scheme")? {
+                SCHEME_KEYED => {
+                    keyed_seen = true;
+                    Some(self.keys.audit_mac(&input))
+                }
+                // A plain row after a keyed one is a forgery: plain rows can only be
+                // the old prefix of the chain.
+                SCHEME_PLAIN if !keyed_seen => Some(crate::crypto::sha256(&input)),
+                _ => None,
+            };
+            if stored_prev != prev || expected.as_ref() != Some(&hash) {
+                return Ok(Err(AuditBreak::Changed { id }));
             }
+            if let Some(anchor) = anchor.filter(|a| a.id == id) {
+                if anchor.hash != hash {
+                    return Ok(Err(AuditBreak::AnchorMismatch { anchor: anchor.clone() }));
+                }
+                anchor_seen = true;
+            }
+            newest = Some(Anchor { id, hash: hash.clone() });
             prev = hash;
-            count += 1;
+            entries += 1;
         }
-        Ok(Ok(count))
+        match anchor {
+            Some(anchor) if !anchor_seen => Ok(Err(AuditBreak::AnchorMissing { anchor: anchor.clone() })),
+            _ => Ok(Ok(AuditIntact { entries, newest })),
+        }
+    }
+
+    /// The newest entry as an anchor, without walking the chain (for the
+    /// server's periodic log line).
+    pub async fn audit_anchor(&self) -> Result<Option<Anchor>> {
+        let row = sqlx::query("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1")
+            .fetch_optional(&self.db)
+            .await?;
+        row.map(|row| {
+            Ok(Anchor {
+                id: row.try_get("id")?,
+                hash: row.try_get("hash")?,
+            })
+        })
+        .transpose()
     }
 
     /// The most recent events, newest first (for tests and the admin CLI).
@@ -102,5 +255,31 @@ impl Store {
         rows.iter()
             .map(|row| Ok((row.try_get("actor")?, row.try_get("action")?, row.try_get("object")?)))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anchors_print_and_parse() {
+        let anchor = Anchor {
+            id: 42,
+            hash: vec![0xab; 32],
+        };
+        let text = anchor.to_string();
+        assert_eq!(text, format!("42:{}", "ab".repeat(32)));
+        assert_eq!(text.parse::<Anchor>().unwrap(), anchor);
+        for bad in [
+            "",
+            "42",
+            "x:ab",
+            "42:abc",
+            "42:abab",
+            &format!("42:{}", "zz".repeat(32)),
+        ] {
+            assert!(bad.parse::<Anchor>().is_err(), "{bad:?}");
+        }
     }
 }

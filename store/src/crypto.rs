@@ -14,7 +14,7 @@ use std::fmt;
 use std::path::Path;
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use aws_lc_rs::digest;
+use aws_lc_rs::{digest, hmac};
 
 use crate::{Error, Result};
 
@@ -69,10 +69,13 @@ pub struct WrappedKey {
 }
 
 /// The key-encryption keys. Files `kek-<id>.key` (32 raw bytes, mode 0600) in one
-/// folder; `active` names the one new data keys are wrapped with.
+/// folder; `active` names the one new data keys are wrapped with. Beside them,
+/// `audit.key` (32 raw bytes, mode 0600) keys the audit log's chain: whoever can
+/// write the database but not read this folder cannot forge or recompute it.
 pub struct Keyring {
     active: String,
     keys: BTreeMap<String, LessSafeKey>,
+    audit: hmac::Key,
 }
 
 impl fmt::Debug for Keyring {
@@ -80,7 +83,7 @@ impl fmt::Debug for Keyring {
         f.debug_struct("Keyring")
             .field("active", &self.active)
             .field("ids", &self.keys.keys())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -119,7 +122,13 @@ impl Keyring {
         if !keys.contains_key(&active) {
             return Err(Error::UnknownKek(active));
         }
-        Ok(Self { active, keys })
+        let audit = hmac::Key::new(hmac::HMAC_SHA256, &load_or_create_secret(&dir.join(AUDIT_KEY_FILE))?);
+        Ok(Self { active, keys, audit })
+    }
+
+    /// HMAC-SHA256 of `data` under the audit key.
+    pub fn audit_mac(&self, data: &[u8]) -> Vec<u8> {
+        hmac::sign(&self.audit, data).as_ref().to_vec()
     }
 
     /// Wraps a data key with the active KEK (AES-256-GCM, random nonce).
@@ -158,6 +167,34 @@ impl Keyring {
         let mut key = [0u8; 32];
         key.copy_from_slice(plain);
         Ok(DataKey(key))
+    }
+}
+
+/// The audit chain's key, in the keyring folder.
+pub const AUDIT_KEY_FILE: &str = "audit.key";
+
+/// Reads a 32-byte secret, or makes one when the file is absent. Two processes
+/// starting at once (the server and a CLI command) end up with the same secret:
+/// the secret is written in full to a temporary file, then linked into place,
+/// which fails if the other was first; the loser reads the winner's.
+fn load_or_create_secret(path: &Path) -> Result<[u8; 32]> {
+    let read = |path: &Path| -> Result<[u8; 32]> {
+        std::fs::read(path)?
+            .try_into()
+            .map_err(|_| Error::invalid(format!("{} is not a 32-byte key", path.display())))
+    };
+    if path.exists() {
+        return read(path);
+    }
+    let bytes: [u8; 32] = random_bytes();
+    let tmp = path.with_extension(format!("{}.tmp", random_hex(6)));
+    write_private(&tmp, &bytes)?;
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(path),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -391,5 +428,13 @@ mod tests {
         assert!(again.unwrap(&bad).is_err());
         bad.kek_id = "nope".into();
         assert!(matches!(again.unwrap(&bad), Err(Error::UnknownKek(_))));
+        // The audit key is made once and kept: the same MAC after a reload.
+        assert_eq!(ring.audit_mac(b"entry"), again.audit_mac(b"entry"));
+        assert_ne!(ring.audit_mac(b"entry"), sha256(b"entry"));
+        let other = tempfile::tempdir().unwrap();
+        assert_ne!(
+            Keyring::load_or_create(other.path()).unwrap().audit_mac(b"entry"),
+            ring.audit_mac(b"entry")
+        );
     }
 }

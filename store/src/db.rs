@@ -1,5 +1,12 @@
 //! Database connection and migrations. One model code serves `SQLite` (default) and
 //! `PostgreSQL` through sqlx's `Any` driver; each dialect has its own migrations.
+//!
+//! Crypto-shredding at the database level: on `SQLite` every pooled connection
+//! runs with `secure_delete`, so a deleted or overwritten row (a destroyed wrapped
+//! data key) is zeroed in its page instead of lingering in free space, and after
+//! a shred a write-ahead log (in WAL mode), which still holds the old page
+//! images, is checkpointed and truncated. `PostgreSQL` keeps dead tuples until `VACUUM` and
+//! in its WAL archive: see docs/security.md for what makes shredding final there.
 
 use sqlx::AnyPool;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
@@ -25,8 +32,10 @@ impl Dialect {
     }
 }
 
-/// Opens a pool. `SQLite` files (and their folder) are created when absent; sqlx's
-/// `SQLite` defaults already give WAL, `synchronous=FULL` and foreign keys.
+/// Opens a pool. `SQLite` files (and their folder) are created when absent. sqlx
+/// 0.9 leaves the journal mode alone: a new file uses a rollback journal
+/// (`synchronous=FULL` by default), while a file made by an earlier version keeps
+/// the WAL mode it was given; both are handled when shredding (below).
 pub async fn connect(url: &str) -> Result<(AnyPool, Dialect)> {
     install_default_drivers();
     let dialect = Dialect::of(url).ok_or_else(|| {
@@ -41,9 +50,42 @@ pub async fn connect(url: &str) -> Result<(AnyPool, Dialect)> {
     };
     let pool = AnyPoolOptions::new()
         .max_connections(if dialect == Dialect::Sqlite { 4 } else { 10 })
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if dialect == Dialect::Sqlite {
+                    sqlx::query("PRAGMA secure_delete = ON").execute(&mut *conn).await?;
+                }
+                Ok(())
+            })
+        })
         .connect(&url)
         .await?;
     Ok((pool, dialect))
+}
+
+impl crate::Store {
+    /// Makes destroyed rows unrecoverable from the database files. On `SQLite`,
+    /// `secure_delete` has zeroed them in the pages, but the write-ahead log still
+    /// holds older images of those pages: checkpoint them into the database and
+    /// truncate the log to nothing. If a reader holds an old snapshot the log
+    /// cannot be reset now; the next shred (or the next clean shutdown) finishes
+    /// the job, and that is logged. On `PostgreSQL` there is nothing to do here.
+    pub(crate) async fn wipe_freed_pages(&self) {
+        if self.dialect != Dialect::Sqlite {
+            return;
+        }
+        let busy = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&self.db)
+            .await
+            .and_then(|row| sqlx::Row::try_get::<i64, _>(&row, 0));
+        match busy {
+            Ok(0) => {}
+            Ok(_) => tracing::warn!(
+                "the write-ahead log could not be truncated after a shred (a reader is busy); the next shred or a clean shutdown will"
+            ),
+            Err(error) => tracing::warn!(%error, "cannot checkpoint the write-ahead log after a shred"),
+        }
+    }
 }
 
 /// Creates the database file's folder and asks sqlx to create the file.

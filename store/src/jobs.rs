@@ -357,7 +357,7 @@ impl Store {
                     "UPDATE outbound SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3 WHERE id = $1",
                 )
                 .bind(&item.id)
-                .bind(error)
+                .bind(crate::redact::delivery_error_summary(error))
                 .bind(*at)
                 .execute(&self.db)
                 .await?
@@ -367,7 +367,7 @@ impl Store {
                     "UPDATE outbound SET state = 'failed', attempts = attempts + 1, last_error = $2 WHERE id = $1",
                 )
                 .bind(&item.id)
-                .bind(error)
+                .bind(crate::redact::delivery_error_summary(error))
                 .execute(&self.db)
                 .await?
             }

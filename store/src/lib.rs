@@ -15,6 +15,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod mailbox;
 pub mod messages;
+pub mod redact;
 pub mod spool;
 pub mod threads;
 

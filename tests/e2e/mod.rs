@@ -1,5 +1,6 @@
 mod addin;
 mod app_passwords;
+mod audit_at_rest;
 mod browser;
 mod delivery;
 mod dkim;
