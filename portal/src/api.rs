@@ -13,7 +13,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
-use store::accounts::{Role, User};
+use store::accounts::User;
+use store::threads::can_start_secure;
 
 use crate::AppState;
 use crate::session::{Client, Viewer};
@@ -161,17 +162,18 @@ struct ContactsJson {
 }
 
 /// `GET /api/contacts?addresses=a@x,b@y`: the known contacts among the
-/// addresses, for a practice user (doctor or staff); others are left out.
+/// addresses, for a practice user who may send secure mail (a paid doctor or
+/// staff member); others are left out.
 pub async fn contacts(
     State(state): State<AppState>,
     ApiUser(user): ApiUser,
     Query(query): Query<ContactsQuery>,
 ) -> Result<Response, Problem> {
-    if user.practice_id.is_none() || !matches!(user.role, Role::Doctor | Role::Staff) {
+    if !can_start_secure(&user) {
         return Err(Problem::new(
             StatusCode::FORBIDDEN,
-            "Not a practice account",
-            "Only doctors and staff of a practice send secure mail with the add-in.",
+            "Not a sending account",
+            "Only doctors and staff of a practice with a paid account send secure mail with the add-in.",
         ));
     }
     let addresses: Vec<String> = query

@@ -17,6 +17,7 @@ pub mod mailbox;
 pub mod messages;
 pub mod spool;
 pub mod threads;
+pub mod visible;
 
 use std::path::PathBuf;
 use std::sync::Arc;
