@@ -11,6 +11,7 @@ pub mod manage;
 pub mod passkeys;
 pub mod passwords;
 mod registration;
+pub mod relay_sources;
 pub mod saml;
 mod sealing;
 mod signin;
@@ -277,7 +278,7 @@ impl Store {
         {
             return Err(Error::invalid(format!("{domain:?} is not a mail domain")));
         }
-        if self.practice_by_domain(&domain).await?.is_some() {
+        if self.domain_taken(&domain).await? {
             return Err(Error::Conflict(format!(
                 "a practice with domain {domain} exists already"
             )));
