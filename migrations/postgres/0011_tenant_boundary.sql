@@ -23,3 +23,12 @@ CREATE TABLE practice_domains (
     practice_id  BIGINT  NOT NULL REFERENCES practices(id),
     created_at   BIGINT  NOT NULL
 );
+
+-- The Outlook add-in's own credential (SHA-256 of a random key): it opens the
+-- contacts API only; SMTP and IMAP never accept it. One per user.
+CREATE TABLE addin_keys (
+    user_id       BIGINT  PRIMARY KEY REFERENCES users(id),
+    hash          BYTEA   NOT NULL UNIQUE,
+    created_at    BIGINT  NOT NULL,
+    last_used_at  BIGINT
+);

@@ -1,6 +1,7 @@
 //! The portal's JSON API, used by the Outlook add-in: `GET /api/contacts` tells a
 //! practice user which recipients their practice already knows, and how they
-//! relate to it, so the add-in fills their role in.
+//! relate to it, so the add-in fills their role in; `POST /api/addin-key` gives
+//! the add-in its own key for that, so it never keeps an app password.
 //!
 //! The caller is the session cookie's user (the add-in's pages are served by the
 //! portal) or, where third-party cookies are blocked, `Authorization: Basic` with
@@ -9,7 +10,7 @@
 
 use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -100,14 +101,23 @@ impl IntoResponse for Problem {
     }
 }
 
-/// The API's caller: from `Authorization: Basic` if sent (and then only that),
-/// else from the session cookie.
+/// The API's caller: from `Authorization: Bearer` (the add-in's own key, see
+/// `store::accounts::addin_keys`) or `Basic` (email and app password) if sent,
+/// and then only that; else from the session cookie.
 pub struct ApiUser(pub User);
+
+/// The add-in's key from an `Authorization: Bearer` header (RFC 6750), if that
+/// is the scheme sent.
+fn bearer_key(headers: &HeaderMap) -> Option<String> {
+    let text = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, key) = text.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| key.trim().to_owned())
+}
 
 /// `email:password` from an `Authorization: Basic` header; `None` if absent,
 /// an error if present but unreadable.
-fn basic_credentials(parts: &Parts) -> Result<Option<(String, String)>, Problem> {
-    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, Problem> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
     let text = value.to_str().map_err(|_| Problem::unauthorized())?;
@@ -127,7 +137,10 @@ impl FromRequestParts<AppState> for ApiUser {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        if let Some((email, password)) = basic_credentials(parts)? {
+        if let Some(key) = bearer_key(&parts.headers) {
+            return Ok(Self(state.store.addin_key_user(&key).await?));
+        }
+        if let Some((email, password)) = basic_credentials(&parts.headers)? {
             let Ok(Client(client)) = Client::from_request_parts(parts, state).await;
             let user = state.store.check_mail_client(&email, &password, &client).await?;
             return Ok(Self(user));
@@ -170,11 +183,7 @@ pub async fn contacts(
     Query(query): Query<ContactsQuery>,
 ) -> Result<Response, Problem> {
     if !can_start_secure(&user) {
-        return Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "Not a sending account",
-            "Only doctors and staff of a practice with a paid account send secure mail with the add-in.",
-        ));
+        return Err(not_sending());
     }
     let addresses: Vec<String> = query
         .addresses
@@ -199,4 +208,44 @@ pub async fn contacts(
         serde_json::to_string(&body).unwrap_or_default(),
     )
         .into_response())
+}
+
+#[derive(Serialize)]
+struct AddinKeyJson {
+    key: String,
+}
+
+/// `POST /api/addin-key` with `Authorization: Basic` (email and app password):
+/// a new key for the Outlook add-in, which opens this API only, so the add-in
+/// never keeps the app password (which opens mail too). Only accounts that may
+/// send secure mail get one; the previous key stops working.
+pub async fn addin_key(
+    State(state): State<AppState>,
+    Client(client): Client,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let Some((email, password)) = basic_credentials(&headers)? else {
+        return Err(Problem::unauthorized());
+    };
+    let user = state.store.check_mail_client(&email, &password, &client).await?;
+    if !can_start_secure(&user) {
+        return Err(not_sending());
+    }
+    let key = state.store.issue_addin_key(&user, &client).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        serde_json::to_string(&AddinKeyJson { key }).unwrap_or_default(),
+    )
+        .into_response())
+}
+
+fn not_sending() -> Problem {
+    Problem::new(
+        StatusCode::FORBIDDEN,
+        "Not a sending account",
+        "Only doctors and staff of a practice with a paid account send secure mail with the add-in.",
+    )
 }

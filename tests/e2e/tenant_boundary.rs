@@ -795,3 +795,102 @@ fn practice_cli_sets_and_shows_relay_sources() {
     let (ok, text) = run(&["config", "check"]);
     assert!(ok && text.contains("sealpost practice list"), "{text}");
 }
+
+/// imaplib: tries to sign in; prints the outcome.
+const IMAP_LOGIN: &str = r#"
+import imaplib, ssl, sys
+port, user, password = sys.argv[1:4]
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+m = imaplib.IMAP4_SSL("127.0.0.1", int(port), ssl_context=ctx)
+try:
+    m.login(user, password); print("login-ok")
+except imaplib.IMAP4.error as e:
+    print("login-failed", e)
+"#;
+
+/// Suspected in issue 8: the add-in kept an app password (SMTP and IMAP) in
+/// Office's roaming settings. It now trades it once for its own key, which the
+/// contacts API accepts and SMTP and IMAP refuse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_addin_key_opens_the_contacts_api_and_nothing_else() {
+    let instance = Instance::start().await;
+    instance.practice_with_doctor().await;
+    let ada_pw = app_password_of(&instance, ADA).await;
+    let exchange = |user: &'static str, password: String| {
+        let url = instance.url("/api/addin-key");
+        async move {
+            let reply = browser()
+                .post(url)
+                .basic_auth(user, Some(password))
+                .send()
+                .await
+                .unwrap();
+            let status = reply.status().as_u16();
+            let body: serde_json::Value = serde_json::from_str(&reply.text().await.unwrap()).unwrap_or_default();
+            (status, body["key"].as_str().unwrap_or_default().to_owned())
+        }
+    };
+    let contacts = |key: String| {
+        let url = instance.url("/api/contacts?addresses=pat@example.org");
+        async move {
+            browser()
+                .get(url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let (status, key) = exchange(ADA, ada_pw.clone()).await;
+    assert_eq!(status, 200);
+    assert!(key.starts_with("spk_") && key.len() > 40, "{key}");
+    assert_eq!(contacts(key.clone()).await, 200);
+    assert_eq!(contacts("spk_not-a-key".to_owned()).await, 401);
+    assert_eq!(exchange(ADA, "wrong-password".to_owned()).await.0, 401);
+
+    // The key is no mail password: SMTP submission and IMAP refuse it.
+    let refused = submit(&instance, ADA, &key, &[ADA], &secure(ADA, &[ADA], &[], "x")).await;
+    assert!(refused.is_err(), "SMTP accepted the add-in key");
+    let args = vec![
+        instance.running.addresses.imap_tls.port().to_string(),
+        ADA.to_owned(),
+        key.clone(),
+    ];
+    let text = tokio::task::spawn_blocking(move || {
+        let output = Command::new("python3")
+            .arg("-c")
+            .arg(IMAP_LOGIN)
+            .args(&args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    })
+    .await
+    .unwrap();
+    assert!(text.contains("login-failed"), "IMAP accepted the add-in key: {text}");
+
+    // A new key replaces the old; unpaid staff get none.
+    let (_, newer) = exchange(ADA, ada_pw).await;
+    assert_eq!(contacts(key).await, 401, "the replaced key still works");
+    assert_eq!(contacts(newer).await, 200);
+    let (bob, _) = instance
+        .store()
+        .add_practice_user(
+            "bob@smiles.example",
+            "Bob Staff",
+            Role::Staff,
+            "smiles.example",
+            false,
+            false,
+        )
+        .await
+        .unwrap();
+    let bob_pw = instance
+        .store()
+        .create_app_password(&bob, "Outlook", "test")
+        .await
+        .unwrap();
+    assert_eq!(exchange("bob@smiles.example", bob_pw).await.0, 403);
+}

@@ -5,6 +5,7 @@
 //! where they grant a step. Repeated failed sign-ins lock the account (until a
 //! password reset) and throttle the client address.
 
+pub mod addin_keys;
 pub mod app_passwords;
 mod devices;
 pub mod manage;
