@@ -84,6 +84,39 @@ enum PracticeCommand {
         #[arg(long)]
         domain: String,
     },
+    /// List the practices with their mail domains and the relay sources that may
+    /// send secure mail for each.
+    List,
+    /// Set which mail systems may send secure mail for a practice: networks its
+    /// mail server connects from, or its Microsoft 365 tenant id. Needed once a
+    /// gateway serves more than one practice.
+    Relay {
+        /// The practice's domain.
+        #[arg(long)]
+        domain: String,
+        /// A network (CIDR, e.g. 192.0.2.0/28) the practice's mail system relays from.
+        #[arg(long, value_name = "CIDR")]
+        add_network: Vec<String>,
+        #[arg(long, value_name = "CIDR")]
+        remove_network: Vec<String>,
+        /// The practice's Microsoft 365 tenant id (Exchange Online stamps it on
+        /// mail as X-MS-Exchange-CrossTenant-Id).
+        #[arg(long, value_name = "ID")]
+        add_tenant_id: Vec<String>,
+        #[arg(long, value_name = "ID")]
+        remove_tenant_id: Vec<String>,
+    },
+    /// Add or remove a further mail domain of a practice; secure senders'
+    /// addresses must be in one of its domains.
+    Domain {
+        /// The practice's (first) domain.
+        #[arg(long)]
+        domain: String,
+        #[arg(long, required_unless_present = "remove", conflicts_with = "remove")]
+        add: Option<String>,
+        #[arg(long)]
+        remove: Option<String>,
+    },
     /// Set up (or turn off) SAML single sign-on for a practice's staff.
     Sso {
         /// The practice's domain.
@@ -216,6 +249,12 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             println!("  database: {}", redact(&config.database_url()));
             println!("  blobs:    {}", config.blobs_url());
             println!("  outbound: {}", config.outbound.mode);
+            println!(
+                "  relay:    trusted networks {}; Microsoft 365 tenant {}",
+                config.smtp.relay_trusted_networks.join(", "),
+                config.smtp.relay_tenant_id.as_deref().unwrap_or("any")
+            );
+            println!("  which practice each relay source may send for: `sealpost practice list`");
             Ok(())
         }
         Command::Migrate => {
@@ -237,6 +276,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Practice {
             command: sso @ PracticeCommand::Sso { .. },
         } => practice_sso(&config, sso).await,
+        Command::Practice { command } => practice_routing(&config, command).await,
         Command::User { command } => user(command, &config).await,
         Command::Dkim { command } => {
             let path = config.dkim_key_path();
@@ -292,6 +332,104 @@ async fn audit(command: AuditCommand, config: &Config) -> anyhow::Result<()> {
             Some(newest) => println!("{newest}"),
             None => anyhow::bail!("the audit log is empty: there is no anchor yet"),
         },
+    }
+    Ok(())
+}
+
+/// `sealpost practice list|relay|domain`: which domains and relay sources are
+/// each practice's.
+async fn practice_routing(config: &Config, command: PracticeCommand) -> anyhow::Result<()> {
+    use store::accounts::relay_sources::{RelaySource, SourceKind};
+    let db = app::open_store(config, Arc::new(SystemClock)).await?;
+    match command {
+        PracticeCommand::Relay {
+            domain,
+            add_network,
+            remove_network,
+            add_tenant_id,
+            remove_tenant_id,
+        } => {
+            let changes = [
+                (SourceKind::Network, false, add_network),
+                (SourceKind::Network, true, remove_network),
+                (SourceKind::Tenant, false, add_tenant_id),
+                (SourceKind::Tenant, true, remove_tenant_id),
+            ];
+            if changes.iter().all(|(_, _, values)| values.is_empty()) {
+                anyhow::bail!("nothing to change: give --add-network, --add-tenant-id or a --remove-… option");
+            }
+            for (kind, remove, values) in changes {
+                for value in values {
+                    let value = value.trim().to_ascii_lowercase();
+                    let valid = match kind {
+                        SourceKind::Network => value.parse::<ipnet::IpNet>().is_ok(),
+                        SourceKind::Tenant => {
+                            !value.is_empty() && value.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+                        }
+                    };
+                    if !valid {
+                        anyhow::bail!(
+                            "{value:?} is not a {}",
+                            match kind {
+                                SourceKind::Network => "network like 192.0.2.0/28",
+                                SourceKind::Tenant => "Microsoft 365 tenant id (a GUID)",
+                            }
+                        );
+                    }
+                    db.set_relay_source(&domain, &RelaySource { kind, value }, remove)
+                        .await?;
+                }
+            }
+        }
+        PracticeCommand::Domain { domain, add, remove } => {
+            let (other, removing) = match (add, remove) {
+                (Some(add), None) => (add, false),
+                (None, Some(remove)) => (remove, true),
+                _ => anyhow::bail!("give either --add DOMAIN or --remove DOMAIN"),
+            };
+            db.set_practice_domain(&domain, &other, removing).await?;
+        }
+        PracticeCommand::List => {}
+        PracticeCommand::Add { .. } | PracticeCommand::Sso { .. } => {
+            anyhow::bail!("not a practice list, relay or domain command")
+        }
+    }
+    print_practice_routing(&db).await
+}
+
+/// Prints every practice's domains and relay sources, and what that means.
+async fn print_practice_routing(db: &store::Store) -> anyhow::Result<()> {
+    use store::accounts::relay_sources::SourceKind;
+    let routing = db.practice_routing().await?;
+    let several = routing.len() > 1;
+    if routing.is_empty() {
+        println!("No practices yet (add one with `sealpost practice add`).");
+    }
+    for entry in routing {
+        println!("{} (id {})", entry.practice.name, entry.practice.id);
+        println!("  domains:        {}", entry.domains.join(", "));
+        let networks: Vec<&str> = entry
+            .sources
+            .iter()
+            .filter(|s| s.kind == SourceKind::Network)
+            .map(|s| s.value.as_str())
+            .collect();
+        let tenants: Vec<&str> = entry
+            .sources
+            .iter()
+            .filter(|s| s.kind == SourceKind::Tenant)
+            .map(|s| s.value.as_str())
+            .collect();
+        let or_none = |v: &[&str]| if v.is_empty() { "-".to_owned() } else { v.join(", ") };
+        println!("  relay networks: {}", or_none(&networks));
+        println!("  M365 tenant ids: {}", or_none(&tenants));
+        let relay = match (entry.sources.is_empty(), several) {
+            (false, _) => "only from the sources above (within the trusted networks)",
+            (true, false) => "from the trusted networks (single practice: no relay sources needed)",
+            (true, true) => "REFUSED: several practices share this gateway; set its relay sources",
+        };
+        println!("  relayed secure mail: {relay}");
+        println!("  authenticated submission: its own users, as themselves");
     }
     Ok(())
 }

@@ -22,7 +22,11 @@
   var PORTAL = "https://localhost:8443";
   /** The item custom property that holds this add-in's state for a message. */
   var STATE_PROPERTY = "sealpost";
-  /** The roaming setting with the user's email and app password, if they gave them. */
+  /**
+   * The roaming setting with the user's email and the add-in's own key, if they
+   * connected: a key that opens the contacts API only (mail and IMAP refuse it).
+   * The app password typed to connect is exchanged for it and never stored.
+   */
   var AUTH_SETTING = "sealpostAuth";
   var NOTIFICATION_KEY = "sealpostSecure";
   /** The task pane button's id in manifest.xml, offered when a send is blocked. */
@@ -301,23 +305,50 @@
     });
   }
 
-  /** The email and app password the user saved in the task pane, if any. */
+  /** The email and add-in key saved when the user connected, if any. */
   function savedAuth() {
     var settings = office() && office().context && office().context.roamingSettings;
     var auth = settings ? settings.get(AUTH_SETTING) : null;
-    return auth && auth.email && auth.password ? auth : null;
+    return auth && auth.email && auth.key ? { email: auth.email, key: auth.key } : null;
   }
 
-  function saveAuth(email, password) {
+  /**
+   * Connects the add-in: exchanges the email and an app password for the
+   * add-in's own key (POST /api/addin-key) and saves only the key. With no
+   * email or password, forgets the saved key. Rejects with `.status` when the
+   * portal refuses.
+   */
+  function saveAuth(email, password, fetchImpl) {
     var settings = office().context.roamingSettings;
-    if (email && password) {
-      settings.set(AUTH_SETTING, { email: String(email).trim(), password: String(password).trim() });
-    } else {
+    var store = function () {
+      return officeCall(function (done) {
+        settings.saveAsync(done);
+      });
+    };
+    email = String(email || "").trim();
+    password = String(password || "").trim();
+    if (!email || !password) {
       settings.remove(AUTH_SETTING);
+      return store();
     }
-    return officeCall(function (done) {
-      settings.saveAsync(done);
-    });
+    var fetcher = fetchImpl || root.fetch.bind(root);
+    return fetcher(PORTAL + "/api/addin-key", {
+      method: "POST",
+      headers: { Accept: "application/json", Authorization: "Basic " + base64(utf8(email + ":" + password)) },
+      credentials: "omit",
+    })
+      .then(function (response) {
+        if (!response.ok) {
+          var error = new Error("The Sealpost portal answered " + response.status);
+          error.status = response.status;
+          throw error;
+        }
+        return response.json();
+      })
+      .then(function (body) {
+        settings.set(AUTH_SETTING, { email: email, key: String(body.key) });
+        return store();
+      });
   }
 
   /**
@@ -330,8 +361,8 @@
       batches.push(addresses.slice(i, i + LOOKUP_BATCH));
     }
     var headers = { Accept: "application/json" };
-    if (auth) {
-      headers.Authorization = "Basic " + base64(utf8(auth.email + ":" + auth.password));
+    if (auth && auth.key) {
+      headers.Authorization = "Bearer " + auth.key;
     }
     return Promise.all(
       batches.map(function (batch) {

@@ -136,9 +136,19 @@
     });
     $("connect-form").addEventListener("submit", function (event) {
       event.preventDefault();
-      S.saveAuth($("connect-email").value, $("connect-password").value).then(refresh, function () {
-        say("Outlook could not save your app password.");
-      });
+      S.saveAuth($("connect-email").value, $("connect-password").value).then(
+        function () {
+          $("connect-password").value = "";
+          refresh();
+        },
+        function (error) {
+          say(
+            error && error.status === 401
+              ? "Wrong email address or app password."
+              : "Could not connect to Sealpost; please try again.",
+          );
+        },
+      );
     });
     if (item.addHandlerAsync && Office.EventType && Office.EventType.RecipientsChanged) {
       item.addHandlerAsync(Office.EventType.RecipientsChanged, refresh);

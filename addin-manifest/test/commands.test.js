@@ -202,15 +202,14 @@ test("notice: an ASCII note that looks like an encoded word is encoded too; leng
   assert.equal(decodeWords(sealpost.encodeNotice("é".repeat(800))), "é".repeat(500));
 });
 
-test("contacts lookup sends Basic credentials and batches big lists", async () => {
+test("contacts lookup sends the add-in key and batches big lists", async () => {
   const { sealpost } = load();
   const { fetch, requests } = fakeFetch({ "a0@x.example": "patient" });
   const addresses = Array.from({ length: 150 }, (_, i) => `a${i}@x.example`);
-  const known = await sealpost.lookupContacts(addresses, fetch, { email: "ada@smiles.example", password: "abcd-efgh" });
+  const known = await sealpost.lookupContacts(addresses, fetch, { email: "ada@smiles.example", key: "spk_abc" });
   assert.deepEqual(known, { "a0@x.example": "patient" });
   assert.equal(requests.length, 2);
-  const expected = "Basic " + Buffer.from("ada@smiles.example:abcd-efgh").toString("base64");
-  assert.equal(requests[0].init.headers.Authorization, expected);
+  assert.equal(requests[0].init.headers.Authorization, "Bearer spk_abc");
 });
 
 test("contacts lookup reports the HTTP status on failure", async () => {
@@ -240,11 +239,25 @@ test("auto-fill: known contacts get their relationship, others stay to choose", 
   assert.equal(sealpost.roleLabel("staff_in_practice"), "Staff in my practice");
 });
 
-test("saved credentials round-trip through roaming settings", async () => {
+test("connecting exchanges the app password for the add-in key and stores only the key", async () => {
   const { sealpost, record } = load();
   assert.equal(sealpost.savedAuth(), null);
-  await sealpost.saveAuth(" ada@smiles.example ", "abcd-efgh");
-  assert.deepEqual(sealpost.savedAuth(), { email: "ada@smiles.example", password: "abcd-efgh" });
+  const requests = [];
+  const exchange = async (url, init) => {
+    requests.push({ url, init });
+    return { ok: true, status: 200, json: async () => ({ key: "spk_contacts_only" }) };
+  };
+  await sealpost.saveAuth(" ada@smiles.example ", "abcd-efgh", exchange);
+  assert.equal(requests.length, 1);
+  assert.match(requests[0].url, /\/api\/addin-key$/);
+  assert.equal(requests[0].init.method, "POST");
+  const basic = "Basic " + Buffer.from("ada@smiles.example:abcd-efgh").toString("base64");
+  assert.equal(requests[0].init.headers.Authorization, basic);
+  assert.deepEqual(sealpost.savedAuth(), { email: "ada@smiles.example", key: "spk_contacts_only" });
+  assert.ok(!JSON.stringify(record.roaming).includes("abcd-efgh"), "the app password is not stored");
+  const refused = async () => ({ ok: false, status: 401, json: async () => ({}) });
+  await assert.rejects(sealpost.saveAuth("ada@smiles.example", "wrong", refused), (e) => e.status === 401);
+  assert.deepEqual(sealpost.savedAuth(), { email: "ada@smiles.example", key: "spk_contacts_only" });
   await sealpost.saveAuth("", "");
   assert.equal(record.roaming.sealpostAuth, undefined);
 });

@@ -1,6 +1,7 @@
 //! The portal's JSON API, used by the Outlook add-in: `GET /api/contacts` tells a
 //! practice user which recipients their practice already knows, and how they
-//! relate to it, so the add-in fills their role in.
+//! relate to it, so the add-in fills their role in; `POST /api/addin-key` gives
+//! the add-in its own key for that, so it never keeps an app password.
 //!
 //! The caller is the session cookie's user (the add-in's pages are served by the
 //! portal) or, where third-party cookies are blocked, `Authorization: Basic` with
@@ -9,11 +10,12 @@
 
 use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
-use store::accounts::{Role, User};
+use store::accounts::User;
+use store::threads::can_start_secure;
 
 use crate::AppState;
 use crate::session::{Client, Viewer};
@@ -99,14 +101,23 @@ impl IntoResponse for Problem {
     }
 }
 
-/// The API's caller: from `Authorization: Basic` if sent (and then only that),
-/// else from the session cookie.
+/// The API's caller: from `Authorization: Bearer` (the add-in's own key, see
+/// `store::accounts::addin_keys`) or `Basic` (email and app password) if sent,
+/// and then only that; else from the session cookie.
 pub struct ApiUser(pub User);
+
+/// The add-in's key from an `Authorization: Bearer` header (RFC 6750), if that
+/// is the scheme sent.
+fn bearer_key(headers: &HeaderMap) -> Option<String> {
+    let text = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, key) = text.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| key.trim().to_owned())
+}
 
 /// `email:password` from an `Authorization: Basic` header; `None` if absent,
 /// an error if present but unreadable.
-fn basic_credentials(parts: &Parts) -> Result<Option<(String, String)>, Problem> {
-    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, Problem> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
     let text = value.to_str().map_err(|_| Problem::unauthorized())?;
@@ -126,7 +137,10 @@ impl FromRequestParts<AppState> for ApiUser {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        if let Some((email, password)) = basic_credentials(parts)? {
+        if let Some(key) = bearer_key(&parts.headers) {
+            return Ok(Self(state.store.addin_key_user(&key).await?));
+        }
+        if let Some((email, password)) = basic_credentials(&parts.headers)? {
             let Ok(Client(client)) = Client::from_request_parts(parts, state).await;
             let user = state.store.check_mail_client(&email, &password, &client).await?;
             return Ok(Self(user));
@@ -161,18 +175,15 @@ struct ContactsJson {
 }
 
 /// `GET /api/contacts?addresses=a@x,b@y`: the known contacts among the
-/// addresses, for a practice user (doctor or staff); others are left out.
+/// addresses, for a practice user who may send secure mail (a paid doctor or
+/// staff member); others are left out.
 pub async fn contacts(
     State(state): State<AppState>,
     ApiUser(user): ApiUser,
     Query(query): Query<ContactsQuery>,
 ) -> Result<Response, Problem> {
-    if user.practice_id.is_none() || !matches!(user.role, Role::Doctor | Role::Staff) {
-        return Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "Not a practice account",
-            "Only doctors and staff of a practice send secure mail with the add-in.",
-        ));
+    if !can_start_secure(&user) {
+        return Err(not_sending());
     }
     let addresses: Vec<String> = query
         .addresses
@@ -197,4 +208,44 @@ pub async fn contacts(
         serde_json::to_string(&body).unwrap_or_default(),
     )
         .into_response())
+}
+
+#[derive(Serialize)]
+struct AddinKeyJson {
+    key: String,
+}
+
+/// `POST /api/addin-key` with `Authorization: Basic` (email and app password):
+/// a new key for the Outlook add-in, which opens this API only, so the add-in
+/// never keeps the app password (which opens mail too). Only accounts that may
+/// send secure mail get one; the previous key stops working.
+pub async fn addin_key(
+    State(state): State<AppState>,
+    Client(client): Client,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let Some((email, password)) = basic_credentials(&headers)? else {
+        return Err(Problem::unauthorized());
+    };
+    let user = state.store.check_mail_client(&email, &password, &client).await?;
+    if !can_start_secure(&user) {
+        return Err(not_sending());
+    }
+    let key = state.store.issue_addin_key(&user, &client).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        serde_json::to_string(&AddinKeyJson { key }).unwrap_or_default(),
+    )
+        .into_response())
+}
+
+fn not_sending() -> Problem {
+    Problem::new(
+        StatusCode::FORBIDDEN,
+        "Not a sending account",
+        "Only doctors and staff of a practice with a paid account send secure mail with the add-in.",
+    )
 }

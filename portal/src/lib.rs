@@ -113,6 +113,7 @@ pub fn router(store: Arc<store::Store>, config: PortalConfig) -> Router {
         .route("/addin/manifest.xml", get(addin::manifest))
         .route("/addin/{file}", get(addin::file))
         .route("/api/contacts", get(api::contacts))
+        .route("/api/addin-key", post(api::addin_key))
         .route("/saml/start", get(pages::sso::start))
         .route("/saml/{domain}/metadata", get(pages::sso::metadata))
         .route("/saml/{domain}/login", get(pages::sso::login))

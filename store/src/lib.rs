@@ -18,6 +18,7 @@ pub mod messages;
 pub mod redact;
 pub mod spool;
 pub mod threads;
+pub mod visible;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -260,7 +260,8 @@ impl Store {
         Ok(())
     }
 
-    /// Streams the original message, decrypted. With `audit` (a view of its
+    /// Streams the original message, decrypted, as recipients may see it: without
+    /// `X-Sealpost-*` fields or Bcc (`visible.rs`). With `audit` (a view of its
     /// content) the view is appended to the audit log, as the portal does.
     pub async fn open_original(
         &self,
@@ -271,10 +272,20 @@ impl Store {
     ) -> Result<BoxStream<'static, Result<Bytes>>> {
         let (row, _) = self.authorized(user, id).await?;
         let key = self.keys.unwrap(&row.key)?;
-        let stream = self
+        // The recipients' copy (`visible.rs`); a message sealed before there
+        // was one has only the original as received.
+        let stream = match self
             .blobs
-            .open(&format!("messages/{id}/original"), &key, ingest::BLOB_ORIGINAL)
-            .await?;
+            .open(&crate::visible::visible_key(id), &key, crate::visible::BLOB_VISIBLE)
+            .await
+        {
+            Err(Error::NotFound) => {
+                self.blobs
+                    .open(&format!("messages/{id}/original"), &key, ingest::BLOB_ORIGINAL)
+                    .await?
+            }
+            other => other?,
+        };
         if audit {
             self.audit(AuditEvent {
                 actor: &format!("user:{}", user.id),

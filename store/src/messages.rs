@@ -11,6 +11,7 @@ use crate::audit::AuditEvent;
 use crate::crypto::{DataKey, WrappedKey};
 use crate::ids::{MessageId, PracticeId, UserId};
 use crate::ingest::{self, AttachmentMeta, PartSealer, SealedMeta, mime::Splitter};
+use crate::visible::{BLOB_VISIBLE, HeaderFilter, visible_key};
 use crate::{Error, Result, Sealed, Store};
 
 /// One line of an inbox or sent list.
@@ -114,6 +115,8 @@ impl Store {
         }
         let mut awaiting = false;
         let mut seen = std::collections::HashSet::new();
+        // Named in To or Cc: seen by the other recipients. Anyone else is a Bcc.
+        let named: std::collections::HashSet<&str> = facts.to.iter().chain(&facts.cc).map(String::as_str).collect();
         for address in rcpt_to {
             let Ok(address) = crate::accounts::normalize_email(&address) else {
                 continue;
@@ -130,10 +133,11 @@ impl Store {
                     .map(|(user, relationship)| (user, relationship.is_some()))?,
             };
             let state = if known { "notify" } else { "awaiting_role" };
-            sqlx::query("INSERT INTO message_recipients (message_id, user_id, state) VALUES ($1, $2, $3)")
+            sqlx::query("INSERT INTO message_recipients (message_id, user_id, state, bcc) VALUES ($1, $2, $3, $4)")
                 .bind(id.as_str())
                 .bind(user.0)
                 .bind(state)
+                .bind(i64::from(!named.contains(address.as_str())))
                 .execute(&mut *tx)
                 .await?;
             if known {
@@ -169,23 +173,26 @@ impl Store {
         key: &DataKey,
         path: &std::path::Path,
     ) -> Result<(SealedMeta, ingest::headers::HeaderFacts, u64)> {
-        // One pass over the spool file: each sealed chunk is copied as it is into
-        // the `original` blob and, decrypted, fed to the MIME splitter. The
-        // original is committed only once the whole file has authenticated.
+        // One pass over the spool file: each chunk, decrypted, is fed to the MIME
+        // splitter and, without the fields no recipient may see (`visible.rs`),
+        // sealed into the recipients' copy of the original. That copy is
+        // committed only once the whole file has authenticated; its size is
+        // the one IMAP announces.
         let mut sealed = crate::spool::file_stream(path).await?;
-        let mut original = self.blobs.create_raw(&format!("messages/{id}/original")).await?;
+        let mut original = self.blobs.create(&visible_key(id), key, BLOB_VISIBLE).await?;
         let mut opener = crate::crypto::Opener::new(key, ingest::BLOB_ORIGINAL);
         let mut splitter = Splitter::new();
+        let mut filter = HeaderFilter::new();
         let mut sealer = PartSealer::new(self, id, key);
         let mut events = Vec::new();
         let mut plain = Vec::new();
-        let mut size = 0u64;
+        let mut shown = Vec::new();
         while let Some(chunk) = sealed.next().await {
-            let chunk = chunk?;
             plain.clear();
-            opener.update(&chunk, &mut plain)?;
-            original.put(chunk).await?;
-            size += plain.len() as u64;
+            opener.update(&chunk?, &mut plain)?;
+            shown.clear();
+            filter.push(&plain, &mut shown);
+            original.write(&shown).await?;
             splitter.push(&plain, &mut events);
             for event in events.drain(..) {
                 sealer.on_event(event).await?;
@@ -193,13 +200,16 @@ impl Store {
         }
         plain.clear();
         opener.finish(&mut plain)?;
-        size += plain.len() as u64;
+        shown.clear();
+        filter.push(&plain, &mut shown);
+        filter.finish(&mut shown);
+        original.write(&shown).await?;
         splitter.push(&plain, &mut events);
         splitter.finish(&mut events);
         for event in events.drain(..) {
             sealer.on_event(event).await?;
         }
-        original.finish().await?;
+        let size = original.finish().await?;
         let facts = sealer.headers.take().unwrap_or_default();
         let mut meta = std::mem::take(&mut sealer.meta);
         meta.subject.clone_from(facts.subject.expose());
@@ -290,15 +300,25 @@ impl Store {
         .bind(self.now())
         .execute(&mut **tx)
         .await?;
-        // A recipient who has not registered takes the role (and, in-practice,
-        // the practice) the sender chose.
-        sqlx::query("UPDATE users SET role = $1, practice_id = CASE WHEN $2 = 1 THEN $3 ELSE practice_id END WHERE id = $4 AND status = 'invited'")
-            .bind(relationship.role().as_str())
-            .bind(i64::from(relationship.in_practice()))
-            .bind(practice.0)
-            .bind(user.0)
-            .execute(&mut **tx)
-            .await?;
+        // A role describes a new contact only (DESIGN.md, "The contract"): it
+        // gives a role, and in-practice the practice, only to a person nobody has
+        // described yet: invited, with no role, in no practice, and unknown to
+        // every other practice (no contact, no message). Anyone else keeps their
+        // practice, role and email, so one practice's header or role choice never
+        // hands it another practice's recipient.
+        sqlx::query(
+            "UPDATE users SET role = $1, practice_id = CASE WHEN $2 = 1 THEN $3 ELSE NULL END
+             WHERE id = $4 AND status = 'invited' AND role = 'unknown' AND practice_id IS NULL
+               AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.user_id = $4 AND c.practice_id <> $3)
+               AND NOT EXISTS (SELECT 1 FROM message_recipients r JOIN messages m ON m.id = r.message_id
+                               WHERE r.user_id = $4 AND m.practice_id <> $3)",
+        )
+        .bind(relationship.role().as_str())
+        .bind(i64::from(relationship.in_practice()))
+        .bind(practice.0)
+        .bind(user.0)
+        .execute(&mut **tx)
+        .await?;
         Ok(())
     }
 
@@ -322,19 +342,27 @@ impl Store {
         })
     }
 
-    /// The message row, if `user` sent it or is one of its notified recipients;
-    /// anyone else gets [`Error::NotFound`], as if it did not exist.
+    /// The message row, if `user` sent it or is one of its notified recipients
+    /// who has not hidden it, and it has not expired; anyone else gets
+    /// [`Error::NotFound`], as if it did not exist. Expiry and hiding take effect
+    /// at once, not at the next purge.
     pub(crate) async fn authorized(&self, user: &User, id: &MessageId) -> Result<(MessageRow, bool)> {
         let row = self.message_row(id).await?;
+        if row.expires_at <= self.now() {
+            return Err(Error::NotFound);
+        }
         if row.sender_id == user.id {
             return Ok((row, true));
         }
-        let recipient = sqlx::query("SELECT 1 AS ok FROM message_recipients WHERE message_id = $1 AND user_id = $2 AND state <> 'awaiting_role'")
-            .bind(id.as_str())
-            .bind(user.id.0)
-            .fetch_optional(&self.db)
-            .await?;
-        if recipient.is_some() && row.expires_at > self.now() {
+        let recipient = sqlx::query(
+            "SELECT 1 AS ok FROM message_recipients
+             WHERE message_id = $1 AND user_id = $2 AND state <> 'awaiting_role' AND hidden_at IS NULL",
+        )
+        .bind(id.as_str())
+        .bind(user.id.0)
+        .fetch_optional(&self.db)
+        .await?;
+        if recipient.is_some() {
             Ok((row, false))
         } else {
             Err(Error::NotFound)

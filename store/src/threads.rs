@@ -3,7 +3,7 @@
 //! from its `In-Reply-To` and `References` headers (RFC 5322 §3.6.4). A reply
 //! in Outlook to a secure message then stays secure without the add-in's marker.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::Row;
 
@@ -137,13 +137,23 @@ pub struct Thread {
     /// That message's practice.
     pub practice_id: PracticeId,
     /// Senders and notified recipients of every message the reply names, by
-    /// lower-case address. Recipients still waiting for a role are not in it.
+    /// lower-case address: the people who may reply. Recipients still waiting
+    /// for a role are not in it.
     pub participants: HashMap<String, UserId>,
+    /// Of those, the ones every recipient could see on those messages: the
+    /// senders and the recipients named in To or Cc, never a Bcc. A free
+    /// account's reply may go only to them.
+    pub visible: HashSet<String>,
 }
 
 impl Thread {
     pub fn is_participant(&self, address: &str) -> bool {
         self.participants.contains_key(&address.trim().to_ascii_lowercase())
+    }
+
+    /// Was `address` visible on the messages the reply answers (sender, To, Cc)?
+    pub fn is_visible(&self, address: &str) -> bool {
+        self.visible.contains(&address.trim().to_ascii_lowercase())
     }
 }
 
@@ -211,7 +221,9 @@ impl Store {
         let mut thread = self.thread_of(&newest).await?;
         for (_, id) in &found {
             if let Some(id) = MessageId::parse(id) {
-                thread.participants.extend(self.participants(&id).await?);
+                let (participants, visible) = self.participants(&id).await?;
+                thread.participants.extend(participants);
+                thread.visible.extend(visible);
             }
         }
         Ok(Some(thread))
@@ -232,26 +244,36 @@ impl Store {
             .fetch_optional(&self.db)
             .await?
             .ok_or(crate::Error::NotFound)?;
+        let (participants, visible) = self.participants(message).await?;
         Ok(Thread {
             message: message.clone(),
             practice_id: PracticeId(row.try_get("practice_id")?),
-            participants: self.participants(message).await?,
+            participants,
+            visible,
         })
     }
 
-    async fn participants(&self, message: &MessageId) -> Result<HashMap<String, UserId>> {
+    /// Everyone who took part in one message, and who of them was visible on it.
+    async fn participants(&self, message: &MessageId) -> Result<(HashMap<String, UserId>, HashSet<String>)> {
         let rows = sqlx::query(
-            "SELECT u.id, u.email FROM messages m JOIN users u ON u.id = m.sender_id WHERE m.id = $1
+            "SELECT u.id, u.email, 0 AS bcc FROM messages m JOIN users u ON u.id = m.sender_id WHERE m.id = $1
              UNION
-             SELECT u.id, u.email FROM message_recipients r JOIN users u ON u.id = r.user_id
+             SELECT u.id, u.email, r.bcc FROM message_recipients r JOIN users u ON u.id = r.user_id
              WHERE r.message_id = $1 AND r.state <> 'awaiting_role'",
         )
         .bind(message.as_str())
         .fetch_all(&self.db)
         .await?;
-        rows.iter()
-            .map(|row| Ok((row.try_get::<String, _>("email")?, UserId(row.try_get("id")?))))
-            .collect()
+        let mut participants = HashMap::new();
+        let mut visible = HashSet::new();
+        for row in &rows {
+            let email: String = row.try_get("email")?;
+            if row.try_get::<i64, _>("bcc")? == 0 {
+                visible.insert(email.clone());
+            }
+            participants.insert(email, UserId(row.try_get("id")?));
+        }
+        Ok((participants, visible))
     }
 
     /// Records a spooled reply that is secure because it belongs to `thread`'s

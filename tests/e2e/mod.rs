@@ -18,5 +18,6 @@ mod secure_send;
 mod signin_guard;
 mod smtp_refusals;
 mod sso;
+mod tenant_boundary;
 mod threading;
 mod two_step;

@@ -248,13 +248,21 @@ impl Session {
     ) -> Result<(Option<store::accounts::User>, Option<store::threads::Thread>), Reply> {
         self.check_tenant(header_block)?;
         if facts.is_secure() {
-            return Ok((Some(self.secure_sender(facts, mail_from).await?), None));
+            let sender = self.secure_sender(facts, mail_from).await?;
+            if let Some(practice) = sender.practice_id {
+                self.check_practice_source(&sender, practice, true, header_block)
+                    .await?;
+            }
+            return Ok((Some(sender), None));
         }
         let Some(thread) = self.secure_thread(header_block).await? else {
             self.ordinary_sender(facts, mail_from)?;
             return Ok((None, None));
         };
         let sender = self.thread_sender(facts.from.as_deref(), mail_from, &thread).await?;
+        let practice = sender.practice_id.unwrap_or(thread.practice_id);
+        self.check_practice_source(&sender, practice, false, header_block)
+            .await?;
         Ok((Some(sender), Some(thread)))
     }
 
@@ -287,7 +295,8 @@ impl Session {
     }
 
     /// Only a paid user of a known practice may send secure mail, and a signed-in
-    /// user only as themselves.
+    /// user only as themselves; then `check_practice_source` (`tenant.rs`) makes
+    /// sure this mail system may send for that practice.
     async fn secure_sender(&self, facts: &HeaderFacts, mail_from: &str) -> Result<store::accounts::User, Reply> {
         let address = facts.from.clone().unwrap_or_else(|| mail_from.to_owned());
         if let Some(user) = &self.user

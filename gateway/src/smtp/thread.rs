@@ -6,10 +6,12 @@
 //! because someone pressed Reply in a mail client without the add-in.
 //!
 //! Who may reply: any participant (the sender or a notified recipient of a
-//! message the reply names), to the other participants, with no role question;
-//! free accounts too (DESIGN.md, "free accounts may reply"). Writing to anyone
-//! else in the same reply needs an account that may send secure mail anyway (a
-//! paid practice user); the usual role rules then apply to the new recipients.
+//! message the reply names, Bcc included), with no role question; free
+//! accounts too (DESIGN.md, "free accounts may reply"), but only to the people
+//! shown on those messages (their senders, To and Cc: never a Bcc). Writing to
+//! anyone else in the same reply needs an account that may send secure mail
+//! anyway (a paid practice user); the usual role rules then apply to the new
+//! recipients.
 
 use store::accounts::User;
 use store::threads::{Thread, can_start_secure, reply_references};
@@ -61,10 +63,11 @@ impl Session {
             }
         };
         if !can_start_secure(&sender)
-            && let Some(outsider) = self.tx.rcpt_to.iter().find(|rcpt| !thread.is_participant(rcpt))
+            && let Some(outsider) = self.tx.rcpt_to.iter().find(|rcpt| !thread.is_visible(rcpt))
         {
             return Err(refuse(&format!(
-                "{outsider} is not part of this secure conversation, and {address} may reply only to its participants"
+                "{outsider} is not on the secure message this answers, and {address} may reply only to the \
+                 people shown on it (sender, To, Cc)"
             )));
         }
         Ok(sender)

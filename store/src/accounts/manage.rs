@@ -3,7 +3,8 @@
 //! and phone, re-invites them, and turns two-step verification off or on per
 //! user (where the policy allows). Every call is authorised here: the caller
 //! must be a User Manager of the same practice, and anyone else's users are
-//! simply not found.
+//! simply not found. A person with a message from another practice waiting is
+//! never edited or re-invited here: their invitation is not this practice's.
 
 use sqlx::Row;
 
@@ -93,6 +94,29 @@ impl Store {
         }
     }
 
+    /// Refuses to touch a person who has a message from another practice
+    /// waiting: their address and their invitations are not the manager's to
+    /// move (an email change would carry the other practice's invitation to
+    /// the new address).
+    async fn only_own_invitations(&self, practice: PracticeId, id: UserId) -> Result<()> {
+        let foreign = sqlx::query(
+            "SELECT 1 AS n FROM message_recipients r JOIN messages m ON m.id = r.message_id
+             WHERE r.user_id = $1 AND m.practice_id <> $2 AND m.state = 'sealed'",
+        )
+        .bind(id.0)
+        .bind(practice.0)
+        .fetch_optional(&self.db)
+        .await?;
+        if foreign.is_some() {
+            return Err(Error::invalid(
+                "This person also has a secure message from outside your practice waiting, so their \
+                 address cannot be changed or their invitation sent again here. They can register \
+                 from the invitation they have; your IT admin can help otherwise.",
+            ));
+        }
+        Ok(())
+    }
+
     /// Corrects an invited person's email address and phone, then invites them
     /// again at the new address.
     pub async fn edit_invited_user(
@@ -109,6 +133,7 @@ impl Store {
                 "Only people who have not registered yet can be edited here.",
             ));
         }
+        self.only_own_invitations(Self::managed_practice(manager)?, id).await?;
         let email = normalize_email(email)?;
         let phone = phone.trim();
         if !phone.is_empty() && !valid_phone(phone) {
@@ -142,11 +167,14 @@ impl Store {
         if person.registration != Registration::Invited {
             return Err(Error::invalid("This person has registered already."));
         }
+        let practice = Self::managed_practice(manager)?;
+        self.only_own_invitations(practice, id).await?;
         let message: Option<MessageId> = sqlx::query(
             "SELECT r.message_id FROM message_recipients r JOIN messages m ON m.id = r.message_id
-             WHERE r.user_id = $1 AND m.state = 'sealed' ORDER BY m.created_at DESC LIMIT 1",
+             WHERE r.user_id = $1 AND m.practice_id = $2 AND m.state = 'sealed' ORDER BY m.created_at DESC LIMIT 1",
         )
         .bind(id.0)
+        .bind(practice.0)
         .fetch_optional(&self.db)
         .await?
         .map(|row| row.try_get::<String, _>("message_id"))

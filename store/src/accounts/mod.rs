@@ -5,12 +5,14 @@
 //! where they grant a step. Repeated failed sign-ins lock the account (until a
 //! password reset) and throttle the client address.
 
+pub mod addin_keys;
 pub mod app_passwords;
 mod devices;
 pub mod manage;
 pub mod passkeys;
 pub mod passwords;
 mod registration;
+pub mod relay_sources;
 pub mod saml;
 mod sealing;
 mod signin;
@@ -277,7 +279,7 @@ impl Store {
         {
             return Err(Error::invalid(format!("{domain:?} is not a mail domain")));
         }
-        if self.practice_by_domain(&domain).await?.is_some() {
+        if self.domain_taken(&domain).await? {
             return Err(Error::Conflict(format!(
                 "a practice with domain {domain} exists already"
             )));

@@ -1,0 +1,243 @@
+//! Which mail systems may send secure mail for a practice, and which mail
+//! domains are its own (DESIGN.md, "Who is trusted with what": a practice's relay
+//! sources act for that practice only). An admin sets both with `sealpost
+//! practice relay` and `sealpost practice domain`; the SMTP gateway checks them
+//! (`gateway/src/smtp/tenant.rs`).
+//!
+//! A relay source is a network the practice's mail system connects from, or its
+//! Microsoft 365 tenant id (Exchange Online shares its outbound addresses among
+//! all tenants, so for it the tenant id is what identifies the practice). An
+//! authenticated submission session always acts for its own account's practice.
+
+use sqlx::Row;
+
+use super::{Practice, practice_from_row};
+use crate::audit::AuditEvent;
+use crate::ids::PracticeId;
+use crate::{Error, Result, Store};
+
+/// What kind of relay source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// A network (CIDR) the practice's mail system connects from.
+    Network,
+    /// A Microsoft 365 tenant id, matched against `X-MS-Exchange-CrossTenant-Id`.
+    Tenant,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Network => "network",
+            Self::Tenant => "tenant",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "network" => Some(Self::Network),
+            "tenant" => Some(Self::Tenant),
+            _ => None,
+        }
+    }
+}
+
+/// One relay source of a practice. The value is checked by whoever sets it
+/// (the CLI parses networks) and stored lower-case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelaySource {
+    pub kind: SourceKind,
+    pub value: String,
+}
+
+/// A practice with its mail domains and relay sources, as the admin sees it.
+#[derive(Debug, Clone)]
+pub struct PracticeRouting {
+    pub practice: Practice,
+    /// Its first domain, then any others.
+    pub domains: Vec<String>,
+    pub sources: Vec<RelaySource>,
+}
+
+fn valid_domain(domain: &str) -> bool {
+    !domain.is_empty()
+        && domain
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+}
+
+impl Store {
+    /// Every practice, by domain.
+    pub async fn practices(&self) -> Result<Vec<Practice>> {
+        sqlx::query("SELECT id, name, domain FROM practices ORDER BY domain")
+            .fetch_all(&self.db)
+            .await?
+            .iter()
+            .map(practice_from_row)
+            .collect()
+    }
+
+    /// Is there more than one practice? A single-practice install needs no relay
+    /// sources: the trusted networks are that practice's.
+    pub async fn several_practices(&self) -> Result<bool> {
+        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM practices")
+            .fetch_one(&self.db)
+            .await?
+            .try_get("n")?;
+        Ok(n > 1)
+    }
+
+    /// The practice's mail domains: its first one, then the others.
+    pub async fn practice_domains(&self, id: PracticeId) -> Result<Vec<String>> {
+        let practice = self.practice(id).await?;
+        let mut domains = vec![practice.domain];
+        for row in sqlx::query("SELECT domain FROM practice_domains WHERE practice_id = $1 ORDER BY domain")
+            .bind(id.0)
+            .fetch_all(&self.db)
+            .await?
+        {
+            domains.push(row.try_get("domain")?);
+        }
+        Ok(domains)
+    }
+
+    /// Is `domain` taken by a practice, as its first or a further domain?
+    pub(crate) async fn domain_taken(&self, domain: &str) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT 1 AS n FROM practices WHERE domain = $1 UNION SELECT 1 AS n FROM practice_domains WHERE domain = $1",
+        )
+        .bind(domain)
+        .fetch_optional(&self.db)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    async fn practice_for_admin(&self, practice_domain: &str) -> Result<Practice> {
+        self.practice_by_domain(practice_domain)
+            .await?
+            .ok_or_else(|| Error::invalid(format!("no practice has the domain {practice_domain}")))
+    }
+
+    /// Adds (or, with `remove`, removes) a further mail domain of a practice (admin CLI).
+    pub async fn set_practice_domain(&self, practice_domain: &str, domain: &str, remove: bool) -> Result<Practice> {
+        let practice = self.practice_for_admin(practice_domain).await?;
+        let domain = domain.trim().to_ascii_lowercase();
+        if !valid_domain(&domain) {
+            return Err(Error::invalid(format!("{domain:?} is not a mail domain")));
+        }
+        if remove {
+            let done = sqlx::query("DELETE FROM practice_domains WHERE domain = $1 AND practice_id = $2")
+                .bind(&domain)
+                .bind(practice.id.0)
+                .execute(&self.db)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(Error::invalid(format!(
+                    "{domain} is not a further domain of {}",
+                    practice.domain
+                )));
+            }
+        } else {
+            if self.domain_taken(&domain).await? {
+                return Err(Error::Conflict(format!(
+                    "the domain {domain} belongs to a practice already"
+                )));
+            }
+            sqlx::query("INSERT INTO practice_domains (domain, practice_id, created_at) VALUES ($1, $2, $3)")
+                .bind(&domain)
+                .bind(practice.id.0)
+                .bind(self.now())
+                .execute(&self.db)
+                .await?;
+        }
+        self.audit(AuditEvent {
+            actor: "admin",
+            action: if remove {
+                "practice.domain_remove"
+            } else {
+                "practice.domain_add"
+            },
+            object: &format!("practice:{}", practice.id),
+            client: "cli",
+        })
+        .await?;
+        Ok(practice)
+    }
+
+    /// The relay sources that may send secure mail for a practice.
+    pub async fn relay_sources(&self, id: PracticeId) -> Result<Vec<RelaySource>> {
+        let rows =
+            sqlx::query("SELECT kind, value FROM practice_relay_sources WHERE practice_id = $1 ORDER BY kind, value")
+                .bind(id.0)
+                .fetch_all(&self.db)
+                .await?;
+        let mut sources = Vec::with_capacity(rows.len());
+        for row in rows {
+            if let Some(kind) = SourceKind::parse(&row.try_get::<String, _>("kind")?) {
+                sources.push(RelaySource {
+                    kind,
+                    value: row.try_get("value")?,
+                });
+            }
+        }
+        Ok(sources)
+    }
+
+    /// Adds (or, with `remove`, removes) a relay source of a practice (admin CLI).
+    pub async fn set_relay_source(
+        &self,
+        practice_domain: &str,
+        source: &RelaySource,
+        remove: bool,
+    ) -> Result<Practice> {
+        let practice = self.practice_for_admin(practice_domain).await?;
+        let value = source.value.trim().to_ascii_lowercase();
+        if value.is_empty() || value.len() > 200 {
+            return Err(Error::invalid("a relay source needs a value"));
+        }
+        if remove {
+            sqlx::query("DELETE FROM practice_relay_sources WHERE practice_id = $1 AND kind = $2 AND value = $3")
+                .bind(practice.id.0)
+                .bind(source.kind.as_str())
+                .bind(&value)
+                .execute(&self.db)
+                .await?;
+        } else {
+            sqlx::query(
+                "INSERT INTO practice_relay_sources (practice_id, kind, value, created_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (practice_id, kind, value) DO NOTHING",
+            )
+            .bind(practice.id.0)
+            .bind(source.kind.as_str())
+            .bind(&value)
+            .bind(self.now())
+            .execute(&self.db)
+            .await?;
+        }
+        self.audit(AuditEvent {
+            actor: "admin",
+            action: if remove {
+                "practice.relay_remove"
+            } else {
+                "practice.relay_add"
+            },
+            object: &format!("practice:{}", practice.id),
+            client: "cli",
+        })
+        .await?;
+        Ok(practice)
+    }
+
+    /// Every practice with its domains and relay sources (`sealpost practice list`).
+    pub async fn practice_routing(&self) -> Result<Vec<PracticeRouting>> {
+        let mut out = Vec::new();
+        for practice in self.practices().await? {
+            out.push(PracticeRouting {
+                domains: self.practice_domains(practice.id).await?,
+                sources: self.relay_sources(practice.id).await?,
+                practice,
+            });
+        }
+        Ok(out)
+    }
+}
