@@ -1,5 +1,6 @@
 mod addin;
 mod app_passwords;
+mod auth_hardening;
 mod browser;
 mod delivery;
 mod dkim;

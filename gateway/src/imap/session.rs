@@ -56,6 +56,8 @@ pub struct Session {
     pub(crate) input: Input,
     /// Response bytes not yet written.
     pub(crate) out: Vec<u8>,
+    /// What the client signed in with; checked again before each command.
+    pub(crate) credential: Option<store::accounts::app_passwords::MailCredential>,
 }
 
 impl Session {
@@ -67,6 +69,7 @@ impl Session {
             state: State::NotAuthenticated,
             input: Input::default(),
             out: Vec::new(),
+            credential: None,
         }
     }
 
@@ -168,6 +171,11 @@ impl Session {
     ) -> std::io::Result<Flow> {
         let tag = command.tag.as_ref().to_owned();
         let name = command.body.name();
+        if !self.credential_live().await {
+            self.line("* BYE Signed out: the app password was revoked, the password changed or the account locked");
+            self.state = State::Logout;
+            return Ok(Flow::Close);
+        }
         let authenticated = self.user().is_some();
         let selected = matches!(self.state, State::Selected(..));
         let flow = match command.body {
