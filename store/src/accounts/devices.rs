@@ -3,7 +3,9 @@
 //! phone step of a password reset.
 //!
 //! A pending sign-in token (256 bits, hashed, 10 minutes, spent by the second
-//! step) only lets its holder finish the second step: it opens no session. A
+//! step, void after 5 wrong codes) only lets its holder finish the second
+//! step: it opens no session. Every second-step attempt checks the client
+//! throttle and the account's lockouts first ([`super::lockout`]). A
 //! remembered-device token (256 bits, hashed, per user) skips the second step
 //! until it expires or the password changes.
 

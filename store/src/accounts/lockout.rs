@@ -33,18 +33,16 @@ pub(crate) struct Scope(String);
 impl Scope {
     /// The password scope of an address: its account's, else the address's own.
     pub(crate) fn password(email: &str, user: Option<&User>) -> Self {
-        match user {
-            Some(user) => Self::password_of(user.id),
-            None => {
-                let normalized = email.trim().to_ascii_lowercase();
-                let digest = sha256(normalized.as_bytes());
-                let hex = digest.iter().fold(String::with_capacity(64), |mut hex, b| {
-                    let _ = write!(hex, "{b:02x}");
-                    hex
-                });
-                Self(format!("pw:addr:{hex}"))
-            }
+        if let Some(user) = user {
+            return Self::password_of(user.id);
         }
+        let normalized = email.trim().to_ascii_lowercase();
+        let digest = sha256(normalized.as_bytes());
+        let hex = digest.iter().fold(String::with_capacity(64), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        });
+        Self(format!("pw:addr:{hex}"))
     }
 
     pub(crate) fn password_of(user: UserId) -> Self {

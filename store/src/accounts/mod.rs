@@ -12,6 +12,7 @@ pub mod lockout;
 pub mod manage;
 pub mod passkeys;
 pub mod passwords;
+pub mod phones;
 mod registration;
 pub mod saml;
 mod sealing;
