@@ -101,6 +101,17 @@ impl Store {
         .await?;
         let failures: i64 = row.try_get("failures")?;
         let lockouts: i64 = row.try_get("lockouts")?;
+        // Now and then, forget scopes quiet for two days (mostly addresses
+        // without an account), so guessing can't grow the table for ever.
+        if crate::crypto::random_bytes::<1>()[0] == 0 {
+            sqlx::query(
+                "DELETE FROM signin_locks WHERE updated_at < $1 AND (locked_until IS NULL OR locked_until < $2)",
+            )
+            .bind(now - 2 * LOCK_MAX)
+            .bind(now)
+            .execute(&self.db)
+            .await?;
+        }
         if failures < limit {
             return Ok(());
         }
