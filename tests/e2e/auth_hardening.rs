@@ -747,3 +747,76 @@ async fn codes_are_not_sent_to_premium_numbers_and_each_number_is_capped() {
     instance.clock.advance(3601);
     send(&users[0], "+1 555 010 0103").await.expect("an hour later");
 }
+
+/// A raw IMAP session that signs in and IDLEs; prints `idling`, then every line
+/// until the server closes (or 20 s pass).
+const IDLING: &str = r#"
+import socket, ssl, sys
+port, user, password = sys.argv[1:4]
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(port))))
+s.settimeout(20)
+f = s.makefile("rb")
+f.readline()
+s.sendall(b'a1 LOGIN "%s" "%s"\r\n' % (user.encode(), password.encode()))
+print(f.readline().decode().strip(), flush=True)
+s.sendall(b"a2 IDLE\r\n")
+print(f.readline().decode().strip(), flush=True)
+print("idling", flush=True)
+while True:
+    try:
+        line = f.readline()
+    except (ssl.SSLError, OSError):
+        line = b""
+    if not line:
+        print("EOF", flush=True); break
+    print(line.decode().strip(), flush=True)
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idling_imap_session_ends_when_its_app_password_is_revoked() {
+    let instance = Instance::start().await;
+    instance.practice_with_doctor().await;
+    set_password(&instance, ADA, PASSWORD).await;
+    let store = instance.store();
+    let ada = store.user_by_email(ADA).await.unwrap().unwrap();
+    let app = store.create_app_password(&ada, "Phone", "test").await.unwrap();
+    let id = store.app_passwords(&ada).await.unwrap()[0].id;
+    let port = instance.running.addresses.imap_tls.port();
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(IDLING)
+        .args([port.to_string(), ADA.to_owned(), app])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let stdout = child.stdout.take().unwrap();
+    let (reader, before) = tokio::task::spawn_blocking(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut seen = String::new();
+        while !seen.contains("idling") {
+            if reader.read_line(&mut seen).unwrap() == 0 {
+                break;
+            }
+        }
+        (reader, seen)
+    })
+    .await
+    .unwrap();
+    assert!(before.contains("a1 OK") && before.contains("+ idling"), "{before}");
+    let started = Instant::now();
+    store.revoke_app_password(&ada, id, "test").await.unwrap();
+    let after = tokio::task::spawn_blocking(move || {
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut { reader }, &mut rest).unwrap();
+        child.wait().unwrap();
+        rest
+    })
+    .await
+    .unwrap();
+    assert!(after.contains("* BYE") && after.contains("EOF"), "{after}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "at once, not at the idle timeout"
+    );
+}

@@ -172,7 +172,7 @@ impl Session {
         let tag = command.tag.as_ref().to_owned();
         let name = command.body.name();
         if !self.credential_live().await {
-            self.line("* BYE Signed out: the app password was revoked, the password changed or the account locked");
+            self.line(super::auth::CREDENTIAL_GONE);
             self.state = State::Logout;
             return Ok(Flow::Close);
         }

@@ -118,6 +118,8 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(Error::NotFound);
         }
+        // Mail sessions (IMAP IDLE) look again at their credential.
+        self.signal_mail();
         self.audit(AuditEvent {
             actor: &format!("user:{}", user.id),
             action: "app_password.revoke",

@@ -124,6 +124,8 @@ impl Store {
         .bind(&scope.0)
         .execute(&self.db)
         .await?;
+        // Mail sessions (IMAP IDLE) look again at their credential.
+        self.signal_mail();
         self.audit(AuditEvent {
             actor: "system",
             action: "account.lock",

@@ -193,6 +193,7 @@ impl Store {
         self.spend_token(&mut tx, grant).await?;
         self.store_password(&mut tx, user, hash, None, true).await?;
         tx.commit().await?;
+        self.signal_mail();
         self.audit(AuditEvent {
             actor: &format!("user:{}", user.id),
             action: "password.set",
@@ -225,6 +226,7 @@ impl Store {
         self.store_password(&mut tx, user, hash, Some(keep_session), revoke_app_passwords)
             .await?;
         tx.commit().await?;
+        self.signal_mail();
         self.audit(AuditEvent {
             actor: &format!("user:{}", user.id),
             action: "password.change",
