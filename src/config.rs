@@ -68,6 +68,13 @@ pub struct TwoStep {
     pub sms_username: String,
     /// `http` provider: the Basic-auth password (Twilio: the auth token).
     pub sms_password: String,
+    /// Codes any one phone number may be sent per hour, whoever asks (toll fraud).
+    pub codes_per_number_per_hour: i64,
+    /// Codes to numbers being set up (not yet proven) per hour, all users together.
+    pub enrol_codes_per_hour: i64,
+    /// International prefixes (digits after `+`, e.g. `"882"`) never texted or
+    /// called, on top of the built-in premium-rate ones (1-900, 1-976, UK 09).
+    pub denied_prefixes: Vec<String>,
 }
 
 impl Default for TwoStep {
@@ -82,6 +89,9 @@ impl Default for TwoStep {
             sms_from: String::new(),
             sms_username: String::new(),
             sms_password: String::new(),
+            codes_per_number_per_hour: policy.codes_per_number_per_hour,
+            enrol_codes_per_hour: policy.enrol_codes_per_hour,
+            denied_prefixes: policy.denied_prefixes,
         }
     }
 }
@@ -92,12 +102,26 @@ impl TwoStep {
             required: self.required,
             allow_disable: self.allow_disable,
             remember_days: self.remember_days,
+            codes_per_number_per_hour: self.codes_per_number_per_hour,
+            enrol_codes_per_hour: self.enrol_codes_per_hour,
+            denied_prefixes: self.denied_prefixes.clone(),
         }
     }
 
     fn problems(&self, problems: &mut Vec<String>) {
         if !(1..=365).contains(&self.remember_days) {
             problems.push("two_step.remember_days must be between 1 and 365".into());
+        }
+        if self.codes_per_number_per_hour < 1 || self.enrol_codes_per_hour < 1 {
+            problems
+                .push("two_step.codes_per_number_per_hour and two_step.enrol_codes_per_hour must be at least 1".into());
+        }
+        for prefix in &self.denied_prefixes {
+            if prefix.is_empty() || !prefix.chars().all(|c| c.is_ascii_digit()) {
+                problems.push(format!(
+                    "two_step.denied_prefixes: {prefix:?} must be the digits of an international prefix, like \"882\""
+                ));
+            }
         }
         match self.sms_provider.as_str() {
             "dev" => {}

@@ -28,14 +28,58 @@ pub fn clear_cookie() -> HeaderValue {
 
 /// The session token from the request's cookies, if any.
 pub fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, COOKIE)
+}
+
+/// A cookie's value from the request, if set and not empty.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, value)| *name == COOKIE && !value.is_empty())
+        .find(|(key, value)| *key == name && !value.is_empty())
         .map(|(_, value)| value.to_owned())
+}
+
+/// The pre-session cookie the sign-in form's CSRF token is bound to (login
+/// CSRF: another site must not sign a browser in to an account of its
+/// choosing). `__Host-`: only this host may set it; `SameSite=Lax`: a
+/// cross-site POST does not carry it.
+pub const SIGNIN_COOKIE: &str = "__Host-sealpost_signin";
+
+/// The sign-in pre-session token from the request, if it has a sane one.
+pub fn signin_token(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, SIGNIN_COOKIE).filter(|token| {
+        token.len() <= 100
+            && token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+}
+
+/// The cookie that holds a sign-in pre-session token (an hour).
+pub fn signin_cookie(token: &str) -> HeaderValue {
+    HeaderValue::from_str(&format!(
+        "{SIGNIN_COOKIE}={token}; Max-Age=3600; Secure; HttpOnly; SameSite=Lax; Path=/"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("__Host-sealpost_signin=; Max-Age=0; Secure; Path=/"))
+}
+
+/// The sign-in form's CSRF token for a pre-session token.
+pub fn signin_csrf(token: &str) -> String {
+    csrf_for(&format!("signin:{token}"))
+}
+
+/// Compares two CSRF tokens in constant time.
+pub fn same_token(expected: &str, submitted: &str) -> bool {
+    expected.len() == submitted.len()
+        && expected
+            .bytes()
+            .zip(submitted.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 /// The client's address as the audit log records it.

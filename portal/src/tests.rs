@@ -38,6 +38,9 @@ JVBERi0xLjQK\r
 --b1--\r
 ";
 
+/// A sign-in pre-session cookie, as `GET /signin` sets one.
+const SIGNIN_COOKIE: &str = "__Host-sealpost_signin=pre-session-token";
+
 struct Env {
     _dir: tempfile::TempDir,
     store: Arc<Store>,
@@ -428,6 +431,43 @@ async fn sender_sees_status_chooses_roles_and_signs_out() {
     let response = env.get("/inbox", Some(&cookie)).await;
     assert_eq!(location(&response), "/signin?next=/inbox");
 
+    // Login CSRF: the sign-in form's token is bound to a pre-session cookie;
+    // without both, nothing is checked and no session opens.
+    let signin_csrf = crate::session::signin_csrf("pre-session-token");
+    let response = env
+        .post(
+            "/signin",
+            &[
+                ("email", "alice@clinic.example"),
+                ("password", "Sunny-Orchard-31"),
+                ("next", "/sent"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN, "no pre-session cookie");
+    assert!(
+        !response.headers()[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .starts_with("sealpost_session=")
+    );
+    let response = env
+        .post(
+            "/signin",
+            &[
+                ("email", "alice@clinic.example"),
+                ("password", "Sunny-Orchard-31"),
+                ("csrf", &crate::session::signin_csrf("another-token")),
+            ],
+            Some(SIGNIN_COOKIE),
+        )
+        .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::FORBIDDEN,
+        "a token for another pre-session"
+    );
     let response = env
         .post(
             "/signin",
@@ -435,8 +475,9 @@ async fn sender_sees_status_chooses_roles_and_signs_out() {
                 ("email", "alice@clinic.example"),
                 ("password", "wrong one"),
                 ("next", "/sent"),
+                ("csrf", &signin_csrf),
             ],
-            None,
+            Some(SIGNIN_COOKIE),
         )
         .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
@@ -448,8 +489,9 @@ async fn sender_sees_status_chooses_roles_and_signs_out() {
                 ("email", "alice@clinic.example"),
                 ("password", "Sunny-Orchard-31"),
                 ("next", "//evil.com"),
+                ("csrf", &signin_csrf),
             ],
-            None,
+            Some(SIGNIN_COOKIE),
         )
         .await;
     assert_eq!(location(&response), "/inbox");
@@ -460,8 +502,9 @@ async fn sender_sees_status_chooses_roles_and_signs_out() {
                 ("email", "Alice@Clinic.example"),
                 ("password", "Sunny-Orchard-31"),
                 ("next", &format!("/m/{id}")),
+                ("csrf", &signin_csrf),
             ],
-            None,
+            Some(SIGNIN_COOKIE),
         )
         .await;
     assert_eq!(location(&response), format!("/m/{id}"));

@@ -63,7 +63,8 @@ pub struct Policy {
     pub session_max: i64,
     /// The subject tag that marks a message secure, e.g. `[secure]`.
     pub subject_tag: String,
-    /// Consecutive failed sign-ins that lock an account (until a password reset).
+    /// Consecutive failed sign-ins that pause sign-in for an address (15 minutes,
+    /// doubling with each lockout in a row; a password reset lifts it at once).
     pub max_failed_signins: i64,
     /// Failed sign-ins one client address may make per `client_failure_window`.
     pub client_failure_limit: u32,
@@ -112,6 +113,8 @@ pub struct Store {
     pub(crate) policy: Policy,
     audit_lock: tokio::sync::Mutex<()>,
     pub(crate) throttle: accounts::throttle::ClientThrottle,
+    /// Password hashes verified so far (argon2 runs, dummy ones included).
+    pub(crate) password_checks: std::sync::atomic::AtomicU64,
     jobs_added: tokio::sync::Notify,
     mail_changed: tokio::sync::watch::Sender<u64>,
     sms_added: tokio::sync::Notify,
@@ -144,6 +147,7 @@ impl Store {
             policy: config.policy,
             audit_lock: tokio::sync::Mutex::new(()),
             throttle: accounts::throttle::ClientThrottle::default(),
+            password_checks: std::sync::atomic::AtomicU64::new(0),
             jobs_added: tokio::sync::Notify::new(),
             mail_changed: tokio::sync::watch::Sender::new(0),
             sms_added: tokio::sync::Notify::new(),

@@ -513,11 +513,46 @@ pub async fn sign_in(
     password: &str,
     next: &str,
 ) -> reqwest::Response {
-    let response = http
-        .post(instance.url("/signin"))
-        .form(&[("email", email), ("password", password), ("next", next)])
+    let response = post_signin(http, instance, email, password, next).await;
+    finish_two_step(http, instance, response).await
+}
+
+/// Posts the sign-in form as a browser does: the form first (its CSRF token is
+/// bound to a pre-session cookie, which `http`'s cookie store keeps), then the
+/// address and password. Returns the (followed) response.
+pub async fn post_signin(
+    http: &reqwest::Client,
+    instance: &Instance,
+    email: &str,
+    password: &str,
+    next: &str,
+) -> reqwest::Response {
+    let form = http.get(instance.url("/signin")).send().await.unwrap();
+    let csrf = csrf_in(&form.text().await.unwrap());
+    http.post(instance.url("/signin"))
+        .form(&[
+            ("email", email),
+            ("password", password),
+            ("next", next),
+            ("csrf", csrf.as_str()),
+        ])
         .send()
         .await
-        .unwrap();
-    finish_two_step(http, instance, response).await
+        .unwrap()
+}
+
+/// For a client without a cookie store: the sign-in pre-session cookie (as a
+/// `Cookie` header value) and the CSRF token bound to it.
+pub async fn signin_csrf(instance: &Instance) -> (String, String) {
+    let form = browser().get(instance.url("/signin")).send().await.unwrap();
+    let cookie = form
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("__Host-sealpost_signin="))
+        .and_then(|v| v.split(';').next())
+        .expect("a sign-in pre-session cookie")
+        .to_owned();
+    (cookie, csrf_in(&form.text().await.unwrap()))
 }

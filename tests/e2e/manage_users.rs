@@ -171,16 +171,8 @@ async fn user_manager_lists_edits_reinvites_and_toggles_two_step() {
     assert!(done.contains("is <strong>off</strong>"));
     set_password(&instance, "robert@smiles.example", "Maple-Tree-88").await;
     let bob_http = browser();
-    let bob_home = bob_http
-        .post(instance.url("/signin"))
-        .form(&[
-            ("email", "robert@smiles.example"),
-            ("password", "Maple-Tree-88"),
-            ("next", "/inbox"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let bob_home =
+        super::harness::post_signin(&bob_http, &instance, "robert@smiles.example", "Maple-Tree-88", "/inbox").await;
     assert_eq!(bob_home.url().path(), "/inbox", "no second step for Bob");
     let (_, list) = page(&http, &instance, "/practice/users").await;
     assert!(list.contains("Registered without two-step verification"));

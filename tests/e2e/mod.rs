@@ -1,6 +1,7 @@
 mod addin;
 mod app_passwords;
 mod audit_at_rest;
+mod auth_hardening;
 mod browser;
 mod delivery;
 mod dkim;

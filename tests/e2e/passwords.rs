@@ -70,16 +70,7 @@ async fn after_ninety_days_sign_in_asks_for_a_new_password_first() {
     set_password(&instance, "ada@smiles.example", "Doctor-Pass-77").await;
     instance.clock.advance(91 * 86_400);
     let http = browser();
-    let page = http
-        .post(instance.url("/signin"))
-        .form(&[
-            ("email", "ada@smiles.example"),
-            ("password", "Doctor-Pass-77"),
-            ("next", "/inbox"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let page = super::harness::post_signin(&http, &instance, "ada@smiles.example", "Doctor-Pass-77", "/inbox").await;
     assert!(
         page.url().path().starts_with("/password/"),
         "sent to choose a new password: {}",

@@ -9,12 +9,7 @@ use lettre::address::Envelope;
 use super::harness::{Instance, browser, link_in, set_password, submission_client};
 
 async fn sign_in(http: &reqwest::Client, instance: &Instance, email: &str, password: &str) -> (u16, String) {
-    let reply = http
-        .post(instance.url("/signin"))
-        .form(&[("email", email), ("password", password), ("next", "/inbox")])
-        .send()
-        .await
-        .unwrap();
+    let reply = super::harness::post_signin(http, instance, email, password, "/inbox").await;
     (reply.status().as_u16(), reply.text().await.unwrap())
 }
 
@@ -158,6 +153,9 @@ async fn a_planted_session_id_is_never_the_one_signed_in() {
         .danger_accept_invalid_certs(true)
         .build()
         .unwrap();
+    // A second tab's sign-in form, opened before signing in (used below).
+    let tab = http.get(instance.url("/signin")).send().await.unwrap();
+    let tab_csrf = super::harness::csrf_in(&tab.text().await.unwrap());
     let inbox = super::harness::sign_in(&http, &instance, "ada@smiles.example", "Doctor-Pass-77", "/inbox").await;
     assert_eq!(inbox.url().path(), "/inbox", "Ada is signed in");
     let first = session_cookie(&jar, &portal).expect("a session cookie");
@@ -173,8 +171,20 @@ async fn a_planted_session_id_is_never_the_one_signed_in() {
         .unwrap();
     assert_eq!(page.url().path(), "/signin", "the planted id is not signed in");
 
-    // Signing in again rotates the id, and the old one stops working.
-    let again = super::harness::sign_in(&http, &instance, "ada@smiles.example", "Doctor-Pass-77", "/inbox").await;
+    // Signing in again (from the other tab) rotates the id, and the old one
+    // stops working.
+    let again = http
+        .post(instance.url("/signin"))
+        .form(&[
+            ("email", "ada@smiles.example"),
+            ("password", "Doctor-Pass-77"),
+            ("next", "/inbox"),
+            ("csrf", tab_csrf.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let again = super::harness::finish_two_step(&http, &instance, again).await;
     assert_eq!(again.url().path(), "/inbox");
     let second = session_cookie(&jar, &portal).expect("a session cookie");
     assert_ne!(second, first, "each sign-in issues a new session id");

@@ -23,11 +23,26 @@ async fn ada(instance: &Instance) {
 
 /// Posts the password; returns the (followed) response.
 async fn password_step(http: &reqwest::Client, instance: &Instance) -> reqwest::Response {
-    http.post(instance.url("/signin"))
-        .form(&[("email", ADA), ("password", PASSWORD), ("next", "/inbox")])
+    super::harness::post_signin(http, instance, ADA, PASSWORD, "/inbox").await
+}
+
+/// Signs the browser out (its remembered-device cookie stays).
+async fn sign_out(http: &reqwest::Client, instance: &Instance) {
+    let inbox = http
+        .get(instance.url("/inbox"))
         .send()
         .await
         .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let out = http
+        .post(instance.url("/signout"))
+        .form(&[("csrf", csrf_in(&inbox))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.url().path(), "/signin");
 }
 
 async fn submit_code(
@@ -102,13 +117,18 @@ async fn phone_codes_wrong_reused_expired_and_exhausted_are_refused() {
     let reused = submit_code(&http, &instance, &csrf, &code, false).await;
     assert_eq!(reused.status(), 401, "a used code");
 
-    // Too many tries: after 5 wrong codes even the right one is refused.
-    for _ in 0..4 {
+    // Too many tries: 5 wrong codes void the code and the pending sign-in;
+    // even the right one is refused, and the person starts over.
+    for _ in 0..3 {
         let wrong = submit_code(&http, &instance, &csrf, other_than(&fresh), false).await;
         assert_eq!(wrong.status(), 401);
     }
+    let fifth = submit_code(&http, &instance, &csrf, other_than(&fresh), false).await;
+    assert_eq!(fifth.status(), 401);
+    assert!(fifth.text().await.unwrap().contains("sign in again"));
     let exhausted = submit_code(&http, &instance, &csrf, &fresh, false).await;
-    assert_eq!(exhausted.status(), 401, "void after 5 tries");
+    assert_eq!(exhausted.url().path(), "/signin", "void after 5 tries");
+    assert_eq!(inbox_path(&http, &instance).await, "/signin");
 
     // A voice call instead: a new code by phone call.
     instance.clock.advance(15 * 60);
@@ -178,9 +198,16 @@ async fn a_stolen_pending_sign_in_without_the_code_opens_nothing() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
+    let (signin_cookie, csrf) = super::harness::signin_csrf(&instance).await;
     let reply = raw
         .post(instance.url("/signin"))
-        .form(&[("email", ADA), ("password", PASSWORD), ("next", "/inbox")])
+        .header("cookie", signin_cookie)
+        .form(&[
+            ("email", ADA),
+            ("password", PASSWORD),
+            ("next", "/inbox"),
+            ("csrf", &csrf),
+        ])
         .send()
         .await
         .unwrap();
@@ -340,7 +367,8 @@ async fn a_remembered_device_skips_the_step_for_thirty_days() {
     let done = submit_code(&http, &instance, &csrf_in(&page), &code, true).await;
     assert_eq!(done.url().path(), "/inbox");
 
-    // The same browser signs in again: straight to the inbox.
+    // The same browser signs out and in again: straight to the inbox.
+    sign_out(&http, &instance).await;
     let again = password_step(&http, &instance).await;
     assert_eq!(again.url().path(), "/inbox", "remembered");
     // Another browser is still asked.
@@ -360,14 +388,10 @@ async fn a_remembered_device_skips_the_step_for_thirty_days() {
     let page = password_step(&http, &instance).await.text().await.unwrap();
     let code = latest_code(&instance, Some(TEST_PHONE)).await;
     submit_code(&http, &instance, &csrf_in(&page), &code, true).await;
+    sign_out(&http, &instance).await;
     assert_eq!(password_step(&http, &instance).await.url().path(), "/inbox");
     set_password(&instance, ADA, "Another-Pass-55").await;
-    let after = http
-        .post(instance.url("/signin"))
-        .form(&[("email", ADA), ("password", "Another-Pass-55"), ("next", "/inbox")])
-        .send()
-        .await
-        .unwrap();
+    let after = super::harness::post_signin(&http, &instance, ADA, "Another-Pass-55", "/inbox").await;
     assert_eq!(after.url().path(), "/signin/verify");
 }
 

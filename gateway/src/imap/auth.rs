@@ -1,5 +1,7 @@
 //! STARTTLS (RFC 3501 §6.2.1), LOGIN and AUTHENTICATE PLAIN (RFC 4616) with the
-//! store's mail-client check (app passwords; throttling and lockout included).
+//! store's mail-client check (app passwords; throttling and lockout included),
+//! and the re-check of that credential before each command of a signed-in
+//! session (a revoked app password, a new password or a lockout ends it).
 //! No sign-in before TLS: the plain port says LOGINDISABLED.
 
 use base64::Engine as _;
@@ -7,6 +9,10 @@ use imap_codec::imap_types::auth::AuthMechanism;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::session::{Flow, Session, State};
+
+/// What a session hears when the credential it signed in with stops holding.
+pub(crate) const CREDENTIAL_GONE: &str =
+    "* BYE Signed out: the app password was revoked, the password changed or the account locked";
 
 impl Session {
     pub(crate) fn starttls(&mut self, tag: &str) -> Flow {
@@ -24,9 +30,10 @@ impl Session {
             return;
         }
         let client = format!("imap:{}", self.peer.ip());
-        match self.server.store.check_mail_client(username, password, &client).await {
-            Ok(user) => {
+        match self.server.store.sign_in_mail_client(username, password, &client).await {
+            Ok((user, credential)) => {
                 self.state = State::Authenticated(user);
+                self.credential = Some(credential);
                 let caps = self.capabilities();
                 self.tagged(tag, "OK", &format!("[CAPABILITY {caps}] Signed in"));
             }
@@ -40,17 +47,34 @@ impl Session {
                     "[AUTHENTICATIONFAILED] Wrong address or app password (create one in the portal under Account)",
                 );
             }
+            // The same for addresses with and without an account.
             Err(store::Error::Locked) => {
                 self.tagged(
                     tag,
                     "NO",
-                    "[AUTHENTICATIONFAILED] Account locked; reset the password in the portal",
+                    "[AUTHENTICATIONFAILED] Sign-in for this address is paused after too many failures; try again later",
                 );
             }
             Err(store::Error::PasswordExpired(_)) => {
                 self.tagged(tag, "NO", "[EXPIRED] Password expired; set a new one in the portal");
             }
             Err(error) => self.store_failed(tag, &error),
+        }
+    }
+
+    /// Does the credential this session signed in with still hold (the app
+    /// password not revoked, the password not changed, the account not
+    /// locked)? Not signed in: yes. A store failure: no (fail closed).
+    pub(crate) async fn credential_live(&self) -> bool {
+        let (Some(user), Some(credential)) = (self.user(), &self.credential) else {
+            return true;
+        };
+        match self.server.store.mail_credential_live(user, credential).await {
+            Ok(live) => live,
+            Err(error) => {
+                tracing::warn!(%error, peer = %self.peer, "imap: could not re-check the credential");
+                false
+            }
         }
     }
 

@@ -1,5 +1,7 @@
 //! IDLE (RFC 2177): wait for the store to say mail changed (a message sealed,
-//! read in the portal or destroyed), report it, until the client says DONE.
+//! read in the portal or destroyed), report it, until the client says DONE. A
+//! revoked app password, a new password or a lockout signals too, and ends an
+//! idling session whose credential no longer holds.
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -38,6 +40,11 @@ impl Session {
                         return Ok(Flow::Close);
                     }
                     changes.mark_unchanged();
+                    // Revoking a credential signals too: end the session then.
+                    if !self.credential_live().await {
+                        self.line(super::auth::CREDENTIAL_GONE);
+                        return Ok(Flow::Close);
+                    }
                     if matches!(self.state, State::Selected(..)) {
                         self.refresh(true).await;
                         self.flush(io).await?;

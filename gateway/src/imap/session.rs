@@ -59,6 +59,8 @@ pub struct Session {
     /// A client not signed in by then is disconnected (`login_timeout` after it
     /// connected; NOOP or CAPABILITY do not extend it).
     login_deadline: tokio::time::Instant,
+    /// What the client signed in with; checked again before each command.
+    pub(crate) credential: Option<store::accounts::app_passwords::MailCredential>,
 }
 
 impl Session {
@@ -72,6 +74,7 @@ impl Session {
             input: Input::default(),
             out: Vec::new(),
             login_deadline,
+            credential: None,
         }
     }
 
@@ -183,6 +186,11 @@ impl Session {
     ) -> std::io::Result<Flow> {
         let tag = command.tag.as_ref().to_owned();
         let name = command.body.name();
+        if !self.credential_live().await {
+            self.line(super::auth::CREDENTIAL_GONE);
+            self.state = State::Logout;
+            return Ok(Flow::Close);
+        }
         let authenticated = self.user().is_some();
         let selected = matches!(self.state, State::Selected(..));
         let flow = match command.body {

@@ -1,5 +1,7 @@
 //! Signing in and out, and setting a password from an emailed link.
 
+use std::fmt::Write as _;
+
 use askama::Template;
 use axum::Form;
 use axum::extract::{Path, Query, State};
@@ -19,7 +21,9 @@ struct SigninPage {
     nav: Option<super::Nav>,
     email: String,
     next: String,
-    error: Option<&'static str>,
+    /// Bound to the pre-session cookie (login CSRF).
+    csrf: String,
+    error: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -34,6 +38,7 @@ pub struct SigninForm {
     email: String,
     password: String,
     next: String,
+    csrf: String,
 }
 
 /// Where to go after signing in: `next` if it stays on this site, else the inbox.
@@ -46,21 +51,44 @@ pub(super) fn signed_in(token: &str, to: &str) -> Response {
     ([(header::SET_COOKIE, session::session_cookie(token))], Redirect::to(to)).into_response()
 }
 
+/// The sign-in page, with the pre-session cookie its form's CSRF token is
+/// bound to (the browser's own, or a new one).
+pub(super) fn signin_page(
+    headers: &HeaderMap,
+    status: StatusCode,
+    email: String,
+    next: &str,
+    error: Option<String>,
+) -> Result<Response, Error> {
+    let token = session::signin_token(headers).unwrap_or_else(store::accounts::new_token);
+    let page = SigninPage {
+        nav: None,
+        email,
+        next: session::safe_next(next).unwrap_or_default().to_owned(),
+        csrf: session::signin_csrf(&token),
+        error,
+    };
+    let mut response = html(status, &page)?;
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, session::signin_cookie(&token));
+    Ok(response)
+}
+
+/// What the sign-in page says when sign-in is paused for an address. The same
+/// whether or not an account has it.
+pub(super) const LOCKED: &str = "Sign-in for this address is locked after too many failed attempts: for 15 minutes at first, longer if it happens again. Please try again later, or use \u{201c}Forgot your password?\u{201d} below to set a new password and unlock it now.";
+
 /// `GET /signin?next=/m/…`
-pub async fn signin_form(viewer: Option<Viewer>, Query(query): Query<NextQuery>) -> Result<Response, Error> {
+pub async fn signin_form(
+    viewer: Option<Viewer>,
+    headers: HeaderMap,
+    Query(query): Query<NextQuery>,
+) -> Result<Response, Error> {
     if viewer.is_some() {
         return Ok(Redirect::to(after_signin(&query.next)).into_response());
     }
-    let next = session::safe_next(&query.next).unwrap_or_default().to_owned();
-    html(
-        StatusCode::OK,
-        &SigninPage {
-            nav: None,
-            email: String::new(),
-            next,
-            error: None,
-        },
-    )
+    signin_page(&headers, StatusCode::OK, String::new(), &query.next, None)
 }
 
 /// `POST /signin`: opens a session and goes on to `next`.
@@ -70,6 +98,17 @@ pub async fn signin(
     headers: HeaderMap,
     Form(form): Form<SigninForm>,
 ) -> Result<Response, Error> {
+    let genuine = session::signin_token(&headers)
+        .is_some_and(|token| session::same_token(&session::signin_csrf(&token), &form.csrf));
+    if !genuine {
+        return signin_page(
+            &headers,
+            StatusCode::FORBIDDEN,
+            form.email,
+            &form.next,
+            Some("This sign-in form has expired or did not come from this site. Please sign in again.".into()),
+        );
+    }
     let device = super::two_step::device_cookie(&headers);
     match state
         .store
@@ -89,24 +128,28 @@ pub async fn signin(
         }
         Err(error @ (store::Error::AuthFailed | store::Error::Locked | store::Error::Throttled)) => {
             let (status, message) = match error {
-                store::Error::Locked => (
-                    StatusCode::FORBIDDEN,
-                    "Your account is locked after too many failed sign-ins. Use \u{201c}Forgot your password?\u{201d} below to set a new password and unlock it.",
-                ),
+                store::Error::Locked => (StatusCode::FORBIDDEN, LOCKED.to_owned()),
                 store::Error::Throttled => (
                     StatusCode::TOO_MANY_REQUESTS,
-                    "Too many failed sign-ins from your network. Please wait 15 minutes and try again.",
+                    "Too many failed sign-ins from your network. Please wait 15 minutes and try again.".to_owned(),
                 ),
-                _ => (StatusCode::UNAUTHORIZED, "Wrong email address or password."),
+                _ => {
+                    let mut message = "Wrong email address or password.".to_owned();
+                    if let Some((left, minutes)) = state.store.sign_in_warning(form.email.trim()).await? {
+                        let tries = if left == 1 {
+                            "One more failed try"
+                        } else {
+                            "Two more failed tries"
+                        };
+                        let _ = write!(
+                            message,
+                            " {tries} will lock sign-in for this address for {minutes} minutes."
+                        );
+                    }
+                    (StatusCode::UNAUTHORIZED, message)
+                }
             };
-            let next = session::safe_next(&form.next).unwrap_or_default().to_owned();
-            let page = SigninPage {
-                nav: None,
-                email: form.email,
-                next,
-                error: Some(message),
-            };
-            html(status, &page)
+            signin_page(&headers, status, form.email, &form.next, Some(message))
         }
         Err(error) => Err(error.into()),
     }
@@ -211,6 +254,23 @@ pub async fn set_password(
         .await
     {
         Ok(done) => done,
+        // Too many wrong codes voided the link (or it ran out meanwhile).
+        Err(store::Error::TokenExpired) => {
+            return Err(Error::BadRequest(
+                "This link has expired or was given too many wrong codes. Please ask for a new one under \u{201c}Forgot your password?\u{201d}.".into(),
+            ));
+        }
+        Err(error @ (store::Error::Locked | store::Error::Throttled)) => {
+            let problem = if matches!(error, store::Error::Locked) {
+                "Too many wrong codes: the code step is locked for a while. Please try again later."
+            } else {
+                "Too many failed attempts from your network. Please wait 15 minutes and try again."
+            };
+            return html(
+                StatusCode::TOO_MANY_REQUESTS,
+                &password_page(&state, token, Some(problem.to_owned())).await?,
+            );
+        }
         Err(store::Error::Invalid(problem)) => {
             return html(
                 StatusCode::BAD_REQUEST,
@@ -294,6 +354,8 @@ pub struct ChangePasswordForm {
     password: String,
     confirm: String,
     csrf: String,
+    /// `on` when the person also revokes their app passwords.
+    revoke_app_passwords: String,
 }
 
 /// `GET /account/password`
@@ -308,7 +370,8 @@ pub async fn change_password_form(viewer: Viewer) -> Result<Response, Error> {
     )
 }
 
-/// `POST /account/password`: current password, then the new one twice.
+/// `POST /account/password`: current password, then the new one twice. Every
+/// other session of the person ends; their app passwords too if they tick it.
 pub async fn change_password(
     State(state): State<AppState>,
     Client(client): Client,
@@ -331,7 +394,14 @@ pub async fn change_password(
     }
     match state
         .store
-        .change_password(&viewer.user, &form.current, &form.password, &client)
+        .change_password(
+            &viewer.user,
+            &form.current,
+            &form.password,
+            &viewer.token,
+            !form.revoke_app_passwords.is_empty(),
+            &client,
+        )
         .await
     {
         Ok(()) => html(

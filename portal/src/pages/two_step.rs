@@ -3,8 +3,9 @@
 //! account page where a signed-in person changes their method.
 //!
 //! Between the password and the code the browser holds only a pending-sign-in
-//! cookie: it opens no session, lasts 10 minutes and is spent by the code. Its
-//! forms carry a CSRF token derived from it, like signed-in forms.
+//! cookie: it opens no session, lasts 10 minutes and is spent by the code; five
+//! wrong codes void it (the person starts over from the password). Its forms
+//! carry a CSRF token derived from it, like signed-in forms.
 
 use askama::Template;
 use axum::Form;
@@ -207,6 +208,32 @@ pub async fn submit(
                     .into(),
             );
             html(StatusCode::UNAUTHORIZED, &page)
+        }
+        // Too many wrong codes voided the pending sign-in, or sign-in is paused
+        // or throttled: back to the password, saying why.
+        Err(
+            error @ (store::Error::TokenExpired
+            | store::Error::TokenUsed
+            | store::Error::TokenInvalid
+            | store::Error::Locked
+            | store::Error::Throttled),
+        ) => {
+            let (status, message) = match error {
+                store::Error::Locked => (StatusCode::FORBIDDEN, super::account::LOCKED.to_owned()),
+                store::Error::Throttled => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many failed sign-ins from your network. Please wait 15 minutes and try again.".to_owned(),
+                ),
+                _ => (
+                    StatusCode::UNAUTHORIZED,
+                    "Too many wrong codes: please sign in again with your password.".to_owned(),
+                ),
+            };
+            let mut response = super::account::signin_page(&headers, status, user.email, &form.next, Some(message))?;
+            response
+                .headers_mut()
+                .append(header::SET_COOKIE, set_cookie(PENDING, "", 0));
+            Ok(response)
         }
         Err(error) => Err(error.into()),
     }

@@ -6,6 +6,7 @@
 use sqlx::Row;
 
 use super::User;
+use super::lockout::Scope;
 use crate::audit::AuditEvent;
 use crate::crypto::{random_bytes, sha256};
 use crate::{Error, Result, Store};
@@ -117,6 +118,8 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(Error::NotFound);
         }
+        // Mail sessions (IMAP IDLE) look again at their credential.
+        self.signal_mail();
         self.audit(AuditEvent {
             actor: &format!("user:{}", user.id),
             action: "app_password.revoke",
@@ -130,16 +133,33 @@ impl Store {
     /// else, only for a user without two-step verification, the account
     /// password (with its lockout and throttling).
     pub async fn check_mail_client(&self, email: &str, password: &str, client: &str) -> Result<User> {
+        Ok(self.sign_in_mail_client(email, password, client).await?.0)
+    }
+
+    /// [`Store::check_mail_client`], also saying which credential was used, so a
+    /// long session (IMAP) can check it still holds before each command.
+    ///
+    /// Unknown addresses, wrong app passwords and account passwords of two-step
+    /// users all run the same argon2 check (on a dummy hash where there is
+    /// nothing to check), count against the same lockout and get the same
+    /// answer, so neither the answer nor its timing tells whether an account exists.
+    pub async fn sign_in_mail_client(
+        &self,
+        email: &str,
+        password: &str,
+        client: &str,
+    ) -> Result<(User, MailCredential)> {
         self.refuse_if_throttled(client).await?;
-        if let Some(user) = self.user_by_email(email).await? {
-            let row = sqlx::query(
-                "SELECT a.id FROM app_passwords a JOIN users u ON u.id = a.user_id
-                 WHERE a.user_id = $1 AND a.hash = $2 AND a.revoked_at IS NULL AND u.locked_at IS NULL",
-            )
-            .bind(user.id.0)
-            .bind(digest(password))
-            .fetch_optional(&self.db)
-            .await?;
+        let user = self.user_by_email(email).await?;
+        if let Some(user) = &user
+            && self.locked_until(&Scope::password_of(user.id)).await?.is_none()
+        {
+            let row =
+                sqlx::query("SELECT id FROM app_passwords WHERE user_id = $1 AND hash = $2 AND revoked_at IS NULL")
+                    .bind(user.id.0)
+                    .bind(digest(password))
+                    .fetch_optional(&self.db)
+                    .await?;
             if let Some(row) = row {
                 let id: i64 = row.try_get("id")?;
                 sqlx::query("UPDATE app_passwords SET last_used_at = $1 WHERE id = $2")
@@ -147,6 +167,7 @@ impl Store {
                     .bind(id)
                     .execute(&self.db)
                     .await?;
+                self.clear_failures(&Scope::password_of(user.id)).await?;
                 self.audit(AuditEvent {
                     actor: &format!("user:{}", user.id),
                     action: "signin.app_password",
@@ -154,27 +175,57 @@ impl Store {
                     client,
                 })
                 .await?;
-                return Ok(user);
+                return Ok((user.clone(), MailCredential::AppPassword(id)));
             }
         }
         // With two-step verification on, the account password alone is not
         // enough: mail apps use app passwords.
-        if let Some(user) = self.user_by_email(email).await?
-            && self.two_step(user.id).await?.on
-        {
-            self.throttle
-                .failed(client, self.now(), self.policy.client_failure_window);
-            self.audit(AuditEvent {
-                actor: &format!("user:{}", user.id),
-                action: "signin.failure",
-                object: "account_password_needs_app_password",
-                client,
-            })
+        let password_allowed = match &user {
+            Some(user) => !self.two_step(user.id).await?.on,
+            None => true,
+        };
+        let user = self
+            .check_account_password(email, password, client, password_allowed)
             .await?;
-            return Err(Error::AuthFailed);
-        }
-        self.check_account_password(email, password, client).await
+        let changed_at = self.password_changed_at(&user).await?;
+        Ok((user, MailCredential::AccountPassword { changed_at }))
     }
+
+    /// Does a mail client's credential still hold: the app password not
+    /// revoked, the account password not changed, and the account not locked?
+    pub async fn mail_credential_live(&self, user: &User, credential: &MailCredential) -> Result<bool> {
+        if self.locked_until(&Scope::password_of(user.id)).await?.is_some() {
+            return Ok(false);
+        }
+        Ok(match credential {
+            MailCredential::AppPassword(id) => {
+                sqlx::query("SELECT 1 AS x FROM app_passwords WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL")
+                    .bind(id)
+                    .bind(user.id.0)
+                    .fetch_optional(&self.db)
+                    .await?
+                    .is_some()
+            }
+            MailCredential::AccountPassword { changed_at } => self.password_changed_at(user).await? == *changed_at,
+        })
+    }
+
+    async fn password_changed_at(&self, user: &User) -> Result<Option<i64>> {
+        Ok(sqlx::query("SELECT password_changed_at FROM users WHERE id = $1")
+            .bind(user.id.0)
+            .fetch_one(&self.db)
+            .await?
+            .try_get("password_changed_at")?)
+    }
+}
+
+/// What a mail client signed in with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailCredential {
+    /// The app password with this id.
+    AppPassword(i64),
+    /// The account password, as it was when it was last changed.
+    AccountPassword { changed_at: Option<i64> },
 }
 
 #[cfg(test)]

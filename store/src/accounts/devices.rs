@@ -3,14 +3,17 @@
 //! phone step of a password reset.
 //!
 //! A pending sign-in token (256 bits, hashed, 10 minutes, spent by the second
-//! step) only lets its holder finish the second step: it opens no session. A
+//! step, void after 5 wrong codes) only lets its holder finish the second
+//! step: it opens no session. Every second-step attempt checks the client
+//! throttle and the account's lockouts first ([`super::lockout`]). A
 //! remembered-device token (256 bits, hashed, per user) skips the second step
 //! until it expires or the password changes.
 
 use sqlx::Row;
 
+use super::lockout::{SECOND_STEP_FAILURE_LIMIT, Scope, TOKEN_CODE_ATTEMPTS};
 use super::two_step::{CodePurpose, Method};
-use super::{Session, TokenPurpose, User, new_token};
+use super::{Session, TokenGrant, TokenPurpose, User, new_token};
 use crate::audit::AuditEvent;
 use crate::crypto::sha256;
 use crate::ids::MessageId;
@@ -79,6 +82,10 @@ impl Store {
     /// user's method, or, for a user who has none yet, the code that sets one
     /// up (`method` says which). Returns the session and, when asked to
     /// remember this device, the device token for its cookie.
+    ///
+    /// Refused while the client is throttled or the account locked; a few wrong
+    /// codes void the pending sign-in ([`Error::TokenExpired`]: start over
+    /// from the password).
     pub async fn finish_sign_in(
         &self,
         pending: &str,
@@ -87,18 +94,22 @@ impl Store {
         remember: bool,
         client: &str,
     ) -> Result<(Session, Option<String>)> {
+        self.refuse_if_throttled(client).await?;
         let grant = self.check_token(pending, TokenPurpose::PendingSignIn).await?;
         let user = self.user(grant.user_id).await?;
-        match self.two_step(user.id).await?.method {
+        self.refuse_if_locked(&user, true, client).await?;
+        self.reserve_code_attempt(&grant).await?;
+        let outcome = match self.two_step(user.id).await?.method {
             Some(set_up) => {
                 self.verify_second_step(&user, set_up, CodePurpose::SignIn, code, client)
-                    .await?;
+                    .await
             }
             None => match method {
-                Method::Phone => self.confirm_phone(&user, code, client).await?,
-                Method::Totp => self.confirm_totp(&user, code, client).await?,
+                Method::Phone => self.confirm_phone(&user, code, client).await,
+                Method::Totp => self.confirm_totp(&user, code, client).await,
             },
-        }
+        };
+        self.second_step_outcome(&grant, &user, outcome, client).await?;
         let mut tx = self.write_tx().await?;
         self.spend_token(&mut tx, &grant).await?;
         tx.commit().await?;
@@ -108,6 +119,83 @@ impl Store {
             None
         };
         Ok((self.open_session(user).await?, device))
+    }
+
+    /// Refuses (and audits) a second step while the user's second step is
+    /// locked after wrong codes, or (`password_too`) their password is.
+    async fn refuse_if_locked(&self, user: &User, password_too: bool, client: &str) -> Result<()> {
+        let mut locked = self.locked_until(&Scope::second_step(user.id)).await?.is_some();
+        if password_too && !locked {
+            locked = self.locked_until(&Scope::password_of(user.id)).await?.is_some();
+        }
+        if !locked {
+            return Ok(());
+        }
+        self.audit(AuditEvent {
+            actor: &format!("user:{}", user.id),
+            action: "signin.locked",
+            object: "second_step",
+            client,
+        })
+        .await?;
+        Err(Error::Locked)
+    }
+
+    /// Takes one of the few code attempts a pending sign-in or set-password
+    /// link allows, before the code is checked (so parallel guesses can't
+    /// exceed them). None left: the token is void.
+    async fn reserve_code_attempt(&self, grant: &TokenGrant) -> Result<()> {
+        let taken = sqlx::query(
+            "UPDATE tokens SET attempts = attempts + 1 WHERE hash = $1 AND used_at IS NULL AND attempts < $2",
+        )
+        .bind(&grant.hash)
+        .bind(TOKEN_CODE_ATTEMPTS)
+        .execute(&self.db)
+        .await?
+        .rows_affected();
+        if taken == 1 { Ok(()) } else { Err(Error::TokenExpired) }
+    }
+
+    /// After a second-step code: a right one clears the user's second-step
+    /// failures; a wrong one counts against them (enough in a row lock the
+    /// second step) and, once the token's attempts are used up, voids the
+    /// pending sign-in or link ([`Error::TokenExpired`]).
+    async fn second_step_outcome(
+        &self,
+        grant: &TokenGrant,
+        user: &User,
+        outcome: Result<()>,
+        client: &str,
+    ) -> Result<()> {
+        match outcome {
+            Ok(()) => self.clear_failures(&Scope::second_step(user.id)).await,
+            Err(Error::AuthFailed) => {
+                self.count_failure(&Scope::second_step(user.id), SECOND_STEP_FAILURE_LIMIT, client)
+                    .await?;
+                let void = sqlx::query(
+                    "UPDATE tokens SET used_at = $1 WHERE hash = $2 AND used_at IS NULL AND attempts >= $3",
+                )
+                .bind(self.now())
+                .bind(&grant.hash)
+                .bind(TOKEN_CODE_ATTEMPTS)
+                .execute(&self.db)
+                .await?
+                .rows_affected();
+                if void == 1 {
+                    self.audit(AuditEvent {
+                        actor: &format!("user:{}", user.id),
+                        action: "two_step.token_void",
+                        object: "",
+                        client,
+                    })
+                    .await?;
+                    Err(Error::TokenExpired)
+                } else {
+                    Err(Error::AuthFailed)
+                }
+            }
+            Err(other) => Err(other),
+        }
     }
 
     /// Remembers this device for the user for `remember_days`; returns the
@@ -169,7 +257,11 @@ impl Store {
 
     /// Sets a password from a set-password link. A user with two-step set up
     /// must give the code (a reset is "email link plus phone code"); the
-    /// password rules are checked before the code is spent. Then: the session,
+    /// password rules are checked before the code is spent. The code is a
+    /// second step like a sign-in's: refused while the client is throttled or
+    /// the second step locked, and a few wrong codes void the link
+    /// ([`Error::TokenExpired`]: ask for a new one). A lockout of the password
+    /// itself does not stop a reset: the reset is what lifts it. Then: the session,
     /// or, for a user who has yet to set two-step up, the second step.
     pub async fn set_password_checked(
         &self,
@@ -187,10 +279,13 @@ impl Store {
                 if code.trim().is_empty() {
                     return Err(Error::invalid("Please enter the code we sent you."));
                 }
-                match self
+                self.refuse_if_throttled(client).await?;
+                self.refuse_if_locked(&user, false, client).await?;
+                self.reserve_code_attempt(&grant).await?;
+                let outcome = self
                     .verify_second_step(&user, method, CodePurpose::Reset, code, client)
-                    .await
-                {
+                    .await;
+                match self.second_step_outcome(&grant, &user, outcome, client).await {
                     Err(Error::AuthFailed) => {
                         return Err(Error::invalid(
                             "That code is not right or has expired. Please try again or ask for a new code.",

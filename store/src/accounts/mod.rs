@@ -2,15 +2,18 @@
 //!
 //! Tokens (invitations, set-password links, sessions) carry 256 random bits, are
 //! stored only as SHA-256 hashes, serve one purpose, expire, and are single-use
-//! where they grant a step. Repeated failed sign-ins lock the account (until a
-//! password reset) and throttle the client address.
+//! where they grant a step. Repeated failed sign-ins pause sign-in for the
+//! address (for 15 minutes, doubling; a password reset lifts it at once) and
+//! throttle the client address.
 
 pub mod addin_keys;
 pub mod app_passwords;
 mod devices;
+pub mod lockout;
 pub mod manage;
 pub mod passkeys;
 pub mod passwords;
+pub mod phones;
 mod registration;
 pub mod relay_sources;
 pub mod saml;

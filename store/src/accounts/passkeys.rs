@@ -7,7 +7,9 @@
 //! A passkey proves possession of a device and (user verification) the person's
 //! PIN or biometric, so a passkey sign-in counts as two factors and is not
 //! blocked by a lockout that failed *password* guesses caused; failed passkey
-//! attempts count against the client's throttle like failed passwords.
+//! attempts count against the client's throttle like failed passwords, and a
+//! passkey is refused while wrong second-step codes have the account's second
+//! step locked (it is a second step too).
 
 use sqlx::Row;
 use webauthn_rs::Webauthn;
@@ -254,6 +256,15 @@ impl Store {
         let user = self.user(user_id).await.map_err(|e| fail(e.to_string()))?;
         if user.status != UserStatus::Active {
             return Err(fail("the account is not active".into()));
+        }
+        let scope = super::lockout::Scope::second_step(user_id);
+        if self
+            .locked_until(&scope)
+            .await
+            .map_err(|e| fail(e.to_string()))?
+            .is_some()
+        {
+            return Err(fail("the second step is locked after wrong codes".into()));
         }
         passkey.update_credential(&result);
         sqlx::query("UPDATE passkeys SET credential = $1, last_used_at = $2 WHERE id = $3")

@@ -4,6 +4,7 @@
 
 use sqlx::Row;
 
+use super::lockout::Scope;
 use super::{TokenGrant, TokenPurpose, User, UserStatus, passwords};
 use crate::audit::AuditEvent;
 use crate::crypto::sha256;
@@ -20,10 +21,11 @@ pub struct Session {
 impl Store {
     /// Checks an address and password (portal sign-in, SMTP AUTH). Every outcome
     /// is audited; a wrong address and a wrong password look the same to the
-    /// caller. Too many failures lock the account or throttle the client.
+    /// caller, in answer and in time. Too many failures pause sign-in for the
+    /// address (known or not) or throttle the client.
     pub async fn check_password(&self, email: &str, password: &str, client: &str) -> Result<User> {
         self.refuse_if_throttled(client).await?;
-        self.check_account_password(email, password, client).await
+        self.check_account_password(email, password, client, true).await
     }
 
     /// Refuses (and audits) a client address that has failed too often lately.
@@ -47,32 +49,53 @@ impl Store {
         Err(Error::Throttled)
     }
 
-    /// The account password itself, after the throttle: lockout, failure
-    /// counting and auditing.
-    pub(super) async fn check_account_password(&self, email: &str, password: &str, client: &str) -> Result<User> {
-        let policy = &self.policy;
-        let user = self.user_by_email(email).await?;
-        let (stored, locked): (Option<String>, bool) = match &user {
-            Some(user) => {
-                let row = sqlx::query("SELECT password_hash, locked_at FROM users WHERE id = $1")
-                    .bind(user.id.0)
-                    .fetch_one(&self.db)
-                    .await?;
-                (
-                    row.try_get("password_hash")?,
-                    row.try_get::<Option<i64>, _>("locked_at")?.is_some(),
-                )
-            }
-            None => (None, false),
-        };
+    /// Does `password` match `stored`? Always runs one argon2 verification (on a
+    /// dummy hash without `stored`), so every answer costs the same time.
+    pub(super) async fn verify_password(&self, password: &str, stored: Option<String>) -> bool {
+        self.password_checks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let password = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || passwords::verify(&password, stored.as_deref()))
+        tokio::task::spawn_blocking(move || passwords::verify(&password, stored.as_deref()))
             .await
-            .unwrap_or(false);
+            .unwrap_or(false)
+    }
+
+    /// How many password hashes this store has verified (dummy ones included):
+    /// every answer to a password, right, wrong or for no account, runs one.
+    pub fn password_checks(&self) -> u64 {
+        self.password_checks.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The account password itself, after the throttle: the address's lockout,
+    /// failure counting and auditing. Addresses without an account go through
+    /// the same steps (a dummy hash, their own failure count and lockout). With
+    /// `password_allowed` false (a mail app of a two-step user) the password is
+    /// checked against a dummy hash and fails.
+    pub(super) async fn check_account_password(
+        &self,
+        email: &str,
+        password: &str,
+        client: &str,
+        password_allowed: bool,
+    ) -> Result<User> {
+        let user = self.user_by_email(email).await?;
+        let scope = Scope::password(email, user.as_ref());
+        let locked = self.locked_until(&scope).await?.is_some();
+        let stored: Option<String> = match &user {
+            Some(user) if password_allowed => sqlx::query("SELECT password_hash FROM users WHERE id = $1")
+                .bind(user.id.0)
+                .fetch_one(&self.db)
+                .await?
+                .try_get("password_hash")?,
+            _ => None,
+        };
+        let ok = self.verify_password(password, stored).await;
+        let actor = user
+            .as_ref()
+            .map_or_else(|| "unknown".to_owned(), |user| format!("user:{}", user.id));
         match user {
-            Some(user) if locked => {
+            _ if locked => {
                 self.audit(AuditEvent {
-                    actor: &format!("user:{}", user.id),
+                    actor: &actor,
                     action: "signin.locked",
                     object: "",
                     client,
@@ -81,12 +104,9 @@ impl Store {
                 Err(Error::Locked)
             }
             Some(user) if ok && user.status == UserStatus::Active => {
-                sqlx::query("UPDATE users SET failed_logins = 0 WHERE id = $1")
-                    .bind(user.id.0)
-                    .execute(&self.db)
-                    .await?;
+                self.clear_failures(&scope).await?;
                 self.audit(AuditEvent {
-                    actor: &format!("user:{}", user.id),
+                    actor: &actor,
                     action: "signin.success",
                     object: "",
                     client,
@@ -94,42 +114,22 @@ impl Store {
                 .await?;
                 Ok(user)
             }
-            other => {
-                self.throttle.failed(client, self.now(), policy.client_failure_window);
-                let actor = match &other {
-                    Some(user) => format!("user:{}", user.id),
-                    None => "unknown".to_owned(),
-                };
+            _ => {
+                self.throttle
+                    .failed(client, self.now(), self.policy.client_failure_window);
                 self.audit(AuditEvent {
                     actor: &actor,
                     action: "signin.failure",
-                    object: "",
+                    object: if password_allowed {
+                        ""
+                    } else {
+                        "account_password_needs_app_password"
+                    },
                     client,
                 })
                 .await?;
-                if let Some(user) = other {
-                    let failures: i64 = sqlx::query(
-                        "UPDATE users SET failed_logins = failed_logins + 1 WHERE id = $1 RETURNING failed_logins",
-                    )
-                    .bind(user.id.0)
-                    .fetch_one(&self.db)
-                    .await?
-                    .try_get("failed_logins")?;
-                    if failures >= policy.max_failed_signins {
-                        sqlx::query("UPDATE users SET locked_at = $1 WHERE id = $2 AND locked_at IS NULL")
-                            .bind(self.now())
-                            .bind(user.id.0)
-                            .execute(&self.db)
-                            .await?;
-                        self.audit(AuditEvent {
-                            actor: "system",
-                            action: "account.lock",
-                            object: &format!("user:{}", user.id),
-                            client,
-                        })
-                        .await?;
-                    }
-                }
+                self.count_failure(&scope, self.policy.max_failed_signins, client)
+                    .await?;
                 Err(Error::AuthFailed)
             }
         }
@@ -179,7 +179,9 @@ impl Store {
     }
 
     /// Spends a set-password link and stores the new password in one
-    /// transaction, audits it, and returns the user as now stored.
+    /// transaction, audits it, and returns the user as now stored. Like any new
+    /// password from a link (a reset), it ends every session and every other
+    /// link of the user, revokes their app passwords, and lifts a lockout.
     pub(crate) async fn commit_link_password(
         &self,
         grant: &TokenGrant,
@@ -189,8 +191,9 @@ impl Store {
     ) -> Result<User> {
         let mut tx = self.write_tx().await?;
         self.spend_token(&mut tx, grant).await?;
-        self.store_password(&mut tx, user, hash).await?;
+        self.store_password(&mut tx, user, hash, None, true).await?;
         tx.commit().await?;
+        self.signal_mail();
         self.audit(AuditEvent {
             actor: &format!("user:{}", user.id),
             action: "password.set",
@@ -202,7 +205,17 @@ impl Store {
     }
 
     /// A signed-in user changes their password, proving the current one first.
-    pub async fn change_password(&self, user: &User, current: &str, new: &str, client: &str) -> Result<()> {
+    /// Every other session (`keep_session` is the one asking) and every unused
+    /// set-password link ends; with `revoke_app_passwords`, app passwords too.
+    pub async fn change_password(
+        &self,
+        user: &User,
+        current: &str,
+        new: &str,
+        keep_session: &str,
+        revoke_app_passwords: bool,
+        client: &str,
+    ) -> Result<()> {
         match self.check_password(&user.email, current, client).await {
             Ok(_) => {}
             Err(Error::AuthFailed) => return Err(Error::invalid("Your current password is not right.")),
@@ -210,12 +223,18 @@ impl Store {
         }
         let hash = self.new_password_hash(user, new).await?;
         let mut tx = self.write_tx().await?;
-        self.store_password(&mut tx, user, hash).await?;
+        self.store_password(&mut tx, user, hash, Some(keep_session), revoke_app_passwords)
+            .await?;
         tx.commit().await?;
+        self.signal_mail();
         self.audit(AuditEvent {
             actor: &format!("user:{}", user.id),
             action: "password.change",
-            object: "",
+            object: if revoke_app_passwords {
+                "app_passwords_revoked"
+            } else {
+                ""
+            },
             client,
         })
         .await
@@ -259,13 +278,18 @@ impl Store {
         hash
     }
 
-    /// Makes `hash` the user's password, keeps the old one in the history, and
-    /// clears failures and any lockout.
+    /// Makes `hash` the user's password and keeps the old one in the history.
+    /// Old credentials end with it: every session but `keep_session`, pending
+    /// sign-ins, unused set-password links and remembered devices, and with
+    /// `revoke_app_passwords` every app password. A lockout of the password is
+    /// lifted (a reset unlocks at once).
     pub(super) async fn store_password(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         user: &User,
         hash: String,
+        keep_session: Option<&str>,
+        revoke_app_passwords: bool,
     ) -> Result<()> {
         let now = self.now();
         sqlx::query(
@@ -293,10 +317,33 @@ impl Store {
         .bind(user.id.0)
         .execute(&mut **tx)
         .await?;
-        // A new password forgets every remembered device.
+        // A new password forgets every remembered device...
         sqlx::query("UPDATE remembered_devices SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
             .bind(now)
             .bind(user.id.0)
+            .execute(&mut **tx)
+            .await?;
+        // ...ends every other session, pending sign-in and set-password link...
+        let keep = keep_session.map_or_else(Vec::new, |token| sha256(token.as_bytes()));
+        sqlx::query(
+            "UPDATE tokens SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL AND hash <> $3
+             AND purpose IN ('session', 'pending_signin', 'set_password')",
+        )
+        .bind(now)
+        .bind(user.id.0)
+        .bind(keep)
+        .execute(&mut **tx)
+        .await?;
+        // ...and, when asked (always on a reset), every app password.
+        if revoke_app_passwords {
+            sqlx::query("UPDATE app_passwords SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(user.id.0)
+                .execute(&mut **tx)
+                .await?;
+        }
+        sqlx::query("DELETE FROM signin_locks WHERE scope = $1")
+            .bind(super::lockout::Scope::password_of(user.id).as_str())
             .execute(&mut **tx)
             .await?;
         Ok(())

@@ -1,6 +1,7 @@
-//! Per-client throttling of failed sign-ins, shared by every door (portal and
-//! SMTP AUTH): after `limit` failures from one address within `window` seconds,
-//! that address may not try again until the window has passed.
+//! Per-client throttling of failed sign-ins, shared by every door (portal, SMTP
+//! AUTH, IMAP LOGIN, the contacts API): after `limit` failures from one address
+//! within `window` seconds, that address may not try again on any door until the
+//! window has passed.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -12,9 +13,17 @@ pub struct ClientThrottle {
     windows: Mutex<HashMap<String, (i64, u32)>>,
 }
 
-/// The address part of an audit `client` string (`smtp:203.0.113.5` → `203.0.113.5`).
+/// The doors' prefixes on an audit `client` string.
+const DOORS: [&str; 3] = ["smtp:", "imap:", "api:"];
+
+/// The address part of an audit `client` string (`smtp:203.0.113.5` and
+/// `imap:203.0.113.5` → `203.0.113.5`; IPv6 addresses keep their colons), so
+/// every door spends one budget per client address.
 fn key(client: &str) -> &str {
-    client.strip_prefix("smtp:").unwrap_or(client)
+    DOORS
+        .iter()
+        .find_map(|door| client.strip_prefix(door))
+        .unwrap_or(client)
 }
 
 impl ClientThrottle {
@@ -57,5 +66,17 @@ mod tests {
         );
         assert!(!throttle.blocked("10.0.0.2", 130, 3, 60));
         assert!(!throttle.blocked("10.0.0.1", 161, 3, 60));
+    }
+
+    #[test]
+    fn every_door_spends_one_budget_per_address() {
+        let throttle = ClientThrottle::default();
+        throttle.failed("imap:2001:db8::1", 100, 60);
+        throttle.failed("smtp:2001:db8::1", 100, 60);
+        throttle.failed("2001:db8::1", 100, 60);
+        assert!(throttle.blocked("2001:db8::1", 100, 3, 60), "IMAP, SMTP and portal");
+        assert!(throttle.blocked("imap:2001:db8::1", 100, 3, 60));
+        assert!(!throttle.blocked("imap:2001:db8::2", 100, 3, 60));
+        assert_eq!(key("imap:10.0.0.1"), "10.0.0.1");
     }
 }

@@ -12,6 +12,7 @@ use sqlx::Row;
 use totp_rs::{Algorithm, Builder, Secret, Totp};
 
 use super::User;
+use super::phones::{international_digits, premium_rate};
 use crate::audit::AuditEvent;
 use crate::crypto::{random_bytes, sha256};
 use crate::ids::UserId;
@@ -24,8 +25,6 @@ pub const CODE_ATTEMPTS: i64 = 5;
 /// Codes one user may be sent per [`SEND_WINDOW`].
 const SEND_LIMIT: i64 = 5;
 const SEND_WINDOW: i64 = 15 * 60;
-/// Consecutive wrong authenticator codes that lock the account (until a reset).
-const TOTP_FAILURE_LIMIT: i64 = 10;
 
 /// The two-step rules from the configuration.
 #[derive(Debug, Clone)]
@@ -36,6 +35,13 @@ pub struct TwoStepPolicy {
     pub allow_disable: bool,
     /// Days a "remember this device" cookie skips the second step.
     pub remember_days: i64,
+    /// Codes any one number may be sent per hour, whoever asks (toll fraud).
+    pub codes_per_number_per_hour: i64,
+    /// Codes to numbers being set up (not yet proven) per hour, all users together.
+    pub enrol_codes_per_hour: i64,
+    /// International prefixes (digits of the number after `+`) never texted or
+    /// called, on top of [`super::phones::PREMIUM_PREFIXES`].
+    pub denied_prefixes: Vec<String>,
 }
 
 impl Default for TwoStepPolicy {
@@ -44,6 +50,9 @@ impl Default for TwoStepPolicy {
             required: true,
             allow_disable: true,
             remember_days: 30,
+            codes_per_number_per_hour: 10,
+            enrol_codes_per_hour: 100,
+            denied_prefixes: Vec::new(),
         }
     }
 }
@@ -201,7 +210,9 @@ impl Store {
 
     /// Sends a code by text or voice: to the registered phone, or while setting
     /// up (`CodePurpose::Enrol`) to `phone`. Earlier codes of the same purpose
-    /// become void. At most 5 codes per user per 15 minutes.
+    /// become void. Against toll fraud: never to a premium-rate number; at most
+    /// 5 codes per user per 15 minutes, `codes_per_number_per_hour` to any one
+    /// number, and `enrol_codes_per_hour` to new numbers in all.
     pub async fn send_code(
         &self,
         user: &User,
@@ -219,6 +230,14 @@ impl Store {
                 "Please enter a phone number we can reach you at, like +1 555 123 4567.",
             ));
         }
+        let two_step = &self.policy.two_step;
+        if premium_rate(&phone, &two_step.denied_prefixes) {
+            return Err(Error::invalid(
+                "We can't send codes to premium-rate numbers. Please enter a mobile or landline number, or use an authenticator app.",
+            ));
+        }
+        let destination =
+            international_digits(&phone).unwrap_or_else(|| phone.chars().filter(char::is_ascii_digit).collect());
         let now = self.now();
         let recent: i64 =
             sqlx::query("SELECT COUNT(*) AS n FROM two_step_codes WHERE user_id = $1 AND created_at > $2")
@@ -232,6 +251,35 @@ impl Store {
                 "We have sent you several codes already. Please wait 15 minutes before asking for another.",
             ));
         }
+        let to_number: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM two_step_codes WHERE destination = $1 AND created_at > $2")
+                .bind(&destination)
+                .bind(now - 3600)
+                .fetch_one(&self.db)
+                .await?
+                .try_get("n")?;
+        if to_number >= two_step.codes_per_number_per_hour {
+            return Err(Error::invalid(
+                "This number has been sent several codes in the last hour. Please wait an hour, or use an authenticator app.",
+            ));
+        }
+        if purpose == CodePurpose::Enrol {
+            let enrolling: i64 =
+                sqlx::query("SELECT COUNT(*) AS n FROM two_step_codes WHERE purpose = 'enrol' AND created_at > $1")
+                    .bind(now - 3600)
+                    .fetch_one(&self.db)
+                    .await?
+                    .try_get("n")?;
+            if enrolling >= two_step.enrol_codes_per_hour {
+                tracing::warn!(
+                    limit = two_step.enrol_codes_per_hour,
+                    "two-step: hourly cap on codes to new numbers reached"
+                );
+                return Err(Error::invalid(
+                    "We are sending many codes right now and have paused codes to new numbers. Please try again in an hour, or use an authenticator app.",
+                ));
+            }
+        }
         let code = new_code();
         let salt = random_bytes::<16>();
         let text = format!("Your Sealpost code is {code}. It expires in 10 minutes. Never share it.");
@@ -243,8 +291,8 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         sqlx::query(
-            "INSERT INTO two_step_codes (user_id, purpose, phone, salt, code_hash, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO two_step_codes (user_id, purpose, phone, salt, code_hash, created_at, expires_at, destination)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(user.id.0)
         .bind(purpose.as_str())
@@ -253,6 +301,7 @@ impl Store {
         .bind(code_hash(&salt, &code))
         .bind(now)
         .bind(now + CODE_TTL)
+        .bind(&destination)
         .execute(&mut *tx)
         .await?;
         self.queue_sms(&mut tx, user.id, &phone, channel, &text).await?;
@@ -365,7 +414,8 @@ impl Store {
     }
 
     /// Checks a code from the user's authenticator app; a step already used is
-    /// refused. Ten wrong codes in a row lock the account.
+    /// refused. (Wrong codes in a row pause the second step: see
+    /// [`crate::accounts::lockout`].)
     pub async fn verify_totp(&self, user: &User, code: &str, client: &str) -> Result<()> {
         let row = sqlx::query("SELECT totp_secret, totp_last_step FROM users WHERE id = $1")
             .bind(user.id.0)
@@ -394,31 +444,7 @@ impl Store {
             None => false,
         };
         self.two_step_outcome(user, "totp", fresh, client).await?;
-        if fresh {
-            return Ok(());
-        }
-        let failures: i64 = sqlx::query(
-            "UPDATE users SET two_step_failures = two_step_failures + 1 WHERE id = $1 RETURNING two_step_failures",
-        )
-        .bind(user.id.0)
-        .fetch_one(&self.db)
-        .await?
-        .try_get("two_step_failures")?;
-        if failures >= TOTP_FAILURE_LIMIT {
-            sqlx::query("UPDATE users SET locked_at = $1 WHERE id = $2 AND locked_at IS NULL")
-                .bind(self.now())
-                .bind(user.id.0)
-                .execute(&self.db)
-                .await?;
-            self.audit(AuditEvent {
-                actor: "system",
-                action: "account.lock",
-                object: &format!("user:{}", user.id),
-                client,
-            })
-            .await?;
-        }
-        Err(Error::AuthFailed)
+        if fresh { Ok(()) } else { Err(Error::AuthFailed) }
     }
 
     /// Checks a second step by the user's method: a phone code for `purpose`, or
