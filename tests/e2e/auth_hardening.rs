@@ -331,6 +331,7 @@ async fn a_new_password_ends_other_sessions_links_and_app_passwords() {
 
     // A reset from a link revokes them always, and ends every session.
     let thunderbird = store.create_app_password(&ada, "Thunderbird", "test").await.unwrap();
+    let addin_key = store.issue_addin_key(&ada, "test").await.unwrap();
     let link = store
         .issue_token(store::accounts::TokenPurpose::SetPassword, ada.id, None, 86_400)
         .await
@@ -339,6 +340,7 @@ async fn a_new_password_ends_other_sessions_links_and_app_passwords() {
     assert_eq!(inbox_path(&laptop, &instance).await, "/signin");
     assert!(store.check_mail_client(ADA, &thunderbird, "test").await.is_err());
     assert!(store.app_passwords(&ada).await.unwrap().is_empty());
+    assert!(store.addin_key_user(&addin_key).await.is_err(), "the add-in key went with them");
 }
 
 /// The sign-in page for `email`, with the address itself taken out.

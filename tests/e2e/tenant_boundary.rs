@@ -166,6 +166,8 @@ async fn another_practice_cannot_take_over_an_invited_recipient() {
 
     // A's User Manager tries to change the address and re-invite: not A's person.
     let (http, csrf) = ada_manages(&instance).await;
+    // Setting Ada's password from a link revoked her app passwords: a new one.
+    let ada_pw = app_password_of(&instance, ADA).await;
     let list = http
         .get(instance.url("/practice/users"))
         .send()

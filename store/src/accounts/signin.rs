@@ -281,7 +281,7 @@ impl Store {
     /// Makes `hash` the user's password and keeps the old one in the history.
     /// Old credentials end with it: every session but `keep_session`, pending
     /// sign-ins, unused set-password links and remembered devices, and with
-    /// `revoke_app_passwords` every app password. A lockout of the password is
+    /// `revoke_app_passwords` every app password and the add-in key. A lockout of the password is
     /// lifted (a reset unlocks at once).
     pub(super) async fn store_password(
         &self,
@@ -338,6 +338,11 @@ impl Store {
         if revoke_app_passwords {
             sqlx::query("UPDATE app_passwords SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
                 .bind(now)
+                .bind(user.id.0)
+                .execute(&mut **tx)
+                .await?;
+            // The add-in's contacts key was traded for a password: it goes with them.
+            sqlx::query("DELETE FROM addin_keys WHERE user_id = $1")
                 .bind(user.id.0)
                 .execute(&mut **tx)
                 .await?;
