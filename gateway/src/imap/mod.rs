@@ -10,6 +10,7 @@ mod fetch;
 mod framing;
 mod idle;
 mod message;
+mod outline;
 mod search;
 mod select;
 mod session;
@@ -64,6 +65,8 @@ pub struct ImapServer {
     pub(crate) config: ImapConfig,
     pub(crate) tls: TlsAcceptor,
     connections: Arc<Semaphore>,
+    /// MIME outlines of recently fetched messages, and the parse budget.
+    pub(crate) outlines: outline::Outlines,
 }
 
 impl std::fmt::Debug for ImapServer {
@@ -82,6 +85,7 @@ impl ImapServer {
             config,
             tls,
             connections,
+            outlines: outline::Outlines::default(),
         })
     }
 
