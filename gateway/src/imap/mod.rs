@@ -8,6 +8,8 @@
 mod auth;
 mod fetch;
 mod framing;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 mod idle;
 mod message;
 mod outline;
