@@ -225,22 +225,7 @@ impl Session {
                 }
             }
             // The whole message parsed only when a part is asked for, and only if small.
-            let wants_parts = items.iter().any(|i| match i {
-                MessageDataItemName::Body | MessageDataItemName::BodyStructure => true,
-                MessageDataItemName::BodyExt { section, .. } => matches!(
-                    section,
-                    Some(
-                        Section::Part(_)
-                            | Section::Mime(_)
-                            | Section::Header(Some(_))
-                            | Section::Text(Some(_))
-                            | Section::HeaderFields(Some(_), _)
-                            | Section::HeaderFieldsNot(Some(_), _)
-                    )
-                ),
-                _ => false,
-            });
-            let outline = if wants_parts && entry.size <= message::MAX_STRUCTURE {
+            let outline = if wants_parts(&items) && entry.size <= message::MAX_STRUCTURE {
                 match self.outline(&user, &entry, &client).await {
                     Ok(outline) => outline,
                     Err(error) => {
@@ -510,6 +495,25 @@ async fn stream_range<S: AsyncWrite + Unpin>(
         len -= take as u64;
     }
     Ok(())
+}
+
+/// Does any item need the message's MIME outline?
+fn wants_parts(items: &[MessageDataItemName<'_>]) -> bool {
+    items.iter().any(|i| match i {
+        MessageDataItemName::Body | MessageDataItemName::BodyStructure => true,
+        MessageDataItemName::BodyExt { section, .. } => matches!(
+            section,
+            Some(
+                Section::Part(_)
+                    | Section::Mime(_)
+                    | Section::Header(Some(_))
+                    | Section::Text(Some(_))
+                    | Section::HeaderFields(Some(_), _)
+                    | Section::HeaderFieldsNot(Some(_), _)
+            )
+        ),
+        _ => false,
+    })
 }
 
 /// Where a part section's octets are: a range of the original to stream,

@@ -179,7 +179,7 @@ mod tests {
             let mut input = Vec::new();
             for _ in 0..(next(&mut state) % 6) {
                 let piece = PIECES[usize::try_from(next(&mut state) % PIECES.len() as u64).unwrap()];
-                if next(&mut state) % 4 == 0 {
+                if next(&mut state).is_multiple_of(4) {
                     let cut = usize::try_from(next(&mut state) % (piece.len() as u64 + 1)).unwrap();
                     input.extend_from_slice(&piece[..cut]);
                 } else {

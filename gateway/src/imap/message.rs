@@ -318,7 +318,7 @@ mod tests {
     }
 
     /// 20,000 levels (the message that aborted the process) are walked on a
-    /// small thread stack; the structure stops at MAX_DEPTH with an opaque part.
+    /// small thread stack; the structure stops at `MAX_DEPTH` with an opaque part.
     #[test]
     fn deep_nesting_is_capped_not_recursed() {
         let mail = nested(20_000);
