@@ -40,10 +40,12 @@ pub async fn sanitize_html_bounded(html: String) -> SafeHtml {
     let Ok(permit) = SANITIZERS.acquire().await else {
         return SafeHtml::TooComplex;
     };
-    let work = tokio::task::spawn_blocking(move || sanitize_html(&html));
-    let result = tokio::time::timeout(SANITIZE_TIME, work).await;
-    drop(permit);
-    match result {
+    // The permit goes with the work: a run not waited for still counts.
+    let work = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        sanitize_html(&html)
+    });
+    match tokio::time::timeout(SANITIZE_TIME, work).await {
         Ok(Ok(clean)) => SafeHtml::Clean(clean),
         Ok(Err(error)) => {
             tracing::warn!(%error, "sanitising an HTML body failed");
