@@ -1,11 +1,113 @@
 //! Making untrusted message content safe to show or download: HTML bodies are
-//! sanitised, attachment names become RFC 6266 `Content-Disposition` values and
-//! risky content types are downgraded to `application/octet-stream`.
+//! sanitised (off the async workers, within size, depth and time limits),
+//! attachment names become RFC 6266 `Content-Disposition` values and risky
+//! content types are downgraded to `application/octet-stream`.
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
+use std::sync::LazyLock;
+use std::time::Duration;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use tokio::sync::Semaphore;
+
+/// Largest HTML body we sanitise for display.
+pub const MAX_HTML_BYTES: usize = 2 * 1024 * 1024;
+/// Deepest element nesting we sanitise: the sanitiser's cost grows with the
+/// square of the depth, and no real mail nests anywhere near this.
+pub const MAX_HTML_DEPTH: usize = 256;
+/// A sanitising run that takes longer than this is not waited for.
+const SANITIZE_TIME: Duration = Duration::from_secs(10);
+/// Sanitising runs at once, process-wide (each holds a blocking thread).
+static SANITIZERS: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(2));
+
+/// An HTML body made ready for the page.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SafeHtml {
+    /// Sanitised HTML (possibly empty).
+    Clean(String),
+    /// Too large, too deep or too slow to sanitise: the page says so instead.
+    TooComplex,
+}
+
+/// Sanitises `html` on a blocking thread, one of at most two at a time, after
+/// refusing bodies over [`MAX_HTML_BYTES`] or nested deeper than
+/// [`MAX_HTML_DEPTH`]; gives up waiting after ten seconds.
+pub async fn sanitize_html_bounded(html: String) -> SafeHtml {
+    if html.len() > MAX_HTML_BYTES || html_depth(&html) > MAX_HTML_DEPTH {
+        return SafeHtml::TooComplex;
+    }
+    let Ok(permit) = SANITIZERS.acquire().await else {
+        return SafeHtml::TooComplex;
+    };
+    // The permit goes with the work: a run not waited for still counts.
+    let work = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        sanitize_html(&html)
+    });
+    match tokio::time::timeout(SANITIZE_TIME, work).await {
+        Ok(Ok(clean)) => SafeHtml::Clean(clean),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "sanitising an HTML body failed");
+            SafeHtml::TooComplex
+        }
+        Err(_) => {
+            tracing::warn!("sanitising an HTML body took too long; not shown");
+            SafeHtml::TooComplex
+        }
+    }
+}
+
+/// Elements that never hold children, or whose end tag may be left out (a
+/// second one closes the first): neither deepens the tree when repeated.
+const FLAT: &[&str] = &[
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr", "p", "li",
+    "dt", "dd", "td", "th", "tr", "option", "optgroup", "thead", "tbody", "tfoot", "colgroup", "rb", "rt", "rp",
+];
+
+/// An upper estimate of how deep `html`'s elements nest, in one linear pass:
+/// each start tag opens a level and each end tag closes one.
+pub fn html_depth(html: &str) -> usize {
+    let bytes = html.as_bytes();
+    let (mut depth, mut deepest, mut at) = (0usize, 0usize, 0usize);
+    while let Some(offset) = bytes.get(at..).and_then(|rest| rest.iter().position(|&b| b == b'<')) {
+        at += offset + 1;
+        let rest = bytes.get(at..).unwrap_or_default();
+        if rest.starts_with(b"!--") {
+            let end = rest.windows(3).position(|w| w == b"-->").map_or(rest.len(), |e| e + 3);
+            at += end;
+            continue;
+        }
+        let closing = rest.first() == Some(&b'/');
+        let name_start = usize::from(closing);
+        let name_len = rest
+            .get(name_start..)
+            .unwrap_or_default()
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric())
+            .count();
+        if name_len == 0 || rest.get(name_start).is_some_and(|b| !b.is_ascii_alphabetic()) {
+            continue;
+        }
+        let name = html
+            .get(at + name_start..at + name_start + name_len)
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let end = rest.iter().position(|&b| b == b'>').unwrap_or(rest.len());
+        let self_closing = end > 0 && rest.get(end - 1) == Some(&b'/');
+        at += end;
+        if FLAT.contains(&name.as_str()) || self_closing {
+            continue;
+        }
+        if closing {
+            depth = depth.saturating_sub(1);
+        } else {
+            depth += 1;
+            deepest = deepest.max(depth);
+        }
+    }
+    deepest
+}
 
 /// Sanitises an HTML mail body for display inside our page: no scripts, styles,
 /// event handlers, forms, frames, images or non-web links; links open with
@@ -152,6 +254,36 @@ mod tests {
         assert!(clean.contains("<b>there</b>"));
         assert!(clean.contains(r#"href="https://example.com/""#));
         assert!(clean.contains("noopener noreferrer"));
+    }
+
+    #[test]
+    fn depth_is_estimated_in_one_pass() {
+        assert_eq!(html_depth("<p>a</p><p>b"), 0);
+        assert_eq!(html_depth("<div><div><b>x</b></div></div><div></div>"), 3);
+        assert_eq!(html_depth("<ul><li>a<li>b</ul><br/><img src=x><!-- <div><div> -->"), 1);
+        assert_eq!(html_depth("a < b and 1<2 </>"), 0);
+        let deep = "<div>".repeat(60_000);
+        assert_eq!(html_depth(&deep), 60_000);
+    }
+
+    /// The 60,000-deep body (660 KB) that stalled every listener for 27 s is
+    /// refused at once; an ordinary body is sanitised as before.
+    #[tokio::test]
+    async fn deep_or_huge_html_is_not_sanitised() {
+        let started = std::time::Instant::now();
+        let deep = format!(
+            "<html><body>{}x{}</body></html>",
+            "<div>".repeat(60_000),
+            "</div>".repeat(60_000)
+        );
+        assert_eq!(sanitize_html_bounded(deep).await, SafeHtml::TooComplex);
+        let huge = "<p>hello</p>".repeat(MAX_HTML_BYTES / 12 + 1);
+        assert_eq!(sanitize_html_bounded(huge).await, SafeHtml::TooComplex);
+        assert!(started.elapsed() < Duration::from_secs(2));
+        let fine = sanitize_html_bounded("<p onclick=\"x()\">Hi <b>there</b></p>".into()).await;
+        assert_eq!(fine, SafeHtml::Clean("<p>Hi <b>there</b></p>".into()));
+        let nested = format!("{}x{}", "<div>".repeat(200), "</div>".repeat(200));
+        assert!(matches!(sanitize_html_bounded(nested).await, SafeHtml::Clean(c) if c.contains('x')));
     }
 
     #[test]

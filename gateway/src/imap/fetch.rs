@@ -1,7 +1,9 @@
 //! FETCH and UID FETCH (RFC 3501 §6.4.5): flags, sizes and dates from the
-//! database; ENVELOPE, BODYSTRUCTURE and header sections from the decrypted
-//! header block; BODY[] / RFC822 / BODY[TEXT] streamed from the sealed original
-//! as a literal, in bounded memory. A body fetch without PEEK sets `\Seen`
+//! database; ENVELOPE and header sections from the decrypted header block;
+//! BODYSTRUCTURE from the message's cached outline; BODY[] / RFC822 /
+//! BODY[TEXT] / BODY[n] streamed from the sealed original as a literal, in
+//! bounded memory. The response goes out item by item, and one command names
+//! at most [`MAX_FETCH_ITEMS`] items. A body fetch without PEEK sets `\Seen`
 //! (the portal's read state) and is audited as a view.
 
 use bytes::Bytes;
@@ -9,13 +11,21 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use imap_codec::imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName, Section};
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
-use mail_parser::MessageParser;
+use std::sync::Arc;
+
 use store::mailbox::{Flags, MailEntry};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use super::message::{self, Piece};
+use super::message;
+use super::outline::{Outline, Piece};
 use super::select::flag_list;
 use super::session::{Session, State};
+
+/// Most data items one FETCH may name (a client needs a handful; each body
+/// item costs a pass over the sealed original).
+pub(crate) const MAX_FETCH_ITEMS: usize = 64;
+/// Response bytes held before they are written out.
+const OUT_HIGH_WATER: usize = 64 * 1024;
 
 /// Is `value` in the set, with `*` meaning `largest`?
 pub(crate) fn contains(set: &SequenceSet, value: u32, largest: u32) -> bool {
@@ -83,7 +93,17 @@ fn section_label(section: Option<&Section<'_>>) -> String {
 /// Content of one body item: in memory, or a range of the original to stream.
 enum Content {
     Bytes(Vec<u8>),
-    Stream { skip: u64, len: u64 },
+    Stream {
+        skip: u64,
+        len: u64,
+    },
+    /// Some header fields of the header block at this range of the original.
+    Fields {
+        skip: u64,
+        len: u64,
+        names: Vec<Vec<u8>>,
+        not: bool,
+    },
     Missing,
 }
 
@@ -95,8 +115,8 @@ struct Fetched<'a> {
     client: &'a str,
     /// The message's header block.
     header: &'a [u8],
-    /// The whole message, parsed, when a part was asked for and it is small.
-    parsed: Option<&'a mail_parser::Message<'a>>,
+    /// The message's outline, when a part was asked for and it is small.
+    outline: Option<&'a Outline>,
 }
 
 impl Session {
@@ -118,6 +138,14 @@ impl Session {
         };
         if uid && !items.contains(&MessageDataItemName::Uid) {
             items.insert(0, MessageDataItemName::Uid);
+        }
+        if items.len() > MAX_FETCH_ITEMS {
+            self.tagged(
+                tag,
+                "BAD",
+                &format!("[LIMIT] Too many FETCH data items (at most {MAX_FETCH_ITEMS})"),
+            );
+            return Ok(());
         }
         let State::Selected(user, selected) = &self.state else {
             return Ok(());
@@ -168,7 +196,10 @@ impl Session {
                         }
                     },
                     // Gone meanwhile (deleted by its sender, expired): skip it.
-                    Err(store::Error::NotFound) => continue,
+                    Err(store::Error::NotFound) => {
+                        self.server.outlines.forget(&entry.id);
+                        continue;
+                    }
                     Err(error) => {
                         self.store_failed(tag, &error);
                         return Ok(());
@@ -194,24 +225,9 @@ impl Session {
                 }
             }
             // The whole message parsed only when a part is asked for, and only if small.
-            let wants_parts = items.iter().any(|i| match i {
-                MessageDataItemName::Body | MessageDataItemName::BodyStructure => true,
-                MessageDataItemName::BodyExt { section, .. } => matches!(
-                    section,
-                    Some(
-                        Section::Part(_)
-                            | Section::Mime(_)
-                            | Section::Header(Some(_))
-                            | Section::Text(Some(_))
-                            | Section::HeaderFields(Some(_), _)
-                            | Section::HeaderFieldsNot(Some(_), _)
-                    )
-                ),
-                _ => false,
-            });
-            let whole = if wants_parts && entry.size <= message::MAX_STRUCTURE {
-                match self.read_whole(&user, &entry, &client).await {
-                    Ok(bytes) => Some(bytes),
+            let outline = if wants_parts(&items) && entry.size <= message::MAX_STRUCTURE {
+                match self.outline(&user, &entry, &client).await {
+                    Ok(outline) => outline,
                     Err(error) => {
                         self.store_failed(tag, &error);
                         return Ok(());
@@ -220,7 +236,6 @@ impl Session {
             } else {
                 None
             };
-            let parsed = whole.as_deref().and_then(|w| MessageParser::default().parse(w));
 
             self.out
                 .extend_from_slice(format!("* {} FETCH (", index + 1).as_bytes());
@@ -239,9 +254,12 @@ impl Session {
                     entry: &entry,
                     client: &client,
                     header: &header,
-                    parsed: parsed.as_ref(),
+                    outline: outline.as_deref(),
                 };
                 self.write_item(io, item, fetched).await?;
+                if self.out.len() > OUT_HIGH_WATER {
+                    self.flush(io).await?;
+                }
             }
             self.out.extend_from_slice(b")\r\n");
         }
@@ -262,7 +280,7 @@ impl Session {
             entry,
             client,
             header,
-            parsed,
+            outline,
         } = fetched;
         match item {
             MessageDataItemName::Uid => self.out.extend_from_slice(format!("UID {}", entry.uid).as_bytes()),
@@ -288,8 +306,8 @@ impl Session {
                     b"BODYSTRUCTURE "
                 };
                 self.out.extend_from_slice(name);
-                match &parsed {
-                    Some(p) => message::body_structure(&mut self.out, p),
+                match outline {
+                    Some(o) => self.out.extend_from_slice(&o.structure),
                     None => message::opaque_structure(&mut self.out, entry.size, header.len()),
                 }
             }
@@ -327,7 +345,7 @@ impl Session {
                         let names: Vec<Vec<u8>> = names.as_ref().iter().map(|n| n.as_ref().to_vec()).collect();
                         Content::Bytes(message::header_fields(header, &names, not))
                     }
-                    Some(other) => part_content(parsed, other),
+                    Some(other) => part_content(outline, other),
                 };
                 match partial {
                     Some((origin, _)) => self
@@ -347,18 +365,62 @@ impl Session {
         Ok(())
     }
 
-    async fn read_whole(
+    /// The message's outline: from the cache, or parsed now (on a blocking
+    /// thread, once the global parse budget has room). `None` if parsing failed.
+    async fn outline(
         &self,
         user: &store::accounts::User,
         entry: &MailEntry,
         client: &str,
+    ) -> store::Result<Option<Arc<Outline>>> {
+        let outlines = &self.server.outlines;
+        if let Some(outline) = outlines.get(&entry.id) {
+            return Ok(Some(outline));
+        }
+        let _permit = outlines.reserve(entry.size).await;
+        // Another session may have parsed it while this one waited.
+        if let Some(outline) = outlines.get(&entry.id) {
+            return Ok(Some(outline));
+        }
+        let whole = self.read_range(user, entry, client, 0, entry.size).await?;
+        match tokio::task::spawn_blocking(move || Outline::parse(&whole)).await {
+            Ok(outline) => {
+                let outline = Arc::new(outline);
+                outlines.insert(entry.id.clone(), Arc::clone(&outline));
+                Ok(Some(outline))
+            }
+            Err(error) => {
+                tracing::warn!(%error, peer = %self.peer, "imap: parsing a message's structure failed");
+                Ok(None)
+            }
+        }
+    }
+
+    /// `len` octets of the original from `skip` (fewer if it is shorter).
+    async fn read_range(
+        &self,
+        user: &store::accounts::User,
+        entry: &MailEntry,
+        client: &str,
+        mut skip: u64,
+        len: u64,
     ) -> store::Result<Vec<u8>> {
         let mut stream = self.server.store.open_original(user, &entry.id, client, false).await?;
-        let mut whole = Vec::with_capacity(usize::try_from(entry.size).unwrap_or(0));
-        while let Some(chunk) = stream.next().await {
-            whole.extend_from_slice(&chunk?);
+        let mut out = Vec::with_capacity(usize::try_from(len.min(entry.size)).unwrap_or(0));
+        let mut left = usize::try_from(len).unwrap_or(usize::MAX);
+        while left > 0 {
+            let Some(chunk) = stream.next().await else {
+                break;
+            };
+            let chunk = chunk?;
+            let drop = usize::try_from(skip.min(chunk.len() as u64)).unwrap_or(0);
+            skip -= drop as u64;
+            let data = &chunk[drop..];
+            let take = left.min(data.len());
+            out.extend_from_slice(&data[..take]);
+            left -= take;
         }
-        Ok(whole)
+        Ok(out)
     }
 
     /// Writes one body item's value: NIL, a literal from memory, or a literal
@@ -378,6 +440,18 @@ impl Session {
         };
         match content {
             Content::Missing => self.out.extend_from_slice(b"NIL"),
+            Content::Fields { skip, len, names, not } => {
+                let len = len.min(message::MAX_HEADER as u64);
+                let block = self
+                    .read_range(user, entry, client, skip, len)
+                    .await
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                let fields = message::header_fields(&block, &names, not);
+                let (from, len) = clip(0, fields.len() as u64);
+                let from = usize::try_from(from).unwrap_or(0);
+                let len = usize::try_from(len).unwrap_or(0);
+                super::string_literal(&mut self.out, &fields[from..from + len]);
+            }
             Content::Bytes(bytes) => {
                 let (from, len) = clip(0, bytes.len() as u64);
                 let from = usize::try_from(from).unwrap_or(0);
@@ -423,28 +497,56 @@ async fn stream_range<S: AsyncWrite + Unpin>(
     Ok(())
 }
 
-fn part_content(parsed: Option<&mail_parser::Message<'_>>, section: &Section<'_>) -> Content {
-    let Some(message) = parsed else {
+/// Does any item need the message's MIME outline?
+fn wants_parts(items: &[MessageDataItemName<'_>]) -> bool {
+    items.iter().any(|i| match i {
+        MessageDataItemName::Body | MessageDataItemName::BodyStructure => true,
+        MessageDataItemName::BodyExt { section, .. } => matches!(
+            section,
+            Some(
+                Section::Part(_)
+                    | Section::Mime(_)
+                    | Section::Header(Some(_))
+                    | Section::Text(Some(_))
+                    | Section::HeaderFields(Some(_), _)
+                    | Section::HeaderFieldsNot(Some(_), _)
+            )
+        ),
+        _ => false,
+    })
+}
+
+/// Where a part section's octets are: a range of the original to stream,
+/// empty if there is no such part, NIL if the message has no outline.
+fn part_content(outline: Option<&Outline>, section: &Section<'_>) -> Content {
+    let Some(outline) = outline else {
         return Content::Missing;
     };
-    let (path, piece): (&[std::num::NonZeroU32], Piece) = match section {
-        Section::Part(p) => (p.0.as_ref(), Piece::Body),
-        Section::Mime(p) => (p.0.as_ref(), Piece::Mime),
-        Section::Header(Some(p)) => (p.0.as_ref(), Piece::Header),
-        Section::Text(Some(p)) => (p.0.as_ref(), Piece::Text),
-        Section::HeaderFields(Some(p), names) | Section::HeaderFieldsNot(Some(p), names) => {
-            let path: Vec<u32> = p.0.as_ref().iter().map(|n| n.get()).collect();
-            let Some(block) = message::section(message, &path, Piece::Header) else {
-                return Content::Missing;
-            };
-            let names: Vec<Vec<u8>> = names.as_ref().iter().map(|n| n.as_ref().to_vec()).collect();
-            let not = matches!(section, Section::HeaderFieldsNot(..));
-            return Content::Bytes(message::header_fields(block, &names, not));
+    let (path, piece) = match section {
+        Section::Part(p) => (p, Piece::Body),
+        Section::Mime(p) => (p, Piece::Mime),
+        Section::Header(Some(p)) | Section::HeaderFields(Some(p), _) | Section::HeaderFieldsNot(Some(p), _) => {
+            (p, Piece::Header)
         }
+        Section::Text(Some(p)) => (p, Piece::Text),
         _ => return Content::Missing,
     };
-    let path: Vec<u32> = path.iter().map(|n| n.get()).collect();
-    message::section(message, &path, piece).map_or(Content::Bytes(Vec::new()), |b| Content::Bytes(b.to_vec()))
+    let path: Vec<u32> = path.0.as_ref().iter().map(|n| n.get()).collect();
+    let (skip, end) = match outline.section(&path, piece) {
+        None => return Content::Bytes(Vec::new()),
+        Some(None) => return Content::Missing,
+        Some(Some(range)) => range,
+    };
+    let len = end.saturating_sub(skip);
+    match section {
+        Section::HeaderFields(_, names) | Section::HeaderFieldsNot(_, names) => Content::Fields {
+            skip,
+            len,
+            names: names.as_ref().iter().map(|n| n.as_ref().to_vec()).collect(),
+            not: matches!(section, Section::HeaderFieldsNot(..)),
+        },
+        _ => Content::Stream { skip, len },
+    }
 }
 
 /// INTERNALDATE: `17-Jul-1996 02:44:25 +0000` (RFC 3501 §9 date-time).

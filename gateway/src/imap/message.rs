@@ -1,8 +1,9 @@
 //! What FETCH says about one message, computed from the decrypted original in
 //! bounded memory: the header block (ENVELOPE, BODY[HEADER...], RFC 3501
 //! §7.4.2), and for messages up to [`MAX_STRUCTURE`] octets the MIME structure
-//! (BODYSTRUCTURE, BODY[n]). Nothing here is kept: it is PHI, and lives only
-//! for the response being written.
+//! (BODYSTRUCTURE; its part ranges for BODY[n] are in [`super::outline`]).
+//! Walks are iterative and the structure is described [`MAX_DEPTH`] levels
+//! deep at most: nesting depth is the sender's choice.
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -16,6 +17,8 @@ pub const MAX_HEADER: usize = 256 * 1024;
 /// Messages up to this size are parsed whole for BODYSTRUCTURE and BODY[n];
 /// larger ones are described as one opaque part (BODY[] still streams).
 pub const MAX_STRUCTURE: u64 = 32 * 1024 * 1024;
+/// Parts nested deeper than this are described as one opaque part each.
+pub const MAX_DEPTH: usize = 64;
 
 /// Reads the header block (through the blank line) from a decrypted stream.
 pub async fn header_block(mut stream: BoxStream<'static, store::Result<Bytes>>) -> store::Result<Vec<u8>> {
@@ -36,7 +39,7 @@ pub async fn header_block(mut stream: BoxStream<'static, store::Result<Bytes>>) 
 }
 
 /// Where the first blank line ends (CRLF CRLF or LF LF).
-fn blank_line(data: &[u8]) -> Option<usize> {
+pub(crate) fn blank_line(data: &[u8]) -> Option<usize> {
     (0..data.len()).find_map(|i| {
         if data[i..].starts_with(b"\r\n\r\n") {
             Some(i + 4)
@@ -134,9 +137,25 @@ fn envelope_of(out: &mut Vec<u8>, message: &Message<'_>) {
     out.push(b')');
 }
 
-/// BODYSTRUCTURE / BODY (RFC 3501 §7.4.2), without extension data.
-pub fn body_structure(out: &mut Vec<u8>, message: &Message<'_>) {
-    part_structure(out, message, 0);
+/// One step of the BODYSTRUCTURE walk.
+enum Task<'a> {
+    /// Describe part `index` of a message, `depth` levels down.
+    Part(&'a Message<'a>, u32, usize),
+    /// Octets that close an open part.
+    Close(Vec<u8>),
+}
+
+/// BODYSTRUCTURE / BODY (RFC 3501 §7.4.2), without extension data. An explicit
+/// stack, not recursion: a message nested 20,000 multiparts deep must not
+/// overflow the thread's stack.
+pub fn body_structure<'a>(out: &mut Vec<u8>, message: &'a Message<'a>) {
+    let mut stack = vec![Task::Part(message, 0, 0)];
+    while let Some(task) = stack.pop() {
+        match task {
+            Task::Close(bytes) => out.extend_from_slice(&bytes),
+            Task::Part(message, index, depth) => part_structure(out, &mut stack, message, index, depth),
+        }
+    }
 }
 
 fn params(out: &mut Vec<u8>, part: &MessagePart<'_>) {
@@ -161,11 +180,27 @@ fn params(out: &mut Vec<u8>, part: &MessagePart<'_>) {
     out.push(b')');
 }
 
-fn part_structure(out: &mut Vec<u8>, message: &Message<'_>, index: u32) {
+fn part_structure<'a>(
+    out: &mut Vec<u8>,
+    stack: &mut Vec<Task<'a>>,
+    message: &'a Message<'a>,
+    index: u32,
+    depth: usize,
+) {
     let Some(part) = message.part(index) else {
         out.extend_from_slice(b"(\"text\" \"plain\" NIL NIL NIL \"7bit\" 0 0)");
         return;
     };
+    let raw = message.raw_message();
+    let origin = origin(message);
+    let body = raw
+        .get(part.offset_body.saturating_sub(origin) as usize..part.offset_end.saturating_sub(origin) as usize)
+        .unwrap_or_default();
+    let nests = matches!(part.body, PartType::Multipart(_) | PartType::Message(_));
+    if nests && depth >= MAX_DEPTH {
+        opaque_structure(out, body.len() as u64, 0);
+        return;
+    }
     let (ctype, subtype) = part
         .content_type()
         .map_or(("text".to_owned(), "plain".to_owned()), |c| {
@@ -176,18 +211,15 @@ fn part_structure(out: &mut Vec<u8>, message: &Message<'_>, index: u32) {
         });
     if let PartType::Multipart(children) = &part.body {
         out.push(b'(');
-        for child in children {
-            part_structure(out, message, *child);
+        let mut close = vec![b' '];
+        string(&mut close, subtype.as_bytes());
+        close.push(b')');
+        stack.push(Task::Close(close));
+        for child in children.iter().rev() {
+            stack.push(Task::Part(message, *child, depth + 1));
         }
-        out.push(b' ');
-        string(out, subtype.as_bytes());
-        out.push(b')');
         return;
     }
-    let raw = message.raw_message();
-    let body = raw
-        .get(part.offset_body as usize..part.offset_end as usize)
-        .unwrap_or_default();
     out.push(b'(');
     string(out, ctype.as_bytes());
     out.push(b' ');
@@ -207,13 +239,21 @@ fn part_structure(out: &mut Vec<u8>, message: &Message<'_>, index: u32) {
             out.push(b' ');
             envelope_of(out, inner);
             out.push(b' ');
-            body_structure(out, inner);
-            out.extend_from_slice(format!(" {}", lines(body)).as_bytes());
+            stack.push(Task::Close(format!(" {})", lines(body)).into_bytes()));
+            stack.push(Task::Part(inner, 0, depth + 1));
+            return;
         }
         _ if ctype == "text" => out.extend_from_slice(format!(" {}", lines(body)).as_bytes()),
         _ => {}
     }
     out.push(b')');
+}
+
+/// The offset a message's own raw octets start at: the parser numbers the parts
+/// of an embedded message from the start of the outer one when it could parse
+/// it in place, from zero when it had to decode it first.
+pub(crate) fn origin(message: &Message<'_>) -> u32 {
+    message.parts.first().map_or(0, |root| root.offset_header)
 }
 
 fn lines(body: &[u8]) -> usize {
@@ -224,52 +264,6 @@ fn lines(body: &[u8]) -> usize {
 pub fn opaque_structure(out: &mut Vec<u8>, size: u64, header_len: usize) {
     let body = size.saturating_sub(header_len as u64);
     out.extend_from_slice(format!("(\"application\" \"octet-stream\" NIL NIL NIL \"7bit\" {body})").as_bytes());
-}
-
-/// Which piece of a part a section names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Piece {
-    /// BODY[n]: the part's body (for a message/rfc822 part, the whole message).
-    Body,
-    /// BODY[n.MIME]: the part's own header.
-    Mime,
-    /// BODY[n.HEADER] / BODY[n.TEXT] of a message/rfc822 part.
-    Header,
-    Text,
-}
-
-/// The octets of section `path` (part numbers from 1) and `piece`, if it exists.
-pub fn section<'a>(message: &'a Message<'a>, path: &[u32], piece: Piece) -> Option<&'a [u8]> {
-    let raw = message.raw_message();
-    let mut index = 0u32;
-    for (depth, &n) in path.iter().enumerate() {
-        let part = message.part(index)?;
-        match &part.body {
-            PartType::Multipart(children) => index = *children.get((n as usize).checked_sub(1)?)?,
-            // Part numbers past an embedded message count within it.
-            PartType::Message(inner) if depth > 0 => return section(inner, &path[depth..], piece),
-            _ if n == 1 && depth == 0 => {}
-            _ => return None,
-        }
-    }
-    let part = message.part(index)?;
-    let slice = |from: u32, to: u32| raw.get(from as usize..to as usize);
-    match piece {
-        Piece::Body => slice(part.offset_body, part.offset_end),
-        Piece::Mime => slice(part.offset_header, part.offset_body),
-        Piece::Header | Piece::Text => {
-            let PartType::Message(inner) = &part.body else {
-                return None;
-            };
-            let bytes = inner.raw_message();
-            let split = blank_line(bytes).unwrap_or(bytes.len());
-            Some(if piece == Piece::Header {
-                &bytes[..split]
-            } else {
-                &bytes[split..]
-            })
-        }
-    }
 }
 
 #[cfg(test)]
@@ -306,8 +300,41 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with(" \"mixed\")"), "{text}");
-        assert_eq!(section(&message, &[1], Piece::Body), Some(&b"hello"[..]));
-        assert_eq!(section(&message, &[2], Piece::Body), Some(&b"AAAA"[..]));
-        assert_eq!(section(&message, &[3], Piece::Body), None);
+    }
+
+    /// `depth` multiparts, each holding the next, a text part innermost.
+    pub(crate) fn nested(depth: usize) -> Vec<u8> {
+        let mut mail = b"From: a@b.example\r\nSubject: deep\r\nMIME-Version: 1.0\r\n".to_vec();
+        for level in 0..depth {
+            mail.extend_from_slice(
+                format!("Content-Type: multipart/mixed; boundary=\"b{level}\"\r\n\r\n--b{level}\r\n").as_bytes(),
+            );
+        }
+        mail.extend_from_slice(b"Content-Type: text/plain\r\n\r\ninnermost\r\n");
+        for level in (0..depth).rev() {
+            mail.extend_from_slice(format!("--b{level}--\r\n").as_bytes());
+        }
+        mail
+    }
+
+    /// 20,000 levels (the message that aborted the process) are walked on a
+    /// small thread stack; the structure stops at `MAX_DEPTH` with an opaque part.
+    #[test]
+    fn deep_nesting_is_capped_not_recursed() {
+        let mail = nested(20_000);
+        let text = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                let message = MessageParser::default().parse(&mail).unwrap();
+                let mut out = Vec::new();
+                body_structure(&mut out, &message);
+                String::from_utf8(out).unwrap()
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(text.matches("\"mixed\")").count(), MAX_DEPTH, "{}", &text[..200]);
+        assert_eq!(text.matches("(\"application\" \"octet-stream\"").count(), 1);
+        assert_eq!(text.matches('(').count(), text.matches(')').count());
     }
 }

@@ -8,8 +8,11 @@
 mod auth;
 mod fetch;
 mod framing;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 mod idle;
 mod message;
+mod outline;
 mod search;
 mod select;
 mod session;
@@ -81,6 +84,8 @@ pub struct ImapServer {
     plain_connections: ConnectionLimits,
     tls_connections: ConnectionLimits,
     tls_refusals: Arc<Semaphore>,
+    /// MIME outlines of recently fetched messages, and the parse budget.
+    pub(crate) outlines: outline::Outlines,
 }
 
 impl std::fmt::Debug for ImapServer {
@@ -102,6 +107,7 @@ impl ImapServer {
             plain_connections,
             tls_connections,
             tls_refusals: Arc::new(Semaphore::new(MAX_TLS_REFUSALS)),
+            outlines: outline::Outlines::default(),
         })
     }
 

@@ -34,15 +34,40 @@ pub(crate) fn flag_list(flags: Flags) -> String {
     format!("({})", names.join(" "))
 }
 
-/// Does `name` match a LIST pattern (`*` any, `%` any but the hierarchy delimiter)?
-fn matches_pattern(pattern: &[u8], name: &[u8]) -> bool {
-    match pattern.split_first() {
-        None => name.is_empty(),
-        Some((b'*' | b'%', rest)) => (0..=name.len()).any(|i| matches_pattern(rest, &name[i..])),
-        Some((&p, rest)) => name
-            .split_first()
-            .is_some_and(|(&n, tail)| p.eq_ignore_ascii_case(&n) && matches_pattern(rest, tail)),
+/// Longest LIST pattern (reference and mailbox together) we match; our two
+/// mailbox names are short, so anything longer is a client bug or an attack.
+pub(crate) const MAX_PATTERN: usize = 1024;
+
+/// Does `name` match a LIST pattern (`*` any, `%` any but the hierarchy
+/// delimiter; case-insensitive)? Iterative two-pointer wildcard matching:
+/// O(pattern × name) at worst, no recursion, no backtracking explosion.
+/// Our names have no hierarchy (`/` never appears), so `%` acts as `*`.
+pub(crate) fn matches_pattern(pattern: &[u8], name: &[u8]) -> bool {
+    let (mut p, mut n) = (0, 0);
+    // Where the last wildcard was, and how much of `name` it has taken so far.
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        match pattern.get(p) {
+            Some(b'*' | b'%') => {
+                star = Some((p, n));
+                p += 1;
+            }
+            Some(c) if c.eq_ignore_ascii_case(&name[n]) => {
+                p += 1;
+                n += 1;
+            }
+            _ => match star {
+                // Let the last wildcard take one more octet and retry after it.
+                Some((sp, sn)) => {
+                    star = Some((sp, sn + 1));
+                    p = sp + 1;
+                    n = sn + 1;
+                }
+                None => return false,
+            },
+        }
     }
+    pattern[p.min(pattern.len())..].iter().all(|&c| c == b'*' || c == b'%')
 }
 
 impl Session {
@@ -55,6 +80,14 @@ impl Session {
             Mailbox::Inbox => b"INBOX",
             Mailbox::Other(other) => other.inner().as_ref(),
         };
+        if reference.len() + pattern.len() > MAX_PATTERN {
+            self.tagged(
+                tag,
+                "BAD",
+                &format!("[LIMIT] {verb} pattern too long (at most {MAX_PATTERN} octets)"),
+            );
+            return;
+        }
         if pattern.is_empty() {
             // RFC 3501 §6.3.8: the hierarchy delimiter and root.
             self.line(&format!("* {verb} (\\Noselect) \"/\" \"\""));
@@ -255,5 +288,29 @@ mod tests {
         assert!(matches_pattern(b"S*", b"Sent"));
         assert!(!matches_pattern(b"Drafts", b"Sent"));
         assert!(!matches_pattern(b"", b"Sent"));
+        assert!(matches_pattern(b"", b""));
+        assert!(matches_pattern(b"*t", b"Sent"));
+        assert!(matches_pattern(b"s%N*", b"Sent"));
+        assert!(!matches_pattern(b"*x", b"Sent"));
+        assert!(!matches_pattern(b"Sentt", b"Sent"));
+        assert!(matches_pattern(b"**INBOX**", b"INBOX"));
+        assert!(matches_pattern(b"I*B*X", b"INBOX"));
+        assert!(!matches_pattern(b"I*B*Y", b"INBOX"));
+    }
+
+    /// The inputs that overflowed the stack (30,000 `*`) and backtracked
+    /// exponentially (400 `*` then a letter) answer at once.
+    #[test]
+    fn hostile_patterns_match_in_linear_time() {
+        let started = std::time::Instant::now();
+        assert!(matches_pattern(&vec![b'*'; 30_000], b"INBOX"));
+        let mut stall = vec![b'*'; 400];
+        stall.push(b'q');
+        assert!(!matches_pattern(&stall, b"INBOX"));
+        assert!(!matches_pattern(&stall, b"Sent"));
+        let mut long_name = vec![b'a'; 100_000];
+        long_name.push(b'q');
+        assert!(matches_pattern(&stall, &long_name));
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 }

@@ -11,7 +11,7 @@ use store::clock::format_utc;
 use store::messages::MessageView;
 
 use super::{Nav, html, message_id};
-use crate::render::{human_size, sanitize_html};
+use crate::render::{SafeHtml, human_size, sanitize_html_bounded};
 use crate::session::{Client, Viewer};
 use crate::{AppState, Error};
 
@@ -49,6 +49,8 @@ struct MessagePage {
     date: String,
     body_html: Option<String>,
     body_text: Option<String>,
+    /// The HTML body was too large or too deeply nested to show.
+    body_too_complex: bool,
     attachments: Vec<AttachmentRow>,
     is_sender: bool,
     recipients: Vec<RecipientRow>,
@@ -56,9 +58,14 @@ struct MessagePage {
 }
 
 impl MessagePage {
-    fn new(view: MessageView, nav: Nav) -> Self {
+    /// `html` is the message's HTML body, already sanitised (or refused).
+    fn new(view: MessageView, html: Option<SafeHtml>, nav: Nav) -> Self {
         let meta = view.meta;
-        let body_html = meta.html.as_deref().map(sanitize_html).filter(|h| !h.trim().is_empty());
+        let body_too_complex = html == Some(SafeHtml::TooComplex);
+        let body_html = match html {
+            Some(SafeHtml::Clean(clean)) if !clean.trim().is_empty() => Some(clean),
+            _ => None,
+        };
         let body_text = if body_html.is_some() {
             None
         } else {
@@ -84,6 +91,7 @@ impl MessagePage {
             date: format_utc(meta.date.unwrap_or(view.created_at)),
             body_html,
             body_text,
+            body_too_complex,
             attachments: meta
                 .attachments
                 .into_iter()
@@ -126,8 +134,12 @@ pub async fn show(
 ) -> Result<Response, Error> {
     let id = message_id(&id)?;
     if let Some(viewer) = viewer {
-        let view = state.store.open_message(&viewer.user, &id, &client).await?;
-        return html(StatusCode::OK, &MessagePage::new(view, viewer.nav()));
+        let mut view = state.store.open_message(&viewer.user, &id, &client).await?;
+        let body = match view.meta.html.take() {
+            Some(body) => Some(sanitize_html_bounded(body).await),
+            None => None,
+        };
+        return html(StatusCode::OK, &MessagePage::new(view, body, viewer.nav()));
     }
     if query.invite.is_empty() {
         return Err(Error::NotSignedIn {
