@@ -9,7 +9,7 @@
 use smtp_proto::request::receiver::DataReceiver;
 use store::accounts::{Role, SenderRefusal};
 use store::ingest::headers::{HeaderFacts, inspect};
-use store::ingest::mime::MAX_HEADER_BLOCK;
+use store::ingest::mime::{MAX_HEADER_BLOCK, MAX_MIME_DEPTH, Splitter};
 use store::spool::SpoolWriter;
 
 use super::reply::{Reply, common};
@@ -21,6 +21,8 @@ pub(crate) struct DataPhase {
     spool: Option<SpoolWriter>,
     header_block: Vec<u8>,
     headers_done: bool,
+    /// Learns the MIME structure as the data streams (nesting depth).
+    structure: Splitter,
     size: u64,
     too_big: bool,
     last_cr: bool,
@@ -34,6 +36,7 @@ impl DataPhase {
             spool,
             header_block: Vec::new(),
             headers_done: false,
+            structure: Splitter::scan_only(),
             size: 0,
             too_big: false,
             last_cr: false,
@@ -141,6 +144,7 @@ impl Session {
         }
         if !phase.too_big && !phase.failed {
             phase.capture_headers(&data);
+            phase.structure.push(&data, &mut Vec::new());
             if let Some(spool) = phase.spool.as_mut()
                 && let Err(error) = spool.write(&data).await
             {
@@ -168,6 +172,14 @@ impl Session {
         let (Some(spool), false) = (phase.spool, phase.failed) else {
             return common::temporary_failure();
         };
+        if phase.structure.finish(&mut Vec::new()).too_deep {
+            spool.discard().await;
+            return Reply::new(
+                554,
+                "5.6.0",
+                format!("Message refused: its MIME parts are nested more than {MAX_MIME_DEPTH} levels deep"),
+            );
+        }
         let mail_from = self.tx.mail_from.clone().unwrap_or_default();
         let (sender, thread) = match self.classify(&facts, &mail_from, &phase.header_block).await {
             Ok(classified) => classified,
