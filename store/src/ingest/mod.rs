@@ -9,6 +9,8 @@
 #![deny(clippy::indexing_slicing, clippy::unwrap_used)]
 
 pub mod decode;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod headers;
 pub mod mime;
 
