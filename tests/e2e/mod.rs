@@ -6,6 +6,7 @@ mod dkim;
 mod harness;
 mod imap;
 mod imap_clients;
+mod ingest_robustness;
 mod limits;
 mod manage_users;
 mod passkeys;
