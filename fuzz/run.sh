@@ -7,6 +7,8 @@
 set -euo pipefail
 seconds="${1:-60}"
 cd "$(dirname "$0")"
+# Start from the main workspace's versions (they build on the project's Rust).
+[ -f Cargo.lock ] || cp ../Cargo.lock Cargo.lock
 mkdir -p corpus/mime_ingest
 cp -n seeds/* corpus/mime_ingest/ 2>/dev/null || true
 exec cargo fuzz run mime_ingest -s none corpus/mime_ingest -- \
