@@ -12,6 +12,7 @@ use gateway::deliver::{DeliveryConfig, Route, Smarthost, SmarthostTls};
 use gateway::imap::{ImapConfig, ImapListenerKind, ImapServer};
 use gateway::notify::NotifyConfig;
 use gateway::smtp::{ListenerKind, SmtpConfig, SmtpServer};
+use gateway::workers::supervise;
 use store::{Clock, Policy, Store, StoreConfig};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -62,6 +63,8 @@ pub struct Running {
     pub addresses: Addresses,
     /// Outbound mail we write is DKIM-signed.
     pub dkim_signing: bool,
+    /// Wakes the workers (tests nudge the sealer instead of waiting for its poll).
+    pub wakers: Wakers,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -221,22 +224,37 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
             router,
             portal_limits(config),
         )),
-        tokio::spawn(gateway::workers::run_sealer(Arc::clone(&store), wakers.clone())),
-        tokio::spawn(gateway::notify::run_notifier(
-            Arc::clone(&store),
-            notify,
-            wakers.clone(),
-        )),
-        tokio::spawn(gateway::deliver::run_delivery(
-            Arc::clone(&store),
-            delivery,
-            wakers.clone(),
-        )),
-        tokio::spawn(gateway::sms::run_sms(Arc::clone(&store), sms_provider(config))),
-        tokio::spawn(gateway::workers::run_purger(
-            Arc::clone(&store),
-            Duration::from_hours(1),
-        )),
+        // Workers are supervised: one that panics is started again.
+        tokio::spawn({
+            let (store, wakers, notify) = (Arc::clone(&store), wakers.clone(), notify.clone());
+            supervise("sealer", move || {
+                gateway::workers::run_sealer(Arc::clone(&store), wakers.clone(), notify.clone())
+            })
+        }),
+        tokio::spawn({
+            let (store, wakers) = (Arc::clone(&store), wakers.clone());
+            supervise("notifier", move || {
+                gateway::notify::run_notifier(Arc::clone(&store), notify.clone(), wakers.clone())
+            })
+        }),
+        tokio::spawn({
+            let (store, wakers) = (Arc::clone(&store), wakers.clone());
+            supervise("delivery", move || {
+                gateway::deliver::run_delivery(Arc::clone(&store), delivery.clone(), wakers.clone())
+            })
+        }),
+        tokio::spawn({
+            let (store, provider) = (Arc::clone(&store), sms_provider(config));
+            supervise("sms", move || {
+                gateway::sms::run_sms(Arc::clone(&store), Arc::clone(&provider))
+            })
+        }),
+        tokio::spawn({
+            let store = Arc::clone(&store);
+            supervise("purger", move || {
+                gateway::workers::run_purger(Arc::clone(&store), Duration::from_hours(1))
+            })
+        }),
     ];
     // Anything spooled before a restart is picked up at once.
     wakers.sealer.notify_one();
@@ -244,6 +262,7 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
         store,
         addresses,
         dkim_signing: dkim.is_some(),
+        wakers,
         tasks,
     })
 }

@@ -186,6 +186,13 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SEALPOST_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
+    // A panic's message may quote the input that caused it (a subject, a file
+    // name: PHI). Log where it happened, never what it says; the supervisor
+    // restarts the worker (docs/workers.md).
+    std::panic::set_hook(Box::new(|info| {
+        let location = info.location().map(ToString::to_string).unwrap_or_default();
+        tracing::error!(%location, "panic (message withheld: it may quote the input)");
+    }));
     let config = match Config::load(cli.config.as_deref(), std::env::vars()) {
         Ok(config) => config,
         Err(problems) => {

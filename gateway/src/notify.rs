@@ -133,34 +133,21 @@ pub fn build_message(ctx: &MailContext, config: &NotifyConfig, now: i64) -> Vec<
     }
 }
 
-/// Runs forever: composes and queues the mail for every pending job.
+/// Runs forever: composes and queues the mail for every pending job. While the
+/// store fails it backs off (see [`Backoff`](crate::workers::Backoff)).
 pub async fn run_notifier(store: Arc<Store>, config: NotifyConfig, wakers: Wakers) {
+    let mut backoff = crate::workers::Backoff::new("notifier");
     loop {
-        match store.pending_jobs(50).await {
-            Ok(jobs) if !jobs.is_empty() => {
-                for job in jobs {
-                    let result = match store.job_context(&job).await {
-                        Ok(ctx) => {
-                            let message = build_message(&ctx, &config, store.now());
-                            store
-                                .queue_mail(Some(job.id), &config.from_address, &ctx.recipient.email, &message)
-                                .await
-                        }
-                        Err(Error::NotFound) => store.skip_job(job.id).await,
-                        Err(error) => Err(error),
-                    };
-                    match result {
-                        Ok(()) => wakers.delivery.notify_one(),
-                        Err(error) => {
-                            tracing::error!(%error, job = job.id, "cannot compose notification");
-                            tokio::time::sleep(Duration::from_secs(5)).await;
-                        }
-                    }
-                }
+        match notify_pending(&store, &config, &wakers).await {
+            Ok(true) => {
+                backoff.succeed();
                 continue;
             }
-            Ok(_) => {}
-            Err(error) => tracing::error!(%error, "cannot read mail jobs"),
+            Ok(false) => backoff.succeed(),
+            Err(error) => {
+                tokio::time::sleep(backoff.fail(&error)).await;
+                continue;
+            }
         }
         let woken = async {
             tokio::select! {
@@ -170,4 +157,29 @@ pub async fn run_notifier(store: Arc<Store>, config: NotifyConfig, wakers: Waker
         };
         let _ = tokio::time::timeout(Duration::from_secs(5), woken).await;
     }
+}
+
+/// One pass over the pending jobs; `true` if there were any. A job that fails
+/// does not stop the others; the error is returned after the pass.
+async fn notify_pending(store: &Store, config: &NotifyConfig, wakers: &Wakers) -> Result<bool, Error> {
+    let jobs = store.pending_jobs(50).await?;
+    let busy = !jobs.is_empty();
+    let mut failed = None;
+    for job in jobs {
+        let result = match store.job_context(&job).await {
+            Ok(ctx) => {
+                let message = build_message(&ctx, config, store.now());
+                store
+                    .queue_mail(Some(job.id), &config.from_address, &ctx.recipient.email, &message)
+                    .await
+            }
+            Err(Error::NotFound) => store.skip_job(job.id).await,
+            Err(error) => Err(error),
+        };
+        match result {
+            Ok(()) => wakers.delivery.notify_one(),
+            Err(error) => failed = Some(error),
+        }
+    }
+    failed.map_or(Ok(busy), Err)
 }

@@ -108,27 +108,36 @@ impl SmsProvider for HttpProvider {
     }
 }
 
-/// Runs forever: sends every queued text or call through `provider`.
+/// Runs forever: sends every queued text or call through `provider`. While the
+/// store fails it backs off (see [`Backoff`](crate::workers::Backoff)).
 pub async fn run_sms(store: Arc<Store>, provider: Arc<dyn SmsProvider>) {
+    let mut backoff = crate::workers::Backoff::new("sms");
     loop {
-        match store.pending_sms(20).await {
-            Ok(jobs) => {
-                for job in jobs {
-                    let result = provider.send(job.message.expose()).await;
-                    if let Err(error) = &result {
-                        tracing::warn!(job = job.id, %error, "cannot send a code by SMS/voice; will retry");
-                    } else {
-                        tracing::info!(job = job.id, "code sent by SMS/voice");
-                    }
-                    if let Err(error) = store.sms_done(&job, result.is_ok()).await {
-                        tracing::error!(%error, "cannot record an SMS job");
-                    }
-                }
+        match send_pending(&store, provider.as_ref()).await {
+            Ok(()) => {
+                backoff.succeed();
+                let _ = tokio::time::timeout(Duration::from_secs(5), store.sms_added().notified()).await;
             }
-            Err(error) => tracing::error!(%error, "cannot read SMS jobs"),
+            Err(error) => tokio::time::sleep(backoff.fail(&error)).await,
         }
-        let _ = tokio::time::timeout(Duration::from_secs(5), store.sms_added().notified()).await;
     }
+}
+
+/// One pass over the queued texts and calls; a store error is returned after it.
+async fn send_pending(store: &Store, provider: &dyn SmsProvider) -> Result<(), store::Error> {
+    let mut failed = None;
+    for job in store.pending_sms(20).await? {
+        let result = provider.send(job.message.expose()).await;
+        if let Err(error) = &result {
+            tracing::warn!(job = job.id, %error, "cannot send a code by SMS/voice; will retry");
+        } else {
+            tracing::info!(job = job.id, "code sent by SMS/voice");
+        }
+        if let Err(error) = store.sms_done(&job, result.is_ok()).await {
+            failed = Some(error);
+        }
+    }
+    failed.map_or(Ok(()), Err)
 }
 
 #[cfg(test)]

@@ -3,16 +3,73 @@
 //! after both. Secure messages are later sealed into the store
 //! ([`Store::seal_spooled`](crate::Store::seal_spooled)); ordinary mail goes
 //! straight to the outbound queue.
+//!
+//! Sealing is tried a bounded number of times: each attempt is counted before it
+//! starts (so one that kills the process counts too) and the next waits longer.
+//! After [`MAX_SEAL_ATTEMPTS`] the message is *quarantined*: it stays here as it
+//! arrived, sealed under its own key, and the sealer passes it by, so one bad
+//! message never holds up the others (issue 9).
 
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
+use sqlx::Row;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::crypto::{DataKey, Sealer};
 use crate::ids::{MessageId, UserId};
 use crate::{Result, Store};
+
+/// How many times sealing one spooled message is tried before it is quarantined.
+pub const MAX_SEAL_ATTEMPTS: i64 = 5;
+
+/// Seconds before attempt `attempts + 1` to seal a message: 1 min, 2, 4, 8 … at
+/// most an hour.
+pub fn seal_retry_delay(attempts: i64) -> i64 {
+    (60_i64 << attempts.saturating_sub(1).clamp(0, 6)).min(3600)
+}
+
+/// What the sealer does with a due spooled message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealAttempt {
+    /// Try to seal it: this is attempt `n` (from 1), already counted.
+    Try(i64),
+    /// It has failed [`MAX_SEAL_ATTEMPTS`] times: quarantine it.
+    GiveUp,
+}
+
+/// The sealing state of a spooled message (for the sealer, admins and tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpoolEntry {
+    pub id: MessageId,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub quarantined_at: Option<i64>,
+    pub received_at: i64,
+}
+
+/// A message just quarantined, and whom to tell (no content: only the envelope).
+#[derive(Debug, Clone)]
+pub struct Quarantined {
+    pub id: MessageId,
+    /// The envelope sender (empty for a bounce: then nobody is told).
+    pub mail_from: String,
+    pub received_at: i64,
+    /// Messages in quarantine now, this one included.
+    pub total: i64,
+}
+
+fn entry_from_row(row: &sqlx::any::AnyRow) -> Result<SpoolEntry> {
+    let id: String = row.try_get("id")?;
+    Ok(SpoolEntry {
+        id: MessageId::parse(&id).ok_or(crate::Error::NotFound)?,
+        attempts: row.try_get("attempts")?,
+        next_attempt_at: row.try_get("next_attempt_at")?,
+        quarantined_at: row.try_get("quarantined_at")?,
+        received_at: row.try_get("received_at")?,
+    })
+}
 
 /// A spool file being written. Dropped without [`finish`](Self::finish), it is
 /// left as a `.tmp` file that start-up clears away.
@@ -199,5 +256,148 @@ impl Store {
             .filter_map(|row| sqlx::Row::try_get::<String, _>(row, "id").ok())
             .filter_map(|id| MessageId::parse(&id))
             .collect())
+    }
+
+    /// Spooled secure messages due for a sealing attempt, oldest first: not
+    /// quarantined, and not waiting after a failed attempt.
+    pub async fn due_spool(&self, limit: i64) -> Result<Vec<MessageId>> {
+        let rows = sqlx::query(
+            "SELECT id FROM spool WHERE quarantined_at IS NULL AND next_attempt_at <= $1
+             ORDER BY received_at, id LIMIT $2",
+        )
+        .bind(self.now())
+        .bind(limit)
+        .fetch_all(&self.db)
+        .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| row.try_get::<String, _>("id").ok())
+            .filter_map(|id| MessageId::parse(&id))
+            .collect())
+    }
+
+    /// Counts an attempt to seal `id` before it is made, and sets when the next
+    /// may be made if this one fails. After [`MAX_SEAL_ATTEMPTS`] it says give up.
+    pub async fn begin_seal_attempt(&self, id: &MessageId) -> Result<SealAttempt> {
+        let attempts: i64 = sqlx::query("SELECT attempts FROM spool WHERE id = $1 AND quarantined_at IS NULL")
+            .bind(id.as_str())
+            .fetch_optional(&self.db)
+            .await?
+            .ok_or(crate::Error::NotFound)?
+            .try_get("attempts")?;
+        if attempts >= MAX_SEAL_ATTEMPTS {
+            return Ok(SealAttempt::GiveUp);
+        }
+        let attempt = attempts + 1;
+        sqlx::query("UPDATE spool SET attempts = $2, next_attempt_at = $3 WHERE id = $1")
+            .bind(id.as_str())
+            .bind(attempt)
+            .bind(self.now() + seal_retry_delay(attempt))
+            .execute(&self.db)
+            .await?;
+        Ok(SealAttempt::Try(attempt))
+    }
+
+    /// Takes back an attempt that failed for a reason outside the message (the
+    /// database or the blob store was unavailable), so an outage quarantines
+    /// nothing. The wait before the next attempt stays.
+    pub async fn refund_seal_attempt(&self, id: &MessageId) -> Result<()> {
+        sqlx::query("UPDATE spool SET attempts = attempts - 1 WHERE id = $1 AND attempts > 0")
+            .bind(id.as_str())
+            .execute(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Sets a message that keeps failing aside: its spool file (sealed as it
+    /// arrived) and row stay, the sealer passes it by, and any pieces a failed
+    /// attempt left in the blob store go. `None` if it is not in the spool or
+    /// already quarantined.
+    pub async fn quarantine_spooled(&self, id: &MessageId) -> Result<Option<Quarantined>> {
+        let done = sqlx::query("UPDATE spool SET quarantined_at = $2 WHERE id = $1 AND quarantined_at IS NULL")
+            .bind(id.as_str())
+            .bind(self.now())
+            .execute(&self.db)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let row = sqlx::query("SELECT mail_from, received_at FROM spool WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_one(&self.db)
+            .await?;
+        let sealed: i64 = sqlx::query("SELECT COUNT(*) AS n FROM messages WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_one(&self.db)
+            .await?
+            .try_get("n")?;
+        if sealed == 0 {
+            self.blobs.delete_prefix(&format!("messages/{id}")).await?;
+        }
+        let total: i64 = sqlx::query("SELECT COUNT(*) AS n FROM spool WHERE quarantined_at IS NOT NULL")
+            .fetch_one(&self.db)
+            .await?
+            .try_get("n")?;
+        self.audit(crate::audit::AuditEvent {
+            actor: "system",
+            action: "message.quarantine",
+            object: &format!("message:{id}"),
+            client: "",
+        })
+        .await?;
+        Ok(Some(Quarantined {
+            id: id.clone(),
+            mail_from: row.try_get("mail_from")?,
+            received_at: row.try_get("received_at")?,
+            total,
+        }))
+    }
+
+    /// Puts a quarantined message back in line with a fresh count of attempts
+    /// (after the cause is fixed). `false` if it is not in quarantine.
+    pub async fn release_quarantined(&self, id: &MessageId) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE spool SET quarantined_at = NULL, attempts = 0, next_attempt_at = 0
+             WHERE id = $1 AND quarantined_at IS NOT NULL",
+        )
+        .bind(id.as_str())
+        .execute(&self.db)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// The sealing state of one spooled message; `None` once it is sealed.
+    pub async fn spool_entry(&self, id: &MessageId) -> Result<Option<SpoolEntry>> {
+        sqlx::query("SELECT id, attempts, next_attempt_at, quarantined_at, received_at FROM spool WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&self.db)
+            .await?
+            .as_ref()
+            .map(entry_from_row)
+            .transpose()
+    }
+
+    /// Messages in quarantine, oldest first.
+    pub async fn quarantined_spool(&self) -> Result<Vec<SpoolEntry>> {
+        let rows = sqlx::query(
+            "SELECT id, attempts, next_attempt_at, quarantined_at, received_at FROM spool
+             WHERE quarantined_at IS NOT NULL ORDER BY received_at, id",
+        )
+        .fetch_all(&self.db)
+        .await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::seal_retry_delay;
+
+    #[test]
+    fn seal_retries_wait_longer_each_time_up_to_an_hour() {
+        assert_eq!(seal_retry_delay(1), 60);
+        assert_eq!(seal_retry_delay(2), 120);
+        assert_eq!(seal_retry_delay(4), 480);
+        assert_eq!(seal_retry_delay(40), 3600);
     }
 }

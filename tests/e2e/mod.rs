@@ -10,6 +10,7 @@ mod html_render_limits;
 mod imap;
 mod imap_clients;
 mod imap_robustness;
+mod ingest_robustness;
 mod limits;
 mod listeners_limits;
 mod manage_users;

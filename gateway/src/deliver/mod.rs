@@ -72,27 +72,43 @@ enum Failure {
     Permanent(String),
 }
 
-/// Runs forever: delivers whatever is due.
+/// Runs forever: delivers whatever is due. While the store fails it backs off
+/// (see [`Backoff`](crate::workers::Backoff)) instead of trying again at once.
 pub async fn run_delivery(store: Arc<Store>, config: DeliveryConfig, wakers: Wakers) {
+    let mut backoff = crate::workers::Backoff::new("delivery");
     loop {
-        let due = match store.due_outbound(20).await {
-            Ok(due) => due,
-            Err(error) => {
-                tracing::error!(%error, "cannot read the outbound queue");
-                Vec::new()
+        match deliver_due(&store, &config, &wakers).await {
+            Ok(true) => backoff.succeed(),
+            Ok(false) => {
+                backoff.succeed();
+                let _ = tokio::time::timeout(Duration::from_secs(5), wakers.delivery.notified()).await;
             }
-        };
-        let busy = !due.is_empty();
-        for item in due {
-            deliver_one(&store, &config, &wakers, &item).await;
-        }
-        if !busy {
-            let _ = tokio::time::timeout(Duration::from_secs(5), wakers.delivery.notified()).await;
+            // Not woken early: a wake-up while the store fails would spin again.
+            Err(error) => tokio::time::sleep(backoff.fail(&error)).await,
         }
     }
 }
 
-async fn deliver_one(store: &Store, config: &DeliveryConfig, wakers: &Wakers, item: &OutboundItem) {
+/// One pass over the deliveries due; `true` if there were any. An error means
+/// the store is out of reach (after trying every item due).
+async fn deliver_due(store: &Store, config: &DeliveryConfig, wakers: &Wakers) -> Result<bool, store::Error> {
+    let due = store.due_outbound(20).await?;
+    let busy = !due.is_empty();
+    let mut failed = None;
+    for item in due {
+        if let Err(error) = deliver_one(store, config, wakers, &item).await {
+            failed = Some(error);
+        }
+    }
+    failed.map_or(Ok(busy), Err)
+}
+
+async fn deliver_one(
+    store: &Store,
+    config: &DeliveryConfig,
+    wakers: &Wakers,
+    item: &OutboundItem,
+) -> Result<(), store::Error> {
     let result = match &config.route {
         Route::Outbox(dir) => to_outbox(store, dir, item).await,
         Route::Smarthost(host) => to_smarthost(store, host, &config.hostname, item).await,
@@ -114,9 +130,8 @@ async fn deliver_one(store: &Store, config: &DeliveryConfig, wakers: &Wakers, it
         DeliveryOutcome::Retry { error, .. } => tracing::warn!(id = %item.id, %error, "delivery deferred"),
         DeliveryOutcome::Failed { error } => tracing::warn!(id = %item.id, %error, "delivery failed"),
     }
-    if let Err(error) = store.outbound_done(item, &outcome).await {
-        tracing::error!(%error, id = %item.id, "cannot record delivery outcome");
-    }
+    // If this fails the item stays due: the caller backs off before the next pass.
+    store.outbound_done(item, &outcome).await
 }
 
 /// The queued message as it streams out, markers stripped where it passes

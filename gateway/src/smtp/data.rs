@@ -9,7 +9,7 @@
 use smtp_proto::request::receiver::DataReceiver;
 use store::accounts::{Role, SenderRefusal};
 use store::ingest::headers::{HeaderFacts, inspect};
-use store::ingest::mime::MAX_HEADER_BLOCK;
+use store::ingest::mime::{MAX_HEADER_BLOCK, MAX_MIME_DEPTH, Splitter};
 use store::spool::SpoolWriter;
 
 use super::reply::{Reply, common};
@@ -27,6 +27,8 @@ pub(crate) struct DataPhase {
     /// The header block went past `header_limit`: the message is refused, since
     /// classifying only part of it could let a secure message out in clear.
     header_overflow: bool,
+    /// Learns the MIME structure as the data streams (nesting depth).
+    structure: Splitter,
     size: u64,
     too_big: bool,
     last_cr: bool,
@@ -42,6 +44,7 @@ impl DataPhase {
             headers_done: false,
             header_limit: MAX_HEADER_BLOCK.saturating_sub(reserved),
             header_overflow: false,
+            structure: Splitter::scan_only(),
             size: 0,
             too_big: false,
             last_cr: false,
@@ -159,6 +162,7 @@ impl Session {
             {
                 spool.discard().await;
             }
+            phase.structure.push(&data, &mut Vec::new());
             if let Some(spool) = phase.spool.as_mut()
                 && let Err(error) = spool.write(&data).await
             {
@@ -194,6 +198,14 @@ impl Session {
         let (Some(spool), false) = (phase.spool, phase.failed) else {
             return common::temporary_failure();
         };
+        if phase.structure.finish(&mut Vec::new()).too_deep {
+            spool.discard().await;
+            return Reply::new(
+                554,
+                "5.6.0",
+                format!("Message refused: its MIME parts are nested more than {MAX_MIME_DEPTH} levels deep"),
+            );
+        }
         let mail_from = self.tx.mail_from.clone().unwrap_or_default();
         let (sender, thread) = match self.classify(&facts, &mail_from, &phase.header_block).await {
             Ok(classified) => classified,

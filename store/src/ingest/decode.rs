@@ -84,7 +84,7 @@ fn decode_base64(quad: &mut Vec<u8>, out: &mut Vec<u8>) {
     let whole = quad.len() - quad.len() % 4;
     let take = if whole == quad.len() { quad.len() } else { whole };
     let tail = quad.split_off(take);
-    if let Ok(bytes) = LENIENT.decode(&quad[..]) {
+    if let Ok(bytes) = LENIENT.decode(quad.as_slice()) {
         out.extend_from_slice(&bytes);
     } else if !quad.is_empty() {
         // Only the last, partial group can fail; decode it padded.
@@ -98,27 +98,27 @@ fn decode_base64(quad: &mut Vec<u8>, out: &mut Vec<u8>) {
 }
 
 fn decode_qp_line(line: &[u8], out: &mut Vec<u8>) {
-    let mut i = 0;
-    while i < line.len() {
-        let b = line[i];
+    let mut rest = line;
+    while let Some((&b, tail)) = rest.split_first() {
         if b == b'=' {
-            let rest = &line[i + 1..];
-            if rest.starts_with(b"\r\n")
-                || rest.starts_with(b"\n")
-                || rest
+            if tail.starts_with(b"\r\n")
+                || tail.starts_with(b"\n")
+                || tail
                     .iter()
                     .all(|c| *c == b' ' || *c == b'\t' || *c == b'\r' || *c == b'\n')
             {
                 return; // soft line break
             }
-            if let (Some(h), Some(l)) = (rest.first().and_then(|c| hex(*c)), rest.get(1).and_then(|c| hex(*c))) {
+            if let [high, low, after @ ..] = tail
+                && let (Some(h), Some(l)) = (hex(*high), hex(*low))
+            {
                 out.push(h << 4 | l);
-                i += 3;
+                rest = after;
                 continue;
             }
         }
         out.push(b);
-        i += 1;
+        rest = tail;
     }
 }
 
@@ -127,6 +127,7 @@ fn hex(c: u8) -> Option<u8> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -143,26 +143,53 @@ pub fn raw_header_values(block: &[u8], name: &str) -> Vec<String> {
 }
 
 /// Removes every case-insensitive occurrence of `tag` from a subject.
+///
+/// Matching compares the lower-case form of each character as it goes, and the
+/// subject is only ever cut at positions found in the subject itself: a
+/// character whose lower-case form has another length (`İ`, `ẞ`) cannot move a
+/// cut into the middle of another character.
 fn strip_tag(subject: &str, tag: &str) -> (String, bool) {
+    let tag: Vec<char> = tag.chars().flat_map(char::to_lowercase).collect();
     if tag.is_empty() {
         return (subject.to_owned(), false);
     }
-    let lower = subject.to_lowercase();
-    let tag_lower = tag.to_lowercase();
-    if lower.len() != subject.len() || !lower.contains(&tag_lower) {
-        return (subject.to_owned(), lower.contains(&tag_lower));
+    let mut out = String::with_capacity(subject.len());
+    let mut found = false;
+    let mut rest = subject;
+    while let Some(first) = rest.chars().next() {
+        if let Some(after) = strip_prefix_folded(rest, &tag) {
+            found = true;
+            rest = after;
+        } else {
+            out.push(first);
+            rest = rest.get(first.len_utf8()..).unwrap_or_default();
+        }
     }
-    let mut out = String::new();
-    let mut rest = 0;
-    for (at, _) in lower.match_indices(&tag_lower) {
-        out.push_str(&subject[rest..at]);
-        rest = at + tag.len();
+    if !found {
+        return (subject.to_owned(), false);
     }
-    out.push_str(&subject[rest..]);
     (out.split_whitespace().collect::<Vec<_>>().join(" "), true)
 }
 
+/// `text` without a leading `tag` (given lower-cased), compared case-insensitively
+/// character by character; `None` when `text` does not start with it.
+fn strip_prefix_folded<'a>(text: &'a str, tag: &[char]) -> Option<&'a str> {
+    let mut want = tag.iter();
+    for (at, c) in text.char_indices() {
+        for lower in c.to_lowercase() {
+            if want.next() != Some(&lower) {
+                return None;
+            }
+        }
+        if want.as_slice().is_empty() {
+            return text.get(at + c.len_utf8()..);
+        }
+    }
+    None
+}
+
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
@@ -216,5 +243,21 @@ X-Sealpost-Role: sam@clinic.example staff_in_practice\r\n";
             strip_tag("Re: [Secure] x [secure]", "[secure]"),
             ("Re: x".to_owned(), true)
         );
+    }
+
+    /// Issue 9 #1: a character whose lower-case form is longer (`İ` is 2 bytes,
+    /// "i̇" is 3) used to move the cut into the middle of `é` and panic.
+    #[test]
+    fn tag_next_to_characters_that_change_length_when_lower_cased() {
+        assert_eq!(strip_tag("İ[secure]éΩ", "[secure]"), ("İéΩ".to_owned(), true));
+        assert_eq!(strip_tag("İİİ [SECURE]", "[secure]"), ("İİİ".to_owned(), true));
+        assert_eq!(strip_tag("ẞ [Secure]ẞ x", "[secure]"), ("ẞ ẞ x".to_owned(), true));
+        assert_eq!(strip_tag("İ[secur", "[secure]"), ("İ[secur".to_owned(), false));
+        assert_eq!(strip_tag("plain", ""), ("plain".to_owned(), false));
+        // The tag itself may hold such characters.
+        assert_eq!(strip_tag("a İ b", "i̇"), ("a b".to_owned(), true));
+        let facts = inspect("Subject: İ[secure]éΩ\r\n".as_bytes(), "[secure]");
+        assert!(facts.tagged_secure);
+        assert_eq!(facts.subject.expose(), "İéΩ");
     }
 }

@@ -2,15 +2,21 @@
 //! reports the top-level header block and each leaf part's headers and raw body,
 //! holding no more than one short line (or one header block) in memory, so a
 //! message of any size splits in bounded memory. Decoding is left to the caller.
+//!
+//! The SMTP DATA phase runs the same splitter in [`Splitter::scan_only`] mode to
+//! learn the structure (nesting depth) before it answers.
 
 use mail_parser::{MessageParser, MimeHeaders};
 
-/// Longest header block kept; longer ones are cut (the rest is treated as body).
+/// Longest header block kept; longer ones are cut: from the first line that does
+/// not fit, the rest of the block is dropped (a header line longer than this is
+/// dropped as it streams, never held whole).
 pub const MAX_HEADER_BLOCK: usize = 256 * 1024;
 /// Lines longer than this can't be boundaries and are passed through in pieces.
 const MAX_SCANNED_LINE: usize = 8 * 1024;
-/// Nesting deeper than this is treated as an opaque leaf.
-const MAX_DEPTH: usize = 16;
+/// Multipart nesting deeper than this is treated as an opaque leaf by the
+/// splitter, and refused at SMTP time (see [`Structure::too_deep`]).
+pub const MAX_MIME_DEPTH: usize = 50;
 
 /// What the splitter found.
 #[derive(Debug, PartialEq, Eq)]
@@ -42,14 +48,27 @@ enum State {
     Skip,
 }
 
+/// What the splitter learned about a message's structure as a whole.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Structure {
+    /// A multipart nested deeper than [`MAX_MIME_DEPTH`] was met.
+    pub too_deep: bool,
+    /// A header block was longer than [`MAX_HEADER_BLOCK`] and was cut.
+    pub header_overflow: bool,
+}
+
 /// The splitter. Feed bytes with [`push`](Self::push), then call [`finish`](Self::finish).
 #[derive(Debug)]
 pub struct Splitter {
     state: State,
     boundaries: Vec<Vec<u8>>,
     line: Vec<u8>,
-    /// The current line is too long to be a boundary; pass it through as data.
+    /// The current line is too long to be a boundary (or, in a header block, to
+    /// fit in it); pass it through as data (or drop it).
     long_line: bool,
+    /// Report structure only: no body data events.
+    scan_only: bool,
+    structure: Structure,
 }
 
 impl Default for Splitter {
@@ -69,7 +88,34 @@ impl Splitter {
             boundaries: Vec::new(),
             line: Vec::new(),
             long_line: false,
+            scan_only: false,
+            structure: Structure::default(),
         }
+    }
+
+    /// A splitter that only learns the structure: body bytes are not copied
+    /// into events (for the SMTP DATA phase, which stores the message as it is).
+    pub fn scan_only() -> Self {
+        Self {
+            scan_only: true,
+            ..Self::new()
+        }
+    }
+
+    /// What was learned so far.
+    pub fn structure(&self) -> Structure {
+        self.structure
+    }
+
+    /// Bytes held between calls to [`push`](Self::push): the partial line and the
+    /// header block being collected. Bounded by about twice
+    /// [`MAX_HEADER_BLOCK`] whatever the input.
+    pub fn buffered(&self) -> usize {
+        let block = match &self.state {
+            State::Headers { block, .. } => block.len(),
+            _ => 0,
+        };
+        self.line.len() + block
     }
 
     pub fn push(&mut self, mut data: &[u8], events: &mut Vec<Event>) {
@@ -104,7 +150,7 @@ impl Splitter {
                 self.on_line(&line, events);
                 line.clear();
                 self.line = line;
-            } else if self.line.len() > MAX_SCANNED_LINE && !matches!(self.state, State::Headers { .. }) {
+            } else if self.line_too_long() {
                 let line = std::mem::take(&mut self.line);
                 self.data_bytes(&line, events);
                 self.long_line = true;
@@ -112,7 +158,26 @@ impl Splitter {
         }
     }
 
-    pub fn finish(mut self, events: &mut Vec<Event>) {
+    /// Is the partial line already too long to be kept whole? Outside a header
+    /// block: longer than a boundary can be. In a header block: longer than the
+    /// block may be, so it can never be kept; it is dropped as it streams (and
+    /// the block marked cut) instead of being held whole.
+    fn line_too_long(&mut self) -> bool {
+        match &mut self.state {
+            State::Headers { overflow, .. } => {
+                let too_long = self.line.len() > MAX_HEADER_BLOCK;
+                if too_long {
+                    *overflow = true;
+                    self.structure.header_overflow = true;
+                }
+                too_long
+            }
+            _ => self.line.len() > MAX_SCANNED_LINE,
+        }
+    }
+
+    /// Ends the input; returns what was learned about the structure.
+    pub fn finish(mut self, events: &mut Vec<Event>) -> Structure {
         if !self.line.is_empty() {
             let line = std::mem::take(&mut self.line);
             self.on_line(&line, events);
@@ -128,15 +193,17 @@ impl Splitter {
             State::Leaf { .. } => events.push(Event::PartEnd),
             State::Skip => {}
         }
+        self.structure
     }
 
     /// Bytes that are leaf content (or skipped), not boundary candidates.
     fn data_bytes(&mut self, bytes: &[u8], events: &mut Vec<Event>) {
+        let emit = !self.scan_only;
         if let State::Leaf { held_crlf } = &mut self.state {
             if std::mem::take(held_crlf) {
-                push_data(events, b"\r\n");
+                push_data(emit, events, b"\r\n");
             }
-            push_data(events, bytes);
+            push_data(emit, events, bytes);
         }
     }
 
@@ -144,10 +211,13 @@ impl Splitter {
         if let State::Headers { block, overflow, .. } = &mut self.state {
             let blank = line == b"\r\n" || line == b"\n";
             if !blank {
-                if block.len() + line.len() <= MAX_HEADER_BLOCK {
+                // Once a line did not fit, later ones are dropped too: the block
+                // kept is a prefix of the real one, as the SMTP check saw it.
+                if !*overflow && block.len() + line.len() <= MAX_HEADER_BLOCK {
                     block.extend_from_slice(line);
                 } else {
                     *overflow = true;
+                    self.structure.header_overflow = true;
                 }
                 return;
             }
@@ -175,15 +245,16 @@ impl Splitter {
             }
             return;
         }
+        let emit = !self.scan_only;
         if let State::Leaf { held_crlf } = &mut self.state {
             let (content, has_crlf) = match line.strip_suffix(b"\r\n") {
                 Some(content) => (content, true),
                 None => (line, false),
             };
             if std::mem::replace(held_crlf, has_crlf) {
-                push_data(events, b"\r\n");
+                push_data(emit, events, b"\r\n");
             }
-            push_data(events, content);
+            push_data(emit, events, content);
         }
     }
 
@@ -191,12 +262,16 @@ impl Splitter {
         if top {
             events.push(Event::MessageHeaders(block.clone()));
         }
-        if let Some(boundary) = multipart_boundary(&block).filter(|_| self.boundaries.len() < MAX_DEPTH) {
-            self.boundaries.push(boundary);
-            self.state = State::Skip;
-        } else {
-            events.push(Event::PartStart(block));
-            self.state = State::Leaf { held_crlf: false };
+        match multipart_boundary(&block) {
+            Some(boundary) if self.boundaries.len() < MAX_MIME_DEPTH => {
+                self.boundaries.push(boundary);
+                self.state = State::Skip;
+            }
+            found => {
+                self.structure.too_deep |= found.is_some();
+                events.push(Event::PartStart(block));
+                self.state = State::Leaf { held_crlf: false };
+            }
         }
     }
 
@@ -219,8 +294,8 @@ impl Splitter {
 
 /// Appends body bytes, merging with the previous event when it is data too, so a
 /// run of body lines becomes one event (not one allocation per line).
-fn push_data(events: &mut Vec<Event>, bytes: &[u8]) {
-    if bytes.is_empty() {
+fn push_data(emit: bool, events: &mut Vec<Event>, bytes: &[u8]) {
+    if bytes.is_empty() || !emit {
         return;
     }
     if let Some(Event::PartData(last)) = events.last_mut() {
@@ -242,7 +317,8 @@ fn multipart_boundary(block: &[u8]) -> Option<Vec<u8>> {
 }
 
 #[cfg(test)]
-mod tests {
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+pub(crate) mod tests {
     use super::*;
 
     fn split(message: &[u8], piece: usize) -> Vec<Event> {
@@ -322,5 +398,91 @@ Content-Type: text/plain\r\n\r\nhello\r\n--inner\r\nContent-Type: text/html\r\n\
         message.extend_from_slice(b"\r\n--z--\r\n");
         let events = split(&message, 1000);
         assert_eq!(events[2], Event::PartData(long));
+    }
+
+    /// A multipart nested `depth` levels deep, one text leaf at the bottom.
+    pub(crate) fn nested(depth: usize) -> Vec<u8> {
+        let mut message = b"From: a@b.c\r\nSubject: deep\r\n".to_vec();
+        for level in 0..depth {
+            message.extend_from_slice(
+                format!("Content-Type: multipart/mixed; boundary=\"b{level}\"\r\n\r\n--b{level}\r\n").as_bytes(),
+            );
+        }
+        message.extend_from_slice(b"Content-Type: text/plain\r\n\r\nbottom\r\n");
+        for level in (0..depth).rev() {
+            message.extend_from_slice(format!("--b{level}--\r\n").as_bytes());
+        }
+        message
+    }
+
+    fn structure_of(message: &[u8], scan_only: bool) -> (Structure, Vec<Event>) {
+        let mut splitter = if scan_only {
+            Splitter::scan_only()
+        } else {
+            Splitter::new()
+        };
+        let mut events = Vec::new();
+        for chunk in message.chunks(64 * 1024) {
+            splitter.push(chunk, &mut events);
+        }
+        (splitter.finish(&mut events), events)
+    }
+
+    #[test]
+    fn nesting_past_the_cap_is_reported() {
+        let (at_cap, events) = structure_of(&nested(MAX_MIME_DEPTH), false);
+        assert!(!at_cap.too_deep);
+        assert!(events.contains(&Event::PartData(b"bottom".to_vec())));
+        assert!(structure_of(&nested(MAX_MIME_DEPTH + 1), false).0.too_deep);
+        // Issue 9 #2: 20,000 levels (about 1.4 MB) is reported, without recursion.
+        let deep = nested(20_000);
+        assert!(deep.len() > 1_000_000);
+        let (structure, events) = structure_of(&deep, true);
+        assert!(structure.too_deep);
+        assert!(
+            !events.iter().any(|e| matches!(e, Event::PartData(_))),
+            "scan-only mode copies no body data"
+        );
+    }
+
+    /// Issue 9 #5: a header line of any length is never held whole.
+    #[test]
+    fn a_huge_header_line_stays_bounded() {
+        let mut splitter = Splitter::new();
+        let mut events = Vec::new();
+        splitter.push(b"From: a@b.c\r\nX-Long: ", &mut events);
+        let piece = vec![b'x'; 64 * 1024];
+        let mut peak = 0;
+        for _ in 0..(50 * 1024 * 1024 / piece.len()) {
+            splitter.push(&piece, &mut events);
+            peak = peak.max(splitter.buffered());
+            assert!(events.is_empty());
+        }
+        assert!(peak <= MAX_HEADER_BLOCK + piece.len(), "held {peak} bytes");
+        splitter.push(b"\r\nSubject: after the long line\r\n\r\nbody\r\n", &mut events);
+        let structure = splitter.finish(&mut events);
+        assert!(structure.header_overflow && !structure.too_deep);
+        // The block kept is the prefix before the line that did not fit.
+        assert_eq!(events[0], Event::MessageHeaders(b"From: a@b.c\r\n".to_vec()));
+        assert_eq!(events[2], Event::PartData(b"body".to_vec()));
+    }
+
+    #[test]
+    fn after_a_line_that_does_not_fit_the_header_block_ends() {
+        let mut message = b"From: a@b.c\r\n".to_vec();
+        for _ in 0..(MAX_HEADER_BLOCK / 1000 - 1) {
+            message.extend_from_slice(format!("X-Pad: {}\r\n", "p".repeat(990)).as_bytes());
+        }
+        message.extend_from_slice(format!("X-Big: {}\r\n", "q".repeat(20_000)).as_bytes());
+        message.extend_from_slice(b"Subject: [secure] hidden\r\n\r\nbody\r\n");
+        for piece in [1000, 7, 64 * 1024] {
+            let events = split(&message, piece);
+            let Event::MessageHeaders(block) = &events[0] else {
+                panic!()
+            };
+            assert!(block.len() <= MAX_HEADER_BLOCK);
+            assert!(!block.windows(7).any(|w| w == b"Subject"), "piece {piece}");
+            assert_eq!(events[2], Event::PartData(b"body".to_vec()));
+        }
     }
 }

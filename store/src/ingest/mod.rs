@@ -2,8 +2,15 @@
 //! split its MIME structure, decode each part, and seal the pieces (original,
 //! metadata, attachments) under the message's data key. Everything streams: a part
 //! of any size passes through in bounded memory.
+//!
+//! Everything here reads attacker-controlled bytes: positions found in the input
+//! are never used to index or slice without a check (`get`, `split_first`,
+//! patterns), and nothing unwraps (issue 9: one panic here stopped all sealing).
+#![deny(clippy::indexing_slicing, clippy::unwrap_used)]
 
 pub mod decode;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod headers;
 pub mod mime;
 
@@ -109,7 +116,7 @@ impl<'a> PartSealer<'a> {
     }
 
     async fn start_part(&mut self, block: Vec<u8>) -> Result<()> {
-        let parsed = MessageParser::default().parse_headers(&block[..]);
+        let parsed = MessageParser::default().parse_headers(block.as_slice());
         let (content_type, disposition, filename, encoding) = match &parsed {
             Some(p) => (
                 p.content_type().map_or_else(
@@ -177,7 +184,7 @@ impl<'a> PartSealer<'a> {
                     unreachable!()
                 };
                 let encoding = MessageParser::default()
-                    .parse_headers(&headers[..])
+                    .parse_headers(headers.as_slice())
                     .and_then(|p| p.content_transfer_encoding().map(str::to_owned));
                 let index = self.meta.attachments.len();
                 let name = format!("message-{}.{}", index + 1, if html { "html" } else { "txt" });
@@ -203,7 +210,7 @@ impl<'a> PartSealer<'a> {
             Current::Text { html, mut headers, raw } => {
                 headers.extend_from_slice(b"\r\n");
                 headers.extend_from_slice(&raw);
-                let parsed = MessageParser::default().parse(&headers[..]);
+                let parsed = MessageParser::default().parse(headers.as_slice());
                 let text = parsed
                     .as_ref()
                     .and_then(|m| if html { m.body_html(0) } else { m.body_text(0) })
@@ -275,6 +282,7 @@ pub(crate) fn seal_subject(key: &DataKey, subject: &Sealed<String>) -> Vec<u8> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
