@@ -14,8 +14,12 @@ if [ ! -d tests/browser/node_modules/playwright-core ]; then
   (cd tests/browser && npm ci --no-audit --no-fund)
 fi
 
+# The peak_rss_ tests measure this process's peak memory, so they run apart and
+# one at a time: any test beside them would add its own allocations.
 echo "== unit and end-to-end tests (SQLite)"
-cargo test --workspace --locked
+cargo test --workspace --locked -- --skip peak_rss_
+echo "== peak memory tests (SQLite), one at a time"
+cargo test --locked --test e2e peak_rss_ -- --test-threads=1
 
 echo "== imaptest: compliance scripts and a bounded stress run against sealpost serve"
 tests/imaptest/run.sh
@@ -40,4 +44,6 @@ trap cleanup EXIT
   -o "-c listen_addresses=127.0.0.1 -c port=$pg_port -c unix_socket_directories=$pg_dir -c fsync=off" start >/dev/null
 
 echo "== end-to-end tests (PostgreSQL on 127.0.0.1:$pg_port)"
-SEALPOST_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$pg_port/postgres" cargo test --locked --test e2e
+export SEALPOST_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
+cargo test --locked --test e2e -- --skip peak_rss_
+cargo test --locked --test e2e peak_rss_ -- --test-threads=1

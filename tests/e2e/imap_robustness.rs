@@ -269,7 +269,7 @@ fn with_big_part(size: usize, tag: &str) -> Vec<u8> {
 /// Run alone for exact numbers (`cargo test --test e2e imap_fetch_memory`): the
 /// peak is the whole process's, so tests running beside it add theirs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn imap_fetch_memory_stays_bounded_for_big_parts_and_concurrent_structures() {
+async fn peak_rss_stays_bounded_for_imap_fetch_of_big_parts_and_concurrent_structures() {
     const MIB: u64 = 1024;
     let instance = Instance::start().await;
     let (_, bob_pw) = setup(&instance).await;
