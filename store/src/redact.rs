@@ -3,8 +3,8 @@
 //! Jane Doe is full"), so `outbound.last_error` keeps only our own words for
 //! where it failed and the reply code with its enhanced status code (RFC 5321
 //! section 4.2, RFC 3463): enough to tell a full mailbox from an unknown user or a
-//! greylisting. The full text goes to the sender in the bounce and to the
-//! operator's log line at the time; it is not stored.
+//! greylisting. The full text goes to the sender in the bounce only; it is
+//! neither stored nor logged.
 
 /// The storable form of a delivery error, e.g. `smarthost refused: 550 5.1.1`.
 pub fn delivery_error_summary(error: &str) -> String {

@@ -127,8 +127,15 @@ async fn deliver_one(
     };
     match &outcome {
         DeliveryOutcome::Delivered => tracing::info!(id = %item.id, "delivered"),
-        DeliveryOutcome::Retry { error, .. } => tracing::warn!(id = %item.id, %error, "delivery deferred"),
-        DeliveryOutcome::Failed { error } => tracing::warn!(id = %item.id, %error, "delivery failed"),
+        // The remote text often names the recipient: the log gets the codes only.
+        DeliveryOutcome::Retry { error, .. } => {
+            let error = store::redact::delivery_error_summary(error);
+            tracing::warn!(id = %item.id, %error, "delivery deferred");
+        }
+        DeliveryOutcome::Failed { error } => {
+            let error = store::redact::delivery_error_summary(error);
+            tracing::warn!(id = %item.id, %error, "delivery failed");
+        }
     }
     // If this fails the item stays due: the caller backs off before the next pass.
     store.outbound_done(item, &outcome).await
