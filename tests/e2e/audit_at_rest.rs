@@ -438,6 +438,9 @@ async fn a_refused_delivery_stores_the_reply_codes_not_the_remote_text() {
     );
     // Nor does the log keep the remote text (it names the recipient).
     let logs = super::harness::logs();
-    assert!(logs.contains("smarthost refused: 550 5.1.1"), "the log says what failed");
+    assert!(
+        logs.contains("smarthost refused: 550 5.1.1"),
+        "the log says what failed"
+    );
     assert!(!logs.contains("Jane Vendor"), "the remote text reached the log");
 }

@@ -340,7 +340,10 @@ async fn a_new_password_ends_other_sessions_links_and_app_passwords() {
     assert_eq!(inbox_path(&laptop, &instance).await, "/signin");
     assert!(store.check_mail_client(ADA, &thunderbird, "test").await.is_err());
     assert!(store.app_passwords(&ada).await.unwrap().is_empty());
-    assert!(store.addin_key_user(&addin_key).await.is_err(), "the add-in key went with them");
+    assert!(
+        store.addin_key_user(&addin_key).await.is_err(),
+        "the add-in key went with them"
+    );
 }
 
 /// The sign-in page for `email`, with the address itself taken out.
