@@ -24,6 +24,13 @@ cargo test --locked --test e2e peak_rss_ -- --test-threads=1
 echo "== imaptest: compliance scripts and a bounded stress run against sealpost serve"
 tests/imaptest/run.sh
 
+echo "== fuzzing: MIME ingest and IMAP commands, a fixed seed and run count (fuzz/run.sh --ci)"
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+  echo "cargo-fuzz not found: cargo install cargo-fuzz --version 0.13.2 --locked (see .ci/run)" >&2
+  exit 1
+fi
+fuzz/run.sh --ci
+
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/initdb" ]; then
   echo "PostgreSQL server binaries not found: install Debian's postgresql package (see .ci/run)" >&2
