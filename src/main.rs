@@ -105,6 +105,13 @@ enum PracticeCommand {
         add_tenant_id: Vec<String>,
         #[arg(long, value_name = "ID")]
         remove_tenant_id: Vec<String>,
+        /// A user of the practice (e.g. a service user with an app password)
+        /// that the practice's own MTA signs in as on the submission port; it
+        /// may relay for every sender in the practice's domains.
+        #[arg(long, value_name = "EMAIL")]
+        add_account: Vec<String>,
+        #[arg(long, value_name = "EMAIL")]
+        remove_account: Vec<String>,
     },
     /// Add or remove a further mail domain of a practice; secure senders'
     /// addresses must be in one of its domains.
@@ -355,15 +362,21 @@ async fn practice_routing(config: &Config, command: PracticeCommand) -> anyhow::
             remove_network,
             add_tenant_id,
             remove_tenant_id,
+            add_account,
+            remove_account,
         } => {
             let changes = [
                 (SourceKind::Network, false, add_network),
                 (SourceKind::Network, true, remove_network),
                 (SourceKind::Tenant, false, add_tenant_id),
                 (SourceKind::Tenant, true, remove_tenant_id),
+                (SourceKind::Account, false, add_account),
+                (SourceKind::Account, true, remove_account),
             ];
             if changes.iter().all(|(_, _, values)| values.is_empty()) {
-                anyhow::bail!("nothing to change: give --add-network, --add-tenant-id or a --remove-… option");
+                anyhow::bail!(
+                    "nothing to change: give --add-network, --add-tenant-id, --add-account or a --remove-… option"
+                );
             }
             for (kind, remove, values) in changes {
                 for value in values {
@@ -373,6 +386,7 @@ async fn practice_routing(config: &Config, command: PracticeCommand) -> anyhow::
                         SourceKind::Tenant => {
                             !value.is_empty() && value.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
                         }
+                        SourceKind::Account => store::accounts::normalize_email(&value).is_ok(),
                     };
                     if !valid {
                         anyhow::bail!(
@@ -380,6 +394,7 @@ async fn practice_routing(config: &Config, command: PracticeCommand) -> anyhow::
                             match kind {
                                 SourceKind::Network => "network like 192.0.2.0/28",
                                 SourceKind::Tenant => "Microsoft 365 tenant id (a GUID)",
+                                SourceKind::Account => "mail address",
                             }
                         );
                     }
@@ -427,16 +442,30 @@ async fn print_practice_routing(db: &store::Store) -> anyhow::Result<()> {
             .filter(|s| s.kind == SourceKind::Tenant)
             .map(|s| s.value.as_str())
             .collect();
+        let accounts: Vec<&str> = entry
+            .sources
+            .iter()
+            .filter(|s| s.kind == SourceKind::Account)
+            .map(|s| s.value.as_str())
+            .collect();
         let or_none = |v: &[&str]| if v.is_empty() { "-".to_owned() } else { v.join(", ") };
         println!("  relay networks: {}", or_none(&networks));
         println!("  M365 tenant ids: {}", or_none(&tenants));
-        let relay = match (entry.sources.is_empty(), several) {
+        println!("  relay accounts: {}", or_none(&accounts));
+        let relayed = entry.sources.iter().any(|s| s.kind != SourceKind::Account);
+        let relay = match (!relayed, several) {
             (false, _) => "only from the sources above (within the trusted networks)",
             (true, false) => "from the trusted networks (single practice: no relay sources needed)",
             (true, true) => "REFUSED: several practices share this gateway; set its relay sources",
         };
         println!("  relayed secure mail: {relay}");
-        println!("  authenticated submission: its own users, as themselves");
+        if accounts.is_empty() {
+            println!("  authenticated submission: its own users, as themselves");
+        } else {
+            println!(
+                "  authenticated submission: its own users, as themselves; the relay accounts, for any sender in its domains"
+            );
+        }
     }
     Ok(())
 }

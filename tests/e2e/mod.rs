@@ -18,6 +18,7 @@ mod passkeys;
 mod passwords;
 mod portal_access;
 mod postfix;
+mod relay_accounts;
 mod secure_send;
 mod signin_guard;
 mod smtp_refusals;

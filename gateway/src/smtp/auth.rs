@@ -121,7 +121,15 @@ impl Session {
         let client = self.client();
         match self.server.store.check_mail_client(user, password, &client).await {
             Ok(user) => {
-                tracing::info!(user = %user.id, "smtp authenticated");
+                self.relay_for = match self.server.store.relay_account_practice(&user).await {
+                    Ok(practice) => practice,
+                    Err(error) => {
+                        tracing::error!(%error, "cannot look up relay accounts");
+                        self.reply(&super::reply::common::temporary_failure());
+                        return Next::Continue;
+                    }
+                };
+                tracing::info!(user = %user.id, relay_account = self.relay_for.is_some(), "smtp authenticated");
                 self.user = Some(user);
                 self.reply(&Reply::new(235, "2.7.0", "Authentication successful"));
                 Next::Continue

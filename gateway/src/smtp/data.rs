@@ -268,7 +268,7 @@ impl Session {
             return Ok((Some(sender), None));
         }
         let Some(thread) = self.secure_thread(header_block).await? else {
-            self.ordinary_sender(facts, mail_from)?;
+            self.ordinary_sender(facts, mail_from).await?;
             return Ok((None, None));
         };
         let sender = self.thread_sender(facts.from.as_deref(), mail_from, &thread).await?;
@@ -283,10 +283,18 @@ impl Session {
     /// another practice's doctor) signs in to reply in secure conversations, not to
     /// use the gateway as a mail server for everything else. Relayed mail comes
     /// from the practice's own mail system, which vouches for its senders.
-    fn ordinary_sender(&self, facts: &HeaderFacts, mail_from: &str) -> Result<(), Reply> {
+    /// A practice's SMTP AUTH relay account relays like its trusted relay, for
+    /// senders in the practice's domains only.
+    async fn ordinary_sender(&self, facts: &HeaderFacts, mail_from: &str) -> Result<(), Reply> {
         let Some(user) = &self.user else {
             return Ok(());
         };
+        if self
+            .relay_account_allows(&[facts.from.as_deref().unwrap_or(mail_from), mail_from])
+            .await?
+        {
+            return Ok(());
+        }
         let practice_user = user.paid && user.practice_id.is_some() && matches!(user.role, Role::Doctor | Role::Staff);
         if !practice_user {
             return Err(Reply::new(
@@ -311,7 +319,9 @@ impl Session {
     /// sure this mail system may send for that practice.
     async fn secure_sender(&self, facts: &HeaderFacts, mail_from: &str) -> Result<store::accounts::User, Reply> {
         let address = facts.from.clone().unwrap_or_else(|| mail_from.to_owned());
+        let relay_account = self.relay_account_allows(&[&address, mail_from]).await?;
         if let Some(user) = &self.user
+            && !relay_account
             && address != user.email
         {
             return Err(Reply::new(
@@ -324,6 +334,13 @@ impl Session {
             ));
         }
         let refusal = match self.server.store.secure_sender(&address).await {
+            Ok(Ok(user)) if relay_account && user.practice_id != self.relay_for => {
+                return Err(Reply::new(
+                    550,
+                    "5.7.1",
+                    format!("Secure mail refused: {address} is not a user of this relay account's practice"),
+                ));
+            }
             Ok(Ok(user)) => return Ok(user),
             Ok(Err(refusal)) => refusal,
             Err(error) => {

@@ -52,6 +52,9 @@ pub struct Session {
     pub(super) tls: bool,
     pub(super) helo: Option<String>,
     pub(super) user: Option<User>,
+    /// The practice whose SMTP AUTH relay account `user` is, if it is one: the
+    /// session relays for that practice's domains (`tenant.rs`).
+    pub(super) relay_for: Option<store::ids::PracticeId>,
     pub(super) auth_failures: u32,
     pub(super) tx: Transaction,
     pub(super) state: State,
@@ -90,6 +93,7 @@ impl Session {
             tls: false,
             helo: None,
             user: None,
+            relay_for: None,
             auth_failures: 0,
             tx: Transaction::default(),
             state: State::Command,

@@ -9,8 +9,9 @@
 //! Then the practice boundary (DESIGN.md, "Who is trusted with what"): secure
 //! mail for a practice must come from one of that practice's relay sources (a
 //! network, a Microsoft 365 tenant id; set with `sealpost practice relay`), or
-//! from an authenticated session of its own user, and the sender's address must
-//! be in one of the practice's domains. A single-practice install needs no
+//! from an authenticated session of its own user, or from a session signed in
+//! as the practice's SMTP AUTH relay account), and the sender's address must be
+//! in one of the practice's domains. A single-practice install needs no
 //! relay sources: its trusted networks are that practice's.
 
 use ipnet::IpNet;
@@ -94,7 +95,9 @@ impl Session {
         if self.kind != ListenerKind::Relay || self.user.is_some() {
             return Ok(());
         }
-        let sources = db.relay_sources(practice).await.map_err(failed)?;
+        // A relay account signs in on the submission port: it is no source of relayed connections.
+        let mut sources = db.relay_sources(practice).await.map_err(failed)?;
+        sources.retain(|source| source.kind != SourceKind::Account);
         if sources.is_empty() {
             if db.several_practices().await.map_err(failed)? {
                 tracing::warn!(peer = %self.peer.ip(), practice = %practice, "secure mail for a practice without relay sources refused");
@@ -111,6 +114,7 @@ impl Session {
         let allowed = sources.iter().any(|source| match source.kind {
             SourceKind::Network => source.value.parse::<IpNet>().is_ok_and(|net| net.contains(&ip)),
             SourceKind::Tenant => tenant_matches(&tenants, &source.value),
+            SourceKind::Account => false,
         });
         if allowed {
             return Ok(());
@@ -121,5 +125,41 @@ impl Session {
              the practice with `sealpost practice relay`)",
             own.name
         )))
+    }
+}
+
+impl Session {
+    /// A session signed in as a practice's SMTP AUTH relay account relays for
+    /// that practice only: every address given (the envelope sender and From:)
+    /// must be in one of its domains, else 550 5.7.1. `Ok(false)`: this session
+    /// is no relay account, so the caller's own-user rule applies.
+    pub(super) async fn relay_account_allows(&self, addresses: &[&str]) -> Result<bool, Reply> {
+        let Some(practice) = self.relay_for else {
+            return Ok(false);
+        };
+        let db = &self.server.store;
+        let failed = |error: store::Error| {
+            tracing::error!(%error, "cannot look up a practice's domains");
+            common::temporary_failure()
+        };
+        let domains = db.practice_domains(practice).await.map_err(failed)?;
+        for address in addresses.iter().filter(|a| !a.is_empty()) {
+            let domain = address.rsplit_once('@').map_or("", |(_, d)| d).to_ascii_lowercase();
+            if !domains.iter().any(|d| *d == domain) {
+                let own = db.practice(practice).await.map_err(failed)?;
+                tracing::warn!(practice = %practice, "relay account sent for another practice's domain; refused");
+                return Err(Reply::new(
+                    550,
+                    "5.7.1",
+                    format!(
+                        "Relaying denied: this account is the relay account of {} and relays only for its \
+                         mail domains ({}); {address} is not in one of them",
+                        own.name,
+                        domains.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(true)
     }
 }

@@ -41,7 +41,9 @@ impl Session {
         thread: &Thread,
     ) -> Result<User, Reply> {
         let address = from.unwrap_or(mail_from).to_ascii_lowercase();
+        let relay_account = self.relay_account_allows(&[&address, mail_from]).await?;
         if let Some(user) = &self.user
+            && !relay_account
             && address != user.email
         {
             return Err(refuse(&format!(

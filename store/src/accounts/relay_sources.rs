@@ -6,8 +6,10 @@
 //!
 //! A relay source is a network the practice's mail system connects from, or its
 //! Microsoft 365 tenant id (Exchange Online shares its outbound addresses among
-//! all tenants, so for it the tenant id is what identifies the practice). An
-//! authenticated submission session always acts for its own account's practice.
+//! all tenants, so for it the tenant id is what identifies the practice), or an
+//! SMTP AUTH relay account: one user of the practice that its own MTA signs in
+//! as on the submission port to relay for every sender in the practice's
+//! domains. Any other authenticated submission session acts only as its own user.
 
 use sqlx::Row;
 
@@ -23,6 +25,9 @@ pub enum SourceKind {
     Network,
     /// A Microsoft 365 tenant id, matched against `X-MS-Exchange-CrossTenant-Id`.
     Tenant,
+    /// A user of the practice (by address) that the practice's mail system signs
+    /// in as on the submission port; it relays for the practice's domains.
+    Account,
 }
 
 impl SourceKind {
@@ -30,6 +35,7 @@ impl SourceKind {
         match self {
             Self::Network => "network",
             Self::Tenant => "tenant",
+            Self::Account => "account",
         }
     }
 
@@ -37,6 +43,7 @@ impl SourceKind {
         match text {
             "network" => Some(Self::Network),
             "tenant" => Some(Self::Tenant),
+            "account" => Some(Self::Account),
             _ => None,
         }
     }
@@ -195,6 +202,18 @@ impl Store {
         if value.is_empty() || value.len() > 200 {
             return Err(Error::invalid("a relay source needs a value"));
         }
+        if source.kind == SourceKind::Account && !remove {
+            let user = self
+                .user_by_email(&value)
+                .await?
+                .ok_or_else(|| Error::invalid(format!("{value} is not a Sealpost user; add it first")))?;
+            if user.practice_id != Some(practice.id) {
+                return Err(Error::invalid(format!(
+                    "{value} is not a user of {}; a relay account must be the practice's own",
+                    practice.domain
+                )));
+            }
+        }
         if remove {
             sqlx::query("DELETE FROM practice_relay_sources WHERE practice_id = $1 AND kind = $2 AND value = $3")
                 .bind(practice.id.0)
@@ -226,6 +245,22 @@ impl Store {
         })
         .await?;
         Ok(practice)
+    }
+
+    /// The practice `user` is the SMTP AUTH relay account of, if any: the account
+    /// must still be a user of the practice that named it.
+    pub async fn relay_account_practice(&self, user: &super::User) -> Result<Option<PracticeId>> {
+        let Some(practice) = user.practice_id else {
+            return Ok(None);
+        };
+        let row = sqlx::query(
+            "SELECT 1 AS n FROM practice_relay_sources WHERE practice_id = $1 AND kind = 'account' AND value = $2",
+        )
+        .bind(practice.0)
+        .bind(user.email.to_ascii_lowercase())
+        .fetch_optional(&self.db)
+        .await?;
+        Ok(row.map(|_| practice))
     }
 
     /// Every practice with its domains and relay sources (`sealpost practice list`).

@@ -1,0 +1,237 @@
+//! A practice's SMTP AUTH relay account (DESIGN.md, "Who is trusted with
+//! what"): its own MTA signs in on the submission port as one dedicated account
+//! and relays, secure and ordinary mail, for any sender in the practice's
+//! domains, and for nobody else's. Every other signed-in user sends only as
+//! themselves.
+
+use std::process::Command;
+
+use lettre::AsyncTransport;
+use lettre::address::Envelope;
+use mail_builder::MessageBuilder;
+use mail_builder::headers::raw::Raw;
+use store::accounts::Role;
+use store::accounts::relay_sources::{RelaySource, SourceKind};
+
+use super::harness::{Instance, files_containing, submission_client};
+use super::secure_send::canary;
+
+const ADA: &str = "ada@smiles.example";
+const RELAY: &str = "mta@smiles.example";
+const CAROL: &str = "carol@other.example";
+const PAT: &str = "pat@example.org";
+
+fn message(from: &str, to: &str, secure: bool, body: &str) -> Vec<u8> {
+    let mut builder = MessageBuilder::new().from(from).to(to).subject("Results");
+    if secure {
+        builder = builder
+            .header("X-Sealpost-Secure", Raw::new("1"))
+            .header("X-Sealpost-Role", Raw::new(format!("{to} patient")));
+    }
+    builder.text_body(body).write_to_vec().unwrap()
+}
+
+/// Signs in as `user` on the submission port and sends `message` with the
+/// envelope sender `mail_from`; the final reply's text, or the refusal's.
+async fn submit(instance: &Instance, user: &str, password: &str, mail_from: &str, to: &str, message: &[u8]) -> String {
+    let envelope = Envelope::new(Some(mail_from.parse().unwrap()), vec![to.parse().unwrap()]).unwrap();
+    match submission_client(instance, user, password)
+        .send_raw(&envelope, message)
+        .await
+    {
+        Ok(response) => format!(
+            "{} {}",
+            response.code(),
+            response.message().collect::<Vec<_>>().join(" ")
+        ),
+        Err(error) => error.to_string(),
+    }
+}
+
+async fn app_password(instance: &Instance, email: &str) -> String {
+    let user = instance.store().user_by_email(email).await.unwrap().unwrap();
+    instance
+        .store()
+        .create_app_password(&user, "Postfix", "test")
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines)] // one story, told in order
+async fn a_relay_account_relays_for_its_practice_only() {
+    let instance = Instance::start().await;
+    instance.practice_with_doctor().await;
+    let store = instance.store();
+    store.add_practice("Other Clinic", "other.example").await.unwrap();
+    store
+        .add_practice_user(CAROL, "Dr Carol", Role::Doctor, "other.example", true, false)
+        .await
+        .unwrap();
+    store
+        .add_practice_user(RELAY, "Smiles mail server", Role::Staff, "smiles.example", true, false)
+        .await
+        .unwrap();
+    let relay_password = app_password(&instance, RELAY).await;
+    let ada_password = app_password(&instance, ADA).await;
+    let secret = canary();
+    let as_ada = message(ADA, PAT, true, &format!("Your results: {secret}"));
+
+    // Not yet a relay account: it sends only as itself.
+    let end = submit(&instance, RELAY, &relay_password, ADA, PAT, &as_ada).await;
+    assert!(end.contains("5.7.1") && end.contains("not yours"), "{end}");
+
+    // Another practice's user cannot be Smiles Dental's relay account.
+    let account = |value: &str| RelaySource {
+        kind: SourceKind::Account,
+        value: value.to_owned(),
+    };
+    assert!(
+        store
+            .set_relay_source("smiles.example", &account(CAROL), false)
+            .await
+            .is_err()
+    );
+    store
+        .set_relay_source("smiles.example", &account(RELAY), false)
+        .await
+        .unwrap();
+    let audit = store.recent_audit(20).await.unwrap();
+    assert!(audit.iter().any(|(_, action, _)| action == "practice.relay_add"));
+
+    // Now it relays Ada's secure mail: sealed, the patient notified, nothing in clear.
+    let end = submit(&instance, RELAY, &relay_password, ADA, PAT, &as_ada).await;
+    assert!(end.starts_with("250") && end.contains("sealed"), "{end}");
+    let notice = instance.wait_for_mail(PAT, 1).await;
+    assert!(!String::from_utf8_lossy(&notice).contains(&secret));
+    let leaked = files_containing(&instance.config.data_dir.join("outbox"), secret.as_bytes());
+    assert!(leaked.is_empty(), "canary in clear in {leaked:?}");
+
+    // And ordinary mail from the practice's senders, like the trusted relay.
+    let plain = message(ADA, "someone@example.net", false, "See you on Monday");
+    let end = submit(&instance, RELAY, &relay_password, ADA, "someone@example.net", &plain).await;
+    assert!(end.starts_with("250"), "{end}");
+
+    // Nothing for another practice: secure, ordinary, or a mixed envelope.
+    let as_carol = message(CAROL, PAT, true, "from Carol");
+    let end = submit(&instance, RELAY, &relay_password, CAROL, PAT, &as_carol).await;
+    assert!(
+        end.contains("5.7.1") && end.contains("relay account of Smiles Dental"),
+        "{end}"
+    );
+    let plain_carol = message(CAROL, "someone@example.net", false, "hello");
+    let end = submit(
+        &instance,
+        RELAY,
+        &relay_password,
+        CAROL,
+        "someone@example.net",
+        &plain_carol,
+    )
+    .await;
+    assert!(end.contains("5.7.1") && end.contains("relays only"), "{end}");
+    let end = submit(&instance, RELAY, &relay_password, ADA, PAT, &as_carol).await;
+    assert!(end.contains("5.7.1"), "{end}");
+    let end = submit(&instance, RELAY, &relay_password, CAROL, PAT, &as_ada).await;
+    assert!(end.contains("5.7.1"), "{end}");
+    assert_eq!(instance.outbox_for(PAT).len(), 1);
+
+    // An ordinary paid user still sends only as themselves.
+    let as_relay = message(RELAY, PAT, true, "not Ada's");
+    let end = submit(&instance, ADA, &ada_password, RELAY, PAT, &as_relay).await;
+    assert!(end.contains("5.7.1") && end.contains("not yours"), "{end}");
+    let plain_relay = message(RELAY, "someone@example.net", false, "hello");
+    let end = submit(
+        &instance,
+        ADA,
+        &ada_password,
+        RELAY,
+        "someone@example.net",
+        &plain_relay,
+    )
+    .await;
+    assert!(end.contains("5.7.1") && end.contains("not yours"), "{end}");
+
+    // Removed, it is an ordinary account again.
+    store
+        .set_relay_source("smiles.example", &account(RELAY), true)
+        .await
+        .unwrap();
+    let end = submit(&instance, RELAY, &relay_password, ADA, PAT, &as_ada).await;
+    assert!(end.contains("5.7.1") && end.contains("not yours"), "{end}");
+}
+
+/// `sealpost practice relay --add-account`: only a user of that practice; shown
+/// by `sealpost practice list`.
+#[test]
+fn practice_cli_sets_and_shows_relay_accounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_sealpost"))
+            .args(args)
+            .env("SEALPOST_DATA_DIR", dir.path().join("data"))
+            .env("SEALPOST_LOG", "error")
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr),
+        )
+    };
+    for (name, domain) in [("Smiles Dental", "smiles.example"), ("Other Clinic", "other.example")] {
+        assert!(run(&["practice", "add", "--name", name, "--domain", domain]).0);
+    }
+    for (email, practice) in [(RELAY, "smiles.example"), (CAROL, "other.example")] {
+        let (ok, text) = run(&[
+            "user",
+            "add",
+            "--email",
+            email,
+            "--name",
+            "X",
+            "--role",
+            "staff",
+            "--practice",
+            practice,
+        ]);
+        assert!(ok, "{text}");
+    }
+    let (ok, text) = run(&[
+        "practice",
+        "relay",
+        "--domain",
+        "smiles.example",
+        "--add-account",
+        CAROL,
+    ]);
+    assert!(!ok && text.contains("not a user of smiles.example"), "{text}");
+    let (ok, text) = run(&[
+        "practice",
+        "relay",
+        "--domain",
+        "smiles.example",
+        "--add-account",
+        "nobody",
+    ]);
+    assert!(!ok && text.contains("not a mail address"), "{text}");
+    let (ok, text) = run(&[
+        "practice",
+        "relay",
+        "--domain",
+        "smiles.example",
+        "--add-account",
+        RELAY,
+    ]);
+    assert!(ok && text.contains(&format!("relay accounts: {RELAY}")), "{text}");
+    let (ok, text) = run(&["practice", "list"]);
+    assert!(ok && text.contains(&format!("relay accounts: {RELAY}")), "{text}");
+    let (ok, text) = run(&[
+        "practice",
+        "relay",
+        "--domain",
+        "smiles.example",
+        "--remove-account",
+        RELAY,
+    ]);
+    assert!(ok && !text.contains(RELAY), "{text}");
+}
