@@ -181,6 +181,10 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
                 .relay_tenant_id
                 .as_ref()
                 .map(|t| t.trim().to_ascii_lowercase()),
+            relay_client_verifier: match &config.smtp.relay_client_ca {
+                Some(path) => Some(crate::tls::client_verifier(path)?),
+                None => None,
+            },
         },
         Some(tokio_rustls::TlsAcceptor::from(smtp_tls)),
         wakers.clone(),

@@ -229,6 +229,11 @@ pub struct Smtp {
     /// carry `X-MS-Exchange-CrossTenant-Id` with this id, else 550 5.7.1: trusting
     /// Exchange Online's shared IP ranges alone would let any tenant relay.
     pub relay_tenant_id: Option<String>,
+    /// PEM file of CA certificates. When set, the relay listener asks for a TLS
+    /// client certificate after STARTTLS (optional for the client), checked
+    /// against these CAs; a practice names its mail system's certificate with
+    /// `sealpost practice relay --add-client-cert SHA256`.
+    pub relay_client_ca: Option<PathBuf>,
 }
 
 impl Default for Smtp {
@@ -247,6 +252,7 @@ impl Default for Smtp {
             data_timeout: 600,
             subject_tag: "[secure]".into(),
             relay_tenant_id: None,
+            relay_client_ca: None,
         }
     }
 }
@@ -506,6 +512,14 @@ impl Config {
         {
             problems.push(format!(
                 "smtp.relay_tenant_id {tenant:?} is not a tenant id like 72f988bf-86f1-41af-91ab-2d7cd011db47"
+            ));
+        }
+        if let Some(path) = &self.smtp.relay_client_ca
+            && !path.is_file()
+        {
+            problems.push(format!(
+                "smtp.relay_client_ca {} is not a file (a PEM file of CA certificates)",
+                path.display()
             ));
         }
         if let Err(e) = parse_size(&self.smtp.max_message_size) {

@@ -112,6 +112,13 @@ enum PracticeCommand {
         add_account: Vec<String>,
         #[arg(long, value_name = "EMAIL")]
         remove_account: Vec<String>,
+        /// The SHA-256 fingerprint (hex) of the TLS client certificate the
+        /// practice's mail system presents on the relay port (needs
+        /// `smtp.relay_client_ca`).
+        #[arg(long, value_name = "SHA256HEX")]
+        add_client_cert: Vec<String>,
+        #[arg(long, value_name = "SHA256HEX")]
+        remove_client_cert: Vec<String>,
     },
     /// Add or remove a further mail domain of a practice; secure senders'
     /// addresses must be in one of its domains.
@@ -364,6 +371,8 @@ async fn practice_routing(config: &Config, command: PracticeCommand) -> anyhow::
             remove_tenant_id,
             add_account,
             remove_account,
+            add_client_cert,
+            remove_client_cert,
         } => {
             let changes = [
                 (SourceKind::Network, false, add_network),
@@ -372,21 +381,27 @@ async fn practice_routing(config: &Config, command: PracticeCommand) -> anyhow::
                 (SourceKind::Tenant, true, remove_tenant_id),
                 (SourceKind::Account, false, add_account),
                 (SourceKind::Account, true, remove_account),
+                (SourceKind::ClientCert, false, add_client_cert),
+                (SourceKind::ClientCert, true, remove_client_cert),
             ];
             if changes.iter().all(|(_, _, values)| values.is_empty()) {
                 anyhow::bail!(
-                    "nothing to change: give --add-network, --add-tenant-id, --add-account or a --remove-… option"
+                    "nothing to change: give --add-network, --add-tenant-id, --add-account, --add-client-cert or a --remove-… option"
                 );
             }
             for (kind, remove, values) in changes {
                 for value in values {
-                    let value = value.trim().to_ascii_lowercase();
+                    let mut value = value.trim().to_ascii_lowercase();
+                    if kind == SourceKind::ClientCert {
+                        value.retain(|c| c != ':');
+                    }
                     let valid = match kind {
                         SourceKind::Network => value.parse::<ipnet::IpNet>().is_ok(),
                         SourceKind::Tenant => {
                             !value.is_empty() && value.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
                         }
                         SourceKind::Account => store::accounts::normalize_email(&value).is_ok(),
+                        SourceKind::ClientCert => value.len() == 64 && value.chars().all(|c| c.is_ascii_hexdigit()),
                     };
                     if !valid {
                         anyhow::bail!(
@@ -395,6 +410,7 @@ async fn practice_routing(config: &Config, command: PracticeCommand) -> anyhow::
                                 SourceKind::Network => "network like 192.0.2.0/28",
                                 SourceKind::Tenant => "Microsoft 365 tenant id (a GUID)",
                                 SourceKind::Account => "mail address",
+                                SourceKind::ClientCert => "SHA-256 certificate fingerprint (64 hex digits)",
                             }
                         );
                     }
@@ -448,10 +464,17 @@ async fn print_practice_routing(db: &store::Store) -> anyhow::Result<()> {
             .filter(|s| s.kind == SourceKind::Account)
             .map(|s| s.value.as_str())
             .collect();
+        let certs: Vec<&str> = entry
+            .sources
+            .iter()
+            .filter(|s| s.kind == SourceKind::ClientCert)
+            .map(|s| s.value.as_str())
+            .collect();
         let or_none = |v: &[&str]| if v.is_empty() { "-".to_owned() } else { v.join(", ") };
         println!("  relay networks: {}", or_none(&networks));
         println!("  M365 tenant ids: {}", or_none(&tenants));
         println!("  relay accounts: {}", or_none(&accounts));
+        println!("  client certs:   {}", or_none(&certs));
         let relayed = entry.sources.iter().any(|s| s.kind != SourceKind::Account);
         let relay = match (!relayed, several) {
             (false, _) => "only from the sources above (within the trusted networks)",

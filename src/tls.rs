@@ -66,3 +66,25 @@ pub fn server_config(
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
 }
+
+/// Checks relay clients' certificates against the CAs in `path` (PEM); a client
+/// may also present none (`smtp.relay_client_ca`).
+pub fn client_verifier(path: &Path) -> anyhow::Result<Arc<dyn rustls::server::danger::ClientCertVerifier>> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(path)
+        .with_context(|| format!("reading smtp.relay_client_ca {}", path.display()))?
+    {
+        let cert = cert.with_context(|| format!("reading smtp.relay_client_ca {}", path.display()))?;
+        roots
+            .add(cert)
+            .with_context(|| format!("a CA certificate in {} is not usable", path.display()))?;
+    }
+    if roots.is_empty() {
+        anyhow::bail!("smtp.relay_client_ca {} holds no certificate", path.display());
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+        .allow_unauthenticated()
+        .build()
+        .context("smtp.relay_client_ca")
+}

@@ -235,3 +235,166 @@ fn practice_cli_sets_and_shows_relay_accounts() {
     ]);
     assert!(ok && !text.contains(RELAY), "{text}");
 }
+
+/// A client certificate and its private key.
+type Identity = (
+    rustls::pki_types::CertificateDer<'static>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+);
+
+fn copy(identity: &Identity) -> Identity {
+    (identity.0.clone(), identity.1.clone_key())
+}
+
+/// A client certificate signed by `issuer`.
+fn client_cert(issuer: &rcgen::Issuer<'_, rcgen::KeyPair>, name: &str) -> Identity {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = params.signed_by(&key, issuer).unwrap();
+    let der = rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der());
+    (cert.der().clone(), der.into())
+}
+
+fn fingerprint(cert: &rustls::pki_types::CertificateDer<'_>) -> String {
+    use std::fmt::Write as _;
+    store::crypto::sha256(cert.as_ref())
+        .iter()
+        .fold(String::new(), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        })
+}
+
+/// One (possibly multi-line) SMTP reply.
+async fn reply<S: tokio::io::AsyncRead + Unpin>(reader: &mut tokio::io::BufReader<S>) -> String {
+    let mut all = String::new();
+    loop {
+        let mut line = String::new();
+        let n = tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            tokio::io::AsyncBufReadExt::read_line(reader, &mut line),
+        )
+        .await
+        .expect("reply in time")
+        .unwrap();
+        assert!(n > 0, "connection closed; so far: {all}");
+        all.push_str(&line);
+        if line.as_bytes().get(3) != Some(&b'-') {
+            return all;
+        }
+    }
+}
+
+/// Relays `message` over the relay port after STARTTLS, presenting `identity`
+/// (or no certificate); the reply to the end of data, or the first refusal.
+async fn relay_over_tls(
+    instance: &Instance,
+    identity: Option<Identity>,
+    from: &str,
+    to: &str,
+    message: &[u8],
+) -> String {
+    use rustls::pki_types::pem::PemObject as _;
+    use tokio::io::{AsyncWriteExt, BufReader};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(instance.config.cert_path()).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let config = match identity {
+        Some((cert, key)) => builder.with_client_auth_cert(vec![cert], key).unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let mut plain = BufReader::new(tokio::net::TcpStream::connect(instance.relay()).await.unwrap());
+    assert!(reply(&mut plain).await.starts_with("220"));
+    plain.get_mut().write_all(b"EHLO mta.example\r\n").await.unwrap();
+    let ehlo = reply(&mut plain).await;
+    assert!(ehlo.contains("STARTTLS"), "{ehlo}");
+    plain.get_mut().write_all(b"STARTTLS\r\n").await.unwrap();
+    assert!(reply(&mut plain).await.starts_with("220"));
+    let localhost = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = connector.connect(localhost, plain.into_inner()).await.unwrap();
+    let mut tls = BufReader::new(tls);
+    for (command, expect) in [
+        ("EHLO mta.example".to_owned(), "250"),
+        (format!("MAIL FROM:<{from}>"), "250"),
+        (format!("RCPT TO:<{to}>"), "250"),
+        ("DATA".to_owned(), "354"),
+    ] {
+        tls.get_mut()
+            .write_all(format!("{command}\r\n").as_bytes())
+            .await
+            .unwrap();
+        let answer = reply(&mut tls).await;
+        if !answer.starts_with(expect) {
+            return answer;
+        }
+    }
+    tls.get_mut().write_all(message).await.unwrap();
+    tls.get_mut().write_all(b"\r\n.\r\n").await.unwrap();
+    reply(&mut tls).await
+}
+
+/// With `smtp.relay_client_ca`, the relay listener asks for a client
+/// certificate, and a practice can name its mail system's certificate as a
+/// relay source: it sends for that practice only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_certificate_is_a_relay_source_of_its_practice_only() {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let ca_dir = tempfile::tempdir().unwrap();
+    let ca_path = ca_dir.path().join("relay-ca.pem");
+    std::fs::write(&ca_path, ca_cert.pem()).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let smiles = client_cert(&issuer, "mta.smiles.example");
+    let other = client_cert(&issuer, "mta.other.example");
+
+    let instance = Instance::start_with(|c| c.smtp.relay_client_ca = Some(ca_path.clone())).await;
+    instance.practice_with_doctor().await;
+    let store = instance.store();
+    store.add_practice("Other Clinic", "other.example").await.unwrap();
+    store
+        .add_practice_user(CAROL, "Dr Carol", Role::Doctor, "other.example", true, false)
+        .await
+        .unwrap();
+    let cert = |c: &rustls::pki_types::CertificateDer<'_>| RelaySource {
+        kind: SourceKind::ClientCert,
+        value: fingerprint(c),
+    };
+    store
+        .set_relay_source("smiles.example", &cert(&smiles.0), false)
+        .await
+        .unwrap();
+    store
+        .set_relay_source("other.example", &cert(&other.0), false)
+        .await
+        .unwrap();
+    let as_ada = message(ADA, PAT, true, "from Ada");
+    let as_carol = message(CAROL, PAT, true, "from Carol");
+
+    let end = relay_over_tls(&instance, Some(copy(&smiles)), ADA, PAT, &as_ada).await;
+    assert!(end.starts_with("250") && end.contains("sealed"), "{end}");
+    let end = relay_over_tls(&instance, Some(copy(&other)), ADA, PAT, &as_ada).await;
+    assert!(
+        end.starts_with("550 5.7.1") && end.contains("not a relay source of Smiles Dental"),
+        "{end}"
+    );
+    let end = relay_over_tls(&instance, None, ADA, PAT, &as_ada).await;
+    assert!(end.starts_with("550 5.7.1"), "{end}");
+    let end = relay_over_tls(&instance, Some(copy(&smiles)), CAROL, PAT, &as_carol).await;
+    assert!(end.starts_with("550 5.7.1"), "{end}");
+    let end = relay_over_tls(&instance, Some(copy(&other)), CAROL, PAT, &as_carol).await;
+    assert!(end.starts_with("250"), "{end}");
+}

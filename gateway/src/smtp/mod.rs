@@ -61,6 +61,10 @@ pub struct SmtpConfig {
     /// When set, relayed mail must carry `X-MS-Exchange-CrossTenant-Id` with
     /// this Microsoft 365 tenant id (lower case); see `tenant.rs`.
     pub relay_tenant_id: Option<String>,
+    /// When set (`smtp.relay_client_ca`), the relay listener asks for a TLS
+    /// client certificate after STARTTLS and checks it with this verifier; a
+    /// certificate is optional, and a practice may name one as a relay source.
+    pub relay_client_verifier: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
 }
 
 impl Default for SmtpConfig {
@@ -76,6 +80,7 @@ impl Default for SmtpConfig {
             data_timeout: Duration::from_mins(10),
             trusted_networks: vec!["127.0.0.0/8".parse().expect("valid network")],
             relay_tenant_id: None,
+            relay_client_verifier: None,
         }
     }
 }
@@ -85,6 +90,9 @@ pub struct SmtpServer {
     pub(crate) store: Arc<Store>,
     pub(crate) config: SmtpConfig,
     pub(crate) tls: Option<TlsAcceptor>,
+    /// The relay listener's TLS, asking for a client certificate, when
+    /// `relay_client_verifier` is set.
+    relay_tls: Option<TlsAcceptor>,
     pub(crate) wakers: Wakers,
     relay_connections: ConnectionLimits,
     submission_connections: ConnectionLimits,
@@ -103,10 +111,28 @@ impl SmtpServer {
         let relay_connections = ConnectionLimits::new(config.max_connections, None);
         let submission_connections =
             ConnectionLimits::new(config.max_connections, Some(config.submission_max_connections_per_ip));
+        let relay_tls = match (&config.relay_client_verifier, &tls) {
+            (Some(verifier), Some(tls)) => {
+                let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+                match rustls::ServerConfig::builder_with_provider(provider).with_safe_default_protocol_versions() {
+                    Ok(builder) => Some(TlsAcceptor::from(Arc::new(
+                        builder
+                            .with_client_cert_verifier(Arc::clone(verifier))
+                            .with_cert_resolver(Arc::clone(&tls.config().cert_resolver)),
+                    ))),
+                    Err(error) => {
+                        tracing::error!(%error, "cannot set up client certificates on the relay listener");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         Arc::new(Self {
             store,
             config,
             tls,
+            relay_tls,
             wakers,
             relay_connections,
             submission_connections,
@@ -157,10 +183,19 @@ impl SmtpServer {
         }
         match session.run(&mut stream).await {
             Ok(session::Next::StartTls) => {
-                let Some(acceptor) = self.tls.clone() else { return };
+                let relay_tls = self.relay_tls.clone().filter(|_| kind == ListenerKind::Relay);
+                let Some(acceptor) = relay_tls.or_else(|| self.tls.clone()) else {
+                    return;
+                };
                 match tokio::time::timeout(Duration::from_secs(30), acceptor.accept(stream)).await {
                     Ok(Ok(mut tls)) => {
                         session.tls_started();
+                        session.client_cert = tls
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .and_then(|chain| chain.first())
+                            .map(|cert| hex::encode(store::crypto::sha256(cert.as_ref())));
                         if let Err(error) = session.run(&mut tls).await {
                             tracing::debug!(%error, %peer, "smtp session ended with an error");
                         }

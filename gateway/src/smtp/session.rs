@@ -55,6 +55,9 @@ pub struct Session {
     /// The practice whose SMTP AUTH relay account `user` is, if it is one: the
     /// session relays for that practice's domains (`tenant.rs`).
     pub(super) relay_for: Option<store::ids::PracticeId>,
+    /// SHA-256 (lower-case hex) of the TLS client certificate the relay client
+    /// presented, checked against `smtp.relay_client_ca`.
+    pub(super) client_cert: Option<String>,
     pub(super) auth_failures: u32,
     pub(super) tx: Transaction,
     pub(super) state: State,
@@ -94,6 +97,7 @@ impl Session {
             helo: None,
             user: None,
             relay_for: None,
+            client_cert: None,
             auth_failures: 0,
             tx: Transaction::default(),
             state: State::Command,

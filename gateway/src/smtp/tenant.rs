@@ -8,7 +8,7 @@
 //!
 //! Then the practice boundary (DESIGN.md, "Who is trusted with what"): secure
 //! mail for a practice must come from one of that practice's relay sources (a
-//! network, a Microsoft 365 tenant id; set with `sealpost practice relay`), or
+//! network, a Microsoft 365 tenant id, a TLS client certificate; set with `sealpost practice relay`), or
 //! from an authenticated session of its own user, or from a session signed in
 //! as the practice's SMTP AUTH relay account), and the sender's address must be
 //! in one of the practice's domains. A single-practice install needs no
@@ -114,6 +114,7 @@ impl Session {
         let allowed = sources.iter().any(|source| match source.kind {
             SourceKind::Network => source.value.parse::<IpNet>().is_ok_and(|net| net.contains(&ip)),
             SourceKind::Tenant => tenant_matches(&tenants, &source.value),
+            SourceKind::ClientCert => self.client_cert.as_deref() == Some(source.value.as_str()),
             SourceKind::Account => false,
         });
         if allowed {
@@ -145,7 +146,7 @@ impl Session {
         let domains = db.practice_domains(practice).await.map_err(failed)?;
         for address in addresses.iter().filter(|a| !a.is_empty()) {
             let domain = address.rsplit_once('@').map_or("", |(_, d)| d).to_ascii_lowercase();
-            if !domains.iter().any(|d| *d == domain) {
+            if !domains.contains(&domain) {
                 let own = db.practice(practice).await.map_err(failed)?;
                 tracing::warn!(practice = %practice, "relay account sent for another practice's domain; refused");
                 return Err(Reply::new(

@@ -28,6 +28,9 @@ pub enum SourceKind {
     /// A user of the practice (by address) that the practice's mail system signs
     /// in as on the submission port; it relays for the practice's domains.
     Account,
+    /// The SHA-256 fingerprint (lower-case hex) of a TLS client certificate the
+    /// practice's mail system presents on the relay port (`smtp.relay_client_ca`).
+    ClientCert,
 }
 
 impl SourceKind {
@@ -36,6 +39,7 @@ impl SourceKind {
             Self::Network => "network",
             Self::Tenant => "tenant",
             Self::Account => "account",
+            Self::ClientCert => "client_cert",
         }
     }
 
@@ -44,6 +48,7 @@ impl SourceKind {
             "network" => Some(Self::Network),
             "tenant" => Some(Self::Tenant),
             "account" => Some(Self::Account),
+            "client_cert" => Some(Self::ClientCert),
             _ => None,
         }
     }
