@@ -37,8 +37,10 @@ for target in "${targets[@]}"; do
       *) runs=10000 ;;
     esac
     echo "== fuzz $target: $runs runs, seed 1"
+    # Only the end of libFuzzer's progress lines: the summary, or the crash and
+    # its input (pipefail keeps cargo fuzz's exit status).
     cargo fuzz run "$target" -s none "corpus/$target" -- \
-      -seed=1 -runs="$runs" -max_len=262144 -rss_limit_mb=2048 -print_final_stats=1
+      -seed=1 -runs="$runs" -max_len=262144 -rss_limit_mb=2048 -print_final_stats=1 2>&1 | tail -n 40
   else
     echo "== fuzz $target: $seconds s"
     cargo fuzz run "$target" -s none "corpus/$target" -- \
