@@ -3,11 +3,10 @@
 //! apply), a new password ends every other session, link and (on a reset) app
 //! password, known and unknown addresses get the same answers and the same
 //! work at every door, lockouts are temporary and grow, one failure budget per
-//! client address across portal, SMTP and IMAP, login CSRF, IMAP sessions end
-//! when their credential does, and codes are not texted to premium numbers.
+//! client address across portal, SMTP and IMAP, login CSRF, and codes are not
+//! texted to premium numbers. Mail clients' sessions: `auth_mail_clients.rs`.
 
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use lettre::AsyncTransport;
@@ -17,8 +16,8 @@ use store::accounts::two_step::{Channel, CodePurpose};
 
 use super::harness::{Instance, browser, csrf_in, link_in, post_signin, set_password, sign_in, submission_client};
 
-const ADA: &str = "ada@smiles.example";
-const PASSWORD: &str = "Doctor-Pass-77";
+pub(super) const ADA: &str = "ada@smiles.example";
+pub(super) const PASSWORD: &str = "Doctor-Pass-77";
 const NOBODY: &str = "nobody@smiles.example";
 
 fn totp_code(secret: &str, at: i64) -> String {
@@ -492,111 +491,6 @@ async fn the_last_tries_before_a_lockout_are_warned_alike() {
     }
 }
 
-/// A raw IMAP session over implicit TLS in Python: signs in, NOOPs, waits for
-/// a line on stdin, then NOOPs again and says whether the server closed.
-const LONG_SESSION: &str = r#"
-import socket, ssl, sys
-port, user, password = sys.argv[1:4]
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
-s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(port))))
-f = s.makefile("rb")
-def until(tag):
-    out = []
-    while True:
-        try:
-            line = f.readline()
-        except (ssl.SSLError, OSError):
-            line = b""
-        if not line:
-            out.append("EOF"); break
-        out.append(line.decode().strip())
-        if line.startswith(tag.encode() + b" "):
-            break
-    return " | ".join(out)
-f.readline()
-s.sendall(b'a1 LOGIN "%s" "%s"\r\n' % (user.encode(), password.encode()))
-print(until("a1"), flush=True)
-s.sendall(b"a2 NOOP\r\n"); print(until("a2"), flush=True)
-sys.stdin.readline()
-s.sendall(b"a3 NOOP\r\n"); print(until("a3"), flush=True)
-"#;
-
-/// Runs [`LONG_SESSION`]; `between` runs while the session is open.
-async fn imap_session_across(instance: &Instance, password: &str, between: impl AsyncFnOnce()) -> (String, String) {
-    let port = instance.running.addresses.imap_tls.port();
-    let mut child = Command::new("python3")
-        .arg("-c")
-        .arg(LONG_SESSION)
-        .args([port.to_string(), ADA.to_owned(), password.to_owned()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    let stdout = child.stdout.take().unwrap();
-    let (reader, before) = tokio::task::spawn_blocking(move || {
-        let mut reader = BufReader::new(stdout);
-        let mut seen = String::new();
-        for _ in 0..2 {
-            reader.read_line(&mut seen).unwrap();
-        }
-        (reader, seen)
-    })
-    .await
-    .unwrap();
-    between().await;
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(b"go\n").unwrap();
-    drop(stdin);
-    let after = tokio::task::spawn_blocking(move || {
-        let mut rest = String::new();
-        std::io::Read::read_to_string(&mut { reader }, &mut rest).unwrap();
-        child.wait().unwrap();
-        rest
-    })
-    .await
-    .unwrap();
-    (before, after)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_open_imap_session_ends_when_its_app_password_is_revoked_or_the_account_locks() {
-    let instance = Instance::start().await;
-    instance.practice_with_doctor().await;
-    set_password(&instance, ADA, PASSWORD).await;
-    let store = instance.store();
-    let ada = store.user_by_email(ADA).await.unwrap().unwrap();
-
-    // Revoked in the portal while the mail app is connected.
-    let first = store.create_app_password(&ada, "Phone", "test").await.unwrap();
-    let id = store.app_passwords(&ada).await.unwrap()[0].id;
-    let (before, after) = imap_session_across(&instance, &first, async || {
-        store.revoke_app_password(&ada, id, "test").await.unwrap();
-    })
-    .await;
-    assert!(before.contains("a1 OK") && before.contains("a2 OK"), "{before}");
-    assert!(
-        after.contains("* BYE") && after.contains("EOF"),
-        "the next command ends it: {after}"
-    );
-    assert!(!after.contains("a3 OK"), "{after}");
-
-    // Locked by failed sign-ins (from elsewhere) while connected.
-    let second = store.create_app_password(&ada, "Laptop", "test").await.unwrap();
-    let (before, after) = imap_session_across(&instance, &second, async || {
-        for n in 0..5 {
-            let _ = store.check_password(ADA, &format!("Wrong-{n}"), "203.0.113.9").await;
-        }
-    })
-    .await;
-    assert!(before.contains("a2 OK"), "{before}");
-    assert!(after.contains("* BYE") && !after.contains("a3 OK"), "{after}");
-
-    // A session whose credential still holds goes on.
-    instance.clock.advance(15 * 60 + 1);
-    let (_, after) = imap_session_across(&instance, &second, async || {}).await;
-    assert!(after.contains("a3 OK"), "{after}");
-}
-
 /// imaplib: `count` failed LOGINs (each to another unknown address).
 const FAILING_LOGINS: &str = r#"
 import imaplib, ssl, sys
@@ -751,77 +645,4 @@ async fn codes_are_not_sent_to_premium_numbers_and_each_number_is_capped() {
     assert!(paused.to_string().contains("paused codes to new numbers"), "{paused}");
     instance.clock.advance(3601);
     send(&users[0], "+1 555 010 0103").await.expect("an hour later");
-}
-
-/// A raw IMAP session that signs in and IDLEs; prints `idling`, then every line
-/// until the server closes (or 20 s pass).
-const IDLING: &str = r#"
-import socket, ssl, sys
-port, user, password = sys.argv[1:4]
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
-s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(port))))
-s.settimeout(20)
-f = s.makefile("rb")
-f.readline()
-s.sendall(b'a1 LOGIN "%s" "%s"\r\n' % (user.encode(), password.encode()))
-print(f.readline().decode().strip(), flush=True)
-s.sendall(b"a2 IDLE\r\n")
-print(f.readline().decode().strip(), flush=True)
-print("idling", flush=True)
-while True:
-    try:
-        line = f.readline()
-    except (ssl.SSLError, OSError):
-        line = b""
-    if not line:
-        print("EOF", flush=True); break
-    print(line.decode().strip(), flush=True)
-"#;
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_idling_imap_session_ends_when_its_app_password_is_revoked() {
-    let instance = Instance::start().await;
-    instance.practice_with_doctor().await;
-    set_password(&instance, ADA, PASSWORD).await;
-    let store = instance.store();
-    let ada = store.user_by_email(ADA).await.unwrap().unwrap();
-    let app = store.create_app_password(&ada, "Phone", "test").await.unwrap();
-    let id = store.app_passwords(&ada).await.unwrap()[0].id;
-    let port = instance.running.addresses.imap_tls.port();
-    let mut child = Command::new("python3")
-        .arg("-c")
-        .arg(IDLING)
-        .args([port.to_string(), ADA.to_owned(), app])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    let stdout = child.stdout.take().unwrap();
-    let (reader, before) = tokio::task::spawn_blocking(move || {
-        let mut reader = BufReader::new(stdout);
-        let mut seen = String::new();
-        while !seen.contains("idling") {
-            if reader.read_line(&mut seen).unwrap() == 0 {
-                break;
-            }
-        }
-        (reader, seen)
-    })
-    .await
-    .unwrap();
-    assert!(before.contains("a1 OK") && before.contains("+ idling"), "{before}");
-    let started = Instant::now();
-    store.revoke_app_password(&ada, id, "test").await.unwrap();
-    let after = tokio::task::spawn_blocking(move || {
-        let mut rest = String::new();
-        std::io::Read::read_to_string(&mut { reader }, &mut rest).unwrap();
-        child.wait().unwrap();
-        rest
-    })
-    .await
-    .unwrap();
-    assert!(after.contains("* BYE") && after.contains("EOF"), "{after}");
-    assert!(
-        started.elapsed() < Duration::from_secs(15),
-        "at once, not at the idle timeout"
-    );
 }
