@@ -80,6 +80,23 @@ async fn app_password_of(instance: &Instance, email: &str) -> String {
         .unwrap()
 }
 
+/// An app password of Bob, unpaid staff of Smiles Dental.
+async fn unpaid_staff_app_password(instance: &Instance) -> String {
+    let store = instance.store();
+    let (bob, _) = store
+        .add_practice_user(
+            "bob@smiles.example",
+            "Bob Staff",
+            Role::Staff,
+            "smiles.example",
+            false,
+            false,
+        )
+        .await
+        .unwrap();
+    store.create_app_password(&bob, "Outlook", "test").await.unwrap()
+}
+
 /// Waits until `email`'s messages (any state) number `count`.
 async fn wait_recipient_of(instance: &Instance, email: &str, count: usize) -> store::accounts::User {
     for _ in 0..300 {
@@ -504,23 +521,7 @@ async fn expired_and_hidden_messages_stop_opening_at_once() {
 async fn contacts_api_serves_only_paid_practice_staff() {
     let instance = Instance::start().await;
     instance.practice_with_doctor().await;
-    let (bob, _) = instance
-        .store()
-        .add_practice_user(
-            "bob@smiles.example",
-            "Bob Staff",
-            Role::Staff,
-            "smiles.example",
-            false,
-            false,
-        )
-        .await
-        .unwrap();
-    let bob_pw = instance
-        .store()
-        .create_app_password(&bob, "Outlook", "test")
-        .await
-        .unwrap();
+    let bob_pw = unpaid_staff_app_password(&instance).await;
     let ada_pw = app_password_of(&instance, ADA).await;
     let ask = |user: &'static str, password: String| {
         let url = instance.url("/api/contacts?addresses=pat@example.org");
@@ -622,22 +623,6 @@ async fn the_addin_key_opens_the_contacts_api_and_nothing_else() {
     let (_, newer) = exchange(ADA, ada_pw).await;
     assert_eq!(contacts(key).await, 401, "the replaced key still works");
     assert_eq!(contacts(newer).await, 200);
-    let (bob, _) = instance
-        .store()
-        .add_practice_user(
-            "bob@smiles.example",
-            "Bob Staff",
-            Role::Staff,
-            "smiles.example",
-            false,
-            false,
-        )
-        .await
-        .unwrap();
-    let bob_pw = instance
-        .store()
-        .create_app_password(&bob, "Outlook", "test")
-        .await
-        .unwrap();
+    let bob_pw = unpaid_staff_app_password(&instance).await;
     assert_eq!(exchange("bob@smiles.example", bob_pw).await.0, 403);
 }
