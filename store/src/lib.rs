@@ -152,7 +152,6 @@ impl Store {
             mail_changed: tokio::sync::watch::Sender::new(0),
             sms_added: tokio::sync::Notify::new(),
         };
-        store.clear_partial_spool()?;
         Ok(Arc::new(store))
     }
 
@@ -192,8 +191,10 @@ impl Store {
     }
 
     /// Spool files still being written when the process stopped were never
-    /// acknowledged: remove them.
-    fn clear_partial_spool(&self) -> Result<()> {
+    /// acknowledged: remove them. Only the server calls this, as it starts: an
+    /// admin command opens the same store while a server may be running, and
+    /// must not take away the files of messages that server is receiving.
+    pub fn clear_partial_spool(&self) -> Result<()> {
         for dir in [self.spool_in(), self.spool_out()] {
             let Ok(entries) = std::fs::read_dir(&dir) else { continue };
             for entry in entries.flatten() {

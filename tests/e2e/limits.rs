@@ -120,3 +120,58 @@ async fn acknowledged_mail_survives_a_restart() {
         "spool should be empty after sealing and delivery: {leftovers:?}"
     );
 }
+
+/// An admin command opens the store while the server runs (`sealpost user add`,
+/// `practice list`, …). It must leave the spool alone: a message the server is
+/// receiving at that moment is still answered 250 and sealed, not 451.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_command_leaves_a_live_servers_spool_alone() {
+    let instance = Instance::start().await;
+    instance.practice_with_doctor().await;
+    let to = "pat@example.org";
+    let mut smtp = RawSmtp::connect(instance.relay()).await;
+    smtp.cmd("EHLO mta.smiles.example", "250").await;
+    smtp.cmd("MAIL FROM:<ada@smiles.example>", "250").await;
+    smtp.cmd(&format!("RCPT TO:<{to}>"), "250").await;
+    smtp.cmd("DATA", "354").await;
+    smtp.send(
+        format!(
+            "From: Dr Ada Lovelace <ada@smiles.example>\r\nTo: {to}\r\nX-Sealpost-Secure: 1\r\n\
+X-Sealpost-Role: {to} patient\r\nSubject: Results\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await;
+    smtp.send(&vec![b'a'; 256 * 1024]).await;
+    // The message is being written to the spool now.
+    let spool = instance.config.data_dir.join("spool/in");
+    let mut partial = Vec::new();
+    for _ in 0..100 {
+        partial = std::fs::read_dir(&spool)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "tmp"))
+            .collect();
+        if !partial.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(partial.len(), 1, "the message in flight has its spool file");
+
+    // What every admin command does first.
+    let admin = sealpost::app::open_store(&instance.config, instance.clock.clone())
+        .await
+        .unwrap();
+    admin.close().await;
+    drop(admin);
+    assert!(
+        partial[0].path().exists(),
+        "the admin command removed the spool file in flight"
+    );
+
+    smtp.send(b"\r\n.\r\n").await;
+    let reply = smtp.read_reply().await;
+    assert!(reply.starts_with("250"), "{reply}");
+    instance.wait_for_mail(to, 1).await;
+}
