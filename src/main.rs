@@ -15,6 +15,7 @@ mod cli;
 
 use cli::audit::{self, AuditCommand};
 use cli::practice::{self, PracticeCommand};
+use cli::spool::{self, SpoolCommand};
 use cli::user::{self, UserCommand};
 
 #[derive(Parser)]
@@ -52,6 +53,11 @@ enum Command {
     User {
         #[command(subcommand)]
         command: UserCommand,
+    },
+    /// Secure messages waiting in quarantine (they could not be sealed).
+    Spool {
+        #[command(subcommand)]
+        command: SpoolCommand,
     },
     /// The audit log.
     Audit {
@@ -157,6 +163,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Spool { command } => spool::spool(command, &config).await,
         Command::Audit { command } => audit::audit(command, &config).await,
     }
 }

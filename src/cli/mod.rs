@@ -2,4 +2,5 @@
 
 pub(crate) mod audit;
 pub(crate) mod practice;
+pub(crate) mod spool;
 pub(crate) mod user;

@@ -354,7 +354,8 @@ impl Store {
     }
 
     /// Puts a quarantined message back in line with a fresh count of attempts
-    /// (after the cause is fixed). `false` if it is not in quarantine.
+    /// (after the cause is fixed), and audits it. `false` if it is not in
+    /// quarantine.
     pub async fn release_quarantined(&self, id: &MessageId) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE spool SET quarantined_at = NULL, attempts = 0, next_attempt_at = 0
@@ -363,7 +364,17 @@ impl Store {
         .bind(id.as_str())
         .execute(&self.db)
         .await?;
-        Ok(done.rows_affected() > 0)
+        let released = done.rows_affected() > 0;
+        if released {
+            self.audit(crate::audit::AuditEvent {
+                actor: "admin",
+                action: "message.release",
+                object: &format!("message:{id}"),
+                client: "cli",
+            })
+            .await?;
+        }
+        Ok(released)
     }
 
     /// The sealing state of one spooled message; `None` once it is sealed.

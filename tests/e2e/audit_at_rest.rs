@@ -22,7 +22,7 @@ fn on_sqlite(instance: &Instance) -> bool {
 }
 
 /// Runs the real `sealpost` binary against the instance's folder and database.
-fn sealpost(instance: &Instance, args: &[&str]) -> Output {
+pub(super) fn sealpost(instance: &Instance, args: &[&str]) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_sealpost"))
         .args(args)
         .env_remove("SEALPOST_CONFIG")

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use super::audit_at_rest::sealpost;
 use super::harness::{Instance, RawSmtp, browser, logs};
 use super::secure_send::{ada_sends, canary};
 
@@ -257,7 +258,28 @@ async fn a_message_that_keeps_failing_is_quarantined_and_the_queue_goes_on() {
     assert!(entry.quarantined_at.is_some());
     assert_eq!(entry.attempts, store::spool::MAX_SEAL_ATTEMPTS);
     assert_eq!(instance.outbox_for("ada@smiles.example").len(), 1, "told once");
-    // An admin can put it back in line once the cause is fixed.
-    assert!(instance.store().release_quarantined(&id).await.unwrap());
+    // An admin sees it (ids and times only) and, once the cause is fixed, puts it
+    // back in line, with the real binary beside the running server.
+    let listed = sealpost(&instance, &["spool", "quarantined"]);
+    assert!(listed.status.success());
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(listed.contains(id.as_str()), "{listed}");
+    assert!(
+        listed.contains(&format!("attempts {}", store::spool::MAX_SEAL_ATTEMPTS)),
+        "{listed}"
+    );
+    assert!(!listed.contains(&canary));
+    let wrong = sealpost(&instance, &["spool", "release", "--id", "not-an-id"]);
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("is not a message id"));
+    let released = sealpost(&instance, &["spool", "release", "--id", id.as_str()]);
+    assert!(released.status.success(), "{released:?}");
     assert!(instance.store().quarantined_spool().await.unwrap().is_empty());
+    let again = sealpost(&instance, &["spool", "release", "--id", id.as_str()]);
+    assert!(!again.status.success(), "released twice");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not in quarantine"));
+    assert!(
+        instance.store().verify_audit_against(None).await.unwrap().is_ok(),
+        "the release is in an intact audit log"
+    );
 }
