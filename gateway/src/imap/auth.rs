@@ -10,10 +10,6 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::session::{Flow, Session, State};
 
-/// What a session hears when the credential it signed in with stops holding.
-pub(crate) const CREDENTIAL_GONE: &str =
-    "* BYE Signed out: the app password was revoked, the password changed or the account locked";
-
 impl Session {
     pub(crate) fn starttls(&mut self, tag: &str) -> Flow {
         if self.tls {

@@ -42,7 +42,7 @@ impl Session {
                     changes.mark_unchanged();
                     // Revoking a credential signals too: end the session then.
                     if !self.credential_live().await {
-                        self.line(super::auth::CREDENTIAL_GONE);
+                        self.line(super::session::CREDENTIAL_GONE);
                         return Ok(Flow::Close);
                     }
                     if matches!(self.state, State::Selected(..)) {

@@ -14,6 +14,10 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use super::ImapServer;
 use super::framing::{Frame, Input, tag_of};
 
+/// What a session hears when the credential it signed in with stops holding.
+pub(crate) const CREDENTIAL_GONE: &str =
+    "* BYE Signed out: the app password was revoked, the password changed or the account locked";
+
 /// What the connection does after a session run.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Next {
@@ -187,7 +191,7 @@ impl Session {
         let tag = command.tag.as_ref().to_owned();
         let name = command.body.name();
         if !self.credential_live().await {
-            self.line(super::auth::CREDENTIAL_GONE);
+            self.line(CREDENTIAL_GONE);
             self.state = State::Logout;
             return Ok(Flow::Close);
         }
