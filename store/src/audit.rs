@@ -35,10 +35,6 @@ const SCHEME_PLAIN: i64 = 1;
 /// Rows chained with HMAC-SHA256 under the audit key.
 const SCHEME_KEYED: i64 = 2;
 
-/// Actions recorded right after a message's wrapped key was destroyed; after them
-/// the database's freed pages are wiped (see `db.rs`).
-const SHREDDING_ACTIONS: [&str; 2] = ["message.delete", "message.expire"];
-
 /// The chain input: the previous hash, then each field with its length.
 fn chain_input(prev: &[u8], at: i64, event: &AuditEvent<'_>) -> Vec<u8> {
     let mut input = prev.to_vec();
@@ -154,9 +150,6 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
-        }
-        if SHREDDING_ACTIONS.contains(&event.action) {
-            self.wipe_freed_pages().await;
         }
         Ok(())
     }

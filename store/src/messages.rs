@@ -616,7 +616,10 @@ impl Store {
             object: &format!("message:{id}"),
             client,
         })
-        .await
+        .await?;
+        // The wrapped key's old bytes may still be in the write-ahead log (db.rs).
+        self.wipe_freed_pages().await;
+        Ok(())
     }
 
     /// Shreds every message past its expiry; returns how many.
@@ -639,6 +642,10 @@ impl Store {
             })
             .await?;
             count += 1;
+        }
+        if count > 0 {
+            // Once for the whole batch: the old keys may still be in the write-ahead log (db.rs).
+            self.wipe_freed_pages().await;
         }
         Ok(count)
     }
