@@ -124,6 +124,17 @@ impl Store {
         Ok(row.is_some())
     }
 
+    /// Records an admin's change to a practice's domains or relay sources.
+    async fn audit_practice_change(&self, practice: &Practice, action: &str) -> Result<()> {
+        self.audit(AuditEvent {
+            actor: "admin",
+            action,
+            object: &format!("practice:{}", practice.id),
+            client: "cli",
+        })
+        .await
+    }
+
     async fn practice_for_admin(&self, practice_domain: &str) -> Result<Practice> {
         self.practice_by_domain(practice_domain)
             .await?
@@ -162,16 +173,14 @@ impl Store {
                 .execute(&self.db)
                 .await?;
         }
-        self.audit(AuditEvent {
-            actor: "admin",
-            action: if remove {
+        self.audit_practice_change(
+            &practice,
+            if remove {
                 "practice.domain_remove"
             } else {
                 "practice.domain_add"
             },
-            object: &format!("practice:{}", practice.id),
-            client: "cli",
-        })
+        )
         .await?;
         Ok(practice)
     }
@@ -238,16 +247,14 @@ impl Store {
             .execute(&self.db)
             .await?;
         }
-        self.audit(AuditEvent {
-            actor: "admin",
-            action: if remove {
+        self.audit_practice_change(
+            &practice,
+            if remove {
                 "practice.relay_remove"
             } else {
                 "practice.relay_add"
             },
-            object: &format!("practice:{}", practice.id),
-            client: "cli",
-        })
+        )
         .await?;
         Ok(practice)
     }
