@@ -109,14 +109,19 @@ impl Backoff {
 mod tests {
     use super::*;
 
-    #[test]
-    fn waits_double_up_to_the_cap_and_reset_on_success() {
-        let mut backoff = Backoff::with(
+    /// Starts at 1 s, capped at a minute, a repeated error logged once a minute.
+    fn test_backoff() -> Backoff {
+        Backoff::with(
             "test",
             Duration::from_secs(1),
             Duration::from_mins(1),
             Duration::from_mins(1),
-        );
+        )
+    }
+
+    #[test]
+    fn waits_double_up_to_the_cap_and_reset_on_success() {
+        let mut backoff = test_backoff();
         let start = Instant::now();
         let waits: Vec<u64> = (0..9).map(|_| backoff.fail_at(start, &"db gone").as_secs()).collect();
         assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
@@ -130,12 +135,7 @@ mod tests {
 
     #[test]
     fn a_repeated_error_is_logged_once_per_interval() {
-        let mut backoff = Backoff::with(
-            "test",
-            Duration::from_secs(1),
-            Duration::from_mins(1),
-            Duration::from_mins(1),
-        );
+        let mut backoff = test_backoff();
         let start = Instant::now();
         let mut logged = 0;
         // An hour of failing every second (as a worker with no backoff would).
@@ -153,12 +153,7 @@ mod tests {
     /// clock: in ten minutes it tries 15 times, not millions.
     #[test]
     fn a_failing_loop_tries_rarely() {
-        let mut backoff = Backoff::with(
-            "test",
-            Duration::from_secs(1),
-            Duration::from_mins(1),
-            Duration::from_mins(1),
-        );
+        let mut backoff = test_backoff();
         let start = Instant::now();
         let mut now = start;
         let mut tries = 0;
