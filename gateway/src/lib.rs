@@ -7,6 +7,7 @@ pub mod deliver;
 pub mod dkim;
 pub mod imap;
 pub mod limits;
+pub mod mail;
 pub mod notify;
 pub mod sms;
 pub mod smtp;
