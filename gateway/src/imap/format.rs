@@ -50,8 +50,17 @@ mod tests {
     fn flag_lists_name_the_system_flags_in_order() {
         assert_eq!(flag_list(Flags(0)), "()");
         assert_eq!(flag_list(Flags(Flags::DELETED | Flags::SEEN)), "(\\Seen \\Deleted)");
-        let all = [Flags::SEEN, Flags::ANSWERED, Flags::FLAGGED, Flags::DELETED, Flags::DRAFT];
+        let all = [
+            Flags::SEEN,
+            Flags::ANSWERED,
+            Flags::FLAGGED,
+            Flags::DELETED,
+            Flags::DRAFT,
+        ];
         let bits = all.iter().fold(0, |acc, f| acc | f);
-        assert_eq!(flag_list(Flags(bits)), "(\\Seen \\Answered \\Flagged \\Deleted \\Draft)");
+        assert_eq!(
+            flag_list(Flags(bits)),
+            "(\\Seen \\Answered \\Flagged \\Deleted \\Draft)"
+        );
     }
 }

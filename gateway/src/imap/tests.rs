@@ -87,15 +87,31 @@ async fn a_body_fetch_sets_seen_and_a_peek_does_not() {
         .await;
     assert_eq!(
         lines_for(&out, "p"),
-        [&format!("* {n} FETCH (BODY[TEXT] {{12}}"), "Hello Bob.", ")", "p OK FETCH completed"]
+        [
+            &format!("* {n} FETCH (BODY[TEXT] {{12}}"),
+            "Hello Bob.",
+            ")",
+            "p OK FETCH completed"
+        ]
     );
-    assert_eq!(lines_for(&out, "a"), [&format!("* {n} FETCH (FLAGS ())"), "a OK FETCH completed"]);
+    assert_eq!(
+        lines_for(&out, "a"),
+        [&format!("* {n} FETCH (FLAGS ())"), "a OK FETCH completed"]
+    );
     // The new flags come with the body (RFC 3501 §6.4.5).
     assert_eq!(
         lines_for(&out, "b"),
-        [&format!("* {n} FETCH (BODY[TEXT] {{12}}"), "Hello Bob.", " FLAGS (\\Seen))", "b OK FETCH completed"]
+        [
+            &format!("* {n} FETCH (BODY[TEXT] {{12}}"),
+            "Hello Bob.",
+            " FLAGS (\\Seen))",
+            "b OK FETCH completed"
+        ]
     );
-    assert_eq!(lines_for(&out, "c"), [&format!("* {n} FETCH (FLAGS (\\Seen))"), "c OK FETCH completed"]);
+    assert_eq!(
+        lines_for(&out, "c"),
+        [&format!("* {n} FETCH (FLAGS (\\Seen))"), "c OK FETCH completed"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,7 +138,10 @@ async fn nested_parts_are_fetched_by_their_numbers() {
 async fn a_uid_range_past_the_largest_still_names_the_last_message() {
     // RFC 3501 §6.4.8: `5:*` with UIDs 1 and 2 is `2:5`, so UID 2 answers.
     let out = after_select("u UID FETCH 5:* (FLAGS)\r\n").await;
-    assert_eq!(lines_for(&out, "u"), ["* 2 FETCH (UID 2 FLAGS ())", "u OK UID FETCH completed"]);
+    assert_eq!(
+        lines_for(&out, "u"),
+        ["* 2 FETCH (UID 2 FLAGS ())", "u OK UID FETCH completed"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,10 +189,16 @@ fn sets_resolve_star_and_reversed_ranges() {
     // `0` stands for `*` here.
     assert!(contains(&set(&[(3, None)]), 3, 10));
     assert!(!contains(&set(&[(3, None)]), 4, 10));
-    assert!(contains(&set(&[(7, Some(2))]), 5, 10), "a range may be written backwards");
+    assert!(
+        contains(&set(&[(7, Some(2))]), 5, 10),
+        "a range may be written backwards"
+    );
     assert!(contains(&set(&[(8, Some(0))]), 10, 10));
     assert!(!contains(&set(&[(8, Some(0))]), 7, 10));
-    assert!(contains(&set(&[(20, Some(0))]), 10, 10), "n:* past the largest is largest:n");
+    assert!(
+        contains(&set(&[(20, Some(0))]), 10, 10),
+        "n:* past the largest is largest:n"
+    );
     assert!(contains(&set(&[(1, None), (4, Some(5))]), 5, 10));
 }
 

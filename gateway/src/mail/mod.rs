@@ -77,11 +77,23 @@ impl MailKind {
     /// If a template fails to render (askama reports why).
     pub fn render(&self) -> Result<Rendered, askama::Error> {
         let (from_name, parts, auto_submitted) = match self {
-            Self::Notification(v) => (format!("{} via Sealpost", v.sender), kinds::notification::render(v)?, AUTO_GENERATED),
-            Self::Invitation(v) => (format!("{} via Sealpost", v.sender), kinds::invitation::render(v)?, AUTO_GENERATED),
+            Self::Notification(v) => (
+                format!("{} via Sealpost", v.sender),
+                kinds::notification::render(v)?,
+                AUTO_GENERATED,
+            ),
+            Self::Invitation(v) => (
+                format!("{} via Sealpost", v.sender),
+                kinds::invitation::render(v)?,
+                AUTO_GENERATED,
+            ),
             Self::SetPassword(v) => ("Sealpost".to_owned(), kinds::set_password::render(v)?, AUTO_GENERATED),
             Self::ChooseRoles(v) => ("Sealpost".to_owned(), kinds::choose_roles::render(v)?, AUTO_GENERATED),
-            Self::Bounce(v) => ("Mail Delivery System".to_owned(), kinds::bounce::render(v)?, AUTO_REPLIED),
+            Self::Bounce(v) => (
+                "Mail Delivery System".to_owned(),
+                kinds::bounce::render(v)?,
+                AUTO_REPLIED,
+            ),
             Self::Quarantined(v) => ("Sealpost".to_owned(), kinds::quarantined::render(v)?, AUTO_REPLIED),
         };
         let (subject, text, html) = parts;

@@ -90,7 +90,10 @@ fn every_kind_renders_as_its_snapshot() {
         }
         let expected = std::fs::read_to_string(&path).unwrap_or_default();
         if expected != actual {
-            differ.push(format!("{}:\n--- expected\n{expected}\n--- actual\n{actual}", path.display()));
+            differ.push(format!(
+                "{}:\n--- expected\n{expected}\n--- actual\n{actual}",
+                path.display()
+            ));
         }
     }
     assert!(seen.iter().all(|s| *s), "a kind has no sample: {seen:?}");
@@ -124,8 +127,14 @@ fn names_and_notes_are_escaped_in_html() {
         for raw in ["<script", "</script>", "<b>", "\"x\"", "\"insurance\"", "'Co'", "& "] {
             assert!(!html.contains(raw), "{raw:?} unescaped in {html}");
         }
-        assert!(html.contains("Dr &#60;script&#62;alert(&#34;x&#34;)&#60;/script&#62; &#38; &#39;Co&#39;"), "{html}");
-        assert!(html.contains("&#60;b&#62;Bring&#60;/b&#62; your card &#38; &#34;insurance&#34;"), "{html}");
+        assert!(
+            html.contains("Dr &#60;script&#62;alert(&#34;x&#34;)&#60;/script&#62; &#38; &#39;Co&#39;"),
+            "{html}"
+        );
+        assert!(
+            html.contains("&#60;b&#62;Bring&#60;/b&#62; your card &#38; &#34;insurance&#34;"),
+            "{html}"
+        );
     }
     let choose = MailKind::ChooseRoles(ChooseRoles {
         recipient_name: "<img src=x onerror=alert(1)>".to_owned(),
@@ -142,7 +151,10 @@ fn the_text_part_keeps_the_words_as_written() {
         .render()
         .unwrap()
         .text;
-    assert!(text.contains(&format!("Note from {SCRIPT}: Fees & \"co-pay\"\n")), "{text}");
+    assert!(
+        text.contains(&format!("Note from {SCRIPT}: Fees & \"co-pay\"\n")),
+        "{text}"
+    );
 }
 
 /// The header block of a written message.
@@ -189,7 +201,10 @@ fn a_name_cannot_add_a_header() {
         Some("Secure message from Eve Bcc: victim@example.org X-Injected: 1")
     );
     let from = parsed.from().unwrap().first().unwrap();
-    assert_eq!(from.name(), Some("Eve Bcc: victim@example.org X-Injected: 1 via Sealpost"));
+    assert_eq!(
+        from.name(),
+        Some("Eve Bcc: victim@example.org X-Injected: 1 via Sealpost")
+    );
     assert_eq!(from.address(), Some("notify@example-dental.com"));
 }
 
@@ -201,7 +216,10 @@ fn non_ascii_names_are_encoded_words() {
     assert!(headers.to_ascii_lowercase().contains("=?utf-8?"), "{headers}");
     let parsed = mail_parser::MessageParser::default().parse(&message).unwrap();
     assert_eq!(parsed.subject(), Some("Secure message from Zoë Ångström"));
-    assert_eq!(parsed.from().unwrap().first().unwrap().name(), Some("Zoë Ångström via Sealpost"));
+    assert_eq!(
+        parsed.from().unwrap().first().unwrap().name(),
+        Some("Zoë Ångström via Sealpost")
+    );
     assert!(parsed.body_text(0).unwrap().contains("Zoë Ångström (Smiles Dental)"));
 }
 
