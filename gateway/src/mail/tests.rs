@@ -209,6 +209,18 @@ fn a_name_cannot_add_a_header() {
 }
 
 #[test]
+fn a_name_cannot_pose_as_the_sender_address() {
+    let posing = "Ada \"The Doc\" <ceo@bank.example>, eve@attacker.example";
+    let message = written(&MailKind::Notification(waiting(posing, None)));
+    let parsed = mail_parser::MessageParser::default().parse(&message).unwrap();
+    let from = parsed.from().unwrap();
+    assert_eq!(from.iter().count(), 1, "{}", header_block(&message));
+    let from = from.first().unwrap();
+    assert_eq!(from.address(), Some("notify@example-dental.com"));
+    assert_eq!(from.name(), Some(format!("{posing} via Sealpost").as_str()));
+}
+
+#[test]
 fn non_ascii_names_are_encoded_words() {
     let message = written(&MailKind::Notification(waiting("Zoë Ångström", None)));
     let headers = header_block(&message);
