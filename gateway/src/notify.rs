@@ -93,27 +93,7 @@ async fn notify_pending(store: &Store, config: &NotifyConfig, wakers: &Wakers) -
     let mut failed = None;
     for job in jobs {
         let result = match store.job_context(&job).await {
-            Ok(ctx) => match mail_for(&ctx, config, store.policy()).map(|mail| (mail.render(), mail)) {
-                Some((Ok(rendered), _)) => {
-                    let envelope = Envelope {
-                        from_address: &config.from_address,
-                        to: &ctx.recipient.email,
-                        now: store.now(),
-                    };
-                    let message = mail::write(&rendered, envelope, config.dkim.as_deref());
-                    store
-                        .queue_mail(Some(job.id), &config.from_address, &ctx.recipient.email, &message)
-                        .await
-                }
-                Some((Err(error), mail)) => {
-                    tracing::error!(job = job.id, kind = mail.name(), %error, "cannot render mail: job skipped");
-                    store.skip_job(job.id).await
-                }
-                None => {
-                    tracing::warn!(job = job.id, "notification job without its message: skipped");
-                    store.skip_job(job.id).await
-                }
-            },
+            Ok(ctx) => compose_and_queue(store, config, job.id, &ctx).await,
             Err(Error::NotFound) => store.skip_job(job.id).await,
             Err(error) => Err(error),
         };
@@ -123,6 +103,31 @@ async fn notify_pending(store: &Store, config: &NotifyConfig, wakers: &Wakers) -
         }
     }
     failed.map_or(Ok(busy), Err)
+}
+
+/// Renders a job's mail and queues it; a job whose mail cannot be written is
+/// skipped with a log line (no PHI: the job and the kind), not retried.
+async fn compose_and_queue(store: &Store, config: &NotifyConfig, job: i64, ctx: &MailContext) -> Result<(), Error> {
+    let Some(mail) = mail_for(ctx, config, store.policy()) else {
+        tracing::warn!(job, "notification job without its message: skipped");
+        return store.skip_job(job).await;
+    };
+    let rendered = match mail.render() {
+        Ok(rendered) => rendered,
+        Err(error) => {
+            tracing::error!(job, kind = mail.name(), %error, "cannot render mail: job skipped");
+            return store.skip_job(job).await;
+        }
+    };
+    let envelope = Envelope {
+        from_address: &config.from_address,
+        to: &ctx.recipient.email,
+        now: store.now(),
+    };
+    let message = mail::write(&rendered, envelope, config.dkim.as_deref());
+    store
+        .queue_mail(Some(job), &config.from_address, &ctx.recipient.email, &message)
+        .await
 }
 
 #[cfg(test)]
