@@ -1,12 +1,16 @@
 //! The mail edge of Sealpost: SMTP in (relay and submission listeners),
 //! classification of secure mail, the workers that seal spooled messages and
-//! compose notifications, and outbound delivery (Maildir outbox or smarthost).
-//! It talks to the portal only through the store.
+//! compose notifications (every mail from the templates in [`mail`]), outbound
+//! delivery (Maildir outbox or smarthost) with DKIM signing, the IMAP server
+//! that lets a mail client read the secure mailbox, and the SMS worker that
+//! sends two-step codes by text message or voice call. It talks to the portal
+//! only through the store.
 
 pub mod deliver;
 pub mod dkim;
 pub mod imap;
 pub mod limits;
+pub mod mail;
 pub mod notify;
 pub mod sms;
 pub mod smtp;

@@ -1,16 +1,16 @@
-//! The notifier: turns mail jobs from the store into messages (built with
-//! mail-builder) and queues them for delivery. A notification carries no PHI:
-//! the sender's name and practice, the sender's own non-PHI note, and one link.
+//! The notifier: turns mail jobs from the store into mails (one [`MailKind`]
+//! each, rendered from its templates by [`crate::mail`]) and queues them for
+//! delivery. A notification carries no PHI: the sender's name and practice,
+//! the sender's own non-PHI note, and one link.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use mail_builder::MessageBuilder;
-use mail_builder::headers::raw::Raw;
 use store::jobs::{JobKind, MailContext};
-use store::{Error, Store};
+use store::{Error, Policy, Store};
 
 use crate::Wakers;
+use crate::mail::{self, ChooseRoles, Envelope, ForPeople, MailKind, MessageWaiting, SetPassword};
 
 /// What notifications look like.
 #[derive(Debug, Clone)]
@@ -25,112 +25,38 @@ pub struct NotifyConfig {
     pub dkim: Option<Arc<crate::dkim::Dkim>>,
 }
 
-/// Composes one job's mail: `(subject, text, html)` plus the From display name.
-pub fn compose(ctx: &MailContext, config: &NotifyConfig) -> (String, String, String, String) {
+/// The mail a job asks for, with the link's lifetime from the policy. `None`
+/// for a notification job without its message (the store does not hand one
+/// out; the caller skips it with a log line).
+#[must_use]
+pub fn mail_for(ctx: &MailContext, config: &NotifyConfig, policy: &Policy) -> Option<MailKind> {
     let link = format!("{}{}", config.public_url.trim_end_matches('/'), ctx.link);
-    let recipient_name = if ctx.recipient.full_name.is_empty() {
-        "Hello".to_owned()
-    } else {
-        format!("Dear {}", ctx.recipient.full_name)
-    };
-    match (ctx.kind, &ctx.message) {
+    let recipient_name = ctx.recipient.full_name.clone();
+    Some(match (ctx.kind, &ctx.message) {
         (JobKind::Notify, Some(message)) => {
-            let invitation = ctx.invitation;
             let sender = message.sender.display_name().to_owned();
-            let practice = &message.practice.name;
-            let subject = config.subject_template.replace("{sender}", &sender);
-            let mut text = format!("{recipient_name},\n\n{sender} ({practice}) sent you a secure message.\n\n");
-            if let Some(notice) = &message.notice {
-                text.push_str(&format!("Note from {sender}: {notice}\n\n"));
-            }
-            if invitation {
-                text.push_str(&format!(
-                    "To read it, open this link and finish your free account (it takes about two minutes):\n{link}\n\n"
-                ));
+            let waiting = MessageWaiting {
+                recipient_name,
+                subject_line: config.subject_template.replace("{sender}", &sender),
+                sender,
+                practice: message.practice.name.clone(),
+                notice: message.notice.clone(),
+                link,
+            };
+            if ctx.invitation {
+                MailKind::Invitation(waiting)
             } else {
-                text.push_str(&format!("To read it, sign in here:\n{link}\n\n"));
+                MailKind::Notification(waiting)
             }
-            text.push_str("For your privacy the message itself is not in this email. You can reply securely from the same page.\n");
-            let html = html_mail(
-                &subject,
-                &text,
-                &link,
-                if invitation {
-                    "Read the message"
-                } else {
-                    "Sign in to read"
-                },
-            );
-            (format!("{sender} via Sealpost"), subject, text, html)
         }
-        (JobKind::ChooseRoles, _) => {
-            let subject = "Action needed: who are the new recipients of your secure message?".to_owned();
-            let text = format!(
-                "{recipient_name},\n\nYour secure message went to people you have not written to before. \
-Tell us how each of them relates to your practice (patient, doctor or staff), and we will send them their invitation:\n{link}\n"
-            );
-            let html = html_mail(&subject, &text, &link, "Choose recipients' roles");
-            ("Sealpost".to_owned(), subject, text, html)
-        }
-        _ => {
-            let subject = "Set your Sealpost password".to_owned();
-            let text = format!(
-                "{recipient_name},\n\nOpen this link to set the password for your Sealpost account. It works once and expires in 24 hours:\n{link}\n\n\
-If you did not ask for this, you can ignore this email.\n"
-            );
-            let html = html_mail(&subject, &text, &link, "Set my password");
-            ("Sealpost".to_owned(), subject, text, html)
-        }
-    }
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-fn html_mail(subject: &str, text: &str, link: &str, button: &str) -> String {
-    let paragraphs: String = text
-        .split("\n\n")
-        .filter(|p| !p.trim().is_empty() && !p.contains(link))
-        .map(|p| format!("<p>{}</p>", escape(p).replace('\n', "<br>")))
-        .collect();
-    format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title></head>\
-<body style=\"font-family:-apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;font-size:16px;color:#1c2430;max-width:36rem;margin:auto;padding:1rem\">\
-{paragraphs}<p><a href=\"{href}\" style=\"display:inline-block;background:#1f5fbf;color:#fff;padding:.8rem 1.4rem;border-radius:6px;text-decoration:none\">{button}</a></p>\
-<p style=\"color:#5a6472;font-size:14px\">Or copy this link into your browser: {href}</p></body></html>",
-        title = escape(subject),
-        href = escape(link),
-        button = escape(button),
-    )
-}
-
-/// Builds the RFC 5322 message for a job.
-pub fn build_message(ctx: &MailContext, config: &NotifyConfig, now: i64) -> Vec<u8> {
-    let (from_name, subject, text, html) = compose(ctx, config);
-    let message_id = format!(
-        "{}@{}",
-        store::crypto::random_hex(16),
-        config.from_address.rsplit('@').next().unwrap_or("localhost")
-    );
-    let message = MessageBuilder::new()
-        .from((from_name.as_str(), config.from_address.as_str()))
-        .to(ctx.recipient.email.as_str())
-        .subject(subject.as_str())
-        .message_id(message_id.as_str())
-        .date(now)
-        .header("Auto-Submitted", Raw::new("auto-generated"))
-        .text_body(text)
-        .html_body(html)
-        .write_to_vec()
-        .expect("writing to a Vec cannot fail");
-    match &config.dkim {
-        Some(dkim) => dkim.sign(&message),
-        None => message,
-    }
+        (JobKind::Notify, None) => return None,
+        (JobKind::SetPassword, _) => MailKind::SetPassword(SetPassword {
+            recipient_name,
+            link,
+            expires_in: ForPeople(policy.set_password_ttl),
+        }),
+        (JobKind::ChooseRoles, _) => MailKind::ChooseRoles(ChooseRoles { recipient_name, link }),
+    })
 }
 
 /// Runs forever: composes and queues the mail for every pending job. While the
@@ -167,12 +93,7 @@ async fn notify_pending(store: &Store, config: &NotifyConfig, wakers: &Wakers) -
     let mut failed = None;
     for job in jobs {
         let result = match store.job_context(&job).await {
-            Ok(ctx) => {
-                let message = build_message(&ctx, config, store.now());
-                store
-                    .queue_mail(Some(job.id), &config.from_address, &ctx.recipient.email, &message)
-                    .await
-            }
+            Ok(ctx) => compose_and_queue(store, config, job.id, &ctx).await,
             Err(Error::NotFound) => store.skip_job(job.id).await,
             Err(error) => Err(error),
         };
@@ -182,4 +103,122 @@ async fn notify_pending(store: &Store, config: &NotifyConfig, wakers: &Wakers) -
         }
     }
     failed.map_or(Ok(busy), Err)
+}
+
+/// Renders a job's mail and queues it; a job whose mail cannot be written is
+/// skipped with a log line (no PHI: the job and the kind), not retried.
+async fn compose_and_queue(store: &Store, config: &NotifyConfig, job: i64, ctx: &MailContext) -> Result<(), Error> {
+    let Some(mail) = mail_for(ctx, config, store.policy()) else {
+        tracing::warn!(job, "notification job without its message: skipped");
+        return store.skip_job(job).await;
+    };
+    let rendered = match mail.render() {
+        Ok(rendered) => rendered,
+        Err(error) => {
+            tracing::error!(job, kind = mail.name(), %error, "cannot render mail: job skipped");
+            return store.skip_job(job).await;
+        }
+    };
+    let envelope = Envelope {
+        from_address: &config.from_address,
+        to: &ctx.recipient.email,
+        now: store.now(),
+    };
+    let message = mail::write(&rendered, envelope, config.dkim.as_deref());
+    store
+        .queue_mail(Some(job), &config.from_address, &ctx.recipient.email, &message)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use store::Policy;
+    use store::accounts::{Practice, Profile, Role, User, UserStatus};
+    use store::ids::{MessageId, PracticeId, UserId};
+    use store::jobs::{JobKind, MailContext, MessageContext};
+
+    use super::{NotifyConfig, mail_for};
+    use crate::mail::MailKind;
+
+    fn user(name: &str, email: &str) -> User {
+        User {
+            id: UserId(1),
+            email: email.to_owned(),
+            full_name: name.to_owned(),
+            phone: String::new(),
+            role: Role::Patient,
+            practice_id: None,
+            paid: false,
+            user_manager: false,
+            status: UserStatus::Active,
+            profile: Profile::default(),
+        }
+    }
+
+    fn context(kind: JobKind, with_message: bool, invitation: bool) -> MailContext {
+        MailContext {
+            kind,
+            recipient: user("Pat Example", "pat@example.org"),
+            message: with_message.then(|| MessageContext {
+                id: MessageId::generate(),
+                sender: user("Dr Ada Lovelace", "ada@smiles.example"),
+                practice: Practice {
+                    id: PracticeId(1),
+                    name: "Smiles Dental".to_owned(),
+                    domain: "smiles.example".to_owned(),
+                },
+                notice: Some("Your appointment follow-up".to_owned()),
+            }),
+            link: "/m/abc".to_owned(),
+            invitation,
+        }
+    }
+
+    fn config() -> NotifyConfig {
+        NotifyConfig {
+            public_url: "https://secure.example-dental.com/".to_owned(),
+            from_address: "notify@example-dental.com".to_owned(),
+            subject_template: "Secure message from {sender}".to_owned(),
+            dkim: None,
+        }
+    }
+
+    #[test]
+    fn each_job_kind_gets_its_own_mail() {
+        let policy = Policy::default();
+        let name = |kind, message, invitation| {
+            mail_for(&context(kind, message, invitation), &config(), &policy).map(|m| m.name())
+        };
+        assert_eq!(name(JobKind::Notify, true, false), Some("notification"));
+        assert_eq!(name(JobKind::Notify, true, true), Some("invitation"));
+        // A notification without its message is skipped, never sent as another kind.
+        assert_eq!(name(JobKind::Notify, false, false), None);
+        assert_eq!(name(JobKind::SetPassword, false, false), Some("set_password"));
+        assert_eq!(name(JobKind::ChooseRoles, true, false), Some("choose_roles"));
+    }
+
+    #[test]
+    fn the_link_joins_the_public_url_and_the_subject_names_the_sender() {
+        let mail = mail_for(&context(JobKind::Notify, true, false), &config(), &Policy::default()).unwrap();
+        let MailKind::Notification(waiting) = &mail else {
+            panic!("{}", mail.name());
+        };
+        assert_eq!(waiting.link, "https://secure.example-dental.com/m/abc");
+        assert_eq!(waiting.subject_line, "Secure message from Dr Ada Lovelace");
+    }
+
+    #[test]
+    fn the_set_password_mail_states_the_policy_lifetime() {
+        let expiry = |ttl| {
+            let policy = Policy {
+                set_password_ttl: ttl,
+                ..Policy::default()
+            };
+            let mail = mail_for(&context(JobKind::SetPassword, false, false), &config(), &policy).unwrap();
+            mail.render().unwrap().text
+        };
+        assert!(expiry(86_400).contains("expires in 24 hours:"));
+        assert!(expiry(7 * 86_400).contains("expires in 7 days:"));
+        assert!(expiry(2 * 3600).contains("expires in 2 hours:"));
+    }
 }

@@ -90,6 +90,12 @@ async fn secure_message_reaches_a_new_patient_and_stays_sealed() {
     let parsed = mail_parser::MessageParser::default().parse(&notification).unwrap();
     assert_eq!(parsed.subject(), Some("Secure message from Dr Ada Lovelace"));
     assert!(parsed.body_text(0).unwrap().contains("Your appointment follow-up"));
+    // Decoded, neither part carries the sealed subject or body.
+    let html_part = parsed.body_html(0).expect("an HTML part").into_owned();
+    assert!(html_part.contains("Your appointment follow-up"), "{html_part}");
+    for part in [parsed.body_text(0).unwrap().into_owned(), html_part] {
+        assert!(!part.contains(&canary) && !part.contains("Lab results"), "{part}");
+    }
     let invite = link_in(&notification, &format!("{}/m/", instance.config.public_url));
     assert!(invite.contains("?invite="), "{invite}");
 

@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use mail_builder::MessageBuilder;
 use store::Store;
 use store::jobs::{DeliveryOutcome, OutboundItem};
 use tokio::io::AsyncWriteExt;
 
 use crate::Wakers;
+use crate::mail::{Bounce, Envelope, MailKind};
 use crate::strip::MarkerStripper;
 
 mod smtp_client;
@@ -211,30 +211,27 @@ async fn to_smarthost(store: &Store, host: &Smarthost, hostname: &str, item: &Ou
 }
 
 /// Tells the sender their mail could not be delivered (RFC 3464 in spirit; plain
-/// text). The original content is not included: it may be PHI.
+/// text, from the `bounce` templates). The original content is not included:
+/// it may be PHI.
 async fn bounce(store: &Store, config: &DeliveryConfig, item: &OutboundItem, error: &str) {
     if item.mail_from.is_empty() {
         return; // never bounce a bounce
     }
-    let text = format!(
-        "Your message to {rcpt} could not be delivered.\n\nReason: {error}\n\n\
-The message's content is not included here, to keep it private.\n\n-- Sealpost at {host}\n",
-        rcpt = item.rcpt_to,
-        host = config.hostname,
-    );
-    let message = MessageBuilder::new()
-        .from(("Mail Delivery System", config.from_address.as_str()))
-        .to(item.mail_from.as_str())
-        .subject(format!("Undelivered mail: could not deliver to {}", item.rcpt_to))
-        .date(store.now())
-        .header("Auto-Submitted", mail_builder::headers::raw::Raw::new("auto-replied"))
-        .text_body(text)
-        .write_to_vec()
-        .expect("writing to a Vec cannot fail");
-    let message = match &config.dkim {
-        Some(dkim) => dkim.sign(&message),
-        None => message,
+    let mail = MailKind::Bounce(Bounce {
+        rcpt: item.rcpt_to.clone(),
+        reason: error.to_owned(),
+        hostname: config.hostname.clone(),
+    });
+    let rendered = match mail.render() {
+        Ok(rendered) => rendered,
+        Err(error) => return tracing::error!(%error, "cannot render bounce"),
     };
+    let envelope = Envelope {
+        from_address: &config.from_address,
+        to: &item.mail_from,
+        now: store.now(),
+    };
+    let message = crate::mail::write(&rendered, envelope, config.dkim.as_deref());
     if let Err(error) = store.queue_mail(None, "", &item.mail_from, &message).await {
         tracing::error!(%error, "cannot queue bounce");
     }

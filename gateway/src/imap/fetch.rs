@@ -10,15 +10,17 @@ use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use imap_codec::imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName, Section};
-use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
+use imap_codec::imap_types::sequence::SequenceSet;
 use std::sync::Arc;
 
 use store::mailbox::{Flags, MailEntry};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
+use super::format::{flag_list, internal_date};
 use super::message;
-use super::outline::{Outline, Piece};
-use super::select::flag_list;
+use super::outline::Outline;
+use super::sections::{Content, part_content, section_label, wants_parts};
+use super::sequence::chosen;
 use super::session::{Session, State};
 
 /// Most data items one FETCH may name (a client needs a handful; each body
@@ -26,86 +28,6 @@ use super::session::{Session, State};
 pub(crate) const MAX_FETCH_ITEMS: usize = 64;
 /// Response bytes held before they are written out.
 const OUT_HIGH_WATER: usize = 64 * 1024;
-
-/// Is `value` in the set, with `*` meaning `largest`?
-pub(crate) fn contains(set: &SequenceSet, value: u32, largest: u32) -> bool {
-    let resolve = |s: &SeqOrUid| match s {
-        SeqOrUid::Value(v) => v.get(),
-        SeqOrUid::Asterisk => largest,
-    };
-    set.0.as_ref().iter().any(|sequence| match sequence {
-        Sequence::Single(s) => resolve(s) == value,
-        Sequence::Range(a, b) => {
-            let (a, b) = (resolve(a), resolve(b));
-            (a.min(b)..=a.max(b)).contains(&value)
-        }
-    })
-}
-
-/// Indexes (0-based) of the selected messages a set names.
-pub(crate) fn chosen(entries: &[MailEntry], set: &SequenceSet, uid: bool) -> Vec<usize> {
-    let largest = if uid {
-        entries.last().map_or(0, |e| e.uid)
-    } else {
-        u32::try_from(entries.len()).unwrap_or(u32::MAX)
-    };
-    (0..entries.len())
-        .filter(|&i| {
-            let value = if uid {
-                entries[i].uid
-            } else {
-                u32::try_from(i + 1).unwrap_or(u32::MAX)
-            };
-            contains(set, value, largest)
-        })
-        .collect()
-}
-
-/// `HEADER.FIELDS (A B)`-style label of a section, as the response repeats it.
-fn section_label(section: Option<&Section<'_>>) -> String {
-    let part = |p: &imap_codec::imap_types::fetch::Part| {
-        p.0.as_ref()
-            .iter()
-            .map(std::string::ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(".")
-    };
-    let prefix =
-        |p: &Option<imap_codec::imap_types::fetch::Part>| p.as_ref().map_or(String::new(), |p| format!("{}.", part(p)));
-    let names = |list: &imap_codec::imap_types::core::Vec1<imap_codec::imap_types::core::AString<'_>>| {
-        list.as_ref()
-            .iter()
-            .map(|n| String::from_utf8_lossy(n.as_ref()).into_owned())
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    match section {
-        None => String::new(),
-        Some(Section::Part(p)) => part(p),
-        Some(Section::Header(p)) => format!("{}HEADER", prefix(p)),
-        Some(Section::HeaderFields(p, list)) => format!("{}HEADER.FIELDS ({})", prefix(p), names(list)),
-        Some(Section::HeaderFieldsNot(p, list)) => format!("{}HEADER.FIELDS.NOT ({})", prefix(p), names(list)),
-        Some(Section::Text(p)) => format!("{}TEXT", prefix(p)),
-        Some(Section::Mime(p)) => format!("{}.MIME", part(p)),
-    }
-}
-
-/// Content of one body item: in memory, or a range of the original to stream.
-enum Content {
-    Bytes(Vec<u8>),
-    Stream {
-        skip: u64,
-        len: u64,
-    },
-    /// Some header fields of the header block at this range of the original.
-    Fields {
-        skip: u64,
-        len: u64,
-        names: Vec<Vec<u8>>,
-        not: bool,
-    },
-    Missing,
-}
 
 /// What one FETCH response line is made from.
 #[derive(Clone, Copy)]
@@ -495,83 +417,4 @@ async fn stream_range<S: AsyncWrite + Unpin>(
         len -= take as u64;
     }
     Ok(())
-}
-
-/// Does any item need the message's MIME outline?
-fn wants_parts(items: &[MessageDataItemName<'_>]) -> bool {
-    items.iter().any(|i| match i {
-        MessageDataItemName::Body | MessageDataItemName::BodyStructure => true,
-        MessageDataItemName::BodyExt { section, .. } => matches!(
-            section,
-            Some(
-                Section::Part(_)
-                    | Section::Mime(_)
-                    | Section::Header(Some(_))
-                    | Section::Text(Some(_))
-                    | Section::HeaderFields(Some(_), _)
-                    | Section::HeaderFieldsNot(Some(_), _)
-            )
-        ),
-        _ => false,
-    })
-}
-
-/// Where a part section's octets are: a range of the original to stream,
-/// empty if there is no such part, NIL if the message has no outline.
-fn part_content(outline: Option<&Outline>, section: &Section<'_>) -> Content {
-    let Some(outline) = outline else {
-        return Content::Missing;
-    };
-    let (path, piece) = match section {
-        Section::Part(p) => (p, Piece::Body),
-        Section::Mime(p) => (p, Piece::Mime),
-        Section::Header(Some(p)) | Section::HeaderFields(Some(p), _) | Section::HeaderFieldsNot(Some(p), _) => {
-            (p, Piece::Header)
-        }
-        Section::Text(Some(p)) => (p, Piece::Text),
-        _ => return Content::Missing,
-    };
-    let path: Vec<u32> = path.0.as_ref().iter().map(|n| n.get()).collect();
-    let (skip, end) = match outline.section(&path, piece) {
-        None => return Content::Bytes(Vec::new()),
-        Some(None) => return Content::Missing,
-        Some(Some(range)) => range,
-    };
-    let len = end.saturating_sub(skip);
-    match section {
-        Section::HeaderFields(_, names) | Section::HeaderFieldsNot(_, names) => Content::Fields {
-            skip,
-            len,
-            names: names.as_ref().iter().map(|n| n.as_ref().to_vec()).collect(),
-            not: matches!(section, Section::HeaderFieldsNot(..)),
-        },
-        _ => Content::Stream { skip, len },
-    }
-}
-
-/// INTERNALDATE: `17-Jul-1996 02:44:25 +0000` (RFC 3501 §9 date-time).
-pub(crate) fn internal_date(unix: i64) -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let (year, month, day) = store::clock::civil_from_days(unix.div_euclid(86_400));
-    let secs = unix.rem_euclid(86_400);
-    format!(
-        "{day:02}-{}-{year:04} {:02}:{:02}:{:02} +0000",
-        MONTHS[usize::try_from(month - 1).unwrap_or(0)],
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dates() {
-        assert_eq!(internal_date(0), "01-Jan-1970 00:00:00 +0000");
-        assert_eq!(internal_date(1_800_000_000), "15-Jan-2027 08:00:00 +0000");
-    }
 }

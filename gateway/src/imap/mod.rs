@@ -7,6 +7,7 @@
 
 mod auth;
 mod fetch;
+mod format;
 mod framing;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
@@ -14,7 +15,9 @@ mod idle;
 mod message;
 mod outline;
 mod search;
+mod sections;
 mod select;
+mod sequence;
 mod session;
 mod store_cmd;
 #[cfg(test)]

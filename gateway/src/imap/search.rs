@@ -6,7 +6,7 @@
 use imap_codec::imap_types::search::SearchKey;
 use store::mailbox::{Flags, MailEntry};
 
-use super::fetch::contains;
+use super::sequence::contains;
 use super::session::{Session, State};
 
 /// Unix day number of an IMAP date (00:00 UTC).

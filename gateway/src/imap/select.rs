@@ -7,6 +7,8 @@ use imap_codec::imap_types::sequence::SequenceSet;
 use imap_codec::imap_types::status::StatusDataItemName;
 use store::mailbox::{Flags, MailboxName};
 
+use super::format::flag_list;
+use super::sequence::contains;
 use super::session::{Selected, Session, State};
 
 /// The mailbox a command names, if it is one of ours.
@@ -15,23 +17,6 @@ pub(crate) fn mailbox_name(mailbox: &Mailbox<'_>) -> Option<MailboxName> {
         Mailbox::Inbox => Some(MailboxName::Inbox),
         Mailbox::Other(other) => MailboxName::parse(other.inner().as_ref()),
     }
-}
-
-/// `\Seen \Deleted ...` for a FLAGS list.
-pub(crate) fn flag_list(flags: Flags) -> String {
-    let mut names = Vec::new();
-    for (bit, name) in [
-        (Flags::SEEN, "\\Seen"),
-        (Flags::ANSWERED, "\\Answered"),
-        (Flags::FLAGGED, "\\Flagged"),
-        (Flags::DELETED, "\\Deleted"),
-        (Flags::DRAFT, "\\Draft"),
-    ] {
-        if flags.has(bit) {
-            names.push(name);
-        }
-    }
-    format!("({})", names.join(" "))
 }
 
 /// Longest LIST pattern (reference and mailbox together) we match; our two
@@ -212,7 +197,7 @@ impl Session {
         let mut index = 0;
         while index < selected.entries.len() {
             let entry = &selected.entries[index];
-            let chosen = uids.is_none_or(|set| super::fetch::contains(set, entry.uid, largest));
+            let chosen = uids.is_none_or(|set| contains(set, entry.uid, largest));
             if entry.flags.has(Flags::DELETED) && chosen {
                 let client = format!("imap:{}", self.peer.ip());
                 self.server

@@ -5,8 +5,8 @@ use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
 use imap_codec::imap_types::sequence::SequenceSet;
 use store::mailbox::Flags;
 
-use super::fetch::chosen;
-use super::select::flag_list;
+use super::format::flag_list;
+use super::sequence::chosen;
 use super::session::{Session, State};
 
 impl Session {

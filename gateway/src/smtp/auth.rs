@@ -7,16 +7,10 @@ use smtp_proto::{AUTH_LOGIN, AUTH_PLAIN};
 
 use super::ListenerKind;
 use super::reply::{Reply, common};
-use super::session::{Next, Session, State};
+use super::session::Session;
+use super::state::{AuthStep, Next, State};
 
 const MAX_FAILURES: u32 = 3;
-
-/// Where an AUTH exchange stands.
-pub(crate) enum AuthStep {
-    Plain,
-    LoginUser,
-    LoginPassword { user: String },
-}
 
 fn decode(text: &str) -> Option<String> {
     let bytes = STANDARD.decode(text.trim()).ok()?;

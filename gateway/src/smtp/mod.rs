@@ -6,9 +6,11 @@
 
 mod auth;
 mod data;
+mod data_phase;
 mod envelope;
 pub mod reply;
 mod session;
+mod state;
 mod tenant;
 #[cfg(test)]
 mod tests;
@@ -182,7 +184,7 @@ impl SmtpServer {
             return;
         }
         match session.run(&mut stream).await {
-            Ok(session::Next::StartTls) => {
+            Ok(state::Next::StartTls) => {
                 let relay_tls = self.relay_tls.clone().filter(|_| kind == ListenerKind::Relay);
                 let Some(acceptor) = relay_tls.or_else(|| self.tls.clone()) else {
                     return;

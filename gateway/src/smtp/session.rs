@@ -10,8 +10,8 @@ use store::accounts::User;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use super::data::DataPhase;
 use super::reply::{Reply, common};
+use super::state::{Next, State, Transaction};
 use super::{ListenerKind, SmtpServer};
 
 /// Longest AUTH continuation line we read.
@@ -19,29 +19,6 @@ pub(super) const MAX_AUTH_LINE: usize = 4096;
 /// Longest command line we accept (RFC 5321 §4.5.3.1.4 allows 512; extensions
 /// make lines longer in practice).
 const MAX_COMMAND_LINE: usize = 4096;
-
-/// What the session waits for.
-pub(super) enum State {
-    Command,
-    Data(Box<DataPhase>),
-    /// An AUTH exchange waiting for the client's next line.
-    Auth(super::auth::AuthStep),
-}
-
-/// The mail transaction being built (RFC 5321 §3.3).
-#[derive(Debug, Default)]
-pub(super) struct Transaction {
-    pub mail_from: Option<String>,
-    pub rcpt_to: Vec<String>,
-}
-
-/// What the connection does next.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Next {
-    Continue,
-    Quit,
-    StartTls,
-}
 
 /// One SMTP session.
 pub struct Session {

@@ -12,14 +12,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::FutureExt as _;
-use mail_builder::MessageBuilder;
-use mail_builder::headers::raw::Raw;
 use store::ids::MessageId;
 use store::spool::{MAX_SEAL_ATTEMPTS, Quarantined, SealAttempt};
 use store::{Error, Store};
 
 use super::Backoff;
 use crate::Wakers;
+use crate::mail::{self, Envelope, MailKind};
 use crate::notify::NotifyConfig;
 
 /// Messages this process quarantined since it started (the database keeps the
@@ -98,8 +97,9 @@ async fn quarantine(store: &Store, wakers: &Wakers, config: &NotifyConfig, id: &
         "message quarantined: it could not be sealed; it stays encrypted in the spool, set aside \
     (see docs/workers.md, \"Quarantined messages\")"
     );
-    if !quarantined.mail_from.is_empty() {
-        let message = sender_notice(&quarantined, config, store.now());
+    if !quarantined.mail_from.is_empty()
+        && let Some(message) = sender_notice(&quarantined, config, store.now())
+    {
         store.queue_mail(None, "", &quarantined.mail_from, &message).await?;
         wakers.delivery.notify_one();
     }
@@ -107,27 +107,21 @@ async fn quarantine(store: &Store, wakers: &Wakers, config: &NotifyConfig, id: &
 }
 
 /// Tells the sender their message was not delivered, without its content
-/// (which may be PHI): when it arrived and its reference, nothing else.
-fn sender_notice(quarantined: &Quarantined, config: &NotifyConfig, now: i64) -> Vec<u8> {
-    let text = format!(
-        "A secure message you sent at {received} could not be processed, and was not \
-delivered to anyone.\n\nIt is kept encrypted and set aside, and the gateway's administrator has \
-been alerted. Please send it again, or ask your IT administrator about reference {id}.\n\n\
-The message's content is not included here, to keep it private.\n",
-        received = store::clock::format_utc(quarantined.received_at),
-        id = quarantined.id,
-    );
-    let message = MessageBuilder::new()
-        .from(("Sealpost", config.from_address.as_str()))
-        .to(quarantined.mail_from.as_str())
-        .subject("Your secure message could not be delivered")
-        .date(now)
-        .header("Auto-Submitted", Raw::new("auto-replied"))
-        .text_body(text)
-        .write_to_vec()
-        .unwrap_or_default();
-    match &config.dkim {
-        Some(dkim) => dkim.sign(&message),
-        None => message,
-    }
+/// (which may be PHI): when it arrived and its reference, nothing else (the
+/// `quarantined` templates).
+fn sender_notice(quarantined: &Quarantined, config: &NotifyConfig, now: i64) -> Option<Vec<u8>> {
+    let mail = MailKind::Quarantined(mail::Quarantined {
+        received: store::clock::format_utc(quarantined.received_at),
+        reference: quarantined.id.to_string(),
+    });
+    let rendered = mail
+        .render()
+        .map_err(|error| tracing::error!(%error, "cannot render the quarantine notice"))
+        .ok()?;
+    let envelope = Envelope {
+        from_address: &config.from_address,
+        to: &quarantined.mail_from,
+        now,
+    };
+    Some(mail::write(&rendered, envelope, config.dkim.as_deref()))
 }
