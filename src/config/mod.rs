@@ -311,8 +311,12 @@ fn is_guid(text: &str) -> bool {
 }
 
 /// An environment value as TOML when it parses as a TOML value (numbers, booleans,
-/// arrays), else as a plain string.
+/// arrays), else as a plain string. A leading `+` keeps it a string: it is a phone
+/// number (`SEALPOST_TWO_STEP_SMS_FROM=+15550100`), and no number key wants a sign.
 fn parse_env_value(value: &str) -> toml::Value {
+    if value.starts_with('+') {
+        return toml::Value::String(value.to_owned());
+    }
     format!("v = {value}")
         .parse::<toml::Table>()
         .ok()
@@ -405,6 +409,12 @@ mod tests {
         assert_eq!(config.trusted_networks().len(), 2);
         assert_eq!(config.smtp.max_recipients, 5);
         assert_eq!(config.database_url(), "postgres://u:p@localhost/db");
+    }
+
+    #[test]
+    fn a_phone_number_in_the_environment_stays_a_string() {
+        let config = Config::load(None, env(&[("SEALPOST_TWO_STEP_SMS_FROM", "+15550100")])).unwrap();
+        assert_eq!(config.two_step.sms_from, "+15550100");
     }
 
     #[test]
