@@ -121,6 +121,8 @@ impl Config {
         if !problems.is_empty() {
             return Err(problems);
         }
+        // Keys that take one word from a list: a wrong word is reported beside the
+        // other problems rather than stopping the typed parse (see choice.rs).
         choice::screen::<OutboundMode>(&mut table, &mut problems);
         choice::screen::<SmarthostTls>(&mut table, &mut problems);
         choice::screen::<SmsProvider>(&mut table, &mut problems);
