@@ -14,6 +14,12 @@ if [ ! -d tests/browser/node_modules/playwright-core ]; then
   (cd tests/browser && npm ci --no-audit --no-fund)
 fi
 
+# clippy.toml's disallowed-methods (time comes from a store::Clock; no thread::sleep).
+# Only that lint fails the build here: pedantic warnings stay advice. Check builds
+# (metadata only) can't reuse the test build below; about 3 min of CPU cold, seconds warm.
+echo "== clippy: disallowed methods"
+cargo clippy --workspace --all-targets --locked -- -A clippy::all -A clippy::pedantic -D clippy::disallowed_methods
+
 # The peak_rss_ tests measure this process's peak memory, so they run apart and
 # one at a time: any test beside them would add its own allocations.
 echo "== unit and end-to-end tests (SQLite)"

@@ -17,7 +17,7 @@ use store::{Clock, Policy, Store, StoreConfig};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::config::{Config, split_host_port};
+use crate::config::{self, Config, OutboundMode, SmsProvider, split_host_port};
 
 /// The sockets Sealpost serves on.
 #[derive(Debug)]
@@ -95,38 +95,42 @@ pub async fn open_store(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resul
 }
 
 fn route(config: &Config) -> anyhow::Result<Route> {
-    if config.outbound.mode != "smarthost" {
-        return Ok(Route::Outbox(config.outbox_dir()));
+    let outbound = &config.outbound;
+    match outbound.mode {
+        OutboundMode::Outbox => Ok(Route::Outbox(config.outbox_dir())),
+        OutboundMode::Smarthost => {
+            let (host, port) = split_host_port(&outbound.smarthost).context("outbound.smarthost must be HOST:PORT")?;
+            Ok(Route::Smarthost(Smarthost {
+                host,
+                port,
+                tls: match outbound.smarthost_tls {
+                    config::SmarthostTls::Starttls => SmarthostTls::StartTls,
+                    config::SmarthostTls::Tls => SmarthostTls::Implicit,
+                    config::SmarthostTls::None => SmarthostTls::None,
+                },
+                username: outbound.smarthost_username.clone(),
+                password: outbound.smarthost_password.clone(),
+                accept_invalid_certs: outbound.smarthost_accept_invalid_certs,
+            }))
+        }
+        // Config::validate refuses it; a Config built in code gets the same answer.
+        OutboundMode::Mx => anyhow::bail!("outbound.mode \"mx\" (direct delivery) is not available in this version"),
     }
-    let (host, port) = split_host_port(&config.outbound.smarthost).context("outbound.smarthost must be HOST:PORT")?;
-    Ok(Route::Smarthost(Smarthost {
-        host,
-        port,
-        tls: match config.outbound.smarthost_tls.as_str() {
-            "tls" => SmarthostTls::Implicit,
-            "none" => SmarthostTls::None,
-            _ => SmarthostTls::StartTls,
-        },
-        username: config.outbound.smarthost_username.clone(),
-        password: config.outbound.smarthost_password.clone(),
-        accept_invalid_certs: config.outbound.smarthost_accept_invalid_certs,
-    }))
 }
 
 /// The provider that sends two-step codes by text and voice.
 fn sms_provider(config: &Config) -> Arc<dyn gateway::sms::SmsProvider> {
     let two_step = &config.two_step;
-    if two_step.sms_provider == "http" {
-        Arc::new(gateway::sms::HttpProvider::new(
+    match two_step.sms_provider {
+        SmsProvider::Http => Arc::new(gateway::sms::HttpProvider::new(
             two_step.sms_url.clone(),
             two_step.sms_from.clone(),
             two_step.sms_username.clone(),
             two_step.sms_password.clone(),
-        ))
-    } else {
-        Arc::new(gateway::sms::DevProvider {
+        )),
+        SmsProvider::Dev => Arc::new(gateway::sms::DevProvider {
             dir: config.sms_outbox_dir(),
-        })
+        }),
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use sealpost::app;
-use sealpost::config::Config;
+use sealpost::config::{Config, OutboundMode};
 use store::SystemClock;
 
 mod cli;
@@ -187,9 +187,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         "  IMAP             {} (STARTTLS), {} (TLS); sign in with an app password",
         a.imap, a.imap_tls
     );
-    match config.outbound.mode.as_str() {
-        "smarthost" => println!("  Outbound mail    smarthost {}", config.outbound.smarthost),
-        _ => println!("  Outbound mail    Maildir {}/", config.outbox_dir().display()),
+    match config.outbound.mode {
+        OutboundMode::Smarthost => println!("  Outbound mail    smarthost {}", config.outbound.smarthost),
+        OutboundMode::Outbox => println!("  Outbound mail    Maildir {}/", config.outbox_dir().display()),
+        OutboundMode::Mx => println!("  Outbound mail    direct to each domain's MX"),
     }
     if running.dkim_signing {
         println!(

@@ -1,6 +1,38 @@
 //! `[two_step]` and `[passwords]`: how people sign in.
 
-use serde::Deserialize;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer};
+
+use super::choice::{self, Choice};
+
+/// `two_step.sms_provider`: how codes reach phones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SmsProvider {
+    /// Each text or call is written to `<data_dir>/outbox-sms/` (the default).
+    #[default]
+    Dev,
+    /// Posted to a Twilio-style HTTP API (`two_step.sms_url`).
+    Http,
+}
+
+impl Choice for SmsProvider {
+    const SECTION: &'static str = "two_step";
+    const KEY: &'static str = "sms_provider";
+    const WORDS: &'static [(&'static str, Self)] = &[("dev", Self::Dev), ("http", Self::Http)];
+}
+
+impl<'de> Deserialize<'de> for SmsProvider {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        choice::deserialize(deserializer)
+    }
+}
+
+impl fmt::Display for SmsProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.word())
+    }
+}
 
 /// `[two_step]`: two-step verification and how codes reach phones.
 #[derive(Debug, Clone, Deserialize)]
@@ -13,7 +45,7 @@ pub struct TwoStep {
     /// Days "remember this device" skips the second step on that browser.
     pub remember_days: i64,
     /// `dev` (write codes to `<data_dir>/outbox-sms/`) or `http` (a Twilio-style API).
-    pub sms_provider: String,
+    pub sms_provider: SmsProvider,
     /// `http` provider: the URL form fields `To`, `From`, `Body` are posted to, e.g.
     /// `https://api.twilio.com/2010-04-01/Accounts/<SID>/Messages.json`.
     pub sms_url: String,
@@ -39,7 +71,7 @@ impl Default for TwoStep {
             required: policy.required,
             allow_disable: policy.allow_disable,
             remember_days: policy.remember_days,
-            sms_provider: "dev".into(),
+            sms_provider: SmsProvider::default(),
             sms_url: String::new(),
             sms_from: String::new(),
             sms_username: String::new(),
@@ -63,7 +95,9 @@ impl TwoStep {
         }
     }
 
-    pub(super) fn problems(&self, problems: &mut Vec<String>) {
+    /// The section's problems: sane limits, digit prefixes, and a complete
+    /// `http` provider.
+    pub(super) fn check(&self, problems: &mut Vec<String>) {
         if !(1..=365).contains(&self.remember_days) {
             problems.push("two_step.remember_days must be between 1 and 365".into());
         }
@@ -78,9 +112,9 @@ impl TwoStep {
                 ));
             }
         }
-        match self.sms_provider.as_str() {
-            "dev" => {}
-            "http" => {
+        match self.sms_provider {
+            SmsProvider::Dev => {}
+            SmsProvider::Http => {
                 if !(self.sms_url.starts_with("https://") || self.sms_url.starts_with("http://")) {
                     problems.push(format!("two_step.sms_url {:?} must be an http(s):// URL", self.sms_url));
                 }
@@ -88,7 +122,6 @@ impl TwoStep {
                     problems.push("two_step.sms_from must be set for the http SMS provider".into());
                 }
             }
-            other => problems.push(format!("two_step.sms_provider {other:?} must be dev or http")),
         }
     }
 }
@@ -130,5 +163,56 @@ impl Passwords {
             max_age_days: self.max_age_days,
             reject_common: self.reject_common,
         }
+    }
+
+    /// A minimum length people can meet and machines can store; no negative counts.
+    pub(super) fn check(&self, problems: &mut Vec<String>) {
+        if !(8..=256).contains(&self.min_length) {
+            problems.push("passwords.min_length must be between 8 and 256".into());
+        }
+        if self.history < 0 || self.max_age_days < 0 {
+            problems.push("passwords.history and passwords.max_age_days must not be negative".into());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Config, Vec<String>> {
+        Config::load(None, pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())))
+    }
+
+    #[test]
+    fn sms_providers_load_by_their_words() {
+        assert_eq!(load(&[]).unwrap().two_step.sms_provider, SmsProvider::Dev);
+        let http = load(&[
+            ("SEALPOST_TWO_STEP_SMS_PROVIDER", "http"),
+            ("SEALPOST_TWO_STEP_SMS_URL", "https://sms.example.net/send"),
+            ("SEALPOST_TWO_STEP_SMS_FROM", "+15550100"),
+        ])
+        .unwrap();
+        assert_eq!(http.two_step.sms_provider, SmsProvider::Http);
+        assert_eq!(http.two_step.sms_provider.to_string(), "http");
+    }
+
+    #[test]
+    fn an_unknown_sms_provider_names_the_key_the_value_and_the_words() {
+        let problems = load(&[("SEALPOST_TWO_STEP_SMS_PROVIDER", "twilio")]).unwrap_err();
+        assert_eq!(problems, ["two_step.sms_provider \"twilio\" must be dev or http"]);
+    }
+
+    #[test]
+    fn password_rules_are_checked() {
+        let problems = load(&[
+            ("SEALPOST_PASSWORDS_MIN_LENGTH", "4"),
+            ("SEALPOST_PASSWORDS_HISTORY", "-1"),
+        ])
+        .unwrap_err();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("passwords.min_length"));
+        assert!(problems[1].contains("passwords.history"));
     }
 }

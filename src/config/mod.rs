@@ -5,20 +5,21 @@
 //!
 //! The reference with every key is `docs/configuration.md`.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 use serde::Deserialize;
 
 mod accounts;
+mod choice;
 mod listeners;
 mod outbound;
 mod storage;
 
-pub use accounts::{Passwords, TwoStep};
+pub use accounts::{Passwords, SmsProvider, TwoStep};
+pub use choice::Choice;
 pub use listeners::{Imap, Portal, Smtp, Tls};
-pub use outbound::{Dkim, Outbound};
+pub use outbound::{Dkim, Outbound, OutboundMode, SmarthostTls};
 pub use storage::{Blobs, Database, Messages};
 
 /// Sections that may be named in environment variables.
@@ -120,130 +121,41 @@ impl Config {
         if !problems.is_empty() {
             return Err(problems);
         }
-        let config: Self = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| vec![e.message().to_owned()])?;
-        config.validate()?;
-        Ok(config)
-    }
-
-    /// Connection limits and client deadlines: zero would refuse everyone.
-    fn check_limits(&self, problems: &mut Vec<String>) {
-        for (key, value) in [
-            (
-                "smtp.submission_max_connections_per_ip",
-                self.smtp.submission_max_connections_per_ip as u64,
-            ),
-            ("smtp.auth_timeout", self.smtp.auth_timeout),
-            ("imap.max_connections", self.imap.max_connections as u64),
-            ("imap.max_connections_per_ip", self.imap.max_connections_per_ip as u64),
-            ("imap.login_timeout", self.imap.login_timeout),
-            ("portal.max_connections", self.portal.max_connections as u64),
-            ("portal.client_timeout", self.portal.client_timeout),
-        ] {
-            if value == 0 {
-                problems.push(format!("{key} must be at least 1"));
+        // Keys that take one word from a list: a wrong word is reported beside the
+        // other problems rather than stopping the typed parse (see choice.rs).
+        choice::screen::<OutboundMode>(&mut table, &mut problems);
+        choice::screen::<SmarthostTls>(&mut table, &mut problems);
+        choice::screen::<SmsProvider>(&mut table, &mut problems);
+        let config: Self = match toml::Value::Table(table).try_into() {
+            Ok(config) => config,
+            Err(e) => {
+                problems.push(toml::de::Error::message(&e).to_owned());
+                return Err(problems);
             }
+        };
+        if let Err(more) = config.validate() {
+            problems.extend(more);
         }
+        if problems.is_empty() { Ok(config) } else { Err(problems) }
     }
 
-    /// Checks everything, reporting all problems at once.
+    /// Checks everything, reporting all problems at once: each section checks
+    /// itself (next to its keys), this composes them.
     pub fn validate(&self) -> Result<(), Vec<String>> {
         let mut problems = Vec::new();
         if !(self.public_url.starts_with("https://") || self.public_url.starts_with("http://")) {
             problems.push(format!("public_url {:?} must start with https://", self.public_url));
         }
-        for (key, value) in [
-            ("smtp.relay_listen", &self.smtp.relay_listen),
-            ("smtp.submission_listen", &self.smtp.submission_listen),
-            ("portal.listen", &self.portal.listen),
-        ] {
-            if value.parse::<SocketAddr>().is_err() {
-                problems.push(format!("{key} {value:?} is not an address like 127.0.0.1:2525"));
-            }
-        }
-        for network in &self.smtp.relay_trusted_networks {
-            if parse_network(network).is_none() {
-                problems.push(format!(
-                    "smtp.relay_trusted_networks: {network:?} is not a network like 10.0.0.0/8"
-                ));
-            }
-        }
-        if let Some(tenant) = &self.smtp.relay_tenant_id
-            && !is_guid(tenant.trim())
-        {
-            problems.push(format!(
-                "smtp.relay_tenant_id {tenant:?} is not a tenant id like 72f988bf-86f1-41af-91ab-2d7cd011db47"
-            ));
-        }
-        if let Some(path) = &self.smtp.relay_client_ca
-            && !path.is_file()
-        {
-            problems.push(format!(
-                "smtp.relay_client_ca {} is not a file (a PEM file of CA certificates)",
-                path.display()
-            ));
-        }
-        if let Err(e) = parse_size(&self.smtp.max_message_size) {
-            problems.push(format!("smtp.max_message_size: {e}"));
-        }
-        if self.smtp.max_recipients == 0 || self.smtp.max_connections == 0 {
-            problems.push("smtp.max_recipients and smtp.max_connections must be at least 1".into());
-        }
-        self.check_limits(&mut problems);
-        let url = self.database_url();
-        if store::db::Dialect::of(&url).is_none() {
-            problems.push(format!("database.url {url:?} must start with sqlite:// or postgres://"));
-        }
-        if !self.blobs_url().starts_with("file://") {
-            problems.push(format!(
-                "blobs.url {:?}: only file:// is supported in this version",
-                self.blobs_url()
-            ));
-        }
-        match self.outbound.mode.as_str() {
-            "outbox" => {}
-            "smarthost" => {
-                if split_host_port(&self.outbound.smarthost).is_none() {
-                    problems.push(format!(
-                        "outbound.smarthost {:?} must be HOST:PORT",
-                        self.outbound.smarthost
-                    ));
-                }
-                if !matches!(self.outbound.smarthost_tls.as_str(), "starttls" | "tls" | "none") {
-                    problems.push("outbound.smarthost_tls must be starttls, tls or none".into());
-                }
-            }
-            "mx" => problems.push(
-                "outbound.mode \"mx\" (direct delivery) is not available in this version: use outbox or smarthost"
-                    .into(),
-            ),
-            other => problems.push(format!("outbound.mode {other:?} must be outbox or smarthost")),
-        }
-        if store::accounts::normalize_email(&self.outbound.from_address).is_err() {
-            problems.push(format!(
-                "outbound.from_address {:?} is not an email address",
-                self.outbound.from_address
-            ));
-        }
-        if !self.outbound.notification_subject.contains("{sender}")
-            && self.outbound.notification_subject.trim().is_empty()
-        {
-            problems.push("outbound.notification_subject must not be empty".into());
-        }
-        if self.dkim.domain.is_empty() || self.dkim.selector.is_empty() || self.dkim.selector.contains(['.', ' ']) {
-            problems.push("dkim.domain and dkim.selector must be set (a selector is one DNS label)".into());
-        }
-        if !(8..=256).contains(&self.passwords.min_length) {
-            problems.push("passwords.min_length must be between 8 and 256".into());
-        }
-        if self.passwords.history < 0 || self.passwords.max_age_days < 0 {
-            problems.push("passwords.history and passwords.max_age_days must not be negative".into());
-        }
-        self.two_step.problems(&mut problems);
-        if self.messages.retention_days < 1 {
-            problems.push("messages.retention_days must be at least 1".into());
-        }
+        self.database.check(&mut problems);
+        self.blobs.check(&mut problems);
+        self.smtp.check(&mut problems);
+        self.imap.check(&mut problems);
+        self.portal.check(&mut problems);
+        self.outbound.check(&mut problems);
+        self.dkim.check(&mut problems);
+        self.messages.check(&mut problems);
+        self.passwords.check(&mut problems);
+        self.two_step.check(&mut problems);
         if problems.is_empty() { Ok(()) } else { Err(problems) }
     }
 
@@ -291,28 +203,21 @@ impl Config {
     }
 
     pub fn trusted_networks(&self) -> Vec<IpNet> {
-        self.smtp
-            .relay_trusted_networks
-            .iter()
-            .filter_map(|n| parse_network(n))
-            .collect()
+        self.smtp.trusted_networks()
     }
 
     pub fn max_message_size(&self) -> u64 {
-        parse_size(&self.smtp.max_message_size).unwrap_or(300_000_000)
+        self.smtp.max_message_size_bytes()
     }
 }
 
-/// A GUID in its usual 8-4-4-4-12 hex form.
-fn is_guid(text: &str) -> bool {
-    let groups: Vec<&str> = text.split('-').collect();
-    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
-        && groups.iter().all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
 /// An environment value as TOML when it parses as a TOML value (numbers, booleans,
-/// arrays), else as a plain string.
+/// arrays), else as a plain string. A leading `+` keeps it a string: it is a phone
+/// number (`SEALPOST_TWO_STEP_SMS_FROM=+15550100`), and no number key wants a sign.
 fn parse_env_value(value: &str) -> toml::Value {
+    if value.starts_with('+') {
+        return toml::Value::String(value.to_owned());
+    }
     format!("v = {value}")
         .parse::<toml::Table>()
         .ok()
@@ -320,47 +225,9 @@ fn parse_env_value(value: &str) -> toml::Value {
         .unwrap_or_else(|| toml::Value::String(value.to_owned()))
 }
 
-fn parse_network(text: &str) -> Option<IpNet> {
-    text.parse::<IpNet>()
-        .ok()
-        .or_else(|| text.parse::<std::net::IpAddr>().ok().map(IpNet::from))
-}
-
 pub fn split_host_port(text: &str) -> Option<(String, u16)> {
     let (host, port) = text.rsplit_once(':')?;
     Some((host.trim_matches(['[', ']']).to_owned(), port.parse().ok()?)).filter(|(h, _)| !h.is_empty())
-}
-
-/// Parses `300MB`, `25MiB`, `1.5GB`, `1000` (bytes).
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size like 300MB"))?;
-    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "kb" | "k" => 1e3,
-        "mb" | "m" => 1e6,
-        "gb" | "g" => 1e9,
-        "kib" => 1024.0,
-        "mib" => 1_048_576.0,
-        "gib" => 1_073_741_824.0,
-        other => {
-            return Err(format!(
-                "unknown unit {other:?} in {text:?} (use B, KB, MB, GB, KiB, MiB or GiB)"
-            ));
-        }
-    };
-    let bytes = number * factor;
-    if !(1.0..=1e13).contains(&bytes) {
-        return Err(format!("{text:?} is out of range"));
-    }
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    Ok(bytes as u64)
 }
 
 #[cfg(test)]
@@ -405,6 +272,12 @@ mod tests {
         assert_eq!(config.trusted_networks().len(), 2);
         assert_eq!(config.smtp.max_recipients, 5);
         assert_eq!(config.database_url(), "postgres://u:p@localhost/db");
+    }
+
+    #[test]
+    fn a_phone_number_in_the_environment_stays_a_string() {
+        let config = Config::load(None, env(&[("SEALPOST_TWO_STEP_SMS_FROM", "+15550100")])).unwrap();
+        assert_eq!(config.two_step.sms_from, "+15550100");
     }
 
     #[test]
@@ -454,14 +327,5 @@ mod tests {
         assert_eq!(problems.len(), 3, "{problems:?}");
         let pigeon = Config::load(None, env(&[("SEALPOST_TWO_STEP_SMS_PROVIDER", "pigeon")])).unwrap_err();
         assert!(pigeon[0].contains("dev or http"));
-    }
-
-    #[test]
-    fn sizes_parse() {
-        assert_eq!(parse_size("300MB").unwrap(), 300_000_000);
-        assert_eq!(parse_size("25MiB").unwrap(), 26_214_400);
-        assert_eq!(parse_size("1000").unwrap(), 1000);
-        assert!(parse_size("0").is_err());
-        assert!(parse_size("MB").is_err());
     }
 }

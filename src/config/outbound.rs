@@ -1,19 +1,94 @@
 //! `[outbound]` and `[dkim]`: how the mail Sealpost writes leaves.
 
+use std::fmt;
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
+
+use super::choice::{self, Choice};
+use super::split_host_port;
+
+/// `outbound.mode`: where the mail Sealpost writes goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutboundMode {
+    /// A Maildir at `<data_dir>/outbox` that people or tests read (the default).
+    #[default]
+    Outbox,
+    /// Onward through one relay, `outbound.smarthost`.
+    Smarthost,
+    /// Straight to each recipient domain's MX: a known word, refused by
+    /// [`Outbound::check`] until direct delivery is built.
+    Mx,
+}
+
+impl Choice for OutboundMode {
+    const SECTION: &'static str = "outbound";
+    const KEY: &'static str = "mode";
+    const WORDS: &'static [(&'static str, Self)] = &[
+        ("outbox", Self::Outbox),
+        ("smarthost", Self::Smarthost),
+        ("mx", Self::Mx),
+    ];
+
+    fn available(self) -> bool {
+        self != Self::Mx
+    }
+}
+
+/// `outbound.smarthost_tls`: how the connection to the smarthost is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SmarthostTls {
+    /// STARTTLS, required (the default).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No TLS: only for a smarthost on the same machine.
+    None,
+}
+
+impl Choice for SmarthostTls {
+    const SECTION: &'static str = "outbound";
+    const KEY: &'static str = "smarthost_tls";
+    const WORDS: &'static [(&'static str, Self)] =
+        &[("starttls", Self::Starttls), ("tls", Self::Tls), ("none", Self::None)];
+}
+
+impl<'de> Deserialize<'de> for OutboundMode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        choice::deserialize(deserializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for SmarthostTls {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        choice::deserialize(deserializer)
+    }
+}
+
+impl fmt::Display for OutboundMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.word())
+    }
+}
+
+impl fmt::Display for SmarthostTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.word())
+    }
+}
 
 /// `[outbound]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Outbound {
-    /// `outbox` (Maildir at `<data_dir>/outbox`) or `smarthost`.
-    pub mode: String,
+    /// `outbox` (Maildir at `<data_dir>/outbox`) or `smarthost` (`mx` is refused
+    /// in this version).
+    pub mode: OutboundMode,
     /// `HOST:PORT` of the relay for `smarthost` mode.
     pub smarthost: String,
     /// `starttls` (default), `tls` (implicit, port 465) or `none` (same machine only).
-    pub smarthost_tls: String,
+    pub smarthost_tls: SmarthostTls,
     pub smarthost_username: Option<String>,
     pub smarthost_password: Option<String>,
     /// Accept any certificate from the smarthost (testing only).
@@ -27,14 +102,42 @@ pub struct Outbound {
 impl Default for Outbound {
     fn default() -> Self {
         Self {
-            mode: "outbox".into(),
+            mode: OutboundMode::default(),
             smarthost: "smtp.example.com:587".into(),
-            smarthost_tls: "starttls".into(),
+            smarthost_tls: SmarthostTls::default(),
             smarthost_username: None,
             smarthost_password: None,
             smarthost_accept_invalid_certs: false,
             from_address: "secure@localhost".into(),
             notification_subject: "Secure message from {sender}".into(),
+        }
+    }
+}
+
+impl Outbound {
+    /// The section's problems: the route must be one this version serves, and
+    /// complete; notifications need a sender and a subject.
+    pub(super) fn check(&self, problems: &mut Vec<String>) {
+        match self.mode {
+            OutboundMode::Outbox => {}
+            OutboundMode::Smarthost => {
+                if split_host_port(&self.smarthost).is_none() {
+                    problems.push(format!("outbound.smarthost {:?} must be HOST:PORT", self.smarthost));
+                }
+            }
+            OutboundMode::Mx => problems.push(format!(
+                "outbound.mode \"mx\" (direct delivery) is not available in this version: use {}",
+                choice::accepted::<OutboundMode>()
+            )),
+        }
+        if store::accounts::normalize_email(&self.from_address).is_err() {
+            problems.push(format!(
+                "outbound.from_address {:?} is not an email address",
+                self.from_address
+            ));
+        }
+        if self.notification_subject.trim().is_empty() {
+            problems.push("outbound.notification_subject must not be empty".into());
         }
     }
 }
@@ -59,5 +162,102 @@ impl Default for Dkim {
             selector: "sealpost".into(),
             key: None,
         }
+    }
+}
+
+impl Dkim {
+    /// A signing domain and a selector that is one DNS label.
+    pub(super) fn check(&self, problems: &mut Vec<String>) {
+        if self.domain.is_empty() || self.selector.is_empty() || self.selector.contains(['.', ' ']) {
+            problems.push("dkim.domain and dkim.selector must be set (a selector is one DNS label)".into());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Config, Vec<String>> {
+        Config::load(None, pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())))
+    }
+
+    #[test]
+    fn a_config_file_written_for_the_string_keys_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sealpost.toml");
+        std::fs::write(
+            &path,
+            "[outbound]\nmode = \"smarthost\"\nsmarthost = \"relay.example.net:465\"\nsmarthost_tls = \"tls\"\n",
+        )
+        .unwrap();
+        let config = Config::load(Some(&path), Vec::new()).unwrap();
+        assert_eq!(config.outbound.mode, OutboundMode::Smarthost);
+        assert_eq!(config.outbound.smarthost_tls, SmarthostTls::Tls);
+        assert_eq!(config.outbound.mode.to_string(), "smarthost");
+        let defaults = Config::load(None, Vec::new()).unwrap();
+        assert_eq!(defaults.outbound.mode, OutboundMode::Outbox);
+        assert_eq!(defaults.outbound.smarthost_tls, SmarthostTls::Starttls);
+    }
+
+    #[test]
+    fn every_smarthost_tls_word_loads() {
+        for (word, value) in SmarthostTls::WORDS {
+            let config = load(&[
+                ("SEALPOST_OUTBOUND_MODE", "smarthost"),
+                ("SEALPOST_OUTBOUND_SMARTHOST_TLS", word),
+            ])
+            .unwrap();
+            assert_eq!(config.outbound.smarthost_tls, *value);
+        }
+    }
+
+    #[test]
+    fn mx_is_a_known_mode_refused_in_this_version() {
+        let problems = load(&[("SEALPOST_OUTBOUND_MODE", "mx")]).unwrap_err();
+        assert_eq!(
+            problems,
+            ["outbound.mode \"mx\" (direct delivery) is not available in this version: use outbox or smarthost"]
+        );
+    }
+
+    #[test]
+    fn unknown_words_name_the_key_the_value_and_the_accepted_words() {
+        let problems = load(&[
+            ("SEALPOST_OUTBOUND_MODE", "pigeon"),
+            ("SEALPOST_OUTBOUND_SMARTHOST_TLS", "ssl"),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            problems,
+            [
+                "outbound.mode \"pigeon\" must be outbox or smarthost",
+                "outbound.smarthost_tls \"ssl\" must be starttls, tls or none",
+            ]
+        );
+        let upper = load(&[("SEALPOST_OUTBOUND_MODE", "Smarthost")]).unwrap_err();
+        assert_eq!(upper, ["outbound.mode \"Smarthost\" must be outbox or smarthost"]);
+        let number = load(&[("SEALPOST_OUTBOUND_MODE", "5")]).unwrap_err();
+        assert_eq!(number, ["outbound.mode 5 must be outbox or smarthost"]);
+    }
+
+    #[test]
+    fn smarthost_mode_needs_host_and_port_and_every_mode_a_sender() {
+        let problems = load(&[
+            ("SEALPOST_OUTBOUND_MODE", "smarthost"),
+            ("SEALPOST_OUTBOUND_SMARTHOST", "relay.example.net"),
+            ("SEALPOST_OUTBOUND_FROM_ADDRESS", "not an address"),
+            ("SEALPOST_OUTBOUND_NOTIFICATION_SUBJECT", " "),
+            ("SEALPOST_DKIM_SELECTOR", "two.labels"),
+        ])
+        .unwrap_err();
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert!(problems[0].contains("outbound.smarthost \"relay.example.net\" must be HOST:PORT"));
+        assert!(problems[1].contains("outbound.from_address"));
+        assert!(problems[2].contains("outbound.notification_subject"));
+        assert!(problems[3].contains("dkim.selector"));
+        // The smarthost is only checked when it is the route.
+        load(&[("SEALPOST_OUTBOUND_SMARTHOST", "relay.example.net")]).unwrap();
     }
 }

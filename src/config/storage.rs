@@ -28,6 +28,72 @@ pub struct Messages {
 
 impl Default for Messages {
     fn default() -> Self {
-        Self { retention_days: 30 }
+        Self {
+            retention_days: store::Policy::default().retention_days,
+        }
+    }
+}
+
+impl Database {
+    /// A URL names a dialect the store speaks (the default, under `data_dir`, does).
+    pub(super) fn check(&self, problems: &mut Vec<String>) {
+        if let Some(url) = &self.url
+            && store::db::Dialect::of(url).is_none()
+        {
+            problems.push(format!("database.url {url:?} must start with sqlite:// or postgres://"));
+        }
+    }
+}
+
+impl Blobs {
+    /// Only folders hold blobs in this version (the default, under `data_dir`, is one).
+    pub(super) fn check(&self, problems: &mut Vec<String>) {
+        if let Some(url) = &self.url
+            && !url.starts_with("file://")
+        {
+            problems.push(format!("blobs.url {url:?}: only file:// is supported in this version"));
+        }
+    }
+}
+
+impl Messages {
+    /// A message lives at least a day.
+    pub(super) fn check(&self, problems: &mut Vec<String>) {
+        if self.retention_days < 1 {
+            problems.push("messages.retention_days must be at least 1".into());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Config, Vec<String>> {
+        Config::load(None, pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())))
+    }
+
+    #[test]
+    fn storage_urls_and_retention_are_checked() {
+        let problems = load(&[
+            ("SEALPOST_DATABASE_URL", "mysql://db"),
+            ("SEALPOST_BLOBS_URL", "s3://bucket"),
+            ("SEALPOST_MESSAGES_RETENTION_DAYS", "0"),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            problems,
+            [
+                "database.url \"mysql://db\" must start with sqlite:// or postgres://",
+                "blobs.url \"s3://bucket\": only file:// is supported in this version",
+                "messages.retention_days must be at least 1",
+            ]
+        );
+    }
+
+    #[test]
+    fn retention_defaults_to_the_store_policy() {
+        let config = load(&[]).unwrap();
+        assert_eq!(config.messages.retention_days, store::Policy::default().retention_days);
     }
 }

@@ -401,9 +401,9 @@ async fn refusing_smarthost() -> u16 {
 async fn a_refused_delivery_stores_the_reply_codes_not_the_remote_text() {
     let port = refusing_smarthost().await;
     let instance = Instance::start_with(|c| {
-        c.outbound.mode = "smarthost".into();
+        c.outbound.mode = sealpost::config::OutboundMode::Smarthost;
         c.outbound.smarthost = format!("127.0.0.1:{port}");
-        c.outbound.smarthost_tls = "none".into();
+        c.outbound.smarthost_tls = sealpost::config::SmarthostTls::None;
     })
     .await;
     let message =

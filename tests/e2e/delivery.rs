@@ -74,7 +74,7 @@ async fn notifications_go_through_a_smarthost_with_starttls_and_auth() {
     let port = relay.submission().port();
 
     let instance = Instance::start_with(|c| {
-        c.outbound.mode = "smarthost".into();
+        c.outbound.mode = sealpost::config::OutboundMode::Smarthost;
         c.outbound.smarthost = format!("127.0.0.1:{port}");
         c.outbound.smarthost_username = Some("gateway@relay.example".into());
         c.outbound.smarthost_password = Some("Relay-Pass-99".into());
@@ -99,7 +99,7 @@ async fn unreachable_smarthost_is_retried_then_bounced_without_content() {
     let port = closed.local_addr().unwrap().port();
     drop(closed);
     let instance = Instance::start_with(|c| {
-        c.outbound.mode = "smarthost".into();
+        c.outbound.mode = sealpost::config::OutboundMode::Smarthost;
         c.outbound.smarthost = format!("127.0.0.1:{port}");
     })
     .await;

@@ -1,0 +1,64 @@
+//! `sealpost config check` on real files: the keys that take one word from a list
+//! (`outbound.mode`, `outbound.smarthost_tls`, `two_step.sms_provider`) load from
+//! files written for them, and a wrong word is a clear message and exit code 2.
+
+use std::process::Output;
+
+/// Runs the real binary's `config check` on a file with `text`.
+fn config_check(text: &str) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sealpost.toml");
+    std::fs::write(&path, text).unwrap();
+    std::process::Command::new(env!("CARGO_BIN_EXE_sealpost"))
+        .arg("--config")
+        .arg(&path)
+        .args(["config", "check"])
+        .env_remove("SEALPOST_CONFIG")
+        .env("SEALPOST_DATA_DIR", dir.path())
+        .env("SEALPOST_LOG", "error")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn config_check_accepts_every_mode_word_in_a_file() {
+    let output = config_check(
+        "[outbound]\nmode = \"smarthost\"\nsmarthost = \"smtp.example.net:465\"\nsmarthost_tls = \"tls\"\n\n\
+         [two_step]\nsms_provider = \"http\"\nsms_url = \"https://sms.example.net/send\"\nsms_from = \"+15550100\"\n",
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(stdout.contains("outbound: smarthost"), "{stdout}");
+}
+
+#[test]
+fn config_check_names_the_key_the_value_and_the_words_and_exits_2() {
+    let output = config_check(
+        "[outbound]\nmode = \"pigeon\"\nsmarthost_tls = \"ssl\"\n\n[two_step]\nsms_provider = \"twilio\"\n\n\
+         [smtp]\nrelay_listen = \"nowhere\"\n",
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("The configuration has 4 problem(s)"), "{stderr}");
+    for line in [
+        "outbound.mode \"pigeon\" must be outbox or smarthost",
+        "outbound.smarthost_tls \"ssl\" must be starttls, tls or none",
+        "two_step.sms_provider \"twilio\" must be dev or http",
+        "smtp.relay_listen \"nowhere\" is not an address",
+    ] {
+        assert!(stderr.contains(line), "{line} missing from {stderr}");
+    }
+}
+
+#[test]
+fn config_check_refuses_mx_delivery_until_it_exists() {
+    let output = config_check("[outbound]\nmode = \"mx\"\n");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "outbound.mode \"mx\" (direct delivery) is not available in this version: use outbox or smarthost"
+        ),
+        "{stderr}"
+    );
+}
