@@ -23,7 +23,7 @@ pub struct AuditRecord {
     pub actor: String,
     pub action: String,
     pub object: String,
-    /// The client's IP address, or empty.
+    /// The client's IP address, a channel (`cli`, `smtp`), or empty.
     pub client: String,
     /// The entry's chain hash, hex (an anchor is `id:hash`).
     pub hash: String,
@@ -76,8 +76,10 @@ fn reference(text: &str) -> String {
     }
 }
 
+/// An IP address (with or without a port) or a channel word (`cli`, `smtp`).
 fn client(text: &str) -> String {
-    if text.is_empty() || text.parse::<std::net::IpAddr>().is_ok() {
+    let word = text.len() <= 16 && text.bytes().all(|b| b.is_ascii_lowercase());
+    if word || text.parse::<std::net::IpAddr>().is_ok() || text.parse::<std::net::SocketAddr>().is_ok() {
         text.to_owned()
     } else {
         REDACTED.to_owned()
@@ -114,6 +116,8 @@ mod tests {
         }
         assert_eq!(client("203.0.113.9"), "203.0.113.9");
         assert_eq!(client("2001:db8::1"), "2001:db8::1");
+        assert_eq!(client("cli"), "cli");
         assert_eq!(client("jane@example.com"), REDACTED);
+        assert_eq!(client("Jane Doe"), REDACTED);
     }
 }

@@ -135,7 +135,7 @@ impl Store {
             actor: "admin",
             action: "keys.rotate",
             object: &format!("kek:{kek_id}"),
-            client: "",
+            client: "cli",
         })
         .await?;
         Ok(Rotation {
@@ -304,7 +304,7 @@ impl Store {
             actor: "admin",
             action: "keys.retire",
             object: &format!("kek:{id}"),
-            client: "",
+            client: "cli",
         })
         .await
     }
