@@ -191,3 +191,137 @@ async fn rotation_interrupted_and_resumed_beside_a_server_then_the_old_kek_retir
     assert!(audit.iter().any(|(_, action, object)| action == "keys.rotate" && *object == format!("kek:{new}")));
     assert!(audit.iter().any(|(_, action, object)| action == "keys.retire" && *object == format!("kek:{old}")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_of_a_running_server_restores_on_a_fresh_folder_and_the_old_message_reads() {
+    let instance = Instance::start().await;
+    let (_, bob_pw) = setup(&instance).await;
+    let canary = canary();
+    ada_sends(&instance, "bob@smiles.example", &canary, b"%PDF-1.4 old report", None).await;
+    inbox(&instance, 1).await;
+    let elsewhere = tempfile::tempdir().unwrap();
+    let backup = elsewhere.path().join("backup");
+    let keys = elsewhere.path().join("keys-offline");
+
+    // Taken while the server runs; the keys go apart, with a warning.
+    let made = sealpost(
+        &instance,
+        &["backup", backup.to_str().unwrap(), "--keys-to", keys.to_str().unwrap()],
+    );
+    succeeded(&made);
+    assert!(stderr(&made).contains("WARNING"), "{}", stderr(&made));
+    assert!(stderr(&made).contains("never beside the backup"), "{}", stderr(&made));
+    assert!(!backup.join("keys").exists(), "the keys are not in the backup folder");
+    assert!(keys.join("audit.key").is_file() && keys.join("active").is_file());
+    assert!(
+        super::harness::files_containing(&backup, canary.as_bytes()).is_empty(),
+        "the backup holds only sealed content"
+    );
+    let again = sealpost(&instance, &["backup", backup.to_str().unwrap()]);
+    assert!(!again.status.success() && stderr(&again).contains("not empty"), "{}", stderr(&again));
+    let Stopped { clock, config, dir } = instance.stop().await;
+    drop(dir); // The old machine is gone.
+
+    let fresh = tempfile::tempdir().unwrap();
+    let data_dir = fresh.path().join("data");
+    let url = fresh_database_for(&config, &data_dir).await;
+    let without_keys = sealpost_on(&data_dir, &url, &["restore", backup.to_str().unwrap()]);
+    assert!(!without_keys.status.success());
+    assert!(stderr(&without_keys).contains("--keys-from"), "{}", stderr(&without_keys));
+    let restored = succeeded(&sealpost_on(
+        &data_dir,
+        &url,
+        &["restore", backup.to_str().unwrap(), "--keys-from", keys.to_str().unwrap()],
+    ));
+    assert!(restored.contains("The audit log verifies"), "{restored}");
+    let over = sealpost_on(
+        &data_dir,
+        &url,
+        &["restore", backup.to_str().unwrap(), "--keys-from", keys.to_str().unwrap()],
+    );
+    assert!(!over.status.success() && stderr(&over).contains("not empty"), "{}", stderr(&over));
+    let verified = succeeded(&sealpost_on(&data_dir, &url, &["audit", "verify"]));
+    assert!(verified.contains("Audit log intact"), "{verified}");
+
+    // A new server on the restored folder: Bob reads the old message over IMAP.
+    let mut config = config;
+    config.data_dir = data_dir;
+    config.database.url = Some(url);
+    let instance = Stopped { dir: fresh, clock, config }.start().await;
+    let out = instance.dir.path().join("fetched.eml");
+    let text = client(&instance, "tls", "bob@smiles.example", &bob_pw, &out).await;
+    assert!(text.contains("inbox 1"), "{text}");
+    assert!(String::from_utf8_lossy(&std::fs::read(&out).unwrap()).contains(&canary));
+}
+
+/// A fresh, empty database of the old one's kind: a new `SQLite` file in the new
+/// data folder, or a new `PostgreSQL` database.
+async fn fresh_database_for(config: &sealpost::config::Config, data_dir: &Path) -> String {
+    if config.database_url().starts_with("sqlite:") {
+        format!("sqlite://{}/sealpost.db", data_dir.display())
+    } else {
+        database_url().await.unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_export_gives_ids_not_phi_in_json_and_csv_and_refuses_a_bad_date() {
+    let instance = Instance::start().await;
+    setup(&instance).await;
+    let canary = canary();
+    ada_sends(&instance, "bob@smiles.example", &canary, b"%PDF-1.4", None).await;
+    let id = inbox(&instance, 1).await.remove(0);
+    let bob = instance.store().user_by_email("bob@smiles.example").await.unwrap().unwrap();
+    instance.store().open_message(&bob, &id, "203.0.113.7").await.unwrap();
+    // An entry naming someone by address (as entries from before ids did).
+    instance
+        .store()
+        .audit(AuditEvent {
+            actor: "jane.doe@patients.example",
+            action: "signin.failure",
+            object: "Jane Doe",
+            client: "198.51.100.4",
+        })
+        .await
+        .unwrap();
+
+    let json = succeeded(&sealpost(&instance, &["audit", "export", "--since", "2020-01-01"]));
+    let records: Vec<serde_json::Value> = json.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(records.len() >= 3, "{json}");
+    for record in &records {
+        let mut keys: Vec<&str> = record.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["action", "actor", "at", "client", "hash", "id", "object", "time"]);
+    }
+    let view = records.iter().find(|r| r["action"] == "message.view").expect("the view");
+    assert_eq!(view["actor"], format!("user:{}", bob.id));
+    assert_eq!(view["object"], format!("message:{id}"));
+    assert_eq!(view["client"], "203.0.113.7");
+    assert!(view["time"].as_str().unwrap().ends_with('Z'));
+    let redacted = records.iter().find(|r| r["action"] == "signin.failure").unwrap();
+    assert_eq!(redacted["actor"], "[redacted]");
+    assert_eq!(redacted["object"], "[redacted]");
+    for phi in [canary.as_str(), "jane.doe", "Jane Doe", "bob@smiles.example", "ada@smiles.example"] {
+        assert!(!json.contains(phi), "{phi} leaked: {json}");
+    }
+
+    let csv = succeeded(&sealpost(&instance, &["audit", "export", "--since", "2020-01-01T00:00:00Z", "--format", "csv"]));
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("id,time,at,actor,action,object,client,hash"));
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), records.len());
+    assert!(rows.iter().any(|r| r.contains(&format!(",user:{},message.view,message:{id},203.0.113.7,", bob.id))));
+    assert!(!csv.contains("jane.doe") && !csv.contains(&canary));
+
+    // A later --since leaves the earlier entries out; a bad date is refused.
+    let none = succeeded(&sealpost(&instance, &["audit", "export", "--since", "2099-01-01"]));
+    assert!(none.is_empty(), "{none}");
+    for bad in ["yesterday", "2026-02-30", "01/12/2026"] {
+        let refused = sealpost(&instance, &["audit", "export", "--since", bad]);
+        assert!(!refused.status.success(), "{bad}");
+        assert!(stdout(&refused).is_empty());
+        assert!(stderr(&refused).contains("is not a date"), "{}", stderr(&refused));
+    }
+    let format = sealpost(&instance, &["audit", "export", "--since", "2020-01-01", "--format", "xml"]);
+    assert!(!format.status.success());
+}
