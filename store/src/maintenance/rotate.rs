@@ -315,3 +315,128 @@ fn rewrap_failed(table: &str, id: &str, kek: &str, error: &Error) -> Error {
         "cannot rewrap the data key of {table} row {id} (wrapped by key-encryption key {kek}): {error}"
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use sqlx::Row;
+
+    use crate::accounts::Role;
+    use crate::{Policy, Store, StoreConfig, SystemClock};
+
+    async fn store(dir: &std::path::Path) -> Arc<Store> {
+        Store::open(
+            StoreConfig {
+                database_url: format!("sqlite://{}", dir.join("db.sqlite").display()),
+                blobs_url: format!("file://{}", dir.join("blobs").display()),
+                data_dir: dir.join("data"),
+                policy: Policy::default(),
+            },
+            Arc::new(SystemClock),
+        )
+        .await
+        .unwrap()
+    }
+
+    async fn rotate_all(store: &Store) -> super::Rotation {
+        let rotation = store.begin_rotation().await.unwrap();
+        let mut cursor = super::RewrapCursor::default();
+        while !cursor.done() {
+            store.rewrap_batch(&rotation, &mut cursor, 1).await.unwrap();
+        }
+        rotation
+    }
+
+    #[tokio::test]
+    async fn authenticator_keys_and_queued_texts_are_rewrapped_and_still_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        store.add_practice("Smiles", "smiles.example").await.unwrap();
+        let (user, _) = store
+            .add_practice_user("ada@smiles.example", "Ada", Role::Doctor, "smiles.example", true, false)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE users SET totp_secret = $1, totp_pending = $2 WHERE id = $3")
+            .bind(store.seal_value(b"SECRET-ONE"))
+            .bind(store.seal_value(b"SECRET-TWO"))
+            .bind(user.id.0)
+            .execute(&store.db)
+            .await
+            .unwrap();
+        for text in [b"code 123456", b"code 654321"] {
+            sqlx::query("INSERT INTO sms_jobs (user_id, sealed, created_at, next_at) VALUES ($1, $2, 0, 0)")
+                .bind(user.id.0)
+                .bind(store.seal_value(text))
+                .execute(&store.db)
+                .await
+                .unwrap();
+        }
+        let old = store.keys.active_id();
+        assert_eq!(store.kek_usage().await.unwrap()[0].data_keys, 4);
+
+        let rotation = rotate_all(&store).await;
+        assert_eq!(store.finish_rotation(&rotation).await.unwrap(), 0);
+        let usage = store.kek_usage().await.unwrap();
+        assert!(usage.iter().any(|u| u.id == old && u.data_keys == 0 && !u.active));
+        assert!(usage.iter().any(|u| u.id == rotation.kek_id && u.data_keys == 4 && u.active));
+        store.retire_kek(&old).await.unwrap();
+
+        let row = sqlx::query("SELECT totp_secret, totp_pending FROM users WHERE id = $1")
+            .bind(user.id.0)
+            .fetch_one(&store.db)
+            .await
+            .unwrap();
+        let secret: Vec<u8> = row.try_get("totp_secret").unwrap();
+        assert_eq!(store.open_value(&secret).unwrap(), b"SECRET-ONE");
+        let pending: Vec<u8> = row.try_get("totp_pending").unwrap();
+        assert_eq!(store.open_value(&pending).unwrap(), b"SECRET-TWO");
+        let texts = sqlx::query("SELECT sealed FROM sms_jobs ORDER BY id")
+            .fetch_all(&store.db)
+            .await
+            .unwrap();
+        assert_eq!(store.open_value(&texts[1].try_get::<Vec<u8>, _>("sealed").unwrap()).unwrap(), b"code 654321");
+        // Another rotation with nothing left to move still finishes.
+        let again = rotate_all(&store).await;
+        assert!(!again.resumed);
+        assert_eq!(store.finish_rotation(&again).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_missing_kek_stops_the_rotation_with_a_clear_error_and_retire_refuses_what_is_not_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        store.add_practice("Smiles", "smiles.example").await.unwrap();
+        let (user, _) = store
+            .add_practice_user("ada@smiles.example", "Ada", Role::Doctor, "smiles.example", true, false)
+            .await
+            .unwrap();
+        let sealed = store.seal_value(b"SECRET");
+        // Pretend it was wrapped by a KEK this keyring never had.
+        let mut forged = vec![4u8];
+        forged.extend_from_slice(b"gone");
+        forged.extend_from_slice(&sealed[1 + sealed[0] as usize..]);
+        sqlx::query("UPDATE users SET totp_secret = $1 WHERE id = $2")
+            .bind(&forged)
+            .bind(user.id.0)
+            .execute(&store.db)
+            .await
+            .unwrap();
+        let usage = store.kek_usage().await.unwrap();
+        assert!(usage.iter().any(|u| u.id == "gone" && !u.on_disk && u.data_keys == 1));
+        let rotation = store.begin_rotation().await.unwrap();
+        let mut cursor = super::RewrapCursor::default();
+        let error = loop {
+            match store.rewrap_batch(&rotation, &mut cursor, 10).await {
+                Err(error) => break error.to_string(),
+                Ok(_) => assert!(!cursor.done(), "the rotation cannot finish"),
+            }
+        };
+        assert!(error.contains("users row") && error.contains("gone"), "{error}");
+        assert!(store.retire_kek("gone").await.is_err());
+        assert!(store.retire_kek("../keys/audit").await.is_err());
+        assert!(store.retire_kek(&rotation.kek_id).await.is_err(), "the active KEK stays");
+        // Resuming picks up the same rotation.
+        assert!(store.begin_rotation().await.unwrap().resumed);
+    }
+}
