@@ -2,7 +2,7 @@
 //! SIEM, one record per entry on stdout, oldest first. Fields (stable; see
 //! docs/operations.md): `id`, `time` (RFC 3339, UTC), `at` (Unix seconds),
 //! `actor`, `action`, `object`, `client`, `hash`. Ids only, never content:
-//! anything else is exported as `[redacted]` (store::maintenance::audit_export).
+//! anything else is exported as `[redacted]` (`store::maintenance::audit_export`).
 
 use std::io::Write as _;
 use std::sync::Arc;

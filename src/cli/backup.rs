@@ -83,7 +83,10 @@ pub(crate) async fn backup(config: &Config, dir: &Path, keys_to: Option<&Path>) 
     std::fs::write(dir.join("manifest.json"), serde_json::to_vec_pretty(&manifest)?)?;
     println!("Backup written to {}.", dir.display());
     eprintln!();
-    eprintln!("WARNING: {} holds the keys that open every message in this backup.", keys_dir.display());
+    eprintln!(
+        "WARNING: {} holds the keys that open every message in this backup.",
+        keys_dir.display()
+    );
     eprintln!("  Keep them apart from the data: on other storage (an offline medium, a vault),");
     eprintln!("  never beside the backup or on the same backup target. Whoever has both can read");
     eprintln!("  every message; whoever loses the keys cannot restore anything.");
@@ -98,7 +101,10 @@ pub(crate) async fn restore(config: &Config, dir: &Path, keys_from: Option<&Path
     )
     .context("manifest.json is damaged")?;
     if manifest.format != FORMAT {
-        bail!("this backup has format {}; this sealpost reads format {FORMAT}", manifest.format);
+        bail!(
+            "this backup has format {}; this sealpost reads format {FORMAT}",
+            manifest.format
+        );
     }
     let keys = keys_from.map_or_else(|| dir.join("keys"), Path::to_path_buf);
     if !keys.join("active").is_file() || !keys.join(store::crypto::AUDIT_KEY_FILE).is_file() {
@@ -120,7 +126,10 @@ pub(crate) async fn restore(config: &Config, dir: &Path, keys_from: Option<&Path
         Dialect::Sqlite => {
             let target = sqlite_path(&url).context("the configured SQLite database has no file")?;
             if target.exists() && !force {
-                bail!("{} exists: restore onto a fresh database (or pass --force)", target.display());
+                bail!(
+                    "{} exists: restore onto a fresh database (or pass --force)",
+                    target.display()
+                );
             }
             if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent)?;
@@ -139,10 +148,8 @@ pub(crate) async fn restore(config: &Config, dir: &Path, keys_from: Option<&Path
             if force {
                 command.arg("--clean").arg("--if-exists");
             }
-            run(command
-                .arg(format!("--dbname={url}"))
-                .arg(dir.join("database.pgdump")))
-            .context("pg_restore (restore onto an empty database, or pass --force)")?;
+            run(command.arg(format!("--dbname={url}")).arg(dir.join("database.pgdump")))
+                .context("pg_restore (restore onto an empty database, or pass --force)")?;
         }
     }
     println!("  database: restored");
@@ -156,7 +163,9 @@ pub(crate) async fn restore(config: &Config, dir: &Path, keys_from: Option<&Path
     println!("  blobs:    {} files, {} bytes", blobs.files, blobs.bytes);
     let mut spool_files = 0;
     for name in ["in", "out"] {
-        let Ok(entries) = std::fs::read_dir(dir.join("spool").join(name)) else { continue };
+        let Ok(entries) = std::fs::read_dir(dir.join("spool").join(name)) else {
+            continue;
+        };
         let to = config.data_dir.join("spool").join(name);
         std::fs::create_dir_all(&to)?;
         for entry in entries.flatten() {

@@ -41,7 +41,9 @@ pub(crate) async fn keys(command: KeysCommand, config: &Config) -> anyhow::Resul
         KeysCommand::Retire { id } => {
             store.retire_kek(&id).await?;
             println!("Key-encryption key {id} retired: its file is removed from the keyring.");
-            println!("Backups made before today still hold it; destroy those copies of the keys as your retention allows.");
+            println!(
+                "Backups made before today still hold it; destroy those copies of the keys as your retention allows."
+            );
             Ok(())
         }
     }
@@ -91,7 +93,10 @@ async fn rotate(store: &store::Store, batch: i64, max_keys: Option<u64>) -> anyh
         this_run += moved;
         done += moved;
         if moved > 0 {
-            println!("  {done} of {total} data keys rewrapped ({}%)", done * 100 / total.max(1));
+            println!(
+                "  {done} of {total} data keys rewrapped ({}%)",
+                done * 100 / total.max(1)
+            );
         }
     }
     match store.finish_rotation(&rotation).await? {
@@ -99,7 +104,10 @@ async fn rotate(store: &store::Store, batch: i64, max_keys: Option<u64>) -> anyh
             println!("Rotation finished: every data key is wrapped by {}.", rotation.kek_id);
             for kek in store.kek_usage().await? {
                 if !kek.active && kek.on_disk {
-                    println!("  retire the old key when you are ready: sealpost keys retire --id {}", kek.id);
+                    println!(
+                        "  retire the old key when you are ready: sealpost keys retire --id {}",
+                        kek.id
+                    );
                 }
             }
         }

@@ -52,7 +52,12 @@ fn succeeded(output: &Output) -> String {
 
 /// Bob's inbox, once it holds `count` messages.
 async fn inbox(instance: &Instance, count: usize) -> Vec<MessageId> {
-    let bob = instance.store().user_by_email("bob@smiles.example").await.unwrap().unwrap();
+    let bob = instance
+        .store()
+        .user_by_email("bob@smiles.example")
+        .await
+        .unwrap()
+        .unwrap();
     for _ in 0..300 {
         let ids: Vec<MessageId> = instance
             .store()
@@ -72,7 +77,12 @@ async fn inbox(instance: &Instance, count: usize) -> Vec<MessageId> {
 
 /// Bob opens every message through the store; each must hold its canary.
 async fn every_message_opens(instance: &Instance, canaries: &[String]) {
-    let bob = instance.store().user_by_email("bob@smiles.example").await.unwrap().unwrap();
+    let bob = instance
+        .store()
+        .user_by_email("bob@smiles.example")
+        .await
+        .unwrap()
+        .unwrap();
     let mut texts = Vec::new();
     for id in inbox(instance, canaries.len()).await {
         let mut stream = instance.store().open_original(&bob, &id, "test", false).await.unwrap();
@@ -83,7 +93,10 @@ async fn every_message_opens(instance: &Instance, canaries: &[String]) {
         texts.push(String::from_utf8_lossy(&text).into_owned());
     }
     for canary in canaries {
-        assert!(texts.iter().any(|t| t.contains(canary.as_str())), "a message no longer opens");
+        assert!(
+            texts.iter().any(|t| t.contains(canary.as_str())),
+            "a message no longer opens"
+        );
     }
 }
 
@@ -108,7 +121,14 @@ async fn rotation_interrupted_and_resumed_beside_a_server_then_the_old_kek_retir
     let mut canaries = Vec::new();
     for _ in 0..3 {
         canaries.push(canary());
-        ada_sends(&instance, "bob@smiles.example", canaries.last().unwrap(), b"%PDF-1.4", None).await;
+        ada_sends(
+            &instance,
+            "bob@smiles.example",
+            canaries.last().unwrap(),
+            b"%PDF-1.4",
+            None,
+        )
+        .await;
     }
     inbox(&instance, 3).await;
     let before = keks(&instance);
@@ -117,7 +137,10 @@ async fn rotation_interrupted_and_resumed_beside_a_server_then_the_old_kek_retir
     assert!(old_count >= 3, "three messages at least: {before:?}");
 
     // Interrupted: one data key per batch, stopping after two.
-    let first = succeeded(&sealpost(&instance, &["keys", "rotate", "--batch", "1", "--max-keys", "2"]));
+    let first = succeeded(&sealpost(
+        &instance,
+        &["keys", "rotate", "--batch", "1", "--max-keys", "2"],
+    ));
     assert!(first.contains("Stopped after 2 data keys"), "{first}");
     let new = first.split_whitespace().nth(3).unwrap().to_owned();
     assert_ne!(new, old);
@@ -129,7 +152,12 @@ async fn rotation_interrupted_and_resumed_beside_a_server_then_the_old_kek_retir
             .any(|(id, n, status)| *id == old && *n > 0 && status.starts_with("old: run `sealpost keys rotate`")),
         "{during:?}"
     );
-    assert!(during.iter().any(|(id, n, status)| *id == new && *n >= 2 && status == "active"), "{during:?}");
+    assert!(
+        during
+            .iter()
+            .any(|(id, n, status)| *id == new && *n >= 2 && status == "active"),
+        "{during:?}"
+    );
     let refused = sealpost(&instance, &["keys", "retire", "--id", &old]);
     assert!(!refused.status.success());
     assert!(stderr(&refused).contains("still wraps"), "{}", stderr(&refused));
@@ -137,7 +165,14 @@ async fn rotation_interrupted_and_resumed_beside_a_server_then_the_old_kek_retir
     // The running server seals a new message under the new KEK at once, and
     // opens the ones already moved.
     canaries.push(canary());
-    ada_sends(&instance, "bob@smiles.example", canaries.last().unwrap(), b"%PDF-1.4", None).await;
+    ada_sends(
+        &instance,
+        "bob@smiles.example",
+        canaries.last().unwrap(),
+        b"%PDF-1.4",
+        None,
+    )
+    .await;
     let ids = inbox(&instance, 4).await;
     let mut db = AnyConnection::connect(&instance.config.database_url()).await.unwrap();
     let newest: String = sqlx::query("SELECT kek_id FROM messages WHERE id = $1")
@@ -152,13 +187,18 @@ async fn rotation_interrupted_and_resumed_beside_a_server_then_the_old_kek_retir
 
     // Resumed: the progress was kept.
     let second = succeeded(&sealpost(&instance, &["keys", "rotate"]));
-    assert!(second.contains(&format!("Resuming the rotation to key-encryption key {new}: 2 of")), "{second}");
+    assert!(
+        second.contains(&format!("Resuming the rotation to key-encryption key {new}: 2 of")),
+        "{second}"
+    );
     assert!(second.contains("Rotation finished"), "{second}");
     assert!(second.contains(&format!("sealpost keys retire --id {old}")), "{second}");
-    let rows = sqlx::query("SELECT kek_id FROM messages UNION ALL SELECT kek_id FROM outbound UNION ALL SELECT kek_id FROM spool")
-        .fetch_all(&mut db)
-        .await
-        .unwrap();
+    let rows = sqlx::query(
+        "SELECT kek_id FROM messages UNION ALL SELECT kek_id FROM outbound UNION ALL SELECT kek_id FROM spool",
+    )
+    .fetch_all(&mut db)
+    .await
+    .unwrap();
     assert!(rows.iter().all(|r| r.try_get::<String, _>("kek_id").unwrap() == new));
     let (kept, finished): (i64, Option<i64>) = {
         let row = sqlx::query("SELECT rewrapped, finished_at FROM kek_rotations WHERE kek_id = $1")
@@ -168,7 +208,10 @@ async fn rotation_interrupted_and_resumed_beside_a_server_then_the_old_kek_retir
             .unwrap();
         (row.try_get("rewrapped").unwrap(), row.try_get("finished_at").unwrap())
     };
-    assert!(u64::try_from(kept).unwrap() >= old_count, "every old key counted: {kept}");
+    assert!(
+        u64::try_from(kept).unwrap() >= old_count,
+        "every old key counted: {kept}"
+    );
     assert!(finished.is_some());
     every_message_opens(&instance, &canaries).await;
 
@@ -177,7 +220,10 @@ async fn rotation_interrupted_and_resumed_beside_a_server_then_the_old_kek_retir
     assert!(retired.contains("retired"), "{retired}");
     assert!(!instance.config.data_dir.join(format!("keys/kek-{old}.key")).exists());
     let after = keks(&instance);
-    assert!(matches!(&after[..], [(id, n, status)] if *id == new && *n > old_count && status == "active"), "{after:?}");
+    assert!(
+        matches!(&after[..], [(id, n, status)] if *id == new && *n > old_count && status == "active"),
+        "{after:?}"
+    );
     let again = sealpost(&instance, &["keys", "retire", "--id", &new]);
     assert!(!again.status.success(), "the active KEK is never retired");
     let instance = instance.stop().await.start().await;
@@ -186,10 +232,21 @@ async fn rotation_interrupted_and_resumed_beside_a_server_then_the_old_kek_retir
     let text = client(&instance, "tls", "bob@smiles.example", &bob_pw, &out).await;
     assert!(text.contains("inbox 4"), "{text}");
     let fetched = String::from_utf8_lossy(&std::fs::read(&out).unwrap()).into_owned();
-    assert!(canaries.iter().any(|c| fetched.contains(c.as_str())), "IMAP reads a rewrapped message");
+    assert!(
+        canaries.iter().any(|c| fetched.contains(c.as_str())),
+        "IMAP reads a rewrapped message"
+    );
     let audit = instance.store().recent_audit(50).await.unwrap();
-    assert!(audit.iter().any(|(_, action, object)| action == "keys.rotate" && *object == format!("kek:{new}")));
-    assert!(audit.iter().any(|(_, action, object)| action == "keys.retire" && *object == format!("kek:{old}")));
+    assert!(
+        audit
+            .iter()
+            .any(|(_, action, object)| action == "keys.rotate" && *object == format!("kek:{new}"))
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|(_, action, object)| action == "keys.retire" && *object == format!("kek:{old}"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,7 +275,11 @@ async fn a_backup_of_a_running_server_restores_on_a_fresh_folder_and_the_old_mes
         "the backup holds only sealed content"
     );
     let again = sealpost(&instance, &["backup", backup.to_str().unwrap()]);
-    assert!(!again.status.success() && stderr(&again).contains("not empty"), "{}", stderr(&again));
+    assert!(
+        !again.status.success() && stderr(&again).contains("not empty"),
+        "{}",
+        stderr(&again)
+    );
     let Stopped { clock, config, dir } = instance.stop().await;
     drop(dir); // The old machine is gone.
 
@@ -227,19 +288,37 @@ async fn a_backup_of_a_running_server_restores_on_a_fresh_folder_and_the_old_mes
     let url = fresh_database_for(&config, &data_dir).await;
     let without_keys = sealpost_on(&data_dir, &url, &["restore", backup.to_str().unwrap()]);
     assert!(!without_keys.status.success());
-    assert!(stderr(&without_keys).contains("--keys-from"), "{}", stderr(&without_keys));
+    assert!(
+        stderr(&without_keys).contains("--keys-from"),
+        "{}",
+        stderr(&without_keys)
+    );
     let restored = succeeded(&sealpost_on(
         &data_dir,
         &url,
-        &["restore", backup.to_str().unwrap(), "--keys-from", keys.to_str().unwrap()],
+        &[
+            "restore",
+            backup.to_str().unwrap(),
+            "--keys-from",
+            keys.to_str().unwrap(),
+        ],
     ));
     assert!(restored.contains("The audit log verifies"), "{restored}");
     let over = sealpost_on(
         &data_dir,
         &url,
-        &["restore", backup.to_str().unwrap(), "--keys-from", keys.to_str().unwrap()],
+        &[
+            "restore",
+            backup.to_str().unwrap(),
+            "--keys-from",
+            keys.to_str().unwrap(),
+        ],
     );
-    assert!(!over.status.success() && stderr(&over).contains("not empty"), "{}", stderr(&over));
+    assert!(
+        !over.status.success() && stderr(&over).contains("not empty"),
+        "{}",
+        stderr(&over)
+    );
     let verified = succeeded(&sealpost_on(&data_dir, &url, &["audit", "verify"]));
     assert!(verified.contains("Audit log intact"), "{verified}");
 
@@ -247,7 +326,13 @@ async fn a_backup_of_a_running_server_restores_on_a_fresh_folder_and_the_old_mes
     let mut config = config;
     config.data_dir = data_dir;
     config.database.url = Some(url);
-    let instance = Stopped { dir: fresh, clock, config }.start().await;
+    let instance = Stopped {
+        dir: fresh,
+        clock,
+        config,
+    }
+    .start()
+    .await;
     let out = instance.dir.path().join("fetched.eml");
     let text = client(&instance, "tls", "bob@smiles.example", &bob_pw, &out).await;
     assert!(text.contains("inbox 1"), "{text}");
@@ -271,7 +356,12 @@ async fn the_audit_export_gives_ids_not_phi_in_json_and_csv_and_refuses_a_bad_da
     let canary = canary();
     ada_sends(&instance, "bob@smiles.example", &canary, b"%PDF-1.4", None).await;
     let id = inbox(&instance, 1).await.remove(0);
-    let bob = instance.store().user_by_email("bob@smiles.example").await.unwrap().unwrap();
+    let bob = instance
+        .store()
+        .user_by_email("bob@smiles.example")
+        .await
+        .unwrap()
+        .unwrap();
     instance.store().open_message(&bob, &id, "203.0.113.7").await.unwrap();
     // An entry naming someone by address (as entries from before ids did).
     instance
@@ -291,9 +381,15 @@ async fn the_audit_export_gives_ids_not_phi_in_json_and_csv_and_refuses_a_bad_da
     for record in &records {
         let mut keys: Vec<&str> = record.as_object().unwrap().keys().map(String::as_str).collect();
         keys.sort_unstable();
-        assert_eq!(keys, ["action", "actor", "at", "client", "hash", "id", "object", "time"]);
+        assert_eq!(
+            keys,
+            ["action", "actor", "at", "client", "hash", "id", "object", "time"]
+        );
     }
-    let view = records.iter().find(|r| r["action"] == "message.view").expect("the view");
+    let view = records
+        .iter()
+        .find(|r| r["action"] == "message.view")
+        .expect("the view");
     assert_eq!(view["actor"], format!("user:{}", bob.id));
     assert_eq!(view["object"], format!("message:{id}"));
     assert_eq!(view["client"], "203.0.113.7");
@@ -301,16 +397,28 @@ async fn the_audit_export_gives_ids_not_phi_in_json_and_csv_and_refuses_a_bad_da
     let redacted = records.iter().find(|r| r["action"] == "signin.failure").unwrap();
     assert_eq!(redacted["actor"], "[redacted]");
     assert_eq!(redacted["object"], "[redacted]");
-    for phi in [canary.as_str(), "jane.doe", "Jane Doe", "bob@smiles.example", "ada@smiles.example"] {
+    for phi in [
+        canary.as_str(),
+        "jane.doe",
+        "Jane Doe",
+        "bob@smiles.example",
+        "ada@smiles.example",
+    ] {
         assert!(!json.contains(phi), "{phi} leaked: {json}");
     }
 
-    let csv = succeeded(&sealpost(&instance, &["audit", "export", "--since", "2020-01-01T00:00:00Z", "--format", "csv"]));
+    let csv = succeeded(&sealpost(
+        &instance,
+        &["audit", "export", "--since", "2020-01-01T00:00:00Z", "--format", "csv"],
+    ));
     let mut lines = csv.lines();
     assert_eq!(lines.next(), Some("id,time,at,actor,action,object,client,hash"));
     let rows: Vec<&str> = lines.collect();
     assert_eq!(rows.len(), records.len());
-    assert!(rows.iter().any(|r| r.contains(&format!(",user:{},message.view,message:{id},203.0.113.7,", bob.id))));
+    assert!(
+        rows.iter()
+            .any(|r| r.contains(&format!(",user:{},message.view,message:{id},203.0.113.7,", bob.id)))
+    );
     assert!(!csv.contains("jane.doe") && !csv.contains(&canary));
 
     // A later --since leaves the earlier entries out; a bad date is refused.
@@ -322,6 +430,9 @@ async fn the_audit_export_gives_ids_not_phi_in_json_and_csv_and_refuses_a_bad_da
         assert!(stdout(&refused).is_empty());
         assert!(stderr(&refused).contains("is not a date"), "{}", stderr(&refused));
     }
-    let format = sealpost(&instance, &["audit", "export", "--since", "2020-01-01", "--format", "xml"]);
+    let format = sealpost(
+        &instance,
+        &["audit", "export", "--since", "2020-01-01", "--format", "xml"],
+    );
     assert!(!format.status.success());
 }

@@ -27,10 +27,13 @@ impl Keyring {
         }
         match self.load_kek(id) {
             Ok(()) if self.keks.read().expect("keyring lock").keys.contains_key(id) => {
-                self.keks.write().expect("keyring lock").active = id.to_owned();
+                id.clone_into(&mut self.keks.write().expect("keyring lock").active);
                 tracing::info!(kek = id, "now wrapping new data keys with a new key-encryption key");
             }
-            Ok(()) => tracing::warn!(kek = id, "the keyring's active file names a key-encryption key that is not there"),
+            Ok(()) => tracing::warn!(
+                kek = id,
+                "the keyring's active file names a key-encryption key that is not there"
+            ),
             Err(error) => tracing::warn!(kek = id, %error, "cannot load the active key-encryption key"),
         }
     }

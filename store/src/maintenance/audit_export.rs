@@ -33,9 +33,10 @@ impl Store {
     /// Streams the entries at or after `since` (Unix seconds), oldest first, to
     /// `each`; returns how many.
     pub async fn export_audit(&self, since: i64, mut each: impl FnMut(AuditRecord) -> Result<()>) -> Result<u64> {
-        let mut rows = sqlx::query("SELECT id, at, actor, action, object, client, hash FROM audit WHERE at >= $1 ORDER BY id")
-            .bind(since)
-            .fetch(&self.db);
+        let mut rows =
+            sqlx::query("SELECT id, at, actor, action, object, client, hash FROM audit WHERE at >= $1 ORDER BY id")
+                .bind(since)
+                .fetch(&self.db);
         let mut count = 0;
         while let Some(row) = rows.try_next().await? {
             each(AuditRecord {
@@ -59,7 +60,8 @@ fn reference(text: &str) -> String {
     let word = |w: &str| {
         !w.is_empty()
             && w.len() <= 40
-            && w.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b))
+            && w.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b))
     };
     let id = |part: &str| {
         part.split_once(':').is_some_and(|(kind, id)| {

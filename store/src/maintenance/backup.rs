@@ -83,7 +83,9 @@ impl Store {
     pub fn copy_spool_to(&self, dest: &Path) -> Result<Copied> {
         let mut copied = Copied::default();
         for (from, name) in [(self.spool_in(), "in"), (self.spool_out(), "out")] {
-            let Ok(entries) = std::fs::read_dir(&from) else { continue };
+            let Ok(entries) = std::fs::read_dir(&from) else {
+                continue;
+            };
             let to = dest.join(name);
             std::fs::create_dir_all(&to)?;
             for entry in entries.flatten() {
@@ -154,8 +156,14 @@ mod tests {
 
     #[test]
     fn finds_the_sqlite_file() {
-        assert_eq!(sqlite_path("sqlite://data/x.db?mode=rwc").unwrap().to_str(), Some("data/x.db"));
-        assert_eq!(sqlite_path("sqlite:///var/lib/s.db").unwrap().to_str(), Some("/var/lib/s.db"));
+        assert_eq!(
+            sqlite_path("sqlite://data/x.db?mode=rwc").unwrap().to_str(),
+            Some("data/x.db")
+        );
+        assert_eq!(
+            sqlite_path("sqlite:///var/lib/s.db").unwrap().to_str(),
+            Some("/var/lib/s.db")
+        );
         assert!(sqlite_path("sqlite::memory:").is_none());
         assert!(sqlite_path("postgres://x/y").is_none());
     }

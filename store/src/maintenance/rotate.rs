@@ -59,7 +59,8 @@ impl Store {
     pub async fn kek_usage(&self) -> Result<Vec<KekUsage>> {
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
         for table in WRAPPED_TABLES {
-            let sql = format!("SELECT kek_id, COUNT(*) AS n FROM {table} WHERE wrapped_key IS NOT NULL GROUP BY kek_id");
+            let sql =
+                format!("SELECT kek_id, COUNT(*) AS n FROM {table} WHERE wrapped_key IS NOT NULL GROUP BY kek_id");
             for row in sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&self.db).await? {
                 let n: i64 = row.try_get("n")?;
                 *counts.entry(row.try_get("kek_id")?).or_default() += u64::try_from(n).unwrap_or(0);
@@ -103,7 +104,9 @@ impl Store {
     pub async fn begin_rotation(&self) -> Result<Rotation> {
         let mut tx = self.write_tx().await?;
         if self.dialect == crate::db::Dialect::Postgres {
-            sqlx::query("LOCK TABLE kek_rotations IN EXCLUSIVE MODE").execute(&mut *tx).await?;
+            sqlx::query("LOCK TABLE kek_rotations IN EXCLUSIVE MODE")
+                .execute(&mut *tx)
+                .await?;
         }
         let active = self.keys.active_id();
         let unfinished = sqlx::query("SELECT kek_id, rewrapped FROM kek_rotations WHERE finished_at IS NULL")
@@ -167,7 +170,10 @@ impl Store {
                     kek_id: row.try_get("kek_id")?,
                     wrapped: row.try_get("wrapped_key")?,
                 };
-                let new = self.keys.rewrap(&old).map_err(|e| rewrap_failed(table, &id, &old.kek_id, &e))?;
+                let new = self
+                    .keys
+                    .rewrap(&old)
+                    .map_err(|e| rewrap_failed(table, &id, &old.kek_id, &e))?;
                 let update = format!(
                     "UPDATE {table} SET kek_id = $1, wrapped_key = $2 WHERE id = $3 AND kek_id = $4 AND wrapped_key = $5"
                 );
@@ -196,7 +202,9 @@ impl Store {
                 cursor.last_user = id;
                 for column in ["totp_secret", "totp_pending"] {
                     let sql = format!("UPDATE users SET {column} = $1 WHERE id = $2 AND {column} = $3");
-                    moved += self.rewrap_value_in(&mut tx, row, column, &sql, id, &rotation.kek_id).await?;
+                    moved += self
+                        .rewrap_value_in(&mut tx, row, column, &sql, id, &rotation.kek_id)
+                        .await?;
                 }
             }
             seen = i64::try_from(rows.len()).unwrap_or(0);
@@ -210,7 +218,9 @@ impl Store {
                 let id: i64 = row.try_get("id")?;
                 cursor.last_sms = id;
                 let sql = "UPDATE sms_jobs SET sealed = $1 WHERE id = $2 AND sealed = $3";
-                moved += self.rewrap_value_in(&mut tx, row, "sealed", sql, id, &rotation.kek_id).await?;
+                moved += self
+                    .rewrap_value_in(&mut tx, row, "sealed", sql, id, &rotation.kek_id)
+                    .await?;
             }
             seen = i64::try_from(rows.len()).unwrap_or(0);
         }
@@ -379,7 +389,11 @@ mod tests {
         assert_eq!(store.finish_rotation(&rotation).await.unwrap(), 0);
         let usage = store.kek_usage().await.unwrap();
         assert!(usage.iter().any(|u| u.id == old && u.data_keys == 0 && !u.active));
-        assert!(usage.iter().any(|u| u.id == rotation.kek_id && u.data_keys == 4 && u.active));
+        assert!(
+            usage
+                .iter()
+                .any(|u| u.id == rotation.kek_id && u.data_keys == 4 && u.active)
+        );
         store.retire_kek(&old).await.unwrap();
 
         let row = sqlx::query("SELECT totp_secret, totp_pending FROM users WHERE id = $1")
@@ -395,7 +409,12 @@ mod tests {
             .fetch_all(&store.db)
             .await
             .unwrap();
-        assert_eq!(store.open_value(&texts[1].try_get::<Vec<u8>, _>("sealed").unwrap()).unwrap(), b"code 654321");
+        assert_eq!(
+            store
+                .open_value(&texts[1].try_get::<Vec<u8>, _>("sealed").unwrap())
+                .unwrap(),
+            b"code 654321"
+        );
         // Another rotation with nothing left to move still finishes.
         let again = rotate_all(&store).await;
         assert!(!again.resumed);
@@ -435,7 +454,10 @@ mod tests {
         assert!(error.contains("users row") && error.contains("gone"), "{error}");
         assert!(store.retire_kek("gone").await.is_err());
         assert!(store.retire_kek("../keys/audit").await.is_err());
-        assert!(store.retire_kek(&rotation.kek_id).await.is_err(), "the active KEK stays");
+        assert!(
+            store.retire_kek(&rotation.kek_id).await.is_err(),
+            "the active KEK stays"
+        );
         // Resuming picks up the same rotation.
         assert!(store.begin_rotation().await.unwrap().resumed);
     }
