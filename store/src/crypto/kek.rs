@@ -95,13 +95,32 @@ impl Keyring {
             }
         };
         let bytes: [u8; 32] = random_bytes();
-        write_private(&self.dir.join(format!("kek-{id}.key")), &bytes)?;
+        let path = self.dir.join(format!("kek-{id}.key"));
+        write_private(&path, &bytes)?;
+        self.give_to_folder_owner(&path)?;
         let tmp = self.dir.join(format!("active.{}.tmp", random_hex(6)));
         write_private(&tmp, id.as_bytes())?;
+        self.give_to_folder_owner(&tmp)?;
         std::fs::rename(&tmp, self.dir.join("active"))?;
         std::fs::File::open(&self.dir)?.sync_all()?;
         self.follow_active();
         Ok(id)
+    }
+
+    /// An admin running `sealpost keys rotate` as root must not leave the server's
+    /// user (who owns the folder) a key file it cannot read: files made here
+    /// belong to the folder's owner.
+    fn give_to_folder_owner(&self, path: &std::path::Path) -> Result<()> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let folder = std::fs::metadata(&self.dir)?;
+            let file = std::fs::metadata(path)?;
+            if (file.uid(), file.gid()) != (folder.uid(), folder.gid()) {
+                std::os::unix::fs::chown(path, Some(folder.uid()), Some(folder.gid()))?;
+            }
+        }
+        Ok(())
     }
 
     /// Removes a KEK's file. The caller has checked that no data key is wrapped
@@ -161,5 +180,22 @@ mod tests {
         assert!(admin.remove_kek("../audit").is_err());
         // A fresh load after the retirement still works.
         assert_eq!(Keyring::load_or_create(dir.path()).unwrap().active_id(), new);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_kek_made_by_root_belongs_to_the_folder_owner() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let ring = Keyring::load_or_create(dir.path()).unwrap();
+        // Only root can hand the folder to another user (as a packaged install does).
+        if std::os::unix::fs::chown(dir.path(), Some(65534), Some(65534)).is_err() {
+            return;
+        }
+        let id = ring.add_kek().unwrap();
+        for name in [format!("kek-{id}.key"), "active".to_owned()] {
+            let meta = std::fs::metadata(dir.path().join(name)).unwrap();
+            assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
+        }
     }
 }
