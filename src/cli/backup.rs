@@ -14,7 +14,7 @@ use sealpost::app;
 use sealpost::config::Config;
 use store::SystemClock;
 use store::db::Dialect;
-use store::maintenance::backup::{restore_blobs, sqlite_path};
+use store::maintenance::backup::{postgres_is_empty, restore_blobs, sqlite_path};
 
 /// The backup layout's version, in `manifest.json`.
 const FORMAT: u32 = 1;
@@ -143,6 +143,9 @@ pub(crate) async fn restore(config: &Config, dir: &Path, keys_from: Option<&Path
             std::fs::rename(&tmp, &target)?;
         }
         Dialect::Postgres => {
+            if !force && !postgres_is_empty(&url).await? {
+                bail!("the configured PostgreSQL database is not empty: restore onto a fresh one (or pass --force)");
+            }
             let mut command = Command::new("pg_restore");
             command.arg("--no-owner").arg("--exit-on-error");
             if force {

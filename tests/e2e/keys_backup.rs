@@ -319,6 +319,25 @@ async fn a_backup_of_a_running_server_restores_on_a_fresh_folder_and_the_old_mes
         "{}",
         stderr(&over)
     );
+    // Another fresh folder, but the database restored already: refused, nothing written.
+    let other = fresh.path().join("other");
+    let taken = sealpost_on(
+        &other,
+        &url,
+        &[
+            "restore",
+            backup.to_str().unwrap(),
+            "--keys-from",
+            keys.to_str().unwrap(),
+        ],
+    );
+    assert!(!taken.status.success());
+    assert!(
+        stderr(&taken).contains("not empty") || stderr(&taken).contains("exists"),
+        "{}",
+        stderr(&taken)
+    );
+    assert!(!other.join("keys").exists());
     let verified = succeeded(&sealpost_on(&data_dir, &url, &["audit", "verify"]));
     assert!(verified.contains("Audit log intact"), "{verified}");
 

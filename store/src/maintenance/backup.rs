@@ -143,6 +143,17 @@ pub async fn restore_blobs(src: &Path, blobs_url: &str) -> Result<Copied> {
     Ok(copied)
 }
 
+/// Whether a `PostgreSQL` database has no table yet (a restore goes only there).
+pub async fn postgres_is_empty(url: &str) -> Result<bool> {
+    let (pool, _) = crate::db::connect(url).await?;
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = 'public'")
+        .fetch_one(&pool)
+        .await?;
+    let tables: i64 = sqlx::Row::try_get(&row, "n")?;
+    pool.close().await;
+    Ok(tables == 0)
+}
+
 /// The file of a `sqlite:` database URL (none for `:memory:`).
 pub fn sqlite_path(url: &str) -> Option<PathBuf> {
     let rest = url.strip_prefix("sqlite:")?.trim_start_matches("//");
