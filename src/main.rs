@@ -14,6 +14,7 @@ use store::SystemClock;
 mod cli;
 
 use cli::audit::{self, AuditCommand};
+use cli::keys::KeysCommand;
 use cli::practice::{self, PracticeCommand};
 use cli::spool::{self, SpoolCommand};
 use cli::user::{self, UserCommand};
@@ -68,6 +69,30 @@ enum Command {
     Dkim {
         #[command(subcommand)]
         command: DkimCommand,
+    },
+    /// Key-encryption keys: list, rotate, retire.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Back up the database, sealed blobs and spool into DIR, and the keys apart.
+    Backup {
+        /// An empty or new folder.
+        dir: PathBuf,
+        /// Write the keys here instead of DIR/keys (keep them apart from the data).
+        #[arg(long)]
+        keys_to: Option<PathBuf>,
+    },
+    /// Restore a backup onto this configuration's fresh data folder and database.
+    Restore {
+        /// A folder `sealpost backup` wrote.
+        dir: PathBuf,
+        /// Where the backup's keys are, when not in DIR/keys.
+        #[arg(long)]
+        keys_from: Option<PathBuf>,
+        /// Restore over a data folder or database that is not empty.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -165,6 +190,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Spool { command } => spool::spool(command, &config).await,
         Command::Audit { command } => audit::audit(command, &config).await,
+        Command::Keys { command } => cli::keys::keys(command, &config).await,
+        Command::Backup { dir, keys_to } => cli::backup::backup(&config, &dir, keys_to.as_deref()).await,
+        Command::Restore { dir, keys_from, force } => {
+            cli::backup::restore(&config, &dir, keys_from.as_deref(), force).await
+        }
     }
 }
 

@@ -19,10 +19,21 @@ pub(crate) enum AuditCommand {
     },
     /// Check the chain, then print its newest entry as an anchor to keep elsewhere.
     Anchor,
+    /// Print the entries since a date for a SIEM, one record each (no PHI).
+    Export {
+        /// `YYYY-MM-DD` (UTC midnight) or an RFC 3339 time.
+        #[arg(long)]
+        since: String,
+        #[arg(long, value_enum, default_value = "json")]
+        format: super::audit_export::ExportFormat,
+    },
 }
 
 /// `sealpost audit ...`
 pub(crate) async fn audit(command: AuditCommand, config: &Config) -> anyhow::Result<()> {
+    if let AuditCommand::Export { since, format } = &command {
+        return super::audit_export::export(config, since, *format).await;
+    }
     let anchor = match &command {
         AuditCommand::Verify { anchor: Some(text) } => Some(text.parse::<store::audit::Anchor>()?),
         _ => None,
@@ -47,6 +58,7 @@ pub(crate) async fn audit(command: AuditCommand, config: &Config) -> anyhow::Res
                 println!("Newest entry (keep as the next anchor): {newest}");
             }
         }
+        AuditCommand::Export { .. } => {}
         AuditCommand::Anchor => match intact.newest {
             Some(newest) => println!("{newest}"),
             None => anyhow::bail!("the audit log is empty: there is no anchor yet"),

@@ -1,6 +1,9 @@
 //! The admin subcommands, one file per noun; `main.rs` parses and dispatches.
 
 pub(crate) mod audit;
+pub(crate) mod audit_export;
+pub(crate) mod backup;
+pub(crate) mod keys;
 pub(crate) mod practice;
 pub(crate) mod spool;
 pub(crate) mod user;

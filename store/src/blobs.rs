@@ -107,6 +107,11 @@ impl Blobs {
         Ok(())
     }
 
+    /// The object store underneath (for backups, which copy sealed bytes as they are).
+    pub(crate) fn objects(&self) -> &Arc<dyn ObjectStore> {
+        &self.inner
+    }
+
     fn sync(&self, key: &str) -> Result<()> {
         if let Some(root) = &self.local_root {
             let path = root.join(key);

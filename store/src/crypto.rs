@@ -11,7 +11,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::{digest, hmac};
@@ -72,17 +73,26 @@ pub struct WrappedKey {
 /// folder; `active` names the one new data keys are wrapped with. Beside them,
 /// `audit.key` (32 raw bytes, mode 0600) keys the audit log's chain: whoever can
 /// write the database but not read this folder cannot forge or recompute it.
+/// `sealpost keys rotate` (another process) may add a KEK and switch `active`
+/// while a server runs: the server follows the folder (see `kek.rs`).
 pub struct Keyring {
+    dir: PathBuf,
+    keks: RwLock<Keks>,
+    audit: hmac::Key,
+}
+
+/// The KEKs loaded so far, and the one that wraps new data keys.
+struct Keks {
     active: String,
     keys: BTreeMap<String, LessSafeKey>,
-    audit: hmac::Key,
 }
 
 impl fmt::Debug for Keyring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let keks = self.keks.read().expect("keyring lock");
         f.debug_struct("Keyring")
-            .field("active", &self.active)
-            .field("ids", &self.keys.keys())
+            .field("active", &keks.active)
+            .field("ids", &keks.keys.keys())
             .finish_non_exhaustive()
     }
 }
@@ -123,7 +133,11 @@ impl Keyring {
             return Err(Error::UnknownKek(active));
         }
         let audit = hmac::Key::new(hmac::HMAC_SHA256, &load_or_create_secret(&dir.join(AUDIT_KEY_FILE))?);
-        Ok(Self { active, keys, audit })
+        Ok(Self {
+            dir: dir.to_owned(),
+            keks: RwLock::new(Keks { active, keys }),
+            audit,
+        })
     }
 
     /// HMAC-SHA256 of `data` under the audit key.
@@ -131,27 +145,32 @@ impl Keyring {
         hmac::sign(&self.audit, data).as_ref().to_vec()
     }
 
-    /// Wraps a data key with the active KEK (AES-256-GCM, random nonce).
+    /// Wraps a data key with the active KEK (AES-256-GCM, random nonce): the
+    /// newest one, as soon as `sealpost keys rotate` has made it.
     pub fn wrap(&self, key: &DataKey) -> WrappedKey {
-        let kek = &self.keys[&self.active];
+        self.follow_active();
+        let keks = self.keks.read().expect("keyring lock");
+        let kek = &keks.keys[&keks.active];
         let nonce_bytes: [u8; NONCE_LEN] = random_bytes();
         let mut sealed = key.0.to_vec();
         kek.seal_in_place_append_tag(
             Nonce::assume_unique_for_key(nonce_bytes),
-            Aad::from(self.active.as_bytes()),
+            Aad::from(keks.active.as_bytes()),
             &mut sealed,
         )
         .expect("sealing 32 bytes cannot fail");
         let mut wrapped = nonce_bytes.to_vec();
         wrapped.extend_from_slice(&sealed);
         WrappedKey {
-            kek_id: self.active.clone(),
+            kek_id: keks.active.clone(),
             wrapped,
         }
     }
 
     pub fn unwrap(&self, wrapped: &WrappedKey) -> Result<DataKey> {
-        let kek = self
+        self.load_kek(&wrapped.kek_id)?;
+        let keks = self.keks.read().expect("keyring lock");
+        let kek = keks
             .keys
             .get(&wrapped.kek_id)
             .ok_or_else(|| Error::UnknownKek(wrapped.kek_id.clone()))?;
@@ -169,6 +188,9 @@ impl Keyring {
         Ok(DataKey(key))
     }
 }
+
+/// Rotation: adding, following and retiring KEKs in the folder.
+mod kek;
 
 /// The audit chain's key, in the keyring folder.
 pub const AUDIT_KEY_FILE: &str = "audit.key";

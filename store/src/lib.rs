@@ -14,6 +14,7 @@ pub mod ids;
 pub mod ingest;
 pub mod jobs;
 pub mod mailbox;
+pub mod maintenance;
 pub mod messages;
 pub mod redact;
 pub mod spool;

@@ -54,7 +54,7 @@ pub struct Instance {
 }
 
 /// A fresh `PostgreSQL` database when `SEALPOST_TEST_POSTGRES_URL` is set.
-async fn database_url() -> Option<String> {
+pub async fn database_url() -> Option<String> {
     let admin = std::env::var("SEALPOST_TEST_POSTGRES_URL").ok()?;
     sqlx::any::install_default_drivers();
     let name = format!("sealpost_test_{}", store::crypto::random_hex(6));

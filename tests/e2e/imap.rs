@@ -62,7 +62,13 @@ fn python(args: &[String]) -> String {
     stdout
 }
 
-async fn client(instance: &Instance, mode: &str, user: &str, password: &str, out: &std::path::Path) -> String {
+pub(super) async fn client(
+    instance: &Instance,
+    mode: &str,
+    user: &str,
+    password: &str,
+    out: &std::path::Path,
+) -> String {
     let port = if mode == "tls" {
         instance.running.addresses.imap_tls.port()
     } else {

@@ -10,6 +10,7 @@ mod dkim;
 mod harness;
 mod html_render_limits;
 mod imap;
+mod keys_backup;
 mod imap_clients;
 mod imap_robustness;
 mod ingest_robustness;
