@@ -15,11 +15,13 @@ mod accounts;
 mod listeners;
 mod outbound;
 mod storage;
+mod tls;
 
 pub use accounts::{Passwords, TwoStep};
-pub use listeners::{Imap, Portal, Smtp, Tls};
+pub use listeners::{Imap, Portal, Smtp};
 pub use outbound::{Dkim, Outbound};
 pub use storage::{Blobs, Database, Messages};
+pub use tls::Tls;
 
 /// Sections that may be named in environment variables.
 const SECTIONS: [&str; 11] = [
@@ -241,6 +243,7 @@ impl Config {
             problems.push("passwords.history and passwords.max_age_days must not be negative".into());
         }
         self.two_step.problems(&mut problems);
+        self.tls.problems(&mut problems);
         if self.messages.retention_days < 1 {
             problems.push("messages.retention_days must be at least 1".into());
         }
@@ -273,6 +276,11 @@ impl Config {
             .key
             .clone()
             .unwrap_or_else(|| self.data_dir.join("certs/server.key"))
+    }
+
+    /// Where ACME keeps its account key and the certificate it was issued.
+    pub fn acme_dir(&self) -> PathBuf {
+        self.data_dir.join("acme")
     }
 
     pub fn dkim_key_path(&self) -> PathBuf {
