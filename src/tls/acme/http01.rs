@@ -1,16 +1,21 @@
 //! The HTTP-01 challenge responder (RFC 8555 §8.3): a plain HTTP listener that
 //! answers `GET /.well-known/acme-challenge/<token>` with the key authorization
-//! while an order is being validated, and 404 for everything else.
+//! while an order is being validated, and 404 for everything else. It faces the
+//! internet, so connections are few, short and one request each.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 /// Tokens of the challenges in flight and their key authorizations.
 #[derive(Debug, Default)]
@@ -63,10 +68,38 @@ pub fn router(challenges: Arc<Challenges>) -> Router {
         .with_state(challenges)
 }
 
-/// Serves the responder on `listener` until the task is stopped.
+/// Most connections at once: the responder faces the internet on port 80.
+const MAX_CONNECTIONS: usize = 64;
+/// How long one connection may last, start to end (one request, no keep-alive).
+const CONNECTION_TIME: Duration = Duration::from_secs(10);
+
+/// Serves the responder on `listener` until the task is stopped: at most
+/// [`MAX_CONNECTIONS`] at once (more are closed at once), each closed after one
+/// request or [`CONNECTION_TIME`], so idle or slow clients cannot pile up.
 pub async fn serve(listener: TcpListener, challenges: Arc<Challenges>) {
-    if let Err(error) = axum::serve(listener, router(challenges)).await {
-        tracing::error!(%error, "the ACME HTTP-01 responder stopped");
+    let router = router(challenges);
+    let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let tcp = match listener.accept().await {
+            Ok((tcp, _)) => tcp,
+            Err(error) => {
+                // Usually out of file descriptors: wait a little rather than spin.
+                tracing::warn!(%error, "ACME HTTP-01 responder: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
+            continue;
+        };
+        let service = TowerToHyperService::new(router.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let connection = hyper::server::conn::http1::Builder::new()
+                .keep_alive(false)
+                .serve_connection(TokioIo::new(tcp), service);
+            let _ = tokio::time::timeout(CONNECTION_TIME, connection).await;
+        });
     }
 }
 
@@ -108,6 +141,45 @@ mod tests {
         challenges.remove(&["tok-1".to_owned()]);
         let gone = get_path(addr, "/.well-known/acme-challenge/tok-1").await;
         assert!(gone.starts_with("HTTP/1.1 404"), "{gone}");
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn idle_connections_cannot_crowd_it_out_beyond_the_limit() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(serve(listener, Arc::new(Challenges::default())));
+        let mut idle = Vec::new();
+        for _ in 0..MAX_CONNECTIONS {
+            idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+        }
+        // One more is closed without an answer.
+        let mut extra = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let _ = extra.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        let mut reply = Vec::new();
+        let _ = extra.read_to_end(&mut reply).await;
+        assert!(reply.is_empty(), "{}", String::from_utf8_lossy(&reply));
+        // Once they go, it answers again.
+        drop(idle);
+        let mut answered = String::new();
+        for _ in 0..100 {
+            // A connection refused while the old ones close may be reset: try again.
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let mut reply = Vec::new();
+            if stream
+                .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .await
+                .is_ok()
+                && stream.read_to_end(&mut reply).await.is_ok()
+            {
+                answered = String::from_utf8_lossy(&reply).into_owned();
+            }
+            if !answered.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(answered.starts_with("HTTP/1.1 404"), "{answered}");
         task.abort();
     }
 }
