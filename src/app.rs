@@ -155,7 +155,9 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
     let store = open_store(config, Arc::clone(&clock)).await?;
     // Nothing else runs on this data folder's spool now (admin commands leave it alone).
     store.clear_partial_spool()?;
-    let certificates = crate::tls::open(config, clock.now())?;
+    // Clients check a certificate's dates against real time, whatever clock the
+    // store is given (tests move theirs).
+    let certificates = crate::tls::open(config, store::SystemClock.now())?;
     let smtp_tls = crate::tls::server_config(&certificates, &[])?;
     let imap_tls = crate::tls::server_config(&certificates, &[])?;
     let portal_tls = crate::tls::server_config(&certificates, &[b"h2", b"http/1.1"])?;

@@ -170,3 +170,81 @@ pub fn client_verifier(path: &Path) -> anyhow::Result<Arc<dyn rustls::server::da
         .build()
         .context("smtp.relay_client_ca")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::crypto::aws_lc_rs::cipher_suite;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    /// A CA, and a certificate for `localhost` it signed, as files in `dir`.
+    fn ca_and_leaf(dir: &Path) -> (CertificateDer<'static>, std::path::PathBuf, std::path::PathBuf) {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        let (cert_path, key_path) = (dir.join("server.crt"), dir.join("server.key"));
+        std::fs::write(&cert_path, leaf.pem()).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        (ca_cert.der().clone(), cert_path, key_path)
+    }
+
+    #[tokio::test]
+    async fn the_server_picks_the_cipher_suite_by_its_own_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, cert, key) = ca_and_leaf(dir.path());
+        let server = server_config(&Certificates::from_files(&cert, &key).unwrap(), &[]).unwrap();
+        for (versions, client_order, expected) in [
+            (
+                &[&rustls::version::TLS13][..],
+                vec![
+                    cipher_suite::TLS13_CHACHA20_POLY1305_SHA256,
+                    cipher_suite::TLS13_AES_256_GCM_SHA384,
+                ],
+                cipher_suite::TLS13_AES_256_GCM_SHA384,
+            ),
+            (
+                &[&rustls::version::TLS12][..],
+                vec![
+                    cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+                    cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+                ],
+                cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+            ),
+        ] {
+            let client_provider = rustls::crypto::CryptoProvider {
+                cipher_suites: client_order,
+                ..rustls::crypto::aws_lc_rs::default_provider()
+            };
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(ca.clone()).unwrap();
+            let client = rustls::ClientConfig::builder_with_provider(Arc::new(client_provider))
+                .with_protocol_versions(versions)
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&server));
+            let serving = tokio::spawn(async move {
+                let mut stream = acceptor.accept(server_io).await.unwrap();
+                let suite = stream.get_ref().1.negotiated_cipher_suite().unwrap().suite();
+                stream.write_all(b"ok").await.unwrap();
+                stream.shutdown().await.unwrap();
+                suite
+            });
+            let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+            let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+            let mut stream = connector.connect(name, client_io).await.unwrap();
+            let mut reply = Vec::new();
+            stream.read_to_end(&mut reply).await.unwrap();
+            assert_eq!(reply, b"ok");
+            assert_eq!(serving.await.unwrap(), expected.suite(), "{versions:?}");
+        }
+    }
+}
