@@ -35,7 +35,7 @@ pub fn open(config: &Config, now: i64) -> anyhow::Result<Arc<Certificates>> {
             match Certificates::from_files(&cert, &key) {
                 Ok(certificates) => return Ok(certificates),
                 Err(error) => {
-                    tracing::error!(error = %format!("{error:#}"), "the saved ACME certificate is not usable; a new one will be requested")
+                    tracing::error!(error = %format!("{error:#}"), "the saved ACME certificate is not usable; a new one will be requested");
                 }
             }
         }
