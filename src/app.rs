@@ -65,6 +65,8 @@ pub struct Running {
     pub dkim_signing: bool,
     /// Wakes the workers (tests nudge the sealer instead of waiting for its poll).
     pub wakers: Wakers,
+    /// The certificate every TLS listener serves (reload it on SIGHUP).
+    pub certificates: Arc<crate::tls::Certificates>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -154,13 +156,16 @@ fn portal_limits(config: &Config) -> portal::ServeLimits {
 
 /// Starts everything on the given listeners.
 pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
-    let store = open_store(config, clock).await?;
+    let store = open_store(config, Arc::clone(&clock)).await?;
     // Nothing else runs on this data folder's spool now (admin commands leave it alone).
     store.clear_partial_spool()?;
-    let (certs, key) = crate::tls::load_or_generate(&config.cert_path(), &config.key_path(), &config.smtp.hostname)?;
-    let smtp_tls = crate::tls::server_config(certs.clone(), key.clone_key(), &[])?;
-    let imap_tls = crate::tls::server_config(certs.clone(), key.clone_key(), &[])?;
-    let portal_tls = crate::tls::server_config(certs, key, &[b"h2", b"http/1.1"])?;
+    // Clients check a certificate's dates against real time, whatever clock the
+    // store is given (tests move theirs).
+    let certificates = crate::tls::open(config, store::SystemClock.now())?;
+    let smtp_tls = crate::tls::server_config(&certificates, &[])?;
+    let imap_tls = crate::tls::server_config(&certificates, &[])?;
+    let portal_tls = crate::tls::server_config(&certificates, &[b"h2", b"http/1.1"])?;
+    let mut tasks = crate::tls::start_tasks(config, &certificates, clock).await?;
     let wakers = Wakers::default();
     let addresses = Addresses {
         relay: listeners.relay.local_addr()?,
@@ -223,7 +228,7 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
         tokio_rustls::TlsAcceptor::from(imap_tls),
     );
 
-    let tasks = vec![
+    tasks.extend([
         tokio::spawn(Arc::clone(&imap).serve(listeners.imap, ImapListenerKind::StartTls)),
         tokio::spawn(imap.serve(listeners.imap_tls, ImapListenerKind::ImplicitTls)),
         tokio::spawn(Arc::clone(&smtp).serve(listeners.relay, ListenerKind::Relay)),
@@ -265,7 +270,7 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
                 gateway::workers::run_purger(Arc::clone(&store), Duration::from_hours(1))
             })
         }),
-    ];
+    ]);
     // Anything spooled before a restart is picked up at once.
     wakers.sealer.notify_one();
     Ok(Running {
@@ -273,6 +278,7 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
         addresses,
         dkim_signing: dkim.is_some(),
         wakers,
+        certificates,
         tasks,
     })
 }

@@ -201,6 +201,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let listeners = app::Listeners::bind(&config).await?;
     let running = app::start(&config, listeners, Arc::new(SystemClock)).await?;
+    // SIGHUP reloads the certificate (sealpost::reload); installed before we say we run.
+    let sighup = tokio::spawn(
+        sealpost::reload::on_sighup(Arc::clone(&running.certificates)).context("installing the SIGHUP handler")?,
+    );
     let a = running.addresses;
     println!("Sealpost is running.");
     println!(
@@ -233,6 +237,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             config.dkim_key_path().display()
         );
     }
+    match running.certificates.serving() {
+        Some(cert) if config.tls.acme() => println!(
+            "  TLS certificate  serial {} (ACME for {}; renewed by itself)",
+            cert.serial,
+            config.tls.acme_domains.join(", ")
+        ),
+        Some(cert) => println!("  TLS certificate  serial {} (SIGHUP reloads it)", cert.serial),
+        None => {}
+    }
     println!(
         "  Data             {}/ ({})",
         config.data_dir.display(),
@@ -241,6 +254,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let anchors = tokio::spawn(audit::log_audit_anchors(Arc::clone(&running.store)));
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     println!("Stopping.");
+    sighup.abort();
     anchors.abort();
     audit::log_audit_anchor(&running.store, None).await;
     running.store.close().await;

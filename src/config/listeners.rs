@@ -1,4 +1,4 @@
-//! `[smtp]`, `[imap]`, `[portal]` and `[tls]`: what listens where, and its limits.
+//! `[smtp]`, `[imap]` and `[portal]`: what listens where, and its limits.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -223,16 +223,6 @@ impl Portal {
             problems,
         );
     }
-}
-
-/// `[tls]`
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Tls {
-    /// PEM certificate chain. Default `<data_dir>/certs/server.crt`, generated when absent.
-    pub cert: Option<PathBuf>,
-    /// PEM private key. Default `<data_dir>/certs/server.key`.
-    pub key: Option<PathBuf>,
 }
 
 /// Each `(key, value)` is a socket address like `127.0.0.1:2525`.

@@ -15,12 +15,14 @@ mod choice;
 mod listeners;
 mod outbound;
 mod storage;
+mod tls;
 
 pub use accounts::{Passwords, SmsProvider, TwoStep};
 pub use choice::Choice;
-pub use listeners::{Imap, Portal, Smtp, Tls};
+pub use listeners::{Imap, Portal, Smtp};
 pub use outbound::{Dkim, Outbound, OutboundMode, SmarthostTls};
 pub use storage::{Blobs, Database, Messages};
+pub use tls::Tls;
 
 /// Sections that may be named in environment variables.
 const SECTIONS: [&str; 11] = [
@@ -156,6 +158,7 @@ impl Config {
         self.messages.check(&mut problems);
         self.passwords.check(&mut problems);
         self.two_step.check(&mut problems);
+        self.tls.problems(&mut problems);
         if problems.is_empty() { Ok(()) } else { Err(problems) }
     }
 
@@ -185,6 +188,11 @@ impl Config {
             .key
             .clone()
             .unwrap_or_else(|| self.data_dir.join("certs/server.key"))
+    }
+
+    /// Where ACME keeps its account key and the certificate it was issued.
+    pub fn acme_dir(&self) -> PathBuf {
+        self.data_dir.join("acme")
     }
 
     pub fn dkim_key_path(&self) -> PathBuf {

@@ -117,11 +117,14 @@ impl SmtpServer {
             (Some(verifier), Some(tls)) => {
                 let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
                 match rustls::ServerConfig::builder_with_provider(provider).with_safe_default_protocol_versions() {
-                    Ok(builder) => Some(TlsAcceptor::from(Arc::new(
-                        builder
+                    Ok(builder) => {
+                        let mut relay = builder
                             .with_client_cert_verifier(Arc::clone(verifier))
-                            .with_cert_resolver(Arc::clone(&tls.config().cert_resolver)),
-                    ))),
+                            .with_cert_resolver(Arc::clone(&tls.config().cert_resolver));
+                        // The server's cipher order, as on the other listeners.
+                        relay.ignore_client_order = true;
+                        Some(TlsAcceptor::from(Arc::new(relay)))
+                    }
                     Err(error) => {
                         tracing::error!(%error, "cannot set up client certificates on the relay listener");
                         None
