@@ -17,6 +17,7 @@ pub mod mailbox;
 pub mod messages;
 pub mod redact;
 pub mod spool;
+pub mod states;
 pub mod threads;
 pub mod visible;
 
