@@ -63,7 +63,7 @@ pub struct Quarantined {
 fn entry_from_row(row: &sqlx::any::AnyRow) -> Result<SpoolEntry> {
     let id: String = row.try_get("id")?;
     Ok(SpoolEntry {
-        id: MessageId::parse(&id).ok_or(crate::Error::NotFound)?,
+        id: MessageId::parse(&id).ok_or(crate::Error::Corrupt("spooled message id"))?,
         attempts: row.try_get("attempts")?,
         next_attempt_at: row.try_get("next_attempt_at")?,
         quarantined_at: row.try_get("quarantined_at")?,
@@ -215,10 +215,23 @@ impl Store {
         rcpt_to: &[String],
         sender: UserId,
     ) -> Result<()> {
+        self.record_spooled(spooled, mail_from, rcpt_to, sender, None).await
+    }
+
+    /// The one insert of a spooled secure message, marked or (with `thread`,
+    /// the conversation's newest message) a reply made secure by its thread.
+    pub(crate) async fn record_spooled(
+        &self,
+        spooled: &Spooled,
+        mail_from: &str,
+        rcpt_to: &[String],
+        sender: UserId,
+        thread: Option<&MessageId>,
+    ) -> Result<()> {
         let wrapped = self.keys.wrap(spooled.key());
         sqlx::query(
-            "INSERT INTO spool (id, mail_from, rcpt_to, sender_id, kek_id, wrapped_key, size, received_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO spool (id, mail_from, rcpt_to, sender_id, kek_id, wrapped_key, size, received_at, thread_message_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(spooled.id.as_str())
         .bind(mail_from)
@@ -228,6 +241,7 @@ impl Store {
         .bind(&wrapped.wrapped)
         .bind(i64::try_from(spooled.size).unwrap_or(i64::MAX))
         .bind(self.now())
+        .bind(thread.map(MessageId::as_str))
         .execute(&self.db)
         .await?;
         Ok(())
