@@ -83,8 +83,14 @@ mod tests {
 
     #[test]
     fn kinds_say_what_happened_and_which_are_permanent() {
-        assert_eq!(Error::Corrupt("message state").to_string(), "corrupt data: message state");
-        assert_eq!(Error::Forbidden("not a User Manager").to_string(), "forbidden: not a User Manager");
+        assert_eq!(
+            Error::Corrupt("message state").to_string(),
+            "corrupt data: message state"
+        );
+        assert_eq!(
+            Error::Forbidden("not a User Manager").to_string(),
+            "forbidden: not a User Manager"
+        );
         assert!(Error::Corrupt("x").is_permanent());
         assert!(Error::Forbidden("x").is_permanent());
         assert!(!Error::NotFound.is_permanent());

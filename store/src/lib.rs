@@ -18,6 +18,8 @@ pub mod messages;
 pub mod redact;
 pub mod spool;
 pub mod states;
+#[cfg(test)]
+mod testing;
 pub mod threads;
 pub mod visible;
 

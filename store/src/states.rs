@@ -127,8 +127,17 @@ mod tests {
         for state in OutboundState::ALL {
             assert_eq!(OutboundState::parse(state.as_str()).unwrap(), state);
         }
-        assert!(matches!(MessageState::parse("Sealed"), Err(Error::Corrupt("message state"))));
-        assert!(matches!(RecipientState::parse(""), Err(Error::Corrupt("recipient state"))));
-        assert!(matches!(OutboundState::parse("sending"), Err(Error::Corrupt("outbound state"))));
+        assert!(matches!(
+            MessageState::parse("Sealed"),
+            Err(Error::Corrupt("message state"))
+        ));
+        assert!(matches!(
+            RecipientState::parse(""),
+            Err(Error::Corrupt("recipient state"))
+        ));
+        assert!(matches!(
+            OutboundState::parse("sending"),
+            Err(Error::Corrupt("outbound state"))
+        ));
     }
 }

@@ -5,12 +5,14 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use sqlx::Row;
 
+use super::visibility::{recipient_sees, sender_sees};
 use super::{MessageSummary, MessageView, RecipientStatus};
 use crate::accounts::User;
 use crate::audit::AuditEvent;
 use crate::crypto::WrappedKey;
 use crate::ids::{MessageId, UserId};
 use crate::ingest::{self, AttachmentMeta, SealedMeta};
+use crate::states::RecipientState;
 use crate::{Error, Result, Sealed, Store};
 
 impl Store {
@@ -37,7 +39,7 @@ impl Store {
                 _ => String::new(),
             };
             out.push(MessageSummary {
-                id: MessageId::parse(&row.try_get::<String, _>("id")?).ok_or(Error::NotFound)?,
+                id: MessageId::parse(&row.try_get::<String, _>("id")?).ok_or(Error::Corrupt("message id"))?,
                 counterpart: row.try_get("counterpart")?,
                 subject: Sealed::new(subject),
                 created_at: row.try_get("created_at")?,
@@ -51,12 +53,15 @@ impl Store {
     /// Messages `user` received, newest first.
     pub async fn inbox(&self, user: &User, limit: i64) -> Result<Vec<MessageSummary>> {
         self.summaries(
-            "SELECT m.id, m.kek_id, m.wrapped_key, m.sealed_subject, m.created_at, m.attachment_count,
+            concat!(
+                "SELECT m.id, m.kek_id, m.wrapped_key, m.sealed_subject, m.created_at, m.attachment_count,
                     CASE WHEN u.full_name = '' THEN u.email ELSE u.full_name END AS counterpart,
                     CASE WHEN r.read_at IS NULL THEN 1 ELSE 0 END AS unread
-             FROM message_recipients r JOIN messages m ON m.id = r.message_id JOIN users u ON u.id = m.sender_id
-             WHERE r.user_id = $1 AND r.state <> 'awaiting_role' AND r.hidden_at IS NULL AND m.state = 'sealed' AND m.expires_at > $2
-             ORDER BY m.created_at DESC, m.id LIMIT $3",
+                 FROM message_recipients r JOIN messages m ON m.id = r.message_id JOIN users u ON u.id = m.sender_id
+                 WHERE ",
+                recipient_sees!(),
+                " ORDER BY m.created_at DESC, m.id LIMIT $3"
+            ),
             user,
             limit,
         )
@@ -66,11 +71,14 @@ impl Store {
     /// Messages `user` sent, newest first.
     pub async fn sent(&self, user: &User, limit: i64) -> Result<Vec<MessageSummary>> {
         self.summaries(
-            "SELECT m.id, m.kek_id, m.wrapped_key, m.sealed_subject, m.created_at, m.attachment_count,
+            concat!(
+                "SELECT m.id, m.kek_id, m.wrapped_key, m.sealed_subject, m.created_at, m.attachment_count,
                     COALESCE((SELECT MIN(u.email) FROM message_recipients r JOIN users u ON u.id = r.user_id WHERE r.message_id = m.id), '') AS counterpart,
                     0 AS unread
-             FROM messages m WHERE m.sender_id = $1 AND m.state = 'sealed' AND m.expires_at > $2
-             ORDER BY m.created_at DESC, m.id LIMIT $3",
+                 FROM messages m WHERE ",
+                sender_sees!(),
+                " ORDER BY m.created_at DESC, m.id LIMIT $3"
+            ),
             user,
             limit,
         )
@@ -110,7 +118,8 @@ impl Store {
             Ok(RecipientStatus {
                 user_id: UserId(r.try_get("user_id")?),
                 email: r.try_get("email")?,
-                awaiting_role: r.try_get::<String, _>("state")? == "awaiting_role",
+                awaiting_role: RecipientState::parse(&r.try_get::<String, _>("state")?)?
+                    == RecipientState::AwaitingRole,
                 read: r.try_get::<Option<i64>, _>("read_at")?.is_some(),
             })
         })

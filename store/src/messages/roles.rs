@@ -8,6 +8,7 @@ use super::RecipientStatus;
 use crate::accounts::{Relationship, User};
 use crate::audit::AuditEvent;
 use crate::ids::{MessageId, UserId};
+use crate::states::RecipientState;
 use crate::{Error, Result, Store};
 
 impl Store {
@@ -15,13 +16,14 @@ impl Store {
     pub async fn pending_roles(&self, user: &User, id: &MessageId) -> Result<Vec<RecipientStatus>> {
         let (_, is_sender) = self.authorized(user, id).await?;
         if !is_sender {
-            return Err(Error::NotFound);
+            return Err(Error::Forbidden("only its sender may choose recipients' roles"));
         }
         let rows = sqlx::query(
             "SELECT r.user_id, u.email FROM message_recipients r JOIN users u ON u.id = r.user_id
-             WHERE r.message_id = $1 AND r.state = 'awaiting_role' ORDER BY u.email",
+             WHERE r.message_id = $1 AND r.state = $2 ORDER BY u.email",
         )
         .bind(id.as_str())
+        .bind(RecipientState::AwaitingRole.as_str())
         .fetch_all(&self.db)
         .await?;
         rows.iter()
@@ -55,9 +57,10 @@ impl Store {
             }
             self.add_contact(&mut tx, row.practice_id, *recipient, *relationship)
                 .await?;
-            sqlx::query("UPDATE message_recipients SET state = 'notify' WHERE message_id = $1 AND user_id = $2")
+            sqlx::query("UPDATE message_recipients SET state = $3 WHERE message_id = $1 AND user_id = $2")
                 .bind(id.as_str())
                 .bind(recipient.0)
+                .bind(RecipientState::Notify.as_str())
                 .execute(&mut *tx)
                 .await?;
             crate::jobs::add_job(&mut tx, crate::jobs::JobKind::Notify, *recipient, Some(id), self.now()).await?;

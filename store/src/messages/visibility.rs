@@ -65,32 +65,12 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use super::{recipient_sees, sender_sees};
     use crate::ids::{MessageId, UserId};
     use crate::mailbox::MailboxName;
     use crate::states::{MessageState, RecipientState};
-    use crate::{Error, ManualClock, Store};
+    use crate::{Error, Store};
 
-    const NOW: i64 = 1_800_000_000;
-
-    async fn store() -> (tempfile::TempDir, Arc<Store>, Arc<ManualClock>) {
-        let dir = tempfile::tempdir().unwrap();
-        let clock = Arc::new(ManualClock::new(NOW));
-        let store = Store::open(
-            crate::StoreConfig {
-                database_url: format!("sqlite://{}", dir.path().join("db.sqlite").display()),
-                blobs_url: format!("file://{}", dir.path().join("blobs").display()),
-                data_dir: dir.path().join("data"),
-                policy: crate::Policy::default(),
-            },
-            clock.clone(),
-        )
-        .await
-        .unwrap();
-        (dir, store, clock)
-    }
+    const NOW: i64 = crate::testing::START;
 
     async fn user(store: &Store, email: &str, practice: i64) -> crate::accounts::User {
         let id: i64 = sqlx::Row::get(
@@ -153,7 +133,7 @@ mod tests {
 
     #[tokio::test]
     async fn each_condition_hides_a_message_everywhere_it_is_listed_or_opened() {
-        let (_dir, store, clock) = store().await;
+        let (_dir, store, clock) = crate::testing::store().await;
         sqlx::query("INSERT INTO practices (id, name, domain, created_at) VALUES (1, 'P', 'p.example', 0)")
             .execute(&store.db)
             .await
@@ -165,8 +145,26 @@ mod tests {
         let (sealed, notify) = (MessageState::Sealed, RecipientState::Notify);
         let visible = message(&store, sender.id, recipient.id, sealed, day, notify, false).await;
         let expired = message(&store, sender.id, recipient.id, sealed, 0, notify, false).await;
-        let deleted = message(&store, sender.id, recipient.id, MessageState::Deleted, day, notify, false).await;
-        let awaiting = message(&store, sender.id, recipient.id, sealed, day, RecipientState::AwaitingRole, false).await;
+        let deleted = message(
+            &store,
+            sender.id,
+            recipient.id,
+            MessageState::Deleted,
+            day,
+            notify,
+            false,
+        )
+        .await;
+        let awaiting = message(
+            &store,
+            sender.id,
+            recipient.id,
+            sealed,
+            day,
+            RecipientState::AwaitingRole,
+            false,
+        )
+        .await;
         let hidden = message(&store, sender.id, recipient.id, sealed, day, notify, true).await;
         let all = [&visible, &expired, &deleted, &awaiting, &hidden];
 
@@ -178,7 +176,11 @@ mod tests {
                 assert!(matches!(seen, Err(Error::NotFound)));
             }
             let seen = store.authorized(&sender, id).await.map(|(_, is_sender)| is_sender);
-            assert_eq!(seen.ok(), [&visible, &awaiting, &hidden].contains(&id).then_some(true), "sender, {id}");
+            assert_eq!(
+                seen.ok(),
+                [&visible, &awaiting, &hidden].contains(&id).then_some(true),
+                "sender, {id}"
+            );
             assert!(matches!(store.authorized(&stranger, id).await, Err(Error::NotFound)));
         }
 
@@ -194,7 +196,10 @@ mod tests {
             ids
         };
         assert_eq!(ids(store.inbox(&recipient, 50).await.unwrap()), sorted(&[&visible]));
-        assert_eq!(ids(store.sent(&sender, 50).await.unwrap()), sorted(&[&visible, &awaiting, &hidden]));
+        assert_eq!(
+            ids(store.sent(&sender, 50).await.unwrap()),
+            sorted(&[&visible, &awaiting, &hidden])
+        );
         assert!(store.inbox(&stranger, 50).await.unwrap().is_empty());
         let mailbox = |user, name| {
             let store = store.clone();
@@ -205,7 +210,10 @@ mod tests {
                 ids
             }
         };
-        assert_eq!(mailbox(recipient.clone(), MailboxName::Inbox).await, sorted(&[&visible]));
+        assert_eq!(
+            mailbox(recipient.clone(), MailboxName::Inbox).await,
+            sorted(&[&visible])
+        );
         assert_eq!(
             mailbox(sender.clone(), MailboxName::Sent).await,
             sorted(&[&visible, &awaiting, &hidden])
@@ -218,7 +226,13 @@ mod tests {
         assert!(store.sent(&sender, 50).await.unwrap().is_empty());
         assert!(mailbox(recipient.clone(), MailboxName::Inbox).await.is_empty());
         assert!(mailbox(sender.clone(), MailboxName::Sent).await.is_empty());
-        assert!(matches!(store.authorized(&recipient, &visible).await, Err(Error::NotFound)));
-        assert!(matches!(store.authorized(&sender, &visible).await, Err(Error::NotFound)));
+        assert!(matches!(
+            store.authorized(&recipient, &visible).await,
+            Err(Error::NotFound)
+        ));
+        assert!(matches!(
+            store.authorized(&sender, &visible).await,
+            Err(Error::NotFound)
+        ));
     }
 }
