@@ -43,7 +43,10 @@ pub enum Error {
 impl From<store::Error> for Error {
     fn from(error: store::Error) -> Self {
         match error {
-            store::Error::NotFound => Self::NotFound,
+            // What the viewer may not touch is, to them, not there (DESIGN.md:
+            // a stranger learns nothing). Corrupt data and failures of the
+            // database or blob store are ours: a 500, logged (below).
+            store::Error::NotFound | store::Error::Forbidden(_) => Self::NotFound,
             store::Error::Invalid(message) | store::Error::Conflict(message) => Self::BadRequest(message),
             store::Error::TokenInvalid => Self::Link {
                 problem: LinkProblem::Unknown,

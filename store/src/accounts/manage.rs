@@ -46,11 +46,12 @@ pub struct ManagedUser {
 }
 
 impl Store {
-    /// The practice the caller manages; anyone else gets [`Error::NotFound`].
+    /// The practice the caller manages; anyone else is [`Error::Forbidden`]
+    /// (which the portal shows as not found).
     fn managed_practice(manager: &User) -> Result<PracticeId> {
         match manager.practice_id {
             Some(id) if manager.user_manager && manager.status == UserStatus::Active => Ok(id),
-            _ => Err(Error::NotFound),
+            _ => Err(Error::Forbidden("not an active User Manager of a practice")),
         }
     }
 
@@ -83,10 +84,12 @@ impl Store {
         })
     }
 
-    /// One person of the manager's practice; others are not found.
+    /// One person of the manager's practice; others are not found. A failure
+    /// of the database stays what it is (the person sees an error page, not a
+    /// "not found").
     pub async fn managed_user(&self, manager: &User, id: UserId) -> Result<ManagedUser> {
         let practice = Self::managed_practice(manager)?;
-        let person = self.managed(id).await.map_err(|_| Error::NotFound)?;
+        let person = self.managed(id).await?;
         if person.user.practice_id == Some(practice) {
             Ok(person)
         } else {

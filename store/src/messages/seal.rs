@@ -11,6 +11,7 @@ use crate::audit::AuditEvent;
 use crate::crypto::{DataKey, WrappedKey};
 use crate::ids::{MessageId, PracticeId, UserId};
 use crate::ingest::{self, PartSealer, SealedMeta, mime::Splitter};
+use crate::states::{MessageState, RecipientState};
 use crate::visible::{BLOB_VISIBLE, HeaderFilter, visible_key};
 use crate::{Error, Result, Store};
 
@@ -25,12 +26,16 @@ impl Store {
                 .fetch_optional(&self.db)
                 .await?
                 .ok_or(Error::NotFound)?;
-        let rcpt_to: Vec<String> = serde_json::from_str(&row.try_get::<String, _>("rcpt_to")?).unwrap_or_default();
+        let rcpt_to: Vec<String> = serde_json::from_str(&row.try_get::<String, _>("rcpt_to")?)
+            .map_err(|_| Error::Corrupt("spooled message recipients"))?;
         let sender = self.user(UserId(row.try_get("sender_id")?)).await?;
         // A reply made secure by its conversation: filed under it, and its
         // participants need no role question.
         let thread = self.spooled_thread(row.try_get("thread_message_id")?).await?;
-        let practice_id = crate::threads::sealing_practice(&sender, thread.as_ref()).ok_or(Error::NotFound)?;
+        // A sender who left their practice (or lost the right to send secure
+        // mail) since the message was accepted: it can never be sealed.
+        let practice_id = crate::threads::sealing_practice(&sender, thread.as_ref())
+            .ok_or(Error::Forbidden("the sender has no practice to seal the message under"))?;
         let wrapped = WrappedKey {
             kek_id: row.try_get("kek_id")?,
             wrapped: row.try_get("wrapped_key")?,
@@ -53,7 +58,7 @@ impl Store {
         let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO messages (id, sender_id, practice_id, kek_id, wrapped_key, sealed_subject, size, attachment_count, state, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'sealed', $9, $10)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(id.as_str())
         .bind(sender.id.0)
@@ -63,6 +68,7 @@ impl Store {
         .bind(ingest::seal_subject(&key, &facts.subject))
         .bind(i64::try_from(size).unwrap_or(i64::MAX))
         .bind(i64::try_from(meta.attachments.len()).unwrap_or(0))
+        .bind(MessageState::Sealed.as_str())
         .bind(now)
         .bind(now + self.policy.retention_days * 86_400)
         .execute(&mut *tx)
@@ -89,11 +95,15 @@ impl Store {
                     .await
                     .map(|(user, relationship)| (user, relationship.is_some()))?,
             };
-            let state = if known { "notify" } else { "awaiting_role" };
+            let state = if known {
+                RecipientState::Notify
+            } else {
+                RecipientState::AwaitingRole
+            };
             sqlx::query("INSERT INTO message_recipients (message_id, user_id, state, bcc) VALUES ($1, $2, $3, $4)")
                 .bind(id.as_str())
                 .bind(user.0)
-                .bind(state)
+                .bind(state.as_str())
                 .bind(i64::from(!named.contains(address.as_str())))
                 .execute(&mut *tx)
                 .await?;
@@ -277,5 +287,59 @@ impl Store {
         .execute(&mut **tx)
         .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Error;
+    use crate::ids::UserId;
+    use crate::testing::store;
+
+    /// A sender who may not send secure mail (here: no practice) can never be
+    /// sealed, and recipients that do not parse are corrupt: both permanent,
+    /// so the sealer sets the message aside at once.
+    #[tokio::test]
+    async fn a_sender_without_a_practice_and_damaged_recipients_are_permanent_failures() {
+        let (_dir, store, _) = store().await;
+        let patient: i64 = sqlx::Row::get(
+            &sqlx::query(
+                "INSERT INTO users (email, role, status, created_at) VALUES ('pat@example.org', 'patient', 'active', 0) RETURNING id",
+            )
+            .fetch_one(&store.db)
+            .await
+            .unwrap(),
+            "id",
+        );
+        let mut writer = store.spool_writer().await.unwrap();
+        writer
+            .write(b"From: pat@example.org\r\nTo: doc@smiles.example\r\nSubject: [secure] hi\r\n\r\nbody\r\n")
+            .await
+            .unwrap();
+        let spooled = writer.finish().await.unwrap();
+        store
+            .accept_secure(
+                &spooled,
+                "pat@example.org",
+                &["doc@smiles.example".to_owned()],
+                UserId(patient),
+            )
+            .await
+            .unwrap();
+        let error = store.seal_spooled(&spooled.id).await.unwrap_err();
+        assert!(matches!(error, Error::Forbidden(_)) && error.is_permanent(), "{error}");
+        assert!(store.spool_entry(&spooled.id).await.unwrap().is_some(), "still spooled");
+
+        sqlx::query("UPDATE spool SET rcpt_to = 'not json' WHERE id = $1")
+            .bind(spooled.id.as_str())
+            .execute(&store.db)
+            .await
+            .unwrap();
+        let error = store.seal_spooled(&spooled.id).await.unwrap_err();
+        assert!(matches!(error, Error::Corrupt(_)) && error.is_permanent(), "{error}");
+        assert!(matches!(
+            store.seal_spooled(&crate::ids::MessageId::generate()).await,
+            Err(Error::NotFound)
+        ));
     }
 }
