@@ -164,3 +164,35 @@ fn internal() -> Response {
     }
     .respond(StatusCode::INTERNAL_SERVER_ERROR)
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+
+    use super::Error;
+
+    fn status(error: store::Error) -> StatusCode {
+        Error::from(error).into_response().status()
+    }
+
+    /// The portal owns the words and the status: what the viewer may not touch
+    /// is not found to them; what went wrong on our side is a 500.
+    #[test]
+    fn store_kinds_map_to_what_the_person_sees() {
+        assert_eq!(status(store::Error::NotFound), StatusCode::NOT_FOUND);
+        assert_eq!(
+            status(store::Error::Forbidden("not a User Manager")),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            status(store::Error::Corrupt("message state")),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert_eq!(
+            status(store::Error::Io(std::io::Error::other("disk"))),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert_eq!(status(store::Error::TokenExpired), StatusCode::GONE);
+    }
+}

@@ -10,6 +10,9 @@
 //! Anyone else, and everyone once it expires or is deleted, gets
 //! [`Error::NotFound`], as if it did not exist (DESIGN.md: a stranger learns
 //! nothing). Expiry and hiding take effect at once, not at the next purge.
+//!
+//! What a visible message *shows* a recipient (its header fields without Bcc
+//! and `X-Sealpost-*`) is `crate::visible`'s rule.
 
 use crate::accounts::User;
 use crate::ids::MessageId;
