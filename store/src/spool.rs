@@ -71,6 +71,21 @@ fn entry_from_row(row: &sqlx::any::AnyRow) -> Result<SpoolEntry> {
     })
 }
 
+/// The ids of spool rows. One that is not a message id (no file can have
+/// that name) is corrupt: logged each time it is passed by, never silently.
+fn spool_ids(rows: &[sqlx::any::AnyRow]) -> Result<Vec<MessageId>> {
+    let mut ids = Vec::with_capacity(rows.len());
+    for row in rows {
+        let id: String = row.try_get("id")?;
+        match MessageId::parse(&id) {
+            Some(id) => ids.push(id),
+            // Ids are random, never PHI.
+            None => tracing::error!(%id, "corrupt data: a spool row with a malformed id is passed by"),
+        }
+    }
+    Ok(ids)
+}
+
 /// A spool file being written. Dropped without [`finish`](Self::finish), it is
 /// left as a `.tmp` file that start-up clears away.
 pub struct SpoolWriter {
@@ -265,11 +280,7 @@ impl Store {
         let rows = sqlx::query("SELECT id FROM spool ORDER BY received_at")
             .fetch_all(&self.db)
             .await?;
-        Ok(rows
-            .iter()
-            .filter_map(|row| sqlx::Row::try_get::<String, _>(row, "id").ok())
-            .filter_map(|id| MessageId::parse(&id))
-            .collect())
+        spool_ids(&rows)
     }
 
     /// Spooled secure messages due for a sealing attempt, oldest first: not
@@ -283,11 +294,7 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.db)
         .await?;
-        Ok(rows
-            .iter()
-            .filter_map(|row| row.try_get::<String, _>("id").ok())
-            .filter_map(|id| MessageId::parse(&id))
-            .collect())
+        spool_ids(&rows)
     }
 
     /// Counts an attempt to seal `id` before it is made, and sets when the next
@@ -417,6 +424,42 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::seal_retry_delay;
+    use crate::testing::{Logs, store};
+
+    #[tokio::test]
+    async fn a_spool_row_with_a_malformed_id_is_passed_by_and_logged() {
+        let (logs, _guard) = Logs::capture();
+        let (_dir, store, _) = store().await;
+        let sender: i64 = sqlx::Row::get(
+            &sqlx::query("INSERT INTO users (email, role, status, created_at) VALUES ('a@x.example', 'doctor', 'active', 0) RETURNING id")
+                .fetch_one(&store.db)
+                .await
+                .unwrap(),
+            "id",
+        );
+        let good = crate::ids::MessageId::generate();
+        for id in ["not-an-id", good.as_str()] {
+            sqlx::query(
+                "INSERT INTO spool (id, mail_from, rcpt_to, sender_id, kek_id, wrapped_key, size, received_at)
+                 VALUES ($1, '', '[]', $2, 'k', $3, 0, 0)",
+            )
+            .bind(id)
+            .bind(sender)
+            .bind(vec![0u8; 8])
+            .execute(&store.db)
+            .await
+            .unwrap();
+        }
+        assert_eq!(store.due_spool(10).await.unwrap().len(), 1);
+        assert_eq!(store.pending_spool().await.unwrap().len(), 1);
+        let text = logs.text();
+        assert_eq!(
+            text.matches("a spool row with a malformed id is passed by").count(),
+            2,
+            "{text}"
+        );
+        assert!(text.contains("id=not-an-id"));
+    }
 
     #[test]
     fn seal_retries_wait_longer_each_time_up_to_an_hour() {
