@@ -77,10 +77,11 @@ fn spool_ids(rows: &[sqlx::any::AnyRow]) -> Result<Vec<MessageId>> {
     let mut ids = Vec::with_capacity(rows.len());
     for row in rows {
         let id: String = row.try_get("id")?;
-        match MessageId::parse(&id) {
-            Some(id) => ids.push(id),
+        if let Some(parsed) = MessageId::parse(&id) {
+            ids.push(parsed);
+        } else {
             // Ids are random, never PHI.
-            None => tracing::error!(%id, "corrupt data: a spool row with a malformed id is passed by"),
+            tracing::error!(%id, "corrupt data: a spool row with a malformed id is passed by");
         }
     }
     Ok(ids)

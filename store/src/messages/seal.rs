@@ -15,6 +15,35 @@ use crate::states::{MessageState, RecipientState};
 use crate::visible::{BLOB_VISIBLE, HeaderFilter, visible_key};
 use crate::{Error, Result, Store};
 
+/// Records one recipient of a message being sealed: notified at once when
+/// their relationship to the practice is known, else waiting for the sender's
+/// choice (and unable to see it until then).
+async fn add_recipient(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: &MessageId,
+    user: UserId,
+    known: bool,
+    bcc: bool,
+    now: i64,
+) -> Result<()> {
+    let state = if known {
+        RecipientState::Notify
+    } else {
+        RecipientState::AwaitingRole
+    };
+    sqlx::query("INSERT INTO message_recipients (message_id, user_id, state, bcc) VALUES ($1, $2, $3, $4)")
+        .bind(id.as_str())
+        .bind(user.0)
+        .bind(state.as_str())
+        .bind(i64::from(bcc))
+        .execute(&mut **tx)
+        .await?;
+    if known {
+        crate::jobs::add_job(tx, crate::jobs::JobKind::Notify, user, Some(id), now).await?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Seals one spooled secure message into the store: original, attachments and
     /// metadata as sealed blobs; message, recipients and mail jobs in one
@@ -95,23 +124,9 @@ impl Store {
                     .await
                     .map(|(user, relationship)| (user, relationship.is_some()))?,
             };
-            let state = if known {
-                RecipientState::Notify
-            } else {
-                RecipientState::AwaitingRole
-            };
-            sqlx::query("INSERT INTO message_recipients (message_id, user_id, state, bcc) VALUES ($1, $2, $3, $4)")
-                .bind(id.as_str())
-                .bind(user.0)
-                .bind(state.as_str())
-                .bind(i64::from(!named.contains(address.as_str())))
-                .execute(&mut *tx)
-                .await?;
-            if known {
-                crate::jobs::add_job(&mut tx, crate::jobs::JobKind::Notify, user, Some(id), now).await?;
-            } else {
-                awaiting = true;
-            }
+            let bcc = !named.contains(address.as_str());
+            add_recipient(&mut tx, id, user, known, bcc, now).await?;
+            awaiting |= !known;
         }
         if awaiting {
             crate::jobs::add_job(&mut tx, crate::jobs::JobKind::ChooseRoles, sender.id, Some(id), now).await?;
