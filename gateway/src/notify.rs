@@ -95,6 +95,8 @@ async fn notify_pending(store: &Store, config: &NotifyConfig, wakers: &Wakers) -
         let result = match store.job_context(&job).await {
             Ok(ctx) => compose_and_queue(store, config, job.id, &ctx).await,
             Err(Error::NotFound) => store.skip_job(job.id).await,
+            // It can never be composed: set aside (logged), not retried.
+            Err(error) if error.is_permanent() => store.park_job(job.id, &error).await,
             Err(error) => Err(error),
         };
         match result {

@@ -15,7 +15,6 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use store::accounts::User;
-use store::threads::can_start_secure;
 
 use crate::AppState;
 use crate::session::{Client, Viewer};
@@ -182,7 +181,7 @@ pub async fn contacts(
     ApiUser(user): ApiUser,
     Query(query): Query<ContactsQuery>,
 ) -> Result<Response, Problem> {
-    if !can_start_secure(&user) {
+    if user.may_send_secure().is_err() {
         return Err(not_sending());
     }
     let addresses: Vec<String> = query
@@ -228,7 +227,7 @@ pub async fn addin_key(
         return Err(Problem::unauthorized());
     };
     let user = state.store.check_mail_client(&email, &password, &client).await?;
-    if !can_start_secure(&user) {
+    if user.may_send_secure().is_err() {
         return Err(not_sending());
     }
     let key = state.store.issue_addin_key(&user, &client).await?;

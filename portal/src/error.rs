@@ -43,7 +43,10 @@ pub enum Error {
 impl From<store::Error> for Error {
     fn from(error: store::Error) -> Self {
         match error {
-            store::Error::NotFound => Self::NotFound,
+            // What the viewer may not touch is, to them, not there (DESIGN.md:
+            // a stranger learns nothing). Corrupt data and failures of the
+            // database or blob store are ours: a 500, logged (below).
+            store::Error::NotFound | store::Error::Forbidden(_) => Self::NotFound,
             store::Error::Invalid(message) | store::Error::Conflict(message) => Self::BadRequest(message),
             store::Error::TokenInvalid => Self::Link {
                 problem: LinkProblem::Unknown,
@@ -160,4 +163,36 @@ fn internal() -> Response {
         actions: vec![("/".to_owned(), "Start again")],
     }
     .respond(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+
+    use super::Error;
+
+    fn status(error: store::Error) -> StatusCode {
+        Error::from(error).into_response().status()
+    }
+
+    /// The portal owns the words and the status: what the viewer may not touch
+    /// is not found to them; what went wrong on our side is a 500.
+    #[test]
+    fn store_kinds_map_to_what_the_person_sees() {
+        assert_eq!(status(store::Error::NotFound), StatusCode::NOT_FOUND);
+        assert_eq!(
+            status(store::Error::Forbidden("not a User Manager")),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            status(store::Error::Corrupt("message state")),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert_eq!(
+            status(store::Error::Io(std::io::Error::other("disk"))),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert_eq!(status(store::Error::TokenExpired), StatusCode::GONE);
+    }
 }

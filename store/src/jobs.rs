@@ -16,7 +16,11 @@ use crate::accounts::{Practice, TokenPurpose, User, UserStatus};
 use crate::blobs::open_sealed_stream;
 use crate::crypto::{Opener, WrappedKey};
 use crate::ids::{MessageId, PracticeId, UserId};
+use crate::states::OutboundState;
 use crate::{Error, Result, Store};
+
+/// A job of a kind about a message that names none (see [`job_from_row`]).
+const NO_MESSAGE: Error = Error::Corrupt("mail job without the message id its kind needs");
 
 /// What a mail job asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +46,11 @@ impl JobKind {
         [Self::Notify, Self::SetPassword, Self::ChooseRoles]
             .into_iter()
             .find(|k| k.as_str() == text)
+    }
+
+    /// Is this mail about one message (so its job must name it)?
+    fn needs_message(self) -> bool {
+        matches!(self, Self::Notify | Self::ChooseRoles)
     }
 }
 
@@ -103,7 +112,7 @@ pub(crate) async fn insert_outbound(
 ) -> Result<()> {
     sqlx::query(
         "INSERT INTO outbound (id, blob, mail_from, rcpt_to, kek_id, wrapped_key, strip_markers, next_attempt_at, state, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', $8)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8)",
     )
     .bind(crate::crypto::random_hex(16))
     .bind(blob)
@@ -113,6 +122,7 @@ pub(crate) async fn insert_outbound(
     .bind(&key.wrapped)
     .bind(i64::from(strip_markers))
     .bind(now)
+    .bind(OutboundState::Queued.as_str())
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -163,8 +173,26 @@ fn outbound_from_row(row: &sqlx::any::AnyRow) -> Result<OutboundItem> {
     })
 }
 
+/// A job as stored; one that breaks the rules of its kind is corrupt.
+fn job_from_row(row: &sqlx::any::AnyRow) -> Result<MailJob> {
+    let kind = JobKind::parse(&row.try_get::<String, _>("kind")?).ok_or(Error::Corrupt("unknown mail job kind"))?;
+    let message_id = match row.try_get::<Option<String>, _>("message_id")? {
+        Some(text) => Some(MessageId::parse(&text).ok_or(Error::Corrupt("malformed message id in a mail job"))?),
+        None if kind.needs_message() => return Err(Error::Corrupt("mail job without the message id its kind needs")),
+        None => None,
+    };
+    Ok(MailJob {
+        id: row.try_get("id")?,
+        kind,
+        user_id: UserId(row.try_get("user_id")?),
+        message_id,
+    })
+}
+
 impl Store {
-    /// Jobs not yet done, oldest first.
+    /// Jobs not yet done, oldest first. A job that can never be composed
+    /// (an unknown kind, a missing or malformed message id) is set aside
+    /// ([`Store::park_job`]) instead of holding up the others.
     pub async fn pending_jobs(&self, limit: i64) -> Result<Vec<MailJob>> {
         let rows = sqlx::query(
             "SELECT id, kind, user_id, message_id FROM mail_jobs WHERE done_at IS NULL ORDER BY id LIMIT $1",
@@ -172,22 +200,34 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.db)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(MailJob {
-                    id: row.try_get("id")?,
-                    kind: JobKind::parse(&row.try_get::<String, _>("kind")?).ok_or(Error::NotFound)?,
-                    user_id: UserId(row.try_get("user_id")?),
-                    message_id: row
-                        .try_get::<Option<String>, _>("message_id")?
-                        .as_deref()
-                        .and_then(MessageId::parse),
-                })
-            })
-            .collect()
+        let mut jobs = Vec::with_capacity(rows.len());
+        for row in &rows {
+            match job_from_row(row) {
+                Ok(job) => jobs.push(job),
+                Err(error @ Error::Corrupt(_)) => self.park_job(row.try_get("id")?, &error).await?,
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(jobs)
     }
 
-    /// Gathers what a job's mail says, issuing the token its link needs.
+    /// Sets aside a job that can never be composed: logged (job id and what is
+    /// wrong, no PHI), marked done with the reason kept in `failure`, so it is
+    /// neither retried for ever nor in the way of the others.
+    pub async fn park_job(&self, job: i64, error: &Error) -> Result<()> {
+        tracing::error!(job, %error, "mail job set aside: it cannot be composed");
+        sqlx::query("UPDATE mail_jobs SET done_at = $1, failure = $2 WHERE id = $3")
+            .bind(self.now())
+            .bind(error.to_string())
+            .bind(job)
+            .execute(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Gathers what a job's mail says, issuing the token its link needs. A
+    /// recipient or message gone meanwhile is [`Error::NotFound`] (skip the
+    /// job); a job that breaks its kind's rules is [`Error::Corrupt`] (park it).
     pub async fn job_context(&self, job: &MailJob) -> Result<MailContext> {
         let recipient = self.user(job.user_id).await?;
         let message = match &job.message_id {
@@ -207,9 +247,9 @@ impl Store {
                     .await?;
                 format!("/password/{token}")
             }
-            JobKind::ChooseRoles => format!("/m/{}/roles", job.message_id.as_ref().ok_or(Error::NotFound)?),
+            JobKind::ChooseRoles => format!("/m/{}/roles", job.message_id.as_ref().ok_or(NO_MESSAGE)?),
             JobKind::Notify => {
-                let id = job.message_id.as_ref().ok_or(Error::NotFound)?;
+                let id = job.message_id.as_ref().ok_or(NO_MESSAGE)?;
                 match recipient.status {
                     UserStatus::Invited => {
                         invitation = true;
@@ -305,22 +345,23 @@ impl Store {
     pub async fn due_outbound(&self, limit: i64) -> Result<Vec<OutboundItem>> {
         let rows = sqlx::query(
             "SELECT id, blob, mail_from, rcpt_to, kek_id, wrapped_key, strip_markers, attempts, created_at FROM outbound
-             WHERE state = 'queued' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $2",
+             WHERE state = $3 AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $2",
         )
         .bind(self.now())
         .bind(limit)
+        .bind(OutboundState::Queued.as_str())
         .fetch_all(&self.db)
         .await?;
         rows.iter().map(outbound_from_row).collect()
     }
 
-    /// Deliveries in `state` (`queued`, `sent` or `failed`), oldest first, due or not.
-    pub async fn outbound_in_state(&self, state: &str, limit: i64) -> Result<Vec<OutboundItem>> {
+    /// Deliveries in `state`, oldest first, due or not.
+    pub async fn outbound_in_state(&self, state: OutboundState, limit: i64) -> Result<Vec<OutboundItem>> {
         let rows = sqlx::query(
             "SELECT id, blob, mail_from, rcpt_to, kek_id, wrapped_key, strip_markers, attempts, created_at FROM outbound
              WHERE state = $1 ORDER BY created_at, id LIMIT $2",
         )
-        .bind(state)
+        .bind(state.as_str())
         .bind(limit)
         .fetch_all(&self.db)
         .await?;
@@ -345,12 +386,11 @@ impl Store {
     pub async fn outbound_done(&self, item: &OutboundItem, outcome: &DeliveryOutcome) -> Result<()> {
         match outcome {
             DeliveryOutcome::Delivered => {
-                sqlx::query(
-                    "UPDATE outbound SET state = 'sent', attempts = attempts + 1, last_error = NULL WHERE id = $1",
-                )
-                .bind(&item.id)
-                .execute(&self.db)
-                .await?
+                sqlx::query("UPDATE outbound SET state = $2, attempts = attempts + 1, last_error = NULL WHERE id = $1")
+                    .bind(&item.id)
+                    .bind(OutboundState::Sent.as_str())
+                    .execute(&self.db)
+                    .await?
             }
             DeliveryOutcome::Retry { error, at } => {
                 sqlx::query(
@@ -363,18 +403,18 @@ impl Store {
                 .await?
             }
             DeliveryOutcome::Failed { error } => {
-                sqlx::query(
-                    "UPDATE outbound SET state = 'failed', attempts = attempts + 1, last_error = $2 WHERE id = $1",
-                )
-                .bind(&item.id)
-                .bind(crate::redact::delivery_error_summary(error))
-                .execute(&self.db)
-                .await?
+                sqlx::query("UPDATE outbound SET state = $3, attempts = attempts + 1, last_error = $2 WHERE id = $1")
+                    .bind(&item.id)
+                    .bind(crate::redact::delivery_error_summary(error))
+                    .bind(OutboundState::Failed.as_str())
+                    .execute(&self.db)
+                    .await?
             }
         };
         if !matches!(outcome, DeliveryOutcome::Retry { .. }) {
-            let left: i64 = sqlx::query("SELECT COUNT(*) AS n FROM outbound WHERE blob = $1 AND state = 'queued'")
+            let left: i64 = sqlx::query("SELECT COUNT(*) AS n FROM outbound WHERE blob = $1 AND state = $2")
                 .bind(&item.blob)
+                .bind(OutboundState::Queued.as_str())
                 .fetch_one(&self.db)
                 .await?
                 .try_get("n")?;
@@ -387,14 +427,22 @@ impl Store {
 
     /// Counts of queued, sent and failed deliveries (for tests and status).
     pub async fn outbound_counts(&self) -> Result<(i64, i64, i64)> {
-        let count = |state: &'static str| async move {
+        let count = |state: OutboundState| async move {
             let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM outbound WHERE state = $1")
-                .bind(state)
+                .bind(state.as_str())
                 .fetch_one(&self.db)
                 .await?
                 .try_get("n")?;
             Ok::<_, Error>(n)
         };
-        Ok((count("queued").await?, count("sent").await?, count("failed").await?))
+        Ok((
+            count(OutboundState::Queued).await?,
+            count(OutboundState::Sent).await?,
+            count(OutboundState::Failed).await?,
+        ))
     }
 }
+
+#[cfg(test)]
+#[path = "jobs_tests.rs"]
+mod tests;

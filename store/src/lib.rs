@@ -18,6 +18,9 @@ pub mod maintenance;
 pub mod messages;
 pub mod redact;
 pub mod spool;
+pub mod states;
+#[cfg(test)]
+mod testing;
 pub mod threads;
 pub mod visible;
 

@@ -10,6 +10,7 @@ use sqlx::Row;
 use crate::accounts::User;
 use crate::audit::AuditEvent;
 use crate::ids::MessageId;
+use crate::messages::visibility::{recipient_sees, sender_sees};
 use crate::{Error, Result, Store, ingest};
 
 /// The two mailboxes every user has.
@@ -74,24 +75,35 @@ pub struct MailEntry {
     pub flags: Flags,
 }
 
-const INBOX_CANDIDATES: &str = "SELECT m.id FROM message_recipients r JOIN messages m ON m.id = r.message_id
-     WHERE r.user_id = $1 AND r.state <> 'awaiting_role' AND r.hidden_at IS NULL AND m.state = 'sealed' AND m.expires_at > $2
-       AND NOT EXISTS (SELECT 1 FROM imap_messages i WHERE i.user_id = $1 AND i.mailbox = 'INBOX' AND i.message_id = m.id)
-     ORDER BY m.created_at, m.id";
-const SENT_CANDIDATES: &str = "SELECT m.id FROM messages m
-     WHERE m.sender_id = $1 AND m.state = 'sealed' AND m.expires_at > $2
-       AND NOT EXISTS (SELECT 1 FROM imap_messages i WHERE i.user_id = $1 AND i.mailbox = 'Sent' AND i.message_id = m.id)
-     ORDER BY m.created_at, m.id";
-const INBOX_LIST: &str = "SELECT i.uid, m.id, m.size, m.created_at, i.flags, r.read_at
+// The mailboxes list what the visibility rule (`messages/visibility.rs`) lets
+// their owner see: `$1` the owner, `$2` now.
+const INBOX_CANDIDATES: &str = concat!(
+    "SELECT m.id FROM message_recipients r JOIN messages m ON m.id = r.message_id WHERE ",
+    recipient_sees!(),
+    " AND NOT EXISTS (SELECT 1 FROM imap_messages i WHERE i.user_id = $1 AND i.mailbox = 'INBOX' AND i.message_id = m.id)
+     ORDER BY m.created_at, m.id"
+);
+const SENT_CANDIDATES: &str = concat!(
+    "SELECT m.id FROM messages m WHERE ",
+    sender_sees!(),
+    " AND NOT EXISTS (SELECT 1 FROM imap_messages i WHERE i.user_id = $1 AND i.mailbox = 'Sent' AND i.message_id = m.id)
+     ORDER BY m.created_at, m.id"
+);
+const INBOX_LIST: &str = concat!(
+    "SELECT i.uid, m.id, m.size, m.created_at, i.flags, r.read_at
      FROM imap_messages i JOIN messages m ON m.id = i.message_id
        JOIN message_recipients r ON r.message_id = m.id AND r.user_id = i.user_id
-     WHERE i.user_id = $1 AND i.mailbox = 'INBOX' AND r.state <> 'awaiting_role' AND r.hidden_at IS NULL
-       AND m.state = 'sealed' AND m.expires_at > $2
-     ORDER BY i.uid";
-const SENT_LIST: &str = "SELECT i.uid, m.id, m.size, m.created_at, i.flags, 0 AS read_at
+     WHERE i.user_id = $1 AND i.mailbox = 'INBOX' AND ",
+    recipient_sees!(),
+    " ORDER BY i.uid"
+);
+const SENT_LIST: &str = concat!(
+    "SELECT i.uid, m.id, m.size, m.created_at, i.flags, 0 AS read_at
      FROM imap_messages i JOIN messages m ON m.id = i.message_id
-     WHERE i.user_id = $1 AND i.mailbox = 'Sent' AND m.state = 'sealed' AND m.expires_at > $2
-     ORDER BY i.uid";
+     WHERE i.user_id = $1 AND i.mailbox = 'Sent' AND ",
+    sender_sees!(),
+    " ORDER BY i.uid"
+);
 
 impl Store {
     /// Signalled (the counter moves on) whenever a message is sealed, read in
@@ -182,8 +194,8 @@ impl Store {
                 }
             }
             entries.push(MailEntry {
-                uid: u32::try_from(row.try_get::<i64, _>("uid")?).map_err(|_| Error::NotFound)?,
-                id: MessageId::parse(&row.try_get::<String, _>("id")?).ok_or(Error::NotFound)?,
+                uid: u32::try_from(row.try_get::<i64, _>("uid")?).map_err(|_| Error::Corrupt("IMAP UID"))?,
+                id: MessageId::parse(&row.try_get::<String, _>("id")?).ok_or(Error::Corrupt("message id"))?,
                 size: u64::try_from(row.try_get::<i64, _>("size")?).unwrap_or(0),
                 internal_date: row.try_get("created_at")?,
                 flags: Flags(flags),
@@ -235,7 +247,8 @@ impl Store {
     pub async fn mailbox_expunge(&self, user: &User, mailbox: MailboxName, id: &MessageId, client: &str) -> Result<()> {
         match mailbox {
             MailboxName::Sent => match self.delete_message(user, id, client).await {
-                Ok(()) | Err(Error::NotFound) => {}
+                // Not theirs to delete (or gone already): nothing to expunge.
+                Ok(()) | Err(Error::NotFound | Error::Forbidden(_)) => {}
                 Err(other) => return Err(other),
             },
             MailboxName::Inbox => {

@@ -63,12 +63,28 @@ pub struct Quarantined {
 fn entry_from_row(row: &sqlx::any::AnyRow) -> Result<SpoolEntry> {
     let id: String = row.try_get("id")?;
     Ok(SpoolEntry {
-        id: MessageId::parse(&id).ok_or(crate::Error::NotFound)?,
+        id: MessageId::parse(&id).ok_or(crate::Error::Corrupt("spooled message id"))?,
         attempts: row.try_get("attempts")?,
         next_attempt_at: row.try_get("next_attempt_at")?,
         quarantined_at: row.try_get("quarantined_at")?,
         received_at: row.try_get("received_at")?,
     })
+}
+
+/// The ids of spool rows. One that is not a message id (no file can have
+/// that name) is corrupt: logged each time it is passed by, never silently.
+fn spool_ids(rows: &[sqlx::any::AnyRow]) -> Result<Vec<MessageId>> {
+    let mut ids = Vec::with_capacity(rows.len());
+    for row in rows {
+        let id: String = row.try_get("id")?;
+        if let Some(parsed) = MessageId::parse(&id) {
+            ids.push(parsed);
+        } else {
+            // Ids are random, never PHI.
+            tracing::error!(%id, "corrupt data: a spool row with a malformed id is passed by");
+        }
+    }
+    Ok(ids)
 }
 
 /// A spool file being written. Dropped without [`finish`](Self::finish), it is
@@ -215,10 +231,23 @@ impl Store {
         rcpt_to: &[String],
         sender: UserId,
     ) -> Result<()> {
+        self.record_spooled(spooled, mail_from, rcpt_to, sender, None).await
+    }
+
+    /// The one insert of a spooled secure message, marked or (with `thread`,
+    /// the conversation's newest message) a reply made secure by its thread.
+    pub(crate) async fn record_spooled(
+        &self,
+        spooled: &Spooled,
+        mail_from: &str,
+        rcpt_to: &[String],
+        sender: UserId,
+        thread: Option<&MessageId>,
+    ) -> Result<()> {
         let wrapped = self.keys.wrap(spooled.key());
         sqlx::query(
-            "INSERT INTO spool (id, mail_from, rcpt_to, sender_id, kek_id, wrapped_key, size, received_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO spool (id, mail_from, rcpt_to, sender_id, kek_id, wrapped_key, size, received_at, thread_message_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(spooled.id.as_str())
         .bind(mail_from)
@@ -228,6 +257,7 @@ impl Store {
         .bind(&wrapped.wrapped)
         .bind(i64::try_from(spooled.size).unwrap_or(i64::MAX))
         .bind(self.now())
+        .bind(thread.map(MessageId::as_str))
         .execute(&self.db)
         .await?;
         Ok(())
@@ -251,11 +281,7 @@ impl Store {
         let rows = sqlx::query("SELECT id FROM spool ORDER BY received_at")
             .fetch_all(&self.db)
             .await?;
-        Ok(rows
-            .iter()
-            .filter_map(|row| sqlx::Row::try_get::<String, _>(row, "id").ok())
-            .filter_map(|id| MessageId::parse(&id))
-            .collect())
+        spool_ids(&rows)
     }
 
     /// Spooled secure messages due for a sealing attempt, oldest first: not
@@ -269,11 +295,7 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.db)
         .await?;
-        Ok(rows
-            .iter()
-            .filter_map(|row| row.try_get::<String, _>("id").ok())
-            .filter_map(|id| MessageId::parse(&id))
-            .collect())
+        spool_ids(&rows)
     }
 
     /// Counts an attempt to seal `id` before it is made, and sets when the next
@@ -403,6 +425,42 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::seal_retry_delay;
+    use crate::testing::{Logs, store};
+
+    #[tokio::test]
+    async fn a_spool_row_with_a_malformed_id_is_passed_by_and_logged() {
+        let (logs, _guard) = Logs::capture();
+        let (_dir, store, _) = store().await;
+        let sender: i64 = sqlx::Row::get(
+            &sqlx::query("INSERT INTO users (email, role, status, created_at) VALUES ('a@x.example', 'doctor', 'active', 0) RETURNING id")
+                .fetch_one(&store.db)
+                .await
+                .unwrap(),
+            "id",
+        );
+        let good = crate::ids::MessageId::generate();
+        for id in ["not-an-id", good.as_str()] {
+            sqlx::query(
+                "INSERT INTO spool (id, mail_from, rcpt_to, sender_id, kek_id, wrapped_key, size, received_at)
+                 VALUES ($1, '', '[]', $2, 'k', $3, 0, 0)",
+            )
+            .bind(id)
+            .bind(sender)
+            .bind(vec![0u8; 8])
+            .execute(&store.db)
+            .await
+            .unwrap();
+        }
+        assert_eq!(store.due_spool(10).await.unwrap().len(), 1);
+        assert_eq!(store.pending_spool().await.unwrap().len(), 1);
+        let text = logs.text();
+        assert_eq!(
+            text.matches("a spool row with a malformed id is passed by").count(),
+            2,
+            "{text}"
+        );
+        assert!(text.contains("id=not-an-id"));
+    }
 
     #[test]
     fn seal_retries_wait_longer_each_time_up_to_an_hour() {

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::Row;
 
-use crate::accounts::{Role, User};
+use crate::accounts::User;
 use crate::crypto::sha256;
 use crate::ids::{MessageId, PracticeId, UserId};
 use crate::ingest::headers::raw_header_values;
@@ -157,17 +157,12 @@ impl Thread {
     }
 }
 
-/// May `user` send secure mail on their own (a paid doctor or staff member of
-/// a practice), rather than only reply within a conversation?
-pub fn can_start_secure(user: &User) -> bool {
-    user.paid && user.practice_id.is_some() && matches!(user.role, Role::Doctor | Role::Staff)
-}
-
 /// The practice a reply is filed under: the sender's own when they may send
-/// secure mail, else the conversation's (a patient has no practice).
+/// secure mail ([`User::may_send_secure`]), else the conversation's (a
+/// patient has no practice).
 pub(crate) fn sealing_practice(sender: &User, thread: Option<&Thread>) -> Option<PracticeId> {
     match thread {
-        Some(thread) if !can_start_secure(sender) => Some(thread.practice_id),
+        Some(thread) if sender.may_send_secure().is_err() => Some(thread.practice_id),
         _ => sender.practice_id,
     }
 }
@@ -217,7 +212,7 @@ impl Store {
         let Some((_, newest)) = found.last() else {
             return Ok(None);
         };
-        let newest = MessageId::parse(newest).ok_or(crate::Error::NotFound)?;
+        let newest = MessageId::parse(newest).ok_or(crate::Error::Corrupt("message id"))?;
         let mut thread = self.thread_of(&newest).await?;
         for (_, id) in &found {
             if let Some(id) = MessageId::parse(id) {
@@ -287,23 +282,8 @@ impl Store {
         sender: UserId,
         thread: &MessageId,
     ) -> Result<()> {
-        let wrapped = self.keys.wrap(spooled.key());
-        sqlx::query(
-            "INSERT INTO spool (id, mail_from, rcpt_to, sender_id, kek_id, wrapped_key, size, received_at, thread_message_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(spooled.id.as_str())
-        .bind(mail_from)
-        .bind(serde_json::to_string(rcpt_to).expect("strings serialize"))
-        .bind(sender.0)
-        .bind(&wrapped.kek_id)
-        .bind(&wrapped.wrapped)
-        .bind(i64::try_from(spooled.size).unwrap_or(i64::MAX))
-        .bind(self.now())
-        .bind(thread.as_str())
-        .execute(&self.db)
-        .await?;
-        Ok(())
+        self.record_spooled(spooled, mail_from, rcpt_to, sender, Some(thread))
+            .await
     }
 }
 

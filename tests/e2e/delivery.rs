@@ -131,7 +131,10 @@ async fn unreachable_smarthost_is_retried_then_bounced_without_content() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(bounced, "the delivery should fail after five days");
-    let queued = store.outbound_in_state("queued", 10).await.unwrap();
+    let queued = store
+        .outbound_in_state(store::states::OutboundState::Queued, 10)
+        .await
+        .unwrap();
     assert!(
         queued
             .iter()

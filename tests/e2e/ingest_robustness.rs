@@ -283,3 +283,61 @@ async fn a_message_that_keeps_failing_is_quarantined_and_the_queue_goes_on() {
         "the release is in an intact audit log"
     );
 }
+
+/// A message that can never be sealed, whatever the next attempt does (its
+/// sender may no longer send secure mail: here a patient, with no practice),
+/// is quarantined at its first failure rather than tried five times; the
+/// sender is told, and the log says why without content.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_without_a_practice_is_quarantined_at_the_first_failure() {
+    let instance = Instance::start().await;
+    instance.practice_with_doctor().await;
+    ada_sends(&instance, "pat@example.org", &canary(), b"r", Some("patient")).await;
+    instance.wait_for_mail("pat@example.org", 1).await;
+    let store = instance.store();
+    let pat = store
+        .user_by_email("pat@example.org")
+        .await
+        .unwrap()
+        .expect("a user now");
+    assert!(pat.practice_id.is_none());
+
+    let canary = canary();
+    let mut writer = store.spool_writer().await.unwrap();
+    let message =
+        format!("From: pat@example.org\r\nTo: ada@smiles.example\r\nSubject: [secure] {canary}\r\n\r\n{canary}\r\n");
+    writer.write(message.as_bytes()).await.unwrap();
+    let spooled = writer.finish().await.unwrap();
+    let id = spooled.id.clone();
+    store
+        .accept_secure(&spooled, "pat@example.org", &["ada@smiles.example".to_owned()], pat.id)
+        .await
+        .unwrap();
+
+    let mut quarantined = None;
+    for _ in 0..100 {
+        instance.running.wakers.sealer.notify_one();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let entry = store.spool_entry(&id).await.unwrap().expect("still in the spool");
+        if entry.quarantined_at.is_some() {
+            quarantined = Some(entry);
+            break;
+        }
+    }
+    let entry = quarantined.expect("quarantined");
+    assert_eq!(entry.attempts, 1, "no attempt wasted");
+    let logs = logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains(id.as_str()) && l.contains("trying again cannot help"))
+        .unwrap_or_default();
+    assert!(line.contains("forbidden: the sender has no practice"), "{line}");
+    assert!(!logs.contains(&canary));
+    let notice = String::from_utf8_lossy(&instance.wait_for_mail("pat@example.org", 2).await).into_owned();
+    assert!(
+        notice.contains("could not be delivered") && notice.contains(id.as_str()),
+        "{notice}"
+    );
+    assert!(!notice.contains(&canary));
+    assert!(instance.outbox_for("ada@smiles.example").is_empty());
+}

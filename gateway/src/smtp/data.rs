@@ -6,7 +6,7 @@
 //! inside it is normalised to CRLF, so no downstream server can read a different
 //! end of message than we did (SMTP smuggling).
 
-use store::accounts::{Role, SenderRefusal};
+use store::accounts::SenderRefusal;
 use store::ingest::headers::{HeaderFacts, inspect};
 use store::ingest::mime::{MAX_HEADER_BLOCK, MAX_MIME_DEPTH};
 
@@ -211,8 +211,7 @@ impl Session {
         {
             return Ok(());
         }
-        let practice_user = user.paid && user.practice_id.is_some() && matches!(user.role, Role::Doctor | Role::Staff);
-        if !practice_user {
+        if user.may_send_secure().is_err() {
             return Err(Reply::new(
                 550,
                 "5.7.1",

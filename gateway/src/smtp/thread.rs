@@ -14,7 +14,7 @@
 //! recipients.
 
 use store::accounts::User;
-use store::threads::{Thread, can_start_secure, reply_references};
+use store::threads::{Thread, reply_references};
 
 use super::reply::{Reply, common};
 use super::session::Session;
@@ -64,7 +64,7 @@ impl Session {
                 return Err(common::temporary_failure());
             }
         };
-        if !can_start_secure(&sender)
+        if sender.may_send_secure().is_err()
             && let Some(outsider) = self.tx.rcpt_to.iter().find(|rcpt| !thread.is_visible(rcpt))
         {
             return Err(refuse(&format!(

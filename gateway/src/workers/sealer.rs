@@ -5,6 +5,9 @@
 //! [`MAX_SEAL_ATTEMPTS`](store::spool::MAX_SEAL_ATTEMPTS) the message is
 //! quarantined — kept in the spool as it arrived, sealed; the admin alerted by an
 //! error line and the [`QUARANTINED`] count; the sender told, without content.
+//! A message that can never be sealed (corrupt data, or a sender who may no
+//! longer send secure mail: [`store::Error::is_permanent`]) is quarantined at
+//! its first failure.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -66,6 +69,13 @@ async fn seal_due(store: &Store, wakers: &Wakers, config: &NotifyConfig) -> Resu
                 // Not the message's fault: this attempt does not count.
                 let _ = store.refund_seal_attempt(&id).await;
                 return Err(error);
+            }
+            Ok(Err(error)) if error.is_permanent() => {
+                // Corrupt, or refused by a rule (a sender without a practice):
+                // every attempt would fail the same way, so none is wasted.
+                tracing::error!(%id, attempt, %error, "cannot seal spooled message, and trying again cannot help");
+                quarantine(store, wakers, config, &id).await?;
+                continue;
             }
             Ok(Err(error)) => error.to_string(),
             // The panic's message is not logged: it may quote the input.

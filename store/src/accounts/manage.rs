@@ -46,11 +46,12 @@ pub struct ManagedUser {
 }
 
 impl Store {
-    /// The practice the caller manages; anyone else gets [`Error::NotFound`].
+    /// The practice the caller manages; anyone else is [`Error::Forbidden`]
+    /// (which the portal shows as not found).
     fn managed_practice(manager: &User) -> Result<PracticeId> {
         match manager.practice_id {
             Some(id) if manager.user_manager && manager.status == UserStatus::Active => Ok(id),
-            _ => Err(Error::NotFound),
+            _ => Err(Error::Forbidden("not an active User Manager of a practice")),
         }
     }
 
@@ -83,10 +84,12 @@ impl Store {
         })
     }
 
-    /// One person of the manager's practice; others are not found.
+    /// One person of the manager's practice; others are not found. A failure
+    /// of the database stays what it is (the person sees an error page, not a
+    /// "not found").
     pub async fn managed_user(&self, manager: &User, id: UserId) -> Result<ManagedUser> {
         let practice = Self::managed_practice(manager)?;
-        let person = self.managed(id).await.map_err(|_| Error::NotFound)?;
+        let person = self.managed(id).await?;
         if person.user.practice_id == Some(practice) {
             Ok(person)
         } else {
@@ -245,5 +248,49 @@ impl Store {
             client,
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Error;
+    use crate::accounts::Role;
+    use crate::testing::store;
+
+    /// Only "absent" is not found: someone who is no User Manager is refused
+    /// (the portal shows that as not found too), and a database failure stays
+    /// a failure, which the portal shows as its error page, not a 404.
+    #[tokio::test]
+    async fn not_found_means_absent_and_a_database_failure_stays_one() {
+        let (_dir, store, _) = store().await;
+        store.add_practice("Smiles", "smiles.example").await.unwrap();
+        let (manager, _) = store
+            .add_practice_user("ada@smiles.example", "Ada", Role::Doctor, "smiles.example", true, true)
+            .await
+            .unwrap();
+        let (staff, _) = store
+            .add_practice_user("bob@smiles.example", "Bob", Role::Staff, "smiles.example", true, false)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE users SET status = 'active' WHERE id = $1")
+            .bind(manager.id.0)
+            .execute(&store.db)
+            .await
+            .unwrap();
+        let manager = store.user(manager.id).await.unwrap();
+        assert_eq!(store.managed_user(&manager, staff.id).await.unwrap().user.id, staff.id);
+        let absent = crate::ids::UserId(staff.id.0 + 100);
+        assert!(matches!(
+            store.managed_user(&manager, absent).await,
+            Err(Error::NotFound)
+        ));
+        assert!(matches!(
+            store.managed_user(&staff, manager.id).await,
+            Err(Error::Forbidden(_))
+        ));
+
+        store.close().await;
+        let failed = store.managed_user(&manager, staff.id).await;
+        assert!(matches!(failed, Err(Error::Database(_))), "{failed:?}");
     }
 }

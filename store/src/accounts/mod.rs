@@ -18,6 +18,7 @@ mod registration;
 pub mod relay_sources;
 pub mod saml;
 mod sealing;
+mod sending;
 mod signin;
 pub mod sms;
 pub mod throttle;
@@ -26,6 +27,7 @@ pub mod two_step;
 
 pub use devices::SignIn;
 pub use registration::{Invitation, Registration};
+pub use sending::SenderRefusal;
 pub use signin::Session;
 pub use tokens::{TokenGrant, TokenPurpose, new_token};
 
@@ -256,17 +258,6 @@ pub fn normalize_email(address: &str) -> Result<String> {
     }
 }
 
-/// Why a message may not be sent securely by this address.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SenderRefusal {
-    /// No account with this address.
-    Unknown,
-    /// An account, but not a member of a practice.
-    NotPracticeUser,
-    /// A practice user without a paid account.
-    NotPaid,
-}
-
 impl Store {
     /// Adds a practice (admin CLI).
     pub async fn add_practice(&self, name: &str, domain: &str) -> Result<Practice> {
@@ -399,18 +390,13 @@ impl Store {
         row.map(|row| user_from_row(&row)).transpose()
     }
 
-    /// May `address` send secure mail? Only paid users of a known practice may.
+    /// May `address` send secure mail ([`User::may_send_secure`])? The
+    /// account if so, else why not.
     pub async fn secure_sender(&self, address: &str) -> Result<Result<User, SenderRefusal>> {
         let Some(user) = self.user_by_email(address).await? else {
             return Ok(Err(SenderRefusal::Unknown));
         };
-        if user.practice_id.is_none() || !matches!(user.role, Role::Doctor | Role::Staff) {
-            return Ok(Err(SenderRefusal::NotPracticeUser));
-        }
-        if !user.paid {
-            return Ok(Err(SenderRefusal::NotPaid));
-        }
-        Ok(Ok(user))
+        Ok(user.may_send_secure().map(|()| user))
     }
 }
 

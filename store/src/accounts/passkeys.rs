@@ -82,7 +82,8 @@ impl Store {
             )));
         }
         let handle = match rows.first() {
-            Some(row) => Uuid::parse_str(&row.try_get::<String, _>("user_handle")?).map_err(|_| Error::NotFound)?,
+            Some(row) => Uuid::parse_str(&row.try_get::<String, _>("user_handle")?)
+                .map_err(|_| Error::Corrupt("passkey user handle"))?,
             None => Uuid::new_v4(),
         };
         let existing = rows

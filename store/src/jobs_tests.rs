@@ -1,0 +1,102 @@
+//! Tests of the mail jobs (`jobs.rs`): jobs that can never be composed are set
+//! aside and logged, and the rest go on.
+
+use sqlx::Row;
+
+use super::*;
+use crate::testing::{Logs, store};
+
+async fn user(store: &Store) -> UserId {
+    let row = sqlx::query(
+        "INSERT INTO users (email, role, status, created_at) VALUES ('pat@example.org', 'patient', 'active', 0) RETURNING id",
+    )
+    .fetch_one(&store.db)
+    .await
+    .unwrap();
+    UserId(row.get("id"))
+}
+
+async fn job(store: &Store, kind: &str, user: UserId, message: Option<&str>) -> i64 {
+    sqlx::query("INSERT INTO mail_jobs (kind, user_id, message_id, created_at) VALUES ($1, $2, $3, 0) RETURNING id")
+        .bind(kind)
+        .bind(user.0)
+        .bind(message)
+        .fetch_one(&store.db)
+        .await
+        .unwrap()
+        .get("id")
+}
+
+async fn state(store: &Store, job: i64) -> (Option<i64>, Option<String>) {
+    let row = sqlx::query("SELECT done_at, failure FROM mail_jobs WHERE id = $1")
+        .bind(job)
+        .fetch_one(&store.db)
+        .await
+        .unwrap();
+    (row.get("done_at"), row.get("failure"))
+}
+
+#[tokio::test]
+async fn jobs_that_cannot_be_composed_are_set_aside_and_logged_and_the_rest_go_on() {
+    let (logs, _guard) = Logs::capture();
+    let (_dir, store, _) = store().await;
+    let user = user(&store).await;
+    let message = MessageId::generate();
+    let unknown = job(&store, "fax", user, Some(message.as_str())).await;
+    let notify_without = job(&store, "notify", user, None).await;
+    let roles_without = job(&store, "choose_roles", user, None).await;
+    let malformed = job(&store, "notify", user, Some("../../etc/passwd")).await;
+    let notify = job(&store, "notify", user, Some(message.as_str())).await;
+    let set_password = job(&store, "set_password", user, None).await;
+
+    let pending: Vec<i64> = store.pending_jobs(50).await.unwrap().iter().map(|j| j.id).collect();
+    assert_eq!(pending, [notify, set_password], "the good jobs behind the bad ones");
+    for (parked, reason) in [
+        (unknown, "unknown mail job kind"),
+        (notify_without, "without the message id its kind needs"),
+        (roles_without, "without the message id its kind needs"),
+        (malformed, "malformed message id"),
+    ] {
+        let (done, failure) = state(&store, parked).await;
+        assert_eq!(done, Some(crate::testing::START), "job {parked} marked done");
+        assert!(
+            failure.as_deref().is_some_and(|f| f.contains(reason)),
+            "job {parked}: {failure:?}"
+        );
+        let line = logs
+            .text()
+            .lines()
+            .find(|l| l.contains(&format!("job={parked} ")))
+            .map(str::to_owned)
+            .unwrap_or_default();
+        assert!(line.contains("mail job set aside") && line.contains(reason), "{line}");
+    }
+    assert!(!logs.text().contains("passwd"), "the stored text is not logged");
+    assert_eq!(state(&store, notify).await, (None, None));
+
+    // Set aside once: the next pass sees only the good jobs, and logs nothing new.
+    let lines = logs.text().lines().count();
+    let again: Vec<i64> = store.pending_jobs(50).await.unwrap().iter().map(|j| j.id).collect();
+    assert_eq!(again, [notify, set_password]);
+    assert_eq!(logs.text().lines().count(), lines);
+}
+
+#[tokio::test]
+async fn a_job_without_its_message_is_corrupt_and_one_whose_message_is_gone_is_absent() {
+    let (_dir, store, _) = store().await;
+    let user = user(&store).await;
+    let without = MailJob {
+        id: 1,
+        kind: JobKind::Notify,
+        user_id: user,
+        message_id: None,
+    };
+    let error = store.job_context(&without).await.unwrap_err();
+    assert!(matches!(error, Error::Corrupt(_)) && error.is_permanent(), "{error}");
+    let gone = MailJob {
+        message_id: Some(MessageId::generate()),
+        ..without
+    };
+    let error = store.job_context(&gone).await.unwrap_err();
+    assert!(matches!(error, Error::NotFound) && !error.is_permanent(), "{error}");
+}

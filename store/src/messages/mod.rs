@@ -1,0 +1,99 @@
+//! Sealed messages: the types the portal and IMAP show, and the rooms that act
+//! on them: sealing a spooled message into the store with its recipients and
+//! their relationships (`seal.rs`), who may see a message (`visibility.rs`),
+//! the inbox and sent lists, reading and downloading (`read.rs`), the sender's
+//! role choices (`roles.rs`), and the lifecycle: expiry and deletion destroy
+//! the data key, crypto-shredding (`delete.rs`).
+
+mod delete;
+mod read;
+mod roles;
+mod seal;
+pub(crate) mod visibility;
+
+use sqlx::Row;
+
+use crate::accounts::{Practice, User};
+use crate::crypto::WrappedKey;
+use crate::ids::{MessageId, PracticeId, UserId};
+use crate::ingest::SealedMeta;
+use crate::states::MessageState;
+use crate::{Error, Result, Sealed, Store};
+
+/// One line of an inbox or sent list.
+#[derive(Debug, Clone)]
+pub struct MessageSummary {
+    pub id: MessageId,
+    /// The sender (inbox) or the recipients (sent list).
+    pub counterpart: String,
+    pub subject: Sealed<String>,
+    pub created_at: i64,
+    pub unread: bool,
+    pub attachments: i64,
+}
+
+/// A recipient as the sender sees it.
+#[derive(Debug, Clone)]
+pub struct RecipientStatus {
+    pub user_id: UserId,
+    pub email: String,
+    pub awaiting_role: bool,
+    pub read: bool,
+}
+
+/// A message opened for reading.
+#[derive(Debug, Clone)]
+pub struct MessageView {
+    pub id: MessageId,
+    pub sender: User,
+    pub practice: Practice,
+    pub meta: SealedMeta,
+    pub created_at: i64,
+    pub expires_at: i64,
+    /// The viewer sent it.
+    pub is_sender: bool,
+    pub recipients: Vec<RecipientStatus>,
+}
+
+pub(crate) struct MessageRow {
+    sender_id: UserId,
+    practice_id: PracticeId,
+    pub(crate) key: WrappedKey,
+    created_at: i64,
+    expires_at: i64,
+}
+
+impl MessageRow {
+    fn from_row(row: &sqlx::any::AnyRow) -> Result<Self> {
+        Ok(Self {
+            sender_id: UserId(row.try_get("sender_id")?),
+            practice_id: PracticeId(row.try_get("practice_id")?),
+            key: WrappedKey {
+                kek_id: row.try_get("kek_id")?,
+                // Only a destroyed message has no key, and it is not sealed.
+                wrapped: row
+                    .try_get::<Option<Vec<u8>>, _>("wrapped_key")?
+                    .ok_or(Error::Corrupt("sealed message without a data key"))?,
+            },
+            created_at: row.try_get("created_at")?,
+            expires_at: row.try_get("expires_at")?,
+        })
+    }
+}
+
+impl Store {
+    /// A sealed message's row, whoever asks (for the store's own work: mail
+    /// jobs, role choices). What a person may see goes through
+    /// [`Store::authorized`](visibility).
+    async fn message_row(&self, id: &MessageId) -> Result<MessageRow> {
+        let row = sqlx::query(
+            "SELECT sender_id, practice_id, kek_id, wrapped_key, created_at, expires_at FROM messages WHERE id = $1 AND state = $2",
+        )
+        .bind(id.as_str())
+        .bind(MessageState::Sealed.as_str())
+        .fetch_optional(&self.db)
+        .await?
+        .ok_or(Error::NotFound)?;
+        MessageRow::from_row(&row)
+    }
+}

@@ -1,0 +1,61 @@
+//! Helpers for the store's own unit tests: a real store (`SQLite`, blobs on
+//! disk) in a temp folder, on a clock the test moves, and the log lines
+//! written while a test runs.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use crate::{ManualClock, Store};
+
+/// When every test store starts (Unix seconds).
+pub(crate) const START: i64 = 1_800_000_000;
+
+/// A fresh store; keep the folder alive as long as the store.
+pub(crate) async fn store() -> (tempfile::TempDir, Arc<Store>, Arc<ManualClock>) {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(START));
+    let store = Store::open(
+        crate::StoreConfig {
+            database_url: format!("sqlite://{}", dir.path().join("db.sqlite").display()),
+            blobs_url: format!("file://{}", dir.path().join("blobs").display()),
+            data_dir: dir.path().join("data"),
+            policy: crate::Policy::default(),
+        },
+        clock.clone(),
+    )
+    .await
+    .unwrap();
+    (dir, store, clock)
+}
+
+/// Log lines written on this thread while the guard lives (use in a
+/// current-thread `tokio::test`).
+#[derive(Clone, Default)]
+pub(crate) struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Logs {
+    pub(crate) fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
+        let logs = Self::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        (logs, tracing::subscriber::set_default(subscriber))
+    }
+
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
