@@ -6,44 +6,20 @@
 //! *outbound queue* sealed on disk; the delivery worker sends it at least once,
 //! retrying with backoff. Jobs and queue rows name people by id, never content.
 
-use std::path::PathBuf;
-
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use sqlx::Row;
 
 use crate::accounts::{Practice, TokenPurpose, User, UserStatus};
-use crate::blobs::open_sealed_stream;
 use crate::crypto::{Opener, WrappedKey};
 use crate::ids::{MessageId, PracticeId, UserId};
+use crate::layout::{BLOB_ORIGINAL, SpoolDir};
+use crate::sealed_stream::{file_stream, open_sealed_stream};
+use crate::spool_file::SpoolWriter;
 use crate::{Error, Result, Store};
 
-/// What a mail job asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobKind {
-    /// Tell a recipient a secure message waits (an invitation if they have no account).
-    Notify,
-    /// Send a registered recipient the link to set their password.
-    SetPassword,
-    /// Ask a sender to choose the relationship of new recipients.
-    ChooseRoles,
-}
-
-impl JobKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Notify => "notify",
-            Self::SetPassword => "set_password",
-            Self::ChooseRoles => "choose_roles",
-        }
-    }
-
-    fn parse(text: &str) -> Option<Self> {
-        [Self::Notify, Self::SetPassword, Self::ChooseRoles]
-            .into_iter()
-            .find(|k| k.as_str() == text)
-    }
-}
+pub use crate::job_kind::JobKind;
+pub(crate) use crate::job_kind::add_job;
 
 /// One mail to compose.
 #[derive(Debug, Clone)]
@@ -73,23 +49,6 @@ pub struct MailContext {
     pub link: String,
     /// This mail invites someone who cannot sign in yet (no account, or no password).
     pub invitation: bool,
-}
-
-pub(crate) async fn add_job(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    kind: JobKind,
-    user: UserId,
-    message: Option<&MessageId>,
-    now: i64,
-) -> Result<()> {
-    sqlx::query("INSERT INTO mail_jobs (kind, user_id, message_id, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(kind.as_str())
-        .bind(user.0)
-        .bind(message.map(MessageId::as_str))
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
 }
 
 pub(crate) async fn insert_outbound(
@@ -265,14 +224,14 @@ impl Store {
     /// Seals a composed mail into the outbound queue and marks its job done, in
     /// one transaction, so a job yields exactly one queued mail.
     pub async fn queue_mail(&self, job: Option<i64>, mail_from: &str, rcpt_to: &str, message: &[u8]) -> Result<()> {
-        let mut writer = crate::spool::SpoolWriter::create(&self.spool_out()).await?;
+        let mut writer = SpoolWriter::create(&self.spool_out()).await?;
         writer.write(message).await?;
         let spooled = writer.finish().await?;
         let wrapped = self.keys.wrap(spooled.key());
         let mut tx = self.write_tx().await?;
         insert_outbound(
             &mut tx,
-            &format!("out/{}", spooled.id),
+            &SpoolDir::Out.entry(&spooled.id),
             mail_from,
             rcpt_to,
             &wrapped,
@@ -327,18 +286,11 @@ impl Store {
         rows.iter().map(outbound_from_row).collect()
     }
 
-    fn outbound_path(&self, blob: &str) -> PathBuf {
-        self.data_dir.join("spool").join(blob)
-    }
-
     /// The message to deliver, decrypted as it streams.
     pub async fn outbound_body(&self, item: &OutboundItem) -> Result<BoxStream<'static, Result<Bytes>>> {
         let key = self.keys.unwrap(&item.key)?;
-        let sealed = crate::spool::file_stream(&self.outbound_path(&item.blob)).await?;
-        Ok(open_sealed_stream(
-            sealed,
-            Opener::new(&key, crate::ingest::BLOB_ORIGINAL),
-        ))
+        let sealed = file_stream(&self.spool_entry_path(&item.blob)).await?;
+        Ok(open_sealed_stream(sealed, Opener::new(&key, BLOB_ORIGINAL)))
     }
 
     /// Records how an attempt ended; removes the spool file once no delivery needs it.
@@ -379,7 +331,7 @@ impl Store {
                 .await?
                 .try_get("n")?;
             if left == 0 {
-                let _ = tokio::fs::remove_file(self.outbound_path(&item.blob)).await;
+                let _ = tokio::fs::remove_file(self.spool_entry_path(&item.blob)).await;
             }
         }
         Ok(())

@@ -12,11 +12,15 @@ pub mod db;
 mod error;
 pub mod ids;
 pub mod ingest;
+mod job_kind;
 pub mod jobs;
+pub mod layout;
 pub mod mailbox;
 pub mod messages;
 pub mod redact;
+mod sealed_stream;
 pub mod spool;
+mod spool_file;
 pub mod threads;
 pub mod visible;
 

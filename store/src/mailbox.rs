@@ -10,6 +10,7 @@ use sqlx::Row;
 use crate::accounts::User;
 use crate::audit::AuditEvent;
 use crate::ids::MessageId;
+use crate::layout::MessageBlob;
 use crate::{Error, Result, Store, ingest};
 
 /// The two mailboxes every user has.
@@ -276,12 +277,12 @@ impl Store {
         // was one has only the original as received.
         let stream = match self
             .blobs
-            .open(&crate::visible::visible_key(id), &key, crate::visible::BLOB_VISIBLE)
+            .open(&MessageBlob::Visible.key(id), &key, crate::visible::BLOB_VISIBLE)
             .await
         {
             Err(Error::NotFound) => {
                 self.blobs
-                    .open(&format!("messages/{id}/original"), &key, ingest::BLOB_ORIGINAL)
+                    .open(&MessageBlob::Original.key(id), &key, ingest::BLOB_ORIGINAL)
                     .await?
             }
             other => other?,

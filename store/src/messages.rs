@@ -11,7 +11,8 @@ use crate::audit::AuditEvent;
 use crate::crypto::{DataKey, WrappedKey};
 use crate::ids::{MessageId, PracticeId, UserId};
 use crate::ingest::{self, AttachmentMeta, PartSealer, SealedMeta, mime::Splitter};
-use crate::visible::{BLOB_VISIBLE, HeaderFilter, visible_key};
+use crate::layout::{MessageBlob, message_prefix};
+use crate::visible::{BLOB_VISIBLE, HeaderFilter};
 use crate::{Error, Result, Sealed, Store};
 
 /// One line of an inbox or sent list.
@@ -81,11 +82,10 @@ impl Store {
         let key = self.keys.unwrap(&wrapped)?;
         let path = self.spool_in().join(id.as_str());
 
-        let prefix = format!("messages/{id}");
         let (meta, facts, size) = self.split_and_seal(id, &key, &path).await?;
         let mut meta_writer = self
             .blobs
-            .create(&format!("{prefix}/meta"), &key, ingest::BLOB_META)
+            .create(&MessageBlob::Meta.key(id), &key, ingest::BLOB_META)
             .await?;
         meta_writer
             .write(&serde_json::to_vec(&meta).expect("meta serializes"))
@@ -178,8 +178,11 @@ impl Store {
         // sealed into the recipients' copy of the original. That copy is
         // committed only once the whole file has authenticated; its size is
         // the one IMAP announces.
-        let mut sealed = crate::spool::file_stream(path).await?;
-        let mut original = self.blobs.create(&visible_key(id), key, BLOB_VISIBLE).await?;
+        let mut sealed = crate::sealed_stream::file_stream(path).await?;
+        let mut original = self
+            .blobs
+            .create(&MessageBlob::Visible.key(id), key, BLOB_VISIBLE)
+            .await?;
         let mut opener = crate::crypto::Opener::new(key, ingest::BLOB_ORIGINAL);
         let mut splitter = Splitter::new();
         let mut filter = HeaderFilter::new();
@@ -374,7 +377,7 @@ impl Store {
         let key = self.keys.unwrap(&row.key)?;
         let bytes = self
             .blobs
-            .read_all(&format!("messages/{id}/meta"), &key, ingest::BLOB_META)
+            .read_all(&MessageBlob::Meta.key(id), &key, ingest::BLOB_META)
             .await?;
         serde_json::from_slice(&bytes).map_err(|_| Error::Crypto)
     }
@@ -449,7 +452,7 @@ impl Store {
         let key = self.keys.unwrap(&row.key)?;
         let bytes = self
             .blobs
-            .read_all(&format!("messages/{id}/meta"), &key, ingest::BLOB_META)
+            .read_all(&MessageBlob::Meta.key(id), &key, ingest::BLOB_META)
             .await?;
         let meta: SealedMeta = serde_json::from_slice(&bytes).map_err(|_| Error::Crypto)?;
         if !is_sender {
@@ -511,12 +514,15 @@ impl Store {
         let key = self.keys.unwrap(&row.key)?;
         let bytes = self
             .blobs
-            .read_all(&format!("messages/{id}/meta"), &key, ingest::BLOB_META)
+            .read_all(&MessageBlob::Meta.key(id), &key, ingest::BLOB_META)
             .await?;
         let meta: SealedMeta = serde_json::from_slice(&bytes).map_err(|_| Error::Crypto)?;
         let attachment = meta.attachments.get(index).cloned().ok_or(Error::NotFound)?;
         let blob_no = ingest::BLOB_FIRST_PART + u32::try_from(index).map_err(|_| Error::NotFound)?;
-        let stream = self.blobs.open(&ingest::part_key(id, index), &key, blob_no).await?;
+        let stream = self
+            .blobs
+            .open(&MessageBlob::Part(index).key(id), &key, blob_no)
+            .await?;
         self.audit(AuditEvent {
             actor: &format!("user:{}", user.id),
             action: "attachment.download",
@@ -600,7 +606,7 @@ impl Store {
             .execute(&self.db)
             .await?;
         self.signal_mail();
-        self.blobs.delete_prefix(&format!("messages/{id}")).await
+        self.blobs.delete_prefix(&message_prefix(id)).await
     }
 
     /// The sender deletes a message for everyone.

@@ -12,7 +12,7 @@ use super::two_step::valid_phone;
 use super::{TokenPurpose, User, UserStatus, normalize_email};
 use crate::audit::AuditEvent;
 use crate::ids::{MessageId, PracticeId, UserId};
-use crate::jobs::{JobKind, add_job};
+use crate::job_kind::{JobKind, add_job};
 use crate::{Error, Result, Store};
 
 /// How far a person got with registering.

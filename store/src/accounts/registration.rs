@@ -87,9 +87,9 @@ impl Store {
             .bind(invitation.user.id.0)
             .execute(&mut *tx)
             .await?;
-        crate::jobs::add_job(
+        crate::job_kind::add_job(
             &mut tx,
-            crate::jobs::JobKind::SetPassword,
+            crate::job_kind::JobKind::SetPassword,
             invitation.user.id,
             invitation.message_id.as_ref(),
             self.now(),

@@ -156,7 +156,14 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.write_tx().await?;
-        crate::jobs::add_job(&mut tx, crate::jobs::JobKind::SetPassword, user.id, None, self.now()).await?;
+        crate::job_kind::add_job(
+            &mut tx,
+            crate::job_kind::JobKind::SetPassword,
+            user.id,
+            None,
+            self.now(),
+        )
+        .await?;
         tx.commit().await?;
         self.signal_jobs();
         self.audit(AuditEvent {
