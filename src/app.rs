@@ -152,7 +152,7 @@ fn portal_limits(config: &Config) -> portal::ServeLimits {
 pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
     let store = open_store(config, clock).await?;
     // Nothing else runs on this data folder's spool now (admin commands leave it alone).
-    store.clear_partial_spool()?;
+    store.queue().clear_partial_spool()?;
     let (certs, key) = crate::tls::load_or_generate(&config.cert_path(), &config.key_path(), &config.smtp.hostname)?;
     let smtp_tls = crate::tls::server_config(certs.clone(), key.clone_key(), &[])?;
     let imap_tls = crate::tls::server_config(certs.clone(), key.clone_key(), &[])?;

@@ -152,7 +152,7 @@ pub async fn run_notifier(store: Arc<Store>, config: NotifyConfig, wakers: Waker
         let woken = async {
             tokio::select! {
                 () = wakers.notifier.notified() => {}
-                () = store.jobs_added().notified() => {}
+                () = store.queue().jobs_added().notified() => {}
             }
         };
         let _ = tokio::time::timeout(Duration::from_secs(5), woken).await;
@@ -162,18 +162,19 @@ pub async fn run_notifier(store: Arc<Store>, config: NotifyConfig, wakers: Waker
 /// One pass over the pending jobs; `true` if there were any. A job that fails
 /// does not stop the others; the error is returned after the pass.
 async fn notify_pending(store: &Store, config: &NotifyConfig, wakers: &Wakers) -> Result<bool, Error> {
-    let jobs = store.pending_jobs(50).await?;
+    let jobs = store.queue().pending_jobs(50).await?;
     let busy = !jobs.is_empty();
     let mut failed = None;
     for job in jobs {
-        let result = match store.job_context(&job).await {
+        let result = match store.queue().job_context(&job).await {
             Ok(ctx) => {
                 let message = build_message(&ctx, config, store.now());
                 store
+                    .queue()
                     .queue_mail(Some(job.id), &config.from_address, &ctx.recipient.email, &message)
                     .await
             }
-            Err(Error::NotFound) => store.skip_job(job.id).await,
+            Err(Error::NotFound) => store.queue().skip_job(job.id).await,
             Err(error) => Err(error),
         };
         match result {

@@ -16,7 +16,7 @@ use crate::ids::{MessageId, PracticeId, UserId};
 use crate::layout::{BLOB_ORIGINAL, SpoolDir};
 use crate::sealed_stream::{file_stream, open_sealed_stream};
 use crate::spool_file::SpoolWriter;
-use crate::{Error, Result, Store};
+use crate::{Error, Queue, Result};
 
 pub use crate::job_kind::JobKind;
 pub(crate) use crate::job_kind::add_job;
@@ -122,7 +122,7 @@ fn outbound_from_row(row: &sqlx::any::AnyRow) -> Result<OutboundItem> {
     })
 }
 
-impl Store {
+impl Queue<'_> {
     /// Jobs not yet done, oldest first.
     pub async fn pending_jobs(&self, limit: i64) -> Result<Vec<MailJob>> {
         let rows = sqlx::query(
@@ -148,7 +148,7 @@ impl Store {
 
     /// Gathers what a job's mail says, issuing the token its link needs.
     pub async fn job_context(&self, job: &MailJob) -> Result<MailContext> {
-        let recipient = self.user(job.user_id).await?;
+        let recipient = self.accounts().user(job.user_id).await?;
         let message = match &job.message_id {
             Some(id) => Some(self.message_context(id).await?),
             None => None,
@@ -157,6 +157,7 @@ impl Store {
         let link = match job.kind {
             JobKind::SetPassword => {
                 let token = self
+                    .auth()
                     .issue_token(
                         TokenPurpose::SetPassword,
                         recipient.id,
@@ -173,6 +174,7 @@ impl Store {
                     UserStatus::Invited => {
                         invitation = true;
                         let token = self
+                            .auth()
                             .issue_token(TokenPurpose::Invite, recipient.id, Some(id), self.policy.invite_ttl)
                             .await?;
                         format!("/m/{id}?invite={token}")
@@ -182,6 +184,7 @@ impl Store {
                     UserStatus::Registered => {
                         invitation = true;
                         let token = self
+                            .auth()
                             .issue_token(
                                 TokenPurpose::SetPassword,
                                 recipient.id,
@@ -210,9 +213,12 @@ impl Store {
             .fetch_optional(&self.db)
             .await?
             .ok_or(Error::NotFound)?;
-        let sender = self.user(UserId(row.try_get("sender_id")?)).await?;
-        let practice = self.practice(PracticeId(row.try_get("practice_id")?)).await?;
-        let notice = self.message_meta_unchecked(id).await?.notice;
+        let sender = self.accounts().user(UserId(row.try_get("sender_id")?)).await?;
+        let practice = self
+            .accounts()
+            .practice(PracticeId(row.try_get("practice_id")?))
+            .await?;
+        let notice = self.mail().message_meta_unchecked(id).await?.notice;
         Ok(MessageContext {
             id: id.clone(),
             sender,

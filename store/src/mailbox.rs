@@ -11,7 +11,7 @@ use crate::accounts::User;
 use crate::audit::AuditEvent;
 use crate::ids::MessageId;
 use crate::layout::MessageBlob;
-use crate::{Error, Result, Store, ingest};
+use crate::{Error, Mail, Result, ingest};
 
 /// The two mailboxes every user has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,7 +94,7 @@ const SENT_LIST: &str = "SELECT i.uid, m.id, m.size, m.created_at, i.flags, 0 AS
      WHERE i.user_id = $1 AND i.mailbox = 'Sent' AND m.state = 'sealed' AND m.expires_at > $2
      ORDER BY i.uid";
 
-impl Store {
+impl Mail<'_> {
     /// Signalled (the counter moves on) whenever a message is sealed, read in
     /// the portal or destroyed, so IMAP IDLE can look again.
     pub fn mail_changes(&self) -> tokio::sync::watch::Receiver<u64> {

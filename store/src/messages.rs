@@ -13,7 +13,7 @@ use crate::ids::{MessageId, PracticeId, UserId};
 use crate::ingest::{self, AttachmentMeta, PartSealer, SealedMeta, mime::Splitter};
 use crate::layout::{MessageBlob, message_prefix};
 use crate::visible::{BLOB_VISIBLE, HeaderFilter};
-use crate::{Error, Result, Sealed, Store};
+use crate::{Error, Mail, Result, Sealed};
 
 /// One line of an inbox or sent list.
 #[derive(Debug, Clone)]
@@ -58,7 +58,7 @@ pub(crate) struct MessageRow {
     expires_at: i64,
 }
 
-impl Store {
+impl Mail<'_> {
     /// Seals one spooled secure message into the store: original, attachments and
     /// metadata as sealed blobs; message, recipients and mail jobs in one
     /// transaction; then the spool entry goes. Safe to repeat after a crash.
@@ -70,7 +70,7 @@ impl Store {
                 .await?
                 .ok_or(Error::NotFound)?;
         let rcpt_to: Vec<String> = serde_json::from_str(&row.try_get::<String, _>("rcpt_to")?).unwrap_or_default();
-        let sender = self.user(UserId(row.try_get("sender_id")?)).await?;
+        let sender = self.accounts().user(UserId(row.try_get("sender_id")?)).await?;
         // A reply made secure by its conversation: filed under it, and its
         // participants need no role question.
         let thread = self.spooled_thread(row.try_get("thread_message_id")?).await?;
@@ -492,8 +492,8 @@ impl Store {
         .await?;
         Ok(MessageView {
             id: id.clone(),
-            sender: self.user(row.sender_id).await?,
-            practice: self.practice(row.practice_id).await?,
+            sender: self.accounts().user(row.sender_id).await?,
+            practice: self.accounts().practice(row.practice_id).await?,
             meta,
             created_at: row.created_at,
             expires_at: row.expires_at,

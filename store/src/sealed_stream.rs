@@ -1,4 +1,4 @@
-//! Streaming sealed files: a local file read in 256 KiB pieces, and a stream of
+//! Reading sealed files: a local file streamed in 256 KiB pieces, and a stream of
 //! sealed chunks turned into verified plaintext as it passes. The blob store, the
 //! sealer (reading the spool) and the delivery worker (reading the outbound
 //! queue) all read this way.

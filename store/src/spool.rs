@@ -1,7 +1,7 @@
 //! The inbound spool: a message is sealed into a local file as it arrives over SMTP
 //! and fsynced, and only then recorded in the database; the gateway answers 250
 //! after both. Secure messages are later sealed into the store
-//! ([`Store::seal_spooled`](crate::Store::seal_spooled)); ordinary mail goes
+//! ([`crate::Mail::seal_spooled`](crate::Mail::seal_spooled)); ordinary mail goes
 //! straight to the outbound queue.
 //!
 //! Sealing is tried a bounded number of times: each attempt is counted before it
@@ -14,7 +14,7 @@ use sqlx::Row;
 
 use crate::ids::{MessageId, UserId};
 use crate::layout::SpoolDir;
-use crate::{Result, Store};
+use crate::{Queue, Result};
 
 pub use crate::spool_file::{SpoolWriter, Spooled};
 
@@ -68,7 +68,7 @@ fn entry_from_row(row: &sqlx::any::AnyRow) -> Result<SpoolEntry> {
     })
 }
 
-impl Store {
+impl Queue<'_> {
     /// Starts spooling an incoming message.
     pub async fn spool_writer(&self) -> Result<SpoolWriter> {
         SpoolWriter::create(&self.spool_in()).await

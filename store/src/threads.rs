@@ -12,7 +12,7 @@ use crate::crypto::sha256;
 use crate::ids::{MessageId, PracticeId, UserId};
 use crate::ingest::headers::raw_header_values;
 use crate::spool::Spooled;
-use crate::{Result, Store};
+use crate::{Mail, Result};
 
 /// At most this many ids of one reply are looked up: every `In-Reply-To` id,
 /// the first `References` id (the conversation's start) and the newest others.
@@ -194,7 +194,7 @@ pub(crate) async fn record(
     Ok(())
 }
 
-impl Store {
+impl Mail<'_> {
     /// The secure conversation that any of `ids` (normalised msg-ids) names, if
     /// any. Expired and deleted messages count: a reply may quote them.
     pub async fn find_thread(&self, ids: &[String]) -> Result<Option<Thread>> {

@@ -185,6 +185,7 @@ impl Session {
                 match self
                     .server
                     .store
+                    .mail()
                     .open_original(&user, &entry.id, &client, views_body)
                     .await
                 {
@@ -212,6 +213,7 @@ impl Session {
                 if let Err(error) = self
                     .server
                     .store
+                    .mail()
                     .mailbox_set_flags(&user, mailbox, &entry.id, flags)
                     .await
                 {
@@ -405,7 +407,12 @@ impl Session {
         mut skip: u64,
         len: u64,
     ) -> store::Result<Vec<u8>> {
-        let mut stream = self.server.store.open_original(user, &entry.id, client, false).await?;
+        let mut stream = self
+            .server
+            .store
+            .mail()
+            .open_original(user, &entry.id, client, false)
+            .await?;
         let mut out = Vec::with_capacity(usize::try_from(len.min(entry.size)).unwrap_or(0));
         let mut left = usize::try_from(len).unwrap_or(usize::MAX);
         while left > 0 {
@@ -460,7 +467,13 @@ impl Session {
             }
             Content::Stream { skip, len } => {
                 let (skip, len) = clip(skip, len);
-                let stream = match self.server.store.open_original(user, &entry.id, client, false).await {
+                let stream = match self
+                    .server
+                    .store
+                    .mail()
+                    .open_original(user, &entry.id, client, false)
+                    .await
+                {
                     Ok(stream) => stream,
                     Err(error) => return Err(std::io::Error::other(error.to_string())),
                 };

@@ -23,7 +23,7 @@ use crate::Wakers;
 use crate::notify::NotifyConfig;
 
 /// Messages this process quarantined since it started (the database keeps the
-/// lasting count: [`Store::quarantined_spool`]).
+/// lasting count: [`store::Queue::quarantined_spool`]).
 pub static QUARANTINED: AtomicU64 = AtomicU64::new(0);
 
 /// How often the sealer looks at the spool when nobody wakes it.
@@ -46,8 +46,8 @@ pub async fn run_sealer(store: Arc<Store>, wakers: Wakers, config: NotifyConfig)
 /// One pass over the messages due. An error here means the store is out of
 /// reach: the caller backs off.
 async fn seal_due(store: &Store, wakers: &Wakers, config: &NotifyConfig) -> Result<(), Error> {
-    for id in store.due_spool(50).await? {
-        let attempt = match store.begin_seal_attempt(&id).await {
+    for id in store.queue().due_spool(50).await? {
+        let attempt = match store.queue().begin_seal_attempt(&id).await {
             Ok(SealAttempt::Try(attempt)) => attempt,
             Ok(SealAttempt::GiveUp) => {
                 quarantine(store, wakers, config, &id).await?;
@@ -56,7 +56,7 @@ async fn seal_due(store: &Store, wakers: &Wakers, config: &NotifyConfig) -> Resu
             Err(Error::NotFound) => continue, // sealed or set aside meanwhile
             Err(error) => return Err(error),
         };
-        let outcome = AssertUnwindSafe(store.seal_spooled(&id)).catch_unwind().await;
+        let outcome = AssertUnwindSafe(store.mail().seal_spooled(&id)).catch_unwind().await;
         let failure = match outcome {
             Ok(Ok(())) => {
                 tracing::info!(%id, "message sealed");
@@ -65,7 +65,7 @@ async fn seal_due(store: &Store, wakers: &Wakers, config: &NotifyConfig) -> Resu
             }
             Ok(Err(error)) if is_outage(&error) => {
                 // Not the message's fault: this attempt does not count.
-                let _ = store.refund_seal_attempt(&id).await;
+                let _ = store.queue().refund_seal_attempt(&id).await;
                 return Err(error);
             }
             Ok(Err(error)) => error.to_string(),
@@ -87,7 +87,7 @@ fn is_outage(error: &Error) -> bool {
 
 /// Sets the message aside, alerts the admin and tells the sender.
 async fn quarantine(store: &Store, wakers: &Wakers, config: &NotifyConfig, id: &MessageId) -> Result<(), Error> {
-    let Some(quarantined) = store.quarantine_spooled(id).await? else {
+    let Some(quarantined) = store.queue().quarantine_spooled(id).await? else {
         return Ok(());
     };
     QUARANTINED.fetch_add(1, Ordering::Relaxed);
@@ -100,7 +100,10 @@ async fn quarantine(store: &Store, wakers: &Wakers, config: &NotifyConfig, id: &
     );
     if !quarantined.mail_from.is_empty() {
         let message = sender_notice(&quarantined, config, store.now());
-        store.queue_mail(None, "", &quarantined.mail_from, &message).await?;
+        store
+            .queue()
+            .queue_mail(None, "", &quarantined.mail_from, &message)
+            .await?;
         wakers.delivery.notify_one();
     }
     Ok(())

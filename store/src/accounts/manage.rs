@@ -13,7 +13,7 @@ use super::{TokenPurpose, User, UserStatus, normalize_email};
 use crate::audit::AuditEvent;
 use crate::ids::{MessageId, PracticeId, UserId};
 use crate::job_kind::{JobKind, add_job};
-use crate::{Error, Result, Store};
+use crate::{Accounts, Error, Result};
 
 /// How far a person got with registering.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +45,7 @@ pub struct ManagedUser {
     pub two_step_off: bool,
 }
 
-impl Store {
+impl Accounts<'_> {
     /// The practice the caller manages; anyone else gets [`Error::NotFound`].
     fn managed_practice(manager: &User) -> Result<PracticeId> {
         match manager.practice_id {
@@ -70,7 +70,7 @@ impl Store {
 
     async fn managed(&self, id: UserId) -> Result<ManagedUser> {
         let user = self.user(id).await?;
-        let two_step = self.two_step(id).await?;
+        let two_step = self.auth().two_step(id).await?;
         let registration = match user.status {
             UserStatus::Active if two_step.method.is_some() && !two_step.off => Registration::Full,
             UserStatus::Active => Registration::WithoutTwoStep,

@@ -1,7 +1,7 @@
 //! Two-step verification: one-time codes sent to the registered phone by text
-//! message or voice call ([`phone_codes`]), and authenticator apps (TOTP, RFC 6238:
-//! [`totp`]). This file holds the policy, the kinds, a user's settings and the
-//! one check the sign-in asks for ([`Store::verify_second_step`]).
+//! message or voice call (`phone_codes.rs`), and authenticator apps (TOTP, RFC 6238:
+//! `totp.rs`). This file holds the policy, the kinds, a user's settings and the
+//! one check the sign-in asks for ([`crate::Auth::verify_second_step`]).
 
 mod phone_codes;
 mod totp;
@@ -11,7 +11,7 @@ use sqlx::Row;
 use super::User;
 use crate::audit::AuditEvent;
 use crate::ids::UserId;
-use crate::{Error, Result, Store};
+use crate::{Auth, Error, Result};
 
 pub use phone_codes::{CODE_ATTEMPTS, CODE_TTL, phone_hint, valid_phone};
 pub use totp::TotpSetup;
@@ -135,7 +135,7 @@ fn normalize_code(code: &str) -> String {
     code.chars().filter(char::is_ascii_digit).collect()
 }
 
-impl Store {
+impl Auth<'_> {
     /// A user's two-step settings, and whether two-step is asked of them.
     pub async fn two_step(&self, user: UserId) -> Result<TwoStep> {
         let row = sqlx::query("SELECT phone, two_step_off, two_step_method FROM users WHERE id = $1")

@@ -11,7 +11,7 @@ use crate::accounts::User;
 use crate::accounts::phones::{international_digits, premium_rate};
 use crate::audit::AuditEvent;
 use crate::crypto::{random_bytes, sha256};
-use crate::{Error, Result, Store};
+use crate::{Auth, Error, Result};
 
 /// How long a phone code lasts (seconds).
 pub const CODE_TTL: i64 = 10 * 60;
@@ -45,7 +45,7 @@ fn code_hash(salt: &[u8], code: &str) -> Vec<u8> {
     sha256(&input)
 }
 
-impl Store {
+impl Auth<'_> {
     /// Sends a code by text or voice: to the registered phone, or while setting
     /// up (`CodePurpose::Enrol`) to `phone`. Earlier codes of the same purpose
     /// become void. Against toll fraud: never to a premium-rate number; at most
@@ -142,9 +142,9 @@ impl Store {
         .bind(&destination)
         .execute(&mut *tx)
         .await?;
-        self.queue_sms(&mut tx, user.id, &phone, channel, &text).await?;
+        self.queue().queue_sms(&mut tx, user.id, &phone, channel, &text).await?;
         tx.commit().await?;
-        self.signal_sms();
+        self.queue().signal_sms();
         self.audit(AuditEvent {
             actor: &format!("user:{}", user.id),
             action: "two_step.code_sent",

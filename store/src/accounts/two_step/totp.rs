@@ -8,7 +8,7 @@ use totp_rs::{Algorithm, Builder, Secret, Totp};
 use super::{Method, normalize_code};
 use crate::accounts::User;
 use crate::crypto::random_bytes;
-use crate::{Error, Result, Store};
+use crate::{Auth, Error, Result};
 
 /// An authenticator app being set up: the secret to show, and the `otpauth` URI.
 #[derive(Debug, Clone)]
@@ -28,7 +28,7 @@ fn totp(secret: &[u8]) -> Result<Totp> {
         .map_err(|_| Error::Crypto)
 }
 
-impl Store {
+impl Auth<'_> {
     /// Starts setting up an authenticator app: a fresh secret, kept sealed until
     /// the first code from the app confirms it.
     pub async fn begin_totp(&self, user: &User) -> Result<TotpSetup> {
