@@ -13,8 +13,7 @@ use crate::audit::AuditEvent;
 use crate::ids::UserId;
 use crate::{Auth, Error, Result};
 
-pub use phone_codes::{CODE_ATTEMPTS, CODE_TTL, phone_hint, valid_phone};
-pub use totp::TotpSetup;
+pub use crate::accounts::phones::{phone_hint, valid_phone};
 
 /// The two-step rules from the configuration.
 #[derive(Debug, Clone)]
@@ -129,6 +128,13 @@ pub struct TwoStep {
     pub phone: String,
     /// Two-step is asked of this user.
     pub on: bool,
+}
+
+/// An authenticator app being set up: the secret to show, and the `otpauth` URI.
+#[derive(Debug, Clone)]
+pub struct TotpSetup {
+    pub secret: String,
+    pub uri: String,
 }
 
 fn normalize_code(code: &str) -> String {

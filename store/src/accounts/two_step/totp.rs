@@ -5,17 +5,10 @@
 use sqlx::Row;
 use totp_rs::{Algorithm, Builder, Secret, Totp};
 
-use super::{Method, normalize_code};
+use super::{Method, TotpSetup, normalize_code};
 use crate::accounts::User;
 use crate::crypto::random_bytes;
 use crate::{Auth, Error, Result};
-
-/// An authenticator app being set up: the secret to show, and the `otpauth` URI.
-#[derive(Debug, Clone)]
-pub struct TotpSetup {
-    pub secret: String,
-    pub uri: String,
-}
 
 fn totp(secret: &[u8]) -> Result<Totp> {
     Builder::new()
