@@ -17,7 +17,7 @@ use crate::Store;
 /// Messages and what people see of them: sealing spooled mail, inboxes, the
 /// IMAP mailbox, threads, contacts (`messages`, `mailbox`, `threads`,
 /// `contacts`, `visible`, `ingest`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct Mail<'a> {
     store: &'a Store,
 }
@@ -25,7 +25,7 @@ pub struct Mail<'a> {
 /// Practices and their people: practices, domains and relay sources, users,
 /// invitations and registration, and what a User Manager may change
 /// (`accounts/{mod,manage,registration,relay_sources}.rs`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct Accounts<'a> {
     store: &'a Store,
 }
@@ -33,21 +33,21 @@ pub struct Accounts<'a> {
 /// Proving who someone is: passwords and sessions, second steps, passkeys,
 /// remembered devices, app passwords for mail clients, SSO, add-in keys, link
 /// tokens and lockout (the other files of `accounts/`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct Auth<'a> {
     store: &'a Store,
 }
 
 /// Work waiting to be done: the inbound spool, mail jobs, the outbound queue and
 /// the text-message queue (`spool`, `spool_file`, `jobs`, `accounts/sms.rs`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct Queue<'a> {
     store: &'a Store,
 }
 
 /// Reading and checking the audit chain (`audit.rs`; writing it is
 /// [`Store::audit`], which every room does).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct AuditLog<'a> {
     store: &'a Store,
 }
