@@ -35,6 +35,8 @@ pub mod jobs;
 pub mod layout;
 pub mod mailbox;
 pub mod messages;
+#[cfg(test)]
+mod module_graph;
 pub mod redact;
 pub mod rooms;
 mod sealed_stream;
