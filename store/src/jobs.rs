@@ -19,7 +19,6 @@ use crate::spool_file::SpoolWriter;
 use crate::{Error, Queue, Result};
 
 pub use crate::job_kind::JobKind;
-pub(crate) use crate::job_kind::add_job;
 
 /// One mail to compose.
 #[derive(Debug, Clone)]

@@ -277,7 +277,7 @@ impl Mail<'_> {
         // was one has only the original as received.
         let stream = match self
             .blobs
-            .open(&MessageBlob::Visible.key(id), &key, crate::visible::BLOB_VISIBLE)
+            .open(&MessageBlob::Visible.key(id), &key, crate::layout::BLOB_VISIBLE)
             .await
         {
             Err(Error::NotFound) => {

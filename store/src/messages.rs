@@ -141,13 +141,13 @@ impl Mail<'_> {
                 .execute(&mut *tx)
                 .await?;
             if known {
-                crate::jobs::add_job(&mut tx, crate::jobs::JobKind::Notify, user, Some(id), now).await?;
+                crate::job_kind::add_job(&mut tx, crate::job_kind::JobKind::Notify, user, Some(id), now).await?;
             } else {
                 awaiting = true;
             }
         }
         if awaiting {
-            crate::jobs::add_job(&mut tx, crate::jobs::JobKind::ChooseRoles, sender.id, Some(id), now).await?;
+            crate::job_kind::add_job(&mut tx, crate::job_kind::JobKind::ChooseRoles, sender.id, Some(id), now).await?;
         }
         sqlx::query("DELETE FROM spool WHERE id = $1")
             .bind(id.as_str())
@@ -582,7 +582,14 @@ impl Mail<'_> {
                 .bind(recipient.0)
                 .execute(&mut *tx)
                 .await?;
-            crate::jobs::add_job(&mut tx, crate::jobs::JobKind::Notify, *recipient, Some(id), self.now()).await?;
+            crate::job_kind::add_job(
+                &mut tx,
+                crate::job_kind::JobKind::Notify,
+                *recipient,
+                Some(id),
+                self.now(),
+            )
+            .await?;
             done += 1;
         }
         tx.commit().await?;

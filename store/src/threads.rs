@@ -11,7 +11,7 @@ use crate::accounts::{Role, User};
 use crate::crypto::sha256;
 use crate::ids::{MessageId, PracticeId, UserId};
 use crate::ingest::headers::raw_header_values;
-use crate::spool::Spooled;
+use crate::spool_file::Spooled;
 use crate::{Mail, Result};
 
 /// At most this many ids of one reply are looked up: every `In-Reply-To` id,
