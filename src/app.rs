@@ -158,7 +158,7 @@ fn portal_limits(config: &Config) -> portal::ServeLimits {
 pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
     let store = open_store(config, Arc::clone(&clock)).await?;
     // Nothing else runs on this data folder's spool now (admin commands leave it alone).
-    store.clear_partial_spool()?;
+    store.queue().clear_partial_spool()?;
     // Clients check a certificate's dates against real time, whatever clock the
     // store is given (tests move theirs).
     let certificates = crate::tls::open(config, store::SystemClock.now())?;

@@ -78,7 +78,7 @@ pub async fn run_notifier(store: Arc<Store>, config: NotifyConfig, wakers: Waker
         let woken = async {
             tokio::select! {
                 () = wakers.notifier.notified() => {}
-                () = store.jobs_added().notified() => {}
+                () = store.queue().jobs_added().notified() => {}
             }
         };
         let _ = tokio::time::timeout(Duration::from_secs(5), woken).await;
@@ -88,15 +88,15 @@ pub async fn run_notifier(store: Arc<Store>, config: NotifyConfig, wakers: Waker
 /// One pass over the pending jobs; `true` if there were any. A job that fails
 /// does not stop the others; the error is returned after the pass.
 async fn notify_pending(store: &Store, config: &NotifyConfig, wakers: &Wakers) -> Result<bool, Error> {
-    let jobs = store.pending_jobs(50).await?;
+    let jobs = store.queue().pending_jobs(50).await?;
     let busy = !jobs.is_empty();
     let mut failed = None;
     for job in jobs {
-        let result = match store.job_context(&job).await {
+        let result = match store.queue().job_context(&job).await {
             Ok(ctx) => compose_and_queue(store, config, job.id, &ctx).await,
-            Err(Error::NotFound) => store.skip_job(job.id).await,
+            Err(Error::NotFound) => store.queue().skip_job(job.id).await,
             // It can never be composed: set aside (logged), not retried.
-            Err(error) if error.is_permanent() => store.park_job(job.id, &error).await,
+            Err(error) if error.is_permanent() => store.queue().park_job(job.id, &error).await,
             Err(error) => Err(error),
         };
         match result {
@@ -112,13 +112,13 @@ async fn notify_pending(store: &Store, config: &NotifyConfig, wakers: &Wakers) -
 async fn compose_and_queue(store: &Store, config: &NotifyConfig, job: i64, ctx: &MailContext) -> Result<(), Error> {
     let Some(mail) = mail_for(ctx, config, store.policy()) else {
         tracing::warn!(job, "notification job without its message: skipped");
-        return store.skip_job(job).await;
+        return store.queue().skip_job(job).await;
     };
     let rendered = match mail.render() {
         Ok(rendered) => rendered,
         Err(error) => {
             tracing::error!(job, kind = mail.name(), %error, "cannot render mail: job skipped");
-            return store.skip_job(job).await;
+            return store.queue().skip_job(job).await;
         }
     };
     let envelope = Envelope {
@@ -128,6 +128,7 @@ async fn compose_and_queue(store: &Store, config: &NotifyConfig, job: i64, ctx: 
     };
     let message = mail::write(&rendered, envelope, config.dkim.as_deref());
     store
+        .queue()
         .queue_mail(Some(job), &config.from_address, &ctx.recipient.email, &message)
         .await
 }

@@ -116,7 +116,7 @@ pub async fn run_sms(store: Arc<Store>, provider: Arc<dyn SmsProvider>) {
         match send_pending(&store, provider.as_ref()).await {
             Ok(()) => {
                 backoff.succeed();
-                let _ = tokio::time::timeout(Duration::from_secs(5), store.sms_added().notified()).await;
+                let _ = tokio::time::timeout(Duration::from_secs(5), store.queue().sms_added().notified()).await;
             }
             Err(error) => tokio::time::sleep(backoff.fail(&error)).await,
         }
@@ -126,14 +126,14 @@ pub async fn run_sms(store: Arc<Store>, provider: Arc<dyn SmsProvider>) {
 /// One pass over the queued texts and calls; a store error is returned after it.
 async fn send_pending(store: &Store, provider: &dyn SmsProvider) -> Result<(), store::Error> {
     let mut failed = None;
-    for job in store.pending_sms(20).await? {
+    for job in store.queue().pending_sms(20).await? {
         let result = provider.send(job.message.expose()).await;
         if let Err(error) = &result {
             tracing::warn!(job = job.id, %error, "cannot send a code by SMS/voice; will retry");
         } else {
             tracing::info!(job = job.id, "code sent by SMS/voice");
         }
-        if let Err(error) = store.sms_done(&job, result.is_ok()).await {
+        if let Err(error) = store.queue().sms_done(&job, result.is_ok()).await {
             failed = Some(error);
         }
     }

@@ -137,11 +137,11 @@ impl FromRequestParts<AppState> for ApiUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         if let Some(key) = bearer_key(&parts.headers) {
-            return Ok(Self(state.store.addin_key_user(&key).await?));
+            return Ok(Self(state.store.auth().addin_key_user(&key).await?));
         }
         if let Some((email, password)) = basic_credentials(&parts.headers)? {
             let Ok(Client(client)) = Client::from_request_parts(parts, state).await;
-            let user = state.store.check_mail_client(&email, &password, &client).await?;
+            let user = state.store.auth().check_mail_client(&email, &password, &client).await?;
             return Ok(Self(user));
         }
         match <Viewer as axum::extract::OptionalFromRequestParts<AppState>>::from_request_parts(parts, state).await {
@@ -191,7 +191,7 @@ pub async fn contacts(
         .filter(|a| !a.is_empty())
         .map(str::to_owned)
         .collect();
-    let known = state.store.known_contacts(&user, &addresses).await?;
+    let known = state.store.mail().known_contacts(&user, &addresses).await?;
     let body = ContactsJson {
         contacts: known
             .into_iter()
@@ -226,11 +226,11 @@ pub async fn addin_key(
     let Some((email, password)) = basic_credentials(&headers)? else {
         return Err(Problem::unauthorized());
     };
-    let user = state.store.check_mail_client(&email, &password, &client).await?;
+    let user = state.store.auth().check_mail_client(&email, &password, &client).await?;
     if user.may_send_secure().is_err() {
         return Err(not_sending());
     }
-    let key = state.store.issue_addin_key(&user, &client).await?;
+    let key = state.store.auth().issue_addin_key(&user, &client).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/json"),

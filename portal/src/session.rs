@@ -151,6 +151,7 @@ async fn lookup(parts: &Parts, state: &AppState) -> Result<Option<Viewer>, Error
     };
     Ok(state
         .store
+        .auth()
         .session_user(&token)
         .await?
         .map(|user| Viewer { user, token }))

@@ -111,12 +111,12 @@ impl Env {
     /// The link of the first pending mail job of `kind` for `email`; marks all jobs done.
     async fn link(&self, kind: JobKind, email: &str) -> String {
         let mut found = None;
-        for job in self.store.pending_jobs(100).await.unwrap() {
-            let user = self.store.user(job.user_id).await.unwrap();
+        for job in self.store.queue().pending_jobs(100).await.unwrap() {
+            let user = self.store.accounts().user(job.user_id).await.unwrap();
             if job.kind == kind && user.email == email && found.is_none() {
-                found = Some(self.store.job_context(&job).await.unwrap().link);
+                found = Some(self.store.queue().job_context(&job).await.unwrap().link);
             }
-            self.store.skip_job(job.id).await.unwrap();
+            self.store.queue().skip_job(job.id).await.unwrap();
         }
         found.unwrap_or_else(|| panic!("no {kind:?} job for {email}"))
     }
@@ -160,11 +160,13 @@ fn token_of(cookie: &str) -> &str {
 /// the sender's session cookie and the message id.
 async fn send_message(env: &Env) -> (String, String) {
     env.store
+        .accounts()
         .add_practice("Bright Smiles Dental", "clinic.example")
         .await
         .unwrap();
     let (alice, token) = env
         .store
+        .accounts()
         .add_practice_user(
             "alice@clinic.example",
             "Dr Alice",
@@ -186,15 +188,16 @@ async fn send_message(env: &Env) -> (String, String) {
     assert_eq!(location(&response), "/inbox");
     let cookie = session_cookie(&response);
 
-    let mut writer = env.store.spool_writer().await.unwrap();
+    let mut writer = env.store.queue().spool_writer().await.unwrap();
     writer.write(MESSAGE.as_bytes()).await.unwrap();
     let spooled = writer.finish().await.unwrap();
     let rcpt = ["pat@example.com", "doc@other.example", "new@unknown.example"].map(String::from);
     env.store
+        .queue()
         .accept_secure(&spooled, "alice@clinic.example", &rcpt, alice.id)
         .await
         .unwrap();
-    env.store.seal_spooled(&spooled.id).await.unwrap();
+    env.store.mail().seal_spooled(&spooled.id).await.unwrap();
     (cookie, spooled.id.to_string())
 }
 
@@ -372,7 +375,13 @@ async fn other_practice_doctor_registers_with_specialty_and_practice() {
     assert!(text(response).await.contains("Please enter the name of your practice."));
     let response = env.post(&invite, &form, None).await;
     assert_eq!(response.status(), StatusCode::OK, "{}", text(response).await);
-    let user = env.store.user_by_email("doc@other.example").await.unwrap().unwrap();
+    let user = env
+        .store
+        .accounts()
+        .user_by_email("doc@other.example")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(user.profile.specialty.as_deref(), Some("Endodontics"));
     assert_eq!(user.profile.procedures, ["Root canal treatment", "Apicoectomy"]);
     assert_eq!(user.profile.practice_name.as_deref(), Some("Other Dental"));
@@ -389,7 +398,13 @@ async fn sender_sees_status_chooses_roles_and_signs_out() {
     );
 
     let page = text(env.get(&format!("/m/{id}/roles"), Some(&cookie)).await).await;
-    let new_user = env.store.user_by_email("new@unknown.example").await.unwrap().unwrap();
+    let new_user = env
+        .store
+        .accounts()
+        .user_by_email("new@unknown.example")
+        .await
+        .unwrap()
+        .unwrap();
     let field = format!("role_{}", new_user.id);
     assert!(page.contains(&format!(r#"name="{field}" value="patient""#)));
 
@@ -411,9 +426,22 @@ async fn sender_sees_status_chooses_roles_and_signs_out() {
         .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&response), format!("/m/{id}"));
-    let sender = env.store.user_by_email("alice@clinic.example").await.unwrap().unwrap();
+    let sender = env
+        .store
+        .accounts()
+        .user_by_email("alice@clinic.example")
+        .await
+        .unwrap()
+        .unwrap();
     let message = store::ids::MessageId::parse(&id).unwrap();
-    assert!(env.store.pending_roles(&sender, &message).await.unwrap().is_empty());
+    assert!(
+        env.store
+            .mail()
+            .pending_roles(&sender, &message)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let page = text(env.get("/sent", Some(&cookie)).await).await;
     assert!(page.contains("Your results"));

@@ -39,7 +39,7 @@ pub(crate) async fn audit(command: AuditCommand, config: &Config) -> anyhow::Res
         _ => None,
     };
     let store = app::open_store(config, Arc::new(SystemClock)).await?;
-    let intact = match store.verify_audit_against(anchor.as_ref()).await? {
+    let intact = match store.audit_log().verify_audit_against(anchor.as_ref()).await? {
         Ok(intact) => intact,
         Err(broken) => anyhow::bail!("{broken}"),
     };
@@ -80,7 +80,7 @@ pub(crate) async fn log_audit_anchors(store: Arc<store::Store>) {
 
 /// Logs the newest entry unless it is `last`; returns it.
 pub(crate) async fn log_audit_anchor(store: &store::Store, last: Option<i64>) -> Option<i64> {
-    match store.audit_anchor().await {
+    match store.audit_log().audit_anchor().await {
         Ok(Some(anchor)) if Some(anchor.id) != last => {
             tracing::info!(%anchor, "audit anchor (keep it: sealpost audit verify --anchor ...)");
             Some(anchor.id)

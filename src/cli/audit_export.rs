@@ -45,6 +45,7 @@ pub(crate) async fn export(config: &Config, since: &str, format: ExportFormat) -
     }
     let mut failed = None;
     let count = store
+        .maintenance()
         .export_audit(since, |record| {
             if failed.is_none() {
                 failed = write_record(&mut out, &record, format).err();

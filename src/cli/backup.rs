@@ -43,9 +43,12 @@ pub(crate) async fn backup(config: &Config, dir: &Path, keys_to: Option<&Path>) 
     }
     let store = app::open_store(config, Arc::new(SystemClock)).await?;
     std::fs::create_dir_all(dir)?;
-    let database = match store.dialect() {
+    let database = match store.maintenance().dialect() {
         Dialect::Sqlite => {
-            store.snapshot_sqlite(&dir.join("database.sqlite")).await?;
+            store
+                .maintenance()
+                .snapshot_sqlite(&dir.join("database.sqlite"))
+                .await?;
             "sqlite"
         }
         Dialect::Postgres => {
@@ -60,16 +63,22 @@ pub(crate) async fn backup(config: &Config, dir: &Path, keys_to: Option<&Path>) 
         }
     };
     println!("  database: copied ({database})");
-    let blobs = store.copy_blobs_to(&dir.join("blobs")).await?;
+    let blobs = store.maintenance().copy_blobs_to(&dir.join("blobs")).await?;
     println!("  blobs:    {} files, {} bytes (sealed)", blobs.files, blobs.bytes);
-    let spool = store.copy_spool_to(&dir.join("spool"))?;
+    let spool = store.maintenance().copy_spool_to(&dir.join("spool"))?;
     println!("  spool:    {} files (sealed)", spool.files);
-    copy_private_dir(&store.keyring_dir(), &keys_dir)?;
+    copy_private_dir(&store.maintenance().keyring_dir(), &keys_dir)?;
     let dkim = config.dkim_key_path();
     if dkim.exists() {
         copy_private(&dkim, &keys_dir.join("dkim.key"))?;
     }
-    let keks = store.kek_usage().await?.into_iter().map(|k| k.id).collect();
+    let keks = store
+        .maintenance()
+        .kek_usage()
+        .await?
+        .into_iter()
+        .map(|k| k.id)
+        .collect();
     let manifest = Manifest {
         format: FORMAT,
         sealpost_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -179,6 +188,7 @@ pub(crate) async fn restore(config: &Config, dir: &Path, keys_from: Option<&Path
     println!("  spool:    {spool_files} files");
     let store = app::open_store(config, Arc::new(SystemClock)).await?;
     let missing: Vec<String> = store
+        .maintenance()
         .kek_usage()
         .await?
         .into_iter()
@@ -191,7 +201,7 @@ pub(crate) async fn restore(config: &Config, dir: &Path, keys_from: Option<&Path
             missing.join(", ")
         );
     }
-    match store.verify_audit().await? {
+    match store.audit_log().verify_audit().await? {
         Ok(entries) => println!("Restored. The audit log verifies ({entries} entries)."),
         Err(id) => bail!("restored, but the audit log does not verify (entry {id}): are these the backup's own keys?"),
     }

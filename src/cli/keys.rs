@@ -39,7 +39,7 @@ pub(crate) async fn keys(command: KeysCommand, config: &Config) -> anyhow::Resul
         KeysCommand::List => list(&store).await,
         KeysCommand::Rotate { batch, max_keys } => rotate(&store, batch, max_keys).await,
         KeysCommand::Retire { id } => {
-            store.retire_kek(&id).await?;
+            store.maintenance().retire_kek(&id).await?;
             println!("Key-encryption key {id} retired: its file is removed from the keyring.");
             println!(
                 "Backups made before today still hold it; destroy those copies of the keys as your retention allows."
@@ -51,7 +51,7 @@ pub(crate) async fn keys(command: KeysCommand, config: &Config) -> anyhow::Resul
 
 async fn list(store: &store::Store) -> anyhow::Result<()> {
     println!("{:<12} {:>10}  status", "KEK", "data keys");
-    for kek in store.kek_usage().await? {
+    for kek in store.maintenance().kek_usage().await? {
         let status = match (kek.active, kek.on_disk, kek.data_keys) {
             (true, _, _) => "active",
             (false, false, _) => "MISSING from the keyring: these data keys cannot be opened",
@@ -64,8 +64,8 @@ async fn list(store: &store::Store) -> anyhow::Result<()> {
 }
 
 async fn rotate(store: &store::Store, batch: i64, max_keys: Option<u64>) -> anyhow::Result<()> {
-    let rotation = store.begin_rotation().await?;
-    let remaining = store.rotation_remaining(&rotation).await?;
+    let rotation = store.maintenance().begin_rotation().await?;
+    let remaining = store.maintenance().rotation_remaining(&rotation).await?;
     let total = rotation.rewrapped + remaining;
     if rotation.resumed {
         println!(
@@ -89,7 +89,7 @@ async fn rotate(store: &store::Store, batch: i64, max_keys: Option<u64>) -> anyh
             );
             return Ok(());
         }
-        let moved = store.rewrap_batch(&rotation, &mut cursor, batch).await?;
+        let moved = store.maintenance().rewrap_batch(&rotation, &mut cursor, batch).await?;
         this_run += moved;
         done += moved;
         if moved > 0 {
@@ -99,10 +99,10 @@ async fn rotate(store: &store::Store, batch: i64, max_keys: Option<u64>) -> anyh
             );
         }
     }
-    match store.finish_rotation(&rotation).await? {
+    match store.maintenance().finish_rotation(&rotation).await? {
         0 => {
             println!("Rotation finished: every data key is wrapped by {}.", rotation.kek_id);
-            for kek in store.kek_usage().await? {
+            for kek in store.maintenance().kek_usage().await? {
                 if !kek.active && kek.on_disk {
                     println!(
                         "  retire the old key when you are ready: sealpost keys retire --id {}",

@@ -86,7 +86,7 @@ pub(crate) async fn run(config: &Config, command: PracticeCommand) -> anyhow::Re
     match command {
         PracticeCommand::Add { name, domain } => {
             let store = app::open_store(config, Arc::new(SystemClock)).await?;
-            let practice = store.add_practice(&name, &domain).await?;
+            let practice = store.accounts().add_practice(&name, &domain).await?;
             println!(
                 "Added practice {} ({}), id {}.",
                 practice.name, practice.domain, practice.id
@@ -112,7 +112,7 @@ async fn practice_sso(config: &Config, command: PracticeCommand) -> anyhow::Resu
     let store = app::open_store(config, Arc::new(SystemClock)).await?;
     let sp = portal::sso::Sp::new(&config.public_url, &domain.trim().to_ascii_lowercase());
     if disable {
-        let was_on = store.disable_practice_idp(domain).await?;
+        let was_on = store.auth().disable_practice_idp(domain).await?;
         println!(
             "Single sign-on for {domain} is off{}.",
             if was_on { "" } else { " (it was not set up)" }
@@ -122,7 +122,7 @@ async fn practice_sso(config: &Config, command: PracticeCommand) -> anyhow::Resu
     let path = metadata.context("--idp-metadata FILE is needed")?;
     let xml = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let idp = portal::sso::parse_idp_metadata(&xml).map_err(anyhow::Error::msg)?;
-    let practice = store.set_practice_idp(domain, &idp.entity_id, &xml).await?;
+    let practice = store.auth().set_practice_idp(domain, &idp.entity_id, &xml).await?;
     println!("Single sign-on for {} now uses IdP {}.", practice.domain, idp.entity_id);
     println!("  IdP sign-on URL:      {}", idp.sso_url);
     println!("  SP metadata URL:      {}", sp.entity_id);
@@ -188,7 +188,8 @@ async fn practice_routing(config: &Config, command: PracticeCommand) -> anyhow::
                             }
                         );
                     }
-                    db.set_relay_source(&domain, &RelaySource { kind, value }, remove)
+                    db.accounts()
+                        .set_relay_source(&domain, &RelaySource { kind, value }, remove)
                         .await?;
                 }
             }
@@ -199,7 +200,7 @@ async fn practice_routing(config: &Config, command: PracticeCommand) -> anyhow::
                 (None, Some(remove)) => (remove, true),
                 _ => anyhow::bail!("give either --add DOMAIN or --remove DOMAIN"),
             };
-            db.set_practice_domain(&domain, &other, removing).await?;
+            db.accounts().set_practice_domain(&domain, &other, removing).await?;
         }
         PracticeCommand::List => {}
         PracticeCommand::Add { .. } | PracticeCommand::Sso { .. } => {
@@ -212,7 +213,7 @@ async fn practice_routing(config: &Config, command: PracticeCommand) -> anyhow::
 /// Prints every practice's domains and relay sources, and what that means.
 async fn print_practice_routing(db: &store::Store) -> anyhow::Result<()> {
     use store::accounts::relay_sources::SourceKind;
-    let routing = db.practice_routing().await?;
+    let routing = db.accounts().practice_routing().await?;
     let several = routing.len() > 1;
     if routing.is_empty() {
         println!("No practices yet (add one with `sealpost practice add`).");

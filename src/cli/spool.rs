@@ -29,7 +29,7 @@ pub(crate) async fn spool(command: SpoolCommand, config: &Config) -> anyhow::Res
     let store = app::open_store(config, Arc::new(SystemClock)).await?;
     match command {
         SpoolCommand::Quarantined => {
-            let entries = store.quarantined_spool().await?;
+            let entries = store.queue().quarantined_spool().await?;
             if entries.is_empty() {
                 println!("No message is in quarantine.");
             }
@@ -46,7 +46,7 @@ pub(crate) async fn spool(command: SpoolCommand, config: &Config) -> anyhow::Res
         }
         SpoolCommand::Release { id } => {
             let id = MessageId::parse(id.trim()).ok_or_else(|| anyhow::anyhow!("{id:?} is not a message id"))?;
-            if store.release_quarantined(&id).await? {
+            if store.queue().release_quarantined(&id).await? {
                 println!("Released {id}: the sealer tries it again now.");
                 Ok(())
             } else {

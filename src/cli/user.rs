@@ -62,6 +62,7 @@ pub(crate) async fn user(command: UserCommand, config: &Config) -> anyhow::Resul
                 PracticeRole::Staff => Role::Staff,
             };
             let (user, token) = store
+                .accounts()
                 .add_practice_user(&email, &name, role, &practice, paid, user_manager)
                 .await?;
             println!(
@@ -77,10 +78,11 @@ pub(crate) async fn user(command: UserCommand, config: &Config) -> anyhow::Resul
         UserCommand::AppPassword { email, label } => {
             let store = app::open_store(config, Arc::new(SystemClock)).await?;
             let user = store
+                .accounts()
                 .user_by_email(&email)
                 .await?
                 .with_context(|| format!("no user {email}"))?;
-            let password = store.create_app_password(&user, &label, "cli").await?;
+            let password = store.auth().create_app_password(&user, &label, "cli").await?;
             println!(
                 "App password \"{}\" for {} (shown only this once):",
                 label.trim(),

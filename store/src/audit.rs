@@ -15,7 +15,7 @@ use std::fmt;
 use futures::TryStreamExt;
 use sqlx::Row;
 
-use crate::{Result, Store};
+use crate::{AuditLog, Result, Store};
 
 /// One thing that happened, for the audit log.
 #[derive(Debug, Clone)]
@@ -124,6 +124,7 @@ pub struct AuditIntact {
     pub newest: Option<Anchor>,
 }
 
+// Store-wide: every room writes the audit log.
 impl Store {
     /// Appends one event to the chain.
     pub async fn audit(&self, event: AuditEvent<'_>) -> Result<()> {
@@ -153,7 +154,9 @@ impl Store {
         }
         Ok(())
     }
+}
 
+impl AuditLog<'_> {
     /// Walks the whole chain. Returns the number of rows, or the id of the first
     /// row whose hash does not follow from its predecessor.
     pub async fn verify_audit(&self) -> Result<std::result::Result<u64, i64>> {

@@ -12,6 +12,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{GetResultPayload, ObjectStore, ObjectStoreExt, WriteMultipart};
 
 use crate::crypto::{DataKey, Opener, Sealer};
+use crate::sealed_stream::{file_chunks, open_sealed_stream};
 use crate::{Error, Result};
 
 /// Where sealed blobs live.
@@ -78,7 +79,7 @@ impl Blobs {
         // object_store reads local files in 8 KiB pieces, each on the blocking
         // pool; reading them ourselves in 256 KiB pieces is several times faster.
         let chunks = match sealed.payload {
-            GetResultPayload::File(file, _) => crate::spool::file_chunks(tokio::fs::File::from_std(file)),
+            GetResultPayload::File(file, _) => file_chunks(tokio::fs::File::from_std(file)),
             GetResultPayload::Stream(stream) => stream.map_err(Error::from).boxed(),
         };
         Ok(open_sealed_stream(chunks, Opener::new(data_key, blob_no)))
@@ -122,27 +123,6 @@ impl Blobs {
         }
         Ok(())
     }
-}
-
-/// Turns a stream of sealed bytes into a stream of verified plaintext.
-pub(crate) fn open_sealed_stream(
-    sealed: BoxStream<'static, Result<Bytes>>,
-    opener: Opener,
-) -> BoxStream<'static, Result<Bytes>> {
-    futures::stream::try_unfold((sealed, Some(opener)), |(mut sealed, mut opener)| async move {
-        loop {
-            let Some(active) = opener.as_mut() else { return Ok(None) };
-            let mut out = Vec::new();
-            match sealed.next().await {
-                Some(chunk) => active.update(&chunk?, &mut out)?,
-                None => opener.take().expect("checked above").finish(&mut out)?,
-            }
-            if !out.is_empty() {
-                return Ok(Some((Bytes::from(out), (sealed, opener))));
-            }
-        }
-    })
-    .boxed()
 }
 
 /// Writes plaintext into a sealed blob; nothing is visible until [`finish`](Self::finish).

@@ -6,7 +6,7 @@
 use sqlx::Row;
 
 use crate::accounts::{Relationship, Role, User, normalize_email};
-use crate::{Error, Result, Store};
+use crate::{Error, Mail, Result};
 
 /// The most addresses one question may hold.
 pub const MAX_ADDRESSES: usize = 100;
@@ -19,7 +19,7 @@ pub struct KnownContact {
     pub relationship: Relationship,
 }
 
-impl Store {
+impl Mail<'_> {
     /// Which of `addresses` are known contacts of `user`'s practice, with their
     /// relationship. Others are simply absent, so the answer never tells whether an
     /// address has an account. A user outside any practice has no contacts.

@@ -6,53 +6,22 @@
 //! *outbound queue* sealed on disk; the delivery worker sends it at least once,
 //! retrying with backoff. Jobs and queue rows name people by id, never content.
 
-use std::path::PathBuf;
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use sqlx::Row;
 
 use crate::accounts::{Practice, TokenPurpose, User, UserStatus};
-use crate::blobs::open_sealed_stream;
 use crate::crypto::{Opener, WrappedKey};
 use crate::ids::{MessageId, PracticeId, UserId};
+use crate::sealed_stream::open_sealed_stream;
 use crate::states::OutboundState;
-use crate::{Error, Result, Store};
+use crate::{Error, Queue, Result};
+
+pub use crate::job_kind::JobKind;
 
 /// A job of a kind about a message that names none (see [`job_from_row`]).
 const NO_MESSAGE: Error = Error::Corrupt("mail job without the message id its kind needs");
-
-/// What a mail job asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobKind {
-    /// Tell a recipient a secure message waits (an invitation if they have no account).
-    Notify,
-    /// Send a registered recipient the link to set their password.
-    SetPassword,
-    /// Ask a sender to choose the relationship of new recipients.
-    ChooseRoles,
-}
-
-impl JobKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Notify => "notify",
-            Self::SetPassword => "set_password",
-            Self::ChooseRoles => "choose_roles",
-        }
-    }
-
-    fn parse(text: &str) -> Option<Self> {
-        [Self::Notify, Self::SetPassword, Self::ChooseRoles]
-            .into_iter()
-            .find(|k| k.as_str() == text)
-    }
-
-    /// Is this mail about one message (so its job must name it)?
-    fn needs_message(self) -> bool {
-        matches!(self, Self::Notify | Self::ChooseRoles)
-    }
-}
 
 /// One mail to compose.
 #[derive(Debug, Clone)]
@@ -82,23 +51,6 @@ pub struct MailContext {
     pub link: String,
     /// This mail invites someone who cannot sign in yet (no account, or no password).
     pub invitation: bool,
-}
-
-pub(crate) async fn add_job(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    kind: JobKind,
-    user: UserId,
-    message: Option<&MessageId>,
-    now: i64,
-) -> Result<()> {
-    sqlx::query("INSERT INTO mail_jobs (kind, user_id, message_id, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(kind.as_str())
-        .bind(user.0)
-        .bind(message.map(MessageId::as_str))
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
 }
 
 pub(crate) async fn insert_outbound(
@@ -189,10 +141,10 @@ fn job_from_row(row: &sqlx::any::AnyRow) -> Result<MailJob> {
     })
 }
 
-impl Store {
+impl Queue<'_> {
     /// Jobs not yet done, oldest first. A job that can never be composed
     /// (an unknown kind, a missing or malformed message id) is set aside
-    /// ([`Store::park_job`]) instead of holding up the others.
+    /// ([`crate::Queue::park_job`]) instead of holding up the others.
     pub async fn pending_jobs(&self, limit: i64) -> Result<Vec<MailJob>> {
         let rows = sqlx::query(
             "SELECT id, kind, user_id, message_id FROM mail_jobs WHERE done_at IS NULL ORDER BY id LIMIT $1",
@@ -229,7 +181,7 @@ impl Store {
     /// recipient or message gone meanwhile is [`Error::NotFound`] (skip the
     /// job); a job that breaks its kind's rules is [`Error::Corrupt`] (park it).
     pub async fn job_context(&self, job: &MailJob) -> Result<MailContext> {
-        let recipient = self.user(job.user_id).await?;
+        let recipient = self.accounts().user(job.user_id).await?;
         let message = match &job.message_id {
             Some(id) => Some(self.message_context(id).await?),
             None => None,
@@ -238,6 +190,7 @@ impl Store {
         let link = match job.kind {
             JobKind::SetPassword => {
                 let token = self
+                    .auth()
                     .issue_token(
                         TokenPurpose::SetPassword,
                         recipient.id,
@@ -254,6 +207,7 @@ impl Store {
                     UserStatus::Invited => {
                         invitation = true;
                         let token = self
+                            .auth()
                             .issue_token(TokenPurpose::Invite, recipient.id, Some(id), self.policy.invite_ttl)
                             .await?;
                         format!("/m/{id}?invite={token}")
@@ -263,6 +217,7 @@ impl Store {
                     UserStatus::Registered => {
                         invitation = true;
                         let token = self
+                            .auth()
                             .issue_token(
                                 TokenPurpose::SetPassword,
                                 recipient.id,
@@ -291,9 +246,12 @@ impl Store {
             .fetch_optional(&self.db)
             .await?
             .ok_or(Error::NotFound)?;
-        let sender = self.user(UserId(row.try_get("sender_id")?)).await?;
-        let practice = self.practice(PracticeId(row.try_get("practice_id")?)).await?;
-        let notice = self.message_meta_unchecked(id).await?.notice;
+        let sender = self.accounts().user(UserId(row.try_get("sender_id")?)).await?;
+        let practice = self
+            .accounts()
+            .practice(PracticeId(row.try_get("practice_id")?))
+            .await?;
+        let notice = self.mail().message_meta_unchecked(id).await?.notice;
         Ok(MessageContext {
             id: id.clone(),
             sender,
@@ -305,14 +263,14 @@ impl Store {
     /// Seals a composed mail into the outbound queue and marks its job done, in
     /// one transaction, so a job yields exactly one queued mail.
     pub async fn queue_mail(&self, job: Option<i64>, mail_from: &str, rcpt_to: &str, message: &[u8]) -> Result<()> {
-        let mut writer = crate::spool::SpoolWriter::create(&self.spool_out()).await?;
+        let mut writer = crate::spool_file::SpoolWriter::create(&self.spool_out()).await?;
         writer.write(message).await?;
         let spooled = writer.finish().await?;
         let wrapped = self.keys.wrap(spooled.key());
         let mut tx = self.write_tx().await?;
         insert_outbound(
             &mut tx,
-            &format!("out/{}", spooled.id),
+            &crate::layout::SpoolDir::Out.entry(&spooled.id),
             mail_from,
             rcpt_to,
             &wrapped,
@@ -368,17 +326,13 @@ impl Store {
         rows.iter().map(outbound_from_row).collect()
     }
 
-    fn outbound_path(&self, blob: &str) -> PathBuf {
-        self.data_dir.join("spool").join(blob)
-    }
-
     /// The message to deliver, decrypted as it streams.
     pub async fn outbound_body(&self, item: &OutboundItem) -> Result<BoxStream<'static, Result<Bytes>>> {
         let key = self.keys.unwrap(&item.key)?;
-        let sealed = crate::spool::file_stream(&self.outbound_path(&item.blob)).await?;
+        let sealed = crate::sealed_stream::file_stream(&self.spool_entry_path(&item.blob)).await?;
         Ok(open_sealed_stream(
             sealed,
-            Opener::new(&key, crate::ingest::BLOB_ORIGINAL),
+            Opener::new(&key, crate::layout::BLOB_ORIGINAL),
         ))
     }
 
@@ -419,7 +373,7 @@ impl Store {
                 .await?
                 .try_get("n")?;
             if left == 0 {
-                let _ = tokio::fs::remove_file(self.outbound_path(&item.blob)).await;
+                let _ = tokio::fs::remove_file(self.spool_entry_path(&item.blob)).await;
             }
         }
         Ok(())

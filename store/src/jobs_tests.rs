@@ -4,6 +4,7 @@
 use sqlx::Row;
 
 use super::*;
+use crate::Store;
 use crate::testing::{Logs, store};
 
 async fn user(store: &Store) -> UserId {
@@ -49,7 +50,14 @@ async fn jobs_that_cannot_be_composed_are_set_aside_and_logged_and_the_rest_go_o
     let notify = job(&store, "notify", user, Some(message.as_str())).await;
     let set_password = job(&store, "set_password", user, None).await;
 
-    let pending: Vec<i64> = store.pending_jobs(50).await.unwrap().iter().map(|j| j.id).collect();
+    let pending: Vec<i64> = store
+        .queue()
+        .pending_jobs(50)
+        .await
+        .unwrap()
+        .iter()
+        .map(|j| j.id)
+        .collect();
     assert_eq!(pending, [notify, set_password], "the good jobs behind the bad ones");
     for (parked, reason) in [
         (unknown, "unknown mail job kind"),
@@ -76,7 +84,14 @@ async fn jobs_that_cannot_be_composed_are_set_aside_and_logged_and_the_rest_go_o
 
     // Set aside once: the next pass sees only the good jobs, and logs nothing new.
     let lines = logs.text().lines().count();
-    let again: Vec<i64> = store.pending_jobs(50).await.unwrap().iter().map(|j| j.id).collect();
+    let again: Vec<i64> = store
+        .queue()
+        .pending_jobs(50)
+        .await
+        .unwrap()
+        .iter()
+        .map(|j| j.id)
+        .collect();
     assert_eq!(again, [notify, set_password]);
     assert_eq!(logs.text().lines().count(), lines);
 }
@@ -91,12 +106,12 @@ async fn a_job_without_its_message_is_corrupt_and_one_whose_message_is_gone_is_a
         user_id: user,
         message_id: None,
     };
-    let error = store.job_context(&without).await.unwrap_err();
+    let error = store.queue().job_context(&without).await.unwrap_err();
     assert!(matches!(error, Error::Corrupt(_)) && error.is_permanent(), "{error}");
     let gone = MailJob {
         message_id: Some(MessageId::generate()),
         ..without
     };
-    let error = store.job_context(&gone).await.unwrap_err();
+    let error = store.queue().job_context(&gone).await.unwrap_err();
     assert!(matches!(error, Error::NotFound) && !error.is_permanent(), "{error}");
 }

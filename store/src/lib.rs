@@ -1,6 +1,24 @@
 //! The secure store: domain types, database, sealed blobs, envelope encryption,
 //! accounts, messages and their reply threads, the mail queue and the audit log. It speaks no network
 //! protocol; the gateway (SMTP) and the portal (HTTP) meet only here.
+//!
+//! [`Store`] opens everything and keeps what every part shares (`now`, `policy`,
+//! `audit`, `close`); the rest of its surface is grouped in rooms ([`rooms`]), one
+//! per domain, each made by a method and each owning the files named here:
+//!
+//! | room | owns | for example |
+//! |---|---|---|
+//! | `store.mail()` ([`Mail`]) | `messages`, `mailbox`, `threads`, `contacts`, `visible`, `ingest/` | `inbox`, `open_message`, `seal_spooled`, `mailbox_sync` |
+//! | `store.accounts()` ([`Accounts`]) | `accounts/{mod,manage,registration,relay_sources}.rs` | `user`, `add_practice`, `register`, `relay_sources` |
+//! | `store.auth()` ([`Auth`]) | the other files of `accounts/` (sign-in, two-step, passkeys, devices, app passwords, SAML, tokens, lockout) | `begin_sign_in`, `session_user`, `verify_totp` |
+//! | `store.queue()` ([`Queue`]) | `spool`, `spool_file`, `jobs`, `accounts/sms.rs` | `accept_secure`, `pending_jobs`, `due_outbound`, `pending_sms` |
+//! | `store.audit_log()` ([`AuditLog`]) | `audit` (reading; writing is [`Store::audit`]) | `verify_audit`, `recent_audit` |
+//!
+//! A new method goes in the file of its room, in that file's `impl <Room><'_>`
+//! block; a room reaches another as `self.queue()`. Pieces several rooms share
+//! are leaves that import no other store module: [`layout`] (blob numbers, blob
+//! keys, spool paths), `sealed_stream` (reading sealed files), `spool_file` (writing
+//! them), `job_kind` (adding a mail job), [`crypto`], [`ids`], [`clock`].
 
 pub mod accounts;
 pub mod audit;
@@ -12,15 +30,22 @@ pub mod db;
 mod error;
 pub mod ids;
 pub mod ingest;
+mod job_kind;
 pub mod jobs;
+pub mod layout;
 pub mod mailbox;
 pub mod maintenance;
 pub mod messages;
+#[cfg(test)]
+mod module_graph;
 pub mod redact;
+pub mod rooms;
+mod sealed_stream;
 pub mod spool;
 pub mod states;
 #[cfg(test)]
 mod testing;
+mod spool_file;
 pub mod threads;
 pub mod visible;
 
@@ -29,6 +54,7 @@ use std::sync::Arc;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
+pub use rooms::{Accounts, AuditLog, Auth, Mail, Maintenance, Queue};
 
 /// PHI (or what may be PHI) in memory. Its `Debug` prints `[sealed]` and it has no
 /// `Display`, so it can't slip into a log line or an error by accident.
@@ -176,11 +202,6 @@ impl Store {
         self.clock.now()
     }
 
-    /// Signalled whenever mail jobs are committed, so the notifier need not poll.
-    pub fn jobs_added(&self) -> &tokio::sync::Notify {
-        &self.jobs_added
-    }
-
     pub(crate) fn signal_jobs(&self) {
         self.jobs_added.notify_one();
     }
@@ -192,21 +213,5 @@ impl Store {
     /// Closes the database pool (flushes `SQLite`'s WAL on the last connection).
     pub async fn close(&self) {
         self.db.close().await;
-    }
-
-    /// Spool files still being written when the process stopped were never
-    /// acknowledged: remove them. Only the server calls this, as it starts: an
-    /// admin command opens the same store while a server may be running, and
-    /// must not take away the files of messages that server is receiving.
-    pub fn clear_partial_spool(&self) -> Result<()> {
-        for dir in [self.spool_in(), self.spool_out()] {
-            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-            for entry in entries.flatten() {
-                if entry.path().extension().is_some_and(|e| e == "tmp") {
-                    let _ = std::fs::remove_file(entry.path());
-                }
-            }
-        }
-        Ok(())
     }
 }

@@ -11,7 +11,7 @@ use crate::accounts::User;
 use crate::audit::AuditEvent;
 use crate::ids::MessageId;
 use crate::messages::visibility::{recipient_sees, sender_sees};
-use crate::{Error, Result, Store, ingest};
+use crate::{Error, Mail, Result, ingest};
 
 /// The two mailboxes every user has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,7 +105,7 @@ const SENT_LIST: &str = concat!(
     " ORDER BY i.uid"
 );
 
-impl Store {
+impl Mail<'_> {
     /// Signalled (the counter moves on) whenever a message is sealed, read in
     /// the portal or destroyed, so IMAP IDLE can look again.
     pub fn mail_changes(&self) -> tokio::sync::watch::Receiver<u64> {
@@ -289,12 +289,20 @@ impl Store {
         // was one has only the original as received.
         let stream = match self
             .blobs
-            .open(&crate::visible::visible_key(id), &key, crate::visible::BLOB_VISIBLE)
+            .open(
+                &crate::layout::MessageBlob::Visible.key(id),
+                &key,
+                crate::layout::BLOB_VISIBLE,
+            )
             .await
         {
             Err(Error::NotFound) => {
                 self.blobs
-                    .open(&format!("messages/{id}/original"), &key, ingest::BLOB_ORIGINAL)
+                    .open(
+                        &crate::layout::MessageBlob::Original.key(id),
+                        &key,
+                        ingest::BLOB_ORIGINAL,
+                    )
                     .await?
             }
             other => other?,

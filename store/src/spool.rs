@@ -1,7 +1,7 @@
 //! The inbound spool: a message is sealed into a local file as it arrives over SMTP
 //! and fsynced, and only then recorded in the database; the gateway answers 250
 //! after both. Secure messages are later sealed into the store
-//! ([`Store::seal_spooled`](crate::Store::seal_spooled)); ordinary mail goes
+//! ([`crate::Mail::seal_spooled`](crate::Mail::seal_spooled)); ordinary mail goes
 //! straight to the outbound queue.
 //!
 //! Sealing is tried a bounded number of times: each attempt is counted before it
@@ -10,16 +10,12 @@
 //! arrived, sealed under its own key, and the sealer passes it by, so one bad
 //! message never holds up the others (issue 9).
 
-use std::path::{Path, PathBuf};
-
-use bytes::Bytes;
-use futures::stream::{BoxStream, StreamExt};
 use sqlx::Row;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::crypto::{DataKey, Sealer};
 use crate::ids::{MessageId, UserId};
-use crate::{Result, Store};
+use crate::{Queue, Result};
+
+pub use crate::spool_file::{SpoolWriter, Spooled};
 
 /// How many times sealing one spooled message is tried before it is quarantined.
 pub const MAX_SEAL_ATTEMPTS: i64 = 5;
@@ -87,139 +83,10 @@ fn spool_ids(rows: &[sqlx::any::AnyRow]) -> Result<Vec<MessageId>> {
     Ok(ids)
 }
 
-/// A spool file being written. Dropped without [`finish`](Self::finish), it is
-/// left as a `.tmp` file that start-up clears away.
-pub struct SpoolWriter {
-    file: tokio::fs::File,
-    tmp: PathBuf,
-    dest: PathBuf,
-    id: MessageId,
-    key: DataKey,
-    sealer: Sealer,
-    out: Vec<u8>,
-    size: u64,
-}
-
-/// A message safely on disk, not yet recorded in the database.
-pub struct Spooled {
-    pub id: MessageId,
-    pub size: u64,
-    key: DataKey,
-    path: PathBuf,
-}
-
-impl SpoolWriter {
-    pub(crate) async fn create(dir: &Path) -> Result<Self> {
-        tokio::fs::create_dir_all(dir).await?;
-        let id = MessageId::generate();
-        let dest = dir.join(id.as_str());
-        let tmp = dir.join(format!("{id}.tmp"));
-        let file = tokio::fs::File::create(&tmp).await?;
-        let key = DataKey::generate();
-        let sealer = Sealer::new(&key, crate::ingest::BLOB_ORIGINAL);
-        Ok(Self {
-            file,
-            tmp,
-            dest,
-            id,
-            key,
-            sealer,
-            out: Vec::with_capacity(1 << 20),
-            size: 0,
-        })
-    }
-
-    /// The id the message will have.
-    pub fn id(&self) -> &MessageId {
-        &self.id
-    }
-
-    pub async fn write(&mut self, data: &[u8]) -> Result<()> {
-        self.size += data.len() as u64;
-        self.sealer.update(data, &mut self.out);
-        if self.out.len() >= 1 << 20 {
-            self.file.write_all(&self.out).await?;
-            self.out.clear();
-        }
-        Ok(())
-    }
-
-    /// Seals the end, fsyncs the file and its folder.
-    pub async fn finish(mut self) -> Result<Spooled> {
-        self.sealer.finish(&mut self.out);
-        self.file.write_all(&self.out).await?;
-        self.file.sync_all().await?;
-        drop(self.file);
-        tokio::fs::rename(&self.tmp, &self.dest).await?;
-        sync_dir(self.dest.parent().expect("spool files live in a folder")).await?;
-        Ok(Spooled {
-            id: self.id,
-            size: self.size,
-            key: self.key,
-            path: self.dest,
-        })
-    }
-
-    /// Throws the partial file away.
-    pub async fn discard(self) {
-        drop(self.file);
-        let _ = tokio::fs::remove_file(&self.tmp).await;
-    }
-}
-
-impl Spooled {
-    pub async fn discard(self) {
-        let _ = tokio::fs::remove_file(&self.path).await;
-    }
-
-    pub(crate) fn key(&self) -> &DataKey {
-        &self.key
-    }
-}
-
-pub(crate) async fn sync_dir(dir: &Path) -> Result<()> {
-    tokio::fs::File::open(dir).await?.sync_all().await?;
-    Ok(())
-}
-
-/// Streams a file's bytes in 256 KiB pieces.
-pub(crate) async fn file_stream(path: &Path) -> Result<BoxStream<'static, Result<Bytes>>> {
-    let file = tokio::fs::File::open(path).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            crate::Error::NotFound
-        } else {
-            e.into()
-        }
-    })?;
-    Ok(file_chunks(file))
-}
-
-/// Streams an open file's bytes in 256 KiB pieces.
-pub(crate) fn file_chunks(file: tokio::fs::File) -> BoxStream<'static, Result<Bytes>> {
-    futures::stream::try_unfold(file, |mut file| async move {
-        let mut buf = vec![0u8; 256 * 1024];
-        let n = file.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(None);
-        }
-        buf.truncate(n);
-        Ok(Some((Bytes::from(buf), file)))
-    })
-    .boxed()
-}
-
-impl Store {
+impl Queue<'_> {
     /// Starts spooling an incoming message.
     pub async fn spool_writer(&self) -> Result<SpoolWriter> {
         SpoolWriter::create(&self.spool_in()).await
-    }
-
-    pub(crate) fn spool_in(&self) -> PathBuf {
-        self.data_dir.join("spool").join("in")
-    }
-
-    pub(crate) fn spool_out(&self) -> PathBuf {
-        self.data_dir.join("spool").join("out")
     }
 
     /// Records a spooled secure message from `sender`. When this returns, the
@@ -267,7 +134,7 @@ impl Store {
     /// `X-Sealpost-*` headers. When this returns, the gateway may answer 250.
     pub async fn accept_plain(&self, spooled: &Spooled, mail_from: &str, rcpt_to: &[String]) -> Result<()> {
         let wrapped = self.keys.wrap(spooled.key());
-        let blob = format!("in/{}", spooled.id);
+        let blob = crate::layout::SpoolDir::In.entry(&spooled.id);
         let mut tx = self.write_tx().await?;
         for rcpt in rcpt_to {
             crate::jobs::insert_outbound(&mut tx, &blob, mail_from, rcpt, &wrapped, true, self.now()).await?;
@@ -354,7 +221,7 @@ impl Store {
             .await?
             .try_get("n")?;
         if sealed == 0 {
-            self.blobs.delete_prefix(&format!("messages/{id}")).await?;
+            self.blobs.delete_prefix(&crate::layout::message_prefix(id)).await?;
         }
         let total: i64 = sqlx::query("SELECT COUNT(*) AS n FROM spool WHERE quarantined_at IS NOT NULL")
             .fetch_one(&self.db)
@@ -451,8 +318,8 @@ mod tests {
             .await
             .unwrap();
         }
-        assert_eq!(store.due_spool(10).await.unwrap().len(), 1);
-        assert_eq!(store.pending_spool().await.unwrap().len(), 1);
+        assert_eq!(store.queue().due_spool(10).await.unwrap().len(), 1);
+        assert_eq!(store.queue().pending_spool().await.unwrap().len(), 1);
         let text = logs.text();
         assert_eq!(
             text.matches("a spool row with a malformed id is passed by").count(),

@@ -11,8 +11,8 @@ use crate::accounts::User;
 use crate::crypto::sha256;
 use crate::ids::{MessageId, PracticeId, UserId};
 use crate::ingest::headers::raw_header_values;
-use crate::spool::Spooled;
-use crate::{Result, Store};
+use crate::spool_file::Spooled;
+use crate::{Mail, Result};
 
 /// At most this many ids of one reply are looked up: every `In-Reply-To` id,
 /// the first `References` id (the conversation's start) and the newest others.
@@ -189,7 +189,7 @@ pub(crate) async fn record(
     Ok(())
 }
 
-impl Store {
+impl Mail<'_> {
     /// The secure conversation that any of `ids` (normalised msg-ids) names, if
     /// any. Expired and deleted messages count: a reply may quote them.
     pub async fn find_thread(&self, ids: &[String]) -> Result<Option<Thread>> {
@@ -282,7 +282,8 @@ impl Store {
         sender: UserId,
         thread: &MessageId,
     ) -> Result<()> {
-        self.record_spooled(spooled, mail_from, rcpt_to, sender, Some(thread))
+        self.queue()
+            .record_spooled(spooled, mail_from, rcpt_to, sender, Some(thread))
             .await
     }
 }

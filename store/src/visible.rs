@@ -8,17 +8,8 @@
 //! message streams past: it holds at most one field name, whatever the size of
 //! the header block or the message.
 
-use crate::ids::MessageId;
-
-/// The blob number of the recipients' copy of the original under the message's
-/// data key. The spool file (whose chunks carry the unfiltered text) uses
-/// `ingest::BLOB_ORIGINAL`; a different number keeps every nonce unique.
-pub const BLOB_VISIBLE: u32 = u32::MAX;
-
-/// Where the recipients' copy of a message's original is kept.
-pub fn visible_key(id: &MessageId) -> String {
-    format!("messages/{id}/visible")
-}
+/// The blob number of the recipients' copy: defined in [`crate::layout`].
+pub use crate::layout::BLOB_VISIBLE;
 
 /// Longer field names are kept: none of the dropped ones is anywhere near it.
 const MAX_NAME: usize = 998;

@@ -153,6 +153,7 @@ async fn contacts_api_tells_a_practice_its_known_contacts_and_nobody_else() {
     let ada = instance.practice_with_doctor().await;
     let store = instance.store();
     store
+        .accounts()
         .add_practice_user(
             "sam@smiles.example",
             "Sam Staff",
@@ -190,7 +191,11 @@ async fn contacts_api_tells_a_practice_its_known_contacts_and_nobody_else() {
     assert_eq!(body, expected);
 
     // Basic with an app password, as the add-in sends where cookies are blocked.
-    let password = store.create_app_password(&ada, "Outlook add-in", "test").await.unwrap();
+    let password = store
+        .auth()
+        .create_app_password(&ada, "Outlook add-in", "test")
+        .await
+        .unwrap();
     let (status, _, body) = contacts(&anonymous, &instance, asked, Some(("ada@smiles.example", &password))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body, expected);
@@ -207,8 +212,13 @@ async fn contacts_api_tells_a_practice_its_known_contacts_and_nobody_else() {
 
     // A doctor of another practice learns nothing about Smiles Dental's contacts,
     // not even that the addresses have accounts.
-    store.add_practice("Other Clinic", "other.example").await.unwrap();
+    store
+        .accounts()
+        .add_practice("Other Clinic", "other.example")
+        .await
+        .unwrap();
     let (bob, _) = store
+        .accounts()
         .add_practice_user(
             "bob@other.example",
             "Dr Bob",
@@ -219,14 +229,19 @@ async fn contacts_api_tells_a_practice_its_known_contacts_and_nobody_else() {
         )
         .await
         .unwrap();
-    let bob_password = store.create_app_password(&bob, "Outlook", "test").await.unwrap();
+    let bob_password = store.auth().create_app_password(&bob, "Outlook", "test").await.unwrap();
     let (status, _, body) = contacts(&anonymous, &instance, asked, Some(("bob@other.example", &bob_password))).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, serde_json::json!({"contacts": []}));
 
     // A recipient (not a practice user) may not ask at all.
-    let pat = store.user_by_email("pat@example.org").await.unwrap().unwrap();
-    let pat_password = store.create_app_password(&pat, "Phone", "test").await.unwrap();
+    let pat = store
+        .accounts()
+        .user_by_email("pat@example.org")
+        .await
+        .unwrap()
+        .unwrap();
+    let pat_password = store.auth().create_app_password(&pat, "Phone", "test").await.unwrap();
     let (status, _, problem) = contacts(&anonymous, &instance, asked, Some(("pat@example.org", &pat_password))).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
 }
@@ -267,12 +282,14 @@ async fn roles_for_several_recipients_in_one_header_as_the_addin_sends_them() {
     }
     let ada = instance
         .store()
+        .accounts()
         .user_by_email("ada@smiles.example")
         .await
         .unwrap()
         .unwrap();
     let known = instance
         .store()
+        .mail()
         .known_contacts(&ada, &["doc@other.example".to_owned()])
         .await
         .unwrap();

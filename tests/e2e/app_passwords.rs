@@ -72,7 +72,7 @@ async fn app_password_from_the_portal_sends_mail_until_revoked() {
     .await
     .expect("AUTH with the app password");
     instance.wait_for_mail("pat@example.org", 1).await;
-    let audit = instance.store().recent_audit(30).await.unwrap();
+    let audit = instance.store().audit_log().recent_audit(30).await.unwrap();
     assert!(audit.iter().any(|(_, action, _)| action == "signin.app_password"));
     assert!(
         http.get(instance.url("/account/app-passwords"))

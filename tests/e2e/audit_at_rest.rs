@@ -104,7 +104,12 @@ async fn shred_and_scan(instance: &Instance, ada: &store::accounts::User) {
 
     // The sender deletes the first message.
     let first = MessageId::parse(&keys[0].0).unwrap();
-    instance.store().delete_message(ada, &first, "127.0.0.1").await.unwrap();
+    instance
+        .store()
+        .mail()
+        .delete_message(ada, &first, "127.0.0.1")
+        .await
+        .unwrap();
     // The second expires.
     instance.clock.advance(31 * 86_400);
     let mut db = database(instance).await;
@@ -114,7 +119,7 @@ async fn shred_and_scan(instance: &Instance, ada: &store::accounts::User) {
         .execute(&mut db)
         .await
         .unwrap();
-    assert_eq!(instance.store().purge_expired().await.unwrap(), 1);
+    assert_eq!(instance.store().mail().purge_expired().await.unwrap(), 1);
 
     let nulls: i64 = sqlx::query("SELECT COUNT(*) AS n FROM messages WHERE wrapped_key IS NULL")
         .fetch_one(&mut db)
@@ -217,7 +222,7 @@ async fn an_audit_entry_rewritten_and_rechained_with_sha256_is_caught() {
     let instance = Instance::start().await;
     instance.practice_with_doctor().await;
     some_events(&instance, 4).await;
-    assert!(instance.store().verify_audit().await.unwrap().is_ok());
+    assert!(instance.store().audit_log().verify_audit().await.unwrap().is_ok());
     let ok = sealpost(&instance, &["audit", "verify"]);
     assert!(ok.status.success(), "{}", stderr(&ok));
 
@@ -234,7 +239,7 @@ async fn an_audit_entry_rewritten_and_rechained_with_sha256_is_caught() {
     rechain_plain(&mut db, target).await;
     drop(db);
 
-    assert_eq!(instance.store().verify_audit().await.unwrap(), Err(target));
+    assert_eq!(instance.store().audit_log().verify_audit().await.unwrap(), Err(target));
     let broken = sealpost(&instance, &["audit", "verify"]);
     assert!(!broken.status.success(), "a rewritten log must fail verification");
     assert!(
@@ -257,7 +262,10 @@ async fn dropping_the_newest_audit_entries_is_caught_against_the_anchor() {
     assert!(printed.status.success(), "{}", stderr(&printed));
     let anchor_text = String::from_utf8(printed.stdout).unwrap().trim().to_owned();
     let anchor: Anchor = anchor_text.parse().unwrap();
-    assert_eq!(instance.store().audit_anchor().await.unwrap(), Some(anchor.clone()));
+    assert_eq!(
+        instance.store().audit_log().audit_anchor().await.unwrap(),
+        Some(anchor.clone())
+    );
     let reaches = sealpost(&instance, &["audit", "verify", "--anchor", &anchor_text]);
     assert!(reaches.status.success(), "{}", stderr(&reaches));
 
@@ -269,9 +277,14 @@ async fn dropping_the_newest_audit_entries_is_caught_against_the_anchor() {
         .await
         .unwrap();
     drop(db);
-    assert!(instance.store().verify_audit().await.unwrap().is_ok());
+    assert!(instance.store().audit_log().verify_audit().await.unwrap().is_ok());
     assert_eq!(
-        instance.store().verify_audit_against(Some(&anchor)).await.unwrap(),
+        instance
+            .store()
+            .audit_log()
+            .verify_audit_against(Some(&anchor))
+            .await
+            .unwrap(),
         Err(AuditBreak::AnchorMissing { anchor: anchor.clone() })
     );
     let cut = sealpost(&instance, &["audit", "verify", "--anchor", &anchor_text]);
@@ -285,7 +298,12 @@ async fn dropping_the_newest_audit_entries_is_caught_against_the_anchor() {
     // The server keeps appending after the cut: still caught.
     some_events(&instance, 4).await;
     assert!(matches!(
-        instance.store().verify_audit_against(Some(&anchor)).await.unwrap(),
+        instance
+            .store()
+            .audit_log()
+            .verify_audit_against(Some(&anchor))
+            .await
+            .unwrap(),
         Err(AuditBreak::AnchorMissing { .. } | AuditBreak::AnchorMismatch { .. })
     ));
 
@@ -315,10 +333,10 @@ async fn audit_entries_from_before_the_keyed_chain_still_verify_and_cannot_be_re
             .unwrap();
         prev = hash;
     }
-    assert_eq!(instance.store().verify_audit().await.unwrap(), Ok(3));
+    assert_eq!(instance.store().audit_log().verify_audit().await.unwrap(), Ok(3));
     // The upgraded server appends keyed entries after them.
     some_events(&instance, 2).await;
-    assert_eq!(instance.store().verify_audit().await.unwrap(), Ok(5));
+    assert_eq!(instance.store().audit_log().verify_audit().await.unwrap(), Ok(5));
     let ids = audit_ids(&mut db).await;
 
     // Rewriting an old entry and re-chaining the old part is caught where the
@@ -349,7 +367,7 @@ async fn audit_entries_from_before_the_keyed_chain_still_verify_and_cannot_be_re
             .unwrap();
         prev = hash;
     }
-    assert_eq!(instance.store().verify_audit().await.unwrap(), Err(ids[3]));
+    assert_eq!(instance.store().audit_log().verify_audit().await.unwrap(), Err(ids[3]));
 
     // Nor can keyed entries be downgraded to plain ones.
     sqlx::query("DELETE FROM audit").execute(&mut db).await.unwrap();
@@ -361,7 +379,7 @@ async fn audit_entries_from_before_the_keyed_chain_still_verify_and_cannot_be_re
         .await
         .unwrap();
     rechain_plain(&mut db, ids[1]).await;
-    assert_eq!(instance.store().verify_audit().await.unwrap(), Err(ids[1]));
+    assert_eq!(instance.store().audit_log().verify_audit().await.unwrap(), Err(ids[1]));
 }
 
 /// A smarthost that refuses every recipient the way real servers do: naming them.

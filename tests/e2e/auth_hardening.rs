@@ -132,6 +132,7 @@ async fn wrong_app_codes_void_the_pending_sign_in_and_the_throttle_applies() {
     for n in 0..instance.store().policy().client_failure_limit {
         let _ = instance
             .store()
+            .auth()
             .check_password(&format!("guess{n}@example.org"), "password1", "127.0.0.1")
             .await;
     }
@@ -139,7 +140,7 @@ async fn wrong_app_codes_void_the_pending_sign_in_and_the_throttle_applies() {
     assert_eq!(throttled.status(), 429);
     assert_eq!(inbox_path(&http, &instance).await, "/signin");
     instance.clock.advance(15 * 60 + 1);
-    let audit = instance.store().recent_audit(200).await.unwrap();
+    let audit = instance.store().audit_log().recent_audit(200).await.unwrap();
     assert!(audit.iter().any(|(_, a, _)| a == "two_step.token_void"));
 }
 
@@ -153,12 +154,13 @@ async fn ten_wrong_app_codes_in_a_row_lock_the_second_step_for_a_while() {
     for client in ["198.51.100.1", "198.51.100.2"] {
         let store = instance.store();
         let store::accounts::SignIn::SecondStep { pending, .. } =
-            store.begin_sign_in(ADA, PASSWORD, None, client).await.unwrap()
+            store.auth().begin_sign_in(ADA, PASSWORD, None, client).await.unwrap()
         else {
             panic!("a second step is due");
         };
         for _ in 0..5 {
             let _ = store
+                .auth()
                 .finish_sign_in(
                     &pending,
                     store::accounts::two_step::Method::Totp,
@@ -170,14 +172,18 @@ async fn ten_wrong_app_codes_in_a_row_lock_the_second_step_for_a_while() {
         }
     }
     let store = instance.store();
-    let store::accounts::SignIn::SecondStep { pending, .. } =
-        store.begin_sign_in(ADA, PASSWORD, None, "198.51.100.3").await.unwrap()
+    let store::accounts::SignIn::SecondStep { pending, .. } = store
+        .auth()
+        .begin_sign_in(ADA, PASSWORD, None, "198.51.100.3")
+        .await
+        .unwrap()
     else {
         panic!("a second step is due");
     };
     let method = store::accounts::two_step::Method::Totp;
     assert!(matches!(
         store
+            .auth()
             .finish_sign_in(&pending, method, &totp_code(&secret, now), false, "198.51.100.3")
             .await,
         Err(store::Error::Locked)
@@ -185,12 +191,16 @@ async fn ten_wrong_app_codes_in_a_row_lock_the_second_step_for_a_while() {
     // The lock is temporary: 15 minutes later the right code works.
     instance.clock.advance(15 * 60 + 1);
     let later = instance.clock.now();
-    let store::accounts::SignIn::SecondStep { pending, .. } =
-        store.begin_sign_in(ADA, PASSWORD, None, "198.51.100.3").await.unwrap()
+    let store::accounts::SignIn::SecondStep { pending, .. } = store
+        .auth()
+        .begin_sign_in(ADA, PASSWORD, None, "198.51.100.3")
+        .await
+        .unwrap()
     else {
         panic!("a second step is due");
     };
     store
+        .auth()
         .finish_sign_in(&pending, method, &totp_code(&secret, later), false, "198.51.100.3")
         .await
         .expect("unlocked after 15 minutes");
@@ -240,8 +250,15 @@ async fn wrong_codes_void_a_reset_link() {
     );
     assert!(right.status().is_client_error());
     let store = instance.store();
-    assert!(store.check_password(ADA, "Reset-Meadow-61", "test").await.is_err());
+    assert!(
+        store
+            .auth()
+            .check_password(ADA, "Reset-Meadow-61", "test")
+            .await
+            .is_err()
+    );
     store
+        .auth()
         .check_password(ADA, PASSWORD, "test")
         .await
         .expect("the password is unchanged");
@@ -253,7 +270,7 @@ async fn a_new_password_ends_other_sessions_links_and_app_passwords() {
     instance.practice_with_doctor().await;
     set_password(&instance, ADA, PASSWORD).await;
     let store = instance.store();
-    let ada = store.user_by_email(ADA).await.unwrap().unwrap();
+    let ada = store.accounts().user_by_email(ADA).await.unwrap().unwrap();
     let laptop = browser();
     let phone = browser();
     assert_eq!(
@@ -264,8 +281,9 @@ async fn a_new_password_ends_other_sessions_links_and_app_passwords() {
         sign_in(&phone, &instance, ADA, PASSWORD, "/inbox").await.url().path(),
         "/inbox"
     );
-    let outlook = store.create_app_password(&ada, "Outlook", "test").await.unwrap();
+    let outlook = store.auth().create_app_password(&ada, "Outlook", "test").await.unwrap();
     let reset_link = store
+        .auth()
         .issue_token(store::accounts::TokenPurpose::SetPassword, ada.id, None, 86_400)
         .await
         .unwrap();
@@ -304,12 +322,14 @@ async fn a_new_password_ends_other_sessions_links_and_app_passwords() {
     );
     assert!(
         store
+            .auth()
             .set_password(&reset_link, "Other-Meadow-34", "test")
             .await
             .is_err(),
         "an unused reset link ended"
     );
     store
+        .auth()
         .check_mail_client(ADA, &outlook, "test")
         .await
         .expect("app passwords stay unless asked");
@@ -326,21 +346,33 @@ async fn a_new_password_ends_other_sessions_links_and_app_passwords() {
     change(&laptop, csrf_in(&page), "Fresh-Meadow-12", "Third-Meadow-56", true)
         .await
         .unwrap();
-    assert!(store.check_mail_client(ADA, &outlook, "test").await.is_err(), "revoked");
+    assert!(
+        store.auth().check_mail_client(ADA, &outlook, "test").await.is_err(),
+        "revoked"
+    );
 
     // A reset from a link revokes them always, and ends every session.
-    let thunderbird = store.create_app_password(&ada, "Thunderbird", "test").await.unwrap();
-    let addin_key = store.issue_addin_key(&ada, "test").await.unwrap();
+    let thunderbird = store
+        .auth()
+        .create_app_password(&ada, "Thunderbird", "test")
+        .await
+        .unwrap();
+    let addin_key = store.auth().issue_addin_key(&ada, "test").await.unwrap();
     let link = store
+        .auth()
         .issue_token(store::accounts::TokenPurpose::SetPassword, ada.id, None, 86_400)
         .await
         .unwrap();
-    store.set_password(&link, "Reset-Meadow-78", "test").await.unwrap();
+    store
+        .auth()
+        .set_password(&link, "Reset-Meadow-78", "test")
+        .await
+        .unwrap();
     assert_eq!(inbox_path(&laptop, &instance).await, "/signin");
-    assert!(store.check_mail_client(ADA, &thunderbird, "test").await.is_err());
-    assert!(store.app_passwords(&ada).await.unwrap().is_empty());
+    assert!(store.auth().check_mail_client(ADA, &thunderbird, "test").await.is_err());
+    assert!(store.auth().app_passwords(&ada).await.unwrap().is_empty());
     assert!(
-        store.addin_key_user(&addin_key).await.is_err(),
+        store.auth().addin_key_user(&addin_key).await.is_err(),
         "the add-in key went with them"
     );
 }
@@ -390,14 +422,15 @@ async fn known_and_unknown_addresses_get_the_same_answers_and_the_same_work() {
     let store = instance.store();
     assert!(
         store
-            .two_step(store.user_by_email(ADA).await.unwrap().unwrap().id)
+            .auth()
+            .two_step(store.accounts().user_by_email(ADA).await.unwrap().unwrap().id)
             .await
             .unwrap()
             .on
     );
 
     // Every door runs exactly one password hash check, account or not.
-    let checks = || store.password_checks();
+    let checks = || store.auth().password_checks();
     let mut ada_times = Vec::new();
     let mut nobody_times = Vec::new();
     for round in 0..3 {
@@ -443,11 +476,13 @@ async fn known_and_unknown_addresses_get_the_same_answers_and_the_same_work() {
     // address, so from other addresses.
     let (ada_imap, nobody_imap) = (
         store
+            .auth()
             .check_mail_client(ADA, PASSWORD, "imap:192.0.2.1")
             .await
             .unwrap_err()
             .to_string(),
         store
+            .auth()
             .check_mail_client(NOBODY, PASSWORD, "imap:192.0.2.1")
             .await
             .unwrap_err()
@@ -459,7 +494,10 @@ async fn known_and_unknown_addresses_get_the_same_answers_and_the_same_work() {
     // one another (30 minutes the next time).
     instance.clock.advance(15 * 60 + 1);
     for n in 0..5 {
-        let wrong = store.check_password(ADA, &format!("Wrong-{n}"), "192.0.2.3").await;
+        let wrong = store
+            .auth()
+            .check_password(ADA, &format!("Wrong-{n}"), "192.0.2.3")
+            .await;
         assert!(
             matches!(wrong, Err(store::Error::AuthFailed)),
             "unlocked after 15 minutes: {wrong:?}"
@@ -467,11 +505,12 @@ async fn known_and_unknown_addresses_get_the_same_answers_and_the_same_work() {
     }
     instance.clock.advance(15 * 60 + 1);
     assert!(matches!(
-        store.check_password(ADA, PASSWORD, "192.0.2.4").await,
+        store.auth().check_password(ADA, PASSWORD, "192.0.2.4").await,
         Err(store::Error::Locked)
     ));
     instance.clock.advance(15 * 60);
     store
+        .auth()
         .check_password(ADA, PASSWORD, "192.0.2.4")
         .await
         .expect("unlocked after 30 minutes");
@@ -613,6 +652,7 @@ async fn codes_are_not_sent_to_premium_numbers_and_each_number_is_capped() {
     let mut users = vec![ada];
     for n in 0..2 {
         let (user, _) = store
+            .accounts()
             .add_practice_user(
                 &format!("staff{n}@smiles.example"),
                 "Staff",
@@ -627,6 +667,7 @@ async fn codes_are_not_sent_to_premium_numbers_and_each_number_is_capped() {
     }
     let send = async |user: &store::accounts::User, phone: &str| {
         store
+            .auth()
             .send_code(user, CodePurpose::Enrol, Channel::Sms, Some(phone), "test")
             .await
     };

@@ -81,13 +81,13 @@ async fn an_open_imap_session_ends_when_its_app_password_is_revoked_or_the_accou
     instance.practice_with_doctor().await;
     set_password(&instance, ADA, PASSWORD).await;
     let store = instance.store();
-    let ada = store.user_by_email(ADA).await.unwrap().unwrap();
+    let ada = store.accounts().user_by_email(ADA).await.unwrap().unwrap();
 
     // Revoked in the portal while the mail app is connected.
-    let first = store.create_app_password(&ada, "Phone", "test").await.unwrap();
-    let id = store.app_passwords(&ada).await.unwrap()[0].id;
+    let first = store.auth().create_app_password(&ada, "Phone", "test").await.unwrap();
+    let id = store.auth().app_passwords(&ada).await.unwrap()[0].id;
     let (before, after) = imap_session_across(&instance, &first, async || {
-        store.revoke_app_password(&ada, id, "test").await.unwrap();
+        store.auth().revoke_app_password(&ada, id, "test").await.unwrap();
     })
     .await;
     assert!(before.contains("a1 OK") && before.contains("a2 OK"), "{before}");
@@ -98,10 +98,13 @@ async fn an_open_imap_session_ends_when_its_app_password_is_revoked_or_the_accou
     assert!(!after.contains("a3 OK"), "{after}");
 
     // Locked by failed sign-ins (from elsewhere) while connected.
-    let second = store.create_app_password(&ada, "Laptop", "test").await.unwrap();
+    let second = store.auth().create_app_password(&ada, "Laptop", "test").await.unwrap();
     let (before, after) = imap_session_across(&instance, &second, async || {
         for n in 0..5 {
-            let _ = store.check_password(ADA, &format!("Wrong-{n}"), "203.0.113.9").await;
+            let _ = store
+                .auth()
+                .check_password(ADA, &format!("Wrong-{n}"), "203.0.113.9")
+                .await;
         }
     })
     .await;
@@ -145,9 +148,9 @@ async fn an_idling_imap_session_ends_when_its_app_password_is_revoked() {
     instance.practice_with_doctor().await;
     set_password(&instance, ADA, PASSWORD).await;
     let store = instance.store();
-    let ada = store.user_by_email(ADA).await.unwrap().unwrap();
-    let app = store.create_app_password(&ada, "Phone", "test").await.unwrap();
-    let id = store.app_passwords(&ada).await.unwrap()[0].id;
+    let ada = store.accounts().user_by_email(ADA).await.unwrap().unwrap();
+    let app = store.auth().create_app_password(&ada, "Phone", "test").await.unwrap();
+    let id = store.auth().app_passwords(&ada).await.unwrap()[0].id;
     let port = instance.running.addresses.imap_tls.port();
     let mut child = Command::new("python3")
         .arg("-c")
@@ -171,7 +174,7 @@ async fn an_idling_imap_session_ends_when_its_app_password_is_revoked() {
     .unwrap();
     assert!(before.contains("a1 OK") && before.contains("+ idling"), "{before}");
     let started = Instant::now();
-    store.revoke_app_password(&ada, id, "test").await.unwrap();
+    store.auth().revoke_app_password(&ada, id, "test").await.unwrap();
     let after = tokio::task::spawn_blocking(move || {
         let mut rest = String::new();
         std::io::Read::read_to_string(&mut { reader }, &mut rest).unwrap();

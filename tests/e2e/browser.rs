@@ -195,7 +195,7 @@ async fn browser_registration_reading_and_signing_out() {
     let texts = sms_sent(&instance);
     assert_eq!(texts.len(), 1, "one code, to the phone Pat registered: {texts:?}");
     assert_eq!(texts[0].0, PAT_PHONE);
-    let audit = instance.store().recent_audit(50).await.unwrap();
+    let audit = instance.store().audit_log().recent_audit(50).await.unwrap();
     for action in [
         "account.register",
         "password.set",
@@ -222,7 +222,7 @@ async fn browser_sign_in_with_password_and_texted_code_then_remembered() {
     .await;
     // One code for the first sign-in; none for the remembered browser.
     assert_eq!(sms_sent(&instance).len(), before + 1);
-    let audit = instance.store().recent_audit(50).await.unwrap();
+    let audit = instance.store().audit_log().recent_audit(50).await.unwrap();
     for action in ["signin.failure", "signin.success", "two_step.device_remembered"] {
         assert!(
             audit.iter().any(|(_, a, _)| a == action),
@@ -247,7 +247,7 @@ async fn browser_recovery_by_email_link_and_phone_code() {
         other => panic!("unexpected ask {other}"),
     })
     .await;
-    let audit = instance.store().recent_audit(50).await.unwrap();
+    let audit = instance.store().audit_log().recent_audit(50).await.unwrap();
     assert!(audit.iter().any(|(_, a, _)| a == "password.reset_request"));
 }
 
@@ -261,6 +261,7 @@ async fn browser_manage_users_edit_reinvite_two_step_and_staff_get_404() {
     assert_eq!(home.url().path(), "/inbox");
     instance
         .store()
+        .accounts()
         .add_practice_user(
             "bob@smiles.example",
             "Bob Staff",
@@ -306,6 +307,7 @@ async fn browser_manage_users_edit_reinvite_two_step_and_staff_get_404() {
     assert_ne!(first_invite, second_invite);
     let bob = instance
         .store()
+        .accounts()
         .user_by_email("robert@smiles.example")
         .await
         .unwrap()
@@ -314,12 +316,13 @@ async fn browser_manage_users_edit_reinvite_two_step_and_staff_get_404() {
     assert!(
         instance
             .store()
+            .accounts()
             .user_by_email("bob@smiles.example")
             .await
             .unwrap()
             .is_none()
     );
-    let audit = instance.store().recent_audit(100).await.unwrap();
+    let audit = instance.store().audit_log().recent_audit(100).await.unwrap();
     for action in [
         "manage.user_edit",
         "manage.reinvite",

@@ -29,7 +29,7 @@ async fn mail_client_sends_secure_mail_over_starttls_and_auth() {
         .expect("sent over TLS + AUTH");
     let notification = instance.wait_for_mail("pat@example.org", 1).await;
     assert!(!String::from_utf8_lossy(&notification).contains(&canary));
-    let received = instance.store().recent_audit(20).await.unwrap();
+    let received = instance.store().audit_log().recent_audit(20).await.unwrap();
     assert!(received.iter().any(|(_, action, _)| action == "signin.success"));
 
     // A wrong password is refused, and the refusal is audited.
@@ -38,7 +38,7 @@ async fn mail_client_sends_secure_mail_over_starttls_and_auth() {
         .await
         .unwrap_err();
     assert!(wrong.to_string().contains("535") || wrong.is_permanent(), "{wrong}");
-    let audit = instance.store().recent_audit(20).await.unwrap();
+    let audit = instance.store().audit_log().recent_audit(20).await.unwrap();
     assert!(audit.iter().any(|(_, action, _)| action == "signin.failure"));
     // Signed in as Ada, one may not send as someone else.
     let forged = String::from_utf8_lossy(&message).replace(
@@ -57,9 +57,15 @@ async fn notifications_go_through_a_smarthost_with_starttls_and_auth() {
     // The smarthost: another Sealpost whose submission port wants STARTTLS + AUTH
     // and which delivers ordinary mail to its own outbox.
     let relay = Instance::start_with(|c| c.two_step.required = false).await;
-    relay.store().add_practice("Relay Co", "relay.example").await.unwrap();
     relay
         .store()
+        .accounts()
+        .add_practice("Relay Co", "relay.example")
+        .await
+        .unwrap();
+    relay
+        .store()
+        .accounts()
         .add_practice_user(
             "gateway@relay.example",
             "Gateway",
@@ -112,7 +118,9 @@ async fn unreachable_smarthost_is_retried_then_bounced_without_content() {
     // First attempt fails and is deferred, not dropped.
     let mut deferred = false;
     for _ in 0..100 {
-        if store.due_outbound(10).await.unwrap().is_empty() && store.outbound_counts().await.unwrap().0 == 1 {
+        if store.queue().due_outbound(10).await.unwrap().is_empty()
+            && store.queue().outbound_counts().await.unwrap().0 == 1
+        {
             deferred = true;
             break;
         }
@@ -123,7 +131,7 @@ async fn unreachable_smarthost_is_retried_then_bounced_without_content() {
     instance.clock.advance(5 * 86_400 + 3600);
     let mut bounced = false;
     for _ in 0..100 {
-        let (_, _, failed) = store.outbound_counts().await.unwrap();
+        let (_, _, failed) = store.queue().outbound_counts().await.unwrap();
         if failed >= 1 {
             bounced = true;
             break;
@@ -132,6 +140,7 @@ async fn unreachable_smarthost_is_retried_then_bounced_without_content() {
     }
     assert!(bounced, "the delivery should fail after five days");
     let queued = store
+        .queue()
         .outbound_in_state(store::states::OutboundState::Queued, 10)
         .await
         .unwrap();

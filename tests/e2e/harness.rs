@@ -141,11 +141,13 @@ impl Instance {
     /// A practice "Smiles Dental" (smiles.example) with a paid doctor.
     pub async fn practice_with_doctor(&self) -> store::accounts::User {
         self.store()
+            .accounts()
             .add_practice("Smiles Dental", "smiles.example")
             .await
             .unwrap();
         let (user, _) = self
             .store()
+            .accounts()
             .add_practice_user(
                 "ada@smiles.example",
                 "Dr Ada Lovelace",
@@ -343,13 +345,19 @@ pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
 
 /// Gives `email` (an existing user) the portal password `password`.
 pub async fn set_password(instance: &Instance, email: &str, password: &str) {
-    let user = instance.store().user_by_email(email).await.unwrap().unwrap();
+    let user = instance.store().accounts().user_by_email(email).await.unwrap().unwrap();
     let token = instance
         .store()
+        .auth()
         .issue_token(store::accounts::TokenPurpose::SetPassword, user.id, None, 3600)
         .await
         .unwrap();
-    instance.store().set_password(&token, password, "test").await.unwrap();
+    instance
+        .store()
+        .auth()
+        .set_password(&token, password, "test")
+        .await
+        .unwrap();
 }
 
 /// The CSRF token in a signed-in page's forms.
@@ -431,7 +439,7 @@ pub fn sms_sent(instance: &Instance) -> Vec<(String, String, String)> {
 /// every queued text is sent.
 pub async fn latest_code(instance: &Instance, phone: Option<&str>) -> String {
     for _ in 0..300 {
-        if instance.store().pending_sms(100).await.unwrap().is_empty()
+        if instance.store().queue().pending_sms(100).await.unwrap().is_empty()
             && let Some((_, _, text)) = sms_sent(instance)
                 .into_iter()
                 .rev()

@@ -89,6 +89,7 @@ pub(super) async fn setup(instance: &Instance) -> (String, String) {
     let ada = instance.practice_with_doctor().await;
     let (bob, _) = instance
         .store()
+        .accounts()
         .add_practice_user(
             "bob@smiles.example",
             "Bob Staff",
@@ -102,11 +103,13 @@ pub(super) async fn setup(instance: &Instance) -> (String, String) {
     set_password(instance, "bob@smiles.example", "Staff-Pass-77").await;
     let ada_pw = instance
         .store()
+        .auth()
         .create_app_password(&ada, "Outlook", "test")
         .await
         .unwrap();
     let bob_pw = instance
         .store()
+        .auth()
         .create_app_password(&bob, "Thunderbird", "test")
         .await
         .unwrap();
@@ -114,9 +117,9 @@ pub(super) async fn setup(instance: &Instance) -> (String, String) {
 }
 
 pub(super) async fn wait_sealed(instance: &Instance, email: &str) -> store::ids::MessageId {
-    let user = instance.store().user_by_email(email).await.unwrap().unwrap();
+    let user = instance.store().accounts().user_by_email(email).await.unwrap().unwrap();
     for _ in 0..200 {
-        if let Some(m) = instance.store().inbox(&user, 10).await.unwrap().first() {
+        if let Some(m) = instance.store().mail().inbox(&user, 10).await.unwrap().first() {
             return m.id.clone();
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -133,6 +136,7 @@ async fn imap_client_reads_the_original_and_seen_follows_the_portal() {
     let id = wait_sealed(&instance, "bob@smiles.example").await;
     let bob = instance
         .store()
+        .accounts()
         .user_by_email("bob@smiles.example")
         .await
         .unwrap()
@@ -145,7 +149,12 @@ async fn imap_client_reads_the_original_and_seen_follows_the_portal() {
     assert!(text.contains("sent 0"), "{text}");
     // Byte for byte the decrypted original, and RFC822.SIZE exact.
     let mut original = Vec::new();
-    let mut stream = instance.store().open_original(&bob, &id, "test", false).await.unwrap();
+    let mut stream = instance
+        .store()
+        .mail()
+        .open_original(&bob, &id, "test", false)
+        .await
+        .unwrap();
     while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
         original.extend_from_slice(&chunk.unwrap());
     }
@@ -160,7 +169,7 @@ async fn imap_client_reads_the_original_and_seen_follows_the_portal() {
         "{text}"
     );
     // IMAP \Seen is the portal's read state.
-    assert!(!instance.store().inbox(&bob, 10).await.unwrap()[0].unread);
+    assert!(!instance.store().mail().inbox(&bob, 10).await.unwrap()[0].unread);
 
     // Over STARTTLS: no sign-in before TLS, then the same mailbox, now \Seen.
     let text = client(&instance, "starttls", "bob@smiles.example", &bob_pw, &out).await;
@@ -181,8 +190,8 @@ async fn imap_client_reads_the_original_and_seen_follows_the_portal() {
     .await;
     assert!(text.contains("inbox 0") && text.contains("sent 1"), "{text}");
     assert!(text.contains("expunge [b'1']"), "{text}");
-    assert!(instance.store().inbox(&bob, 10).await.unwrap().is_empty());
-    let audit = instance.store().recent_audit(50).await.unwrap();
+    assert!(instance.store().mail().inbox(&bob, 10).await.unwrap().is_empty());
+    let audit = instance.store().audit_log().recent_audit(50).await.unwrap();
     assert!(audit.iter().any(|(_, action, _)| action == "message.delete"));
     assert!(!super::harness::logs().contains(&canary), "no PHI in logs");
 }

@@ -14,9 +14,9 @@ use super::secure_send::{ada_sends, canary};
 
 /// Waits until `email` has `count` messages in the portal inbox.
 async fn wait_inbox(instance: &Instance, email: &str, count: usize) {
-    let user = instance.store().user_by_email(email).await.unwrap().unwrap();
+    let user = instance.store().accounts().user_by_email(email).await.unwrap().unwrap();
     for _ in 0..200 {
-        if instance.store().inbox(&user, 10).await.unwrap().len() >= count {
+        if instance.store().mail().inbox(&user, 10).await.unwrap().len() >= count {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -26,12 +26,13 @@ async fn wait_inbox(instance: &Instance, email: &str, count: usize) {
 
 /// The decrypted originals in `email`'s inbox, oldest first.
 async fn originals(instance: &Instance, email: &str) -> Vec<Vec<u8>> {
-    let user = instance.store().user_by_email(email).await.unwrap().unwrap();
+    let user = instance.store().accounts().user_by_email(email).await.unwrap().unwrap();
     let mut all = Vec::new();
-    for entry in instance.store().inbox(&user, 10).await.unwrap() {
+    for entry in instance.store().mail().inbox(&user, 10).await.unwrap() {
         let mut bytes = Vec::new();
         let mut stream = instance
             .store()
+            .mail()
             .open_original(&user, &entry.id, "test", false)
             .await
             .unwrap();
@@ -152,12 +153,20 @@ async fn mbsync_mirrors_the_mailbox_and_pushes_flags_and_deletions_back() {
     assert!(mail.join("Sent").join("cur").is_dir(), "Sent mirrored (empty)");
     let bob = instance
         .store()
+        .accounts()
         .user_by_email("bob@smiles.example")
         .await
         .unwrap()
         .unwrap();
     assert!(
-        instance.store().inbox(&bob, 10).await.unwrap().iter().all(|m| m.unread),
+        instance
+            .store()
+            .mail()
+            .inbox(&bob, 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| m.unread),
         "mbsync fetches with PEEK: the portal still shows both unread"
     );
 
@@ -181,7 +190,7 @@ async fn mbsync_mirrors_the_mailbox_and_pushes_flags_and_deletions_back() {
     let log = tokio::task::spawn_blocking(move || mbsync(&rc_for, &home_for))
         .await
         .unwrap();
-    let left = instance.store().inbox(&bob, 10).await.unwrap();
+    let left = instance.store().mail().inbox(&bob, 10).await.unwrap();
     assert_eq!(
         left.len(),
         1,
@@ -194,7 +203,7 @@ async fn mbsync_mirrors_the_mailbox_and_pushes_flags_and_deletions_back() {
     // A third run has nothing to do and changes nothing.
     let log = tokio::task::spawn_blocking(move || mbsync(&rc, &home)).await.unwrap();
     assert_eq!(maildir(&folder).len(), 1, "{log}");
-    assert_eq!(instance.store().inbox(&bob, 10).await.unwrap().len(), 1);
+    assert_eq!(instance.store().mail().inbox(&bob, 10).await.unwrap().len(), 1);
 }
 
 /// A raw IMAP client over TLS: signs in, selects INBOX, IDLEs, prints `idling`,

@@ -129,14 +129,20 @@ async fn every_listener_answers(instance: &Instance, bob_pw: &str) {
 /// some of these today) and returns its id.
 pub(super) async fn plant(instance: &Instance, mail: &[u8]) -> store::ids::MessageId {
     let store = instance.store();
-    let ada = store.user_by_email("ada@smiles.example").await.unwrap().unwrap();
-    let mut writer = store.spool_writer().await.unwrap();
+    let ada = store
+        .accounts()
+        .user_by_email("ada@smiles.example")
+        .await
+        .unwrap()
+        .unwrap();
+    let mut writer = store.queue().spool_writer().await.unwrap();
     for chunk in mail.chunks(1 << 20) {
         writer.write(chunk).await.unwrap();
     }
     let spooled = writer.finish().await.unwrap();
     let id = spooled.id.clone();
     store
+        .queue()
         .accept_secure(
             &spooled,
             "ada@smiles.example",
@@ -146,10 +152,15 @@ pub(super) async fn plant(instance: &Instance, mail: &[u8]) -> store::ids::Messa
         .await
         .unwrap();
     // The sealer may get there first; either way it ends sealed.
-    let _ = store.seal_spooled(&id).await;
-    let bob = store.user_by_email("bob@smiles.example").await.unwrap().unwrap();
+    let _ = store.mail().seal_spooled(&id).await;
+    let bob = store
+        .accounts()
+        .user_by_email("bob@smiles.example")
+        .await
+        .unwrap()
+        .unwrap();
     for _ in 0..400 {
-        if store.inbox(&bob, 50).await.unwrap().iter().any(|m| m.id == id) {
+        if store.mail().inbox(&bob, 50).await.unwrap().iter().any(|m| m.id == id) {
             return id;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

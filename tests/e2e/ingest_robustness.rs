@@ -33,8 +33,8 @@ X-Sealpost-Role: {to} patient\r\nMessage-ID: <{}@smiles.example>\r\n",
 /// Waits until nothing is left in the spool but quarantined messages.
 async fn wait_spool_drained(instance: &Instance) {
     for _ in 0..300 {
-        let pending = instance.store().pending_spool().await.unwrap().len();
-        let quarantined = instance.store().quarantined_spool().await.unwrap().len();
+        let pending = instance.store().queue().pending_spool().await.unwrap().len();
+        let quarantined = instance.store().queue().quarantined_spool().await.unwrap().len();
         if pending == quarantined {
             return;
         }
@@ -96,7 +96,7 @@ async fn poison_subject_gets_a_reply_and_sealing_goes_on() {
     ada_sends(&instance, "pat3@example.org", &canary(), b"report", Some("patient")).await;
     instance.wait_for_mail("pat3@example.org", 1).await;
     wait_spool_drained(&instance).await;
-    assert!(instance.store().quarantined_spool().await.unwrap().is_empty());
+    assert!(instance.store().queue().quarantined_spool().await.unwrap().is_empty());
     if reply.starts_with("250") {
         instance.wait_for_mail("pat2@example.org", 1).await;
     }
@@ -132,7 +132,7 @@ async fn deep_mime_is_refused_and_the_server_keeps_answering() {
     smtp.cmd("NOOP", "250").await;
     smtp.cmd("QUIT", "221").await;
     assert!(
-        instance.store().pending_spool().await.unwrap().is_empty(),
+        instance.store().queue().pending_spool().await.unwrap().is_empty(),
         "nothing spooled"
     );
     ada_sends(&instance, "after@example.org", &canary(), b"report", Some("patient")).await;
@@ -188,7 +188,7 @@ async fn a_message_that_keeps_failing_is_quarantined_and_the_queue_goes_on() {
     let ada = instance.practice_with_doctor().await;
     let store = instance.store();
     let canary = canary();
-    let mut writer = store.spool_writer().await.unwrap();
+    let mut writer = store.queue().spool_writer().await.unwrap();
     let message = format!(
         "{}Subject: [secure] {canary}\r\n\r\n{canary}\r\n",
         secure_headers("pat@example.org")
@@ -202,6 +202,7 @@ async fn a_message_that_keeps_failing_is_quarantined_and_the_queue_goes_on() {
     bytes[middle] ^= 0xff;
     std::fs::write(&path, &bytes).unwrap();
     store
+        .queue()
         .accept_secure(&spooled, "ada@smiles.example", &["pat@example.org".to_owned()], ada.id)
         .await
         .unwrap();
@@ -212,7 +213,12 @@ async fn a_message_that_keeps_failing_is_quarantined_and_the_queue_goes_on() {
         instance.clock.advance(3600);
         instance.running.wakers.sealer.notify_one();
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let entry = store.spool_entry(&id).await.unwrap().expect("still in the spool");
+        let entry = store
+            .queue()
+            .spool_entry(&id)
+            .await
+            .unwrap()
+            .expect("still in the spool");
         if entry.quarantined_at.is_some() {
             quarantined = Some(entry);
             break;
@@ -221,7 +227,7 @@ async fn a_message_that_keeps_failing_is_quarantined_and_the_queue_goes_on() {
     let entry = quarantined.expect("quarantined");
     assert_eq!(entry.attempts, store::spool::MAX_SEAL_ATTEMPTS);
     assert!(path.exists(), "kept, sealed as it arrived");
-    assert_eq!(store.quarantined_spool().await.unwrap(), vec![entry.clone()]);
+    assert_eq!(store.queue().quarantined_spool().await.unwrap(), vec![entry.clone()]);
     assert!(logs().contains("message quarantined"));
     assert!(gateway::workers::QUARANTINED.load(std::sync::atomic::Ordering::Relaxed) >= 1);
     // The sender is told, without content.
@@ -254,7 +260,7 @@ async fn a_message_that_keeps_failing_is_quarantined_and_the_queue_goes_on() {
     )
     .await;
     instance.wait_for_mail("later@example.org", 1).await;
-    let entry = instance.store().spool_entry(&id).await.unwrap().unwrap();
+    let entry = instance.store().queue().spool_entry(&id).await.unwrap().unwrap();
     assert!(entry.quarantined_at.is_some());
     assert_eq!(entry.attempts, store::spool::MAX_SEAL_ATTEMPTS);
     assert_eq!(instance.outbox_for("ada@smiles.example").len(), 1, "told once");
@@ -274,12 +280,18 @@ async fn a_message_that_keeps_failing_is_quarantined_and_the_queue_goes_on() {
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("is not a message id"));
     let released = sealpost(&instance, &["spool", "release", "--id", id.as_str()]);
     assert!(released.status.success(), "{released:?}");
-    assert!(instance.store().quarantined_spool().await.unwrap().is_empty());
+    assert!(instance.store().queue().quarantined_spool().await.unwrap().is_empty());
     let again = sealpost(&instance, &["spool", "release", "--id", id.as_str()]);
     assert!(!again.status.success(), "released twice");
     assert!(String::from_utf8_lossy(&again.stderr).contains("not in quarantine"));
     assert!(
-        instance.store().verify_audit_against(None).await.unwrap().is_ok(),
+        instance
+            .store()
+            .audit_log()
+            .verify_audit_against(None)
+            .await
+            .unwrap()
+            .is_ok(),
         "the release is in an intact audit log"
     );
 }
@@ -296,6 +308,7 @@ async fn a_sender_without_a_practice_is_quarantined_at_the_first_failure() {
     instance.wait_for_mail("pat@example.org", 1).await;
     let store = instance.store();
     let pat = store
+        .accounts()
         .user_by_email("pat@example.org")
         .await
         .unwrap()
@@ -303,13 +316,14 @@ async fn a_sender_without_a_practice_is_quarantined_at_the_first_failure() {
     assert!(pat.practice_id.is_none());
 
     let canary = canary();
-    let mut writer = store.spool_writer().await.unwrap();
+    let mut writer = store.queue().spool_writer().await.unwrap();
     let message =
         format!("From: pat@example.org\r\nTo: ada@smiles.example\r\nSubject: [secure] {canary}\r\n\r\n{canary}\r\n");
     writer.write(message.as_bytes()).await.unwrap();
     let spooled = writer.finish().await.unwrap();
     let id = spooled.id.clone();
     store
+        .queue()
         .accept_secure(&spooled, "pat@example.org", &["ada@smiles.example".to_owned()], pat.id)
         .await
         .unwrap();
@@ -318,7 +332,12 @@ async fn a_sender_without_a_practice_is_quarantined_at_the_first_failure() {
     for _ in 0..100 {
         instance.running.wakers.sealer.notify_one();
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let entry = store.spool_entry(&id).await.unwrap().expect("still in the spool");
+        let entry = store
+            .queue()
+            .spool_entry(&id)
+            .await
+            .unwrap()
+            .expect("still in the spool");
         if entry.quarantined_at.is_some() {
             quarantined = Some(entry);
             break;

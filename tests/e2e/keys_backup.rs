@@ -54,6 +54,7 @@ fn succeeded(output: &Output) -> String {
 async fn inbox(instance: &Instance, count: usize) -> Vec<MessageId> {
     let bob = instance
         .store()
+        .accounts()
         .user_by_email("bob@smiles.example")
         .await
         .unwrap()
@@ -61,6 +62,7 @@ async fn inbox(instance: &Instance, count: usize) -> Vec<MessageId> {
     for _ in 0..300 {
         let ids: Vec<MessageId> = instance
             .store()
+            .mail()
             .inbox(&bob, 50)
             .await
             .unwrap()
@@ -79,13 +81,19 @@ async fn inbox(instance: &Instance, count: usize) -> Vec<MessageId> {
 async fn every_message_opens(instance: &Instance, canaries: &[String]) {
     let bob = instance
         .store()
+        .accounts()
         .user_by_email("bob@smiles.example")
         .await
         .unwrap()
         .unwrap();
     let mut texts = Vec::new();
     for id in inbox(instance, canaries.len()).await {
-        let mut stream = instance.store().open_original(&bob, &id, "test", false).await.unwrap();
+        let mut stream = instance
+            .store()
+            .mail()
+            .open_original(&bob, &id, "test", false)
+            .await
+            .unwrap();
         let mut text = Vec::new();
         while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
             text.extend_from_slice(&chunk.unwrap());
@@ -236,7 +244,7 @@ async fn rotation_interrupted_and_resumed_beside_a_server_then_the_old_kek_retir
         canaries.iter().any(|c| fetched.contains(c.as_str())),
         "IMAP reads a rewrapped message"
     );
-    let audit = instance.store().recent_audit(50).await.unwrap();
+    let audit = instance.store().audit_log().recent_audit(50).await.unwrap();
     assert!(
         audit
             .iter()
@@ -377,11 +385,17 @@ async fn the_audit_export_gives_ids_not_phi_in_json_and_csv_and_refuses_a_bad_da
     let id = inbox(&instance, 1).await.remove(0);
     let bob = instance
         .store()
+        .accounts()
         .user_by_email("bob@smiles.example")
         .await
         .unwrap()
         .unwrap();
-    instance.store().open_message(&bob, &id, "203.0.113.7").await.unwrap();
+    instance
+        .store()
+        .mail()
+        .open_message(&bob, &id, "203.0.113.7")
+        .await
+        .unwrap();
     // An entry naming someone by address (as entries from before ids did).
     instance
         .store()

@@ -49,9 +49,9 @@ async fn expired_messages_are_shredded() {
     assert!(blobs.exists());
 
     instance.clock.advance(31 * 86_400);
-    assert_eq!(instance.store().purge_expired().await.unwrap(), 1);
+    assert_eq!(instance.store().mail().purge_expired().await.unwrap(), 1);
     assert!(!blobs.exists(), "blobs are deleted");
-    let audit = instance.store().recent_audit(5).await.unwrap();
+    let audit = instance.store().audit_log().recent_audit(5).await.unwrap();
     assert!(
         audit
             .iter()
@@ -80,27 +80,29 @@ async fn acknowledged_mail_survives_a_restart() {
         .await
         .unwrap();
     let canary = canary();
-    let mut writer = store.spool_writer().await.unwrap();
+    let mut writer = store.queue().spool_writer().await.unwrap();
     writer
         .write(&secure_message("pat@example.org", &canary, b"scan", Some("patient")))
         .await
         .unwrap();
     let spooled = writer.finish().await.unwrap();
     store
+        .queue()
         .accept_secure(&spooled, "ada@smiles.example", &["pat@example.org".into()], doctor.id)
         .await
         .unwrap();
-    let mut plain = store.spool_writer().await.unwrap();
+    let mut plain = store.queue().spool_writer().await.unwrap();
     plain
         .write(b"From: ada@smiles.example\r\nSubject: hello\r\n\r\nhi\r\n")
         .await
         .unwrap();
     let plain = plain.finish().await.unwrap();
     store
+        .queue()
         .accept_plain(&plain, "ada@smiles.example", &["friend@example.com".into()])
         .await
         .unwrap();
-    let mut partial = store.spool_writer().await.unwrap();
+    let mut partial = store.queue().spool_writer().await.unwrap();
     partial.write(b"From: half").await.unwrap();
     std::mem::forget(partial);
     store.close().await;

@@ -36,6 +36,7 @@ async fn user_manager_lists_edits_reinvites_and_toggles_two_step() {
     set_password(&instance, "ada@smiles.example", "Doctor-Pass-77").await;
     let (bob, bob_link) = instance
         .store()
+        .accounts()
         .add_practice_user(
             "bob@smiles.example",
             "Bob Staff",
@@ -62,6 +63,7 @@ async fn user_manager_lists_edits_reinvites_and_toggles_two_step() {
     );
     let nurse = instance
         .store()
+        .accounts()
         .user_by_email("nurse@example.org")
         .await
         .unwrap()
@@ -185,7 +187,7 @@ async fn user_manager_lists_edits_reinvites_and_toggles_two_step() {
             .0,
         404
     );
-    let audit = instance.store().recent_audit(100).await.unwrap();
+    let audit = instance.store().audit_log().recent_audit(100).await.unwrap();
     for action in ["manage.user_edit", "manage.reinvite", "manage.two_step_off"] {
         assert!(
             audit.iter().any(|(_, a, _)| a == action),
@@ -200,6 +202,7 @@ async fn a_manager_of_another_practice_finds_nobody_here() {
     instance.practice_with_doctor().await;
     let (bob, _) = instance
         .store()
+        .accounts()
         .add_practice_user(
             "bob@smiles.example",
             "Bob Staff",
@@ -212,11 +215,13 @@ async fn a_manager_of_another_practice_finds_nobody_here() {
         .unwrap();
     instance
         .store()
+        .accounts()
         .add_practice("Other Clinic", "other.example")
         .await
         .unwrap();
     let (carol, _) = instance
         .store()
+        .accounts()
         .add_practice_user(
             "carol@other.example",
             "Carol",
@@ -257,11 +262,15 @@ async fn a_manager_of_another_practice_finds_nobody_here() {
     ] {
         assert_eq!(act(&http, &instance, bob.id.0, &form).await.0, 404);
     }
-    assert_eq!(instance.store().user(bob.id).await.unwrap().email, "bob@smiles.example");
+    assert_eq!(
+        instance.store().accounts().user(bob.id).await.unwrap().email,
+        "bob@smiles.example"
+    );
     // Policy forbids turning two-step off, even for one's own users.
-    let carol = instance.store().user(carol.id).await.unwrap();
+    let carol = instance.store().accounts().user(carol.id).await.unwrap();
     let err = instance
         .store()
+        .accounts()
         .set_user_two_step(&carol, carol.id, false, "test")
         .await
         .unwrap_err();

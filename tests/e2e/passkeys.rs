@@ -18,6 +18,7 @@ async fn browser_passkey_added_then_signs_in_alone_even_when_password_locked() {
         for _ in 0..10 {
             match instance
                 .store()
+                .auth()
                 .check_password("pat@example.org", "Wrong-Guess-1", "198.51.100.7")
                 .await
             {
@@ -31,7 +32,7 @@ async fn browser_passkey_added_then_signs_in_alone_even_when_password_locked() {
     .await;
     let texts_before_passkey = output.lines().filter(|l| *l == "ask code").count();
     assert_eq!(texts_before_passkey, 1, "one code, for the password sign-in only");
-    let audit = instance.store().recent_audit(100).await.unwrap();
+    let audit = instance.store().audit_log().recent_audit(100).await.unwrap();
     for action in [
         "passkey.add",
         "signin.passkey",
@@ -47,6 +48,7 @@ async fn browser_passkey_added_then_signs_in_alone_even_when_password_locked() {
     assert!(matches!(
         instance
             .store()
+            .auth()
             .check_password("pat@example.org", "Correct-Horse-42", "198.51.100.8")
             .await,
         Err(store::Error::Locked)

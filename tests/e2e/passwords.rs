@@ -59,7 +59,7 @@ async fn weak_common_and_reused_passwords_are_refused_and_change_works() {
     // Going back to the previous password is reuse too.
     let (status, _) = change(&http, &instance, &csrf, "Fresh-Meadow-12", "Doctor-Pass-77").await;
     assert_eq!(status, 400);
-    let audit = instance.store().recent_audit(30).await.unwrap();
+    let audit = instance.store().audit_log().recent_audit(30).await.unwrap();
     assert!(audit.iter().any(|(_, action, _)| action == "password.change"));
 }
 

@@ -49,9 +49,10 @@ async fn submit(instance: &Instance, user: &str, password: &str, mail_from: &str
 }
 
 async fn app_password(instance: &Instance, email: &str) -> String {
-    let user = instance.store().user_by_email(email).await.unwrap().unwrap();
+    let user = instance.store().accounts().user_by_email(email).await.unwrap().unwrap();
     instance
         .store()
+        .auth()
         .create_app_password(&user, "Postfix", "test")
         .await
         .unwrap()
@@ -63,12 +64,18 @@ async fn a_relay_account_relays_for_its_practice_only() {
     let instance = Instance::start().await;
     instance.practice_with_doctor().await;
     let store = instance.store();
-    store.add_practice("Other Clinic", "other.example").await.unwrap();
     store
+        .accounts()
+        .add_practice("Other Clinic", "other.example")
+        .await
+        .unwrap();
+    store
+        .accounts()
         .add_practice_user(CAROL, "Dr Carol", Role::Doctor, "other.example", true, false)
         .await
         .unwrap();
     store
+        .accounts()
         .add_practice_user(RELAY, "Smiles mail server", Role::Staff, "smiles.example", true, false)
         .await
         .unwrap();
@@ -88,15 +95,17 @@ async fn a_relay_account_relays_for_its_practice_only() {
     };
     assert!(
         store
+            .accounts()
             .set_relay_source("smiles.example", &account(CAROL), false)
             .await
             .is_err()
     );
     store
+        .accounts()
         .set_relay_source("smiles.example", &account(RELAY), false)
         .await
         .unwrap();
-    let audit = store.recent_audit(20).await.unwrap();
+    let audit = store.audit_log().recent_audit(20).await.unwrap();
     assert!(audit.iter().any(|(_, action, _)| action == "practice.relay_add"));
 
     // Now it relays Ada's secure mail: sealed, the patient notified, nothing in clear.
@@ -154,6 +163,7 @@ async fn a_relay_account_relays_for_its_practice_only() {
 
     // Removed, it is an ordinary account again.
     store
+        .accounts()
         .set_relay_source("smiles.example", &account(RELAY), true)
         .await
         .unwrap();
@@ -364,8 +374,13 @@ async fn a_client_certificate_is_a_relay_source_of_its_practice_only() {
     let instance = Instance::start_with(|c| c.smtp.relay_client_ca = Some(ca_path.clone())).await;
     instance.practice_with_doctor().await;
     let store = instance.store();
-    store.add_practice("Other Clinic", "other.example").await.unwrap();
     store
+        .accounts()
+        .add_practice("Other Clinic", "other.example")
+        .await
+        .unwrap();
+    store
+        .accounts()
         .add_practice_user(CAROL, "Dr Carol", Role::Doctor, "other.example", true, false)
         .await
         .unwrap();
@@ -374,10 +389,12 @@ async fn a_client_certificate_is_a_relay_source_of_its_practice_only() {
         value: fingerprint(c),
     };
     store
+        .accounts()
         .set_relay_source("smiles.example", &cert(&smiles.0), false)
         .await
         .unwrap();
     store
+        .accounts()
         .set_relay_source("other.example", &cert(&other.0), false)
         .await
         .unwrap();

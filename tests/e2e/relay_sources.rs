@@ -83,10 +83,12 @@ async fn a_practice_sends_only_from_its_own_relay_sources_and_domains() {
         value: value.to_owned(),
     };
     store
+        .accounts()
         .set_relay_source("smiles.example", &network("127.0.0.1/32"), false)
         .await
         .unwrap();
     store
+        .accounts()
         .set_relay_source("other.example", &network("127.0.0.2/32"), false)
         .await
         .unwrap();
@@ -116,6 +118,7 @@ async fn a_practice_sends_only_from_its_own_relay_sources_and_domains() {
     // A Microsoft 365 tenant id is a source too: Exchange Online's addresses are shared.
     let tenant = "0c7a2d5e-1111-4222-8333-944455556666";
     store
+        .accounts()
         .set_relay_source(
             "other.example",
             &RelaySource {
@@ -150,6 +153,7 @@ async fn a_practice_sends_only_from_its_own_relay_sources_and_domains() {
 
     // A paid user of Smiles Dental outside its domains may not send secure mail...
     store
+        .accounts()
         .add_practice_user(
             "eve@elsewhere.example",
             "Eve",
@@ -165,6 +169,7 @@ async fn a_practice_sends_only_from_its_own_relay_sources_and_domains() {
     assert!(end.starts_with("550 5.7.1") && end.contains("domain"), "{end}");
     // ...until the domain is the practice's.
     store
+        .accounts()
         .set_practice_domain("smiles.example", "elsewhere.example", false)
         .await
         .unwrap();
@@ -175,12 +180,17 @@ async fn a_practice_sends_only_from_its_own_relay_sources_and_domains() {
     );
     assert!(
         store
+            .accounts()
             .set_practice_domain("smiles.example", "other.example", false)
             .await
             .is_err()
     );
     let known = store
-        .known_contacts(&store.user_by_email(ADA).await.unwrap().unwrap(), &[pat.to_owned()])
+        .mail()
+        .known_contacts(
+            &store.accounts().user_by_email(ADA).await.unwrap().unwrap(),
+            &[pat.to_owned()],
+        )
         .await
         .unwrap();
     assert_eq!(known[0].relationship, Relationship::Patient);

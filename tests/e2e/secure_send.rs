@@ -150,7 +150,7 @@ async fn secure_message_reaches_a_new_patient_and_stays_sealed() {
     );
 
     // The views and the download are audited, and the chain holds.
-    let audit = instance.store().recent_audit(50).await.unwrap();
+    let audit = instance.store().audit_log().recent_audit(50).await.unwrap();
     for action in [
         "message.seal",
         "account.register",
@@ -163,7 +163,7 @@ async fn secure_message_reaches_a_new_patient_and_stays_sealed() {
             "no {action} in the audit log"
         );
     }
-    assert!(instance.store().verify_audit().await.unwrap().is_ok());
+    assert!(instance.store().audit_log().verify_audit().await.unwrap().is_ok());
 
     // Nothing in clear: database (with WAL), blobs, spool, outbox, logs.
     let leaked = files_containing(instance.dir.path(), canary.as_bytes());
@@ -180,17 +180,20 @@ async fn new_contact_without_role_waits_for_the_sender_to_choose() {
     // Give the doctor a password so she can use the portal.
     let doctor = instance
         .store()
+        .accounts()
         .user_by_email("ada@smiles.example")
         .await
         .unwrap()
         .unwrap();
     let token = instance
         .store()
+        .auth()
         .issue_token(store::accounts::TokenPurpose::SetPassword, doctor.id, None, 3600)
         .await
         .unwrap();
     instance
         .store()
+        .auth()
         .set_password(&token, "Doctor-Pass-77", "test")
         .await
         .unwrap();
@@ -220,6 +223,7 @@ async fn new_contact_without_role_waits_for_the_sender_to_choose() {
         .unwrap();
     let recipient = instance
         .store()
+        .accounts()
         .user_by_email("newdoc@other.example")
         .await
         .unwrap()

@@ -73,7 +73,7 @@ async fn five_wrong_passwords_lock_the_account_until_a_reset() {
         200,
         "unlocked by the reset"
     );
-    let audit = instance.store().recent_audit(60).await.unwrap();
+    let audit = instance.store().audit_log().recent_audit(60).await.unwrap();
     for action in [
         "account.lock",
         "signin.locked",

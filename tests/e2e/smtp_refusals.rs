@@ -25,7 +25,7 @@ async fn untrusted_clients_cannot_relay() {
     );
     submission.cmd("AUTH PLAIN AGFAYg==", "538").await;
     submission.cmd("MAIL FROM:<ada@smiles.example>", "530").await;
-    let (queued, sent, _) = instance.store().outbound_counts().await.unwrap();
+    let (queued, sent, _) = instance.store().queue().outbound_counts().await.unwrap();
     assert_eq!(queued + sent, 0);
 }
 
@@ -65,7 +65,7 @@ async fn oversize_and_too_many_recipients_are_refused() {
     assert!(reply.starts_with("552") && reply.contains("5.3.4"), "{reply}");
     // The session is still usable, and nothing was queued.
     smtp.cmd("NOOP", "250").await;
-    let (queued, sent, _) = instance.store().outbound_counts().await.unwrap();
+    let (queued, sent, _) = instance.store().queue().outbound_counts().await.unwrap();
     assert_eq!(queued + sent, 0);
     let long = smtp.cmd(&format!("NOOP {}", "y".repeat(5000)), "500").await;
     assert!(long.contains("5.5.2"), "{long}");
@@ -77,6 +77,7 @@ async fn secure_mail_from_unknown_or_unpaid_senders_is_refused_with_a_reason() {
     instance.practice_with_doctor().await;
     instance
         .store()
+        .accounts()
         .add_practice_user(
             "bob@smiles.example",
             "Bob Front Desk",
@@ -107,7 +108,7 @@ async fn secure_mail_from_unknown_or_unpaid_senders_is_refused_with_a_reason() {
     assert!(error.to_string().contains("paid"), "{error}");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(instance.outbox_for("pat@example.org").is_empty());
-    assert!(instance.store().pending_spool().await.unwrap().is_empty());
+    assert!(instance.store().queue().pending_spool().await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,7 +126,7 @@ async fn malformed_mime_is_sealed_without_a_crash() {
             .unwrap_or_else(|e| panic!("message {i}: {e}"));
     }
     instance.wait_for_mail("p1@example.org", broken.len()).await;
-    assert!(instance.store().pending_spool().await.unwrap().is_empty());
+    assert!(instance.store().queue().pending_spool().await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -93,6 +93,7 @@ async fn setup(idp: &Idp) -> (Instance, PathBuf) {
     instance.practice_with_doctor().await;
     let store = instance.store();
     store
+        .accounts()
         .add_practice_user(
             "carol@smiles.example",
             "Carol Staff",
@@ -103,8 +104,13 @@ async fn setup(idp: &Idp) -> (Instance, PathBuf) {
         )
         .await
         .unwrap();
-    store.add_practice("Other Clinic", "other.example").await.unwrap();
     store
+        .accounts()
+        .add_practice("Other Clinic", "other.example")
+        .await
+        .unwrap();
+    store
+        .accounts()
         .add_practice_user(
             "bob@other.example",
             "Bob Other",
@@ -121,6 +127,7 @@ async fn setup(idp: &Idp) -> (Instance, PathBuf) {
     let parsed = portal::sso::parse_idp_metadata(&xml).unwrap();
     assert_eq!(parsed.entity_id, ENTITY_ID);
     store
+        .auth()
         .set_practice_idp("smiles.example", &parsed.entity_id, &xml)
         .await
         .unwrap();
@@ -248,7 +255,7 @@ async fn sso_signs_in_practice_staff_through_a_real_idp() {
     let inbox = http.get(instance.url("/inbox")).send().await.unwrap();
     assert_eq!(inbox.status(), 200);
     assert!(inbox.text().await.unwrap().contains("Dr Ada Lovelace"));
-    let audit = instance.store().recent_audit(10).await.unwrap();
+    let audit = instance.store().audit_log().recent_audit(10).await.unwrap();
     assert!(audit.iter().any(|(_, action, _)| action == "signin.sso"), "{audit:?}");
 
     // Only the assertion signed (Okta's and Google's default); Carol, added by
@@ -260,13 +267,14 @@ async fn sso_signs_in_practice_staff_through_a_real_idp() {
     assert!(signed_in(&carol, &instance).await);
     let status = instance
         .store()
+        .accounts()
         .user_by_email("carol@smiles.example")
         .await
         .unwrap()
         .unwrap()
         .status;
     assert_eq!(status, store::accounts::UserStatus::Active);
-    assert!(instance.store().verify_audit().await.unwrap().is_ok());
+    assert!(instance.store().audit_log().verify_audit().await.unwrap().is_ok());
 }
 
 #[tokio::test]
@@ -405,7 +413,7 @@ async fn sso_refuses_forged_wrapped_unsigned_replayed_and_misaddressed_assertion
         assert!(logs.contains(reason), "no refusal logged for: {reason}");
     }
     // Every refusal is audited.
-    let audit = instance.store().recent_audit(200).await.unwrap();
+    let audit = instance.store().audit_log().recent_audit(200).await.unwrap();
     let failures = audit
         .iter()
         .filter(|(_, action, _)| action == "signin.sso_failure")
@@ -453,9 +461,14 @@ async fn sso_replay_cache_refuses_a_seen_assertion_id() {
     let instance = Instance::start().await;
     instance.practice_with_doctor().await;
     let store = instance.store();
-    let practice = store.practice_by_domain("smiles.example").await.unwrap().unwrap();
-    store.begin_sso(&practice, "_r1").await.unwrap();
-    store.begin_sso(&practice, "_r2").await.unwrap();
+    let practice = store
+        .accounts()
+        .practice_by_domain("smiles.example")
+        .await
+        .unwrap()
+        .unwrap();
+    store.auth().begin_sso(&practice, "_r1").await.unwrap();
+    store.auth().begin_sso(&practice, "_r2").await.unwrap();
     let now = instance.clock.now();
     let assertion = |request: &str| VerifiedAssertion {
         assertion_id: "_a1".into(),
@@ -465,25 +478,34 @@ async fn sso_replay_cache_refuses_a_seen_assertion_id() {
     };
     assert!(
         store
+            .auth()
             .finish_sso(&practice, &assertion("_r1"), "test")
             .await
             .unwrap()
             .is_ok()
     );
     // The same assertion again, even answering another live request: a replay.
-    let again = store.finish_sso(&practice, &assertion("_r2"), "test").await.unwrap();
+    let again = store
+        .auth()
+        .finish_sso(&practice, &assertion("_r2"), "test")
+        .await
+        .unwrap();
     assert_eq!(again.err(), Some(SsoRefusal::Replay));
     // A request is spent once; an unknown or expired one is refused.
-    let spent = store.finish_sso(&practice, &assertion("_r1"), "test").await.unwrap();
+    let spent = store
+        .auth()
+        .finish_sso(&practice, &assertion("_r1"), "test")
+        .await
+        .unwrap();
     assert_eq!(spent.err(), Some(SsoRefusal::UnknownRequest));
-    store.begin_sso(&practice, "_r3").await.unwrap();
+    store.auth().begin_sso(&practice, "_r3").await.unwrap();
     instance.clock.advance(11 * 60);
     let late = VerifiedAssertion {
         assertion_id: "_a2".into(),
         ..assertion("_r3")
     };
     assert_eq!(
-        store.finish_sso(&practice, &late, "test").await.unwrap().err(),
+        store.auth().finish_sso(&practice, &late, "test").await.unwrap().err(),
         Some(SsoRefusal::UnknownRequest)
     );
 }

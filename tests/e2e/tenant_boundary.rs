@@ -60,11 +60,13 @@ async fn submit(
 pub(super) async fn other_practice(instance: &Instance) -> store::accounts::User {
     instance
         .store()
+        .accounts()
         .add_practice("Other Clinic", "other.example")
         .await
         .unwrap();
     instance
         .store()
+        .accounts()
         .add_practice_user(CAROL, "Dr Carol", Role::Doctor, "other.example", true, false)
         .await
         .unwrap()
@@ -72,9 +74,10 @@ pub(super) async fn other_practice(instance: &Instance) -> store::accounts::User
 }
 
 async fn app_password_of(instance: &Instance, email: &str) -> String {
-    let user = instance.store().user_by_email(email).await.unwrap().unwrap();
+    let user = instance.store().accounts().user_by_email(email).await.unwrap().unwrap();
     instance
         .store()
+        .auth()
         .create_app_password(&user, "Outlook", "test")
         .await
         .unwrap()
@@ -84,6 +87,7 @@ async fn app_password_of(instance: &Instance, email: &str) -> String {
 async fn unpaid_staff_app_password(instance: &Instance) -> String {
     let store = instance.store();
     let (bob, _) = store
+        .accounts()
         .add_practice_user(
             "bob@smiles.example",
             "Bob Staff",
@@ -94,14 +98,14 @@ async fn unpaid_staff_app_password(instance: &Instance) -> String {
         )
         .await
         .unwrap();
-    store.create_app_password(&bob, "Outlook", "test").await.unwrap()
+    store.auth().create_app_password(&bob, "Outlook", "test").await.unwrap()
 }
 
 /// Waits until `email`'s messages (any state) number `count`.
 async fn wait_recipient_of(instance: &Instance, email: &str, count: usize) -> store::accounts::User {
     for _ in 0..300 {
-        if let Some(user) = instance.store().user_by_email(email).await.unwrap()
-            && instance.store().pending_spool().await.unwrap().is_empty()
+        if let Some(user) = instance.store().accounts().user_by_email(email).await.unwrap()
+            && instance.store().queue().pending_spool().await.unwrap().is_empty()
             && instance.outbox_for(email).len() >= count
         {
             return user;
@@ -213,7 +217,7 @@ async fn another_practice_cannot_take_over_an_invited_recipient() {
     )
     .await;
     assert_eq!(status, 404);
-    let after = instance.store().user(person.id).await.unwrap();
+    let after = instance.store().accounts().user(person.id).await.unwrap();
     assert_eq!(after.email, pat);
     assert!(instance.outbox_for("attacker@evil.example").is_empty());
     // B's invitation still works for the patient.
@@ -230,8 +234,8 @@ async fn another_practice_cannot_take_over_an_invited_recipient() {
         .await
         .unwrap();
     for _ in 0..300 {
-        if instance.store().pending_spool().await.unwrap().is_empty()
-            && instance.store().user_by_email(pat2).await.unwrap().is_some()
+        if instance.store().queue().pending_spool().await.unwrap().is_empty()
+            && instance.store().accounts().user_by_email(pat2).await.unwrap().is_some()
         {
             break;
         }
@@ -308,7 +312,7 @@ async fn a_manager_cannot_move_another_practices_pending_invitation() {
     )
     .await;
     assert_eq!(status, 400);
-    assert_eq!(instance.store().user(joined.id).await.unwrap().email, nurse);
+    assert_eq!(instance.store().accounts().user(joined.id).await.unwrap().email, nurse);
     assert_eq!(instance.outbox_for(nurse).len(), 2, "no new invitation went out");
 }
 
@@ -466,9 +470,9 @@ async fn expired_and_hidden_messages_stop_opening_at_once() {
     }
     set_password(&instance, ADA, "Doctor-Pass-77").await;
     set_password(&instance, pat, "Patient-Pass-55").await;
-    let patient = instance.store().user_by_email(pat).await.unwrap().unwrap();
-    let ada = instance.store().user(ada.id).await.unwrap();
-    let inbox = instance.store().inbox(&patient, 10).await.unwrap();
+    let patient = instance.store().accounts().user_by_email(pat).await.unwrap().unwrap();
+    let ada = instance.store().accounts().user(ada.id).await.unwrap();
+    let inbox = instance.store().mail().inbox(&patient, 10).await.unwrap();
     let (hidden, other) = (inbox[0].id.clone(), inbox[1].id.clone());
 
     // The patient hides one (an IMAP expunge in INBOX): its URL stops opening.
@@ -482,6 +486,7 @@ async fn expired_and_hidden_messages_stop_opening_at_once() {
     assert_eq!(status(&hidden).await, 200);
     instance
         .store()
+        .mail()
         .mailbox_expunge(&patient, store::mailbox::MailboxName::Inbox, &hidden, "test")
         .await
         .unwrap();
@@ -489,6 +494,7 @@ async fn expired_and_hidden_messages_stop_opening_at_once() {
     assert!(
         instance
             .store()
+            .mail()
             .open_original(&patient, &hidden, "imap", false)
             .await
             .is_err()
@@ -505,10 +511,18 @@ async fn expired_and_hidden_messages_stop_opening_at_once() {
     sign_in(&sender, &instance, ADA, "Doctor-Pass-77", "/sent").await;
     let reply = sender.get(instance.url(&format!("/m/{other}"))).send().await.unwrap();
     assert_eq!(reply.status(), 404, "the sender reads an expired message");
-    assert!(instance.store().open_message(&ada, &other, "test").await.is_err());
     assert!(
         instance
             .store()
+            .mail()
+            .open_message(&ada, &other, "test")
+            .await
+            .is_err()
+    );
+    assert!(
+        instance
+            .store()
+            .mail()
             .open_original(&ada, &other, "imap", false)
             .await
             .is_err()

@@ -49,9 +49,10 @@ async fn ada_sends_secure(instance: &Instance, to: &str) -> String {
 /// `email` becomes an active account with an app password for their mail client.
 async fn app_password(instance: &Instance, email: &str) -> String {
     set_password(instance, email, "Patient-Pass-55").await;
-    let user = instance.store().user_by_email(email).await.unwrap().unwrap();
+    let user = instance.store().accounts().user_by_email(email).await.unwrap().unwrap();
     instance
         .store()
+        .auth()
         .create_app_password(&user, "Outlook", "test")
         .await
         .unwrap()
@@ -150,8 +151,8 @@ async fn replies_without_the_marker_stay_secure_both_ways() {
     let second = instance.wait_for_mail(PAT, 2).await;
     assert!(!String::from_utf8_lossy(&second).contains(&ada_canary));
     assert_sealed_everywhere(&instance, &ada_canary);
-    let patient = instance.store().user_by_email(PAT).await.unwrap().unwrap();
-    assert_eq!(instance.store().inbox(&patient, 10).await.unwrap().len(), 2);
+    let patient = instance.store().accounts().user_by_email(PAT).await.unwrap().unwrap();
+    assert_eq!(instance.store().mail().inbox(&patient, 10).await.unwrap().len(), 2);
     // Participants needed no role question.
     assert_eq!(instance.outbox_for(ADA).len(), 1);
 }

@@ -150,10 +150,11 @@ async fn phone_codes_wrong_reused_expired_and_exhausted_are_refused() {
     );
 
     // Expired: a code older than 10 minutes fails.
-    let user = instance.store().user_by_email(ADA).await.unwrap().unwrap();
+    let user = instance.store().accounts().user_by_email(ADA).await.unwrap().unwrap();
     instance.clock.advance(15 * 60);
     instance
         .store()
+        .auth()
         .send_code(&user, CodePurpose::SignIn, Channel::Sms, None, "test")
         .await
         .unwrap();
@@ -162,6 +163,7 @@ async fn phone_codes_wrong_reused_expired_and_exhausted_are_refused() {
     assert!(
         instance
             .store()
+            .auth()
             .verify_code(&user, CodePurpose::SignIn, &late, "test")
             .await
             .is_err()
@@ -175,7 +177,7 @@ async fn phone_codes_wrong_reused_expired_and_exhausted_are_refused() {
             .all(|p| p.starts_with(instance.config.data_dir.join("outbox-sms"))),
         "{leaked:?}"
     );
-    let audit = instance.store().recent_audit(200).await.unwrap();
+    let audit = instance.store().audit_log().recent_audit(200).await.unwrap();
     for action in [
         "two_step.enrolled",
         "two_step.code_sent",
@@ -351,7 +353,7 @@ async fn authenticator_app_codes_valid_invalid_and_replayed() {
         "/inbox",
         "the next step works"
     );
-    let audit = instance.store().recent_audit(50).await.unwrap();
+    let audit = instance.store().audit_log().recent_audit(50).await.unwrap();
     assert!(audit.iter().any(|(_, a, o)| a == "two_step.enrolled" && o == "totp"));
     assert!(audit.iter().any(|(_, a, o)| a == "two_step.failure" && o == "totp"));
 }
@@ -380,7 +382,7 @@ async fn a_remembered_device_skips_the_step_for_thirty_days() {
     // 31 days later the device is forgotten.
     instance.clock.advance(31 * 86_400);
     assert_eq!(password_step(&http, &instance).await.url().path(), "/signin/verify");
-    let audit = instance.store().recent_audit(50).await.unwrap();
+    let audit = instance.store().audit_log().recent_audit(50).await.unwrap();
     assert!(audit.iter().any(|(_, a, _)| a == "two_step.device_remembered"));
 
     // A new password forgets remembered devices at once.
@@ -446,7 +448,14 @@ async fn forgot_password_needs_the_email_link_and_the_phone_code() {
     assert_eq!(done.url().path(), "/inbox", "signed in after link + code");
     // The old password is gone; the link is spent.
     assert_eq!(http.get(&link).send().await.unwrap().status(), 410);
-    assert!(instance.store().check_password(ADA, PASSWORD, "test").await.is_err());
+    assert!(
+        instance
+            .store()
+            .auth()
+            .check_password(ADA, PASSWORD, "test")
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -463,12 +472,13 @@ async fn mail_apps_need_an_app_password_when_two_step_is_on() {
         refused.to_string().contains("535") || refused.is_permanent(),
         "{refused}"
     );
-    let audit = instance.store().recent_audit(10).await.unwrap();
+    let audit = instance.store().audit_log().recent_audit(10).await.unwrap();
     assert!(audit.iter().any(|(_, _, o)| o == "account_password_needs_app_password"));
 
-    let user = instance.store().user_by_email(ADA).await.unwrap().unwrap();
+    let user = instance.store().accounts().user_by_email(ADA).await.unwrap().unwrap();
     let app = instance
         .store()
+        .auth()
         .create_app_password(&user, "Outlook", "test")
         .await
         .unwrap();

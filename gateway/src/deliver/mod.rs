@@ -92,7 +92,7 @@ pub async fn run_delivery(store: Arc<Store>, config: DeliveryConfig, wakers: Wak
 /// One pass over the deliveries due; `true` if there were any. An error means
 /// the store is out of reach (after trying every item due).
 async fn deliver_due(store: &Store, config: &DeliveryConfig, wakers: &Wakers) -> Result<bool, store::Error> {
-    let due = store.due_outbound(20).await?;
+    let due = store.queue().due_outbound(20).await?;
     let busy = !due.is_empty();
     let mut failed = None;
     for item in due {
@@ -138,7 +138,7 @@ async fn deliver_one(
         }
     }
     // If this fails the item stays due: the caller backs off before the next pass.
-    store.outbound_done(item, &outcome).await
+    store.queue().outbound_done(item, &outcome).await
 }
 
 /// The queued message as it streams out, markers stripped where it passes
@@ -148,7 +148,7 @@ type Body = futures::stream::BoxStream<'static, Result<Vec<u8>, Failure>>;
 
 async fn body_stream(store: &Store, item: &OutboundItem) -> Result<Body, Failure> {
     let unreadable = |e: store::Error| Failure::Temporary(format!("cannot read queued message: {e}"));
-    let stream = store.outbound_body(item).await.map_err(unreadable)?;
+    let stream = store.queue().outbound_body(item).await.map_err(unreadable)?;
     let stripper = item.strip_markers.then(MarkerStripper::default);
     let body = futures::stream::try_unfold(Some((stream, stripper)), move |state| async move {
         let Some((mut stream, mut stripper)) = state else {
@@ -232,7 +232,7 @@ async fn bounce(store: &Store, config: &DeliveryConfig, item: &OutboundItem, err
         now: store.now(),
     };
     let message = crate::mail::write(&rendered, envelope, config.dkim.as_deref());
-    if let Err(error) = store.queue_mail(None, "", &item.mail_from, &message).await {
+    if let Err(error) = store.queue().queue_mail(None, "", &item.mail_from, &message).await {
         tracing::error!(%error, "cannot queue bounce");
     }
 }

@@ -26,7 +26,13 @@ impl Session {
             return;
         }
         let client = format!("imap:{}", self.peer.ip());
-        match self.server.store.sign_in_mail_client(username, password, &client).await {
+        match self
+            .server
+            .store
+            .auth()
+            .sign_in_mail_client(username, password, &client)
+            .await
+        {
             Ok((user, credential)) => {
                 self.state = State::Authenticated(user);
                 self.credential = Some(credential);
@@ -65,7 +71,7 @@ impl Session {
         let (Some(user), Some(credential)) = (self.user(), &self.credential) else {
             return true;
         };
-        match self.server.store.mail_credential_live(user, credential).await {
+        match self.server.store.auth().mail_credential_live(user, credential).await {
             Ok(live) => live,
             Err(error) => {
                 tracing::warn!(%error, peer = %self.peer, "imap: could not re-check the credential");

@@ -107,6 +107,7 @@ impl Session {
                 match self
                     .server
                     .store
+                    .mail()
                     .open_original(&user, &entry.id, &client, views_body)
                     .await
                 {
@@ -134,6 +135,7 @@ impl Session {
                 if let Err(error) = self
                     .server
                     .store
+                    .mail()
                     .mailbox_set_flags(&user, mailbox, &entry.id, flags)
                     .await
                 {
@@ -327,7 +329,12 @@ impl Session {
         mut skip: u64,
         len: u64,
     ) -> store::Result<Vec<u8>> {
-        let mut stream = self.server.store.open_original(user, &entry.id, client, false).await?;
+        let mut stream = self
+            .server
+            .store
+            .mail()
+            .open_original(user, &entry.id, client, false)
+            .await?;
         let mut out = Vec::with_capacity(usize::try_from(len.min(entry.size)).unwrap_or(0));
         let mut left = usize::try_from(len).unwrap_or(usize::MAX);
         while left > 0 {
@@ -382,7 +389,13 @@ impl Session {
             }
             Content::Stream { skip, len } => {
                 let (skip, len) = clip(skip, len);
-                let stream = match self.server.store.open_original(user, &entry.id, client, false).await {
+                let stream = match self
+                    .server
+                    .store
+                    .mail()
+                    .open_original(user, &entry.id, client, false)
+                    .await
+                {
                     Ok(stream) => stream,
                     Err(error) => return Err(std::io::Error::other(error.to_string())),
                 };

@@ -48,30 +48,35 @@ impl Harness {
             .await
             .expect("store opens");
         store
+            .accounts()
             .add_practice("Fuzz Dental", "fuzz.example")
             .await
             .expect("practice");
         let (ada, _) = store
+            .accounts()
             .add_practice_user("ada@fuzz.example", "Ada", Role::Doctor, "fuzz.example", true, false)
             .await
             .expect("sender");
         let (bob, _) = store
+            .accounts()
             .add_practice_user(RECIPIENT, "Bob", Role::Staff, "fuzz.example", false, false)
             .await
             .expect("recipient");
         let password = store
+            .auth()
             .create_app_password(&bob, "fuzz", "fuzz")
             .await
             .expect("app password");
         for mail in [PLAIN, NESTED] {
-            let mut writer = store.spool_writer().await.expect("spool");
+            let mut writer = store.queue().spool_writer().await.expect("spool");
             writer.write(mail).await.expect("spool write");
             let spooled = writer.finish().await.expect("spooled");
             store
+                .queue()
                 .accept_secure(&spooled, "ada@fuzz.example", &[RECIPIENT.to_owned()], ada.id)
                 .await
                 .expect("accepted");
-            store.seal_spooled(&spooled.id).await.expect("sealed");
+            store.mail().seal_spooled(&spooled.id).await.expect("sealed");
         }
         let server = ImapServer::new(store, ImapConfig::default(), acceptor());
         let login = format!("L LOGIN {RECIPIENT} \"{password}\"\r\nS SELECT INBOX\r\n").into_bytes();

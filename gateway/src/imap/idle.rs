@@ -13,7 +13,7 @@ impl Session {
         tag: &str,
         io: &mut S,
     ) -> std::io::Result<Flow> {
-        let mut changes = self.server.store.mail_changes();
+        let mut changes = self.server.store.mail().mail_changes();
         changes.mark_unchanged();
         self.line("+ idling");
         self.refresh(true).await;

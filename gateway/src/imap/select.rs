@@ -93,7 +93,7 @@ impl Session {
             return;
         };
         let user = self.user().cloned().expect("authenticated");
-        let (info, entries) = match self.server.store.mailbox_sync(&user, name).await {
+        let (info, entries) = match self.server.store.mail().mailbox_sync(&user, name).await {
             Ok(listed) => listed,
             Err(error) => return self.store_failed(tag, &error),
         };
@@ -126,7 +126,7 @@ impl Session {
             self.tagged(tag, "NO", "[NONEXISTENT] No such mailbox");
             return;
         };
-        let (info, entries) = match self.server.store.mailbox_sync(&user, name).await {
+        let (info, entries) = match self.server.store.mail().mailbox_sync(&user, name).await {
             Ok(listed) => listed,
             Err(error) => return self.store_failed(tag, &error),
         };
@@ -202,6 +202,7 @@ impl Session {
                 let client = format!("imap:{}", self.peer.ip());
                 self.server
                     .store
+                    .mail()
                     .mailbox_expunge(user, selected.mailbox, &entry.id, &client)
                     .await?;
                 selected.entries.remove(index);
@@ -219,7 +220,7 @@ impl Session {
         let State::Selected(user, selected) = &mut self.state else {
             return;
         };
-        let Ok((info, fresh)) = self.server.store.mailbox_sync(user, selected.mailbox).await else {
+        let Ok((info, fresh)) = self.server.store.mail().mailbox_sync(user, selected.mailbox).await else {
             return;
         };
         let mut lines = Vec::new();

@@ -52,6 +52,7 @@ impl Session {
                 if let Err(error) = self
                     .server
                     .store
+                    .mail()
                     .mailbox_set_flags(user, selected.mailbox, &entry.id, new)
                     .await
                 {

@@ -113,9 +113,15 @@ impl Session {
 
     async fn check_credentials(&mut self, user: &str, password: &str) -> Next {
         let client = self.client();
-        match self.server.store.check_mail_client(user, password, &client).await {
+        match self
+            .server
+            .store
+            .auth()
+            .check_mail_client(user, password, &client)
+            .await
+        {
             Ok(user) => {
-                self.relay_for = match self.server.store.relay_account_practice(&user).await {
+                self.relay_for = match self.server.store.accounts().relay_account_practice(&user).await {
                     Ok(practice) => practice,
                     Err(error) => {
                         tracing::error!(%error, "cannot look up relay accounts");

@@ -23,7 +23,7 @@ impl Session {
         if self.tx.rcpt_to.is_empty() {
             return self.reply(&Reply::new(554, "5.5.1", "No valid recipients"));
         }
-        let mut spool = match self.server.store.spool_writer().await {
+        let mut spool = match self.server.store.queue().spool_writer().await {
             Ok(spool) => spool,
             Err(error) => {
                 tracing::error!(%error, "cannot create spool file");
@@ -142,11 +142,17 @@ impl Session {
         let recorded = match (&sender, &thread) {
             (Some(sender), Some(thread)) => {
                 store
+                    .mail()
                     .accept_thread_reply(&spooled, &mail_from, rcpt_to, sender.id, &thread.message)
                     .await
             }
-            (Some(sender), None) => store.accept_secure(&spooled, &mail_from, rcpt_to, sender.id).await,
-            (None, _) => store.accept_plain(&spooled, &mail_from, rcpt_to).await,
+            (Some(sender), None) => {
+                store
+                    .queue()
+                    .accept_secure(&spooled, &mail_from, rcpt_to, sender.id)
+                    .await
+            }
+            (None, _) => store.queue().accept_plain(&spooled, &mail_from, rcpt_to).await,
         };
         if let Err(error) = recorded {
             tracing::error!(%error, "cannot record spooled message");
@@ -248,7 +254,7 @@ impl Session {
                 ),
             ));
         }
-        let refusal = match self.server.store.secure_sender(&address).await {
+        let refusal = match self.server.store.accounts().secure_sender(&address).await {
             Ok(Ok(user)) if relay_account && user.practice_id != self.relay_for => {
                 return Err(Reply::new(
                     550,

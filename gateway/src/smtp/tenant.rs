@@ -78,9 +78,9 @@ impl Session {
             tracing::error!(%error, "cannot look up a practice's relay sources");
             common::temporary_failure()
         };
-        let own = db.practice(practice).await.map_err(failed)?;
+        let own = db.accounts().practice(practice).await.map_err(failed)?;
         if own_domain {
-            let domains = db.practice_domains(practice).await.map_err(failed)?;
+            let domains = db.accounts().practice_domains(practice).await.map_err(failed)?;
             let domain = sender.email.rsplit_once('@').map_or("", |(_, d)| d);
             if !domains.iter().any(|d| d == domain) {
                 return Err(refuse(&format!(
@@ -96,10 +96,10 @@ impl Session {
             return Ok(());
         }
         // A relay account signs in on the submission port: it is no source of relayed connections.
-        let mut sources = db.relay_sources(practice).await.map_err(failed)?;
+        let mut sources = db.accounts().relay_sources(practice).await.map_err(failed)?;
         sources.retain(|source| source.kind != SourceKind::Account);
         if sources.is_empty() {
-            if db.several_practices().await.map_err(failed)? {
+            if db.accounts().several_practices().await.map_err(failed)? {
                 tracing::warn!(peer = %self.peer.ip(), practice = %practice, "secure mail for a practice without relay sources refused");
                 return Err(refuse(&format!(
                     "this gateway serves several practices and none of {}'s relay sources is set; an admin sets \
@@ -143,11 +143,11 @@ impl Session {
             tracing::error!(%error, "cannot look up a practice's domains");
             common::temporary_failure()
         };
-        let domains = db.practice_domains(practice).await.map_err(failed)?;
+        let domains = db.accounts().practice_domains(practice).await.map_err(failed)?;
         for address in addresses.iter().filter(|a| !a.is_empty()) {
             let domain = address.rsplit_once('@').map_or("", |(_, d)| d).to_ascii_lowercase();
             if !domains.contains(&domain) {
-                let own = db.practice(practice).await.map_err(failed)?;
+                let own = db.accounts().practice(practice).await.map_err(failed)?;
                 tracing::warn!(practice = %practice, "relay account sent for another practice's domain; refused");
                 return Err(Reply::new(
                     550,

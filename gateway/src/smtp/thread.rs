@@ -26,7 +26,7 @@ impl Session {
         if ids.is_empty() {
             return Ok(None);
         }
-        self.server.store.find_thread(&ids).await.map_err(|error| {
+        self.server.store.mail().find_thread(&ids).await.map_err(|error| {
             tracing::error!(%error, "cannot look up the conversation of a reply");
             common::temporary_failure()
         })
@@ -51,7 +51,7 @@ impl Session {
                 user.email
             )));
         }
-        let sender = match self.server.store.user_by_email(&address).await {
+        let sender = match self.server.store.accounts().user_by_email(&address).await {
             Ok(Some(user)) if thread.is_participant(&user.email) => user,
             Ok(_) => {
                 return Err(refuse(&format!(

@@ -56,7 +56,7 @@ where
 pub async fn run_purger(store: Arc<Store>, interval: Duration) {
     let mut backoff = Backoff::new("purger");
     loop {
-        let wait = match store.purge_expired().await {
+        let wait = match store.mail().purge_expired().await {
             Ok(count) => {
                 backoff.succeed();
                 if count > 0 {

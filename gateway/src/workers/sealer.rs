@@ -25,7 +25,7 @@ use crate::mail::{self, Envelope, MailKind};
 use crate::notify::NotifyConfig;
 
 /// Messages this process quarantined since it started (the database keeps the
-/// lasting count: [`Store::quarantined_spool`]).
+/// lasting count: [`store::Queue::quarantined_spool`]).
 pub static QUARANTINED: AtomicU64 = AtomicU64::new(0);
 
 /// How often the sealer looks at the spool when nobody wakes it.
@@ -48,8 +48,8 @@ pub async fn run_sealer(store: Arc<Store>, wakers: Wakers, config: NotifyConfig)
 /// One pass over the messages due. An error here means the store is out of
 /// reach: the caller backs off.
 async fn seal_due(store: &Store, wakers: &Wakers, config: &NotifyConfig) -> Result<(), Error> {
-    for id in store.due_spool(50).await? {
-        let attempt = match store.begin_seal_attempt(&id).await {
+    for id in store.queue().due_spool(50).await? {
+        let attempt = match store.queue().begin_seal_attempt(&id).await {
             Ok(SealAttempt::Try(attempt)) => attempt,
             Ok(SealAttempt::GiveUp) => {
                 quarantine(store, wakers, config, &id).await?;
@@ -58,7 +58,7 @@ async fn seal_due(store: &Store, wakers: &Wakers, config: &NotifyConfig) -> Resu
             Err(Error::NotFound) => continue, // sealed or set aside meanwhile
             Err(error) => return Err(error),
         };
-        let outcome = AssertUnwindSafe(store.seal_spooled(&id)).catch_unwind().await;
+        let outcome = AssertUnwindSafe(store.mail().seal_spooled(&id)).catch_unwind().await;
         let failure = match outcome {
             Ok(Ok(())) => {
                 tracing::info!(%id, "message sealed");
@@ -67,7 +67,7 @@ async fn seal_due(store: &Store, wakers: &Wakers, config: &NotifyConfig) -> Resu
             }
             Ok(Err(error)) if is_outage(&error) => {
                 // Not the message's fault: this attempt does not count.
-                let _ = store.refund_seal_attempt(&id).await;
+                let _ = store.queue().refund_seal_attempt(&id).await;
                 return Err(error);
             }
             Ok(Err(error)) if error.is_permanent() => {
@@ -96,7 +96,7 @@ fn is_outage(error: &Error) -> bool {
 
 /// Sets the message aside, alerts the admin and tells the sender.
 async fn quarantine(store: &Store, wakers: &Wakers, config: &NotifyConfig, id: &MessageId) -> Result<(), Error> {
-    let Some(quarantined) = store.quarantine_spooled(id).await? else {
+    let Some(quarantined) = store.queue().quarantine_spooled(id).await? else {
         return Ok(());
     };
     QUARANTINED.fetch_add(1, Ordering::Relaxed);
@@ -110,7 +110,10 @@ async fn quarantine(store: &Store, wakers: &Wakers, config: &NotifyConfig, id: &
     if !quarantined.mail_from.is_empty()
         && let Some(message) = sender_notice(&quarantined, config, store.now())
     {
-        store.queue_mail(None, "", &quarantined.mail_from, &message).await?;
+        store
+            .queue()
+            .queue_mail(None, "", &quarantined.mail_from, &message)
+            .await?;
         wakers.delivery.notify_one();
     }
     Ok(())

@@ -112,13 +112,14 @@ pub async fn signin(
     let device = super::two_step::device_cookie(&headers);
     match state
         .store
+        .auth()
         .begin_sign_in(form.email.trim(), &form.password, device.as_deref(), &client)
         .await
     {
         Ok(SignIn::Done(session)) => {
             // A browser signing in again leaves its old session behind: end it.
             if let Some(old) = session::cookie_token(&headers) {
-                state.store.sign_out(&old).await?;
+                state.store.auth().sign_out(&old).await?;
             }
             Ok(signed_in(&session.token, after_signin(&form.next)))
         }
@@ -135,7 +136,7 @@ pub async fn signin(
                 ),
                 _ => {
                     let mut message = "Wrong email address or password.".to_owned();
-                    if let Some((left, minutes)) = state.store.sign_in_warning(form.email.trim()).await? {
+                    if let Some((left, minutes)) = state.store.auth().sign_in_warning(form.email.trim()).await? {
                         let tries = if left == 1 {
                             "One more failed try"
                         } else {
@@ -169,7 +170,7 @@ pub async fn signout(
 ) -> Result<Response, Error> {
     if let Some(viewer) = viewer {
         viewer.check_csrf(&form.csrf)?;
-        state.store.sign_out(&viewer.token).await?;
+        state.store.auth().sign_out(&viewer.token).await?;
     }
     Ok(([(header::SET_COOKIE, session::clear_cookie())], Redirect::to("/signin")).into_response())
 }
@@ -198,7 +199,7 @@ pub struct PasswordForm {
 }
 
 async fn password_page(state: &AppState, token: String, error: Option<String>) -> Result<PasswordPage, Error> {
-    let (user, method) = state.store.reset_step(&token).await?;
+    let (user, method) = state.store.auth().reset_step(&token).await?;
     Ok(PasswordPage {
         nav: None,
         token,
@@ -250,6 +251,7 @@ pub async fn set_password(
     }
     let (next, message) = match state
         .store
+        .auth()
         .set_password_checked(&token, &form.password, &form.code, &client)
         .await
     {
@@ -300,7 +302,7 @@ pub async fn send_reset_code(
     Form(form): Form<SendCodeForm>,
 ) -> Result<Response, Error> {
     let channel = store::accounts::two_step::Channel::parse(&form.channel).ok_or(Error::NotFound)?;
-    let error = match state.store.send_reset_code(&token, channel, &client).await {
+    let error = match state.store.auth().send_reset_code(&token, channel, &client).await {
         Ok(()) => None,
         Err(store::Error::Invalid(problem)) => Some(problem),
         Err(error) => return Err(error.into()),
@@ -335,7 +337,11 @@ pub async fn forgot(
     Client(client): Client,
     Form(form): Form<ForgotForm>,
 ) -> Result<Response, Error> {
-    state.store.request_password_reset(form.email.trim(), &client).await?;
+    state
+        .store
+        .auth()
+        .request_password_reset(form.email.trim(), &client)
+        .await?;
     html(StatusCode::OK, &ForgotPage { nav: None, sent: true })
 }
 
@@ -394,6 +400,7 @@ pub async fn change_password(
     }
     match state
         .store
+        .auth()
         .change_password(
             &viewer.user,
             &form.current,

@@ -50,6 +50,7 @@ async fn page(
 ) -> Result<AppPasswordsPage, Error> {
     let passwords = state
         .store
+        .auth()
         .app_passwords(&viewer.user)
         .await?
         .into_iter()
@@ -86,6 +87,7 @@ pub async fn create(
     viewer.check_csrf(&form.csrf)?;
     match state
         .store
+        .auth()
         .create_app_password(&viewer.user, &form.label, &client)
         .await
     {
@@ -111,7 +113,11 @@ pub async fn revoke(
 ) -> Result<Response, Error> {
     viewer.check_csrf(&form.csrf)?;
     let id: i64 = id.parse().map_err(|_| Error::NotFound)?;
-    state.store.revoke_app_password(&viewer.user, id, &client).await?;
+    state
+        .store
+        .auth()
+        .revoke_app_password(&viewer.user, id, &client)
+        .await?;
     Ok(axum::response::IntoResponse::into_response(Redirect::to(
         "/account/app-passwords",
     )))

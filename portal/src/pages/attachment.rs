@@ -21,7 +21,11 @@ pub async fn download(
 ) -> Result<Response, Error> {
     let id = message_id(&id)?;
     let index: usize = index.parse().map_err(|_| Error::NotFound)?;
-    let (meta, stream) = state.store.open_attachment(&viewer.user, &id, index, &client).await?;
+    let (meta, stream) = state
+        .store
+        .mail()
+        .open_attachment(&viewer.user, &id, index, &client)
+        .await?;
     let message = id.to_string();
     let body = Body::from_stream(stream.inspect_err(move |error| {
         // Store errors carry no PHI; the file's name is never logged.

@@ -55,7 +55,7 @@ fn rows(summaries: Vec<MessageSummary>) -> Vec<Row> {
 
 /// `GET /inbox`
 pub async fn inbox(State(state): State<AppState>, viewer: Viewer) -> Result<Response, Error> {
-    let list = state.store.inbox(&viewer.user, LIMIT).await?;
+    let list = state.store.mail().inbox(&viewer.user, LIMIT).await?;
     html(
         StatusCode::OK,
         &ListPage {
@@ -69,7 +69,7 @@ pub async fn inbox(State(state): State<AppState>, viewer: Viewer) -> Result<Resp
 
 /// `GET /sent`
 pub async fn sent(State(state): State<AppState>, viewer: Viewer) -> Result<Response, Error> {
-    let list = state.store.sent(&viewer.user, LIMIT).await?;
+    let list = state.store.mail().sent(&viewer.user, LIMIT).await?;
     html(
         StatusCode::OK,
         &ListPage {

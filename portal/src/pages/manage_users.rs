@@ -70,6 +70,7 @@ fn user_page(state: &AppState, viewer: &Viewer, managed: &ManagedUser) -> UserPa
 pub async fn list(State(state): State<AppState>, viewer: Viewer) -> Result<Response, Error> {
     let users = state
         .store
+        .accounts()
         .practice_users(&viewer.user)
         .await?
         .into_iter()
@@ -91,7 +92,7 @@ pub async fn list(State(state): State<AppState>, viewer: Viewer) -> Result<Respo
 
 /// `GET /practice/users/{id}`
 pub async fn show(State(state): State<AppState>, viewer: Viewer, Path(id): Path<String>) -> Result<Response, Error> {
-    let managed = state.store.managed_user(&viewer.user, user_id(&id)?).await?;
+    let managed = state.store.accounts().managed_user(&viewer.user, user_id(&id)?).await?;
     html(StatusCode::OK, &user_page(&state, &viewer, &managed))
 }
 
@@ -116,15 +117,17 @@ pub async fn submit(
 ) -> Result<Response, Error> {
     let id = user_id(&id)?;
     // Someone else's user is not found, before anything else is looked at.
-    state.store.managed_user(&viewer.user, id).await?;
+    state.store.accounts().managed_user(&viewer.user, id).await?;
     viewer.check_csrf(&form.csrf)?;
     let store = &state.store;
     let outcome = match form.action.as_str() {
         "edit" => store
+            .accounts()
             .edit_invited_user(&viewer.user, id, &form.email, &form.phone, &client)
             .await
             .map(|()| "Saved. We sent a new invitation to the new address."),
         "reinvite" => store
+            .accounts()
             .reinvite(&viewer.user, id, &client)
             .await
             .map(|()| "We sent a new invitation. Earlier invitation links no longer work."),
@@ -134,13 +137,17 @@ pub async fn submit(
                 "off" => false,
                 _ => return Err(Error::NotFound),
             };
-            store.set_user_two_step(&viewer.user, id, on, &client).await.map(|()| {
-                if on {
-                    "Two-step verification is on."
-                } else {
-                    "Two-step verification is off."
-                }
-            })
+            store
+                .accounts()
+                .set_user_two_step(&viewer.user, id, on, &client)
+                .await
+                .map(|()| {
+                    if on {
+                        "Two-step verification is on."
+                    } else {
+                        "Two-step verification is off."
+                    }
+                })
         }
         _ => return Err(Error::NotFound),
     };
@@ -151,7 +158,7 @@ pub async fn submit(
         }
         Err(error) => return Err(error.into()),
     };
-    let mut page = user_page(&state, &viewer, &store.managed_user(&viewer.user, id).await?);
+    let mut page = user_page(&state, &viewer, &store.accounts().managed_user(&viewer.user, id).await?);
     page.done = done;
     page.error = error;
     html(status, &page)

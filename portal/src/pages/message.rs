@@ -134,7 +134,7 @@ pub async fn show(
 ) -> Result<Response, Error> {
     let id = message_id(&id)?;
     if let Some(viewer) = viewer {
-        let mut view = state.store.open_message(&viewer.user, &id, &client).await?;
+        let mut view = state.store.mail().open_message(&viewer.user, &id, &client).await?;
         let body = match view.meta.html.take() {
             Some(body) => Some(sanitize_html_bounded(body).await),
             None => None,

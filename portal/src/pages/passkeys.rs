@@ -105,6 +105,7 @@ pub async fn list(
 ) -> Result<Response, Error> {
     let passkeys = state
         .store
+        .auth()
         .passkeys(&viewer.user)
         .await?
         .into_iter()
@@ -143,7 +144,7 @@ pub async fn remove(
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, Error> {
     viewer.check_csrf(&form.csrf)?;
-    state.store.remove_passkey(&viewer.user, id, &client).await?;
+    state.store.auth().remove_passkey(&viewer.user, id, &client).await?;
     Ok(Redirect::to("/account/passkeys").into_response())
 }
 
@@ -161,6 +162,7 @@ pub async fn register_start(
     viewer.check_csrf(&body.csrf)?;
     match state
         .store
+        .auth()
         .start_passkey_registration(webauthn(&state)?, &viewer.user)
         .await
     {
@@ -189,6 +191,7 @@ pub async fn register_finish(
     viewer.check_csrf(&body.csrf)?;
     let done = state
         .store
+        .auth()
         .finish_passkey_registration(
             webauthn(&state)?,
             &viewer.user,
@@ -219,7 +222,12 @@ const THROTTLED: &str = "Too many failed sign-ins from your network. Please wait
 
 /// `POST /signin/passkey/start` (JSON): options for `get()`.
 pub async fn signin_start(State(state): State<AppState>, Client(client): Client) -> Result<Response, Error> {
-    match state.store.start_passkey_signin(webauthn(&state)?, &client).await {
+    match state
+        .store
+        .auth()
+        .start_passkey_signin(webauthn(&state)?, &client)
+        .await
+    {
         Ok((mut options, token)) => {
             // The button asks now (a modal prompt), not in the address autofill.
             options.mediation = None;
@@ -248,12 +256,13 @@ pub async fn signin_finish(
 ) -> Result<Response, Error> {
     let signed_in = state
         .store
+        .auth()
         .finish_passkey_signin(webauthn(&state)?, &ceremony_token(&headers), &body.credential, &client)
         .await;
     match signed_in {
         Ok(session) => {
             if let Some(old) = session::cookie_token(&headers) {
-                state.store.sign_out(&old).await?;
+                state.store.auth().sign_out(&old).await?;
             }
             let to = session::safe_next(&body.next).unwrap_or("/inbox");
             let mut response = Json(json!({ "redirect": to })).into_response();

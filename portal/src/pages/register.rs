@@ -1,5 +1,5 @@
 //! Registration from an invitation link (`/m/{id}?invite=TOKEN`): a form that asks
-//! what the recipient's role needs, validated here, then `Store::register`.
+//! what the recipient's role needs, validated here, then `store::Accounts::register`.
 //!
 //! Doctors pick a specialty and tick procedures. Without JavaScript the
 //! pre-selection happens on the server: the "Show procedures" button re-renders
@@ -229,7 +229,7 @@ async fn invitation(state: &AppState, id: &MessageId, invite: &str) -> Result<In
         problem,
         next: next.clone(),
     };
-    let invitation = match state.store.invitation(invite).await {
+    let invitation = match state.store.accounts().invitation(invite).await {
         Ok(invitation) => invitation,
         Err(error) => {
             return Err(match Error::from(error) {
@@ -371,6 +371,7 @@ pub async fn submit(
     }
     match state
         .store
+        .accounts()
         .register(&invite, registration(&values, doctor, other_practice), &client)
         .await
     {

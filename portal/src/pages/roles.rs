@@ -42,7 +42,7 @@ async fn page(
     form: &[(String, String)],
     error: Option<&'static str>,
 ) -> Result<RolesPage, Error> {
-    let pending = state.store.pending_roles(&viewer.user, id).await?;
+    let pending = state.store.mail().pending_roles(&viewer.user, id).await?;
     Ok(RolesPage {
         nav: Some(viewer.nav()),
         id: id.to_string(),
@@ -128,7 +128,11 @@ pub async fn submit(
             return html(StatusCode::BAD_REQUEST, &page);
         }
     } else {
-        state.store.choose_roles(&viewer.user, &id, &chosen, &client).await?;
+        state
+            .store
+            .mail()
+            .choose_roles(&viewer.user, &id, &chosen, &client)
+            .await?;
     }
     Ok(Redirect::to(&format!("/m/{id}")).into_response())
 }

@@ -26,7 +26,7 @@ const REQUEST_COOKIE: &str = "sealpost_sso";
 /// The practice with `domain` and its IdP; not found if it has none.
 async fn practice_idp(state: &AppState, domain: &str) -> Result<(PracticeIdp, Idp, Sp), Error> {
     let domain = domain.trim().to_ascii_lowercase();
-    let practice = state.store.practice_idp(&domain).await?.ok_or(Error::NotFound)?;
+    let practice = state.store.auth().practice_idp(&domain).await?.ok_or(Error::NotFound)?;
     let idp = parse_idp_metadata(&practice.metadata).map_err(|error| {
         tracing::error!(%error, practice = %practice.practice.id, "portal: stored IdP metadata does not parse");
         Error::NotFound
@@ -49,7 +49,7 @@ pub async fn metadata(State(state): State<AppState>, Path(domain): Path<String>)
 pub async fn login(State(state): State<AppState>, Path(domain): Path<String>) -> Result<Response, Error> {
     let (practice, idp, sp) = practice_idp(&state, &domain).await?;
     let id = format!("_{}", store::crypto::random_hex(16));
-    state.store.begin_sso(&practice.practice, &id).await?;
+    state.store.auth().begin_sso(&practice.practice, &id).await?;
     let url = sp.authn_request_url(&idp, &id, state.store.now()).map_err(|error| {
         tracing::error!(%error, "portal: AuthnRequest failed to build");
         Error::NotFound
@@ -77,7 +77,7 @@ pub async fn start(State(state): State<AppState>, Query(query): Query<StartQuery
         && domain
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
-        && state.store.practice_idp(&domain).await?.is_some();
+        && state.store.auth().practice_idp(&domain).await?.is_some();
     if known {
         Ok(Redirect::to(&format!("/saml/{domain}/login")).into_response())
     } else {
@@ -135,7 +135,7 @@ pub async fn acs(
         Ok(assertion) if request_cookie(&headers).as_deref() != Some(assertion.in_response_to.as_str()) => {
             Err("answer does not belong to this browser's request")
         }
-        Ok(assertion) => match state.store.finish_sso(&practice, &assertion, &client).await? {
+        Ok(assertion) => match state.store.auth().finish_sso(&practice, &assertion, &client).await? {
             Ok(session) => Ok(session),
             Err(refusal) => Err(refusal_reason(refusal)),
         },
@@ -145,7 +145,7 @@ pub async fn acs(
         Ok(session) => {
             // A browser signing in again leaves its old session behind: end it.
             if let Some(old) = session::cookie_token(&headers) {
-                state.store.sign_out(&old).await?;
+                state.store.auth().sign_out(&old).await?;
             }
             let mut response = Redirect::to("/inbox").into_response();
             let cookies = response.headers_mut();
@@ -154,7 +154,7 @@ pub async fn acs(
             Ok(response)
         }
         Err(reason) => {
-            state.store.sso_refused(&practice, reason, &client).await?;
+            state.store.auth().sso_refused(&practice, reason, &client).await?;
             let page = ErrorPage {
                 nav: None,
                 title: "Single sign-on failed",

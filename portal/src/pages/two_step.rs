@@ -113,7 +113,7 @@ async fn pending(state: &AppState, headers: &HeaderMap) -> Result<(String, User)
     let Some(token) = cookie(headers, PENDING) else {
         return Err(Error::NotSignedIn { next: "/".into() });
     };
-    match state.store.pending_sign_in(&token).await {
+    match state.store.auth().pending_sign_in(&token).await {
         Ok(user) => Ok((token, user)),
         Err(store::Error::TokenInvalid | store::Error::TokenExpired | store::Error::TokenUsed) => {
             Err(Error::NotSignedIn { next: "/".into() })
@@ -123,7 +123,7 @@ async fn pending(state: &AppState, headers: &HeaderMap) -> Result<(String, User)
 }
 
 async fn verify_page(state: &AppState, token: &str, user: &User, next: &str) -> Result<VerifyPage, Error> {
-    let two_step = state.store.two_step(user.id).await?;
+    let two_step = state.store.auth().two_step(user.id).await?;
     Ok(VerifyPage {
         nav: None,
         csrf: pending_csrf(token),
@@ -185,12 +185,13 @@ pub async fn submit(
     let remember = !form.remember.is_empty();
     match state
         .store
+        .auth()
         .finish_sign_in(&token, method, &form.code, remember, &client)
         .await
     {
         Ok((session, device)) => {
             if let Some(old) = session::cookie_token(&headers) {
-                state.store.sign_out(&old).await?;
+                state.store.auth().sign_out(&old).await?;
             }
             let mut response = super::account::signed_in(&session.token, super::account::after_signin(&form.next));
             let cookies = response.headers_mut();
@@ -250,14 +251,19 @@ pub async fn send(
     let (token, user) = pending(&state, &headers).await?;
     check(&form.csrf, &token)?;
     let channel = Channel::parse(&form.channel).ok_or(Error::NotFound)?;
-    let two_step = state.store.two_step(user.id).await?;
+    let two_step = state.store.auth().two_step(user.id).await?;
     let (purpose, phone) = match two_step.method {
         Some(Method::Phone) => (store::accounts::two_step::CodePurpose::SignIn, None),
         Some(Method::Totp) => return Err(Error::NotFound),
         None => (store::accounts::two_step::CodePurpose::Enrol, Some(form.phone.as_str())),
     };
     let mut page = verify_page(&state, &token, &user, &form.next).await?;
-    match state.store.send_code(&user, purpose, channel, phone, &client).await {
+    match state
+        .store
+        .auth()
+        .send_code(&user, purpose, channel, phone, &client)
+        .await
+    {
         Ok(()) => {
             page.status = Some(if channel == Channel::Voice { "called" } else { "sent" });
             page.phone = form.phone.trim().to_owned();
@@ -284,7 +290,7 @@ pub async fn app(
     if page.method.is_some() {
         return Err(Error::NotFound);
     }
-    page.setup = Some(Setup::new(state.store.begin_totp(&user).await?));
+    page.setup = Some(Setup::new(state.store.auth().begin_totp(&user).await?));
     html(StatusCode::OK, &page)
 }
 
@@ -303,14 +309,14 @@ struct AccountPage {
 }
 
 async fn account_page(state: &AppState, viewer: &Viewer) -> Result<AccountPage, Error> {
-    let two_step = state.store.two_step(viewer.user.id).await?;
+    let two_step = state.store.auth().two_step(viewer.user.id).await?;
     Ok(AccountPage {
         nav: Some(viewer.nav()),
         method: two_step.method.map(Method::as_str),
         hint: phone_hint(&two_step.phone),
         phone: two_step.phone,
         off: !two_step.on,
-        devices: state.store.remembered_devices(&viewer.user).await?,
+        devices: state.store.auth().remembered_devices(&viewer.user).await?,
         setup: None,
         status: None,
         error: None,
@@ -350,6 +356,7 @@ pub async fn account_submit(
             let channel = Channel::parse(&form.channel).unwrap_or(Channel::Sms);
             page.phone = form.phone.trim().to_owned();
             store
+                .auth()
                 .send_code(
                     user,
                     store::accounts::two_step::CodePurpose::Enrol,
@@ -361,14 +368,19 @@ pub async fn account_submit(
                 .map(|()| "sent")
         }
         "phone" => store
+            .auth()
             .confirm_phone(user, &form.code, &client)
             .await
             .map(|()| "phone_done"),
         "app" => {
-            page.setup = Some(Setup::new(store.begin_totp(user).await?));
+            page.setup = Some(Setup::new(store.auth().begin_totp(user).await?));
             Ok("app_started")
         }
-        "app_confirm" => store.confirm_totp(user, &form.code, &client).await.map(|()| "app_done"),
+        "app_confirm" => store
+            .auth()
+            .confirm_totp(user, &form.code, &client)
+            .await
+            .map(|()| "app_done"),
         _ => return Err(Error::NotFound),
     };
     let status = match outcome {

@@ -12,13 +12,13 @@ use super::{User, new_token};
 use crate::audit::AuditEvent;
 use crate::crypto::sha256;
 use crate::ids::UserId;
-use crate::{Error, Result, Store};
+use crate::{Auth, Error, Result};
 
 /// Every add-in key starts with this, so it is recognisable (and never mistaken
 /// for an app password) wherever it turns up.
 pub const KEY_PREFIX: &str = "spk_";
 
-impl Store {
+impl Auth<'_> {
     /// Makes `user` a new add-in key (their earlier one stops working) and
     /// returns its only clear copy.
     pub async fn issue_addin_key(&self, user: &User, client: &str) -> Result<String> {
@@ -65,6 +65,6 @@ impl Store {
             .bind(id.0)
             .execute(&self.db)
             .await?;
-        self.user(id).await
+        self.accounts().user(id).await
     }
 }

@@ -9,7 +9,7 @@ use super::User;
 use super::lockout::Scope;
 use crate::audit::AuditEvent;
 use crate::crypto::{random_bytes, sha256};
-use crate::{Error, Result, Store};
+use crate::{Auth, Error, Result};
 
 /// An app password as listed (never its value).
 #[derive(Debug, Clone)]
@@ -43,7 +43,7 @@ fn digest(password: &str) -> Vec<u8> {
     sha256(compact.as_bytes())
 }
 
-impl Store {
+impl Auth<'_> {
     /// Makes an app password for `user`; returns its only clear copy.
     pub async fn create_app_password(&self, user: &User, label: &str, client: &str) -> Result<String> {
         let label = label.trim();
@@ -119,7 +119,7 @@ impl Store {
             return Err(Error::NotFound);
         }
         // Mail sessions (IMAP IDLE) look again at their credential.
-        self.signal_mail();
+        self.mail().signal_mail();
         self.audit(AuditEvent {
             actor: &format!("user:{}", user.id),
             action: "app_password.revoke",
@@ -136,7 +136,7 @@ impl Store {
         Ok(self.sign_in_mail_client(email, password, client).await?.0)
     }
 
-    /// [`Store::check_mail_client`], also saying which credential was used, so a
+    /// [`crate::Auth::check_mail_client`], also saying which credential was used, so a
     /// long session (IMAP) can check it still holds before each command.
     ///
     /// Unknown addresses, wrong app passwords and account passwords of two-step
@@ -150,7 +150,7 @@ impl Store {
         client: &str,
     ) -> Result<(User, MailCredential)> {
         self.refuse_if_throttled(client).await?;
-        let user = self.user_by_email(email).await?;
+        let user = self.accounts().user_by_email(email).await?;
         if let Some(user) = &user
             && self.locked_until(&Scope::password_of(user.id)).await?.is_none()
         {

@@ -17,7 +17,7 @@ use super::{Session, TokenGrant, TokenPurpose, User, new_token};
 use crate::audit::AuditEvent;
 use crate::crypto::sha256;
 use crate::ids::MessageId;
-use crate::{Error, Result, Store};
+use crate::{Auth, Error, Result};
 
 /// How long a pending sign-in waits for its second step (seconds).
 pub const PENDING_TTL: i64 = 10 * 60;
@@ -31,7 +31,7 @@ pub enum SignIn {
     SecondStep { pending: String, user: User },
 }
 
-impl Store {
+impl Auth<'_> {
     /// Signs in with a password. Asks for the second step unless two-step is
     /// off for the user or `device` is a device they asked us to remember.
     pub async fn begin_sign_in(
@@ -75,7 +75,7 @@ impl Store {
     /// The user behind a pending sign-in token.
     pub async fn pending_sign_in(&self, pending: &str) -> Result<User> {
         let grant = self.check_token(pending, TokenPurpose::PendingSignIn).await?;
-        self.user(grant.user_id).await
+        self.accounts().user(grant.user_id).await
     }
 
     /// Finishes a pending sign-in with its second step: the code from the
@@ -96,7 +96,7 @@ impl Store {
     ) -> Result<(Session, Option<String>)> {
         self.refuse_if_throttled(client).await?;
         let grant = self.check_token(pending, TokenPurpose::PendingSignIn).await?;
-        let user = self.user(grant.user_id).await?;
+        let user = self.accounts().user(grant.user_id).await?;
         self.refuse_if_locked(&user, true, client).await?;
         self.reserve_code_attempt(&grant).await?;
         let outcome = match self.two_step(user.id).await?.method {
@@ -241,7 +241,7 @@ impl Store {
     /// two-step on and set up (a reset), else none (first password, or off).
     pub async fn reset_step(&self, token: &str) -> Result<(User, Option<Method>)> {
         let grant = self.check_token(token, TokenPurpose::SetPassword).await?;
-        let user = self.user(grant.user_id).await?;
+        let user = self.accounts().user(grant.user_id).await?;
         let two_step = self.two_step(user.id).await?;
         Ok((user, two_step.method.filter(|_| two_step.on)))
     }
@@ -271,7 +271,7 @@ impl Store {
         client: &str,
     ) -> Result<(SignIn, Option<MessageId>)> {
         let grant = self.check_token(token, TokenPurpose::SetPassword).await?;
-        let user = self.user(grant.user_id).await?;
+        let user = self.accounts().user(grant.user_id).await?;
         let two_step = self.two_step(user.id).await?;
         let hash = self.new_password_hash(&user, password).await?;
         let verified = match two_step.method.filter(|_| two_step.on) {

@@ -12,7 +12,7 @@ use super::User;
 use crate::audit::AuditEvent;
 use crate::crypto::sha256;
 use crate::ids::UserId;
-use crate::{Result, Store};
+use crate::{Auth, Result};
 
 /// The first lockout's length (seconds); each one in a row doubles it.
 pub const LOCK_BASE: i64 = 15 * 60;
@@ -73,7 +73,7 @@ pub fn lock_length(lockouts: i64) -> i64 {
     LOCK_BASE.saturating_mul(1_i64 << doublings).min(LOCK_MAX)
 }
 
-impl Store {
+impl Auth<'_> {
     /// Is `scope` locked now? Then until when.
     pub(crate) async fn locked_until(&self, scope: &Scope) -> Result<Option<i64>> {
         let row = sqlx::query("SELECT locked_until FROM signin_locks WHERE scope = $1")
@@ -125,7 +125,7 @@ impl Store {
         .execute(&self.db)
         .await?;
         // Mail sessions (IMAP IDLE) look again at their credential.
-        self.signal_mail();
+        self.mail().signal_mail();
         self.audit(AuditEvent {
             actor: "system",
             action: "account.lock",
@@ -148,7 +148,7 @@ impl Store {
     /// pause its sign-in, and for how many minutes, when that is close (the
     /// page warns). The same for addresses with and without an account.
     pub async fn sign_in_warning(&self, email: &str) -> Result<Option<(i64, i64)>> {
-        let user = self.user_by_email(email).await?;
+        let user = self.accounts().user_by_email(email).await?;
         let scope = Scope::password(email, user.as_ref());
         let row = sqlx::query("SELECT failures, lockouts FROM signin_locks WHERE scope = $1")
             .bind(&scope.0)

@@ -12,8 +12,8 @@ use super::two_step::valid_phone;
 use super::{TokenPurpose, User, UserStatus, normalize_email};
 use crate::audit::AuditEvent;
 use crate::ids::{MessageId, PracticeId, UserId};
-use crate::jobs::{JobKind, add_job};
-use crate::{Error, Result, Store};
+use crate::job_kind::{JobKind, add_job};
+use crate::{Accounts, Error, Result};
 
 /// How far a person got with registering.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +45,7 @@ pub struct ManagedUser {
     pub two_step_off: bool,
 }
 
-impl Store {
+impl Accounts<'_> {
     /// The practice the caller manages; anyone else is [`Error::Forbidden`]
     /// (which the portal shows as not found).
     fn managed_practice(manager: &User) -> Result<PracticeId> {
@@ -71,7 +71,7 @@ impl Store {
 
     async fn managed(&self, id: UserId) -> Result<ManagedUser> {
         let user = self.user(id).await?;
-        let two_step = self.two_step(id).await?;
+        let two_step = self.auth().two_step(id).await?;
         let registration = match user.status {
             UserStatus::Active if two_step.method.is_some() && !two_step.off => Registration::Full,
             UserStatus::Active => Registration::WithoutTwoStep,
@@ -263,12 +263,14 @@ mod tests {
     #[tokio::test]
     async fn not_found_means_absent_and_a_database_failure_stays_one() {
         let (_dir, store, _) = store().await;
-        store.add_practice("Smiles", "smiles.example").await.unwrap();
+        store.accounts().add_practice("Smiles", "smiles.example").await.unwrap();
         let (manager, _) = store
+            .accounts()
             .add_practice_user("ada@smiles.example", "Ada", Role::Doctor, "smiles.example", true, true)
             .await
             .unwrap();
         let (staff, _) = store
+            .accounts()
             .add_practice_user("bob@smiles.example", "Bob", Role::Staff, "smiles.example", true, false)
             .await
             .unwrap();
@@ -277,20 +279,23 @@ mod tests {
             .execute(&store.db)
             .await
             .unwrap();
-        let manager = store.user(manager.id).await.unwrap();
-        assert_eq!(store.managed_user(&manager, staff.id).await.unwrap().user.id, staff.id);
+        let manager = store.accounts().user(manager.id).await.unwrap();
+        assert_eq!(
+            store.accounts().managed_user(&manager, staff.id).await.unwrap().user.id,
+            staff.id
+        );
         let absent = crate::ids::UserId(staff.id.0 + 100);
         assert!(matches!(
-            store.managed_user(&manager, absent).await,
+            store.accounts().managed_user(&manager, absent).await,
             Err(Error::NotFound)
         ));
         assert!(matches!(
-            store.managed_user(&staff, manager.id).await,
+            store.accounts().managed_user(&staff, manager.id).await,
             Err(Error::Forbidden(_))
         ));
 
         store.close().await;
-        let failed = store.managed_user(&manager, staff.id).await;
+        let failed = store.accounts().managed_user(&manager, staff.id).await;
         assert!(matches!(failed, Err(Error::Database(_))), "{failed:?}");
     }
 }

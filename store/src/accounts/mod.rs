@@ -37,7 +37,7 @@ use sqlx::any::AnyRow;
 
 use crate::audit::AuditEvent;
 use crate::ids::{PracticeId, UserId};
-use crate::{Error, Result, Store};
+use crate::{Accounts, Error, Result};
 
 /// A practice: one medical or dental office, known by its mail domain.
 #[derive(Debug, Clone, Serialize)]
@@ -258,7 +258,7 @@ pub fn normalize_email(address: &str) -> Result<String> {
     }
 }
 
-impl Store {
+impl Accounts<'_> {
     /// Adds a practice (admin CLI).
     pub async fn add_practice(&self, name: &str, domain: &str) -> Result<Practice> {
         let name = name.trim();
@@ -358,6 +358,7 @@ impl Store {
         .try_get("id")?;
         let user = self.user(UserId(id)).await?;
         let token = self
+            .auth()
             .issue_token(TokenPurpose::SetPassword, user.id, None, self.policy.staff_setup_ttl)
             .await?;
         self.audit(AuditEvent {

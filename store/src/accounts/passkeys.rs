@@ -22,7 +22,7 @@ use super::{Session, TokenPurpose, User, UserStatus, new_token};
 use crate::audit::AuditEvent;
 use crate::crypto::sha256;
 use crate::ids::UserId;
-use crate::{Error, Result, Store};
+use crate::{Auth, Error, Result};
 
 /// How long a ceremony may take from start to finish, in seconds.
 pub const CEREMONY_TTL: i64 = 300;
@@ -64,7 +64,7 @@ fn refused(what: &str) -> Error {
     Error::invalid(format!("{what} Please try again."))
 }
 
-impl Store {
+impl Auth<'_> {
     /// Starts adding a passkey to `user`'s account. Returns the options for
     /// `navigator.credentials.create()` and the ceremony token for the cookie.
     pub async fn start_passkey_registration(
@@ -254,7 +254,7 @@ impl Store {
         let result = webauthn
             .finish_discoverable_authentication_v2(credential, state, &passkey)
             .map_err(|e| fail(format!("verify: {e}")))?;
-        let user = self.user(user_id).await.map_err(|e| fail(e.to_string()))?;
+        let user = self.accounts().user(user_id).await.map_err(|e| fail(e.to_string()))?;
         if user.status != UserStatus::Active {
             return Err(fail("the account is not active".into()));
         }

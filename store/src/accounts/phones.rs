@@ -1,5 +1,18 @@
-//! Phone numbers as toll fraud sees them: a number's international digits (for
-//! the per-number cap) and whether it is premium-rate (never texted or called).
+//! Phone numbers: their shape (`valid_phone`, `phone_hint`), and as toll fraud
+//! sees them: a number's international digits (for the per-number cap) and
+//! whether it is premium-rate (never texted or called).
+
+/// Checks a phone number's shape: 7 to 15 digits, with `+ - ( ) . space`.
+pub fn valid_phone(phone: &str) -> bool {
+    let digits = phone.chars().filter(char::is_ascii_digit).count();
+    (7..=15).contains(&digits) && phone.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c))
+}
+
+/// The last digits of a number, for "we sent a code to the phone ending 67".
+pub fn phone_hint(phone: &str) -> String {
+    let digits: Vec<char> = phone.chars().filter(char::is_ascii_digit).collect();
+    digits[digits.len().saturating_sub(2)..].iter().collect()
+}
 
 /// Premium-rate numbers, never texted or called: North American 1-900 and
 /// 1-976, United Kingdom 09.
@@ -74,5 +87,13 @@ mod tests {
         );
         assert_eq!(international_digits("(212) 555-0100").as_deref(), Some("12125550100"));
         assert_eq!(international_digits("020 7946 0000"), None);
+    }
+
+    #[test]
+    fn phones_and_hints() {
+        assert!(valid_phone("+1 (555) 123-4567"));
+        assert!(!valid_phone("12345"));
+        assert!(!valid_phone("555 123 4567; rm"));
+        assert_eq!(phone_hint("+1 555 123 4567"), "67");
     }
 }

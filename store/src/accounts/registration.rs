@@ -6,7 +6,7 @@ use sqlx::Row;
 use super::{Practice, Profile, Relationship, TokenGrant, TokenPurpose, User, UserStatus};
 use crate::audit::AuditEvent;
 use crate::ids::{MessageId, PracticeId};
-use crate::{Error, Result, Store};
+use crate::{Accounts, Error, Result};
 
 /// A registration form, as the portal received it.
 #[derive(Debug, Clone, Default)]
@@ -25,7 +25,7 @@ pub struct Invitation {
     pub practice: Practice,
 }
 
-impl Store {
+impl Accounts<'_> {
     /// The invitation behind a link, for the registration page.
     pub async fn invitation(&self, token: &str) -> Result<Invitation> {
         Ok(self.invitation_and_grant(token).await?.0)
@@ -33,7 +33,7 @@ impl Store {
 
     /// The invitation and the token grant behind it, from one token lookup.
     async fn invitation_and_grant(&self, token: &str) -> Result<(Invitation, TokenGrant)> {
-        let grant = self.check_token(token, TokenPurpose::Invite).await?;
+        let grant = self.auth().check_token(token, TokenPurpose::Invite).await?;
         let user = self.user(grant.user_id).await?;
         let message = grant.message_id.clone().ok_or(Error::TokenInvalid)?;
         let row = sqlx::query(
@@ -79,7 +79,7 @@ impl Store {
             ));
         }
         let mut tx = self.write_tx().await?;
-        self.spend_token(&mut tx, &grant).await?;
+        self.auth().spend_token(&mut tx, &grant).await?;
         sqlx::query("UPDATE users SET full_name = $1, phone = $2, profile = $3, status = 'registered' WHERE id = $4")
             .bind(full_name)
             .bind(phone)
@@ -87,9 +87,9 @@ impl Store {
             .bind(invitation.user.id.0)
             .execute(&mut *tx)
             .await?;
-        crate::jobs::add_job(
+        crate::job_kind::add_job(
             &mut tx,
-            crate::jobs::JobKind::SetPassword,
+            crate::job_kind::JobKind::SetPassword,
             invitation.user.id,
             invitation.message_id.as_ref(),
             self.now(),

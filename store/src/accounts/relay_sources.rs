@@ -16,7 +16,7 @@ use sqlx::Row;
 use super::{Practice, practice_from_row};
 use crate::audit::AuditEvent;
 use crate::ids::PracticeId;
-use crate::{Error, Result, Store};
+use crate::{Accounts, Error, Result};
 
 /// What kind of relay source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +78,7 @@ fn valid_domain(domain: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
 }
 
-impl Store {
+impl Accounts<'_> {
     /// Every practice, by domain.
     pub async fn practices(&self) -> Result<Vec<Practice>> {
         sqlx::query("SELECT id, name, domain FROM practices ORDER BY domain")

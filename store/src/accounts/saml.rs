@@ -9,7 +9,7 @@ use sqlx::Row;
 
 use super::{Practice, Role, Session, TokenPurpose, User, UserStatus};
 use crate::audit::AuditEvent;
-use crate::{Error, Result, Store};
+use crate::{Auth, Error, Result};
 
 /// A practice's identity provider, as the admin configured it.
 #[derive(Debug, Clone)]
@@ -22,7 +22,7 @@ pub struct PracticeIdp {
 }
 
 /// What the IdP asserted and the portal verified (signature, issuer, audience,
-/// recipient, times): the facts [`Store::finish_sso`] still checks against state.
+/// recipient, times): the facts [`crate::Auth::finish_sso`] still checks against state.
 #[derive(Debug, Clone)]
 pub struct VerifiedAssertion {
     /// The assertion's `ID`, kept until `expires_at` so it can't be replayed.
@@ -49,11 +49,12 @@ pub enum SsoRefusal {
 /// Longest life of a pending AuthnRequest and of a replay-cache entry's grace.
 pub const REQUEST_TTL: i64 = 10 * 60;
 
-impl Store {
+impl Auth<'_> {
     /// Sets (or replaces) a practice's identity provider (admin CLI). The caller
     /// has checked that `metadata` parses and names `entity_id`.
     pub async fn set_practice_idp(&self, domain: &str, entity_id: &str, metadata: &str) -> Result<Practice> {
         let practice = self
+            .accounts()
             .practice_by_domain(domain)
             .await?
             .ok_or_else(|| Error::invalid(format!("no practice has the domain {domain}")))?;
@@ -83,6 +84,7 @@ impl Store {
     /// Turns single sign-on off for a practice (admin CLI). Returns whether it was on.
     pub async fn disable_practice_idp(&self, domain: &str) -> Result<bool> {
         let practice = self
+            .accounts()
             .practice_by_domain(domain)
             .await?
             .ok_or_else(|| Error::invalid(format!("no practice has the domain {domain}")))?;
@@ -108,7 +110,7 @@ impl Store {
 
     /// The identity provider of the practice with this domain, if it has one.
     pub async fn practice_idp(&self, domain: &str) -> Result<Option<PracticeIdp>> {
-        let Some(practice) = self.practice_by_domain(domain).await? else {
+        let Some(practice) = self.accounts().practice_by_domain(domain).await? else {
             return Ok(None);
         };
         let row = sqlx::query("SELECT entity_id, metadata FROM saml_idps WHERE practice_id = $1")
@@ -183,7 +185,7 @@ impl Store {
         if seen.is_some() {
             return Ok(Err(SsoRefusal::Replay));
         }
-        let user = self.user_by_email(&assertion.email).await?;
+        let user = self.accounts().user_by_email(&assertion.email).await?;
         let Some(user) = user.filter(|user| sso_allowed(user, practice)) else {
             return Ok(Err(SsoRefusal::UnknownUser));
         };
@@ -210,7 +212,7 @@ impl Store {
             client,
         })
         .await?;
-        let user = self.user(user.id).await?;
+        let user = self.accounts().user(user.id).await?;
         Ok(Ok(Session { token, user }))
     }
 

@@ -9,7 +9,7 @@ use super::{TokenGrant, TokenPurpose, User, UserStatus, passwords};
 use crate::audit::AuditEvent;
 use crate::crypto::sha256;
 use crate::ids::{MessageId, UserId};
-use crate::{Error, Result, Store};
+use crate::{Auth, Error, Result};
 
 /// A signed-in portal session.
 #[derive(Debug, Clone)]
@@ -18,7 +18,7 @@ pub struct Session {
     pub user: User,
 }
 
-impl Store {
+impl Auth<'_> {
     /// Checks an address and password (portal sign-in, SMTP AUTH). Every outcome
     /// is audited; a wrong address and a wrong password look the same to the
     /// caller, in answer and in time. Too many failures pause sign-in for the
@@ -77,7 +77,7 @@ impl Store {
         client: &str,
         password_allowed: bool,
     ) -> Result<User> {
-        let user = self.user_by_email(email).await?;
+        let user = self.accounts().user_by_email(email).await?;
         let scope = Scope::password(email, user.as_ref());
         let locked = self.locked_until(&scope).await?.is_some();
         let stored: Option<String> = match &user {
@@ -139,7 +139,7 @@ impl Store {
     /// coming (at most one such mail per 10 minutes). Says nothing about whether
     /// the address exists.
     pub async fn request_password_reset(&self, email: &str, client: &str) -> Result<()> {
-        let Some(user) = self.user_by_email(email).await? else {
+        let Some(user) = self.accounts().user_by_email(email).await? else {
             return Ok(());
         };
         if user.status == UserStatus::Invited {
@@ -156,7 +156,14 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.write_tx().await?;
-        crate::jobs::add_job(&mut tx, crate::jobs::JobKind::SetPassword, user.id, None, self.now()).await?;
+        crate::job_kind::add_job(
+            &mut tx,
+            crate::job_kind::JobKind::SetPassword,
+            user.id,
+            None,
+            self.now(),
+        )
+        .await?;
         tx.commit().await?;
         self.signal_jobs();
         self.audit(AuditEvent {
@@ -172,7 +179,7 @@ impl Store {
     /// Returns the user and the message the link leads to, if any.
     pub async fn set_password(&self, token: &str, password: &str, client: &str) -> Result<(User, Option<MessageId>)> {
         let grant = self.check_token(token, TokenPurpose::SetPassword).await?;
-        let user = self.user(grant.user_id).await?;
+        let user = self.accounts().user(grant.user_id).await?;
         let hash = self.new_password_hash(&user, password).await?;
         let user = self.commit_link_password(&grant, &user, hash, client).await?;
         Ok((user, grant.message_id))
@@ -193,7 +200,7 @@ impl Store {
         self.spend_token(&mut tx, grant).await?;
         self.store_password(&mut tx, user, hash, None, true).await?;
         tx.commit().await?;
-        self.signal_mail();
+        self.mail().signal_mail();
         self.audit(AuditEvent {
             actor: &format!("user:{}", user.id),
             action: "password.set",
@@ -201,7 +208,7 @@ impl Store {
             client,
         })
         .await?;
-        self.user(user.id).await
+        self.accounts().user(user.id).await
     }
 
     /// A signed-in user changes their password, proving the current one first.
@@ -226,7 +233,7 @@ impl Store {
         self.store_password(&mut tx, user, hash, Some(keep_session), revoke_app_passwords)
             .await?;
         tx.commit().await?;
-        self.signal_mail();
+        self.mail().signal_mail();
         self.audit(AuditEvent {
             actor: &format!("user:{}", user.id),
             action: "password.change",
@@ -355,7 +362,7 @@ impl Store {
     }
 
     /// Signs in with a password and opens a session, without a second step.
-    /// The portal uses [`Store::begin_sign_in`], which asks for one when due.
+    /// The portal uses [`crate::Auth::begin_sign_in`], which asks for one when due.
     pub async fn sign_in(&self, email: &str, password: &str, client: &str) -> Result<Session> {
         let user = self.password_step(email, password, client).await?;
         self.open_session(user).await
@@ -421,7 +428,7 @@ impl Store {
             .bind(&hash)
             .execute(&self.db)
             .await?;
-        let user = self.user(UserId(row.try_get("user_id")?)).await?;
+        let user = self.accounts().user(UserId(row.try_get("user_id")?)).await?;
         Ok((user.status == UserStatus::Active).then_some(user))
     }
 

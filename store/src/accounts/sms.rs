@@ -8,7 +8,7 @@ use sqlx::Row;
 
 use super::two_step::Channel;
 use crate::ids::UserId;
-use crate::{Error, Result, Sealed, Store};
+use crate::{Error, Queue, Result, Sealed};
 
 /// Sending attempts before a text is given up (a code lasts 10 minutes anyway).
 const MAX_ATTEMPTS: i64 = 5;
@@ -30,7 +30,7 @@ pub struct SmsMessage {
     pub text: String,
 }
 
-impl Store {
+impl Queue<'_> {
     pub(crate) async fn queue_sms(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
@@ -86,11 +86,6 @@ impl Store {
             .execute(&self.db)
             .await?;
         Ok(())
-    }
-
-    /// Signalled whenever a text or call is queued.
-    pub fn sms_added(&self) -> &tokio::sync::Notify {
-        &self.sms_added
     }
 
     pub(crate) fn signal_sms(&self) {

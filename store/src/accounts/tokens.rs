@@ -6,7 +6,7 @@ use sqlx::Row;
 
 use crate::crypto::{random_bytes, sha256};
 use crate::ids::{MessageId, UserId};
-use crate::{Error, Result, Store};
+use crate::{Auth, Error, Result};
 
 /// A fresh token for a link or a session: 256 random bits, URL-safe.
 pub fn new_token() -> String {
@@ -43,7 +43,7 @@ pub struct TokenGrant {
     pub expires_at: i64,
 }
 
-impl Store {
+impl Auth<'_> {
     /// Issues a token and returns its only clear copy.
     pub async fn issue_token(
         &self,

@@ -20,17 +20,14 @@ use serde::{Deserialize, Serialize};
 use crate::blobs::SealedBlobWriter;
 use crate::crypto::DataKey;
 use crate::ids::MessageId;
+use crate::layout::MessageBlob;
 use crate::{Result, Sealed, Store};
 
 use decode::Decoder;
 use mime::Event;
 
-/// Blob numbers under one message's data key (each must stay unique per key).
-pub const BLOB_ORIGINAL: u32 = 0;
-pub const BLOB_SUBJECT: u32 = 1;
-pub const BLOB_META: u32 = 2;
-/// Attachment `n` is sealed as blob `BLOB_FIRST_PART + n`.
-pub const BLOB_FIRST_PART: u32 = 3;
+/// Blob numbers under one message's data key: defined in [`crate::layout`].
+pub use crate::layout::{BLOB_FIRST_PART, BLOB_META, BLOB_ORIGINAL, BLOB_SUBJECT};
 
 /// Text bodies larger than this are kept as attachments instead of shown inline.
 const MAX_INLINE_TEXT: usize = 2 * 1024 * 1024;
@@ -164,7 +161,7 @@ impl<'a> PartSealer<'a> {
         let writer = self
             .store
             .blobs
-            .create(&part_key(self.id, index), self.key, blob_no)
+            .create(&MessageBlob::Part(index).key(self.id), self.key, blob_no)
             .await?;
         Ok(Current::Attachment {
             writer: Box::new(writer),
@@ -240,11 +237,6 @@ impl<'a> PartSealer<'a> {
         }
         Ok(())
     }
-}
-
-/// Where attachment `index` of a message is stored.
-pub fn part_key(id: &MessageId, index: usize) -> String {
-    format!("messages/{id}/part-{index}")
 }
 
 fn default_name(index: usize, content_type: &str) -> String {

@@ -8,7 +8,7 @@
 use futures::TryStreamExt;
 use sqlx::Row;
 
-use crate::{Result, Store};
+use crate::{Maintenance, Result};
 
 /// What a redacted field reads.
 pub const REDACTED: &str = "[redacted]";
@@ -29,7 +29,7 @@ pub struct AuditRecord {
     pub hash: String,
 }
 
-impl Store {
+impl Maintenance<'_> {
     /// Streams the entries at or after `since` (Unix seconds), oldest first, to
     /// `each`; returns how many.
     pub async fn export_audit(&self, since: i64, mut each: impl FnMut(AuditRecord) -> Result<()>) -> Result<u64> {

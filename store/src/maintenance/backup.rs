@@ -15,7 +15,7 @@ use object_store::ObjectStoreExt;
 use tokio::io::AsyncWriteExt;
 
 use crate::blobs::Blobs;
-use crate::{Error, Result, Store};
+use crate::{Error, Maintenance, Result};
 
 /// What was copied.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -24,7 +24,7 @@ pub struct Copied {
     pub bytes: u64,
 }
 
-impl Store {
+impl Maintenance<'_> {
     /// Whether the database is `SQLite` (backed up here) or `PostgreSQL` (backed up
     /// with its own tools).
     pub fn dialect(&self) -> crate::db::Dialect {
@@ -130,7 +130,7 @@ pub async fn restore_blobs(src: &Path, blobs_url: &str) -> Result<Copied> {
                 .collect::<Vec<_>>()
                 .join("/");
             let mut writer = blobs.create_raw(&key).await?;
-            let mut chunks = crate::spool::file_stream(&path).await?;
+            let mut chunks = crate::sealed_stream::file_stream(&path).await?;
             while let Some(chunk) = chunks.next().await {
                 let chunk: Bytes = chunk?;
                 copied.bytes += chunk.len() as u64;

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use sqlx::Row;
 
 use crate::audit::AuditEvent;
-use crate::{Error, Result, Store};
+use crate::{Error, Maintenance, Result, Store};
 
 /// Tables whose rows carry a data key in `kek_id` + `wrapped_key` columns.
 const WRAPPED_TABLES: [&str; 3] = ["messages", "spool", "outbound"];
@@ -53,7 +53,7 @@ impl RewrapCursor {
     }
 }
 
-impl Store {
+impl Maintenance<'_> {
     /// Every KEK in the keyring folder or named by a stored data key, with the
     /// number of data keys each wraps.
     pub async fn kek_usage(&self) -> Result<Vec<KekUsage>> {
@@ -76,7 +76,7 @@ impl Store {
             for row in sqlx::query(sql).fetch_all(&self.db).await? {
                 for column in columns {
                     if let Some(sealed) = row.try_get::<Option<Vec<u8>>, _>(*column)? {
-                        let id = Self::value_kek(&sealed).unwrap_or_else(|| "(unreadable)".into());
+                        let id = Store::value_kek(&sealed).unwrap_or_else(|| "(unreadable)".into());
                         *counts.entry(id).or_default() += 1;
                     }
                 }
@@ -251,7 +251,7 @@ impl Store {
         let Some(old) = row.try_get::<Option<Vec<u8>>, _>(column)? else {
             return Ok(0);
         };
-        let under = Self::value_kek(&old);
+        let under = Store::value_kek(&old);
         if under.as_deref() == Some(kek_id) {
             return Ok(0);
         }
@@ -350,10 +350,14 @@ mod tests {
     }
 
     async fn rotate_all(store: &Store) -> super::Rotation {
-        let rotation = store.begin_rotation().await.unwrap();
+        let rotation = store.maintenance().begin_rotation().await.unwrap();
         let mut cursor = super::RewrapCursor::default();
         while !cursor.done() {
-            store.rewrap_batch(&rotation, &mut cursor, 1).await.unwrap();
+            store
+                .maintenance()
+                .rewrap_batch(&rotation, &mut cursor, 1)
+                .await
+                .unwrap();
         }
         rotation
     }
@@ -362,8 +366,9 @@ mod tests {
     async fn authenticator_keys_and_queued_texts_are_rewrapped_and_still_open() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(dir.path()).await;
-        store.add_practice("Smiles", "smiles.example").await.unwrap();
+        store.accounts().add_practice("Smiles", "smiles.example").await.unwrap();
         let (user, _) = store
+            .accounts()
             .add_practice_user("ada@smiles.example", "Ada", Role::Doctor, "smiles.example", true, false)
             .await
             .unwrap();
@@ -383,18 +388,18 @@ mod tests {
                 .unwrap();
         }
         let old = store.keys.active_id();
-        assert_eq!(store.kek_usage().await.unwrap()[0].data_keys, 4);
+        assert_eq!(store.maintenance().kek_usage().await.unwrap()[0].data_keys, 4);
 
         let rotation = rotate_all(&store).await;
-        assert_eq!(store.finish_rotation(&rotation).await.unwrap(), 0);
-        let usage = store.kek_usage().await.unwrap();
+        assert_eq!(store.maintenance().finish_rotation(&rotation).await.unwrap(), 0);
+        let usage = store.maintenance().kek_usage().await.unwrap();
         assert!(usage.iter().any(|u| u.id == old && u.data_keys == 0 && !u.active));
         assert!(
             usage
                 .iter()
                 .any(|u| u.id == rotation.kek_id && u.data_keys == 4 && u.active)
         );
-        store.retire_kek(&old).await.unwrap();
+        store.maintenance().retire_kek(&old).await.unwrap();
 
         let row = sqlx::query("SELECT totp_secret, totp_pending FROM users WHERE id = $1")
             .bind(user.id.0)
@@ -418,15 +423,16 @@ mod tests {
         // Another rotation with nothing left to move still finishes.
         let again = rotate_all(&store).await;
         assert!(!again.resumed);
-        assert_eq!(store.finish_rotation(&again).await.unwrap(), 0);
+        assert_eq!(store.maintenance().finish_rotation(&again).await.unwrap(), 0);
     }
 
     #[tokio::test]
     async fn a_missing_kek_stops_the_rotation_with_a_clear_error_and_retire_refuses_what_is_not_there() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(dir.path()).await;
-        store.add_practice("Smiles", "smiles.example").await.unwrap();
+        store.accounts().add_practice("Smiles", "smiles.example").await.unwrap();
         let (user, _) = store
+            .accounts()
             .add_practice_user("ada@smiles.example", "Ada", Role::Doctor, "smiles.example", true, false)
             .await
             .unwrap();
@@ -441,24 +447,24 @@ mod tests {
             .execute(&store.db)
             .await
             .unwrap();
-        let usage = store.kek_usage().await.unwrap();
+        let usage = store.maintenance().kek_usage().await.unwrap();
         assert!(usage.iter().any(|u| u.id == "gone" && !u.on_disk && u.data_keys == 1));
-        let rotation = store.begin_rotation().await.unwrap();
+        let rotation = store.maintenance().begin_rotation().await.unwrap();
         let mut cursor = super::RewrapCursor::default();
         let error = loop {
-            match store.rewrap_batch(&rotation, &mut cursor, 10).await {
+            match store.maintenance().rewrap_batch(&rotation, &mut cursor, 10).await {
                 Err(error) => break error.to_string(),
                 Ok(_) => assert!(!cursor.done(), "the rotation cannot finish"),
             }
         };
         assert!(error.contains("users row") && error.contains("gone"), "{error}");
-        assert!(store.retire_kek("gone").await.is_err());
-        assert!(store.retire_kek("../keys/audit").await.is_err());
+        assert!(store.maintenance().retire_kek("gone").await.is_err());
+        assert!(store.maintenance().retire_kek("../keys/audit").await.is_err());
         assert!(
-            store.retire_kek(&rotation.kek_id).await.is_err(),
+            store.maintenance().retire_kek(&rotation.kek_id).await.is_err(),
             "the active KEK stays"
         );
         // Resuming picks up the same rotation.
-        assert!(store.begin_rotation().await.unwrap().resumed);
+        assert!(store.maintenance().begin_rotation().await.unwrap().resumed);
     }
 }

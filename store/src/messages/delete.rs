@@ -7,9 +7,9 @@ use crate::accounts::User;
 use crate::audit::AuditEvent;
 use crate::ids::MessageId;
 use crate::states::MessageState;
-use crate::{Error, Result, Store};
+use crate::{Error, Mail, Result};
 
-impl Store {
+impl Mail<'_> {
     /// Destroys a message for everyone: its wrapped key first (after that nothing
     /// can decrypt it), then its blobs.
     async fn shred(&self, id: &MessageId, state: MessageState) -> Result<()> {
@@ -19,7 +19,7 @@ impl Store {
             .execute(&self.db)
             .await?;
         self.signal_mail();
-        self.blobs.delete_prefix(&format!("messages/{id}")).await
+        self.blobs.delete_prefix(&crate::layout::message_prefix(id)).await
     }
 
     /// The sender deletes a message for everyone.

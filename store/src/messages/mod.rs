@@ -18,7 +18,7 @@ use crate::crypto::WrappedKey;
 use crate::ids::{MessageId, PracticeId, UserId};
 use crate::ingest::SealedMeta;
 use crate::states::MessageState;
-use crate::{Error, Result, Sealed, Store};
+use crate::{Error, Mail, Result, Sealed};
 
 /// One line of an inbox or sent list.
 #[derive(Debug, Clone)]
@@ -81,10 +81,10 @@ impl MessageRow {
     }
 }
 
-impl Store {
+impl Mail<'_> {
     /// A sealed message's row, whoever asks (for the store's own work: mail
     /// jobs, role choices). What a person may see goes through
-    /// [`Store::authorized`](visibility).
+    /// [`crate::Mail::authorized`](visibility).
     async fn message_row(&self, id: &MessageId) -> Result<MessageRow> {
         let row = sqlx::query(
             "SELECT sender_id, practice_id, kek_id, wrapped_key, created_at, expires_at FROM messages WHERE id = $1 AND state = $2",

@@ -13,9 +13,9 @@ use crate::crypto::WrappedKey;
 use crate::ids::{MessageId, UserId};
 use crate::ingest::{self, AttachmentMeta, SealedMeta};
 use crate::states::RecipientState;
-use crate::{Error, Result, Sealed, Store};
+use crate::{Error, Mail, Result, Sealed};
 
-impl Store {
+impl Mail<'_> {
     async fn summaries(&self, sql: &'static str, user: &User, limit: i64) -> Result<Vec<MessageSummary>> {
         let rows = sqlx::query(sql)
             .bind(user.id.0)
@@ -92,7 +92,7 @@ impl Store {
         let key = self.keys.unwrap(&row.key)?;
         let bytes = self
             .blobs
-            .read_all(&format!("messages/{id}/meta"), &key, ingest::BLOB_META)
+            .read_all(&crate::layout::MessageBlob::Meta.key(id), &key, ingest::BLOB_META)
             .await?;
         let meta: SealedMeta = serde_json::from_slice(&bytes).map_err(|_| Error::Crypto)?;
         if !is_sender {
@@ -133,8 +133,8 @@ impl Store {
         .await?;
         Ok(MessageView {
             id: id.clone(),
-            sender: self.user(row.sender_id).await?,
-            practice: self.practice(row.practice_id).await?,
+            sender: self.accounts().user(row.sender_id).await?,
+            practice: self.accounts().practice(row.practice_id).await?,
             meta,
             created_at: row.created_at,
             expires_at: row.expires_at,
@@ -155,12 +155,15 @@ impl Store {
         let key = self.keys.unwrap(&row.key)?;
         let bytes = self
             .blobs
-            .read_all(&format!("messages/{id}/meta"), &key, ingest::BLOB_META)
+            .read_all(&crate::layout::MessageBlob::Meta.key(id), &key, ingest::BLOB_META)
             .await?;
         let meta: SealedMeta = serde_json::from_slice(&bytes).map_err(|_| Error::Crypto)?;
         let attachment = meta.attachments.get(index).cloned().ok_or(Error::NotFound)?;
         let blob_no = ingest::BLOB_FIRST_PART + u32::try_from(index).map_err(|_| Error::NotFound)?;
-        let stream = self.blobs.open(&ingest::part_key(id, index), &key, blob_no).await?;
+        let stream = self
+            .blobs
+            .open(&crate::layout::MessageBlob::Part(index).key(id), &key, blob_no)
+            .await?;
         self.audit(AuditEvent {
             actor: &format!("user:{}", user.id),
             action: "attachment.download",
@@ -175,7 +178,7 @@ impl Store {
         let key = self.keys.unwrap(&row.key)?;
         let bytes = self
             .blobs
-            .read_all(&format!("messages/{id}/meta"), &key, ingest::BLOB_META)
+            .read_all(&crate::layout::MessageBlob::Meta.key(id), &key, ingest::BLOB_META)
             .await?;
         serde_json::from_slice(&bytes).map_err(|_| Error::Crypto)
     }

@@ -9,9 +9,9 @@ use crate::accounts::{Relationship, User};
 use crate::audit::AuditEvent;
 use crate::ids::{MessageId, UserId};
 use crate::states::RecipientState;
-use crate::{Error, Result, Store};
+use crate::{Error, Mail, Result};
 
-impl Store {
+impl Mail<'_> {
     /// Recipients of `id` still waiting for the sender to choose their role.
     pub async fn pending_roles(&self, user: &User, id: &MessageId) -> Result<Vec<RecipientStatus>> {
         let (_, is_sender) = self.authorized(user, id).await?;
@@ -63,7 +63,14 @@ impl Store {
                 .bind(RecipientState::Notify.as_str())
                 .execute(&mut *tx)
                 .await?;
-            crate::jobs::add_job(&mut tx, crate::jobs::JobKind::Notify, *recipient, Some(id), self.now()).await?;
+            crate::job_kind::add_job(
+                &mut tx,
+                crate::job_kind::JobKind::Notify,
+                *recipient,
+                Some(id),
+                self.now(),
+            )
+            .await?;
             done += 1;
         }
         tx.commit().await?;

@@ -12,8 +12,8 @@ use crate::crypto::{DataKey, WrappedKey};
 use crate::ids::{MessageId, PracticeId, UserId};
 use crate::ingest::{self, PartSealer, SealedMeta, mime::Splitter};
 use crate::states::{MessageState, RecipientState};
-use crate::visible::{BLOB_VISIBLE, HeaderFilter, visible_key};
-use crate::{Error, Result, Store};
+use crate::visible::{BLOB_VISIBLE, HeaderFilter};
+use crate::{Error, Mail, Result};
 
 /// Records one recipient of a message being sealed: notified at once when
 /// their relationship to the practice is known, else waiting for the sender's
@@ -39,12 +39,12 @@ async fn add_recipient(
         .execute(&mut **tx)
         .await?;
     if known {
-        crate::jobs::add_job(tx, crate::jobs::JobKind::Notify, user, Some(id), now).await?;
+        crate::job_kind::add_job(tx, crate::job_kind::JobKind::Notify, user, Some(id), now).await?;
     }
     Ok(())
 }
 
-impl Store {
+impl Mail<'_> {
     /// Seals one spooled secure message into the store: original, attachments and
     /// metadata as sealed blobs; message, recipients and mail jobs in one
     /// transaction; then the spool entry goes. Safe to repeat after a crash.
@@ -57,7 +57,7 @@ impl Store {
                 .ok_or(Error::NotFound)?;
         let rcpt_to: Vec<String> = serde_json::from_str(&row.try_get::<String, _>("rcpt_to")?)
             .map_err(|_| Error::Corrupt("spooled message recipients"))?;
-        let sender = self.user(UserId(row.try_get("sender_id")?)).await?;
+        let sender = self.accounts().user(UserId(row.try_get("sender_id")?)).await?;
         // A reply made secure by its conversation: filed under it, and its
         // participants need no role question.
         let thread = self.spooled_thread(row.try_get("thread_message_id")?).await?;
@@ -72,7 +72,7 @@ impl Store {
         let key = self.keys.unwrap(&wrapped)?;
         let path = self.spool_in().join(id.as_str());
 
-        let prefix = format!("messages/{id}");
+        let prefix = crate::layout::message_prefix(id);
         let (meta, facts, size) = self.split_and_seal(id, &key, &path).await?;
         let mut meta_writer = self
             .blobs
@@ -129,7 +129,7 @@ impl Store {
             awaiting |= !known;
         }
         if awaiting {
-            crate::jobs::add_job(&mut tx, crate::jobs::JobKind::ChooseRoles, sender.id, Some(id), now).await?;
+            crate::job_kind::add_job(&mut tx, crate::job_kind::JobKind::ChooseRoles, sender.id, Some(id), now).await?;
         }
         sqlx::query("DELETE FROM spool WHERE id = $1")
             .bind(id.as_str())
@@ -160,8 +160,11 @@ impl Store {
         // sealed into the recipients' copy of the original. That copy is
         // committed only once the whole file has authenticated; its size is
         // the one IMAP announces.
-        let mut sealed = crate::spool::file_stream(path).await?;
-        let mut original = self.blobs.create(&visible_key(id), key, BLOB_VISIBLE).await?;
+        let mut sealed = crate::sealed_stream::file_stream(path).await?;
+        let mut original = self
+            .blobs
+            .create(&crate::layout::MessageBlob::Visible.key(id), key, BLOB_VISIBLE)
+            .await?;
         let mut opener = crate::crypto::Opener::new(key, ingest::BLOB_ORIGINAL);
         let mut splitter = Splitter::new();
         let mut filter = HeaderFilter::new();
@@ -326,13 +329,14 @@ mod tests {
             .unwrap(),
             "id",
         );
-        let mut writer = store.spool_writer().await.unwrap();
+        let mut writer = store.queue().spool_writer().await.unwrap();
         writer
             .write(b"From: pat@example.org\r\nTo: doc@smiles.example\r\nSubject: [secure] hi\r\n\r\nbody\r\n")
             .await
             .unwrap();
         let spooled = writer.finish().await.unwrap();
         store
+            .queue()
             .accept_secure(
                 &spooled,
                 "pat@example.org",
@@ -341,19 +345,22 @@ mod tests {
             )
             .await
             .unwrap();
-        let error = store.seal_spooled(&spooled.id).await.unwrap_err();
+        let error = store.mail().seal_spooled(&spooled.id).await.unwrap_err();
         assert!(matches!(error, Error::Forbidden(_)) && error.is_permanent(), "{error}");
-        assert!(store.spool_entry(&spooled.id).await.unwrap().is_some(), "still spooled");
+        assert!(
+            store.queue().spool_entry(&spooled.id).await.unwrap().is_some(),
+            "still spooled"
+        );
 
         sqlx::query("UPDATE spool SET rcpt_to = 'not json' WHERE id = $1")
             .bind(spooled.id.as_str())
             .execute(&store.db)
             .await
             .unwrap();
-        let error = store.seal_spooled(&spooled.id).await.unwrap_err();
+        let error = store.mail().seal_spooled(&spooled.id).await.unwrap_err();
         assert!(matches!(error, Error::Corrupt(_)) && error.is_permanent(), "{error}");
         assert!(matches!(
-            store.seal_spooled(&crate::ids::MessageId::generate()).await,
+            store.mail().seal_spooled(&crate::ids::MessageId::generate()).await,
             Err(Error::NotFound)
         ));
     }

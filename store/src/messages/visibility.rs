@@ -16,7 +16,7 @@
 
 use crate::accounts::User;
 use crate::ids::MessageId;
-use crate::{Error, Result, Store};
+use crate::{Error, Mail, Result};
 
 use super::MessageRow;
 
@@ -42,7 +42,7 @@ macro_rules! sender_sees {
 }
 pub(crate) use sender_sees;
 
-impl Store {
+impl Mail<'_> {
     /// The message row, and whether `user` sent it, if `user` may see it (the
     /// rule above); anyone else gets [`Error::NotFound`].
     pub(crate) async fn authorized(&self, user: &User, id: &MessageId) -> Result<(MessageRow, bool)> {
@@ -88,7 +88,7 @@ mod tests {
             .unwrap(),
             "id",
         );
-        store.user(UserId(id)).await.unwrap()
+        store.accounts().user(UserId(id)).await.unwrap()
     }
 
     /// A message from `sender` to `recipient` in the given states.
@@ -173,18 +173,25 @@ mod tests {
 
         // Opening one message.
         for id in all {
-            let seen = store.authorized(&recipient, id).await;
+            let seen = store.mail().authorized(&recipient, id).await;
             assert_eq!(seen.is_ok(), id == &visible, "recipient, {id}");
             if id != &visible {
                 assert!(matches!(seen, Err(Error::NotFound)));
             }
-            let seen = store.authorized(&sender, id).await.map(|(_, is_sender)| is_sender);
+            let seen = store
+                .mail()
+                .authorized(&sender, id)
+                .await
+                .map(|(_, is_sender)| is_sender);
             assert_eq!(
                 seen.ok(),
                 [&visible, &awaiting, &hidden].contains(&id).then_some(true),
                 "sender, {id}"
             );
-            assert!(matches!(store.authorized(&stranger, id).await, Err(Error::NotFound)));
+            assert!(matches!(
+                store.mail().authorized(&stranger, id).await,
+                Err(Error::NotFound)
+            ));
         }
 
         // Lists: the portal's inbox and sent list, IMAP's INBOX and Sent.
@@ -198,16 +205,19 @@ mod tests {
             ids.sort();
             ids
         };
-        assert_eq!(ids(store.inbox(&recipient, 50).await.unwrap()), sorted(&[&visible]));
         assert_eq!(
-            ids(store.sent(&sender, 50).await.unwrap()),
+            ids(store.mail().inbox(&recipient, 50).await.unwrap()),
+            sorted(&[&visible])
+        );
+        assert_eq!(
+            ids(store.mail().sent(&sender, 50).await.unwrap()),
             sorted(&[&visible, &awaiting, &hidden])
         );
-        assert!(store.inbox(&stranger, 50).await.unwrap().is_empty());
+        assert!(store.mail().inbox(&stranger, 50).await.unwrap().is_empty());
         let mailbox = |user, name| {
             let store = store.clone();
             async move {
-                let (_, entries) = store.mailbox_sync(&user, name).await.unwrap();
+                let (_, entries) = store.mail().mailbox_sync(&user, name).await.unwrap();
                 let mut ids: Vec<String> = entries.into_iter().map(|e| e.id.to_string()).collect();
                 ids.sort();
                 ids
@@ -225,16 +235,16 @@ mod tests {
         // Expiry takes effect at once, before any purge: in the lists IMAP
         // already numbered as in new ones.
         clock.advance(day);
-        assert!(store.inbox(&recipient, 50).await.unwrap().is_empty());
-        assert!(store.sent(&sender, 50).await.unwrap().is_empty());
+        assert!(store.mail().inbox(&recipient, 50).await.unwrap().is_empty());
+        assert!(store.mail().sent(&sender, 50).await.unwrap().is_empty());
         assert!(mailbox(recipient.clone(), MailboxName::Inbox).await.is_empty());
         assert!(mailbox(sender.clone(), MailboxName::Sent).await.is_empty());
         assert!(matches!(
-            store.authorized(&recipient, &visible).await,
+            store.mail().authorized(&recipient, &visible).await,
             Err(Error::NotFound)
         ));
         assert!(matches!(
-            store.authorized(&sender, &visible).await,
+            store.mail().authorized(&sender, &visible).await,
             Err(Error::NotFound)
         ));
     }

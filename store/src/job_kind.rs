@@ -1,0 +1,56 @@
+//! What a mail job asks for, and adding one inside the caller's transaction: a
+//! leaf, so accounts, messages and the queue (`jobs.rs`) can all add mail jobs
+//! without importing one another.
+
+use crate::Result;
+use crate::ids::{MessageId, UserId};
+
+/// What a mail job asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    /// Tell a recipient a secure message waits (an invitation if they have no account).
+    Notify,
+    /// Send a registered recipient the link to set their password.
+    SetPassword,
+    /// Ask a sender to choose the relationship of new recipients.
+    ChooseRoles,
+}
+
+impl JobKind {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Notify => "notify",
+            Self::SetPassword => "set_password",
+            Self::ChooseRoles => "choose_roles",
+        }
+    }
+
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        [Self::Notify, Self::SetPassword, Self::ChooseRoles]
+            .into_iter()
+            .find(|k| k.as_str() == text)
+    }
+
+    /// Is this mail about one message (so its job must name it)?
+    pub(crate) fn needs_message(self) -> bool {
+        matches!(self, Self::Notify | Self::ChooseRoles)
+    }
+}
+
+/// Adds a mail job in `tx`; the notifier picks it up once `tx` commits.
+pub(crate) async fn add_job(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    kind: JobKind,
+    user: UserId,
+    message: Option<&MessageId>,
+    now: i64,
+) -> Result<()> {
+    sqlx::query("INSERT INTO mail_jobs (kind, user_id, message_id, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(kind.as_str())
+        .bind(user.0)
+        .bind(message.map(MessageId::as_str))
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}

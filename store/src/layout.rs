@@ -1,0 +1,119 @@
+//! Where the store keeps things, in one place: the blob number of each sealed
+//! piece under a message's data key, the key of each piece in the blob store, and
+//! the spool folders on local disk. A leaf: it names places, it reads nothing.
+
+use std::path::PathBuf;
+
+use crate::Store;
+use crate::ids::MessageId;
+
+/// Blob numbers under one message's data key (each must stay unique per key).
+/// The spool file, sealed as it arrives, and the original in the blob store.
+pub const BLOB_ORIGINAL: u32 = 0;
+/// The `sealed_subject` column.
+pub const BLOB_SUBJECT: u32 = 1;
+/// The sealed metadata (headers, notice, text and HTML bodies, attachment list).
+pub const BLOB_META: u32 = 2;
+/// Attachment `n` is sealed as blob `BLOB_FIRST_PART + n`.
+pub const BLOB_FIRST_PART: u32 = 3;
+/// The recipients' copy of the original (`visible.rs`). The spool file (whose
+/// chunks carry the unfiltered text) uses [`BLOB_ORIGINAL`]; a different number
+/// keeps every nonce unique.
+pub const BLOB_VISIBLE: u32 = u32::MAX;
+
+/// One sealed piece of a message in the blob store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageBlob {
+    /// The original as it arrived (messages sealed before the recipients' copy existed).
+    Original,
+    /// The recipients' copy of the original, without the fields they may not see.
+    Visible,
+    /// The sealed metadata.
+    Meta,
+    /// Attachment `n` (from 0).
+    Part(usize),
+}
+
+impl MessageBlob {
+    /// The key of this piece of message `id`: under [`message_prefix`].
+    pub fn key(self, id: &MessageId) -> String {
+        let prefix = message_prefix(id);
+        match self {
+            Self::Original => format!("{prefix}/original"),
+            Self::Visible => format!("{prefix}/visible"),
+            Self::Meta => format!("{prefix}/meta"),
+            Self::Part(index) => format!("{prefix}/part-{index}"),
+        }
+    }
+}
+
+/// Every blob of message `id` lives under this prefix (shredding deletes it whole).
+pub fn message_prefix(id: &MessageId) -> String {
+    format!("messages/{id}")
+}
+
+/// A spool folder under the data folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpoolDir {
+    /// Messages as they arrive over SMTP.
+    In,
+    /// Mail composed here (notifications, bounces) waiting for delivery.
+    Out,
+}
+
+impl SpoolDir {
+    fn name(self) -> &'static str {
+        match self {
+            Self::In => "in",
+            Self::Out => "out",
+        }
+    }
+
+    /// The name of spool file `id` relative to the spool root, as the outbound
+    /// queue records it (`in/ID`, `out/ID`).
+    pub fn entry(self, id: &MessageId) -> String {
+        format!("{}/{id}", self.name())
+    }
+}
+
+// Store-wide: every room finds its spool files here.
+impl Store {
+    /// The folder of `dir` (`DATA/spool/in`, `DATA/spool/out`).
+    pub(crate) fn spool_dir(&self, dir: SpoolDir) -> PathBuf {
+        self.data_dir.join("spool").join(dir.name())
+    }
+
+    /// The folder incoming messages are spooled in.
+    pub(crate) fn spool_in(&self) -> PathBuf {
+        self.spool_dir(SpoolDir::In)
+    }
+
+    /// The folder composed mail waits in.
+    pub(crate) fn spool_out(&self) -> PathBuf {
+        self.spool_dir(SpoolDir::Out)
+    }
+
+    /// The file of a spool entry named as [`SpoolDir::entry`] names it.
+    pub(crate) fn spool_entry_path(&self, entry: &str) -> PathBuf {
+        self.data_dir.join("spool").join(entry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_entries_keep_their_historic_shape() {
+        // Blobs and queue rows already stored name these places: they must not move.
+        let id = MessageId::parse("0123456789abcdef0123456789abcdef").expect("an id");
+        let prefix = "messages/0123456789abcdef0123456789abcdef";
+        assert_eq!(message_prefix(&id), prefix);
+        assert_eq!(MessageBlob::Meta.key(&id), format!("{prefix}/meta"));
+        assert_eq!(MessageBlob::Original.key(&id), format!("{prefix}/original"));
+        assert_eq!(MessageBlob::Visible.key(&id), format!("{prefix}/visible"));
+        assert_eq!(MessageBlob::Part(7).key(&id), format!("{prefix}/part-7"));
+        assert_eq!(SpoolDir::In.entry(&id), "in/0123456789abcdef0123456789abcdef");
+        assert_eq!(SpoolDir::Out.entry(&id), "out/0123456789abcdef0123456789abcdef");
+    }
+}

@@ -1,0 +1,126 @@
+//! A spool file: a message sealed under its own data key into a local file as it
+//! is written, and fsynced with its folder before anyone is told it is safe. The
+//! inbound spool (`spool.rs`) and the outbound queue (`jobs.rs`) both write them;
+//! files half-written when the process stopped are cleared at start-up.
+
+use std::path::{Path, PathBuf};
+
+use tokio::io::AsyncWriteExt;
+
+use crate::crypto::{DataKey, Sealer};
+use crate::ids::MessageId;
+use crate::layout::BLOB_ORIGINAL;
+use crate::{Queue, Result};
+
+/// A spool file being written. Dropped without [`finish`](Self::finish), it is
+/// left as a `.tmp` file that start-up clears away.
+pub struct SpoolWriter {
+    file: tokio::fs::File,
+    tmp: PathBuf,
+    dest: PathBuf,
+    id: MessageId,
+    key: DataKey,
+    sealer: Sealer,
+    out: Vec<u8>,
+    size: u64,
+}
+
+/// A message safely on disk, not yet recorded in the database.
+pub struct Spooled {
+    pub id: MessageId,
+    pub size: u64,
+    key: DataKey,
+    path: PathBuf,
+}
+
+impl SpoolWriter {
+    pub(crate) async fn create(dir: &Path) -> Result<Self> {
+        tokio::fs::create_dir_all(dir).await?;
+        let id = MessageId::generate();
+        let dest = dir.join(id.as_str());
+        let tmp = dir.join(format!("{id}.tmp"));
+        let file = tokio::fs::File::create(&tmp).await?;
+        let key = DataKey::generate();
+        let sealer = Sealer::new(&key, BLOB_ORIGINAL);
+        Ok(Self {
+            file,
+            tmp,
+            dest,
+            id,
+            key,
+            sealer,
+            out: Vec::with_capacity(1 << 20),
+            size: 0,
+        })
+    }
+
+    /// The id the message will have.
+    pub fn id(&self) -> &MessageId {
+        &self.id
+    }
+
+    pub async fn write(&mut self, data: &[u8]) -> Result<()> {
+        self.size += data.len() as u64;
+        self.sealer.update(data, &mut self.out);
+        if self.out.len() >= 1 << 20 {
+            self.file.write_all(&self.out).await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// Seals the end, fsyncs the file and its folder.
+    pub async fn finish(mut self) -> Result<Spooled> {
+        self.sealer.finish(&mut self.out);
+        self.file.write_all(&self.out).await?;
+        self.file.sync_all().await?;
+        drop(self.file);
+        tokio::fs::rename(&self.tmp, &self.dest).await?;
+        sync_dir(self.dest.parent().expect("spool files live in a folder")).await?;
+        Ok(Spooled {
+            id: self.id,
+            size: self.size,
+            key: self.key,
+            path: self.dest,
+        })
+    }
+
+    /// Throws the partial file away.
+    pub async fn discard(self) {
+        drop(self.file);
+        let _ = tokio::fs::remove_file(&self.tmp).await;
+    }
+}
+
+impl Spooled {
+    pub async fn discard(self) {
+        let _ = tokio::fs::remove_file(&self.path).await;
+    }
+
+    pub(crate) fn key(&self) -> &DataKey {
+        &self.key
+    }
+}
+
+async fn sync_dir(dir: &Path) -> Result<()> {
+    tokio::fs::File::open(dir).await?.sync_all().await?;
+    Ok(())
+}
+
+impl Queue<'_> {
+    /// Spool files still being written when the process stopped were never
+    /// acknowledged: remove them. Only the server calls this, as it starts: an
+    /// admin command opens the same store while a server may be running, and
+    /// must not take away the files of messages that server is receiving.
+    pub fn clear_partial_spool(&self) -> Result<()> {
+        for dir in [self.spool_in(), self.spool_out()] {
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for entry in entries.flatten() {
+                if entry.path().extension().is_some_and(|e| e == "tmp") {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+        Ok(())
+    }
+}
