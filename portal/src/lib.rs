@@ -10,7 +10,7 @@ mod addin;
 mod api;
 mod error;
 mod pages;
-pub mod render;
+pub mod sanitize;
 mod serve;
 mod session;
 pub mod specialties;

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt as _;
 
 use super::message_id;
-use crate::render::{content_disposition, download_content_type};
+use crate::sanitize::{content_disposition, download_content_type};
 use crate::session::{Client, Viewer};
 use crate::{AppState, Error};
 

@@ -11,7 +11,7 @@ use store::clock::format_utc;
 use store::messages::MessageView;
 
 use super::{Nav, html, message_id};
-use crate::render::{SafeHtml, human_size, sanitize_html_bounded};
+use crate::sanitize::{SafeHtml, human_size, sanitize_html_bounded};
 use crate::session::{Client, Viewer};
 use crate::{AppState, Error};
 
