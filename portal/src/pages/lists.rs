@@ -7,8 +7,14 @@ use axum::response::Response;
 use store::messages::MessageSummary;
 
 use super::{Nav, html};
+use crate::routes::{Group, Routes};
 use crate::session::Viewer;
 use crate::{AppState, Error};
+
+/// The inbox and the sent list.
+pub fn routes() -> Routes {
+    Routes::new().group(Group::signed_in().get("/inbox", inbox).get("/sent", sent))
+}
 
 /// How many messages a list shows.
 const LIMIT: i64 = 500;
