@@ -14,6 +14,7 @@ mod error;
 mod nav;
 mod next;
 mod pages;
+mod pagination;
 pub mod sanitize;
 mod routes;
 mod serve;

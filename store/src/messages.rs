@@ -379,11 +379,12 @@ impl Store {
         serde_json::from_slice(&bytes).map_err(|_| Error::Crypto)
     }
 
-    async fn summaries(&self, sql: &'static str, user: &User, limit: i64) -> Result<Vec<MessageSummary>> {
+    async fn summaries(&self, sql: &'static str, user: &User, limit: i64, offset: i64) -> Result<Vec<MessageSummary>> {
         let rows = sqlx::query(sql)
             .bind(user.id.0)
             .bind(self.now())
             .bind(limit)
+            .bind(offset)
             .fetch_all(&self.db)
             .await?;
         let mut out = Vec::with_capacity(rows.len());
@@ -415,29 +416,41 @@ impl Store {
 
     /// Messages `user` received, newest first.
     pub async fn inbox(&self, user: &User, limit: i64) -> Result<Vec<MessageSummary>> {
+        self.inbox_page(user, limit, 0).await
+    }
+
+    /// Messages `user` received, newest first, skipping the `offset` newest.
+    pub async fn inbox_page(&self, user: &User, limit: i64, offset: i64) -> Result<Vec<MessageSummary>> {
         self.summaries(
             "SELECT m.id, m.kek_id, m.wrapped_key, m.sealed_subject, m.created_at, m.attachment_count,
                     CASE WHEN u.full_name = '' THEN u.email ELSE u.full_name END AS counterpart,
                     CASE WHEN r.read_at IS NULL THEN 1 ELSE 0 END AS unread
              FROM message_recipients r JOIN messages m ON m.id = r.message_id JOIN users u ON u.id = m.sender_id
              WHERE r.user_id = $1 AND r.state <> 'awaiting_role' AND r.hidden_at IS NULL AND m.state = 'sealed' AND m.expires_at > $2
-             ORDER BY m.created_at DESC, m.id LIMIT $3",
+             ORDER BY m.created_at DESC, m.id LIMIT $3 OFFSET $4",
             user,
             limit,
+            offset,
         )
         .await
     }
 
     /// Messages `user` sent, newest first.
     pub async fn sent(&self, user: &User, limit: i64) -> Result<Vec<MessageSummary>> {
+        self.sent_page(user, limit, 0).await
+    }
+
+    /// Messages `user` sent, newest first, skipping the `offset` newest.
+    pub async fn sent_page(&self, user: &User, limit: i64, offset: i64) -> Result<Vec<MessageSummary>> {
         self.summaries(
             "SELECT m.id, m.kek_id, m.wrapped_key, m.sealed_subject, m.created_at, m.attachment_count,
                     COALESCE((SELECT MIN(u.email) FROM message_recipients r JOIN users u ON u.id = r.user_id WHERE r.message_id = m.id), '') AS counterpart,
                     0 AS unread
              FROM messages m WHERE m.sender_id = $1 AND m.state = 'sealed' AND m.expires_at > $2
-             ORDER BY m.created_at DESC, m.id LIMIT $3",
+             ORDER BY m.created_at DESC, m.id LIMIT $3 OFFSET $4",
             user,
             limit,
+            offset,
         )
         .await
     }

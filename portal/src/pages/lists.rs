@@ -1,12 +1,14 @@
-//! The inbox (messages received) and the sent list.
+//! The inbox (messages received) and the sent list, a page at a time (see
+//! `pagination.rs`).
 
 use askama::Template;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use store::messages::MessageSummary;
 
 use super::{Nav, html};
+use crate::pagination::{Links, Page, PageQuery};
 use crate::routes::{Group, Routes};
 use crate::session::Viewer;
 use crate::{AppState, Error};
@@ -15,9 +17,6 @@ use crate::{AppState, Error};
 pub fn routes() -> Routes {
     Routes::new().group(Group::signed_in().get("/inbox", inbox).get("/sent", sent))
 }
-
-/// How many messages a list shows.
-const LIMIT: i64 = 500;
 
 /// One line of a list.
 struct Row {
@@ -36,6 +35,7 @@ struct ListPage {
     title: &'static str,
     sent: bool,
     rows: Vec<Row>,
+    page: Links,
 }
 
 fn rows(summaries: Vec<MessageSummary>) -> Vec<Row> {
@@ -59,9 +59,18 @@ fn rows(summaries: Vec<MessageSummary>) -> Vec<Row> {
         .collect()
 }
 
-/// `GET /inbox`
-pub async fn inbox(State(state): State<AppState>, viewer: Viewer) -> Result<Response, Error> {
-    let list = state.store.inbox(&viewer.user, LIMIT).await?;
+/// `GET /inbox?page=N&limit=M`
+pub async fn inbox(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(query): Query<PageQuery>,
+) -> Result<Response, Error> {
+    let page = Page::from_query(&query)?;
+    let mut list = state
+        .store
+        .inbox_page(&viewer.user, page.fetch(), page.offset())
+        .await?;
+    let links = page.cut("/inbox", &mut list);
     html(
         StatusCode::OK,
         &ListPage {
@@ -69,13 +78,20 @@ pub async fn inbox(State(state): State<AppState>, viewer: Viewer) -> Result<Resp
             title: "Inbox",
             sent: false,
             rows: rows(list),
+            page: links,
         },
     )
 }
 
-/// `GET /sent`
-pub async fn sent(State(state): State<AppState>, viewer: Viewer) -> Result<Response, Error> {
-    let list = state.store.sent(&viewer.user, LIMIT).await?;
+/// `GET /sent?page=N&limit=M`
+pub async fn sent(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(query): Query<PageQuery>,
+) -> Result<Response, Error> {
+    let page = Page::from_query(&query)?;
+    let mut list = state.store.sent_page(&viewer.user, page.fetch(), page.offset()).await?;
+    let links = page.cut("/sent", &mut list);
     html(
         StatusCode::OK,
         &ListPage {
@@ -83,6 +99,7 @@ pub async fn sent(State(state): State<AppState>, viewer: Viewer) -> Result<Respo
             title: "Sent",
             sent: true,
             rows: rows(list),
+            page: links,
         },
     )
 }

@@ -543,3 +543,4 @@ async fn public_pages_and_headers() {
 }
 
 mod routes;
+mod lists;
