@@ -11,7 +11,17 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::routes::{Group, Routes};
 use crate::{AppState, Error};
+
+/// The add-in's manifest and files (read only).
+pub fn routes() -> Routes {
+    Routes::new().group(
+        Group::public()
+            .get("/addin/manifest.xml", manifest)
+            .get("/addin/{file}", file),
+    )
+}
 
 /// The host the files in `addin-manifest/` are written for.
 const PLACEHOLDER: &str = "https://localhost:8443";

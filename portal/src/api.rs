@@ -17,7 +17,22 @@ use serde::{Deserialize, Serialize};
 use store::accounts::User;
 
 use crate::AppState;
+use crate::routes::{Group, Routes};
 use crate::session::{Client, Viewer};
+
+/// The JSON API.
+pub fn routes() -> Routes {
+    Routes::new()
+        // Read only; a POST here would need the session's CSRF token.
+        .group(Group::public().get("/api/contacts", contacts))
+        .group(
+            Group::exempt(
+                "authenticated only by Authorization: Basic (email and app password), never by a cookie, \
+                 which a cross-site form can't send",
+            )
+            .post("/api/addin-key", addin_key),
+        )
+}
 
 /// An API error, sent as a JSON problem.
 #[derive(Debug)]

@@ -5,7 +5,7 @@ use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
-use crate::session;
+use crate::next::signin_url;
 
 /// Why a link (invitation or set-password) can't be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +70,7 @@ impl From<store::Error> for Error {
 #[derive(Template)]
 #[template(path = "error.html")]
 pub(crate) struct ErrorPage {
-    pub nav: Option<crate::pages::Nav>,
+    pub nav: Option<crate::nav::Nav>,
     pub title: &'static str,
     pub message: String,
     pub hint: &'static str,
@@ -91,7 +91,7 @@ impl ErrorPage {
 
 fn signin_link(next: Option<&str>) -> String {
     match next {
-        Some(next) => session::signin_url(next),
+        Some(next) => signin_url(next),
         None => "/signin".to_owned(),
     }
 }
@@ -106,7 +106,7 @@ impl IntoResponse for Error {
             actions,
         };
         match self {
-            Self::NotSignedIn { next } => Redirect::to(&session::signin_url(&next)).into_response(),
+            Self::NotSignedIn { next } => Redirect::to(&signin_url(&next)).into_response(),
             Self::Forbidden => page(
                 "Not allowed",
                 "We couldn't accept this request.",

@@ -8,9 +8,15 @@
 
 mod addin;
 mod api;
+mod cookies;
+mod csrf;
 mod error;
+mod nav;
+mod next;
 mod pages;
-pub mod render;
+mod pagination;
+pub mod sanitize;
+mod routes;
 mod serve;
 mod session;
 pub mod specialties;
@@ -26,7 +32,6 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use error::Error;
@@ -56,72 +61,31 @@ pub fn router(store: Arc<store::Store>, config: PortalConfig) -> Router {
         webauthn: pages::passkeys::relying_party(&config.public_url).map(Arc::new),
         config: Arc::new(config),
     };
-    let routes = Router::new()
-        .route("/", get(pages::home))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/static/app.css", get(pages::stylesheet))
-        .route("/signin", get(pages::account::signin_form).post(pages::account::signin))
-        .route(
-            "/signin/verify",
-            get(pages::two_step::form).post(pages::two_step::submit),
-        )
-        .route("/signin/verify/send", post(pages::two_step::send))
-        .route("/signin/verify/app", post(pages::two_step::app))
-        .route(
-            "/account/two-step",
-            get(pages::two_step::account).post(pages::two_step::account_submit),
-        )
-        .route("/password/{token}/code", post(pages::account::send_reset_code))
-        .route("/practice/users", get(pages::manage_users::list))
-        .route(
-            "/practice/users/{id}",
-            get(pages::manage_users::show).post(pages::manage_users::submit),
-        )
-        .route("/signout", post(pages::account::signout))
-        .route("/static/passkey.js", get(pages::passkeys::script))
-        .route("/signin/passkey/start", post(pages::passkeys::signin_start))
-        .route("/signin/passkey/finish", post(pages::passkeys::signin_finish))
-        .route("/account/passkeys", get(pages::passkeys::list))
-        .route(
-            "/account/passkeys/register/start",
-            post(pages::passkeys::register_start),
-        )
-        .route(
-            "/account/passkeys/register/finish",
-            post(pages::passkeys::register_finish),
-        )
-        .route("/account/passkeys/{id}/remove", post(pages::passkeys::remove))
-        .route("/forgot", get(pages::account::forgot_form).post(pages::account::forgot))
-        .route(
-            "/account/password",
-            get(pages::account::change_password_form).post(pages::account::change_password),
-        )
-        .route(
-            "/account/app-passwords",
-            get(pages::app_passwords::list).post(pages::app_passwords::create),
-        )
-        .route("/account/app-passwords/{id}/revoke", post(pages::app_passwords::revoke))
-        .route(
-            "/password/{token}",
-            get(pages::account::password_form).post(pages::account::set_password),
-        )
-        .route("/inbox", get(pages::lists::inbox))
-        .route("/sent", get(pages::lists::sent))
-        .route("/m/{id}", get(pages::message::show).post(pages::register::submit))
-        .route("/m/{id}/a/{index}", get(pages::attachment::download))
-        .route("/m/{id}/roles", get(pages::roles::form).post(pages::roles::submit))
-        .route("/addin/manifest.xml", get(addin::manifest))
-        .route("/addin/{file}", get(addin::file))
-        .route("/api/contacts", get(api::contacts))
-        .route("/api/addin-key", post(api::addin_key))
-        .route("/saml/start", get(pages::sso::start))
-        .route("/saml/{domain}/metadata", get(pages::sso::metadata))
-        .route("/saml/{domain}/login", get(pages::sso::login))
-        .route("/saml/{domain}/acs", post(pages::sso::acs))
+    let routes = all_routes()
+        .into_router(&state)
         .fallback(pages::not_found)
         .with_state(state)
         .layer(middleware::from_fn(log_request));
     with_security_headers(routes)
+}
+
+/// Every route, by module, each group with its guards (see `routes.rs`).
+pub(crate) fn all_routes() -> routes::Routes {
+    routes::Routes::new()
+        .merge(pages::routes())
+        .merge(pages::account::routes())
+        .merge(pages::two_step::routes())
+        .merge(pages::passkeys::routes())
+        .merge(pages::app_passwords::routes())
+        .merge(pages::manage_users::routes())
+        .merge(pages::lists::routes())
+        .merge(pages::message::routes())
+        .merge(pages::register::routes())
+        .merge(pages::attachment::routes())
+        .merge(pages::roles::routes())
+        .merge(pages::sso::routes())
+        .merge(addin::routes())
+        .merge(api::routes())
 }
 
 /// Headers every response carries (RFC 6797 for HSTS; CSP Level 3).

@@ -369,7 +369,8 @@ pub fn csrf_in(page: &str) -> String {
         .to_owned()
 }
 
-/// Posts the registration form behind an invitation link (`…/m/{id}?invite=T`).
+/// Posts the registration form behind an invitation link (`…/m/{id}?invite=T`)
+/// to where the form posts it (`…/m/{id}/register?invite=T`).
 pub async fn register_form(
     http: &reqwest::Client,
     instance: &Instance,
@@ -378,7 +379,8 @@ pub async fn register_form(
     phone: &str,
 ) -> reqwest::Response {
     let token = invite.split("invite=").nth(1).expect("an invitation link").to_owned();
-    http.post(instance.reachable(invite))
+    let register = invite.replacen("?invite=", "/register?invite=", 1);
+    http.post(instance.reachable(&register))
         .form(&[("full_name", name), ("phone", phone), ("invite", token.as_str())])
         .send()
         .await

@@ -12,18 +12,47 @@ use store::accounts::SignIn;
 use store::accounts::two_step::Method;
 
 use super::html;
+use super::signing_in::{LOCKED, after_signin, device_cookie, signed_in, signin_page, to_second_step};
+use crate::csrf::{same_token, signin_csrf};
+use crate::routes::{Group, Routes};
 use crate::session::{self, Client, Viewer};
 use crate::{AppState, Error};
 
-#[derive(Template)]
-#[template(path = "signin.html")]
-struct SigninPage {
-    nav: Option<super::Nav>,
-    email: String,
-    next: String,
-    /// Bound to the pre-session cookie (login CSRF).
-    csrf: String,
-    error: Option<String>,
+/// Signing in and out, the set-password link, the password change.
+pub fn routes() -> Routes {
+    Routes::new()
+        .group(
+            Group::exempt(
+                "sign-in opens a session, so no session authenticates it; its form carries a login-CSRF token \
+                 bound to the __Host-sealpost_signin cookie, checked in the handler",
+            )
+            .get("/signin", signin_form)
+            .post("/signin", signin),
+        )
+        .group(
+            Group::exempt(
+                "authorised by the set-password token in the path, which a forger would have to know \
+                 (and could then use directly); no cookie is involved",
+            )
+            .get("/password/{token}", password_form)
+            .post("/password/{token}", set_password)
+            .post("/password/{token}/code", send_reset_code),
+        )
+        .group(
+            Group::exempt(
+                "needs no authority: the same answer for every address, and a forged request only sends \
+                 the owner of an address a reset link, as anyone could by typing the address",
+            )
+            .get("/forgot", forgot_form)
+            .post("/forgot", forgot),
+        )
+        // Signed out already (no session cookie): the browser's cookie is cleared all the same.
+        .group(Group::public().post("/signout", signout))
+        .group(
+            Group::signed_in()
+                .get("/account/password", change_password_form)
+                .post("/account/password", change_password),
+        )
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -40,44 +69,6 @@ pub struct SigninForm {
     next: String,
     csrf: String,
 }
-
-/// Where to go after signing in: `next` if it stays on this site, else the inbox.
-pub(super) fn after_signin(next: &str) -> &str {
-    session::safe_next(next).unwrap_or("/inbox")
-}
-
-/// A redirect that also opens the session in the browser.
-pub(super) fn signed_in(token: &str, to: &str) -> Response {
-    ([(header::SET_COOKIE, session::session_cookie(token))], Redirect::to(to)).into_response()
-}
-
-/// The sign-in page, with the pre-session cookie its form's CSRF token is
-/// bound to (the browser's own, or a new one).
-pub(super) fn signin_page(
-    headers: &HeaderMap,
-    status: StatusCode,
-    email: String,
-    next: &str,
-    error: Option<String>,
-) -> Result<Response, Error> {
-    let token = session::signin_token(headers).unwrap_or_else(store::accounts::new_token);
-    let page = SigninPage {
-        nav: None,
-        email,
-        next: session::safe_next(next).unwrap_or_default().to_owned(),
-        csrf: session::signin_csrf(&token),
-        error,
-    };
-    let mut response = html(status, &page)?;
-    response
-        .headers_mut()
-        .append(header::SET_COOKIE, session::signin_cookie(&token));
-    Ok(response)
-}
-
-/// What the sign-in page says when sign-in is paused for an address. The same
-/// whether or not an account has it.
-pub(super) const LOCKED: &str = "Sign-in for this address is locked after too many failed attempts: for 15 minutes at first, longer if it happens again. Please try again later, or use \u{201c}Forgot your password?\u{201d} below to set a new password and unlock it now.";
 
 /// `GET /signin?next=/m/…`
 pub async fn signin_form(
@@ -98,8 +89,7 @@ pub async fn signin(
     headers: HeaderMap,
     Form(form): Form<SigninForm>,
 ) -> Result<Response, Error> {
-    let genuine = session::signin_token(&headers)
-        .is_some_and(|token| session::same_token(&session::signin_csrf(&token), &form.csrf));
+    let genuine = session::signin_token(&headers).is_some_and(|token| same_token(&signin_csrf(&token), &form.csrf));
     if !genuine {
         return signin_page(
             &headers,
@@ -109,7 +99,7 @@ pub async fn signin(
             Some("This sign-in form has expired or did not come from this site. Please sign in again.".into()),
         );
     }
-    let device = super::two_step::device_cookie(&headers);
+    let device = device_cookie(&headers);
     match state
         .store
         .auth()
@@ -123,7 +113,7 @@ pub async fn signin(
             }
             Ok(signed_in(&session.token, after_signin(&form.next)))
         }
-        Ok(SignIn::SecondStep { pending, .. }) => Ok(super::two_step::to_second_step(&pending, &form.next)),
+        Ok(SignIn::SecondStep { pending, .. }) => Ok(to_second_step(&pending, &form.next)),
         Err(store::Error::PasswordExpired(token)) => {
             Ok(Redirect::to(&format!("/password/{}?expired=1", token.expose())).into_response())
         }
@@ -156,20 +146,9 @@ pub async fn signin(
     }
 }
 
-#[derive(Default, Deserialize)]
-#[serde(default)]
-pub struct CsrfForm {
-    csrf: String,
-}
-
 /// `POST /signout`: ends the session and clears the cookie.
-pub async fn signout(
-    State(state): State<AppState>,
-    viewer: Option<Viewer>,
-    Form(form): Form<CsrfForm>,
-) -> Result<Response, Error> {
+pub async fn signout(State(state): State<AppState>, viewer: Option<Viewer>) -> Result<Response, Error> {
     if let Some(viewer) = viewer {
-        viewer.check_csrf(&form.csrf)?;
         state.store.auth().sign_out(&viewer.token).await?;
     }
     Ok(([(header::SET_COOKIE, session::clear_cookie())], Redirect::to("/signin")).into_response())
@@ -284,7 +263,7 @@ pub async fn set_password(
     let to = message.map_or_else(|| "/inbox".to_owned(), |id| format!("/m/{id}"));
     Ok(match next {
         SignIn::Done(session) => signed_in(&session.token, &to),
-        SignIn::SecondStep { pending, .. } => super::two_step::to_second_step(&pending, &to),
+        SignIn::SecondStep { pending, .. } => to_second_step(&pending, &to),
     })
 }
 
@@ -359,7 +338,6 @@ pub struct ChangePasswordForm {
     current: String,
     password: String,
     confirm: String,
-    csrf: String,
     /// `on` when the person also revokes their app passwords.
     revoke_app_passwords: String,
 }
@@ -384,7 +362,6 @@ pub async fn change_password(
     viewer: Viewer,
     Form(form): Form<ChangePasswordForm>,
 ) -> Result<Response, Error> {
-    viewer.check_csrf(&form.csrf)?;
     let refuse = |error: String| {
         html(
             StatusCode::BAD_REQUEST,

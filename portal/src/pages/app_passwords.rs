@@ -9,8 +9,19 @@ use serde::Deserialize;
 use store::clock::format_utc;
 
 use super::{Nav, html};
+use crate::routes::{Group, Routes};
 use crate::session::{Client, Viewer};
 use crate::{AppState, Error};
+
+/// The app-password page and its forms.
+pub fn routes() -> Routes {
+    Routes::new().group(
+        Group::signed_in()
+            .get("/account/app-passwords", list)
+            .post("/account/app-passwords", create)
+            .post("/account/app-passwords/{id}/revoke", revoke),
+    )
+}
 
 struct Row {
     id: i64,
@@ -33,13 +44,6 @@ struct AppPasswordsPage {
 #[serde(default)]
 pub struct CreateForm {
     label: String,
-    csrf: String,
-}
-
-#[derive(Default, Deserialize)]
-#[serde(default)]
-pub struct CsrfForm {
-    csrf: String,
 }
 
 async fn page(
@@ -84,7 +88,6 @@ pub async fn create(
     viewer: Viewer,
     Form(form): Form<CreateForm>,
 ) -> Result<Response, Error> {
-    viewer.check_csrf(&form.csrf)?;
     match state
         .store
         .auth()
@@ -109,9 +112,7 @@ pub async fn revoke(
     Client(client): Client,
     viewer: Viewer,
     Path(id): Path<String>,
-    Form(form): Form<CsrfForm>,
 ) -> Result<Response, Error> {
-    viewer.check_csrf(&form.csrf)?;
     let id: i64 = id.parse().map_err(|_| Error::NotFound)?;
     state
         .store

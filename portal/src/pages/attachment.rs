@@ -8,9 +8,15 @@ use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt as _;
 
 use super::message_id;
-use crate::render::{content_disposition, download_content_type};
+use crate::routes::{Group, Routes};
+use crate::sanitize::{content_disposition, download_content_type};
 use crate::session::{Client, Viewer};
 use crate::{AppState, Error};
+
+/// Attachment downloads (signed in).
+pub fn routes() -> Routes {
+    Routes::new().group(Group::signed_in().get("/m/{id}/a/{index}", download))
+}
 
 /// Streams the attachment with headers that make browsers save it as a file.
 pub async fn download(

@@ -1,17 +1,22 @@
-//! The inbox (messages received) and the sent list.
+//! The inbox (messages received) and the sent list, a page at a time (see
+//! `pagination.rs`).
 
 use askama::Template;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use store::messages::MessageSummary;
 
 use super::{Nav, html};
+use crate::pagination::{Links, Page, PageQuery};
+use crate::routes::{Group, Routes};
 use crate::session::Viewer;
 use crate::{AppState, Error};
 
-/// How many messages a list shows.
-const LIMIT: i64 = 500;
+/// The inbox and the sent list.
+pub fn routes() -> Routes {
+    Routes::new().group(Group::signed_in().get("/inbox", inbox).get("/sent", sent))
+}
 
 /// One line of a list.
 struct Row {
@@ -30,6 +35,7 @@ struct ListPage {
     title: &'static str,
     sent: bool,
     rows: Vec<Row>,
+    page: Links,
 }
 
 fn rows(summaries: Vec<MessageSummary>) -> Vec<Row> {
@@ -53,9 +59,19 @@ fn rows(summaries: Vec<MessageSummary>) -> Vec<Row> {
         .collect()
 }
 
-/// `GET /inbox`
-pub async fn inbox(State(state): State<AppState>, viewer: Viewer) -> Result<Response, Error> {
-    let list = state.store.mail().inbox(&viewer.user, LIMIT).await?;
+/// `GET /inbox?page=N&limit=M`
+pub async fn inbox(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(query): Query<PageQuery>,
+) -> Result<Response, Error> {
+    let page = Page::from_query(&query)?;
+    let mut list = state
+        .store
+        .mail()
+        .inbox_page(&viewer.user, page.fetch(), page.offset())
+        .await?;
+    let links = page.cut("/inbox", &mut list);
     html(
         StatusCode::OK,
         &ListPage {
@@ -63,13 +79,24 @@ pub async fn inbox(State(state): State<AppState>, viewer: Viewer) -> Result<Resp
             title: "Inbox",
             sent: false,
             rows: rows(list),
+            page: links,
         },
     )
 }
 
-/// `GET /sent`
-pub async fn sent(State(state): State<AppState>, viewer: Viewer) -> Result<Response, Error> {
-    let list = state.store.mail().sent(&viewer.user, LIMIT).await?;
+/// `GET /sent?page=N&limit=M`
+pub async fn sent(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(query): Query<PageQuery>,
+) -> Result<Response, Error> {
+    let page = Page::from_query(&query)?;
+    let mut list = state
+        .store
+        .mail()
+        .sent_page(&viewer.user, page.fetch(), page.offset())
+        .await?;
+    let links = page.cut("/sent", &mut list);
     html(
         StatusCode::OK,
         &ListPage {
@@ -77,6 +104,7 @@ pub async fn sent(State(state): State<AppState>, viewer: Viewer) -> Result<Respo
             title: "Sent",
             sent: true,
             rows: rows(list),
+            page: links,
         },
     )
 }

@@ -13,8 +13,19 @@ use store::accounts::manage::{ManagedUser, Registration};
 use store::ids::UserId;
 
 use super::html;
+use crate::routes::{Group, Routes};
 use crate::session::{Client, Viewer};
 use crate::{AppState, Error};
+
+/// Manage Users: a User Manager's pages only; anyone else finds nothing.
+pub fn routes() -> Routes {
+    Routes::new().group(
+        Group::user_manager()
+            .get("/practice/users", list)
+            .get("/practice/users/{id}", show)
+            .post("/practice/users/{id}", submit),
+    )
+}
 
 #[derive(Template)]
 #[template(path = "manage_users.html")]
@@ -99,7 +110,6 @@ pub async fn show(State(state): State<AppState>, viewer: Viewer, Path(id): Path<
 #[derive(Default, Deserialize)]
 #[serde(default)]
 pub struct EditForm {
-    csrf: String,
     action: String,
     email: String,
     phone: String,
@@ -116,9 +126,8 @@ pub async fn submit(
     Form(form): Form<EditForm>,
 ) -> Result<Response, Error> {
     let id = user_id(&id)?;
-    // Someone else's user is not found, before anything else is looked at.
+    // Someone else's user is not found, before the action is looked at.
     state.store.accounts().managed_user(&viewer.user, id).await?;
-    viewer.check_csrf(&form.csrf)?;
     let store = &state.store;
     let outcome = match form.action.as_str() {
         "edit" => store

@@ -1,24 +1,23 @@
 //! `GET /m/{id}`: one secure message. Signed in, the reader sees it; with an
-//! invitation, a new recipient sees the registration form; anyone else is sent
-//! to sign in.
+//! invitation, a new recipient sees the registration form (posted to
+//! `/m/{id}/register`, see `register.rs`); anyone else is sent to sign in.
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde::Deserialize;
 use store::clock::format_utc;
 use store::messages::MessageView;
 
-use super::{Nav, html, message_id};
-use crate::render::{SafeHtml, human_size, sanitize_html_bounded};
+use super::{InviteQuery, Nav, html, message_id};
+use crate::routes::{Group, Routes};
+use crate::sanitize::{SafeHtml, human_size, sanitize_html_bounded};
 use crate::session::{Client, Viewer};
 use crate::{AppState, Error};
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct InviteQuery {
-    pub invite: String,
+/// A message's page: for anyone, as it also shows the registration form.
+pub fn routes() -> Routes {
+    Routes::new().group(Group::public().get("/m/{id}", show))
 }
 
 struct AttachmentRow {

@@ -10,6 +10,7 @@ pub mod message;
 pub mod passkeys;
 pub mod register;
 pub mod roles;
+pub mod signing_in;
 pub mod sso;
 pub mod two_step;
 
@@ -17,19 +18,28 @@ use askama::Template;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
+use serde::Deserialize;
+
 use crate::Error;
+pub use crate::nav::Nav;
+use crate::routes::{Group, Routes};
 use crate::session::Viewer;
 
-/// The page header for a signed-in viewer: their name and the sign-out form's
-/// CSRF token.
-#[derive(Debug, Clone)]
-pub struct Nav {
-    pub name: String,
-    pub csrf: String,
-    /// A practice user, who sends secure mail (shows the Sent list).
-    pub sender: bool,
-    /// A practice's User Manager (shows Manage users).
-    pub manager: bool,
+/// `?invite=TOKEN` on a message link: a new recipient's invitation.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct InviteQuery {
+    pub invite: String,
+}
+
+/// The pages that belong to no area: home, health check, the stylesheet.
+pub fn routes() -> Routes {
+    Routes::new().group(
+        Group::public()
+            .get("/", home)
+            .get("/healthz", || async { "ok" })
+            .get("/static/app.css", stylesheet),
+    )
 }
 
 /// Renders a template as an HTML response.

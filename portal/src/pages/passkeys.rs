@@ -2,13 +2,14 @@
 //! endpoints `/static/passkey.js` calls around `navigator.credentials.create()`
 //! and `.get()`. Each ceremony's state stays in the store, found by a token in
 //! the short-lived `sealpost_passkey` cookie (`SameSite=Strict`) and spent on
-//! use; adding a passkey also needs the session's CSRF token.
+//! use; adding a passkey also needs the session's CSRF token (the JSON body's
+//! `csrf`, checked by the guard).
 
 use askama::Template;
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::{Form, Json};
 use serde::Deserialize;
 use serde_json::json;
 use store::clock::format_utc;
@@ -16,8 +17,32 @@ use webauthn_rs::Webauthn;
 use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential, Url};
 
 use super::{Nav, html};
+use crate::next::safe_next;
+use crate::routes::{Group, Routes};
 use crate::session::{self, Client, Viewer};
 use crate::{AppState, Error};
+
+/// The passkey pages, the script, and the JSON endpoints around the ceremonies.
+pub fn routes() -> Routes {
+    Routes::new()
+        .group(Group::public().get("/static/passkey.js", script))
+        .group(
+            Group::exempt(
+                "sign-in by passkey opens a session, so no session authenticates it: the ceremony state is \
+                 found by the SameSite=Strict sealpost_passkey cookie, and the passkey's signature covers \
+                 this origin and that ceremony's challenge, which a forger can't produce",
+            )
+            .post("/signin/passkey/start", signin_start)
+            .post("/signin/passkey/finish", signin_finish),
+        )
+        .group(
+            Group::signed_in()
+                .get("/account/passkeys", list)
+                .post("/account/passkeys/register/start", register_start)
+                .post("/account/passkeys/register/finish", register_finish)
+                .post("/account/passkeys/{id}/remove", remove),
+        )
+}
 
 /// The ceremony cookie's name.
 const COOKIE: &str = "sealpost_passkey";
@@ -129,37 +154,19 @@ pub async fn list(
     html(StatusCode::OK, &page)
 }
 
-#[derive(Default, Deserialize)]
-#[serde(default)]
-pub struct CsrfForm {
-    csrf: String,
-}
-
 /// `POST /account/passkeys/{id}/remove`
 pub async fn remove(
     State(state): State<AppState>,
     Client(client): Client,
     viewer: Viewer,
     Path(id): Path<i64>,
-    Form(form): Form<CsrfForm>,
 ) -> Result<Response, Error> {
-    viewer.check_csrf(&form.csrf)?;
     state.store.auth().remove_passkey(&viewer.user, id, &client).await?;
     Ok(Redirect::to("/account/passkeys").into_response())
 }
 
-#[derive(Deserialize)]
-pub struct RegisterStart {
-    csrf: String,
-}
-
 /// `POST /account/passkeys/register/start` (JSON): options for `create()`.
-pub async fn register_start(
-    State(state): State<AppState>,
-    viewer: Viewer,
-    Json(body): Json<RegisterStart>,
-) -> Result<Response, Error> {
-    viewer.check_csrf(&body.csrf)?;
+pub async fn register_start(State(state): State<AppState>, viewer: Viewer) -> Result<Response, Error> {
     match state
         .store
         .auth()
@@ -174,7 +181,6 @@ pub async fn register_start(
 
 #[derive(Deserialize)]
 pub struct RegisterFinish {
-    csrf: String,
     #[serde(default)]
     label: String,
     credential: RegisterPublicKeyCredential,
@@ -188,7 +194,6 @@ pub async fn register_finish(
     headers: HeaderMap,
     Json(body): Json<RegisterFinish>,
 ) -> Result<Response, Error> {
-    viewer.check_csrf(&body.csrf)?;
     let done = state
         .store
         .auth()
@@ -264,7 +269,7 @@ pub async fn signin_finish(
             if let Some(old) = session::cookie_token(&headers) {
                 state.store.auth().sign_out(&old).await?;
             }
-            let to = session::safe_next(&body.next).unwrap_or("/inbox");
+            let to = safe_next(&body.next).unwrap_or("/inbox");
             let mut response = Json(json!({ "redirect": to })).into_response();
             let cookies = response.headers_mut();
             cookies.append(header::SET_COOKIE, session::session_cookie(&session.token));

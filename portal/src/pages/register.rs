@@ -1,5 +1,6 @@
-//! Registration from an invitation link (`/m/{id}?invite=TOKEN`): a form that asks
-//! what the recipient's role needs, validated here, then `store::Accounts::register`.
+//! Registration from an invitation link (`/m/{id}?invite=TOKEN` shows the form,
+//! `POST /m/{id}/register?invite=TOKEN` registers): a form that asks what the
+//! recipient's role needs, validated here, then `store::Accounts::register`.
 //!
 //! Doctors pick a specialty and tick procedures. Without JavaScript the
 //! pre-selection happens on the server: the "Show procedures" button re-renders
@@ -14,12 +15,23 @@ use axum::response::Response;
 use store::accounts::{Invitation, Profile, Registration, Relationship, UserStatus};
 use store::ids::MessageId;
 
-use super::message::InviteQuery;
-use super::{field, html, message_id};
+use super::{InviteQuery, field, html, message_id};
 use crate::error::LinkProblem;
+use crate::routes::{Group, Routes};
 use crate::session::Client;
 use crate::specialties;
 use crate::{AppState, Error};
+
+/// Registration (the form itself is shown at `GET /m/{id}?invite=…`).
+pub fn routes() -> Routes {
+    Routes::new().group(
+        Group::exempt(
+            "authorised by the invitation token it carries, which a forger would have to know (and could \
+             then use directly); no cookie is involved, and one that is sent is not used",
+        )
+        .post("/m/{id}/register", submit),
+    )
+}
 
 /// What the person typed, kept when the form comes back with errors.
 #[derive(Default)]
@@ -205,7 +217,7 @@ impl RegisterPage {
         }
         Self {
             nav: None,
-            action: format!("/m/{id}?invite={invite}"),
+            action: format!("/m/{id}/register?invite={invite}"),
             invite: invite.to_owned(),
             email: invitation.user.email.clone(),
             practice: invitation.practice.name.clone(),
@@ -320,7 +332,7 @@ fn registration(values: &Values, doctor: bool, other_practice: bool) -> Registra
     }
 }
 
-/// `POST /m/{id}?invite=TOKEN`: registers, or shows the form again with the
+/// `POST /m/{id}/register?invite=TOKEN`: registers, or shows the form again with the
 /// problems (or with a specialty's procedures ticked).
 pub async fn submit(
     State(state): State<AppState>,

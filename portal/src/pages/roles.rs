@@ -10,8 +10,18 @@ use store::accounts::Relationship;
 use store::ids::{MessageId, UserId};
 
 use super::{Nav, field, html, message_id};
+use crate::routes::{Group, Routes};
 use crate::session::{Client, Viewer};
 use crate::{AppState, Error};
+
+/// The sender's page for choosing new recipients' relationships.
+pub fn routes() -> Routes {
+    Routes::new().group(
+        Group::signed_in()
+            .get("/m/{id}/roles", form)
+            .post("/m/{id}/roles", submit),
+    )
+}
 
 struct RoleOption {
     value: &'static str,
@@ -101,7 +111,6 @@ pub async fn submit(
     Form(form): Form<Vec<(String, String)>>,
 ) -> Result<Response, Error> {
     let id = message_id(&id)?;
-    viewer.check_csrf(field(&form, "csrf"))?;
     let Ok(chosen) = choices(&form) else {
         return html(
             StatusCode::BAD_REQUEST,

@@ -16,9 +16,29 @@ use store::accounts::saml::{PracticeIdp, REQUEST_TTL};
 
 use super::html;
 use crate::error::ErrorPage;
+use crate::routes::{Group, Routes};
 use crate::session::{self, Client};
 use crate::sso::{Idp, Sp, parse_idp_metadata};
 use crate::{AppState, Error};
+
+/// Single sign-on: starting at the IdP and its answer.
+pub fn routes() -> Routes {
+    Routes::new()
+        .group(
+            Group::public()
+                .get("/saml/start", start)
+                .get("/saml/{domain}/metadata", metadata)
+                .get("/saml/{domain}/login", login),
+        )
+        .group(
+            Group::exempt(
+                "the IdP posts its answer cross-site, before any session exists: it must be signed by the \
+                 practice's IdP, answer a stored single-use AuthnRequest, and match the SameSite=None \
+                 sealpost_sso cookie of the browser that asked",
+            )
+            .post("/saml/{domain}/acs", acs),
+        )
+}
 
 /// The cookie that ties an IdP's answer to the browser that asked.
 const REQUEST_COOKIE: &str = "sealpost_sso";

@@ -10,56 +10,36 @@
 use askama::Template;
 use axum::Form;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
 use serde::Deserialize;
 use store::accounts::User;
 use store::accounts::two_step::{Channel, Method, TotpSetup, phone_hint};
 
 use super::html;
-use crate::session::{self, Client, Viewer, csrf_for};
+use super::signing_in::{LOCKED, after_signin, set_cookie, signed_in, signin_page};
+use crate::cookies::{self, DEVICE, PENDING};
+use crate::csrf::pending_csrf;
+use crate::next::safe_next;
+use crate::routes::{Group, Routes};
+use crate::session::{self, Client, Viewer};
 use crate::{AppState, Error};
 
-/// The pending-sign-in cookie.
-const PENDING: &str = "sealpost_pending";
-/// The remembered-device cookie.
-const DEVICE: &str = "sealpost_device";
-
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, value)| *key == name && !value.is_empty())
-        .map(|(_, value)| value.to_owned())
-}
-
-/// The remembered-device token from the request, if any.
-pub fn device_cookie(headers: &HeaderMap) -> Option<String> {
-    cookie(headers, DEVICE)
-}
-
-fn set_cookie(name: &str, value: &str, max_age: i64) -> HeaderValue {
-    HeaderValue::from_str(&format!(
-        "{name}={value}; Max-Age={max_age}; Secure; HttpOnly; SameSite=Lax; Path=/"
-    ))
-    .unwrap_or_else(|_| HeaderValue::from_static("sealpost_pending=; Max-Age=0; Path=/"))
-}
-
-fn pending_csrf(pending: &str) -> String {
-    csrf_for(&format!("pending:{pending}"))
-}
-
-/// Sends the browser to the second step, holding the pending sign-in.
-pub fn to_second_step(pending: &str, next: &str) -> Response {
-    let to = session::signin_url(next).replacen("/signin", "/signin/verify", 1);
-    (
-        [(header::SET_COOKIE, set_cookie(PENDING, pending, 10 * 60))],
-        Redirect::to(&to),
-    )
-        .into_response()
+/// The second step of signing in, and the account page for it.
+pub fn routes() -> Routes {
+    Routes::new()
+        .group(
+            Group::pending_sign_in()
+                .get("/signin/verify", form)
+                .post("/signin/verify", submit)
+                .post("/signin/verify/send", send)
+                .post("/signin/verify/app", app),
+        )
+        .group(
+            Group::signed_in()
+                .get("/account/two-step", account)
+                .post("/account/two-step", account_submit),
+        )
 }
 
 #[derive(Template)]
@@ -110,7 +90,7 @@ pub struct NextQuery {
 }
 
 async fn pending(state: &AppState, headers: &HeaderMap) -> Result<(String, User), Error> {
-    let Some(token) = cookie(headers, PENDING) else {
+    let Some(token) = cookies::get(headers, PENDING) else {
         return Err(Error::NotSignedIn { next: "/".into() });
     };
     match state.store.auth().pending_sign_in(&token).await {
@@ -127,7 +107,7 @@ async fn verify_page(state: &AppState, token: &str, user: &User, next: &str) -> 
     Ok(VerifyPage {
         nav: None,
         csrf: pending_csrf(token),
-        next: session::safe_next(next).unwrap_or_default().to_owned(),
+        next: safe_next(next).unwrap_or_default().to_owned(),
         method: two_step.method.map(Method::as_str),
         hint: phone_hint(&two_step.phone),
         phone: two_step.phone,
@@ -154,22 +134,12 @@ pub async fn form(
 #[derive(Default, Deserialize)]
 #[serde(default)]
 pub struct VerifyForm {
-    csrf: String,
     code: String,
     method: String,
     remember: String,
     next: String,
     channel: String,
     phone: String,
-}
-
-fn check(csrf: &str, token: &str) -> Result<(), Error> {
-    let expected = pending_csrf(token);
-    if expected.len() == csrf.len() && expected.bytes().zip(csrf.bytes()).all(|(a, b)| a == b) {
-        Ok(())
-    } else {
-        Err(Error::Forbidden)
-    }
 }
 
 /// `POST /signin/verify`: checks the code, then opens the session.
@@ -180,7 +150,6 @@ pub async fn submit(
     Form(form): Form<VerifyForm>,
 ) -> Result<Response, Error> {
     let (token, user) = pending(&state, &headers).await?;
-    check(&form.csrf, &token)?;
     let method = Method::parse(&form.method).unwrap_or(Method::Phone);
     let remember = !form.remember.is_empty();
     match state
@@ -193,7 +162,7 @@ pub async fn submit(
             if let Some(old) = session::cookie_token(&headers) {
                 state.store.auth().sign_out(&old).await?;
             }
-            let mut response = super::account::signed_in(&session.token, super::account::after_signin(&form.next));
+            let mut response = signed_in(&session.token, after_signin(&form.next));
             let cookies = response.headers_mut();
             cookies.append(header::SET_COOKIE, set_cookie(PENDING, "", 0));
             if let Some(device) = device {
@@ -220,7 +189,7 @@ pub async fn submit(
             | store::Error::Throttled),
         ) => {
             let (status, message) = match error {
-                store::Error::Locked => (StatusCode::FORBIDDEN, super::account::LOCKED.to_owned()),
+                store::Error::Locked => (StatusCode::FORBIDDEN, LOCKED.to_owned()),
                 store::Error::Throttled => (
                     StatusCode::TOO_MANY_REQUESTS,
                     "Too many failed sign-ins from your network. Please wait 15 minutes and try again.".to_owned(),
@@ -230,7 +199,7 @@ pub async fn submit(
                     "Too many wrong codes: please sign in again with your password.".to_owned(),
                 ),
             };
-            let mut response = super::account::signin_page(&headers, status, user.email, &form.next, Some(message))?;
+            let mut response = signin_page(&headers, status, user.email, &form.next, Some(message))?;
             response
                 .headers_mut()
                 .append(header::SET_COOKIE, set_cookie(PENDING, "", 0));
@@ -249,7 +218,6 @@ pub async fn send(
     Form(form): Form<VerifyForm>,
 ) -> Result<Response, Error> {
     let (token, user) = pending(&state, &headers).await?;
-    check(&form.csrf, &token)?;
     let channel = Channel::parse(&form.channel).ok_or(Error::NotFound)?;
     let two_step = state.store.auth().two_step(user.id).await?;
     let (purpose, phone) = match two_step.method {
@@ -285,7 +253,6 @@ pub async fn app(
     Form(form): Form<VerifyForm>,
 ) -> Result<Response, Error> {
     let (token, user) = pending(&state, &headers).await?;
-    check(&form.csrf, &token)?;
     let mut page = verify_page(&state, &token, &user, &form.next).await?;
     if page.method.is_some() {
         return Err(Error::NotFound);
@@ -331,7 +298,6 @@ pub async fn account(State(state): State<AppState>, viewer: Viewer) -> Result<Re
 #[derive(Default, Deserialize)]
 #[serde(default)]
 pub struct AccountForm {
-    csrf: String,
     action: String,
     phone: String,
     channel: String,
@@ -346,7 +312,6 @@ pub async fn account_submit(
     viewer: Viewer,
     Form(form): Form<AccountForm>,
 ) -> Result<Response, Error> {
-    viewer.check_csrf(&form.csrf)?;
     let store = &state.store;
     let user = &viewer.user;
     let mut page = account_page(&state, &viewer).await?;

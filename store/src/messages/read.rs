@@ -16,11 +16,12 @@ use crate::states::RecipientState;
 use crate::{Error, Mail, Result, Sealed};
 
 impl Mail<'_> {
-    async fn summaries(&self, sql: &'static str, user: &User, limit: i64) -> Result<Vec<MessageSummary>> {
+    async fn summaries(&self, sql: &'static str, user: &User, limit: i64, offset: i64) -> Result<Vec<MessageSummary>> {
         let rows = sqlx::query(sql)
             .bind(user.id.0)
             .bind(self.now())
             .bind(limit)
+            .bind(offset)
             .fetch_all(&self.db)
             .await?;
         let mut out = Vec::with_capacity(rows.len());
@@ -52,6 +53,11 @@ impl Mail<'_> {
 
     /// Messages `user` received, newest first.
     pub async fn inbox(&self, user: &User, limit: i64) -> Result<Vec<MessageSummary>> {
+        self.inbox_page(user, limit, 0).await
+    }
+
+    /// Messages `user` received, newest first, skipping the `offset` newest.
+    pub async fn inbox_page(&self, user: &User, limit: i64, offset: i64) -> Result<Vec<MessageSummary>> {
         self.summaries(
             concat!(
                 "SELECT m.id, m.kek_id, m.wrapped_key, m.sealed_subject, m.created_at, m.attachment_count,
@@ -60,16 +66,22 @@ impl Mail<'_> {
                  FROM message_recipients r JOIN messages m ON m.id = r.message_id JOIN users u ON u.id = m.sender_id
                  WHERE ",
                 recipient_sees!(),
-                " ORDER BY m.created_at DESC, m.id LIMIT $3"
+                " ORDER BY m.created_at DESC, m.id LIMIT $3 OFFSET $4"
             ),
             user,
             limit,
+            offset,
         )
         .await
     }
 
     /// Messages `user` sent, newest first.
     pub async fn sent(&self, user: &User, limit: i64) -> Result<Vec<MessageSummary>> {
+        self.sent_page(user, limit, 0).await
+    }
+
+    /// Messages `user` sent, newest first, skipping the `offset` newest.
+    pub async fn sent_page(&self, user: &User, limit: i64, offset: i64) -> Result<Vec<MessageSummary>> {
         self.summaries(
             concat!(
                 "SELECT m.id, m.kek_id, m.wrapped_key, m.sealed_subject, m.created_at, m.attachment_count,
@@ -77,10 +89,11 @@ impl Mail<'_> {
                     0 AS unread
                  FROM messages m WHERE ",
                 sender_sees!(),
-                " ORDER BY m.created_at DESC, m.id LIMIT $3"
+                " ORDER BY m.created_at DESC, m.id LIMIT $3 OFFSET $4"
             ),
             user,
             limit,
+            offset,
         )
         .await
     }

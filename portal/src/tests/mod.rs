@@ -13,7 +13,7 @@ use store::jobs::JobKind;
 use store::{Store, StoreConfig, SystemClock};
 use tower::ServiceExt as _;
 
-use crate::session::csrf_for;
+use crate::csrf::csrf_for;
 
 const MESSAGE: &str = "From: Dr Alice <alice@clinic.example>\r
 To: pat@example.com, doc@other.example, new@unknown.example\r
@@ -152,6 +152,11 @@ fn session_cookie(response: &Response<Body>) -> String {
     value.split(';').next().unwrap().to_owned()
 }
 
+/// Where the registration form behind an invitation link (`/m/{id}?invite=T`) posts.
+fn register_url(invite: &str) -> String {
+    invite.replacen("?invite=", "/register?invite=", 1)
+}
+
 fn token_of(cookie: &str) -> &str {
     cookie.split_once('=').unwrap().1
 }
@@ -227,14 +232,14 @@ async fn patient_registers_sets_password_reads_and_downloads() {
     assert!(!page.contains("name=\"specialty\"") && !page.contains("name=\"practice_name\""));
 
     let response = env
-        .post(&invite, &[("full_name", " "), ("phone", "555 123 4567")], None)
+        .post(&register_url(&invite), &[("full_name", " "), ("phone", "555 123 4567")], None)
         .await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let page = text(response).await;
     assert!(page.contains("Please enter your full name.") && page.contains("555 123 4567"));
 
     let response = env
-        .post(&invite, &[("full_name", "Pat Smith"), ("phone", "555 123 4567")], None)
+        .post(&register_url(&invite), &[("full_name", "Pat Smith"), ("phone", "555 123 4567")], None)
         .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(text(response).await.contains("Check your email"));
@@ -336,7 +341,7 @@ async fn other_practice_doctor_registers_with_specialty_and_practice() {
 
     let response = env
         .post(
-            &invite,
+            &register_url(&invite),
             &[
                 ("full_name", "Dr Bob"),
                 ("phone", "555 000 1111"),
@@ -362,7 +367,7 @@ async fn other_practice_doctor_registers_with_specialty_and_practice() {
     ];
     let response = env
         .post(
-            &invite,
+            &register_url(&invite),
             &[
                 ("specialty", "Wizardry"),
                 ("full_name", "Dr Bob"),
@@ -373,7 +378,7 @@ async fn other_practice_doctor_registers_with_specialty_and_practice() {
         .await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert!(text(response).await.contains("Please enter the name of your practice."));
-    let response = env.post(&invite, &form, None).await;
+    let response = env.post(&register_url(&invite), &form, None).await;
     assert_eq!(response.status(), StatusCode::OK, "{}", text(response).await);
     let user = env
         .store
@@ -461,7 +466,7 @@ async fn sender_sees_status_chooses_roles_and_signs_out() {
 
     // Login CSRF: the sign-in form's token is bound to a pre-session cookie;
     // without both, nothing is checked and no session opens.
-    let signin_csrf = crate::session::signin_csrf("pre-session-token");
+    let signin_csrf = crate::csrf::signin_csrf("pre-session-token");
     let response = env
         .post(
             "/signin",
@@ -486,7 +491,7 @@ async fn sender_sees_status_chooses_roles_and_signs_out() {
             &[
                 ("email", "alice@clinic.example"),
                 ("password", "Sunny-Orchard-31"),
-                ("csrf", &crate::session::signin_csrf("another-token")),
+                ("csrf", &crate::csrf::signin_csrf("another-token")),
             ],
             Some(SIGNIN_COOKIE),
         )
@@ -564,3 +569,6 @@ async fn public_pages_and_headers() {
     assert_eq!(env.get("/nowhere", None).await.status(), StatusCode::NOT_FOUND);
     assert_eq!(env.get("/password/bogus", None).await.status(), StatusCode::NOT_FOUND);
 }
+
+mod routes;
+mod lists;

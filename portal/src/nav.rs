@@ -1,0 +1,29 @@
+//! The page header's view of who is signed in: a leaf shared by the session
+//! (which builds it), the pages and the error pages (which render it).
+
+use store::accounts::{Role, User};
+
+/// The page header for a signed-in viewer: their name and the sign-out form's
+/// CSRF token.
+#[derive(Debug, Clone)]
+pub struct Nav {
+    pub name: String,
+    pub csrf: String,
+    /// A practice user, who sends secure mail (shows the Sent list).
+    pub sender: bool,
+    /// A practice's User Manager (shows Manage users).
+    pub manager: bool,
+}
+
+impl Nav {
+    /// The header for `user`, whose session's CSRF token is `csrf`.
+    pub fn of(user: &User, csrf: String) -> Self {
+        let sender = user.practice_id.is_some() && matches!(user.role, Role::Doctor | Role::Staff);
+        Self {
+            name: user.display_name().to_owned(),
+            csrf,
+            sender,
+            manager: user.user_manager && user.practice_id.is_some(),
+        }
+    }
+}
