@@ -78,15 +78,7 @@ fn clear_ceremony_cookie() -> HeaderValue {
 }
 
 fn ceremony_token(headers: &HeaderMap) -> String {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value.to_owned())
-        .unwrap_or_default()
+    crate::cookies::get(headers, COOKIE).unwrap_or_default()
 }
 
 /// A JSON answer the script shows as is: `{"error": "..."}`.

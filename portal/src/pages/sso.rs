@@ -115,17 +115,6 @@ pub struct AcsForm {
     saml_response: String,
 }
 
-fn request_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, value)| *name == REQUEST_COOKIE && !value.is_empty())
-        .map(|(_, value)| value.to_owned())
-}
-
 /// `POST /saml/{domain}/acs`: verifies the IdP's Response and signs the person in.
 pub async fn acs(
     State(state): State<AppState>,
@@ -152,7 +141,7 @@ pub async fn acs(
         .await
         .unwrap_or(Err("verification task failed"));
     let outcome = match checked {
-        Ok(assertion) if request_cookie(&headers).as_deref() != Some(assertion.in_response_to.as_str()) => {
+        Ok(assertion) if crate::cookies::get(&headers, REQUEST_COOKIE).as_deref() != Some(assertion.in_response_to.as_str()) => {
             Err("answer does not belong to this browser's request")
         }
         Ok(assertion) => match state.store.auth().finish_sso(&practice, &assertion, &client).await? {
