@@ -9,6 +9,8 @@
 mod addin;
 mod api;
 mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 mod pages;
 pub mod render;
 mod serve;

@@ -7,6 +7,8 @@
 mod auth;
 mod data;
 mod envelope;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod reply;
 mod session;
 mod tenant;
