@@ -8,6 +8,7 @@ pub mod dkim;
 pub mod imap;
 pub mod limits;
 pub mod notify;
+pub mod shutdown;
 pub mod sms;
 pub mod smtp;
 mod strip;

@@ -131,7 +131,12 @@ impl Harness {
         writer.write(MESSAGE).await.expect("spool write");
         let spooled = writer.finish().await.expect("spooled");
         store
-            .accept_secure(&spooled, "ada@fuzz.example", &["pat@patient.example".to_owned()], ada.id)
+            .accept_secure(
+                &spooled,
+                "ada@fuzz.example",
+                &["pat@patient.example".to_owned()],
+                ada.id,
+            )
             .await
             .expect("accepted");
         store.seal_spooled(&spooled.id).await.expect("sealed");

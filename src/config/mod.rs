@@ -14,15 +14,18 @@ use serde::Deserialize;
 mod accounts;
 mod listeners;
 mod outbound;
+mod server;
 mod storage;
 
 pub use accounts::{Passwords, TwoStep};
 pub use listeners::{Imap, Portal, Smtp, Tls};
 pub use outbound::{Dkim, Outbound};
+pub use server::Server;
 pub use storage::{Blobs, Database, Messages};
 
 /// Sections that may be named in environment variables.
-const SECTIONS: [&str; 11] = [
+const SECTIONS: [&str; 12] = [
+    "server",
     "database",
     "blobs",
     "smtp",
@@ -44,6 +47,7 @@ pub struct Config {
     pub public_url: String,
     /// Folder for the `SQLite` database, blobs, spool, keys, certificates and the outbox.
     pub data_dir: PathBuf,
+    pub server: Server,
     pub database: Database,
     pub blobs: Blobs,
     pub smtp: Smtp,
@@ -62,6 +66,7 @@ impl Default for Config {
         Self {
             public_url: "https://localhost:8443".into(),
             data_dir: "data".into(),
+            server: Server::default(),
             database: Database::default(),
             blobs: Blobs::default(),
             smtp: Smtp::default(),
