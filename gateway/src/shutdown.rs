@@ -60,10 +60,15 @@ impl Shutdown {
 }
 
 impl Trigger {
+    /// Asks every holder of a [`Shutdown`] to stop, without waiting.
+    pub fn request(&self) {
+        let _ = self.signal.send(true);
+    }
+
     /// Asks every holder of a [`Shutdown`] to stop, then waits until all of
     /// them are gone or `grace` is over; returns whether all finished in time.
     pub async fn stop(mut self, grace: Duration) -> bool {
-        let _ = self.signal.send(true);
+        self.request();
         // No holder sends: `recv` ends when the last sender is dropped.
         tokio::time::timeout(grace, self.drained.recv()).await.is_ok()
     }

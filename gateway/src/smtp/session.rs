@@ -198,6 +198,11 @@ impl Session {
             let mut bytes = buf[..read].iter();
             let mut next = Next::Continue;
             while !bytes.as_slice().is_empty() && next == Next::Continue {
+                // Stopping: the message in flight is finished, no further
+                // pipelined command is run (the loop's top says 421).
+                if matches!(self.state, State::Command) && self.shutdown.as_ref().is_some_and(Shutdown::is_requested) {
+                    break;
+                }
                 next = self.ingest(&mut bytes).await;
             }
             if !self.out.is_empty() {
