@@ -204,10 +204,11 @@ impl Harness {
             form.extend_from_slice(format!("csrf={}&", csrf_for(PRE_SESSION)).as_bytes());
         }
         form.extend_from_slice(body);
-        let mut cookies = format!("{SIGNIN_COOKIE}={PRE_SESSION}");
-        if flags & 1 != 0 {
-            cookies.push_str(&format!("; {COOKIE}={}", self.session));
-        }
+        let cookies = if flags & 1 != 0 {
+            format!("{SIGNIN_COOKIE}={PRE_SESSION}; {COOKIE}={}", self.session)
+        } else {
+            format!("{SIGNIN_COOKIE}={PRE_SESSION}")
+        };
         let content_type = if flags & 8 != 0 {
             "application/json"
         } else {

@@ -207,8 +207,8 @@ async fn sigterm_during_a_large_upload_lets_it_finish_then_exits() {
     // Then the session is closed for the shutdown.
     let reply = smtp.read_reply().await;
     assert!(reply.starts_with("421 4.3.2"), "{reply}");
-    let status = server.exited().await;
-    assert!(status.success(), "exit status {status:?}: {}", log_of(dir.path()));
+    let exit = server.exited().await;
+    assert!(exit.success(), "exit status {exit:?}: {}", log_of(dir.path()));
 
     // Nothing acknowledged is lost: after a restart the message is sealed.
     let mut server = Server::start(dir.path(), &ports).await;
@@ -222,6 +222,6 @@ async fn sigterm_during_a_large_upload_lets_it_finish_then_exits() {
     }
     assert_eq!(states, ["sealed"], "{}", log_of(dir.path()));
     server.signal("INT");
-    let status = server.exited().await;
-    assert!(status.success(), "Ctrl-C stops cleanly too: {status:?}");
+    let exit = server.exited().await;
+    assert!(exit.success(), "Ctrl-C stops cleanly too: {exit:?}");
 }

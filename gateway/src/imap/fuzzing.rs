@@ -161,7 +161,7 @@ mod tests {
         reader.read_to_string(&mut rest).await.unwrap();
         assert_eq!(rest, "* BYE [UNAVAILABLE] Server shutting down; try again later\r\n");
         assert!(matches!(serve.await.unwrap(), super::super::session::Next::Close));
-        assert!(trigger.stop(Duration::from_secs(60)).await);
+        assert!(trigger.stop(Duration::from_mins(1)).await);
     }
 
     /// Commands a client might send, as material for the random inputs.

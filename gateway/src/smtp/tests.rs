@@ -114,7 +114,7 @@ async fn shutdown_lets_the_message_in_flight_finish_then_says_421() {
     }
     // Stop, then send the rest of the message and one more command.
     trigger.request();
-    let stopped = tokio::spawn(trigger.stop(std::time::Duration::from_secs(60)));
+    let stopped = tokio::spawn(trigger.stop(std::time::Duration::from_mins(1)));
     reader
         .get_mut()
         .write_all(b"second half\r\n.\r\nNOOP\r\n")
