@@ -28,6 +28,14 @@ done
 # Start from the main workspace's versions (they build on the project's Rust).
 [ -f Cargo.lock ] || cp ../Cargo.lock Cargo.lock
 
+# The targets keep their stores in the temp folder (hundreds of MB in a long run):
+# one of our own, removed at the end, also after a crash or an interrupt.
+fuzz_tmp=$(mktemp -d /tmp/sealpost-fuzz-run.XXXXXX)
+trap 'rm -rf "$fuzz_tmp"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+export TMPDIR=$fuzz_tmp
+
 # One build of every target before the clocks start.
 cargo fuzz build -s none
 
