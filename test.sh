@@ -33,7 +33,14 @@ tests/imaptest/run.sh
 echo "== testssl.sh: portal, SMTP STARTTLS and IMAPS with a Pebble-issued certificate (no HIGH or CRITICAL)"
 tests/tls/testssl.sh
 
-echo "== fuzzing: MIME ingest and IMAP commands, a fixed seed and run count (fuzz/run.sh --ci)"
+echo "== Debian package: build (from the debug binary), dpkg -i, /healthz from the unit's ExecStart, purge"
+if ! command -v cargo-deb >/dev/null 2>&1; then
+  echo "cargo-deb not found: cargo install cargo-deb --version 3.8.0 --locked (see .ci/run)" >&2
+  exit 1
+fi
+packaging/deb-check.sh
+
+echo "== fuzzing: MIME ingest, IMAP commands, SMTP sessions, portal forms: 60 s each, fixed seed (fuzz/run.sh --ci)"
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
   echo "cargo-fuzz not found: cargo install cargo-fuzz --version 0.13.2 --locked (see .ci/run)" >&2
   exit 1

@@ -11,6 +11,7 @@ use gateway::Wakers;
 use gateway::deliver::{DeliveryConfig, Route, Smarthost, SmarthostTls};
 use gateway::imap::{ImapConfig, ImapListenerKind, ImapServer};
 use gateway::notify::NotifyConfig;
+use gateway::shutdown::{self, Trigger};
 use gateway::smtp::{ListenerKind, SmtpConfig, SmtpServer};
 use gateway::workers::supervise;
 use store::{Clock, Policy, Store, StoreConfig};
@@ -57,7 +58,8 @@ pub struct Addresses {
     pub imap_tls: SocketAddr,
 }
 
-/// A running Sealpost. Dropping it stops every task.
+/// A running Sealpost. Dropping it stops every task at once;
+/// [`Running::shutdown`] stops gracefully.
 pub struct Running {
     pub store: Arc<Store>,
     pub addresses: Addresses,
@@ -68,6 +70,25 @@ pub struct Running {
     /// The certificate every TLS listener serves (reload it on SIGHUP).
     pub certificates: Arc<crate::tls::Certificates>,
     tasks: Vec<JoinHandle<()>>,
+    /// Tells the listeners and connections to stop, and waits for them.
+    trigger: Option<Trigger>,
+}
+
+impl Running {
+    /// Stops gracefully: the listeners close (new connections are refused),
+    /// connections finish what is in flight — a message being received is
+    /// received, spooled and answered `250` — and close, for at most `grace`;
+    /// then every task stops. Returns whether everything finished in time.
+    pub async fn shutdown(&mut self, grace: Duration) -> bool {
+        let Some(trigger) = self.trigger.take() else {
+            return true;
+        };
+        let drained = trigger.stop(grace).await;
+        for task in &self.tasks {
+            task.abort();
+        }
+        drained
+    }
 }
 
 impl Drop for Running {
@@ -228,16 +249,20 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
         tokio_rustls::TlsAcceptor::from(imap_tls),
     );
 
+    let (trigger, stop) = shutdown::channel();
+    let (portal_stop, portal_drain) = stop.clone().into_parts();
     tasks.extend([
-        tokio::spawn(Arc::clone(&imap).serve(listeners.imap, ImapListenerKind::StartTls)),
-        tokio::spawn(imap.serve(listeners.imap_tls, ImapListenerKind::ImplicitTls)),
-        tokio::spawn(Arc::clone(&smtp).serve(listeners.relay, ListenerKind::Relay)),
-        tokio::spawn(smtp.serve(listeners.submission, ListenerKind::Submission)),
+        tokio::spawn(Arc::clone(&imap).serve(listeners.imap, ImapListenerKind::StartTls, stop.clone())),
+        tokio::spawn(imap.serve(listeners.imap_tls, ImapListenerKind::ImplicitTls, stop.clone())),
+        tokio::spawn(Arc::clone(&smtp).serve(listeners.relay, ListenerKind::Relay, stop.clone())),
+        tokio::spawn(smtp.serve(listeners.submission, ListenerKind::Submission, stop)),
         tokio::spawn(portal::serve(
             listeners.portal,
             tokio_rustls::TlsAcceptor::from(portal_tls),
             router,
             portal_limits(config),
+            portal_stop,
+            portal_drain,
         )),
         // Workers are supervised: one that panics is started again.
         tokio::spawn({
@@ -280,5 +305,6 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
         wakers,
         certificates,
         tasks,
+        trigger: Some(trigger),
     })
 }

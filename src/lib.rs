@@ -4,4 +4,5 @@
 pub mod app;
 pub mod config;
 pub mod reload;
+pub mod signals;
 pub mod tls;

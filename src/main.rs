@@ -4,11 +4,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use sealpost::app;
 use sealpost::config::{Config, OutboundMode};
+use sealpost::signals::Signals;
 use store::SystemClock;
 
 mod cli;
@@ -199,8 +201,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    // Before anything starts: a SIGTERM from then on is a graceful stop.
+    let mut signals = Signals::install()?;
     let listeners = app::Listeners::bind(&config).await?;
-    let running = app::start(&config, listeners, Arc::new(SystemClock)).await?;
+    let mut running = app::start(&config, listeners, Arc::new(SystemClock)).await?;
     // SIGHUP reloads the certificate (sealpost::reload); installed before we say we run.
     let sighup = tokio::spawn(
         sealpost::reload::on_sighup(Arc::clone(&running.certificates)).context("installing the SIGHUP handler")?,
@@ -252,9 +256,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         redact(&config.database_url())
     );
     let anchors = tokio::spawn(audit::log_audit_anchors(Arc::clone(&running.store)));
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
-    println!("Stopping.");
+    let stop = signals.stop().await;
     sighup.abort();
+    let grace = Duration::from_secs(config.server.shutdown_grace);
+    println!(
+        "Stopping ({}): no new connections; up to {} s for what is in flight.",
+        stop.name(),
+        grace.as_secs()
+    );
+    if running.shutdown(grace).await {
+        println!("Everything in flight finished.");
+    } else {
+        println!("Grace period over: closing the connections still open.");
+    }
     anchors.abort();
     audit::log_audit_anchor(&running.store, None).await;
     running.store.close().await;

@@ -12,6 +12,7 @@ pub mod imap;
 pub mod limits;
 pub mod mail;
 pub mod notify;
+pub mod shutdown;
 pub mod sms;
 pub mod smtp;
 mod strip;

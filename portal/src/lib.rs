@@ -13,6 +13,8 @@ mod csrf;
 mod error;
 mod nav;
 mod next;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 mod pages;
 mod pagination;
 pub mod sanitize;

@@ -25,7 +25,7 @@ use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
@@ -49,12 +49,27 @@ impl Default for ServeLimits {
     }
 }
 
-/// Accepts TLS connections forever on `listener`, serving `router`; each
+/// Accepts TLS connections on `listener`, serving `router`, until `stop`
+/// turns true (then the listener is closed: new connections are refused); each
 /// connection's peer address is available to handlers (for audit `client`).
-pub async fn serve(listener: TcpListener, tls: TlsAcceptor, router: Router, limits: ServeLimits) {
+/// Each connection holds a clone of `drain` until it ends; on `stop` an HTTP/1
+/// connection finishes the request in flight (an upload included) and closes,
+/// an HTTP/2 one sends GOAWAY and finishes its open streams.
+pub async fn serve(
+    listener: TcpListener,
+    tls: TlsAcceptor,
+    router: Router,
+    limits: ServeLimits,
+    mut stop: watch::Receiver<bool>,
+    drain: mpsc::Sender<()>,
+) {
     let connections = Arc::new(Semaphore::new(limits.max_connections));
     loop {
-        let (tcp, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            () = stopped(&mut stop) => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (tcp, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(error) => {
                 // Usually out of file descriptors: wait a little rather than spin.
@@ -70,8 +85,10 @@ pub async fn serve(listener: TcpListener, tls: TlsAcceptor, router: Router, limi
         };
         let tls = tls.clone();
         let router = router.clone();
+        let (stop, drain) = (stop.clone(), drain.clone());
         tokio::spawn(async move {
             let _permit = permit;
+            let _drain = drain;
             let stream = match tokio::time::timeout(limits.client_timeout, tls.accept(tcp)).await {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(error)) => {
@@ -84,13 +101,26 @@ pub async fn serve(listener: TcpListener, tls: TlsAcceptor, router: Router, limi
                 }
             };
             let stream = IdleTimeout::new(stream, limits.client_timeout);
-            serve_connection(TokioIo::new(stream), peer, router, limits.client_timeout).await;
+            serve_connection(TokioIo::new(stream), peer, router, limits.client_timeout, stop).await;
         });
+    }
+    tracing::info!("portal: listener closed for shutdown");
+}
+
+/// Resolves once `stop` is true; never if its sender is gone without it.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    if stop.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
-async fn serve_connection<I>(io: I, peer: SocketAddr, router: Router, timeout: Duration)
-where
+async fn serve_connection<I>(
+    io: I,
+    peer: SocketAddr,
+    router: Router,
+    timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let service = tower::service_fn(move |request: hyper::Request<Incoming>| {
@@ -116,10 +146,16 @@ where
     let mut builder = Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(timeout);
     builder.http2().timer(TokioTimer::new());
-    if let Err(error) = builder
-        .serve_connection_with_upgrades(io, TowerToHyperService::new(service))
-        .await
-    {
+    let connection = builder.serve_connection_with_upgrades(io, TowerToHyperService::new(service));
+    tokio::pin!(connection);
+    let ended = tokio::select! {
+        ended = connection.as_mut() => ended,
+        () = stopped(&mut stop) => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(error) = ended {
         tracing::debug!(%error, "portal: connection ended with an error");
     }
 }
@@ -291,11 +327,15 @@ mod tests {
             "/peer",
             get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.ip().to_string() }),
         );
+        let (_stop, stop) = watch::channel(false);
+        let (drain, _drained) = mpsc::channel(1);
         tokio::spawn(serve(
             listener,
             TlsAcceptor::from(Arc::new(server)),
             router,
             ServeLimits::default(),
+            stop,
+            drain,
         ));
 
         // A client that never handshakes does not stop others from being served.

@@ -14,6 +14,7 @@ mod accounts;
 mod choice;
 mod listeners;
 mod outbound;
+mod server;
 mod storage;
 mod tls;
 
@@ -21,11 +22,13 @@ pub use accounts::{Passwords, SmsProvider, TwoStep};
 pub use choice::Choice;
 pub use listeners::{Imap, Portal, Smtp};
 pub use outbound::{Dkim, Outbound, OutboundMode, SmarthostTls};
+pub use server::Server;
 pub use storage::{Blobs, Database, Messages};
 pub use tls::Tls;
 
 /// Sections that may be named in environment variables.
-const SECTIONS: [&str; 11] = [
+const SECTIONS: [&str; 12] = [
+    "server",
     "database",
     "blobs",
     "smtp",
@@ -47,6 +50,7 @@ pub struct Config {
     pub public_url: String,
     /// Folder for the `SQLite` database, blobs, spool, keys, certificates and the outbox.
     pub data_dir: PathBuf,
+    pub server: Server,
     pub database: Database,
     pub blobs: Blobs,
     pub smtp: Smtp,
@@ -65,6 +69,7 @@ impl Default for Config {
         Self {
             public_url: "https://localhost:8443".into(),
             data_dir: "data".into(),
+            server: Server::default(),
             database: Database::default(),
             blobs: Blobs::default(),
             smtp: Smtp::default(),

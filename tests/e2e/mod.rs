@@ -26,6 +26,7 @@ mod postfix;
 mod relay_accounts;
 mod relay_sources;
 mod secure_send;
+mod shutdown;
 mod signin_guard;
 mod smtp_refusals;
 mod sso;

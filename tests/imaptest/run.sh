@@ -29,14 +29,23 @@ cargo build --locked --bin sealpost -q
 work=$(mktemp -d /tmp/sealpost-imaptest.XXXXXX)
 cp "${CARGO_TARGET_DIR:-$repo/target}/debug/sealpost" "$work/sealpost"
 server_pid=
+# Stops the server this script started (by its pid, never by name): SIGTERM, a
+# graceful stop (server.shutdown_grace is 5 s below), then SIGKILL if it is still
+# there after 15 s. Runs on every exit, also a failed one or an interrupted one.
 cleanup() {
-  if [ -n "$server_pid" ]; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
+  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+    kill -TERM "$server_pid" 2>/dev/null || true
+    for _ in $(seq 150); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$server_pid" 2>/dev/null || true
   fi
+  [ -z "$server_pid" ] || wait "$server_pid" 2>/dev/null || true
+  server_pid=
   if [ -n "${IMAPTEST_KEEP:-}" ]; then echo "logs kept in $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
+# A signal ends the script through `exit`, so the EXIT trap runs then too.
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 relay=$(free_port) submission=$(free_port) portal=$(free_port) imap=$(free_port) imaps=$(free_port)
@@ -51,6 +60,8 @@ listen = "127.0.0.1:$imap"
 tls_listen = "127.0.0.1:$imaps"
 [portal]
 listen = "127.0.0.1:$portal"
+[server]
+shutdown_grace = 5
 EOF
 export SEALPOST_CONFIG=$work/sealpost.toml SEALPOST_LOG=warn
 sp() { "$work/sealpost" "$@"; }

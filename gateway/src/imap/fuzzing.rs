@@ -133,7 +133,41 @@ fn acceptor() -> tokio_rustls::TlsAcceptor {
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
     use super::*;
+
+    /// A signed-in session waiting for its next command says `* BYE
+    /// [UNAVAILABLE]` and ends when stopping is asked for, letting go of its
+    /// shutdown handle.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stopping_server_says_bye_between_commands() {
+        let dir = tempfile::tempdir().unwrap();
+        let harness = Harness::new(dir.path()).await;
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let (client, mut server_end) = tokio::io::duplex(1 << 16);
+        let peer: SocketAddr = "127.0.0.1:4143".parse().unwrap();
+        let mut session = Session::new(Arc::clone(&harness.server), peer, true);
+        session.shutdown = Some(shutdown);
+        let serve = tokio::spawn(async move { session.run(&mut server_end, true).await.unwrap() });
+        let mut reader = BufReader::new(client);
+        reader.get_mut().write_all(&harness.login).await.unwrap();
+        let mut line = String::new();
+        while !line.starts_with("S ") {
+            line.clear();
+            assert!(
+                reader.read_line(&mut line).await.unwrap() > 0,
+                "the session ended early"
+            );
+        }
+        assert!(line.starts_with("S OK"), "{line}");
+        trigger.request();
+        let mut rest = String::new();
+        reader.read_to_string(&mut rest).await.unwrap();
+        assert_eq!(rest, "* BYE [UNAVAILABLE] Server shutting down; try again later\r\n");
+        assert!(matches!(serve.await.unwrap(), super::super::session::Next::Close));
+        assert!(trigger.stop(Duration::from_mins(1)).await);
+    }
 
     /// Commands a client might send, as material for the random inputs.
     const PIECES: &[&[u8]] = &[

@@ -50,6 +50,10 @@ impl Session {
                         self.flush(io).await?;
                     }
                 }
+                () = super::session::stop_requested(&mut self.shutdown) => {
+                    self.line("* BYE [UNAVAILABLE] Server shutting down; try again later");
+                    return Ok(Flow::Close);
+                }
                 () = tokio::time::sleep_until(deadline) => {
                     self.line("* BYE Autologout; idle for too long");
                     return Ok(Flow::Close);

@@ -36,6 +36,7 @@ use tokio_rustls::TlsAcceptor;
 pub use session::Session;
 
 use crate::limits::{ConnectionLimits, Refusal};
+use crate::shutdown::Shutdown;
 
 /// Refusals on the implicit-TLS port wait for a handshake (the refusal goes out
 /// over TLS); at most this many at once, each for at most [`REFUSAL_HANDSHAKE`].
@@ -114,10 +115,16 @@ impl ImapServer {
         })
     }
 
-    /// Accepts connections on `listener` until the task is dropped.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener, kind: ImapListenerKind) {
+    /// Accepts connections on `listener` until `shutdown` is requested (then
+    /// the listener is closed: new connections are refused) or the task is
+    /// dropped. Each connection holds a clone of `shutdown` until it ends.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, kind: ImapListenerKind, mut shutdown: Shutdown) {
         loop {
-            let (stream, peer) = match listener.accept().await {
+            let accepted = tokio::select! {
+                () = shutdown.requested() => break,
+                accepted = listener.accept() => accepted,
+            };
+            let (stream, peer) = match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
                     tracing::warn!(%error, "imap accept failed");
@@ -126,8 +133,10 @@ impl ImapServer {
                 }
             };
             let server = Arc::clone(&self);
-            tokio::spawn(async move { server.handle(stream, peer, kind).await });
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move { server.handle(stream, peer, kind, shutdown).await });
         }
+        tracing::info!(?kind, "imap listener closed for shutdown");
     }
 
     /// Says why a client is turned away: in the clear on the STARTTLS port, and
@@ -155,7 +164,13 @@ impl ImapServer {
         }
     }
 
-    async fn handle(self: Arc<Self>, mut stream: TcpStream, peer: SocketAddr, kind: ImapListenerKind) {
+    async fn handle(
+        self: Arc<Self>,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        kind: ImapListenerKind,
+        shutdown: Shutdown,
+    ) {
         let limits = match kind {
             ImapListenerKind::StartTls => &self.plain_connections,
             ImapListenerKind::ImplicitTls => &self.tls_connections,
@@ -167,6 +182,7 @@ impl ImapServer {
         let _ = stream.set_nodelay(true);
         let handshake = Duration::from_secs(30).min(self.config.login_timeout);
         let mut session = Session::new(Arc::clone(&self), peer, kind == ImapListenerKind::ImplicitTls);
+        session.shutdown = Some(shutdown);
         if kind == ImapListenerKind::ImplicitTls {
             match tokio::time::timeout(handshake, self.tls.accept(stream)).await {
                 Ok(Ok(mut tls)) => {

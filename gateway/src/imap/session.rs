@@ -13,6 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::ImapServer;
 use super::framing::{Frame, Input, tag_of};
+use crate::shutdown::Shutdown;
 
 /// What a session hears when the credential it signed in with stops holding.
 pub(crate) const CREDENTIAL_GONE: &str =
@@ -65,6 +66,9 @@ pub struct Session {
     login_deadline: tokio::time::Instant,
     /// What the client signed in with; checked again before each command.
     pub(crate) credential: Option<store::accounts::app_passwords::MailCredential>,
+    /// Set by the listener: once stopping is asked for, the session says BYE
+    /// between commands (a command being answered is finished first).
+    pub(crate) shutdown: Option<Shutdown>,
 }
 
 impl Session {
@@ -79,6 +83,7 @@ impl Session {
             out: Vec::new(),
             login_deadline,
             credential: None,
+            shutdown: None,
         }
     }
 
@@ -139,7 +144,17 @@ impl Session {
             } else {
                 self.login_deadline
             };
-            let frame = match tokio::time::timeout_at(deadline, self.input.command(io, max_literal)).await {
+            if self.shutdown.as_ref().is_some_and(Shutdown::is_requested) {
+                return self.close_for_shutdown(io).await;
+            }
+            let waited = tokio::select! {
+                () = stop_requested(&mut self.shutdown) => None,
+                waited = tokio::time::timeout_at(deadline, self.input.command(io, max_literal)) => Some(waited),
+            };
+            let Some(waited) = waited else {
+                return self.close_for_shutdown(io).await;
+            };
+            let frame = match waited {
                 Ok(Ok(frame)) => frame,
                 Ok(Err(error)) if error.kind() == std::io::ErrorKind::InvalidData => {
                     self.line("* BYE Input too large");
@@ -181,6 +196,13 @@ impl Session {
                 Flow::Close => return Ok(Next::Close),
             }
         }
+    }
+
+    /// `* BYE` (RFC 9051 §7.1.5) because the server is stopping.
+    async fn close_for_shutdown<S: AsyncWrite + Unpin>(&mut self, io: &mut S) -> std::io::Result<Next> {
+        self.line("* BYE [UNAVAILABLE] Server shutting down; try again later");
+        self.flush(io).await?;
+        Ok(Next::Close)
     }
 
     async fn dispatch<S: AsyncRead + AsyncWrite + Unpin>(
@@ -348,4 +370,12 @@ fn is_selected_command(name: &str) -> bool {
         name,
         "CLOSE" | "UNSELECT" | "EXPUNGE" | "FETCH" | "STORE" | "SEARCH" | "COPY" | "MOVE" | "UID EXPUNGE"
     ) || name.starts_with("UID")
+}
+
+/// Resolves once stopping is asked for; never without a shutdown handle.
+pub(crate) async fn stop_requested(shutdown: &mut Option<Shutdown>) {
+    match shutdown {
+        Some(shutdown) => shutdown.requested().await,
+        None => std::future::pending().await,
+    }
 }

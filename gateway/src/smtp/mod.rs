@@ -8,6 +8,8 @@ mod auth;
 mod data;
 mod data_phase;
 mod envelope;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod reply;
 mod session;
 mod state;
@@ -28,6 +30,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::Wakers;
 use crate::limits::{ConnectionLimits, Refusal};
+use crate::shutdown::Shutdown;
 pub use session::Session;
 
 /// Which door a client came in by.
@@ -144,10 +147,16 @@ impl SmtpServer {
         })
     }
 
-    /// Accepts connections on `listener` until the task is dropped.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener, kind: ListenerKind) {
+    /// Accepts connections on `listener` until `shutdown` is requested (then
+    /// the listener is closed: new connections are refused) or the task is
+    /// dropped. Each connection holds a clone of `shutdown` until it ends.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, kind: ListenerKind, mut shutdown: Shutdown) {
         loop {
-            let (stream, peer) = match listener.accept().await {
+            let accepted = tokio::select! {
+                () = shutdown.requested() => break,
+                accepted = listener.accept() => accepted,
+            };
+            let (stream, peer) = match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
                     tracing::warn!(%error, "smtp accept failed");
@@ -156,11 +165,13 @@ impl SmtpServer {
                 }
             };
             let server = Arc::clone(&self);
-            tokio::spawn(async move { server.handle(stream, peer, kind).await });
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move { server.handle(stream, peer, kind, shutdown).await });
         }
+        tracing::info!(?kind, "smtp listener closed for shutdown");
     }
 
-    async fn handle(self: Arc<Self>, mut stream: TcpStream, peer: SocketAddr, kind: ListenerKind) {
+    async fn handle(self: Arc<Self>, mut stream: TcpStream, peer: SocketAddr, kind: ListenerKind, shutdown: Shutdown) {
         let limits = match kind {
             ListenerKind::Relay => &self.relay_connections,
             ListenerKind::Submission => &self.submission_connections,
@@ -182,6 +193,7 @@ impl SmtpServer {
         };
         let _ = stream.set_nodelay(true);
         let mut session = Session::new(Arc::clone(&self), peer, kind);
+        session.shutdown = Some(shutdown);
         let greeting = format!("220 {} ESMTP Sealpost ready\r\n", self.config.hostname);
         if stream.write_all(greeting.as_bytes()).await.is_err() {
             return;

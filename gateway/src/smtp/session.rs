@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use super::reply::{Reply, common};
 use super::state::{Next, State, Transaction};
 use super::{ListenerKind, SmtpServer};
+use crate::shutdown::Shutdown;
 
 /// Longest AUTH continuation line we read.
 pub(super) const MAX_AUTH_LINE: usize = 4096;
@@ -49,6 +50,10 @@ pub struct Session {
     /// When the client last did something that moves the session on; NOOP and
     /// the like do not count, so they cannot hold a connection open.
     active: Instant,
+    /// Set by the listener: once stopping is asked for, the session closes
+    /// with `421` at the next command (a message being received is finished,
+    /// and answered, first).
+    pub(super) shutdown: Option<Shutdown>,
 }
 
 /// Why the session stops waiting for the client.
@@ -84,6 +89,7 @@ impl Session {
             out: Vec::new(),
             connected: Instant::now(),
             active: Instant::now(),
+            shutdown: None,
         }
     }
 
@@ -133,8 +139,19 @@ impl Session {
     pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(&mut self, stream: &mut S) -> std::io::Result<Next> {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
+            let between_commands = matches!(self.state, State::Command);
+            if between_commands && self.shutdown.as_ref().is_some_and(Shutdown::is_requested) {
+                return self.close_for_shutdown(stream).await;
+            }
             let (deadline, why) = self.deadline();
-            let read = if let Ok(read) = tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            let waited = tokio::select! {
+                () = stop_requested(&mut self.shutdown), if between_commands => None,
+                waited = tokio::time::timeout_at(deadline, stream.read(&mut buf)) => Some(waited),
+            };
+            let Some(waited) = waited else {
+                return self.close_for_shutdown(stream).await;
+            };
+            let read = if let Ok(read) = waited {
                 read?
             } else {
                 let host = &self.server.config.hostname;
@@ -158,6 +175,11 @@ impl Session {
             let mut bytes = buf[..read].iter();
             let mut next = Next::Continue;
             while !bytes.as_slice().is_empty() && next == Next::Continue {
+                // Stopping: the message in flight is finished, no further
+                // pipelined command is run (the loop's top says 421).
+                if matches!(self.state, State::Command) && self.shutdown.as_ref().is_some_and(Shutdown::is_requested) {
+                    break;
+                }
                 next = self.ingest(&mut bytes).await;
             }
             if !self.out.is_empty() {
@@ -169,6 +191,22 @@ impl Session {
                 return Ok(next);
             }
         }
+    }
+
+    /// `421` (RFC 5321 §3.8: the service is shutting down), and the end of the
+    /// session; a transaction without its message yet is dropped (nothing of
+    /// it was acknowledged).
+    async fn close_for_shutdown<S: AsyncWrite + Unpin>(&mut self, stream: &mut S) -> std::io::Result<Next> {
+        let host = self.server.config.hostname.clone();
+        self.reply(&Reply::new(
+            421,
+            "4.3.2",
+            format!("{host} Service shutting down, try again later"),
+        ));
+        let written = stream.write_all(&std::mem::take(&mut self.out)).await;
+        self.abort_transaction().await;
+        written?;
+        Ok(Next::Quit)
     }
 
     async fn ingest(&mut self, bytes: &mut std::slice::Iter<'_, u8>) -> Next {
@@ -358,5 +396,13 @@ fn protocol_error(error: &ProtoError) -> Reply {
         ProtoError::NeedsMoreData { .. } | ProtoError::InvalidResponse { .. } => {
             Reply::new(500, "5.5.2", "Syntax error")
         }
+    }
+}
+
+/// Resolves once stopping is asked for; never without a shutdown handle.
+async fn stop_requested(shutdown: &mut Option<Shutdown>) {
+    match shutdown {
+        Some(shutdown) => shutdown.requested().await,
+        None => std::future::pending().await,
     }
 }

@@ -83,3 +83,50 @@ async fn untrusted_peer_cannot_relay_and_submission_needs_auth() {
     .await;
     assert_eq!(codes(&submission), ["250", "538", "530", "221"]);
 }
+
+/// Stopping while a message is being received: the message is finished and
+/// answered `250`, then the session gets `421 4.3.2`; the client's next
+/// command (already sent) is not run.
+#[tokio::test]
+async fn shutdown_lets_the_message_in_flight_finish_then_says_421() {
+    let (_dir, store) = store().await;
+    let server = SmtpServer::new(store, SmtpConfig::default(), None, crate::Wakers::default());
+    let (trigger, shutdown) = crate::shutdown::channel();
+    let (mut client, mut server_end) = tokio::io::duplex(1 << 16);
+    let task = tokio::spawn(async move {
+        let mut session = Session::new(server, "127.0.0.1:4000".parse().unwrap(), ListenerKind::Relay);
+        session.shutdown = Some(shutdown);
+        let _ = session.run(&mut server_end).await;
+    });
+    client
+        .write_all(
+            b"EHLO a\r\nMAIL FROM:<x@y.example>\r\nRCPT TO:<z@w.example>\r\nDATA\r\nSubject: hi\r\n\r\nfirst half\r\n",
+        )
+        .await
+        .unwrap();
+    let mut reader = BufReader::new(client);
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    while !line.starts_with("354") {
+        line.clear();
+        reader.read_line(&mut line).await.unwrap();
+        lines.push(line.trim_end().to_owned());
+    }
+    // Stop, then send the rest of the message and one more command.
+    trigger.request();
+    let stopped = tokio::spawn(trigger.stop(std::time::Duration::from_mins(1)));
+    reader
+        .get_mut()
+        .write_all(b"second half\r\n.\r\nNOOP\r\n")
+        .await
+        .unwrap();
+    line.clear();
+    while reader.read_line(&mut line).await.unwrap() > 0 {
+        lines.push(line.trim_end().to_owned());
+        line.clear();
+    }
+    task.await.unwrap();
+    assert!(stopped.await.unwrap(), "the session let go of its shutdown handle");
+    assert_eq!(codes(&lines), ["250", "250", "250", "354", "250", "421"], "{lines:?}");
+    assert!(lines.last().unwrap().starts_with("421 4.3.2 "), "{lines:?}");
+}

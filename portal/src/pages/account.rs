@@ -397,6 +397,22 @@ pub async fn change_password(
             },
         ),
         Err(store::Error::Invalid(problem)) => refuse(problem),
+        // Too many wrong current passwords lock sign-in like wrong sign-ins do.
+        Err(error @ (store::Error::Locked | store::Error::Throttled)) => {
+            let problem = if matches!(error, store::Error::Locked) {
+                LOCKED
+            } else {
+                "Too many failed attempts from your network. Please wait 15 minutes and try again."
+            };
+            html(
+                StatusCode::TOO_MANY_REQUESTS,
+                &ChangePasswordPage {
+                    nav: Some(viewer.nav()),
+                    error: Some(problem.to_owned()),
+                    done: false,
+                },
+            )
+        }
         Err(error) => Err(error.into()),
     }
 }

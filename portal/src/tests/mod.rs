@@ -232,14 +232,22 @@ async fn patient_registers_sets_password_reads_and_downloads() {
     assert!(!page.contains("name=\"specialty\"") && !page.contains("name=\"practice_name\""));
 
     let response = env
-        .post(&register_url(&invite), &[("full_name", " "), ("phone", "555 123 4567")], None)
+        .post(
+            &register_url(&invite),
+            &[("full_name", " "), ("phone", "555 123 4567")],
+            None,
+        )
         .await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let page = text(response).await;
     assert!(page.contains("Please enter your full name.") && page.contains("555 123 4567"));
 
     let response = env
-        .post(&register_url(&invite), &[("full_name", "Pat Smith"), ("phone", "555 123 4567")], None)
+        .post(
+            &register_url(&invite),
+            &[("full_name", "Pat Smith"), ("phone", "555 123 4567")],
+            None,
+        )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(text(response).await.contains("Check your email"));
@@ -570,5 +578,39 @@ async fn public_pages_and_headers() {
     assert_eq!(env.get("/password/bogus", None).await.status(), StatusCode::NOT_FOUND);
 }
 
-mod routes;
 mod lists;
+mod routes;
+/// Found by the `portal_forms` fuzz target: wrong current passwords on the
+/// change-password form lock sign-in, and the next try answered `500`. It
+/// answers `429` with the page and says why.
+#[tokio::test]
+async fn change_password_after_too_many_wrong_current_passwords_is_429_not_500() {
+    let env = Env::new().await;
+    let (cookie, _) = send_message(&env).await;
+    let csrf = csrf_for(token_of(&cookie));
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let form = [
+            ("csrf", csrf.as_str()),
+            ("current", "not-the-password"),
+            ("password", "Brand-New-Meadow-42"),
+            ("confirm", "Brand-New-Meadow-42"),
+        ];
+        let response = env.post("/account/password", &form, Some(&cookie)).await;
+        statuses.push(response.status());
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert!(text(response).await.contains("locked"));
+        }
+    }
+    assert!(!statuses.iter().any(StatusCode::is_server_error), "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
+    // Sign-in for the address is locked now (as after wrong sign-ins).
+    assert!(
+        env.store
+            .auth()
+            .check_password("alice@clinic.example", "Sunny-Orchard-31", "test")
+            .await
+            .is_err_and(|e| matches!(e, store::Error::Locked)),
+        "locked"
+    );
+}
