@@ -32,6 +32,9 @@ flow(async (t) => {
   await t.heading('Change your password');
   await page.getByRole('link', { name: 'Two-step', exact: true }).click();
   await t.heading('Two-step verification');
+  await page.getByRole('button', { name: 'Set up an authenticator app' }).click();
+  await t.see('Scan the code with your app, then enter the code it shows.');
+  await t.a11y('two-step with an authenticator QR code');
   await page.getByRole('link', { name: 'Mail apps', exact: true }).click();
   await t.heading('Passwords for mail apps');
   await page.getByLabel('Which app is it for?').fill('Outlook on my PC');
