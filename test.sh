@@ -8,8 +8,9 @@ cd "$(dirname "$0")"
 echo "== Outlook add-in: manifest schema validation and script tests"
 addin-manifest/validate.sh
 node --test addin-manifest/test/*.test.js
-# The browser tests drive Chromium through playwright-core (no browser download).
-if [ ! -d tests/browser/node_modules/playwright-core ]; then
+# The browser tests drive Chromium through playwright-core (no browser download)
+# and check every page with axe-core.
+if [ ! -d tests/browser/node_modules/playwright-core ] || [ ! -d tests/browser/node_modules/axe-core ]; then
   echo "== npm ci in tests/browser"
   (cd tests/browser && npm ci --no-audit --no-fund)
 fi

@@ -6,11 +6,15 @@
 // `t.ask(what)` asks the Rust test for something it knows (a link from a mail),
 // `t.shot(name)` saves a full-page screenshot, `t.see(text)` and `t.heading(text)`
 // assert what the user sees, `t.secondStep()` enters the texted sign-in code.
-// Any failed assertion exits non-zero with a message.
+// Every page a flow asserts a heading on is checked against WCAG 2.1 AA with
+// axe-core at phone and desktop width (a11y.mjs); `t.a11y(label)` checks the
+// page as it is now (an error shown). Any failed assertion or accessibility
+// violation exits non-zero with a message.
 
 import { mkdirSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
+import { checkPage } from './a11y.mjs';
 
 const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 
@@ -67,6 +71,7 @@ export async function flow(body) {
       problems.push(`${kind} ${r.url()} answered ${r.status()}`);
     }
   });
+  const checked = new Set(); // heading and path of the pages axe has checked
   const shots = process.env.SEALPOST_SCREENSHOTS;
   if (shots) mkdirSync(shots, { recursive: true });
   const t = {
@@ -77,13 +82,23 @@ export async function flow(body) {
     async shot(name) {
       if (shots) await page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
     },
-    /** Asserts a heading with this text is on the page. */
+    /** Checks the page as it is now against WCAG 2.1 AA at both widths; prints `a11y LABEL`. */
+    async a11y(label) {
+      await checkPage(page, `"${label}"`);
+      process.stdout.write(`a11y ${label}\n`);
+    },
+    /** Asserts a heading with this text is on the page (and checks the page once per heading). */
     async heading(text) {
       const h = page.getByRole('heading', { name: text });
       await h.first().waitFor({ state: 'visible' }).catch(async () => {
         const seen = await page.locator('h1, h2').allInnerTexts();
         throw new Error(`no heading "${text}" on ${page.url()}; headings: ${JSON.stringify(seen)}`);
       });
+      const key = `${text} on ${new URL(page.url()).pathname}`;
+      if (!checked.has(key)) {
+        checked.add(key);
+        await t.a11y(key);
+      }
     },
     /**
      * On the two-step page after a password: asks the Rust test for the code

@@ -20,6 +20,29 @@ flow(async (t) => {
   await signIn('ada@smiles.example', t.env('MANAGER_PASSWORD'));
   await t.secondStep();
   await t.heading('Inbox');
+  // Ada's own pages, each checked for accessibility by t.heading / t.a11y.
+  await page.getByRole('link', { name: 'Sent', exact: true }).click();
+  await t.heading('Sent');
+  await page.locator('ul.messages a').first().click();
+  await page.waitForURL(/\/m\/[^/]+$/);
+  await t.a11y('a message, to its sender');
+  await page.goto(t.env('ROLES_LINK'));
+  await t.heading('Who are these recipients?');
+  await page.getByRole('link', { name: 'Password', exact: true }).click();
+  await t.heading('Change your password');
+  await page.getByRole('link', { name: 'Two-step', exact: true }).click();
+  await t.heading('Two-step verification');
+  await page.getByRole('button', { name: 'Set up an authenticator app' }).click();
+  await t.see('Scan the code with your app, then enter the code it shows.');
+  await t.a11y('two-step with an authenticator QR code');
+  await page.getByRole('link', { name: 'Mail apps', exact: true }).click();
+  await t.heading('Passwords for mail apps');
+  await page.getByLabel('Which app is it for?').fill('Outlook on my PC');
+  await page.getByRole('button', { name: 'Make app password' }).click();
+  await t.see('It will not be shown again.');
+  await t.a11y('mail apps with a new app password');
+  await page.getByRole('link', { name: 'Inbox', exact: true }).click();
+  await t.heading('Inbox');
   await page.getByRole('link', { name: 'Users', exact: true }).click();
   await t.heading('Manage users');
   check((await status('ada@smiles.example')) === 'Fully registered', `Ada: ${await status('ada@smiles.example')}`);
@@ -38,6 +61,7 @@ flow(async (t) => {
   await page.getByLabel('Phone').fill('+1 555 010 0155');
   await page.getByRole('button', { name: 'Save and send a new invitation' }).click();
   await t.see('Saved. We sent a new invitation to the new address.');
+  await t.a11y('user page after saving');
   check((await page.getByLabel('Email address').inputValue()) === 'robert@smiles.example', 'the new address is not shown');
 
   // Two-step off (policy allows it here), on again, and off for good.

@@ -31,6 +31,7 @@ flow(async (t) => {
   await page.getByRole('button', { name: 'Add a passkey' }).click();
   await t.see('Passkey added.');
   await t.see("Pat's phone");
+  await t.a11y('passkeys with one passkey');
   await t.shot('passkeys');
   const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
   check(credentials.length === 1 && credentials[0].isResidentCredential, `credentials: ${JSON.stringify(credentials)}`);
@@ -49,6 +50,7 @@ flow(async (t) => {
   t.expectFailure('/signin/passkey/finish');
   await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
   await t.see('That passkey could not sign you in.');
+  await t.a11y('sign-in after a refused passkey');
   check(page.url().includes('/signin'), `a tampered passkey answer got to ${page.url()}`);
   await page.unrouteAll();
 

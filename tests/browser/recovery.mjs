@@ -28,10 +28,12 @@ flow(async (t) => {
   await page.getByLabel('Code we sent to your phone').fill('000000');
   await page.getByRole('button', { name: 'Save password and continue' }).click();
   await t.see('not right');
+  await t.a11y('reset with a wrong phone code');
   check(!page.url().includes('/inbox'), 'the link alone reset the password');
 
   await page.getByRole('button', { name: 'Text me a code' }).click();
   await t.see('We sent you a 6-digit code.');
+  await t.a11y('reset after the code was texted');
   await fill();
   await page.getByLabel('Code we sent to your phone').fill(await t.ask('code'));
   await t.shot('reset-with-code');

@@ -39,6 +39,7 @@ flow(async (t) => {
   await hidden('before the second step');
   await page.getByRole('button', { name: 'Text me a code' }).click();
   await t.see('We sent a text message to your phone ending in');
+  await t.a11y('two-step setup after the code was texted');
   await page.getByLabel('Code', { exact: true }).fill(await t.ask('code'));
   await page.getByRole('button', { name: 'Verify and continue' }).click();
 
@@ -66,4 +67,7 @@ flow(async (t) => {
   await page.goto(new URL('/inbox', page.url()).href);
   await t.heading('Sign in');
   await hidden('after signing out');
+  // A mistyped or stale link: a clear error page (checked for accessibility too).
+  await page.goto(new URL('/password/not-a-real-link', page.url()).href);
+  await t.heading('Link not valid');
 });

@@ -15,6 +15,7 @@ flow(async (t) => {
   await t.heading('Sign in');
   await password('Not-The-Password-1');
   await t.see('Wrong email address or password.');
+  await t.a11y('sign-in with a wrong password');
   check(!page.url().includes('/inbox'), 'a wrong password got in');
 
   await password(t.env('PASSWORD'));
@@ -26,6 +27,7 @@ flow(async (t) => {
   await page.getByLabel('Code', { exact: true }).fill(code === '000000' ? '111111' : '000000');
   await page.getByRole('button', { name: 'Verify and continue' }).click();
   await t.see('That code is not right');
+  await t.a11y('second step with a wrong code');
   check(!page.url().includes('/inbox'), 'a wrong code got in');
   await t.secondStep({ remember: true, sent: false });
   await t.heading('Inbox');
@@ -38,4 +40,11 @@ flow(async (t) => {
   await t.heading('Inbox');
   await t.see(t.env('CANARY'));
   check(page.url().endsWith('/inbox'), `ended on ${page.url()}`);
+  // The accessibility check can fail: a field without its label is caught.
+  await page.goto(new URL('/account/password', page.url()).href);
+  await t.heading('Change your password');
+  await page.locator('label[for=current]').evaluate((label) => label.remove());
+  const caught = await t.a11y('planted: a field without a label').then(() => '', (e) => e.message);
+  check(/^ {2}phone 375px: label \[critical\] at #current: /m.test(caught), `the planted violation was not reported: ${caught}`);
+  check(/^ {2}desktop 1280px: label \[critical\] at #current: /m.test(caught), `not at desktop width: ${caught}`);
 });

@@ -3,7 +3,9 @@
 //! person sees. The Rust side prepares data, answers the flow's questions (links
 //! from mails, two-step codes from the dev SMS outbox) and checks its exit status. Screenshots go to
 //! `target/debug/browser-screenshots/`, or `docs/screenshots/` with
-//! `SEALPOST_UPDATE_SCREENSHOTS=1`. Adding a flow: one `.mjs` file and a test here.
+//! `SEALPOST_UPDATE_SCREENSHOTS=1`. Every page a flow shows is checked against WCAG
+//! 2.1 AA with axe-core at phone and desktop width (`tests/browser/a11y.mjs`); a flow
+//! that checked none fails. Adding a flow: one `.mjs` file and a test here.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -49,10 +51,12 @@ fn require_tools() -> PathBuf {
          or set SEALPOST_CHROMIUM",
         chromium.display()
     );
-    assert!(
-        browser_dir().join("node_modules/playwright-core").is_dir(),
-        "browser tests need playwright-core: run `npm ci` in tests/browser (test.sh does)"
-    );
+    for package in ["playwright-core", "axe-core"] {
+        assert!(
+            browser_dir().join("node_modules").join(package).is_dir(),
+            "browser tests need {package}: run `npm ci` in tests/browser (test.sh does)"
+        );
+    }
     chromium
 }
 
@@ -103,6 +107,10 @@ pub async fn run_flow(flow: &str, vars: &[(&str, String)], mut answer: impl Asyn
         status.success() && output.lines().any(|l| l == "flow ok"),
         "browser flow {flow} failed ({status}); screenshots in {}\nstdout:\n{output}\nstderr:\n{errors}",
         screenshot_dir().display()
+    );
+    assert!(
+        output.lines().any(|l| l.starts_with("a11y ")),
+        "browser flow {flow} checked no page for accessibility (t.heading or t.a11y)\nstdout:\n{output}"
     );
     output
 }
@@ -284,9 +292,17 @@ async fn browser_manage_users_edit_reinvite_two_step_and_staff_get_404() {
         &instance.wait_for_mail("nurse@example.org", 1).await,
         &format!("{}/m/", instance.config.public_url),
     );
+    // A message to someone unknown, without a role: Ada is asked who they are.
+    let mails_to_ada = instance.outbox_for("ada@smiles.example").len();
+    ada_sends(&instance, "newdoc@other.example", &canary(), b"x", None).await;
+    let roles_link = link_in(
+        &instance.wait_for_mail("ada@smiles.example", mails_to_ada + 1).await,
+        &format!("{}/m/", instance.config.public_url),
+    );
     let vars = [
         ("PORTAL", instance.config.public_url.clone()),
         ("MANAGER_PASSWORD", "Doctor-Pass-77".to_owned()),
+        ("ROLES_LINK", roles_link),
     ];
     run_flow("manage_users", &vars, async |what| match what {
         "code" => latest_code(&instance, Some(TEST_PHONE)).await,
