@@ -11,31 +11,11 @@ use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
 use portal::fuzzing::Harness;
+use sealpost_fuzz::World;
 
-struct World {
-    runtime: tokio::runtime::Runtime,
-    harness: Harness,
-    _dir: std::path::PathBuf,
-}
-
-static WORLD: LazyLock<World> = LazyLock::new(|| {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    let dir = std::env::temp_dir().join(format!("sealpost-fuzz-portal-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("a temp folder");
-    let harness = runtime.block_on(Harness::new(&dir));
-    World {
-        runtime,
-        harness,
-        _dir: dir,
-    }
-});
+static WORLD: LazyLock<World<Harness>> =
+    LazyLock::new(|| World::new("portal", |runtime, dir| runtime.block_on(Harness::new(dir))));
 
 fuzz_target!(|data: &[u8]| {
-    let world = &*WORLD;
-    world.runtime.block_on(world.harness.run(data));
+    WORLD.block_on(WORLD.harness.run(data));
 });

@@ -8,6 +8,8 @@
 
 pub mod deliver;
 pub mod dkim;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzz_store;
 pub mod imap;
 pub mod limits;
 pub mod mail;

@@ -51,25 +51,7 @@ impl Harness {
     /// # Panics
     /// If the store cannot be opened or filled: the harness is for tests.
     pub async fn new(dir: &Path) -> Self {
-        let config = store::StoreConfig {
-            database_url: format!("sqlite://{}/db.sqlite", dir.display()),
-            blobs_url: format!("file://{}/blobs", dir.display()),
-            data_dir: dir.join("data"),
-            policy: store::Policy::default(),
-        };
-        let store = store::Store::open(config, Arc::new(store::SystemClock))
-            .await
-            .expect("store opens");
-        store
-            .accounts()
-            .add_practice("Fuzz Dental", "fuzz.example")
-            .await
-            .expect("practice");
-        store
-            .accounts()
-            .add_practice_user("ada@fuzz.example", "Ada", Role::Doctor, "fuzz.example", true, false)
-            .await
-            .expect("sender");
+        let (store, _) = crate::fuzz_store::practice_with_ada(dir).await;
         store
             .accounts()
             .add_practice_user("bob@fuzz.example", "Bob", Role::Staff, "fuzz.example", false, false)
