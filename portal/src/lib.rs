@@ -11,14 +11,14 @@ mod api;
 mod cookies;
 mod csrf;
 mod error;
-mod nav;
-mod next;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
+mod nav;
+mod next;
 mod pages;
 mod pagination;
-pub mod sanitize;
 mod routes;
+pub mod sanitize;
 mod serve;
 mod session;
 pub mod specialties;

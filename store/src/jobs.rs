@@ -6,7 +6,6 @@
 //! *outbound queue* sealed on disk; the delivery worker sends it at least once,
 //! retrying with backoff. Jobs and queue rows name people by id, never content.
 
-
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use sqlx::Row;

@@ -42,10 +42,10 @@ pub mod redact;
 pub mod rooms;
 mod sealed_stream;
 pub mod spool;
+mod spool_file;
 pub mod states;
 #[cfg(test)]
 mod testing;
-mod spool_file;
 pub mod threads;
 pub mod visible;
 

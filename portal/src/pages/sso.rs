@@ -141,7 +141,9 @@ pub async fn acs(
         .await
         .unwrap_or(Err("verification task failed"));
     let outcome = match checked {
-        Ok(assertion) if crate::cookies::get(&headers, REQUEST_COOKIE).as_deref() != Some(assertion.in_response_to.as_str()) => {
+        Ok(assertion)
+            if crate::cookies::get(&headers, REQUEST_COOKIE).as_deref() != Some(assertion.in_response_to.as_str()) =>
+        {
             Err("answer does not belong to this browser's request")
         }
         Ok(assertion) => match state.store.auth().finish_sso(&practice, &assertion, &client).await? {
