@@ -110,9 +110,17 @@ fn log_of(dir: &Path) -> String {
 /// Whether connecting to `addr` is refused (each listener closes as soon as
 /// its task sees the stop: tries for up to 10 s).
 async fn refused(addr: SocketAddr) -> bool {
-    for _ in 0..200 {
+    // Up to 30 s: a loaded machine (the whole suite in parallel) may take a while
+    // to run the stopping task.
+    for _ in 0..600 {
         match tokio::net::TcpStream::connect(addr).await {
-            Err(error) => return error.kind() == std::io::ErrorKind::ConnectionRefused,
+            // Refused, or reset by a listener closing with this connection in its
+            // backlog: either way nobody accepts connections there any more.
+            Err(_) => return true,
+            // A loopback connect to a closed port in the ephemeral range can meet
+            // itself (TCP simultaneous open): nobody listens there, so it counts
+            // as refused.
+            Ok(stream) if stream.local_addr().ok() == stream.peer_addr().ok() => return true,
             Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }
