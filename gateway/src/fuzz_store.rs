@@ -38,3 +38,12 @@ pub async fn practice_with_ada(dir: &Path) -> (Arc<Store>, User) {
         .expect("sender");
     (store, ada)
 }
+
+/// A small deterministic generator (xorshift) for the bounded random-input
+/// tests beside each harness, so a failure reproduces.
+pub fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}

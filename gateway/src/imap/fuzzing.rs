@@ -173,13 +173,7 @@ mod tests {
         b"\r\n",
     ];
 
-    /// A small deterministic generator (xorshift), so a failure reproduces.
-    fn next(state: &mut u64) -> u64 {
-        *state ^= *state << 13;
-        *state ^= *state >> 7;
-        *state ^= *state << 17;
-        *state
-    }
+    use crate::fuzz_store::xorshift as next;
 
     /// 300 random inputs (splices of real commands and random bytes) through a
     /// signed-in session: each ends with the LOGOUT answered, nothing panics

@@ -179,13 +179,7 @@ mod tests {
         b"\n",
     ];
 
-    /// A small deterministic generator (xorshift), so a failure reproduces.
-    fn next(state: &mut u64) -> u64 {
-        *state ^= *state << 13;
-        *state ^= *state >> 7;
-        *state ^= *state << 17;
-        *state
-    }
+    use crate::fuzz_store::xorshift as next;
 
     /// 300 random inputs in every mode and pipe size: every session ends, every
     /// reply is well formed, nothing panics.
