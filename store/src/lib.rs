@@ -12,6 +12,7 @@
 //! | `store.accounts()` ([`Accounts`]) | `accounts/{mod,manage,registration,relay_sources}.rs` | `user`, `add_practice`, `register`, `relay_sources` |
 //! | `store.auth()` ([`Auth`]) | the other files of `accounts/` (sign-in, two-step, passkeys, devices, app passwords, SAML, tokens, lockout) | `begin_sign_in`, `session_user`, `verify_totp` |
 //! | `store.queue()` ([`Queue`]) | `spool`, `spool_file`, `jobs`, `accounts/sms.rs` | `accept_secure`, `pending_jobs`, `due_outbound`, `pending_sms` |
+//! | `store.uploads()` ([`Uploads`]) | `uploads` | `create`, `append`, `open` (files staged for an outgoing message) |
 //! | `store.audit_log()` ([`AuditLog`]) | `audit` (reading; writing is [`Store::audit`]) | `verify_audit`, `recent_audit` |
 //!
 //! A new method goes in the file of its room, in that file's `impl <Room><'_>`
@@ -47,6 +48,7 @@ pub mod states;
 #[cfg(test)]
 mod testing;
 pub mod threads;
+pub mod uploads;
 pub mod visible;
 
 use std::path::PathBuf;
@@ -54,7 +56,7 @@ use std::sync::Arc;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
-pub use rooms::{Accounts, AuditLog, Auth, Mail, Maintenance, Queue};
+pub use rooms::{Accounts, AuditLog, Auth, Mail, Maintenance, Queue, Uploads};
 
 /// PHI (or what may be PHI) in memory. Its `Debug` prints `[sealed]` and it has no
 /// `Display`, so it can't slip into a log line or an error by accident.

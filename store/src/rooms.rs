@@ -45,6 +45,13 @@ pub struct Queue<'a> {
     store: &'a Store,
 }
 
+/// Files sent from the portal before their message exists: resumable,
+/// sealed as they arrive, owned by their uploader (`uploads`).
+#[derive(Debug)]
+pub struct Uploads<'a> {
+    store: &'a Store,
+}
+
 /// Reading and checking the audit chain (`audit.rs`; writing it is
 /// [`Store::audit`], which every room does).
 #[derive(Debug)]
@@ -78,6 +85,11 @@ impl Store {
     /// The spool, mail jobs, the outbound queue and queued texts.
     pub fn queue(&self) -> Queue<'_> {
         Queue { store: self }
+    }
+
+    /// Staged uploads for outgoing messages.
+    pub fn uploads(&self) -> Uploads<'_> {
+        Uploads { store: self }
     }
 
     /// Reading and verifying the audit chain.
@@ -120,6 +132,13 @@ impl Deref for Queue<'_> {
 }
 
 impl Deref for Maintenance<'_> {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        self.store
+    }
+}
+
+impl Deref for Uploads<'_> {
     type Target = Store;
     fn deref(&self) -> &Store {
         self.store
