@@ -9,6 +9,7 @@
 pub mod addin_keys;
 pub mod app_passwords;
 mod devices;
+mod profile;
 pub mod lockout;
 pub mod manage;
 pub mod passkeys;
@@ -191,6 +192,10 @@ pub struct Profile {
     pub practice_phone: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub practice_address: Option<String>,
+    /// The IANA time zone the portal shows times in (`Europe/Paris`); none:
+    /// the browser's. Checked against the tz database by the portal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
 }
 
 /// An account.

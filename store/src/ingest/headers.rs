@@ -30,6 +30,9 @@ pub struct HeaderFacts {
     pub cc: Vec<String>,
     pub date: Option<i64>,
     pub message_id: Option<String>,
+    /// The raw `In-Reply-To` and `References` values, in that order: the
+    /// messages this one answers (its conversation, `messages/conversation.rs`).
+    pub replies_to: Vec<String>,
     /// `X-Sealpost-Role: <address> <role>` headers that parsed.
     pub roles: Vec<(String, Relationship)>,
     /// `X-Sealpost-Notice`, decoded, trimmed and bounded.
@@ -111,6 +114,10 @@ pub fn inspect(block: &[u8], subject_tag: &str) -> HeaderFacts {
         cc: addresses(parsed.cc()),
         date: parsed.date().map(mail_parser::DateTime::to_timestamp),
         message_id: parsed.message_id().map(str::to_owned),
+        replies_to: ["In-Reply-To", "References"]
+            .iter()
+            .flat_map(|name| raw_header_values(block, name))
+            .collect(),
         roles,
         notice,
     }

@@ -1,10 +1,12 @@
 //! Sealed messages: the types the portal and IMAP show, and the rooms that act
 //! on them: sealing a spooled message into the store with its recipients and
 //! their relationships (`seal.rs`), who may see a message (`visibility.rs`),
-//! the inbox and sent lists, reading and downloading (`read.rs`), the sender's
+//! the inbox and sent lists, reading and downloading (`read.rs`), conversations
+//! and unread counts (`conversation.rs`), the sender's
 //! role choices (`roles.rs`), and the lifecycle: expiry and deletion destroy
 //! the data key, crypto-shredding (`delete.rs`).
 
+pub mod conversation;
 mod delete;
 mod read;
 mod roles;

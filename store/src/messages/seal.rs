@@ -105,6 +105,7 @@ impl Mail<'_> {
         if let Some(msg_id) = &facts.message_id {
             crate::threads::record(&mut tx, id, msg_id, now).await?;
         }
+        super::conversation::link(&mut tx, id, thread.as_ref().map(|t| &t.message), &facts.replies_to).await?;
         let mut awaiting = false;
         let mut seen = std::collections::HashSet::new();
         // Named in To or Cc: seen by the other recipients. Anyone else is a Bcc.
