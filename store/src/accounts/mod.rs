@@ -9,12 +9,12 @@
 pub mod addin_keys;
 pub mod app_passwords;
 mod devices;
-mod profile;
 pub mod lockout;
 pub mod manage;
 pub mod passkeys;
 pub mod passwords;
 pub mod phones;
+mod profile;
 mod registration;
 pub mod relay_sources;
 pub mod saml;
