@@ -23,6 +23,7 @@ mod serve;
 mod session;
 pub mod specialties;
 pub mod sso;
+pub mod time;
 #[cfg(test)]
 mod tests;
 
@@ -81,6 +82,7 @@ pub(crate) fn all_routes() -> routes::Routes {
         .merge(pages::app_passwords::routes())
         .merge(pages::manage_users::routes())
         .merge(pages::lists::routes())
+        .merge(pages::profile::routes())
         .merge(pages::message::routes())
         .merge(pages::register::routes())
         .merge(pages::attachment::routes())

@@ -79,6 +79,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
 pub struct Viewer {
     pub user: store::accounts::User,
     pub token: String,
+    /// Messages in their inbox they have not opened (the folder list shows it).
+    pub unread: i64,
+    /// The time zone their pages show times in.
+    pub zone: crate::time::Zone,
 }
 
 impl Viewer {
@@ -89,7 +93,7 @@ impl Viewer {
 
     /// What the page header shows for this viewer.
     pub fn nav(&self) -> Nav {
-        Nav::of(&self.user, self.csrf())
+        Nav::of(&self.user, self.csrf(), self.unread)
     }
 }
 
@@ -107,12 +111,18 @@ async fn lookup(parts: &Parts, state: &AppState) -> Result<Option<Viewer>, Error
         tracing::error!(method = %parts.method, "portal: a state-changing route is outside the CSRF guard");
         return Err(Error::Forbidden);
     }
-    Ok(state
-        .store
-        .auth()
-        .session_user(&token)
-        .await?
-        .map(|user| Viewer { user, token }))
+    let Some(user) = state.store.auth().session_user(&token).await? else {
+        return Ok(None);
+    };
+    let unread = state.store.mail().unread_count(&user).await?;
+    let browser_zone = cookies::get(&parts.headers, crate::time::COOKIE);
+    let zone = crate::time::choose(user.profile.time_zone.as_deref(), browser_zone.as_deref());
+    Ok(Some(Viewer {
+        user,
+        token,
+        unread,
+        zone,
+    }))
 }
 
 impl FromRequestParts<AppState> for Viewer {

@@ -4,7 +4,8 @@
 // A flow is one file: `import { flow } from './lib.mjs'; flow(async (t) => { ... })`.
 // `t.page` is the page, `t.env(name)` a required SEALPOST_* value from the test,
 // `t.ask(what)` asks the Rust test for something it knows (a link from a mail),
-// `t.shot(name)` saves a full-page screenshot, `t.see(text)` and `t.heading(text)`
+// `t.shot(name)` saves a full-page screenshot, `t.account(name)` follows an
+// entry of the Account menu, `t.see(text)` and `t.heading(text)`
 // assert what the user sees, `t.secondStep()` enters the texted sign-in code.
 // Every page a flow asserts a heading on is checked against WCAG 2.1 AA with
 // axe-core at phone and desktop width (a11y.mjs); `t.a11y(label)` checks the
@@ -53,6 +54,8 @@ export async function flow(body) {
     viewport: { width: 390, height: 844 },
     deviceScaleFactor: 1,
     acceptDownloads: true,
+    // The browser's time zone when a test sets one (the portal shows times in it).
+    timezoneId: process.env.SEALPOST_TIMEZONE || undefined,
   });
   context.setDefaultTimeout(15000);
   const page = await context.newPage();
@@ -115,6 +118,17 @@ export async function flow(body) {
       if (remember) await page.getByLabel('Remember this device for 30 days').check();
       if (shot) await t.shot(shot);
       await page.getByRole('button', { name: 'Verify and continue' }).click();
+    },
+    /**
+     * Follows `name` in the Account menu (a <details> in the page header): one
+     * of its links (Profile, Password, Two-step, Passkeys, Mail apps, Users) or
+     * the Sign out button. Opens the menu first if it is closed.
+     */
+    async account(name) {
+      const menu = page.locator('details#account-menu');
+      if (!(await menu.evaluate((d) => d.open))) await menu.locator('summary').click();
+      const link = menu.getByRole('link', { name, exact: true });
+      await ((await link.count()) ? link : menu.getByRole('button', { name, exact: true })).click();
     },
     /** Asserts the page shows this text. */
     async see(text) {

@@ -28,14 +28,14 @@ flow(async (t) => {
   await t.a11y('a message, to its sender');
   await page.goto(t.env('ROLES_LINK'));
   await t.heading('Who are these recipients?');
-  await page.getByRole('link', { name: 'Password', exact: true }).click();
+  await t.account('Password');
   await t.heading('Change your password');
-  await page.getByRole('link', { name: 'Two-step', exact: true }).click();
+  await t.account('Two-step');
   await t.heading('Two-step verification');
   await page.getByRole('button', { name: 'Set up an authenticator app' }).click();
   await t.see('Scan the code with your app, then enter the code it shows.');
   await t.a11y('two-step with an authenticator QR code');
-  await page.getByRole('link', { name: 'Mail apps', exact: true }).click();
+  await t.account('Mail apps');
   await t.heading('Passwords for mail apps');
   await page.getByLabel('Which app is it for?').fill('Outlook on my PC');
   await page.getByRole('button', { name: 'Make app password' }).click();
@@ -43,7 +43,7 @@ flow(async (t) => {
   await t.a11y('mail apps with a new app password');
   await page.getByRole('link', { name: 'Inbox', exact: true }).click();
   await t.heading('Inbox');
-  await page.getByRole('link', { name: 'Users', exact: true }).click();
+  await t.account('Users');
   await t.heading('Manage users');
   check((await status('ada@smiles.example')) === 'Fully registered', `Ada: ${await status('ada@smiles.example')}`);
   check((await status('bob@smiles.example')) === 'Invited', `Bob: ${await status('bob@smiles.example')}`);
@@ -82,7 +82,7 @@ flow(async (t) => {
   await page.getByRole('button', { name: 'Send the invitation again' }).click();
   await t.see('We sent a new invitation. Earlier invitation links no longer work.');
 
-  await page.getByRole('button', { name: 'Sign out' }).click();
+  await t.account('Sign out');
   await t.heading('Sign in');
 
   // Bob, a plain staff member, registers (the Rust test sets his password) and

@@ -24,7 +24,7 @@ flow(async (t) => {
   await t.secondStep();
   await t.heading('Inbox');
 
-  await page.getByRole('link', { name: 'Passkeys' }).click();
+  await t.account('Passkeys');
   await t.heading('Passkeys');
   await t.see('You have no passkeys yet.');
   await page.getByLabel('Name for this passkey').fill("Pat's phone");
@@ -36,7 +36,7 @@ flow(async (t) => {
   const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
   check(credentials.length === 1 && credentials[0].isResidentCredential, `credentials: ${JSON.stringify(credentials)}`);
 
-  await page.getByRole('button', { name: 'Sign out' }).click();
+  await t.account('Sign out');
   await t.heading('Sign in');
   await t.shot('signin');
   await t.ask('lock_account');

@@ -41,7 +41,7 @@ flow(async (t) => {
   await t.heading('Inbox');
   await t.see(t.env('CANARY'));
 
-  await page.getByRole('button', { name: 'Sign out' }).click();
+  await t.account('Sign out');
   await t.heading('Sign in');
   await page.getByLabel('Email address').fill(email);
   await page.getByLabel('Password').fill(t.env('PASSWORD'));

@@ -62,7 +62,7 @@ flow(async (t) => {
   await t.see(t.env('SUBJECT'));
   await t.shot('inbox');
 
-  await page.getByRole('button', { name: 'Sign out' }).click();
+  await t.account('Sign out');
   await t.heading('Sign in');
   await page.goto(new URL('/inbox', page.url()).href);
   await t.heading('Sign in');

@@ -34,7 +34,7 @@ flow(async (t) => {
   await t.see(t.env('CANARY'));
 
   // This browser is remembered: the password alone opens the inbox.
-  await page.getByRole('button', { name: 'Sign out' }).click();
+  await t.account('Sign out');
   await t.heading('Sign in');
   await password(t.env('PASSWORD'));
   await t.heading('Inbox');

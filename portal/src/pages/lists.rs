@@ -1,5 +1,6 @@
 //! The inbox (messages received) and the sent list, a page at a time (see
-//! `pagination.rs`).
+//! `pagination.rs`); on a wide screen beside the reading pane, which the
+//! message page (`message.rs`) fills, showing the same list.
 
 use askama::Template;
 use axum::extract::{Query, State};
@@ -11,6 +12,7 @@ use super::{Nav, html};
 use crate::pagination::{Links, Page, PageQuery};
 use crate::routes::{Group, Routes};
 use crate::session::Viewer;
+use crate::time::{Shown, Zone};
 use crate::{AppState, Error};
 
 /// The inbox and the sent list.
@@ -19,26 +21,71 @@ pub fn routes() -> Routes {
 }
 
 /// One line of a list.
-struct Row {
-    id: String,
-    who: String,
-    subject: String,
-    date: String,
-    unread: bool,
-    attachments: i64,
+pub(super) struct Row {
+    pub id: String,
+    pub who: String,
+    pub subject: String,
+    pub date: Shown,
+    pub unread: bool,
+    pub attachments: i64,
+}
+
+/// Which list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Folder {
+    Inbox,
+    Sent,
+}
+
+impl Folder {
+    fn path(self) -> &'static str {
+        match self {
+            Self::Inbox => "/inbox",
+            Self::Sent => "/sent",
+        }
+    }
+}
+
+/// A list as the list page and the message page's side column show it.
+pub(super) struct ListPane {
+    pub title: &'static str,
+    pub sent: bool,
+    pub rows: Vec<Row>,
+    pub page: Links,
+    /// The message open beside the list, if any (marked as current).
+    pub current: Option<String>,
+}
+
+impl ListPane {
+    /// A page of `folder` for `viewer`, times in their zone.
+    pub(super) async fn load(state: &AppState, viewer: &Viewer, folder: Folder, page: Page) -> Result<Self, Error> {
+        let mail = state.store.mail();
+        let mut list = match folder {
+            Folder::Inbox => mail.inbox_page(&viewer.user, page.fetch(), page.offset()).await?,
+            Folder::Sent => mail.sent_page(&viewer.user, page.fetch(), page.offset()).await?,
+        };
+        let links = page.cut(folder.path(), &mut list);
+        Ok(Self {
+            title: match folder {
+                Folder::Inbox => "Inbox",
+                Folder::Sent => "Sent",
+            },
+            sent: folder == Folder::Sent,
+            rows: rows(list, viewer.zone),
+            page: links,
+            current: None,
+        })
+    }
 }
 
 #[derive(Template)]
 #[template(path = "list.html")]
 struct ListPage {
     nav: Option<Nav>,
-    title: &'static str,
-    sent: bool,
-    rows: Vec<Row>,
-    page: Links,
+    list: ListPane,
 }
 
-fn rows(summaries: Vec<MessageSummary>) -> Vec<Row> {
+fn rows(summaries: Vec<MessageSummary>, zone: Zone) -> Vec<Row> {
     summaries
         .into_iter()
         .map(|m| {
@@ -51,12 +98,24 @@ fn rows(summaries: Vec<MessageSummary>) -> Vec<Row> {
                 } else {
                     subject.to_owned()
                 },
-                date: store::clock::format_utc(m.created_at),
+                date: zone.show(m.created_at),
                 unread: m.unread,
                 attachments: m.attachments,
             }
         })
         .collect()
+}
+
+async fn list(state: AppState, viewer: Viewer, query: PageQuery, folder: Folder) -> Result<Response, Error> {
+    let page = Page::from_query(&query)?;
+    let list = ListPane::load(&state, &viewer, folder, page).await?;
+    html(
+        StatusCode::OK,
+        &ListPage {
+            nav: Some(viewer.nav()),
+            list,
+        },
+    )
 }
 
 /// `GET /inbox?page=N&limit=M`
@@ -65,23 +124,7 @@ pub async fn inbox(
     viewer: Viewer,
     Query(query): Query<PageQuery>,
 ) -> Result<Response, Error> {
-    let page = Page::from_query(&query)?;
-    let mut list = state
-        .store
-        .mail()
-        .inbox_page(&viewer.user, page.fetch(), page.offset())
-        .await?;
-    let links = page.cut("/inbox", &mut list);
-    html(
-        StatusCode::OK,
-        &ListPage {
-            nav: Some(viewer.nav()),
-            title: "Inbox",
-            sent: false,
-            rows: rows(list),
-            page: links,
-        },
-    )
+    list(state, viewer, query, Folder::Inbox).await
 }
 
 /// `GET /sent?page=N&limit=M`
@@ -90,21 +133,5 @@ pub async fn sent(
     viewer: Viewer,
     Query(query): Query<PageQuery>,
 ) -> Result<Response, Error> {
-    let page = Page::from_query(&query)?;
-    let mut list = state
-        .store
-        .mail()
-        .sent_page(&viewer.user, page.fetch(), page.offset())
-        .await?;
-    let links = page.cut("/sent", &mut list);
-    html(
-        StatusCode::OK,
-        &ListPage {
-            nav: Some(viewer.nav()),
-            title: "Sent",
-            sent: true,
-            rows: rows(list),
-            page: links,
-        },
-    )
+    list(state, viewer, query, Folder::Sent).await
 }

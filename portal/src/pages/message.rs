@@ -1,17 +1,22 @@
-//! `GET /m/{id}`: one secure message. Signed in, the reader sees it; with an
-//! invitation, a new recipient sees the registration form (posted to
-//! `/m/{id}/register`, see `register.rs`); anyone else is sent to sign in.
+//! `GET /m/{id}`: a secure message in its conversation. Signed in, the reader
+//! sees every message of the thread they may see (newest last, earlier ones
+//! folded, the one linked to open) beside their folder's list; with
+//! `?print=message` or `?print=conversation`, the same content alone, unfolded,
+//! for printing. With an invitation, a new recipient sees the registration
+//! form (posted to `/m/{id}/register`, see `register.rs`); anyone else is sent
+//! to sign in.
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use store::clock::format_utc;
-use store::messages::MessageView;
+use serde::Deserialize;
 
-use super::{InviteQuery, Nav, html, message_id};
+use super::lists::{Folder, ListPane};
+use super::message_view::MessageBlock;
+use super::{Nav, html, message_id};
+use crate::pagination::{Page, PageQuery};
 use crate::routes::{Group, Routes};
-use crate::sanitize::{SafeHtml, human_size, sanitize_html_bounded};
 use crate::session::{Client, Viewer};
 use crate::{AppState, Error};
 
@@ -20,130 +25,109 @@ pub fn routes() -> Routes {
     Routes::new().group(Group::public().get("/m/{id}", show))
 }
 
-struct AttachmentRow {
-    index: usize,
-    name: String,
-    size: String,
+/// What to print, if the page is the print view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Print {
+    /// The message linked to, alone.
+    Message,
+    /// Every message of the conversation the reader may see.
+    Conversation,
 }
 
-struct RecipientRow {
-    email: String,
-    status: &'static str,
+/// `?invite=TOKEN` (a new recipient) and `?print=message|conversation`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct MessageQuery {
+    invite: String,
+    print: String,
 }
 
 #[derive(Template)]
 #[template(path = "message.html")]
 struct MessagePage {
     nav: Option<Nav>,
+    /// The message linked to.
     id: String,
-    sender_name: String,
-    practice_name: String,
-    notice: Option<String>,
-    sent_on: String,
-    expires_on: String,
+    /// Its subject: the conversation's title.
     subject: String,
-    from: String,
-    to: String,
-    cc: String,
-    date: String,
-    body_html: Option<String>,
-    body_text: Option<String>,
-    /// The HTML body was too large or too deeply nested to show.
-    body_too_complex: bool,
-    attachments: Vec<AttachmentRow>,
-    is_sender: bool,
-    recipients: Vec<RecipientRow>,
-    awaiting_roles: bool,
+    messages: Vec<MessageBlock>,
+    /// The folder beside the conversation (none when printing).
+    list: Option<ListPane>,
+    print: Option<Print>,
 }
 
 impl MessagePage {
-    /// `html` is the message's HTML body, already sanitised (or refused).
-    fn new(view: MessageView, html: Option<SafeHtml>, nav: Nav) -> Self {
-        let meta = view.meta;
-        let body_too_complex = html == Some(SafeHtml::TooComplex);
-        let body_html = match html {
-            Some(SafeHtml::Clean(clean)) if !clean.trim().is_empty() => Some(clean),
-            _ => None,
-        };
-        let body_text = if body_html.is_some() {
-            None
-        } else {
-            meta.text.filter(|t| !t.trim().is_empty())
-        };
-        let subject = meta.subject.trim();
-        Self {
-            nav: Some(nav),
-            id: view.id.to_string(),
-            sender_name: view.sender.display_name().to_owned(),
-            practice_name: view.practice.name,
-            notice: meta.notice.filter(|n| !n.trim().is_empty()),
-            sent_on: format_utc(view.created_at),
-            expires_on: format_utc(view.expires_at),
-            subject: if subject.is_empty() {
-                "(no subject)".to_owned()
-            } else {
-                subject.to_owned()
-            },
-            from: meta.from,
-            to: meta.to.join(", "),
-            cc: meta.cc.join(", "),
-            date: format_utc(meta.date.unwrap_or(view.created_at)),
-            body_html,
-            body_text,
-            body_too_complex,
-            attachments: meta
-                .attachments
-                .into_iter()
-                .enumerate()
-                .map(|(index, a)| AttachmentRow {
-                    index,
-                    name: if a.name.trim().is_empty() {
-                        format!("Attachment {}", index + 1)
-                    } else {
-                        a.name
-                    },
-                    size: human_size(a.size),
-                })
-                .collect(),
-            is_sender: view.is_sender,
-            awaiting_roles: view.recipients.iter().any(|r| r.awaiting_role),
-            recipients: view
-                .recipients
-                .into_iter()
-                .map(|r| RecipientRow {
-                    status: match (r.awaiting_role, r.read) {
-                        (true, _) => "Waiting for you to choose how you know them",
-                        (false, true) => "Read",
-                        (false, false) => "Not read yet",
-                    },
-                    email: r.email,
-                })
-                .collect(),
-        }
+    fn printing_conversation(&self) -> bool {
+        self.print == Some(Print::Conversation)
     }
 }
 
-/// `GET /m/{id}` (and `?invite=TOKEN` for a new recipient).
+/// `GET /m/{id}` (`?invite=TOKEN` for a new recipient, `?print=…` to print).
 pub async fn show(
     State(state): State<AppState>,
     Client(client): Client,
     Path(id): Path<String>,
-    Query(query): Query<InviteQuery>,
+    Query(query): Query<MessageQuery>,
     viewer: Option<Viewer>,
 ) -> Result<Response, Error> {
     let id = message_id(&id)?;
-    if let Some(viewer) = viewer {
-        let mut view = state.store.mail().open_message(&viewer.user, &id, &client).await?;
-        let body = match view.meta.html.take() {
-            Some(body) => Some(sanitize_html_bounded(body).await),
-            None => None,
-        };
-        return html(StatusCode::OK, &MessagePage::new(view, body, viewer.nav()));
+    let print = match query.print.as_str() {
+        "" => None,
+        "message" => Some(Print::Message),
+        "conversation" => Some(Print::Conversation),
+        _ => {
+            return Err(Error::BadRequest(
+                "To print, choose print=message or print=conversation.".to_owned(),
+            ));
+        }
+    };
+    let Some(viewer) = viewer else {
+        if query.invite.is_empty() {
+            return Err(Error::NotSignedIn {
+                next: format!("/m/{id}"),
+            });
+        }
+        return super::register::form(&state, &id, &query.invite).await;
+    };
+    let mail = state.store.mail();
+    let views = if print == Some(Print::Message) {
+        vec![mail.open_message(&viewer.user, &id, &client).await?]
+    } else {
+        mail.open_conversation(&viewer.user, &id, &client).await?
+    };
+    let opened_by_sender = views.iter().find(|v| v.id == id).is_some_and(|v| v.is_sender);
+    let count = views.len();
+    let mut messages = Vec::with_capacity(count);
+    for (at, view) in views.into_iter().enumerate() {
+        let mut block = MessageBlock::new(view, viewer.zone).await;
+        // Earlier messages fold, except the one linked to; printing unfolds all.
+        block.collapsed = print.is_none() && at + 1 < count && block.id != id.as_str();
+        messages.push(block);
     }
-    if query.invite.is_empty() {
-        return Err(Error::NotSignedIn {
-            next: format!("/m/{id}"),
-        });
-    }
-    super::register::form(&state, &id, &query.invite).await
+    let subject = messages
+        .iter()
+        .find(|m| m.id == id.as_str())
+        .map_or_else(String::new, |m| m.subject.clone());
+    let list = if print.is_some() {
+        None
+    } else {
+        let folder = if opened_by_sender { Folder::Sent } else { Folder::Inbox };
+        let mut list = ListPane::load(&state, &viewer, folder, Page::from_query(&PageQuery::default())?).await?;
+        list.current = Some(id.to_string());
+        Some(list)
+    };
+    // Opening marked messages read: the folder list counts what is left.
+    let mut nav = viewer.nav();
+    nav.unread = mail.unread_count(&viewer.user).await?;
+    html(
+        StatusCode::OK,
+        &MessagePage {
+            nav: Some(nav),
+            id: id.to_string(),
+            subject,
+            messages,
+            list,
+            print,
+        },
+    )
 }

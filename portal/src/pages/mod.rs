@@ -7,7 +7,9 @@ pub mod attachment;
 pub mod lists;
 pub mod manage_users;
 pub mod message;
+mod message_view;
 pub mod passkeys;
+pub mod profile;
 pub mod register;
 pub mod roles;
 pub mod signing_in;
@@ -38,7 +40,9 @@ pub fn routes() -> Routes {
         Group::public()
             .get("/", home)
             .get("/healthz", || async { "ok" })
-            .get("/static/app.css", stylesheet),
+            .get("/static/app.css", stylesheet)
+            .get("/static/tz.js", || script(include_str!("../../static/tz.js")))
+            .get("/static/print.js", || script(include_str!("../../static/print.js"))),
     )
 }
 
@@ -60,6 +64,18 @@ pub async fn stylesheet() -> Response {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         include_str!("../../static/app.css"),
+    )
+        .into_response()
+}
+
+/// A script of the portal's own (the CSP allows scripts from 'self' only).
+async fn script(source: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        source,
     )
         .into_response()
 }
