@@ -136,7 +136,10 @@ mod tests {
 
     #[test]
     fn the_server_zone_comes_from_tz_the_localtime_link_or_etc_timezone() {
-        assert_eq!(server_zone_from(Some(":America/Chicago"), None, None), Tz::America__Chicago);
+        assert_eq!(
+            server_zone_from(Some(":America/Chicago"), None, None),
+            Tz::America__Chicago
+        );
         assert_eq!(
             server_zone_from(Some("bogus"), Some("/usr/share/zoneinfo/Europe/Berlin"), None),
             Tz::Europe__Berlin

@@ -85,7 +85,11 @@ pub async fn save(
     if !wanted.is_empty() && time::parse(wanted).is_none() {
         return html(
             StatusCode::BAD_REQUEST,
-            &page(&viewer, false, Some("Please choose a time zone from the list.".to_owned())),
+            &page(
+                &viewer,
+                false,
+                Some("Please choose a time zone from the list.".to_owned()),
+            ),
         );
     }
     let chosen = (!wanted.is_empty()).then_some(wanted);

@@ -296,7 +296,9 @@ async fn patient_registers_sets_password_reads_and_downloads() {
     assert!(page.contains("Your results") && page.contains("Your lab results are ready") && page.contains("Dr Alice"));
     assert!(page.contains("Hello <b>Pat</b>"));
     // The only scripts are the portal's own files (the layout's time-zone script).
-    assert!(page.matches("<script").count() == page.matches("<script src=\"/static/").count() && !page.contains("onerror"));
+    assert!(
+        page.matches("<script").count() == page.matches("<script src=\"/static/").count() && !page.contains("onerror")
+    );
     let attachments = &page[page.find("Attachments").expect("an attachment list")..];
     assert!(
         attachments.contains(&format!("/m/{id}/a/0")) && attachments.contains("Résultat final.pdf"),
