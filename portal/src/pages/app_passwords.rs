@@ -6,7 +6,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{Redirect, Response};
 use serde::Deserialize;
-use store::clock::format_utc;
 
 use super::{Nav, html};
 use crate::routes::{Group, Routes};
@@ -61,10 +60,10 @@ async fn page(
         .map(|p| Row {
             id: p.id,
             label: p.label,
-            created: format_utc(p.created_at),
+            created: viewer.zone.show(p.created_at).text,
             last_used: p.last_used_at.map_or_else(
                 || "not used yet".to_owned(),
-                |at| format!("last used {}", format_utc(at)),
+                |at| format!("last used {}", viewer.zone.show(at).text),
             ),
         })
         .collect();

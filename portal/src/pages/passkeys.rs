@@ -12,7 +12,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::json;
-use store::clock::format_utc;
 use webauthn_rs::Webauthn;
 use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential, Url};
 
@@ -129,10 +128,10 @@ pub async fn list(
         .map(|p| Row {
             id: p.id,
             label: p.label,
-            created: format_utc(p.created_at),
+            created: viewer.zone.show(p.created_at).text,
             last_used: p.last_used_at.map_or_else(
                 || "not used yet".to_owned(),
-                |at| format!("last used {}", format_utc(at)),
+                |at| format!("last used {}", viewer.zone.show(at).text),
             ),
         })
         .collect();
