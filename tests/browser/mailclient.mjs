@@ -85,7 +85,10 @@ flow(async (t) => {
   check(!(await visible('nav.folders')), 'folders in print');
   check(await body(t.env('LAST_TEXT')).isVisible(), 'the message in print');
   check(!(await body(t.env('FIRST_TEXT')).count()), 'another message printed with one');
+
   await page.emulateMedia({ media: 'screen' });
+  await folders.getByRole('link', { name: /^Inbox/ }).click();
+  await t.heading('Inbox');
 
   // The Account menu by keyboard: Tab to it, Enter opens it, Tab to Profile, Enter.
   const summary = page.locator('#account-menu > summary');
