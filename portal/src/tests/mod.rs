@@ -329,7 +329,8 @@ async fn patient_registers_sets_password_reads_and_downloads() {
     assert!(
         page.contains("Your results") && page.contains(&format!("href=\"/m/{id}\"")) && page.contains("1 attachment")
     );
-    assert!(!page.contains(r#"href="/sent""#), "patients have no Sent list");
+    // Everyone has a Sent list: a patient's replies from the portal are kept there.
+    assert!(page.contains(r#"href="/sent""#) && page.contains(r#"href="/compose""#));
     assert_eq!(
         env.get("/m/0123456789abcdef0123456789abcdef", Some(&cookie))
             .await
