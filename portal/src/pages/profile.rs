@@ -42,9 +42,9 @@ struct ProfilePage {
 impl ProfilePage {
     fn zone_source(&self) -> &'static str {
         match self.zone.source {
-            Source::Profile => "the one you chose",
-            Source::Browser => "your browser's",
-            Source::Server => "the server's",
+            Source::Profile => "the time zone you chose",
+            Source::Browser => "your browser's time zone",
+            Source::Server => "the server's time zone",
         }
     }
 }

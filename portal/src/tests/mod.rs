@@ -584,6 +584,7 @@ async fn public_pages_and_headers() {
 
 mod lists;
 mod routes;
+mod time_zones;
 /// Found by the `portal_forms` fuzz target: wrong current passwords on the
 /// change-password form lock sign-in, and the next try answered `500`. It
 /// answers `429` with the page and says why.
