@@ -1,8 +1,9 @@
 //! Outbound delivery: sends each queued mail at least once, by the configured
 //! route — a Maildir outbox (the default: works with no mail server) or a
-//! smarthost over SMTP with STARTTLS and optional AUTH. Temporary failures retry
-//! with exponential backoff; a permanent failure, or five days of trying, ends
-//! in a delivery status notification to the sender that carries no content.
+//! smarthost over SMTP with STARTTLS and optional AUTH, through a [`Pool`] of
+//! connections kept open and reused. Temporary failures retry with exponential
+//! backoff; a permanent failure, or five days of trying, ends in a delivery
+//! status notification to the sender that carries no content.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,10 +18,14 @@ use crate::Wakers;
 use crate::mail::{Bounce, Envelope, MailKind};
 use crate::strip::MarkerStripper;
 
+mod pool;
 mod smtp_client;
+mod tls;
+
+pub use pool::{Pool, PoolSettings};
 
 /// How a smarthost connection is secured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SmarthostTls {
     /// STARTTLS, required (the default).
     StartTls,
@@ -50,7 +55,8 @@ pub enum Route {
     Smarthost(Smarthost),
 }
 
-/// Identity used in bounces.
+/// The route, the identity used in bounces, and the connections. Clones share
+/// the pool, so every worker that delivers with a clone shares its caps.
 #[derive(Debug, Clone)]
 pub struct DeliveryConfig {
     pub route: Route,
@@ -58,6 +64,8 @@ pub struct DeliveryConfig {
     pub hostname: String,
     /// Signs bounces, when a key is configured.
     pub dkim: Option<Arc<crate::dkim::Dkim>>,
+    /// Connections to the smarthost, shared by every delivery in flight.
+    pub pool: Arc<Pool>,
 }
 
 const GIVE_UP_AFTER: i64 = 5 * 86_400;
@@ -90,20 +98,23 @@ pub async fn run_delivery(store: Arc<Store>, config: DeliveryConfig, wakers: Wak
 }
 
 /// One pass over the deliveries due; `true` if there were any. An error means
-/// the store is out of reach (after trying every item due).
+/// the store is out of reach (after trying every item due). As many go at once
+/// as the pool has connections for one destination.
 async fn deliver_due(store: &Store, config: &DeliveryConfig, wakers: &Wakers) -> Result<bool, store::Error> {
-    let due = store.queue().due_outbound(20).await?;
+    let width = config.pool.settings().max_connections_per_destination;
+    let due = store.queue().due_outbound(20.max(width as i64 * 2)).await?;
     let busy = !due.is_empty();
-    let mut failed = None;
-    for item in due {
-        if let Err(error) = deliver_one(store, config, wakers, &item).await {
-            failed = Some(error);
-        }
-    }
-    failed.map_or(Ok(busy), Err)
+    let results: Vec<_> = futures::stream::iter(due)
+        .map(|item| async move { deliver_one(store, config, wakers, &item).await })
+        .buffer_unordered(width)
+        .collect()
+        .await;
+    results.into_iter().filter_map(Result::err).last().map_or(Ok(busy), Err)
 }
 
-async fn deliver_one(
+/// Delivers one queued item and records the outcome. Safe to call from several
+/// tasks at once with clones of one `config` (they share its pool).
+pub async fn deliver_one(
     store: &Store,
     config: &DeliveryConfig,
     wakers: &Wakers,
@@ -111,7 +122,7 @@ async fn deliver_one(
 ) -> Result<(), store::Error> {
     let result = match &config.route {
         Route::Outbox(dir) => to_outbox(store, dir, item).await,
-        Route::Smarthost(host) => to_smarthost(store, host, &config.hostname, item).await,
+        Route::Smarthost(host) => to_smarthost(store, &config.pool, host, &config.hostname, item).await,
     };
     let outcome = match result {
         Ok(()) => DeliveryOutcome::Delivered,
@@ -197,7 +208,13 @@ async fn to_outbox(store: &Store, dir: &std::path::Path, item: &OutboundItem) ->
     Ok(())
 }
 
-async fn to_smarthost(store: &Store, host: &Smarthost, hostname: &str, item: &OutboundItem) -> Result<(), Failure> {
+async fn to_smarthost(
+    store: &Store,
+    pool: &Pool,
+    host: &Smarthost,
+    hostname: &str,
+    item: &OutboundItem,
+) -> Result<(), Failure> {
     for address in [&item.mail_from, &item.rcpt_to] {
         if address
             .chars()
@@ -206,8 +223,8 @@ async fn to_smarthost(store: &Store, host: &Smarthost, hostname: &str, item: &Ou
             return Err(Failure::Permanent(format!("unusable address {address:?}")));
         }
     }
-    let body = body_stream(store, item).await?;
-    smtp_client::send(host, hostname, &item.mail_from, &item.rcpt_to, body).await
+    pool.send(host, hostname, &item.mail_from, &item.rcpt_to, || body_stream(store, item))
+        .await
 }
 
 /// Tells the sender their mail could not be delivered (RFC 3464 in spirit; plain
