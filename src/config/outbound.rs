@@ -149,7 +149,10 @@ impl Outbound {
             problems.push("outbound.notification_subject must not be empty".into());
         }
         for (key, value) in [
-            ("outbound.max_connections_per_destination", self.max_connections_per_destination as u64),
+            (
+                "outbound.max_connections_per_destination",
+                self.max_connections_per_destination as u64,
+            ),
             ("outbound.idle_timeout", self.idle_timeout),
         ] {
             if value == 0 {

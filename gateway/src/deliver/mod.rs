@@ -75,6 +75,7 @@ fn backoff(attempts: i64) -> i64 {
     (60_i64 << attempts.clamp(0, 8)).min(4 * 3600)
 }
 
+#[derive(Debug)]
 enum Failure {
     Temporary(String),
     Permanent(String),
@@ -102,7 +103,8 @@ pub async fn run_delivery(store: Arc<Store>, config: DeliveryConfig, wakers: Wak
 /// as the pool has connections for one destination.
 async fn deliver_due(store: &Store, config: &DeliveryConfig, wakers: &Wakers) -> Result<bool, store::Error> {
     let width = config.pool.settings().max_connections_per_destination;
-    let due = store.queue().due_outbound(20.max(width as i64 * 2)).await?;
+    let batch = i64::try_from(width.saturating_mul(2)).unwrap_or(i64::MAX).max(20);
+    let due = store.queue().due_outbound(batch).await?;
     let busy = !due.is_empty();
     let results: Vec<_> = futures::stream::iter(due)
         .map(|item| async move { deliver_one(store, config, wakers, &item).await })
@@ -223,8 +225,10 @@ async fn to_smarthost(
             return Err(Failure::Permanent(format!("unusable address {address:?}")));
         }
     }
-    pool.send(host, hostname, &item.mail_from, &item.rcpt_to, || body_stream(store, item))
-        .await
+    pool.send(host, hostname, &item.mail_from, &item.rcpt_to, || {
+        body_stream(store, item)
+    })
+    .await
 }
 
 /// Tells the sender their mail could not be delivered (RFC 3464 in spirit; plain
@@ -266,3 +270,6 @@ mod tests {
         assert_eq!(backoff(20), 4 * 3600);
     }
 }
+
+#[cfg(test)]
+mod pool_tests;

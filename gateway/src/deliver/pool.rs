@@ -19,7 +19,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -83,7 +83,7 @@ struct Destination {
 impl Destination {
     /// An idle connection that is still young enough, if any.
     fn take_idle(&self, idle_timeout: Duration) -> Option<Connection> {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         while let Some(entry) = idle.pop() {
             if entry.since.elapsed() < idle_timeout {
                 return Some(entry.connection);
@@ -94,7 +94,7 @@ impl Destination {
     }
 
     fn put_idle(&self, connection: Connection) {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         idle.push(Idle {
             connection,
             since: Instant::now(),
@@ -104,7 +104,7 @@ impl Destination {
     /// Closes the connections idle for `idle_timeout` or longer.
     fn close_stale(&self, idle_timeout: Duration) {
         let stale: Vec<Idle> = {
-            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
             let (stale, young) = std::mem::take(&mut *idle)
                 .into_iter()
                 .partition(|entry| entry.since.elapsed() >= idle_timeout);
@@ -131,7 +131,9 @@ pub struct Pool {
 
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pool").field("settings", &self.settings).finish_non_exhaustive()
+        f.debug_struct("Pool")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
     }
 }
 
@@ -152,7 +154,7 @@ impl Pool {
 
     /// Connections opened so far to `peer` (for tests and benchmarks).
     pub fn connections_opened(&self, peer: &Smarthost) -> u64 {
-        let destinations = self.destinations.lock().unwrap_or_else(|e| e.into_inner());
+        let destinations = self.destinations.lock().unwrap_or_else(PoisonError::into_inner);
         destinations
             .get(&DestinationKey::of(peer))
             .map_or(0, |destination| destination.opened.load(Ordering::Relaxed))
@@ -160,14 +162,14 @@ impl Pool {
 
     /// Connections to `peer` open and idle right now.
     pub fn idle_connections(&self, peer: &Smarthost) -> usize {
-        let destinations = self.destinations.lock().unwrap_or_else(|e| e.into_inner());
+        let destinations = self.destinations.lock().unwrap_or_else(PoisonError::into_inner);
         destinations.get(&DestinationKey::of(peer)).map_or(0, |destination| {
-            destination.idle.lock().unwrap_or_else(|e| e.into_inner()).len()
+            destination.idle.lock().unwrap_or_else(PoisonError::into_inner).len()
         })
     }
 
     fn destination(&self, peer: &Smarthost) -> Arc<Destination> {
-        let mut destinations = self.destinations.lock().unwrap_or_else(|e| e.into_inner());
+        let mut destinations = self.destinations.lock().unwrap_or_else(PoisonError::into_inner);
         let key = DestinationKey::of(peer);
         if let Some(destination) = destinations.get(&key) {
             return Arc::clone(destination);
@@ -204,14 +206,19 @@ impl Pool {
                 .acquire_owned()
                 .await
                 .expect("the semaphore is never closed");
-            let (mut connection, reused) = match destination.take_idle(self.settings.idle_timeout) {
-                Some(connection) => (connection, true),
-                None => {
-                    let connection = Connection::open(peer, helo).await?;
-                    destination.opened.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(port = peer.port, pipelining = connection.pipelining(), "smarthost connection opened");
-                    (connection, false)
-                }
+            let kept = destination.take_idle(self.settings.idle_timeout);
+            let is_reused = kept.is_some();
+            let mut connection = if let Some(connection) = kept {
+                connection
+            } else {
+                let connection = Connection::open(peer, helo).await?;
+                destination.opened.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(
+                    port = peer.port,
+                    pipelining = connection.pipelining(),
+                    "smarthost connection opened"
+                );
+                connection
             };
             let result = connection.send(from, to, body).await;
             match result {
@@ -226,11 +233,14 @@ impl Pool {
                 Err(TxError::Broken { failure, resend }) => {
                     drop(connection);
                     drop(permit);
-                    if !resend || (!reused && fresh_broken > 0) {
+                    if !resend || (!is_reused && fresh_broken > 0) {
                         return Err(failure);
                     }
-                    fresh_broken += usize::from(!reused);
-                    tracing::debug!(reused, "smarthost connection broke before the message was sent; sending again");
+                    fresh_broken += usize::from(!is_reused);
+                    tracing::debug!(
+                        reused = is_reused,
+                        "smarthost connection broke before the message was sent; sending again"
+                    );
                 }
             }
         }

@@ -237,14 +237,22 @@ impl Connection {
             let chunk = chunk.map_err(broken(false))?;
             out.clear();
             stuffer.push(&chunk, &mut out);
-            self.io.write_all(&out).await.map_err(io_failure("write")).map_err(&early)?;
+            self.io
+                .write_all(&out)
+                .await
+                .map_err(io_failure("write"))
+                .map_err(&early)?;
         }
         out.clear();
         stuffer.finish(&mut out);
         // From the first byte of the end-of-data on, the server may have the
         // message: any failure now means a later retry, never an immediate one.
         let late = broken(false);
-        self.io.write_all(&out).await.map_err(io_failure("write")).map_err(&late)?;
+        self.io
+            .write_all(&out)
+            .await
+            .map_err(io_failure("write"))
+            .map_err(&late)?;
         self.flush().await.map_err(&late)?;
         let reply = self.reply(DATA_END_TIMEOUT).await.map_err(&late)?;
         match reply.code {
@@ -263,9 +271,11 @@ impl Connection {
 /// Whether an EHLO reply's text names `keyword` as one of its extensions.
 fn has_capability(ehlo: &str, keyword: &str) -> bool {
     // The first line greets; each other line is an extension and its parameters.
-    ehlo.lines()
-        .skip(1)
-        .any(|line| line.split_ascii_whitespace().next().is_some_and(|word| word.eq_ignore_ascii_case(keyword)))
+    ehlo.lines().skip(1).any(|line| {
+        line.split_ascii_whitespace()
+            .next()
+            .is_some_and(|word| word.eq_ignore_ascii_case(keyword))
+    })
 }
 
 /// Dot-stuffing (RFC 5321 §4.5.2) and the end-of-data line, streaming.
