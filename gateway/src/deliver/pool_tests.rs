@@ -227,12 +227,14 @@ async fn fifty_messages_share_three_connections_and_each_arrives_once() {
     })
     .await;
     let pool = pool(3);
+    let server = Arc::new(server);
+    // 50 tasks at once, as several delivery workers would send.
     let sends = (0..50).map(|n| {
-        let (pool, server) = (&pool, &server);
-        async move { send(pool, server, &format!("r{n}@rcpt.test"), &message(n)).await }
+        let (pool, server) = (Arc::clone(&pool), Arc::clone(&server));
+        tokio::spawn(async move { send(&pool, &server, &format!("r{n}@rcpt.test"), &message(n)).await })
     });
     let results = futures::future::join_all(sends).await;
-    assert!(results.iter().all(Result::is_ok), "every message is taken");
+    assert!(results.iter().all(|r| matches!(r, Ok(Ok(())))), "every message is taken");
     let sessions = server.sessions();
     assert!(sessions.len() <= 3, "{} connections for a pool of 3", sessions.len());
     assert_eq!(pool.connections_opened(&server.peer()), sessions.len() as u64);
