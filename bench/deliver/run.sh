@@ -3,6 +3,8 @@
 #   bench/deliver/run.sh [--smoke] [--debug] [--messages N] [--size BYTES] [--pool N] [--before BINARY]
 # A release build by default; --smoke (20 small messages, correctness only) and
 # --debug use the debug build the tests already made.
+#   bench/deliver/run.sh --client [--debug] [--messages N] [--size BYTES] [--pool N]
+# The SMTP client alone into smtp-sink: one connection per message vs the pool.
 # Env: BENCH_TIMEOUT (seconds, default 1200), SKIP_BUILD=1, KEEP_WORKDIR=1.
 set -euo pipefail
 
@@ -15,6 +17,29 @@ if ! command -v smtp-sink >/dev/null 2>&1 && [ ! -x /usr/sbin/smtp-sink ]; then
     exit 2
 fi
 export PATH="$PATH:/usr/sbin:/sbin"
+
+if [ "${1:-}" = --client ]; then
+    shift
+    messages=2000 size=10240 pool=10 release=--release
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --debug) release=""; shift ;;
+            --messages) messages="$2"; shift 2 ;;
+            --size) size="$2"; shift 2 ;;
+            --pool) pool="$2"; shift 2 ;;
+            *) echo "unknown option $1" >&2; exit 2 ;;
+        esac
+    done
+    sinkdir="$(mktemp -d)"
+    chmod 777 "$sinkdir"
+    port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    (cd "$sinkdir" && exec smtp-sink -u nobody "127.0.0.1:$port" 256) &
+    sink=$!
+    trap 'kill "$sink" 2>/dev/null || true; rm -rf "$sinkdir"' EXIT
+    SMTP_SINK_PORT="$port" BENCH_MESSAGES="$messages" BENCH_SIZE="$size" BENCH_POOL="$pool" \
+        cargo test -p gateway $release --lib bench_connection_per_message_vs_pool -- --ignored --nocapture
+    exit
+fi
 
 profile=release
 args=()
