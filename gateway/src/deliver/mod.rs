@@ -85,6 +85,7 @@ enum Failure {
 /// (see [`Backoff`](crate::workers::Backoff)) instead of trying again at once.
 pub async fn run_delivery(store: Arc<Store>, config: DeliveryConfig, wakers: Wakers) {
     let mut backoff = crate::workers::Backoff::new("delivery");
+    let config = Arc::new(config);
     loop {
         match deliver_due(&store, &config, &wakers).await {
             Ok(true) => backoff.succeed(),
@@ -99,19 +100,33 @@ pub async fn run_delivery(store: Arc<Store>, config: DeliveryConfig, wakers: Wak
 }
 
 /// One pass over the deliveries due; `true` if there were any. An error means
-/// the store is out of reach (after trying every item due). As many go at once
+/// the store is out of reach (after trying every item due). As many go at once,
+/// each its own task (so reading and decrypting bodies spreads over the cores),
 /// as the pool has connections for one destination.
-async fn deliver_due(store: &Store, config: &DeliveryConfig, wakers: &Wakers) -> Result<bool, store::Error> {
+async fn deliver_due(store: &Arc<Store>, config: &Arc<DeliveryConfig>, wakers: &Wakers) -> Result<bool, store::Error> {
     let width = config.pool.settings().max_connections_per_destination;
     let batch = i64::try_from(width.saturating_mul(2)).unwrap_or(i64::MAX).max(20);
     let due = store.queue().due_outbound(batch).await?;
     let busy = !due.is_empty();
-    let results: Vec<_> = futures::stream::iter(due)
-        .map(|item| async move { deliver_one(store, config, wakers, &item).await })
-        .buffer_unordered(width)
-        .collect()
-        .await;
-    results.into_iter().filter_map(Result::err).last().map_or(Ok(busy), Err)
+    let mut failed = None;
+    let mut running = tokio::task::JoinSet::new();
+    let mut collect = |joined: Option<Result<Result<(), store::Error>, tokio::task::JoinError>>| match joined {
+        Some(Ok(Err(error))) => failed = Some(error),
+        // A panic in one delivery is the supervisor's to see: pass it on.
+        Some(Err(error)) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        _ => {}
+    };
+    for item in due {
+        if running.len() >= width {
+            collect(running.join_next().await);
+        }
+        let (store, config, wakers) = (Arc::clone(store), Arc::clone(config), wakers.clone());
+        running.spawn(async move { deliver_one(&store, &config, &wakers, &item).await });
+    }
+    while let Some(joined) = running.join_next().await {
+        collect(Some(joined));
+    }
+    failed.map_or(Ok(busy), Err)
 }
 
 /// Delivers one queued item and records the outcome. Safe to call from several

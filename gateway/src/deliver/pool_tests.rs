@@ -234,7 +234,10 @@ async fn fifty_messages_share_three_connections_and_each_arrives_once() {
         tokio::spawn(async move { send(&pool, &server, &format!("r{n}@rcpt.test"), &message(n)).await })
     });
     let results = futures::future::join_all(sends).await;
-    assert!(results.iter().all(|r| matches!(r, Ok(Ok(())))), "every message is taken");
+    assert!(
+        results.iter().all(|r| matches!(r, Ok(Ok(())))),
+        "every message is taken"
+    );
     let sessions = server.sessions();
     assert!(sessions.len() <= 3, "{} connections for a pool of 3", sessions.len());
     assert_eq!(pool.connections_opened(&server.peer()), sessions.len() as u64);
@@ -465,7 +468,10 @@ async fn an_unreadable_body_is_never_sent_cut_short() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a benchmark: bench/deliver/run.sh --client"]
 async fn bench_connection_per_message_vs_pool() {
-    let port: u16 = std::env::var("SMTP_SINK_PORT").expect("SMTP_SINK_PORT").parse().unwrap();
+    let port: u16 = std::env::var("SMTP_SINK_PORT")
+        .expect("SMTP_SINK_PORT")
+        .parse()
+        .unwrap();
     let count: usize = std::env::var("BENCH_MESSAGES").map_or(2000, |n| n.parse().unwrap());
     let size: usize = std::env::var("BENCH_SIZE").map_or(10240, |n| n.parse().unwrap());
     let width: usize = std::env::var("BENCH_POOL").map_or(10, |n| n.parse().unwrap());
@@ -482,7 +488,9 @@ async fn bench_connection_per_message_vs_pool() {
     let started = std::time::Instant::now();
     for n in 0..count {
         let mut connection = super::smtp_client::Connection::open(&peer, "bench.test").await.unwrap();
-        let sent = connection.send("from@bench.test", &format!("{n}@rcpt.test"), body(text.to_string())).await;
+        let sent = connection
+            .send("from@bench.test", &format!("{n}@rcpt.test"), body(text.to_string()))
+            .await;
         assert!(sent.is_ok(), "message {n}");
         connection.quit().await;
     }
@@ -520,7 +528,10 @@ async fn bench_connection_per_message_vs_pool() {
             .await
         })
     });
-    let results = futures::stream::iter(sends).buffer_unordered(width * 2).collect::<Vec<_>>().await;
+    let results = futures::stream::iter(sends)
+        .buffer_unordered(width * 2)
+        .collect::<Vec<_>>()
+        .await;
     let after = started.elapsed();
     let cpu_end = cpu_seconds();
     let ms = |cpu: f64| cpu * 1000.0 / count as f64;
@@ -550,7 +561,13 @@ async fn bench_connection_per_message_vs_pool() {
 /// This process's user + system CPU seconds so far (Linux: `/proc/self/stat`).
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
-    let ticks: f64 = fields.get(11..13).map_or(0.0, |f| f.iter().filter_map(|t| t.parse::<f64>().ok()).sum());
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields
+        .get(11..13)
+        .map_or(0.0, |f| f.iter().filter_map(|t| t.parse::<f64>().ok()).sum());
     ticks / 100.0 // USER_HZ
 }
