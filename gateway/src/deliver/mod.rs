@@ -287,4 +287,8 @@ mod tests {
 }
 
 #[cfg(test)]
+mod pool_bench;
+#[cfg(test)]
 mod pool_tests;
+#[cfg(test)]
+mod test_server;

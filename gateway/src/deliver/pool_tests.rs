@@ -1,223 +1,20 @@
-//! The connection pool against a small SMTP server that records every session
-//! (commands, messages taken, whether commands came before their replies were
-//! due) and can misbehave on cue: drop a connection in the middle of the data or
-//! after it, close kept connections, refuse recipients, leave PIPELINING out.
+//! The connection pool against the recording SMTP server of `test_server`:
+//! 50 messages over 3 connections, RSET, PIPELINING on and off, cuts before and
+//! after the end of data, kept connections the server closed, refusals, the
+//! idle timeout, an unreadable body, a hostile server's endless reply.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use futures::StreamExt;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
 
 use super::pool::{Pool, PoolSettings};
-use super::{Body, Failure, Smarthost, SmarthostTls};
-
-#[derive(Debug, Default, Clone)]
-struct Session {
-    commands: Vec<String>,
-    /// Bodies taken (end of data seen), dot-unstuffed.
-    messages: Vec<String>,
-    /// For each MAIL and RCPT: whether the next command was already there
-    /// before this one's reply went out (only when `probe` is on).
-    early: Vec<bool>,
-    quit: bool,
-    closed: bool,
-}
-
-#[derive(Default)]
-struct Behaviour {
-    pipelining: bool,
-    /// Wait a moment before each MAIL/RCPT reply to see if more arrives.
-    probe: bool,
-    /// Recipient → the reply to its RCPT.
-    refuse: HashMap<String, &'static str>,
-    /// Once: a DATA for `cut@rcpt.test` gets its connection cut instead of 354.
-    drop_at_data: AtomicBool,
-    /// Once: a body containing `DROP-IN-DATA` gets its connection cut mid-data.
-    drop_in_data: AtomicBool,
-    /// Once: a body containing `DROP-AFTER-DOT` is taken, then the connection
-    /// is cut before the reply.
-    drop_after_dot: AtomicBool,
-    /// After each message, say 421 and close (as a server that times out idle
-    /// clients would, later).
-    close_after_each: bool,
-}
-
-struct Server {
-    port: u16,
-    sessions: Arc<Mutex<Vec<Arc<Mutex<Session>>>>>,
-}
-
-impl Server {
-    async fn start(behaviour: Behaviour) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let sessions: Arc<Mutex<Vec<Arc<Mutex<Session>>>>> = Arc::default();
-        let behaviour = Arc::new(behaviour);
-        let all = Arc::clone(&sessions);
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let session = Arc::new(Mutex::new(Session::default()));
-                all.lock().unwrap().push(Arc::clone(&session));
-                let behaviour = Arc::clone(&behaviour);
-                tokio::spawn(async move {
-                    let _ = serve(stream, &behaviour, &session).await;
-                    session.lock().unwrap().closed = true;
-                });
-            }
-        });
-        Self { port, sessions }
-    }
-
-    fn peer(&self) -> Smarthost {
-        Smarthost {
-            host: "127.0.0.1".into(),
-            port: self.port,
-            tls: SmarthostTls::None,
-            username: None,
-            password: None,
-            accept_invalid_certs: false,
-        }
-    }
-
-    fn sessions(&self) -> Vec<Session> {
-        let sessions = self.sessions.lock().unwrap();
-        sessions.iter().map(|s| s.lock().unwrap().clone()).collect()
-    }
-
-    fn messages(&self) -> Vec<String> {
-        let mut all: Vec<String> = self.sessions().into_iter().flat_map(|s| s.messages).collect();
-        all.sort();
-        all
-    }
-}
-
-async fn serve(stream: TcpStream, behaviour: &Behaviour, session: &Mutex<Session>) -> std::io::Result<()> {
-    let (read, mut write) = stream.into_split();
-    let mut reader = BufReader::new(read);
-    write.write_all(b"220 sink.test ESMTP\r\n").await?;
-    let mut recipients = 0;
-    let mut cut_here = false;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).await? == 0 {
-            return Ok(());
-        }
-        let command = line.trim_end().to_owned();
-        session.lock().unwrap().commands.push(command.clone());
-        let verb = command
-            .split([' ', ':'])
-            .next()
-            .unwrap_or_default()
-            .to_ascii_uppercase();
-        if behaviour.probe && (verb == "MAIL" || verb == "RCPT") {
-            // Already buffered, or arriving while the reply is held back.
-            let early = !reader.buffer().is_empty()
-                || tokio::time::timeout(Duration::from_millis(100), reader.fill_buf())
-                    .await
-                    .is_ok();
-            session.lock().unwrap().early.push(early);
-        }
-        let reply: &str = match verb.as_str() {
-            "EHLO" if behaviour.pipelining => "250-sink.test\r\n250-PIPELINING\r\n250 8BITMIME",
-            "EHLO" => "250-sink.test\r\n250 8BITMIME",
-            "MAIL" | "RSET" => {
-                recipients = 0;
-                cut_here = false;
-                "250 2.1.0 ok"
-            }
-            "RCPT" => {
-                let to = command
-                    .split_once('<')
-                    .map(|(_, r)| r.trim_end_matches('>'))
-                    .unwrap_or_default();
-                if let Some(reply) = behaviour.refuse.get(to) {
-                    reply
-                } else {
-                    cut_here |= to == "cut@rcpt.test";
-                    recipients += 1;
-                    "250 2.1.5 ok"
-                }
-            }
-            "DATA" if recipients == 0 => "554 5.5.1 no valid recipients",
-            "DATA" if cut_here && behaviour.drop_at_data.swap(false, Ordering::SeqCst) => return Ok(()),
-            "DATA" => {
-                write.write_all(b"354 go ahead\r\n").await?;
-                let mut body = String::new();
-                loop {
-                    let mut data = String::new();
-                    if reader.read_line(&mut data).await? == 0 {
-                        return Ok(()); // cut: nothing taken
-                    }
-                    if data == ".\r\n" {
-                        break;
-                    }
-                    body.push_str(data.strip_prefix('.').unwrap_or(&data));
-                    if body.contains("DROP-IN-DATA") && behaviour.drop_in_data.swap(false, Ordering::SeqCst) {
-                        return Ok(());
-                    }
-                }
-                let cut = body.contains("DROP-AFTER-DOT") && behaviour.drop_after_dot.swap(false, Ordering::SeqCst);
-                session.lock().unwrap().messages.push(body);
-                recipients = 0;
-                if cut {
-                    return Ok(());
-                }
-                if behaviour.close_after_each {
-                    write
-                        .write_all(b"250 2.0.0 queued\r\n421 4.4.2 sink.test idle timeout\r\n")
-                        .await?;
-                    return Ok(());
-                }
-                "250 2.0.0 queued"
-            }
-            "QUIT" => {
-                session.lock().unwrap().quit = true;
-                write.write_all(b"221 2.0.0 bye\r\n").await?;
-                return Ok(());
-            }
-            _ => "502 5.5.2 unknown command",
-        };
-        write.write_all(format!("{reply}\r\n").as_bytes()).await?;
-    }
-}
-
-fn body(text: String) -> Body {
-    futures::stream::iter([Ok(text.into_bytes())]).boxed()
-}
-
-async fn send(pool: &Pool, server: &Server, to: &str, text: &str) -> Result<(), Failure> {
-    let text = text.to_owned();
-    pool.send(&server.peer(), "gateway.test", "from@sender.test", to, || {
-        let text = text.clone();
-        async move { Ok(body(text)) }
-    })
-    .await
-}
-
-fn pool(max: usize) -> Arc<Pool> {
-    Pool::new(PoolSettings {
-        max_connections_per_destination: max,
-        idle_timeout: Duration::from_mins(1),
-    })
-}
-
-fn message(n: usize) -> String {
-    format!("Subject: n\r\n\r\nmessage {n:03}\r\n.leading dot\r\n")
-}
-
-async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    for _ in 0..1000 {
-        if done() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("gave up waiting: {what}");
-}
+use super::test_server::{Behaviour, Server, body, message, pool, send, wait_until};
+use super::{Failure, Smarthost, SmarthostTls};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_messages_share_three_connections_and_each_arrives_once() {
@@ -461,113 +258,35 @@ async fn an_unreadable_body_is_never_sent_cut_short() {
     assert_eq!(server.messages(), [message(1)], "the half message was discarded");
 }
 
-/// Not a test: `bench/deliver/run.sh --client` runs it. The SMTP client alone
-/// against Postfix's `smtp-sink` (`SMTP_SINK_PORT`: a sink already running),
-/// one connection per message one at a time (as delivery worked before the pool)
-/// vs the pool; prints messages/s and connections opened.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a benchmark: bench/deliver/run.sh --client"]
-async fn bench_connection_per_message_vs_pool() {
-    let port: u16 = std::env::var("SMTP_SINK_PORT")
-        .expect("SMTP_SINK_PORT")
-        .parse()
-        .unwrap();
-    let count: usize = std::env::var("BENCH_MESSAGES").map_or(2000, |n| n.parse().unwrap());
-    let size: usize = std::env::var("BENCH_SIZE").map_or(10240, |n| n.parse().unwrap());
-    let width: usize = std::env::var("BENCH_POOL").map_or(10, |n| n.parse().unwrap());
-    let peer = Smarthost {
-        host: "127.0.0.1".into(),
-        port,
-        tls: SmarthostTls::None,
-        username: None,
-        password: None,
-        accept_invalid_certs: false,
-    };
-    let text = Arc::new(format!("Subject: bench\r\n\r\n{}\r\n", "x".repeat(size)));
-    let cpu_before = cpu_seconds();
-    let started = std::time::Instant::now();
-    for n in 0..count {
-        let mut connection = super::smtp_client::Connection::open(&peer, "bench.test").await.unwrap();
-        let sent = connection
-            .send("from@bench.test", &format!("{n}@rcpt.test"), body(text.to_string()))
-            .await;
-        assert!(sent.is_ok(), "message {n}");
-        connection.quit().await;
-    }
-    let before = started.elapsed();
-    let cpu_single = cpu_seconds();
-    let single = Pool::new(PoolSettings {
-        max_connections_per_destination: 1,
-        idle_timeout: Duration::from_secs(30),
-    });
-    let started = std::time::Instant::now();
-    for n in 0..count {
-        let text = text.to_string();
-        let to = format!("{n}@rcpt.test");
-        let sent = single.send(&peer, "bench.test", "from@bench.test", &to, || {
-            let text = text.clone();
-            async move { Ok(body(text)) }
-        });
-        assert!(sent.await.is_ok(), "message {n}");
-    }
-    let reused = started.elapsed();
-    let cpu_pool = cpu_seconds();
-    let pool = Pool::new(PoolSettings {
-        max_connections_per_destination: width,
-        idle_timeout: Duration::from_secs(30),
-    });
-    let started = std::time::Instant::now();
-    let sends = (0..count).map(|n| {
-        let (pool, peer, text) = (Arc::clone(&pool), peer.clone(), Arc::clone(&text));
+async fn a_server_that_never_ends_its_reply_is_a_temporary_failure_not_a_memory_sink() {
+    // One endless line, then endless continuation lines: neither is held whole.
+    for endless in [b"x".repeat(1 << 20), b"250-more\r\n".repeat(1 << 17)] {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
         tokio::spawn(async move {
-            let to = format!("{n}@rcpt.test");
-            pool.send(&peer, "bench.test", "from@bench.test", &to, || {
-                let text = text.to_string();
-                async move { Ok(body(text)) }
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let _ = stream.write_all(b"220-").await;
+            let _ = stream.write_all(&endless).await;
+        });
+        let peer = Smarthost {
+            host: "127.0.0.1".into(),
+            port,
+            tls: SmarthostTls::None,
+            username: None,
+            password: None,
+            accept_invalid_certs: false,
+        };
+        let failure = pool(1)
+            .send(&peer, "gateway.test", "from@sender.test", "pat@rcpt.test", || async {
+                Ok(body(message(0)))
             })
             .await
-        })
-    });
-    let results = futures::stream::iter(sends)
-        .buffer_unordered(width * 2)
-        .collect::<Vec<_>>()
-        .await;
-    let after = started.elapsed();
-    let cpu_end = cpu_seconds();
-    let ms = |cpu: f64| cpu * 1000.0 / count as f64;
-    assert!(results.iter().all(|r| matches!(r, Ok(Ok(())))));
-    let rate = |d: Duration| count as f64 / d.as_secs_f64();
-    println!("client alone: {count} messages x {size} B into smtp-sink");
-    println!(
-        "  one connection per message, one at a time: {:>7.0} msgs/s, {:.3} CPU ms/msg, {count} connections",
-        rate(before),
-        ms(cpu_single - cpu_before)
-    );
-    println!(
-        "  pool of 1, one at a time:                   {:>7.0} msgs/s, {:.3} CPU ms/msg, {} connection",
-        rate(reused),
-        ms(cpu_pool - cpu_single),
-        single.connections_opened(&peer)
-    );
-    println!(
-        "  pool of {width}, {} at once:                  {:>7.0} msgs/s, {:.3} CPU ms/msg, {} connections",
-        width * 2,
-        rate(after),
-        ms(cpu_end - cpu_pool),
-        pool.connections_opened(&peer)
-    );
+            .unwrap_err();
+        assert!(
+            matches!(&failure, Failure::Temporary(e) if e.contains("longer than allowed")),
+            "{failure:?}"
+        );
+    }
 }
 
-/// This process's user + system CPU seconds so far (Linux: `/proc/self/stat`).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or("", |(_, rest)| rest)
-        .split_whitespace()
-        .collect();
-    let ticks: f64 = fields
-        .get(11..13)
-        .map_or(0.0, |f| f.iter().filter_map(|t| t.parse::<f64>().ok()).sum());
-    ticks / 100.0 // USER_HZ
-}

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use futures::StreamExt;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufStream};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufStream};
 use tokio::net::TcpStream;
 
 use super::tls::tls_connect;
@@ -21,6 +21,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// RFC 5321 §4.5.3.2 suggests 5 minutes for most replies, 10 after the data.
 const REPLY_TIMEOUT: Duration = Duration::from_mins(5);
 const DATA_END_TIMEOUT: Duration = Duration::from_mins(10);
+/// RFC 5321 §4.5.3.1.5 allows 512 octets a reply line; some servers send more.
+const MAX_REPLY_LINE: u64 = 4096;
+/// All the lines of one reply together (a long EHLO list fits many times).
+const MAX_REPLY: usize = 64 * 1024;
 /// A polite QUIT on a connection being closed gets this long.
 pub(super) const QUIT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -124,19 +128,24 @@ impl Connection {
         self.pipelining
     }
 
-    /// Reads one reply (all its lines). Silence or a closed connection is a
-    /// temporary failure.
+    /// Reads one reply (all its lines). Silence, a closed connection or a
+    /// reply past the limits (a line over [`MAX_REPLY_LINE`], a reply over
+    /// [`MAX_REPLY`]: a server cannot make us hold more) is a temporary failure.
     async fn reply(&mut self, wait: Duration) -> Result<Reply, Failure> {
         let mut text = String::new();
         let mut code;
         loop {
             let mut line = String::new();
-            let read = tokio::time::timeout(wait, self.io.read_line(&mut line))
+            let mut limited = (&mut self.io).take(MAX_REPLY_LINE);
+            let read = tokio::time::timeout(wait, limited.read_line(&mut line))
                 .await
                 .map_err(|_| Failure::Temporary("smarthost timed out".into()))?
                 .map_err(io_failure("read"))?;
             if read == 0 || line.len() < 4 {
                 return Err(Failure::Temporary("smarthost closed the connection".into()));
+            }
+            if !line.ends_with('\n') || text.len() + line.len() > MAX_REPLY {
+                return Err(Failure::Temporary("smarthost sent a reply longer than allowed".into()));
             }
             code = line.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0);
             if !text.is_empty() {
