@@ -289,4 +289,3 @@ async fn a_server_that_never_ends_its_reply_is_a_temporary_failure_not_a_memory_
         );
     }
 }
-

@@ -219,4 +219,3 @@ pub(super) async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
     panic!("gave up waiting: {what}");
 }
-
