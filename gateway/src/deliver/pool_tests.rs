@@ -13,7 +13,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 use super::pool::{Pool, PoolSettings};
-use super::test_server::{Behaviour, Server, body, message, pool, send, wait_until};
+use super::test_server::{Behaviour, Server, acceptor, body, message, pool, send, wait_until};
 use super::{Failure, Smarthost, SmarthostTls};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -288,4 +288,72 @@ async fn a_server_that_never_ends_its_reply_is_a_temporary_failure_not_a_memory_
             "{failure:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_and_auth_happen_once_per_connection() {
+    use base64::Engine as _;
+    let token = base64::engine::general_purpose::STANDARD.encode("\0gateway@relay.test\0Relay-Pass-99");
+    let server = Server::start(Behaviour {
+        pipelining: true,
+        tls: Some(acceptor()),
+        auth: Some(token.clone()),
+        ..Behaviour::default()
+    })
+    .await;
+    let peer = Smarthost {
+        tls: SmarthostTls::StartTls,
+        username: Some("gateway@relay.test".into()),
+        password: Some("Relay-Pass-99".into()),
+        accept_invalid_certs: true,
+        ..server.peer()
+    };
+    let pool = pool(1);
+    for n in 0..3 {
+        let sent = pool.send(
+            &peer,
+            "gateway.test",
+            "from@sender.test",
+            "pat@rcpt.test",
+            || async move { Ok(body(message(n))) },
+        );
+        sent.await.unwrap();
+    }
+    let sessions = server.sessions();
+    assert_eq!(sessions.len(), 1);
+    assert!(sessions[0].secured);
+    let verbs: Vec<&str> = sessions[0]
+        .commands
+        .iter()
+        .map(|c| c.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(
+        verbs,
+        [
+            "EHLO", "STARTTLS", "EHLO", "AUTH", "MAIL", "RCPT", "DATA", "RSET", "MAIL", "RCPT", "DATA", "RSET", "MAIL",
+            "RCPT", "DATA"
+        ]
+    );
+    assert_eq!(server.messages(), [message(0), message(1), message(2)]);
+
+    // STARTTLS is required: a server without it gets nothing.
+    let plain = Server::start(Behaviour::default()).await;
+    let failure = pool
+        .send(
+            &Smarthost {
+                port: plain.port,
+                ..peer.clone()
+            },
+            "gateway.test",
+            "f@s.test",
+            "p@r.test",
+            || async { Ok(body(message(9))) },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&failure, Failure::Temporary(e) if e.contains("does not offer STARTTLS")),
+        "{failure:?}"
+    );
+    assert!(plain.messages().is_empty());
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::pool::{Pool, PoolSettings};
@@ -25,6 +25,8 @@ pub(super) struct Session {
     /// before this one's reply went out (only when `probe` is on).
     pub(super) early: Vec<bool>,
     pub(super) quit: bool,
+    /// STARTTLS was done.
+    pub(super) secured: bool,
     pub(super) closed: bool,
 }
 
@@ -45,6 +47,10 @@ pub(super) struct Behaviour {
     /// After each message, say 421 and close (as a server that times out idle
     /// clients would, later).
     pub(super) close_after_each: bool,
+    /// Offer STARTTLS with this acceptor.
+    pub(super) tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Take `AUTH PLAIN <this>` (after STARTTLS) and nothing else.
+    pub(super) auth: Option<String>,
 }
 
 pub(super) struct Server {
@@ -96,10 +102,18 @@ impl Server {
     }
 }
 
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+async fn write(stream: &mut BufReader<Box<dyn Io>>, text: &[u8]) -> std::io::Result<()> {
+    stream.write_all(text).await?;
+    stream.flush().await
+}
+
 async fn serve(stream: TcpStream, behaviour: &Behaviour, session: &Mutex<Session>) -> std::io::Result<()> {
-    let (read, mut write) = stream.into_split();
-    let mut reader = BufReader::new(read);
-    write.write_all(b"220 sink.test ESMTP\r\n").await?;
+    let mut reader: BufReader<Box<dyn Io>> = BufReader::new(Box::new(stream));
+    write(&mut reader, b"220 sink.test ESMTP\r\n").await?;
+    let mut secured = false;
     let mut recipients = 0;
     let mut cut_here = false;
     loop {
@@ -122,9 +136,45 @@ async fn serve(stream: TcpStream, behaviour: &Behaviour, session: &Mutex<Session
                     .is_ok();
             session.lock().unwrap().early.push(early);
         }
+        let ehlo;
         let reply: &str = match verb.as_str() {
-            "EHLO" if behaviour.pipelining => "250-sink.test\r\n250-PIPELINING\r\n250 8BITMIME",
-            "EHLO" => "250-sink.test\r\n250 8BITMIME",
+            "EHLO" => {
+                let mut lines = vec!["250-sink.test"];
+                if behaviour.pipelining {
+                    lines.push("250-PIPELINING");
+                }
+                if behaviour.tls.is_some() && !secured {
+                    lines.push("250-STARTTLS");
+                }
+                if behaviour.auth.is_some() && secured {
+                    lines.push("250-AUTH PLAIN");
+                }
+                lines.push("250 8BITMIME");
+                ehlo = lines.join("\r\n");
+                &ehlo
+            }
+            "STARTTLS" if !secured => match &behaviour.tls {
+                Some(acceptor) => {
+                    write(&mut reader, b"220 2.0.0 go ahead\r\n").await?;
+                    assert!(reader.buffer().is_empty(), "nothing may come before the handshake");
+                    let tls = acceptor.accept(reader.into_inner()).await?;
+                    reader = BufReader::new(Box::new(tls));
+                    secured = true;
+                    session.lock().unwrap().secured = true;
+                    continue;
+                }
+                None => "502 5.5.1 no TLS here",
+            },
+            "AUTH"
+                if secured
+                    && behaviour
+                        .auth
+                        .as_deref()
+                        .is_some_and(|token| command == format!("AUTH PLAIN {token}")) =>
+            {
+                "235 2.7.0 ok"
+            }
+            "AUTH" => "535 5.7.8 no",
             "MAIL" | "RSET" => {
                 recipients = 0;
                 cut_here = false;
@@ -146,7 +196,7 @@ async fn serve(stream: TcpStream, behaviour: &Behaviour, session: &Mutex<Session
             "DATA" if recipients == 0 => "554 5.5.1 no valid recipients",
             "DATA" if cut_here && behaviour.drop_at_data.swap(false, Ordering::SeqCst) => return Ok(()),
             "DATA" => {
-                write.write_all(b"354 go ahead\r\n").await?;
+                write(&mut reader, b"354 go ahead\r\n").await?;
                 let mut body = String::new();
                 loop {
                     let mut data = String::new();
@@ -168,21 +218,19 @@ async fn serve(stream: TcpStream, behaviour: &Behaviour, session: &Mutex<Session
                     return Ok(());
                 }
                 if behaviour.close_after_each {
-                    write
-                        .write_all(b"250 2.0.0 queued\r\n421 4.4.2 sink.test idle timeout\r\n")
-                        .await?;
+                    write(&mut reader, b"250 2.0.0 queued\r\n421 4.4.2 sink.test idle timeout\r\n").await?;
                     return Ok(());
                 }
                 "250 2.0.0 queued"
             }
             "QUIT" => {
                 session.lock().unwrap().quit = true;
-                write.write_all(b"221 2.0.0 bye\r\n").await?;
+                write(&mut reader, b"221 2.0.0 bye\r\n").await?;
                 return Ok(());
             }
             _ => "502 5.5.2 unknown command",
         };
-        write.write_all(format!("{reply}\r\n").as_bytes()).await?;
+        write(&mut reader, format!("{reply}\r\n").as_bytes()).await?;
     }
 }
 
@@ -218,4 +266,18 @@ pub(super) async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("gave up waiting: {what}");
+}
+
+/// A TLS acceptor with a throwaway self-signed certificate.
+pub(super) fn acceptor() -> tokio_rustls::TlsAcceptor {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+    let key = rustls_pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).expect("key");
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .expect("certificate and key match");
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
 }
