@@ -75,7 +75,8 @@ fn backoff(attempts: i64) -> i64 {
     (60_i64 << attempts.clamp(0, 8)).min(4 * 3600)
 }
 
-#[derive(Debug)]
+/// The remote text may name a recipient: `Debug` only for tests' messages.
+#[cfg_attr(test, derive(Debug))]
 enum Failure {
     Temporary(String),
     Permanent(String),
