@@ -235,6 +235,7 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
         from_address: config.outbound.from_address.clone(),
         hostname: config.smtp.hostname.clone(),
         dkim: dkim.clone(),
+        pool: gateway::deliver::Pool::new(config.outbound.pool_settings()),
     };
     let router = portal::router(
         Arc::clone(&store),

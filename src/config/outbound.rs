@@ -97,10 +97,17 @@ pub struct Outbound {
     pub from_address: String,
     /// Subject of notifications; `{sender}` becomes the sender's name. Never the original subject.
     pub notification_subject: String,
+    /// Most SMTP connections open at once to one destination (the smarthost);
+    /// each carries one message after another.
+    pub max_connections_per_destination: usize,
+    /// Seconds an outbound connection may sit idle before it is closed.
+    pub idle_timeout: u64,
 }
 
+/// The connection pool's defaults are the gateway's own ([`gateway::deliver::PoolSettings`]).
 impl Default for Outbound {
     fn default() -> Self {
+        let pool = gateway::deliver::PoolSettings::default();
         Self {
             mode: OutboundMode::default(),
             smarthost: "smtp.example.com:587".into(),
@@ -110,6 +117,8 @@ impl Default for Outbound {
             smarthost_accept_invalid_certs: false,
             from_address: "secure@localhost".into(),
             notification_subject: "Secure message from {sender}".into(),
+            max_connections_per_destination: pool.max_connections_per_destination,
+            idle_timeout: pool.idle_timeout.as_secs(),
         }
     }
 }
@@ -138,6 +147,25 @@ impl Outbound {
         }
         if self.notification_subject.trim().is_empty() {
             problems.push("outbound.notification_subject must not be empty".into());
+        }
+        for (key, value) in [
+            (
+                "outbound.max_connections_per_destination",
+                self.max_connections_per_destination as u64,
+            ),
+            ("outbound.idle_timeout", self.idle_timeout),
+        ] {
+            if value == 0 {
+                problems.push(format!("{key} must be at least 1"));
+            }
+        }
+    }
+
+    /// The connection pool these keys describe.
+    pub fn pool_settings(&self) -> gateway::deliver::PoolSettings {
+        gateway::deliver::PoolSettings {
+            max_connections_per_destination: self.max_connections_per_destination,
+            idle_timeout: std::time::Duration::from_secs(self.idle_timeout),
         }
     }
 }
@@ -259,5 +287,31 @@ mod tests {
         assert!(problems[3].contains("dkim.selector"));
         // The smarthost is only checked when it is the route.
         load(&[("SEALPOST_OUTBOUND_SMARTHOST", "relay.example.net")]).unwrap();
+    }
+
+    #[test]
+    fn the_connection_pool_keys_load_and_zero_is_refused() {
+        let config = load(&[
+            ("SEALPOST_OUTBOUND_MAX_CONNECTIONS_PER_DESTINATION", "3"),
+            ("SEALPOST_OUTBOUND_IDLE_TIMEOUT", "7"),
+        ])
+        .unwrap();
+        let pool = config.outbound.pool_settings();
+        assert_eq!(pool.max_connections_per_destination, 3);
+        assert_eq!(pool.idle_timeout, std::time::Duration::from_secs(7));
+        let defaults = load(&[]).unwrap().outbound.pool_settings();
+        assert_eq!(defaults, gateway::deliver::PoolSettings::default());
+        let problems = load(&[
+            ("SEALPOST_OUTBOUND_MAX_CONNECTIONS_PER_DESTINATION", "0"),
+            ("SEALPOST_OUTBOUND_IDLE_TIMEOUT", "0"),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            problems,
+            [
+                "outbound.max_connections_per_destination must be at least 1",
+                "outbound.idle_timeout must be at least 1",
+            ]
+        );
     }
 }

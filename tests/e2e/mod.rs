@@ -7,6 +7,7 @@ mod browser;
 mod certificates;
 mod config_check;
 mod delivery;
+mod delivery_pool;
 mod dkim;
 mod harness;
 mod html_render_limits;

@@ -1,8 +1,9 @@
 //! Outbound delivery: sends each queued mail at least once, by the configured
 //! route — a Maildir outbox (the default: works with no mail server) or a
-//! smarthost over SMTP with STARTTLS and optional AUTH. Temporary failures retry
-//! with exponential backoff; a permanent failure, or five days of trying, ends
-//! in a delivery status notification to the sender that carries no content.
+//! smarthost over SMTP with STARTTLS and optional AUTH, through a [`Pool`] of
+//! connections kept open and reused. Temporary failures retry with exponential
+//! backoff; a permanent failure, or five days of trying, ends in a delivery
+//! status notification to the sender that carries no content.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,10 +18,14 @@ use crate::Wakers;
 use crate::mail::{Bounce, Envelope, MailKind};
 use crate::strip::MarkerStripper;
 
+mod pool;
 mod smtp_client;
+mod tls;
+
+pub use pool::{Pool, PoolSettings};
 
 /// How a smarthost connection is secured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SmarthostTls {
     /// STARTTLS, required (the default).
     StartTls,
@@ -50,7 +55,8 @@ pub enum Route {
     Smarthost(Smarthost),
 }
 
-/// Identity used in bounces.
+/// The route, the identity used in bounces, and the connections. Clones share
+/// the pool, so every worker that delivers with a clone shares its caps.
 #[derive(Debug, Clone)]
 pub struct DeliveryConfig {
     pub route: Route,
@@ -58,6 +64,8 @@ pub struct DeliveryConfig {
     pub hostname: String,
     /// Signs bounces, when a key is configured.
     pub dkim: Option<Arc<crate::dkim::Dkim>>,
+    /// Connections to the smarthost, shared by every delivery in flight.
+    pub pool: Arc<Pool>,
 }
 
 const GIVE_UP_AFTER: i64 = 5 * 86_400;
@@ -67,6 +75,8 @@ fn backoff(attempts: i64) -> i64 {
     (60_i64 << attempts.clamp(0, 8)).min(4 * 3600)
 }
 
+/// The remote text may name a recipient: `Debug` only for tests' messages.
+#[cfg_attr(test, derive(Debug))]
 enum Failure {
     Temporary(String),
     Permanent(String),
@@ -76,6 +86,7 @@ enum Failure {
 /// (see [`Backoff`](crate::workers::Backoff)) instead of trying again at once.
 pub async fn run_delivery(store: Arc<Store>, config: DeliveryConfig, wakers: Wakers) {
     let mut backoff = crate::workers::Backoff::new("delivery");
+    let config = Arc::new(config);
     loop {
         match deliver_due(&store, &config, &wakers).await {
             Ok(true) => backoff.succeed(),
@@ -90,20 +101,38 @@ pub async fn run_delivery(store: Arc<Store>, config: DeliveryConfig, wakers: Wak
 }
 
 /// One pass over the deliveries due; `true` if there were any. An error means
-/// the store is out of reach (after trying every item due).
-async fn deliver_due(store: &Store, config: &DeliveryConfig, wakers: &Wakers) -> Result<bool, store::Error> {
-    let due = store.queue().due_outbound(20).await?;
+/// the store is out of reach (after trying every item due). As many go at once,
+/// each its own task (so reading and decrypting bodies spreads over the cores),
+/// as the pool has connections for one destination.
+async fn deliver_due(store: &Arc<Store>, config: &Arc<DeliveryConfig>, wakers: &Wakers) -> Result<bool, store::Error> {
+    let width = config.pool.settings().max_connections_per_destination;
+    let batch = i64::try_from(width.saturating_mul(2)).unwrap_or(i64::MAX).max(20);
+    let due = store.queue().due_outbound(batch).await?;
     let busy = !due.is_empty();
     let mut failed = None;
+    let mut running = tokio::task::JoinSet::new();
+    let mut collect = |joined: Option<Result<Result<(), store::Error>, tokio::task::JoinError>>| match joined {
+        Some(Ok(Err(error))) => failed = Some(error),
+        // A panic in one delivery is the supervisor's to see: pass it on.
+        Some(Err(error)) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        _ => {}
+    };
     for item in due {
-        if let Err(error) = deliver_one(store, config, wakers, &item).await {
-            failed = Some(error);
+        if running.len() >= width {
+            collect(running.join_next().await);
         }
+        let (store, config, wakers) = (Arc::clone(store), Arc::clone(config), wakers.clone());
+        running.spawn(async move { deliver_one(&store, &config, &wakers, &item).await });
+    }
+    while let Some(joined) = running.join_next().await {
+        collect(Some(joined));
     }
     failed.map_or(Ok(busy), Err)
 }
 
-async fn deliver_one(
+/// Delivers one queued item and records the outcome. Safe to call from several
+/// tasks at once with clones of one `config` (they share its pool).
+pub async fn deliver_one(
     store: &Store,
     config: &DeliveryConfig,
     wakers: &Wakers,
@@ -111,7 +140,7 @@ async fn deliver_one(
 ) -> Result<(), store::Error> {
     let result = match &config.route {
         Route::Outbox(dir) => to_outbox(store, dir, item).await,
-        Route::Smarthost(host) => to_smarthost(store, host, &config.hostname, item).await,
+        Route::Smarthost(host) => to_smarthost(store, &config.pool, host, &config.hostname, item).await,
     };
     let outcome = match result {
         Ok(()) => DeliveryOutcome::Delivered,
@@ -197,7 +226,13 @@ async fn to_outbox(store: &Store, dir: &std::path::Path, item: &OutboundItem) ->
     Ok(())
 }
 
-async fn to_smarthost(store: &Store, host: &Smarthost, hostname: &str, item: &OutboundItem) -> Result<(), Failure> {
+async fn to_smarthost(
+    store: &Store,
+    pool: &Pool,
+    host: &Smarthost,
+    hostname: &str,
+    item: &OutboundItem,
+) -> Result<(), Failure> {
     for address in [&item.mail_from, &item.rcpt_to] {
         if address
             .chars()
@@ -206,8 +241,10 @@ async fn to_smarthost(store: &Store, host: &Smarthost, hostname: &str, item: &Ou
             return Err(Failure::Permanent(format!("unusable address {address:?}")));
         }
     }
-    let body = body_stream(store, item).await?;
-    smtp_client::send(host, hostname, &item.mail_from, &item.rcpt_to, body).await
+    pool.send(host, hostname, &item.mail_from, &item.rcpt_to, || {
+        body_stream(store, item)
+    })
+    .await
 }
 
 /// Tells the sender their mail could not be delivered (RFC 3464 in spirit; plain
@@ -249,3 +286,10 @@ mod tests {
         assert_eq!(backoff(20), 4 * 3600);
     }
 }
+
+#[cfg(test)]
+mod pool_bench;
+#[cfg(test)]
+mod pool_tests;
+#[cfg(test)]
+mod test_server;
