@@ -240,6 +240,7 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
         Arc::clone(&store),
         portal::PortalConfig {
             public_url: config.public_url.clone(),
+            spooled: Arc::clone(&wakers.sealer),
         },
     );
 

@@ -4,6 +4,9 @@
 pub mod account;
 pub mod app_passwords;
 pub mod attachment;
+pub mod compose;
+mod compose_form;
+mod compose_phi;
 pub mod lists;
 pub mod manage_users;
 pub mod message;
