@@ -5,6 +5,7 @@ mod auth_hardening;
 mod auth_mail_clients;
 mod browser;
 mod certificates;
+mod compose;
 mod config_check;
 mod delivery;
 mod dkim;
