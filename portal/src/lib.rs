@@ -106,6 +106,8 @@ pub(crate) fn all_routes() -> routes::Routes {
         .merge(pages::sso::routes())
         .merge(addin::routes())
         .merge(api::routes())
+        .merge(pages::uploads::routes())
+        .merge(pages::upload_form::routes())
 }
 
 /// Headers every response carries (RFC 6797 for HSTS; CSP Level 3).

@@ -104,6 +104,8 @@ pub struct Policy {
     pub client_failure_window: i64,
     pub passwords: accounts::passwords::PasswordRules,
     pub two_step: accounts::two_step::TwoStepPolicy,
+    /// Attachment types, size per message, and when staged uploads are swept.
+    pub uploads: uploads::UploadRules,
 }
 
 impl Default for Policy {
@@ -121,6 +123,7 @@ impl Default for Policy {
             client_failure_window: 15 * 60,
             passwords: accounts::passwords::PasswordRules::default(),
             two_step: accounts::two_step::TwoStepPolicy::default(),
+            uploads: uploads::UploadRules::default(),
         }
     }
 }

@@ -16,6 +16,8 @@ pub mod roles;
 pub mod signing_in;
 pub mod sso;
 pub mod two_step;
+pub mod upload_form;
+pub mod uploads;
 
 use askama::Template;
 use axum::http::{StatusCode, header};
