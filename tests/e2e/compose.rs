@@ -306,3 +306,61 @@ async fn a_note_that_looks_like_phi_is_sent_only_once_confirmed() {
     let mail = instance.wait_for_mail(PAT, 2).await;
     assert!(String::from_utf8_lossy(&mail).contains("About your diabetes"), "sent as confirmed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_posted_with_the_form_goes_to_two_recipients_sealed_and_a_refused_type_is_named() {
+    let instance = Instance::start().await;
+    instance.practice_with_doctor().await;
+    ada_sends(&instance, PAT, &canary(), b"x", Some("patient")).await;
+    instance.wait_for_mail(PAT, 1).await;
+    set_password(&instance, ADA, ADA_PASSWORD).await;
+    let ada = signed_in(&instance, ADA, ADA_PASSWORD).await;
+    let canary = canary();
+    let file: Vec<u8> = (0..150_000u32).map(|i| (i * 31 % 251) as u8).chain(canary.bytes()).collect();
+    let form_page = ada.get(instance.url("/compose")).send().await.unwrap().text().await.unwrap();
+    let csrf = csrf_in(&form_page);
+    let multipart = |name: &str, bytes: Vec<u8>| {
+        Form::new()
+            .text("csrf", csrf.clone())
+            .text("to", format!("{PAT}, kim@example.net"))
+            .text("role:kim@example.net", "patient")
+            .text("subject", format!("Your plan {canary}"))
+            .text("body", "The plan is attached.")
+            .part("file", reqwest::multipart::Part::bytes(bytes).file_name(name.to_owned()))
+    };
+    // A type outside the accepted list: the form comes back naming it.
+    let refused = ada
+        .post(instance.url("/compose"))
+        .multipart(multipart("tool.exe", b"MZ".to_vec()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 422);
+    let page = refused.text().await.unwrap();
+    assert!(page.contains(".exe") && page.contains("The plan is attached."), "{page}");
+
+    let sent = ada
+        .post(instance.url("/compose"))
+        .multipart(multipart(&format!("plan-{canary}.pdf"), file.clone()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 200);
+    let id = landed_on(&sent);
+    for address in [PAT, "kim@example.net"] {
+        let mail = instance.wait_for_mail(address, if address == PAT { 2 } else { 1 }).await;
+        assert!(!String::from_utf8_lossy(&mail).contains(&canary), "the notification is PHI-free");
+        let reader = user(&instance, address).await;
+        let (meta, mut stream) = instance.store().mail().open_attachment(&reader, &id, 0, "test").await.unwrap();
+        assert_eq!(meta.name, format!("plan-{canary}.pdf"));
+        let mut bytes = Vec::new();
+        while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
+            bytes.extend_from_slice(&chunk.unwrap());
+        }
+        assert!(bytes == file, "{address} got a different file");
+    }
+    // Both named in To: each sees the other; the staged upload is gone.
+    let headers = headers_of(&instance, "kim@example.net", &id).await;
+    assert!(headers.contains("pat@example.org") && headers.contains("kim@example.net"), "{headers}");
+    assert_nothing_in_clear(&instance, &canary);
+}

@@ -264,6 +264,9 @@ pub async fn send(
         fill(&mut page);
         html(status, &page)
     };
+    if let Some(message) = &form.file_error {
+        return again(StatusCode::UNPROCESSABLE_ENTITY, &|p| p.error = Some(message.clone())).await;
+    }
     let draft = match form.draft() {
         Ok(draft) => draft,
         Err(Error::BadRequest(message)) => {

@@ -34,6 +34,8 @@ pub struct ComposeForm {
     pub forward_of: Option<MessageId>,
     /// The sender confirmed the note holds no PHI.
     pub confirm_note: bool,
+    /// Why a chosen file was not accepted (its type, its size), for the form.
+    pub file_error: Option<String>,
 }
 
 /// Splits a comma- or semicolon-separated address field.
@@ -93,8 +95,12 @@ impl ComposeForm {
             let name = field.name().unwrap_or_default().to_owned();
             if name == "file" {
                 let file_name = field.file_name().unwrap_or_default().trim().to_owned();
-                if let Some(id) = stage(state, owner, &file_name, &mut field).await? {
-                    form.uploads.push(id);
+                match stage(state, owner, &file_name, &mut field).await {
+                    Ok(Some(id)) => form.uploads.push(id),
+                    Ok(None) => {}
+                    // A refused file: said on the form, with everything else kept.
+                    Err(Error::BadRequest(message)) => form.file_error = Some(message),
+                    Err(other) => return Err(other),
                 }
                 continue;
             }
