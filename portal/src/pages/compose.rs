@@ -218,8 +218,8 @@ pub async fn form(
     let prefill = state.store.mail().prefill(&viewer.user, &id, answer, &client).await?;
     form.to = prefill.to.join(", ");
     form.cc = prefill.cc.join(", ");
-    form.subject = prefill.subject.expose().clone();
-    form.body = prefill.body.expose().clone();
+    form.subject.clone_from(prefill.subject.expose());
+    form.body.clone_from(prefill.body.expose());
     if answer == Answer::Forward {
         form.forward_of = Some(id);
     } else {
@@ -309,7 +309,7 @@ pub async fn send(
     }
     let phi = compose_phi::findings(&draft.note);
     if !phi.is_empty() && !form.confirm_note {
-        return again(StatusCode::UNPROCESSABLE_ENTITY, &|p| p.phi = phi.clone()).await;
+        return again(StatusCode::UNPROCESSABLE_ENTITY, &|p| p.phi.clone_from(&phi)).await;
     }
     let mut files = Vec::with_capacity(form.uploads.len());
     for id in &form.uploads {

@@ -46,11 +46,9 @@ fn groups(run: &str, separator: char) -> Option<Vec<usize>> {
 }
 
 fn is_date(run: &str) -> bool {
-    ['/', '-', '.'].into_iter().any(|sep| match groups(run, sep).as_deref() {
-        Some([1 | 2, 1 | 2, 2 | 4]) => true,
-        Some([4, 1 | 2, 1 | 2]) => true,
-        _ => false,
-    })
+    ['/', '-', '.']
+        .into_iter()
+        .any(|sep| matches!(groups(run, sep).as_deref(), Some([1 | 2, 1 | 2, 2 | 4] | [4, 1 | 2, 1 | 2])))
 }
 
 fn is_ssn(run: &str) -> bool {
@@ -59,8 +57,11 @@ fn is_ssn(run: &str) -> bool {
 
 fn is_phone(run: &str) -> bool {
     let digits = run.bytes().filter(u8::is_ascii_digit).count();
-    (digits == 10 || (digits == 11 && run.trim_start_matches(['+', '(']).starts_with('1')))
-        && (run.contains(['-', '.', ' ', '(']) || digits == 10)
+    // Ten digits, or eleven starting with the country code 1 and grouped.
+    digits == 10
+        || (digits == 11
+            && run.trim_start_matches(['+', '(']).starts_with('1')
+            && run.contains(['-', '.', ' ', '(']))
 }
 
 /// What in `note` looks like PHI, in words for the sender (each kind once).

@@ -46,7 +46,7 @@ fn field(out: &mut Vec<u8>, name: &str, value: &impl Header) {
     value.write_header(out, name.len() + 2);
 }
 
-fn addresses<'a>(list: &'a [String]) -> Address<'a> {
+fn addresses(list: &[String]) -> Address<'_> {
     Address::new_list(list.iter().map(|a| Address::new_address(None::<&str>, a.as_str())).collect())
 }
 
@@ -187,7 +187,7 @@ mod tests {
 
     #[test]
     fn lines_are_76_characters_and_decode_back() {
-        let input: Vec<u8> = (0..1000u32).map(|i| (i * 7) as u8).collect();
+        let input: Vec<u8> = (0..1000u32).map(|i| (i * 7).to_le_bytes()[0]).collect();
         let mut out = Vec::new();
         encode_lines(&input, &mut out);
         let text = String::from_utf8(out).unwrap();

@@ -126,13 +126,15 @@ impl Mail<'_> {
                 meta.to.join(", ")
             );
             if !meta.cc.is_empty() {
-                body.push_str(&format!("Cc: {}\n", meta.cc.join(", ")));
+                body.push_str("Cc: ");
+                body.push_str(&meta.cc.join(", "));
+                body.push('\n');
             }
             body.push('\n');
             body.push_str(&original);
             (prefixed("Fwd:", &meta.subject), body)
         } else {
-            let quoted: String = original.lines().map(|l| format!("> {l}\n")).collect();
+            let quoted: String = original.lines().flat_map(|l| ["> ", l, "\n"]).collect();
             let who = if meta.from.is_empty() { sender.as_str() } else { meta.from.as_str() };
             (prefixed("Re:", &meta.subject), format!("\n\nOn {date}, {who} wrote:\n{quoted}"))
         };
