@@ -169,6 +169,17 @@ async fn a_forward_carries_the_attachments_to_a_new_address_and_nothing_is_in_cl
     let page = ada.get(instance.url(&format!("/compose?forward={original}"))).send().await.unwrap();
     let page = page.text().await.unwrap();
     assert!(page.contains(&format!("report-{canary}.pdf")), "the forward lists the attachment");
+    // The form's script asks which typed addresses are new: only the stranger.
+    let ask = ada
+        .get(instance.url("/compose/new-addresses?to=newdoc@other.example,%20pat@example.org&cc=ada@smiles.example"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let ask: serde_json::Value = serde_json::from_str(&ask).unwrap();
+    assert_eq!(ask, serde_json::json!({ "ask": ["newdoc@other.example"] }));
     let fields = [
         ("forward_of", original.as_str()),
         ("to", "newdoc@other.example"),

@@ -20,7 +20,7 @@ use store::accounts::Relationship;
 use store::ids::MessageId;
 use store::outgoing::{Answer, DraftProblem};
 
-use super::compose_form::ComposeForm;
+use super::compose_form::{ComposeForm, split_addresses};
 use super::{Nav, compose_phi, html};
 use crate::routes::{Group, Routes};
 use crate::sanitize::human_size;
@@ -35,9 +35,14 @@ pub fn routes() -> Routes {
                 .get("/compose", form)
                 // Files stream into staged uploads: no whole-body limit here
                 // (the uploads' own size rules apply as they are staged).
-                .post("/compose", Handler::<_, AppState>::layer(send, DefaultBodyLimit::disable())),
+                .post("/compose", Handler::<_, AppState>::layer(send, DefaultBodyLimit::disable()))
+                .get("/compose/new-addresses", new_addresses),
         )
-        .group(Group::public().get("/static/phi-warning.js", script))
+        .group(
+            Group::public()
+                .get("/static/phi-warning.js", || script(include_str!("../../static/phi-warning.js")))
+                .get("/static/compose.js", || script(include_str!("../../static/compose.js"))),
+        )
 }
 
 /// `?reply=ID`, `?reply_all=ID`, `?forward=ID`, or `?to=ADDRESS` for a new message.
@@ -101,6 +106,8 @@ struct ComposePage {
     phi_words: String,
     staged: Vec<StagedRow>,
     forwarded: Vec<FileRow>,
+    /// The five relationships (value, label), for questions the script adds.
+    role_options: Vec<(&'static str, &'static str)>,
 }
 
 impl ComposePage {
@@ -125,6 +132,7 @@ impl ComposePage {
             phi_words: compose_phi::words().collect::<Vec<_>>().join("|"),
             staged: Vec::new(),
             forwarded: Vec::new(),
+            role_options: Relationship::ALL.iter().map(|r| (r.as_str(), r.label())).collect(),
         }
     }
 
@@ -363,14 +371,52 @@ async fn sealed(state: &AppState, id: &MessageId) -> bool {
     }
 }
 
-/// `GET /static/phi-warning.js`.
-pub async fn script() -> Response {
+/// `GET /static/phi-warning.js` and `/static/compose.js`.
+async fn script(body: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
-        include_str!("../../static/phi-warning.js"),
+        body,
     )
         .into_response()
+}
+
+/// `?to=…&cc=…&bcc=…&reply_to_message=ID`: the addresses the form would ask about.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct AddressesQuery {
+    to: String,
+    cc: String,
+    bcc: String,
+    reply_to_message: String,
+}
+
+/// `GET /compose/new-addresses`: which of the addresses typed so far need their
+/// relationship chosen (JSON `{"ask": [...]}`), so the form's script asks as
+/// they are typed; the server asks again when the form is sent anyway.
+pub async fn new_addresses(
+    State(state): State<AppState>,
+    Query(query): Query<AddressesQuery>,
+    viewer: Viewer,
+) -> Result<Response, Error> {
+    let reply_to = match query.reply_to_message.trim() {
+        "" => None,
+        id => Some(super::message_id(id)?),
+    };
+    let draft = store::outgoing::Draft {
+        to: split_addresses(&query.to),
+        cc: split_addresses(&query.cc),
+        bcc: split_addresses(&query.bcc),
+        reply_to,
+        ..store::outgoing::Draft::default()
+    };
+    let ask = match state.store.mail().check_draft(&viewer.user, &draft).await {
+        Ok(Err(DraftProblem::NeedsRoles(addresses))) => addresses,
+        // Not yet addresses, or nothing to ask: the form says why when sent.
+        Ok(_) | Err(store::Error::Invalid(_)) => Vec::new(),
+        Err(other) => return Err(other.into()),
+    };
+    Ok(axum::Json(serde_json::json!({ "ask": ask })).into_response())
 }
