@@ -40,6 +40,12 @@ pub(crate) struct Headers<'a> {
     pub roles: &'a [(String, &'static str)],
 }
 
+/// Text for one header line: control characters (CR, LF, tabs...) become
+/// spaces, so no value can end its field and start another.
+fn one_line(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
 fn field(out: &mut Vec<u8>, name: &str, value: &impl Header) {
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b": ");
@@ -56,7 +62,8 @@ pub(crate) fn header_block(headers: &Headers<'_>, boundary: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(1024);
     field(&mut out, "Message-ID", &MsgIds::new(headers.message_id));
     field(&mut out, "Date", &Date::new(headers.date));
-    let from_name = (!headers.from_name.is_empty()).then_some(headers.from_name);
+    let from_name = one_line(headers.from_name);
+    let from_name = (!from_name.trim().is_empty()).then_some(from_name.trim());
     field(&mut out, "From", &Address::new_address(from_name, headers.from));
     if !headers.to.is_empty() {
         field(&mut out, "To", &addresses(headers.to));
@@ -64,7 +71,7 @@ pub(crate) fn header_block(headers: &Headers<'_>, boundary: &str) -> Vec<u8> {
     if !headers.cc.is_empty() {
         field(&mut out, "Cc", &addresses(headers.cc));
     }
-    field(&mut out, "Subject", &Text::new(headers.subject));
+    field(&mut out, "Subject", &Text::new(one_line(headers.subject)));
     if let Some(parent) = headers.in_reply_to {
         field(&mut out, "In-Reply-To", &MsgIds::new(parent));
     }
@@ -76,7 +83,7 @@ pub(crate) fn header_block(headers: &Headers<'_>, boundary: &str) -> Vec<u8> {
     // reads them the same way, and no recipient's copy shows them.
     out.extend_from_slice(b"X-Sealpost-Secure: 1\r\n");
     if let Some(note) = headers.note.filter(|n| !n.trim().is_empty()) {
-        field(&mut out, "X-Sealpost-Notice", &Text::new(note));
+        field(&mut out, "X-Sealpost-Notice", &Text::new(one_line(note)));
     }
     if !headers.roles.is_empty() {
         let pairs: Vec<String> = headers.roles.iter().map(|(a, r)| format!("{a} {r}")).collect();
@@ -136,7 +143,7 @@ pub(crate) async fn write_attachment(
     field(
         &mut head,
         "Content-Disposition",
-        &ContentType::new("attachment").attribute("filename", attachment.file_name.as_str()),
+        &ContentType::new("attachment").attribute("filename", one_line(&attachment.file_name)),
     );
     head.extend_from_slice(b"Content-Transfer-Encoding: base64\r\n\r\n");
     spool.write(&head).await?;
@@ -233,6 +240,34 @@ mod tests {
         assert_eq!(facts.notice.as_deref(), Some("Please sign in"));
         assert_eq!(facts.roles.len(), 1);
         assert_eq!(crate::threads::reply_references(&block), vec!["parent@x", "root@x"]);
+    }
+
+    #[test]
+    fn a_line_break_in_a_value_cannot_start_a_field() {
+        let to = vec!["pat@example.org".to_owned()];
+        let block = header_block(
+            &Headers {
+                from_name: "Eve\r\nBcc: spy@evil.example",
+                from: "eve@smiles.example",
+                to: &to,
+                cc: &[],
+                subject: "Hi\r\nBcc: spy@evil.example\r\nX-Sealpost-Role: spy@evil.example patient",
+                date: 0,
+                message_id: "a@b",
+                in_reply_to: None,
+                references: &[],
+                note: Some("note\nX-Evil: 1"),
+                roles: &[],
+            },
+            "b",
+        );
+        let text = String::from_utf8(block.clone()).unwrap();
+        for line in text.lines() {
+            let name = line.split(':').next().unwrap_or_default().to_ascii_lowercase();
+            assert!(!["bcc", "x-evil", "x-sealpost-role"].contains(&name.as_str()), "{text}");
+        }
+        let facts = crate::ingest::headers::inspect(&block, "[secure]");
+        assert!(facts.roles.is_empty() && facts.to == to);
     }
 
     #[test]
