@@ -175,7 +175,9 @@ fn boundary(content_type: &str) -> Option<String> {
         .split(';')
         .find_map(|p| {
             let p = p.trim();
-            p.get(..9).filter(|name| name.eq_ignore_ascii_case("boundary=")).map(|_| &p[9..])
+            p.get(..9)
+                .filter(|name| name.eq_ignore_ascii_case("boundary="))
+                .map(|_| &p[9..])
         })?
         .trim_matches('"');
     (!value.is_empty() && value.len() <= 70).then(|| value.to_owned())

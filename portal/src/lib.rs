@@ -53,14 +53,21 @@ impl PortalConfig {
     /// The host part of `public_url`: the right side of the Message-IDs of
     /// messages written in the portal.
     pub fn message_id_host(&self) -> String {
-        let rest = self.public_url.split_once("://").map_or(self.public_url.as_str(), |(_, r)| r);
+        let rest = self
+            .public_url
+            .split_once("://")
+            .map_or(self.public_url.as_str(), |(_, r)| r);
         let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
         let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
         let host = match host.strip_prefix('[') {
             Some(v6) => v6.split(']').next().unwrap_or_default(),
             None => host.split(':').next().unwrap_or_default(),
         };
-        if host.is_empty() { "localhost".to_owned() } else { host.to_ascii_lowercase() }
+        if host.is_empty() {
+            "localhost".to_owned()
+        } else {
+            host.to_ascii_lowercase()
+        }
     }
 }
 

@@ -38,12 +38,19 @@ m.logout()
         .args(["-c", CLIENT, port, user, password])
         .output()
         .expect("python3 runs");
-    assert!(output.status.success(), "imaplib: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "imaplib: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 fn hex_sha256(bytes: &[u8]) -> String {
-    store::crypto::sha256(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    store::crypto::sha256(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -53,7 +60,14 @@ async fn browser_a_patient_replies_to_all_and_the_doctor_reads_it_threaded_in_th
     instance
         .store()
         .accounts()
-        .add_practice_user(BOB, "Bob Staff", store::accounts::Role::Staff, "smiles.example", false, false)
+        .add_practice_user(
+            BOB,
+            "Bob Staff",
+            store::accounts::Role::Staff,
+            "smiles.example",
+            false,
+            false,
+        )
         .await
         .unwrap();
     set_password(&instance, ADA, ADA_PASSWORD).await;
@@ -61,7 +75,9 @@ async fn browser_a_patient_replies_to_all_and_the_doctor_reads_it_threaded_in_th
     let message = String::from_utf8(secure_message(PAT, &canary(), b"%PDF-1.4", None)).unwrap();
     assert!(message.contains("\r\nTo: "));
     let message = message.replacen("\r\nTo: ", &format!("\r\nCc: {BOB}\r\nTo: "), 1);
-    send_via_relay(&instance, ADA, &[PAT, BOB], message.as_bytes()).await.unwrap();
+    send_via_relay(&instance, ADA, &[PAT, BOB], message.as_bytes())
+        .await
+        .unwrap();
     instance.wait_for_mail(BOB, 1).await;
     let pat = user(&instance, PAT).await;
     // The message with Bob in Cc (Pat's other one came in the same second).
@@ -86,20 +102,42 @@ async fn browser_a_patient_replies_to_all_and_the_doctor_reads_it_threaded_in_th
     let sent = instance.store().mail().sent(&pat, 5).await.unwrap();
     assert_eq!(sent.len(), 2, "the reply and the message to the practice");
     let bobs = instance.store().mail().inbox(&bob, 5).await.unwrap();
-    let reply = sent.iter().find(|m| bobs.iter().any(|b| b.id == m.id)).expect("the reply reached Bob").id.clone();
+    let reply = sent
+        .iter()
+        .find(|m| bobs.iter().any(|b| b.id == m.id))
+        .expect("the reply reached Bob")
+        .id
+        .clone();
     let headers = headers_of(&instance, ADA, &reply).await;
     assert!(headers.contains(&format!("In-Reply-To: {original_id}")), "{headers}");
-    assert!(headers.contains(&format!("Cc: <{BOB}>")), "reply all keeps the Cc: {headers}");
+    assert!(
+        headers.contains(&format!("Cc: <{BOB}>")),
+        "reply all keeps the Cc: {headers}"
+    );
 
     // Ada reads it in the portal...
     let ada = signed_in(&instance, ADA, ADA_PASSWORD).await;
-    let page = ada.get(instance.url(&format!("/m/{reply}"))).send().await.unwrap().text().await.unwrap();
+    let page = ada
+        .get(instance.url(&format!("/m/{reply}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains(&reply_canary), "Ada reads the reply in the portal");
     // ...and over IMAP: the reply in her INBOX, threaded to her message in Sent.
     let ada_user = user(&instance, ADA).await;
-    let app_password = instance.store().auth().create_app_password(&ada_user, "Outlook", "test").await.unwrap();
+    let app_password = instance
+        .store()
+        .auth()
+        .create_app_password(&ada_user, "Outlook", "test")
+        .await
+        .unwrap();
     let port = instance.running.addresses.imap_tls.port().to_string();
-    let fetched = tokio::task::spawn_blocking(move || imap_inbox(&port, ADA, &app_password)).await.unwrap();
+    let fetched = tokio::task::spawn_blocking(move || imap_inbox(&port, ADA, &app_password))
+        .await
+        .unwrap();
     let reply_text = fetched
         .split(IMAP_SEPARATOR)
         .find(|m| {
@@ -109,8 +147,14 @@ async fn browser_a_patient_replies_to_all_and_the_doctor_reads_it_threaded_in_th
                 .unwrap_or(false)
         })
         .unwrap_or_else(|| panic!("the reply is not in Ada's INBOX over IMAP: {fetched}"));
-    assert!(reply_text.contains(&format!("In-Reply-To: {original_id}")), "{reply_text}");
-    assert!(reply_text.contains(&format!("References: {original_id}")), "{reply_text}");
+    assert!(
+        reply_text.contains(&format!("In-Reply-To: {original_id}")),
+        "{reply_text}"
+    );
+    assert!(
+        reply_text.contains(&format!("References: {original_id}")),
+        "{reply_text}"
+    );
     assert_nothing_in_clear(&instance, &reply_canary);
 }
 
@@ -119,13 +163,23 @@ async fn browser_a_forward_with_an_upload_reaches_two_recipients_and_the_new_one
     let instance = Instance::start().await;
     instance.practice_with_doctor().await;
     let canary = canary();
-    let attachment: Vec<u8> = (0..80_000u32).map(|i| (i * 7 % 253) as u8).chain(canary.bytes()).collect();
+    let attachment: Vec<u8> = (0..80_000u32)
+        .map(|i| (i * 7 % 253) as u8)
+        .chain(canary.bytes())
+        .collect();
     ada_sends(&instance, PAT, &canary, &attachment, Some("patient")).await;
     instance.wait_for_mail(PAT, 1).await;
     set_password(&instance, ADA, ADA_PASSWORD).await;
     // Ada's first sign-in (elsewhere) sets up her phone; the flow's is a new browser.
     signed_in(&instance, ADA, ADA_PASSWORD).await;
-    let original = instance.store().mail().sent(&user(&instance, ADA).await, 1).await.unwrap()[0].id.clone();
+    let original = instance
+        .store()
+        .mail()
+        .sent(&user(&instance, ADA).await, 1)
+        .await
+        .unwrap()[0]
+        .id
+        .clone();
     let vars = [
         ("PORTAL", instance.config.public_url.clone()),
         ("CANARY", canary.clone()),
@@ -151,10 +205,23 @@ async fn browser_a_forward_with_an_upload_reaches_two_recipients_and_the_new_one
     .await;
 
     let family = user(&instance, FAMILY).await;
-    assert_eq!(family.role, store::accounts::Role::Patient, "the role chosen in the form");
+    assert_eq!(
+        family.role,
+        store::accounts::Role::Patient,
+        "the role chosen in the form"
+    );
     let forward = instance.store().mail().inbox(&family, 1).await.unwrap()[0].clone();
     assert_eq!(forward.attachments, 2, "the forwarded file and the upload");
     let pat = user(&instance, PAT).await;
-    assert!(instance.store().mail().inbox(&pat, 5).await.unwrap().iter().any(|m| m.id == forward.id));
+    assert!(
+        instance
+            .store()
+            .mail()
+            .inbox(&pat, 5)
+            .await
+            .unwrap()
+            .iter()
+            .any(|m| m.id == forward.id)
+    );
     assert_nothing_in_clear(&instance, &canary);
 }

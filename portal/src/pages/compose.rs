@@ -35,12 +35,17 @@ pub fn routes() -> Routes {
                 .get("/compose", form)
                 // Files stream into staged uploads: no whole-body limit here
                 // (the uploads' own size rules apply as they are staged).
-                .post("/compose", Handler::<_, AppState>::layer(send, DefaultBodyLimit::disable()))
+                .post(
+                    "/compose",
+                    Handler::<_, AppState>::layer(send, DefaultBodyLimit::disable()),
+                )
                 .get("/compose/new-addresses", new_addresses),
         )
         .group(
             Group::public()
-                .get("/static/phi-warning.js", || script(include_str!("../../static/phi-warning.js")))
+                .get("/static/phi-warning.js", || {
+                    script(include_str!("../../static/phi-warning.js"))
+                })
                 .get("/static/compose.js", || script(include_str!("../../static/compose.js"))),
         )
 }
@@ -162,9 +167,19 @@ impl ComposePage {
     }
 
     /// The attachments a forward carries and the files already staged.
-    async fn attachments(&mut self, state: &AppState, viewer: &Viewer, form: &ComposeForm, client: &str) -> Result<(), Error> {
+    async fn attachments(
+        &mut self,
+        state: &AppState,
+        viewer: &Viewer,
+        form: &ComposeForm,
+        client: &str,
+    ) -> Result<(), Error> {
         if let Some(id) = &form.forward_of {
-            let prefill = state.store.mail().prefill(&viewer.user, id, Answer::Forward, client).await?;
+            let prefill = state
+                .store
+                .mail()
+                .prefill(&viewer.user, id, Answer::Forward, client)
+                .await?;
             self.forwarded = file_rows(&prefill);
         }
         for id in &form.uploads {
@@ -298,9 +313,7 @@ pub async fn send(
         Some(DraftProblem::NeedsRoles(addresses)) => {
             return again(StatusCode::UNPROCESSABLE_ENTITY, &|p| {
                 p.ask_roles(addresses.clone(), &form);
-                p.error = Some(
-                    "Tell us how you know each new recipient, so they get the right invitation.".to_owned(),
-                );
+                p.error = Some("Tell us how you know each new recipient, so they get the right invitation.".to_owned());
             })
             .await;
         }

@@ -46,9 +46,12 @@ fn groups(run: &str, separator: char) -> Option<Vec<usize>> {
 }
 
 fn is_date(run: &str) -> bool {
-    ['/', '-', '.']
-        .into_iter()
-        .any(|sep| matches!(groups(run, sep).as_deref(), Some([1 | 2, 1 | 2, 2 | 4] | [4, 1 | 2, 1 | 2])))
+    ['/', '-', '.'].into_iter().any(|sep| {
+        matches!(
+            groups(run, sep).as_deref(),
+            Some([1 | 2, 1 | 2, 2 | 4] | [4, 1 | 2, 1 | 2])
+        )
+    })
 }
 
 fn is_ssn(run: &str) -> bool {
@@ -59,9 +62,7 @@ fn is_phone(run: &str) -> bool {
     let digits = run.bytes().filter(u8::is_ascii_digit).count();
     // Ten digits, or eleven starting with the country code 1 and grouped.
     digits == 10
-        || (digits == 11
-            && run.trim_start_matches(['+', '(']).starts_with('1')
-            && run.contains(['-', '.', ' ', '(']))
+        || (digits == 11 && run.trim_start_matches(['+', '(']).starts_with('1') && run.contains(['-', '.', ' ', '(']))
 }
 
 /// What in `note` looks like PHI, in words for the sender (each kind once).
@@ -97,7 +98,11 @@ pub fn findings(note: &str) -> Vec<String> {
         add("a record or chart number".to_owned());
     }
     for word in self::words() {
-        let hit = if word.contains(' ') { lower.contains(word) } else { has(word) };
+        let hit = if word.contains(' ') {
+            lower.contains(word)
+        } else {
+            has(word)
+        };
         if hit {
             add(format!("the word “{word}”"));
         }
@@ -118,9 +123,15 @@ mod tests {
 
     #[test]
     fn each_kind_is_named() {
-        assert_eq!(findings("DOB 03/14/1985"), vec!["a date (such as a date of birth)", "a date of birth"]);
+        assert_eq!(
+            findings("DOB 03/14/1985"),
+            vec!["a date (such as a date of birth)", "a date of birth"]
+        );
         assert_eq!(findings("born 1985-03-14"), vec!["a date (such as a date of birth)"]);
-        assert_eq!(findings("SSN 123-45-6789"), vec!["a Social Security number", "a record or chart number"]);
+        assert_eq!(
+            findings("SSN 123-45-6789"),
+            vec!["a Social Security number", "a record or chart number"]
+        );
         assert_eq!(findings("call me at (555) 010-0199"), vec!["a phone number"]);
         assert_eq!(findings("call 555.010.0199"), vec!["a phone number"]);
         assert_eq!(findings("chart 4471902"), vec!["a record or chart number"]);

@@ -53,7 +53,11 @@ fn field(out: &mut Vec<u8>, name: &str, value: &impl Header) {
 }
 
 fn addresses(list: &[String]) -> Address<'_> {
-    Address::new_list(list.iter().map(|a| Address::new_address(None::<&str>, a.as_str())).collect())
+    Address::new_list(
+        list.iter()
+            .map(|a| Address::new_address(None::<&str>, a.as_str()))
+            .collect(),
+    )
 }
 
 /// The header block, ending with the blank line, for a message whose body is
@@ -101,10 +105,9 @@ pub(crate) fn header_block(headers: &Headers<'_>, boundary: &str) -> Vec<u8> {
 
 /// The text part: the secure body, UTF-8, base64.
 pub(crate) fn text_part(boundary: &str, body: &str) -> Vec<u8> {
-    let mut out = format!(
-        "--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"
-    )
-    .into_bytes();
+    let mut out =
+        format!("--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n")
+            .into_bytes();
     for line in body.as_bytes().chunks(LINE_INPUT) {
         out.extend_from_slice(base64::engine::general_purpose::STANDARD.encode(line).as_bytes());
         out.extend_from_slice(b"\r\n");
@@ -165,7 +168,9 @@ pub(crate) async fn write_attachment(
     encode_lines(&pending, &mut encoded);
     spool.write(&encoded).await?;
     if total != attachment.size {
-        return Err(Error::invalid("An attachment changed while it was being sent; please try again."));
+        return Err(Error::invalid(
+            "An attachment changed while it was being sent; please try again.",
+        ));
     }
     Ok(())
 }

@@ -82,7 +82,9 @@ impl Draft {
 
     fn check_sizes(&self) -> Result<()> {
         if self.body.expose().len() > MAX_BODY {
-            return Err(Error::invalid("The message is too long to send from the portal; attach it as a file."));
+            return Err(Error::invalid(
+                "The message is too long to send from the portal; attach it as a file.",
+            ));
         }
         if self.note.chars().count() > MAX_NOTE {
             return Err(Error::invalid(format!(
@@ -120,7 +122,12 @@ impl Mail<'_> {
         // The conversation as the relay would find it from the reply's
         // headers; a parent without a Message-ID is its own conversation.
         let ids = self.reply_ids(sender, parent).await?;
-        let normalized: Vec<String> = ids.references.iter().rev().filter_map(|i| normalize_msg_id(i)).collect();
+        let normalized: Vec<String> = ids
+            .references
+            .iter()
+            .rev()
+            .filter_map(|i| normalize_msg_id(i))
+            .collect();
         let thread = match self.find_thread(&normalized).await? {
             Some(thread) => thread,
             None => self.thread_of(parent).await?,

@@ -135,8 +135,15 @@ impl Mail<'_> {
             (prefixed("Fwd:", &meta.subject), body)
         } else {
             let quoted: String = original.lines().flat_map(|l| ["> ", l, "\n"]).collect();
-            let who = if meta.from.is_empty() { sender.as_str() } else { meta.from.as_str() };
-            (prefixed("Re:", &meta.subject), format!("\n\nOn {date}, {who} wrote:\n{quoted}"))
+            let who = if meta.from.is_empty() {
+                sender.as_str()
+            } else {
+                meta.from.as_str()
+            };
+            (
+                prefixed("Re:", &meta.subject),
+                format!("\n\nOn {date}, {who} wrote:\n{quoted}"),
+            )
         };
         let attachments = if answer == Answer::Forward {
             meta.attachments

@@ -60,7 +60,11 @@ impl Mail<'_> {
             }
             return Ok(Ok(Route::Thread(thread)));
         }
-        let strangers: Vec<String> = recipients.iter().filter(|r| !thread.is_participant(r)).cloned().collect();
+        let strangers: Vec<String> = recipients
+            .iter()
+            .filter(|r| !thread.is_participant(r))
+            .cloned()
+            .collect();
         let missing = self.missing_roles(sender, &strangers, roles).await?;
         if !missing.is_empty() {
             return Ok(Err(DraftProblem::NeedsRoles(missing)));
