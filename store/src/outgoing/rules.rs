@@ -51,13 +51,13 @@ impl Mail<'_> {
         recipients: &[String],
         roles: &[(String, Relationship)],
     ) -> Result<std::result::Result<Route, DraftProblem>> {
+        if let Some(outsider) = thread.refused_recipient(sender, recipients) {
+            return Ok(Err(DraftProblem::FreeAccount {
+                address: outsider.clone(),
+                practices: self.invited_by(sender).await?.into_iter().map(|(_, n)| n).collect(),
+            }));
+        }
         if sender.may_send_secure().is_err() {
-            if let Some(outsider) = recipients.iter().find(|r| !thread.is_visible(r)) {
-                return Ok(Err(DraftProblem::FreeAccount {
-                    address: outsider.clone(),
-                    practices: self.invited_by(sender).await?.into_iter().map(|(_, n)| n).collect(),
-                }));
-            }
             return Ok(Ok(Route::Thread(thread)));
         }
         let strangers: Vec<String> = recipients
