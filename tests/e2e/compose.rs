@@ -221,9 +221,17 @@ async fn a_patients_portal_reply_threads_like_outlook_and_reads_in_the_portal_an
     let parsed = mail_parser::MessageParser::default().parse(fetched.as_bytes()).unwrap();
     assert!(parsed.body_text(0).unwrap().contains(&reply_canary));
     // Pat's mail app shows the reply in Sent.
-    let pat_app = instance.store().auth().create_app_password(&pat_user, "Phone", "test").await.unwrap();
+    let pat_app = instance
+        .store()
+        .auth()
+        .create_app_password(&pat_user, "Phone", "test")
+        .await
+        .unwrap();
     let imap = super::imap::client(&instance, "tls", PAT, &pat_app, &instance.dir.path().join("pat.eml")).await;
-    assert!(imap.contains("sent 1"), "the portal reply is in Pat's IMAP Sent: {imap}");
+    assert!(
+        imap.contains("sent 1"),
+        "the portal reply is in Pat's IMAP Sent: {imap}"
+    );
     assert_nothing_in_clear(&instance, &reply_canary);
 }
 
