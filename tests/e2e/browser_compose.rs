@@ -155,7 +155,7 @@ async fn browser_a_patient_replies_to_all_and_the_doctor_reads_it_threaded_in_th
         reply_text.contains(&format!("References: {original_id}")),
         "{reply_text}"
     );
-    assert_nothing_in_clear(&instance, &reply_canary);
+    assert_nothing_in_clear(&instance, &reply_canary).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,5 +223,5 @@ async fn browser_a_forward_with_an_upload_reaches_two_recipients_and_the_new_one
             .iter()
             .any(|m| m.id == forward.id)
     );
-    assert_nothing_in_clear(&instance, &canary);
+    assert_nothing_in_clear(&instance, &canary).await;
 }

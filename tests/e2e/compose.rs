@@ -9,7 +9,9 @@
 use reqwest::multipart::Form;
 
 use super::browser::pat_is_registered;
-use super::harness::{Instance, browser, csrf_in, files_containing, link_in, logs, set_password, sign_in};
+use super::harness::{
+    Instance, browser, csrf_in, files_containing, link_in, logs, postgres_tables_containing, set_password, sign_in,
+};
 use super::secure_send::{ada_sends, canary};
 
 const ADA: &str = "ada@smiles.example";
@@ -93,10 +95,14 @@ pub(super) async fn headers_of(instance: &Instance, viewer: &str, id: &store::id
     text.split("\r\n\r\n").next().unwrap().to_owned()
 }
 
-pub(super) fn assert_nothing_in_clear(instance: &Instance, canary: &str) {
+/// Nothing holds `canary` in clear: the data folder (database, WAL, blobs,
+/// spool, outbox), the logs, and on `PostgreSQL` its tables.
+pub(super) async fn assert_nothing_in_clear(instance: &Instance, canary: &str) {
     let leaked = files_containing(instance.dir.path(), canary.as_bytes());
     assert!(leaked.is_empty(), "{canary} in clear in {leaked:?}");
     assert!(!logs().contains(canary), "{canary} in the logs");
+    let tables = postgres_tables_containing(instance, canary).await;
+    assert!(tables.is_empty(), "{canary} in clear in PostgreSQL tables {tables:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -232,7 +238,7 @@ async fn a_patients_portal_reply_threads_like_outlook_and_reads_in_the_portal_an
         imap.contains("sent 1"),
         "the portal reply is in Pat's IMAP Sent: {imap}"
     );
-    assert_nothing_in_clear(&instance, &reply_canary);
+    assert_nothing_in_clear(&instance, &reply_canary).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -322,7 +328,7 @@ async fn a_forward_carries_the_attachments_to_a_new_address_and_nothing_is_in_cl
         bytes.extend_from_slice(&chunk.unwrap());
     }
     assert!(bytes == attachment, "forwarded attachment differs");
-    assert_nothing_in_clear(&instance, &canary);
+    assert_nothing_in_clear(&instance, &canary).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -613,5 +619,5 @@ async fn a_file_posted_with_the_form_goes_to_two_recipients_sealed_and_a_refused
         headers.contains("pat@example.org") && headers.contains("kim@example.net"),
         "{headers}"
     );
-    assert_nothing_in_clear(&instance, &canary);
+    assert_nothing_in_clear(&instance, &canary).await;
 }
