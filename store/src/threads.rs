@@ -155,6 +155,17 @@ impl Thread {
     pub fn is_visible(&self, address: &str) -> bool {
         self.visible.contains(&address.trim().to_ascii_lowercase())
     }
+
+    /// The first of `recipients` that `sender` may not reply to in this
+    /// conversation, if any: an account that may not send secure mail (a free
+    /// account) replies only to the people shown on its messages (sender, To,
+    /// Cc; never a Bcc). The one rule for the relay and the portal.
+    pub fn refused_recipient<'a>(&self, sender: &User, recipients: &'a [String]) -> Option<&'a String> {
+        if sender.may_send_secure().is_ok() {
+            return None;
+        }
+        recipients.iter().find(|r| !self.is_visible(r))
+    }
 }
 
 /// The practice a reply is filed under: the sender's own when they may send

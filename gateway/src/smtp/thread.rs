@@ -64,9 +64,7 @@ impl Session {
                 return Err(common::temporary_failure());
             }
         };
-        if sender.may_send_secure().is_err()
-            && let Some(outsider) = self.tx.rcpt_to.iter().find(|rcpt| !thread.is_visible(rcpt))
-        {
+        if let Some(outsider) = thread.refused_recipient(&sender, &self.tx.rcpt_to) {
             return Err(refuse(&format!(
                 "{outsider} is not on the secure message this answers, and {address} may reply only to the \
                  people shown on it (sender, To, Cc)"
