@@ -41,7 +41,7 @@ flow(async (t) => {
   await role.selectOption('patient');
   await page.getByRole('button', { name: 'Send securely' }).click();
   await t.heading('Secure message from Dr Ada Lovelace');
-  await page.getByRole('button', { name: 'Sign out' }).click();
+  await t.account('Sign out');
   await t.heading('Sign in');
 
   await page.goto(await t.ask('invite'));
