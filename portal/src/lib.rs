@@ -88,6 +88,7 @@ pub(crate) fn all_routes() -> routes::Routes {
         .merge(pages::sso::routes())
         .merge(addin::routes())
         .merge(api::routes())
+        .merge(pages::contacts::routes())
 }
 
 /// Headers every response carries (RFC 6797 for HSTS; CSP Level 3).

@@ -6,6 +6,7 @@ mod auth_mail_clients;
 mod browser;
 mod certificates;
 mod config_check;
+mod contacts;
 mod delivery;
 mod dkim;
 mod harness;

@@ -4,6 +4,7 @@
 pub mod account;
 pub mod app_passwords;
 pub mod attachment;
+pub mod contacts;
 pub mod lists;
 pub mod manage_users;
 pub mod message;
