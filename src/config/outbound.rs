@@ -1,5 +1,6 @@
 //! `[outbound]` and `[dkim]`: how the mail Sealpost writes leaves.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -97,6 +98,14 @@ pub struct Outbound {
     pub from_address: String,
     /// Subject of notifications; `{sender}` becomes the sender's name. Never the original subject.
     pub notification_subject: String,
+    /// `Reply-To` of notifications: where a reply to the email goes (a front
+    /// desk, or a no-reply address). The email says a reply by email is not
+    /// secure and links to the secure reply. Unset: no `Reply-To`, so replies
+    /// go to `from_address`.
+    pub notification_reply_to: Option<String>,
+    /// A practice's own `Reply-To`, by its domain (`"smiles.example" =
+    /// "frontdesk@smiles.example"`); overrides `notification_reply_to`.
+    pub practice_reply_to: BTreeMap<String, String>,
 }
 
 impl Default for Outbound {
@@ -110,6 +119,8 @@ impl Default for Outbound {
             smarthost_accept_invalid_certs: false,
             from_address: "secure@localhost".into(),
             notification_subject: "Secure message from {sender}".into(),
+            notification_reply_to: None,
+            practice_reply_to: BTreeMap::new(),
         }
     }
 }
@@ -138,6 +149,42 @@ impl Outbound {
         }
         if self.notification_subject.trim().is_empty() {
             problems.push("outbound.notification_subject must not be empty".into());
+        }
+        if let Some(address) = &self.notification_reply_to
+            && store::accounts::normalize_email(address).is_err()
+        {
+            problems.push(format!(
+                "outbound.notification_reply_to {address:?} is not an email address"
+            ));
+        }
+        for (domain, address) in &self.practice_reply_to {
+            if domain.is_empty()
+                || !domain
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+            {
+                problems.push(format!(
+                    "outbound.practice_reply_to: {domain:?} is not a practice's mail domain"
+                ));
+            }
+            if store::accounts::normalize_email(address).is_err() {
+                problems.push(format!(
+                    "outbound.practice_reply_to.{domain:?} {address:?} is not an email address"
+                ));
+            }
+        }
+    }
+
+    /// Where replies to notifications go, as the notifier uses it.
+    #[must_use]
+    pub fn reply_to(&self) -> gateway::mail::ReplyTo {
+        gateway::mail::ReplyTo {
+            default: self.notification_reply_to.as_deref().map(str::trim).map(str::to_owned),
+            by_practice: self
+                .practice_reply_to
+                .iter()
+                .map(|(domain, address)| (domain.trim().to_ascii_lowercase(), address.trim().to_owned()))
+                .collect(),
         }
     }
 }
@@ -240,6 +287,47 @@ mod tests {
         assert_eq!(upper, ["outbound.mode \"Smarthost\" must be outbox or smarthost"]);
         let number = load(&[("SEALPOST_OUTBOUND_MODE", "5")]).unwrap_err();
         assert_eq!(number, ["outbound.mode 5 must be outbox or smarthost"]);
+    }
+
+    #[test]
+    fn reply_to_addresses_are_checked_and_a_practice_s_own_wins() {
+        let problems = load(&[
+            ("SEALPOST_OUTBOUND_NOTIFICATION_REPLY_TO", "front desk"),
+            (
+                "SEALPOST_OUTBOUND_PRACTICE_REPLY_TO",
+                r#"{ "smiles.example" = "nobody", "not a domain" = "desk@example.com" }"#,
+            ),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            problems,
+            [
+                "outbound.notification_reply_to \"front desk\" is not an email address",
+                "outbound.practice_reply_to: \"not a domain\" is not a practice's mail domain",
+                "outbound.practice_reply_to.\"smiles.example\" \"nobody\" is not an email address",
+            ]
+        );
+        let config = load(&[
+            ("SEALPOST_OUTBOUND_NOTIFICATION_REPLY_TO", "no-reply@example-dental.com"),
+            (
+                "SEALPOST_OUTBOUND_PRACTICE_REPLY_TO",
+                r#"{ "Smiles.Example" = "frontdesk@smiles.example" }"#,
+            ),
+        ])
+        .unwrap();
+        let reply_to = config.outbound.reply_to();
+        assert_eq!(
+            reply_to.for_practice("smiles.example"),
+            Some("frontdesk@smiles.example")
+        );
+        assert_eq!(
+            reply_to.for_practice("other.example"),
+            Some("no-reply@example-dental.com")
+        );
+        assert_eq!(
+            Config::load(None, Vec::new()).unwrap().outbound.reply_to(),
+            gateway::mail::ReplyTo::default()
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod keys_backup;
 mod limits;
 mod listeners_limits;
 mod manage_users;
+mod notification_reply;
 mod passkeys;
 mod passwords;
 mod pebble;
