@@ -69,7 +69,8 @@
     if (input.dataset.addressBookReady) return;
     input.dataset.addressBookReady = '1';
     const single = input.dataset.addressBook === 'single';
-    const id = `address-book-${++counter}`;
+    let id;
+    do id = `address-book-${++counter}`; while (document.getElementById(`${id}-list`));
 
     const wrapper = document.createElement('div');
     wrapper.className = 'ab-combobox';
