@@ -99,6 +99,19 @@ impl Drop for Running {
     }
 }
 
+/// Removes staged uploads no message took once `[uploads] abandon_after_hours`
+/// have passed (checked every 15 minutes).
+async fn sweep_uploads(store: Arc<Store>) {
+    loop {
+        match store.uploads().sweep_abandoned().await {
+            Ok(0) => {}
+            Ok(count) => tracing::info!(count, "abandoned uploads removed"),
+            Err(error) => tracing::warn!(%error, "sweeping abandoned uploads failed"),
+        }
+        tokio::time::sleep(Duration::from_mins(15)).await;
+    }
+}
+
 /// Opens the store with the configuration's settings.
 pub async fn open_store(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<Store>> {
     let policy = Policy {
@@ -106,6 +119,7 @@ pub async fn open_store(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resul
         subject_tag: config.smtp.subject_tag.clone(),
         passwords: config.passwords.rules(),
         two_step: config.two_step.policy(),
+        uploads: config.uploads.rules(),
         ..Policy::default()
     };
     let store_config = StoreConfig {
@@ -241,6 +255,7 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
         Arc::clone(&store),
         portal::PortalConfig {
             public_url: config.public_url.clone(),
+            spooled: Arc::clone(&wakers.sealer),
         },
     );
 
@@ -295,6 +310,10 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
             supervise("purger", move || {
                 gateway::workers::run_purger(Arc::clone(&store), Duration::from_hours(1))
             })
+        }),
+        tokio::spawn({
+            let store = Arc::clone(&store);
+            supervise("upload sweeper", move || sweep_uploads(Arc::clone(&store)))
         }),
     ]);
     // Anything spooled before a restart is picked up at once.

@@ -149,6 +149,7 @@ impl Harness {
             store,
             crate::PortalConfig {
                 public_url: "https://portal.fuzz.example".into(),
+                spooled: std::sync::Arc::default(),
             },
         );
         let body = format!("password={PASSWORD}&confirm={PASSWORD}");

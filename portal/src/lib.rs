@@ -44,13 +44,30 @@ pub use serve::{ServeLimits, serve};
 pub struct PortalConfig {
     /// The URL people reach the portal at, e.g. `https://secure.example.com`.
     pub public_url: String,
+    /// Woken when the portal spools a message it wrote (`/compose`), so the
+    /// gateway's sealer, which waits on it, seals it at once.
+    pub spooled: Arc<tokio::sync::Notify>,
+}
+
+impl PortalConfig {
+    /// The host part of `public_url`: the right side of the Message-IDs of
+    /// messages written in the portal.
+    pub fn message_id_host(&self) -> String {
+        let rest = self.public_url.split_once("://").map_or(self.public_url.as_str(), |(_, r)| r);
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let host = match host.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or_default(),
+            None => host.split(':').next().unwrap_or_default(),
+        };
+        if host.is_empty() { "localhost".to_owned() } else { host.to_ascii_lowercase() }
+    }
 }
 
 /// Shared by every handler.
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub store: Arc<store::Store>,
-    #[allow(dead_code)] // kept for absolute links (e.g. a future JSON API)
     pub config: Arc<PortalConfig>,
     /// The `WebAuthn` relying party for passkeys (`None`: `public_url` can't be one).
     pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
@@ -85,9 +102,12 @@ pub(crate) fn all_routes() -> routes::Routes {
         .merge(pages::register::routes())
         .merge(pages::attachment::routes())
         .merge(pages::roles::routes())
+        .merge(pages::compose::routes())
         .merge(pages::sso::routes())
         .merge(addin::routes())
         .merge(api::routes())
+        .merge(pages::uploads::routes())
+        .merge(pages::upload_form::routes())
         .merge(pages::contacts::routes())
 }
 

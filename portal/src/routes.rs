@@ -15,7 +15,7 @@ use axum::handler::Handler;
 use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, delete, get, post, put};
+use axum::routing::{MethodRouter, delete, get, head, patch, post, put};
 
 pub use crate::csrf::Csrf;
 use crate::session::Viewer;
@@ -100,7 +100,17 @@ impl Group {
         self.add(Method::PUT, path, put(handler))
     }
 
-    #[allow(dead_code)] // for the coming API; guarded like POST
+    /// `HEAD` alone (a `GET` on the same path answers its own `HEAD` otherwise).
+    pub fn head<H: Handler<T, AppState>, T: 'static>(self, path: &'static str, handler: H) -> Self {
+        self.add(Method::HEAD, path, head(handler))
+    }
+
+    /// Guarded like POST.
+    pub fn patch<H: Handler<T, AppState>, T: 'static>(self, path: &'static str, handler: H) -> Self {
+        self.add(Method::PATCH, path, patch(handler))
+    }
+
+    /// Guarded like POST.
     pub fn delete<H: Handler<T, AppState>, T: 'static>(self, path: &'static str, handler: H) -> Self {
         self.add(Method::DELETE, path, delete(handler))
     }

@@ -17,6 +17,7 @@ mod outbound;
 mod server;
 mod storage;
 mod tls;
+mod uploads;
 
 pub use accounts::{Passwords, SmsProvider, TwoStep};
 pub use choice::Choice;
@@ -25,9 +26,10 @@ pub use outbound::{Dkim, Outbound, OutboundMode, SmarthostTls};
 pub use server::Server;
 pub use storage::{Blobs, Database, Messages};
 pub use tls::Tls;
+pub use uploads::Uploads;
 
 /// Sections that may be named in environment variables.
-const SECTIONS: [&str; 12] = [
+const SECTIONS: [&str; 13] = [
     "server",
     "database",
     "blobs",
@@ -40,6 +42,7 @@ const SECTIONS: [&str; 12] = [
     "messages",
     "passwords",
     "two_step",
+    "uploads",
 ];
 
 /// The whole configuration.
@@ -62,6 +65,7 @@ pub struct Config {
     pub messages: Messages,
     pub passwords: Passwords,
     pub two_step: TwoStep,
+    pub uploads: Uploads,
 }
 
 impl Default for Config {
@@ -81,6 +85,7 @@ impl Default for Config {
             messages: Messages::default(),
             passwords: Passwords::default(),
             two_step: TwoStep::default(),
+            uploads: Uploads::default(),
         }
     }
 }
@@ -163,6 +168,7 @@ impl Config {
         self.messages.check(&mut problems);
         self.passwords.check(&mut problems);
         self.two_step.check(&mut problems);
+        self.uploads.check(&mut problems);
         self.tls.problems(&mut problems);
         if problems.is_empty() { Ok(()) } else { Err(problems) }
     }

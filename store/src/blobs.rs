@@ -85,6 +85,19 @@ impl Blobs {
         Ok(open_sealed_stream(chunks, Opener::new(data_key, blob_no)))
     }
 
+    /// Streams a blob's bytes as stored (sealed), for a caller that opens them
+    /// itself (a staged upload kept as several pieces of one sealed stream).
+    pub(crate) async fn raw_stream(&self, key: &str) -> Result<BoxStream<'static, Result<Bytes>>> {
+        let sealed = self.inner.get(&ObjectPath::from(key)).await.map_err(|e| match e {
+            object_store::Error::NotFound { .. } => Error::NotFound,
+            other => Error::Blob(other),
+        })?;
+        Ok(match sealed.payload {
+            GetResultPayload::File(file, _) => file_chunks(tokio::fs::File::from_std(file)),
+            GetResultPayload::Stream(stream) => stream.map_err(Error::from).boxed(),
+        })
+    }
+
     /// Reads a small sealed blob whole.
     pub async fn read_all(&self, key: &str, data_key: &DataKey, blob_no: u32) -> Result<Vec<u8>> {
         let mut stream = self.open(key, data_key, blob_no).await?;
@@ -93,6 +106,14 @@ impl Blobs {
             out.extend_from_slice(&chunk?);
         }
         Ok(out)
+    }
+
+    /// Deletes one blob (ignores one already gone).
+    pub(crate) async fn delete(&self, key: &str) -> Result<()> {
+        match self.inner.delete(&ObjectPath::from(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Deletes every blob under `prefix` (ignores those already gone).
@@ -176,5 +197,11 @@ impl RawBlobWriter {
     pub async fn finish(self) -> Result<()> {
         self.writer.finish().await?;
         self.blobs.sync(&self.key)
+    }
+
+    /// Gives the upload up: nothing of it stays in the store.
+    pub async fn abort(self) -> Result<()> {
+        self.writer.abort().await?;
+        Ok(())
     }
 }

@@ -266,6 +266,21 @@ impl Sealer {
         }
     }
 
+    /// Continues a stream whose header and first `index` chunks were sealed
+    /// earlier (a resumed upload): the next chunk sealed is number `index`.
+    pub fn resume(key: &DataKey, blob: u32, index: u64) -> Self {
+        Self {
+            index,
+            started: true,
+            ..Self::new(key, blob)
+        }
+    }
+
+    /// Chunks sealed so far, counting those sealed before a [`resume`](Self::resume).
+    pub fn chunks_sealed(&self) -> u64 {
+        self.index
+    }
+
     /// Appends the ciphertext of every whole chunk `data` completes to `out`.
     pub fn update(&mut self, mut data: &[u8], out: &mut Vec<u8>) {
         if !self.started {
@@ -434,6 +449,21 @@ mod tests {
         assert!(open_all(&key, 0, &flipped).is_err());
         assert!(open_all(&key, 1, &sealed).is_err());
         assert!(open_all(&DataKey::generate(), 0, &sealed).is_err());
+    }
+
+    #[test]
+    fn a_resumed_sealer_continues_the_same_stream() {
+        let key = DataKey::generate();
+        let plain: Vec<u8> = (0..(3 * CHUNK + 99)).map(|i| (i % 241) as u8).collect();
+        let mut sealed = Vec::new();
+        let mut first = Sealer::new(&key, 0);
+        first.update(&plain[..2 * CHUNK + 5], &mut sealed);
+        // The 5 bytes past the second chunk were never sealed: resume after it.
+        assert_eq!(first.chunks_sealed(), 2);
+        let mut second = Sealer::resume(&key, 0, 2);
+        second.update(&plain[2 * CHUNK..], &mut sealed);
+        second.finish(&mut sealed);
+        assert_eq!(open_all(&key, 0, &sealed).unwrap(), plain);
     }
 
     #[test]

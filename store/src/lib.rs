@@ -8,7 +8,7 @@
 //!
 //! | room | owns | for example |
 //! |---|---|---|
-//! | `store.mail()` ([`Mail`]) | `messages`, `mailbox`, `threads`, `contacts`, `address_book`, `visible`, `ingest/` | `inbox`, `open_message`, `seal_spooled`, `mailbox_sync`, `suggest_addresses` |
+//! | `store.mail()` ([`Mail`]) | `messages`, `mailbox`, `threads`, `contacts`, `address_book`, `visible`, `ingest/`, `outgoing/` | `inbox`, `open_message`, `seal_spooled`, `mailbox_sync`, `send_draft`, `suggest_addresses` |
 //! | `store.accounts()` ([`Accounts`]) | `accounts/{mod,manage,registration,relay_sources}.rs` | `user`, `add_practice`, `register`, `relay_sources` |
 //! | `store.auth()` ([`Auth`]) | the other files of `accounts/` (sign-in, two-step, passkeys, devices, app passwords, SAML, tokens, lockout) | `begin_sign_in`, `session_user`, `verify_totp` |
 //! | `store.queue()` ([`Queue`]) | `spool`, `spool_file`, `jobs`, `accounts/sms.rs` | `accept_secure`, `pending_jobs`, `due_outbound`, `pending_sms` |
@@ -38,6 +38,7 @@ pub mod layout;
 pub mod mailbox;
 pub mod maintenance;
 pub mod messages;
+pub mod outgoing;
 #[cfg(test)]
 mod module_graph;
 pub mod redact;
@@ -104,6 +105,8 @@ pub struct Policy {
     pub client_failure_window: i64,
     pub passwords: accounts::passwords::PasswordRules,
     pub two_step: accounts::two_step::TwoStepPolicy,
+    /// Attachment types, size per message, and when staged uploads are swept.
+    pub uploads: uploads::UploadRules,
 }
 
 impl Default for Policy {
@@ -121,6 +124,7 @@ impl Default for Policy {
             client_failure_window: 15 * 60,
             passwords: accounts::passwords::PasswordRules::default(),
             two_step: accounts::two_step::TwoStepPolicy::default(),
+            uploads: uploads::UploadRules::default(),
         }
     }
 }

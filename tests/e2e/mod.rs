@@ -6,6 +6,7 @@ mod auth_mail_clients;
 mod browser;
 mod browser_contacts;
 mod certificates;
+mod compose;
 mod config_check;
 mod contacts;
 mod delivery;

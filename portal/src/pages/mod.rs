@@ -4,6 +4,9 @@
 pub mod account;
 pub mod app_passwords;
 pub mod attachment;
+pub mod compose;
+mod compose_form;
+mod compose_phi;
 pub mod contacts;
 pub mod lists;
 pub mod manage_users;
@@ -14,6 +17,8 @@ pub mod roles;
 pub mod signing_in;
 pub mod sso;
 pub mod two_step;
+pub mod upload_form;
+pub mod uploads;
 
 use askama::Template;
 use axum::http::{StatusCode, header};

@@ -68,6 +68,7 @@ impl Env {
             store.clone(),
             crate::PortalConfig {
                 public_url: "https://portal.test".into(),
+                spooled: std::sync::Arc::default(),
             },
         );
         Self {

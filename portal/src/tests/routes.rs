@@ -91,7 +91,7 @@ async fn every_state_changing_route_needs_its_csrf_token() {
 
     // Guards by group: the account pages need a session, Manage Users a User Manager.
     for route in &table {
-        if route.path.starts_with("/account/") || route.path == "/inbox" || route.path == "/sent" {
+        if route.path.starts_with("/account/") || ["/inbox", "/sent", "/compose"].contains(&route.path) {
             assert_eq!(route.access, Access::SignedIn, "{}", route.path);
         }
         if route.path.starts_with("/practice/") {
@@ -109,6 +109,7 @@ async fn every_state_changing_route_needs_its_csrf_token() {
         "/account/password",
         "/m/{id}/roles",
         "/practice/users/{id}",
+        "/compose",
     ] {
         assert!(guarded.iter().any(|r| r.path == known), "{known} is guarded");
     }
@@ -193,6 +194,7 @@ async fn a_post_route_outside_the_guards_gets_no_viewer() {
         store: Arc::clone(&env.store),
         config: Arc::new(crate::PortalConfig {
             public_url: "https://portal.test".into(),
+            spooled: std::sync::Arc::default(),
         }),
         webauthn: None,
     };

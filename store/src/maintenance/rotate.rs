@@ -15,7 +15,7 @@ use crate::audit::AuditEvent;
 use crate::{Error, Maintenance, Result, Store};
 
 /// Tables whose rows carry a data key in `kek_id` + `wrapped_key` columns.
-const WRAPPED_TABLES: [&str; 3] = ["messages", "spool", "outbound"];
+const WRAPPED_TABLES: [&str; 4] = ["messages", "spool", "outbound", "uploads"];
 
 /// A KEK and how many data keys it wraps.
 #[derive(Debug, Clone, PartialEq, Eq)]
