@@ -128,7 +128,10 @@ async fn submitted_token(request: Request) -> Result<(Option<String>, Request), 
             .and_then(|v| v.get(FIELD)?.as_str().map(str::to_owned));
         (token, Body::from(bytes))
     } else if kind.starts_with("multipart/form-data") {
-        match boundary(&kind) {
+        // The boundary is compared byte for byte: take it from the header as
+        // sent (Chromium's are mixed case), not the lower-cased `kind`.
+        let raw = request_content_type(&parts.headers);
+        match boundary(&raw) {
             Some(boundary) => first_part(body, &boundary).await,
             None => (None, body),
         }
@@ -139,11 +142,15 @@ async fn submitted_token(request: Request) -> Result<(Option<String>, Request), 
 }
 
 fn content_type(headers: &HeaderMap) -> String {
+    request_content_type(headers).to_ascii_lowercase()
+}
+
+fn request_content_type(headers: &HeaderMap) -> String {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
-        .to_ascii_lowercase()
+        .to_owned()
 }
 
 async fn read(body: Body) -> Result<Bytes, Response> {
@@ -166,7 +173,10 @@ fn form_field(body: &[u8]) -> Option<String> {
 fn boundary(content_type: &str) -> Option<String> {
     let value = content_type
         .split(';')
-        .find_map(|p| p.trim().strip_prefix("boundary="))?
+        .find_map(|p| {
+            let p = p.trim();
+            p.get(..9).filter(|name| name.eq_ignore_ascii_case("boundary=")).map(|_| &p[9..])
+        })?
         .trim_matches('"');
     (!value.is_empty() && value.len() <= 70).then(|| value.to_owned())
 }
@@ -284,6 +294,10 @@ mod tests {
         assert_eq!(
             boundary("multipart/form-data; boundary=\"a b\"").as_deref(),
             Some("a b")
+        );
+        assert_eq!(
+            boundary("multipart/form-data; Boundary=----WebKitFormBoundaryAbC").as_deref(),
+            Some("----WebKitFormBoundaryAbC")
         );
     }
 

@@ -18,7 +18,7 @@ const PAT: &str = "pat@example.org";
 const PAT_PASSWORD: &str = "Correct-Horse-42";
 
 /// Signs `email` in with a fresh cookie jar.
-async fn signed_in(instance: &Instance, email: &str, password: &str) -> reqwest::Client {
+pub(super) async fn signed_in(instance: &Instance, email: &str, password: &str) -> reqwest::Client {
     let http = browser();
     let home = sign_in(&http, instance, email, password, "/inbox").await;
     assert_eq!(home.url().path(), "/inbox", "{email} signed in");
@@ -52,12 +52,12 @@ fn landed_on(response: &reqwest::Response) -> store::ids::MessageId {
     store::ids::MessageId::parse(id).unwrap()
 }
 
-async fn user(instance: &Instance, email: &str) -> store::accounts::User {
+pub(super) async fn user(instance: &Instance, email: &str) -> store::accounts::User {
     instance.store().accounts().user_by_email(email).await.unwrap().unwrap()
 }
 
 /// The header block of the copy `viewer` may see of message `id`.
-async fn headers_of(instance: &Instance, viewer: &str, id: &store::ids::MessageId) -> String {
+pub(super) async fn headers_of(instance: &Instance, viewer: &str, id: &store::ids::MessageId) -> String {
     let viewer = user(instance, viewer).await;
     let mut stream = instance.store().mail().open_original(&viewer, id, "test", false).await.unwrap();
     let mut bytes = Vec::new();
@@ -68,7 +68,7 @@ async fn headers_of(instance: &Instance, viewer: &str, id: &store::ids::MessageI
     text.split("\r\n\r\n").next().unwrap().to_owned()
 }
 
-fn assert_nothing_in_clear(instance: &Instance, canary: &str) {
+pub(super) fn assert_nothing_in_clear(instance: &Instance, canary: &str) {
     let leaked = files_containing(instance.dir.path(), canary.as_bytes());
     assert!(leaked.is_empty(), "{canary} in clear in {leaked:?}");
     assert!(!logs().contains(canary), "{canary} in the logs");
