@@ -98,4 +98,28 @@ flow(async (t) => {
   await page.keyboard.press('Enter');
   check((await to.inputValue()) === 'pat@example.org, bob@smiles.example, ', `two addresses: "${await to.inputValue()}"`);
   await t.shot('address-book-role-filled');
+
+  // The compose form: Contacts' Write link opens it addressed to Paula; Pat is
+  // added from the suggestions, a new address typed in Cc. Sending asks the
+  // role of the new address only: the known contacts' are filled in.
+  await page.getByRole('link', { name: 'Write to Paula Private' }).click();
+  await t.heading('New secure message');
+  const composeTo = page.getByRole('combobox', { name: 'To', exact: true });
+  check((await composeTo.inputValue()) === 'paula@example.org', `addressed from Contacts: "${await composeTo.inputValue()}"`);
+  await composeTo.focus();
+  await page.keyboard.press('End');
+  await page.keyboard.type(', Pat E');
+  await listbox.waitFor({ state: 'visible' });
+  await t.a11y('compose, suggestions open');
+  await page.keyboard.press('ArrowDown');
+  await page.keyboard.press('Enter');
+  check((await composeTo.inputValue()) === 'paula@example.org, pat@example.org, ', `picked into To: "${await composeTo.inputValue()}"`);
+  await page.getByRole('combobox', { name: 'Cc', exact: true }).fill('newdoc@else.example');
+  await page.getByLabel('Subject').fill('Your check-up');
+  await page.getByLabel('Message', { exact: true }).fill('See you on Monday.');
+  await page.getByRole('button', { name: 'Send securely' }).click();
+  await t.see('Tell us how you know each new recipient');
+  await t.a11y('compose, the role question for a new address');
+  check((await page.locator('select[name="role:newdoc@else.example"]').count()) === 1, 'the new address is asked about');
+  check((await page.locator('select[name^="role:pat"], select[name^="role:paula"]').count()) === 0, 'known contacts are not asked about');
 });
