@@ -170,11 +170,6 @@ impl Mail<'_> {
             (Some(practice), Role::Doctor | Role::Staff) => Some(practice),
             _ => None,
         };
-        let known = if practice.is_some() {
-            PRACTICE_PEOPLE
-        } else {
-            INVITING_PRACTICES
-        };
         // The whole book is gathered from the viewer's own rows; a search is
         // answered from the people whose name or address matches, each checked
         // through indexes, so a keystroke never reads every message the viewer

@@ -155,6 +155,16 @@ async fn suggestions_carry_relationships_and_never_cross_a_practice_or_reach_a_s
         .await
         .unwrap();
     assert_eq!(long.status(), 400);
+    for bad in ["0", "-1", "many"] {
+        let refused = ada
+            .get(instance.url(&format!("/contacts/suggest?q=p&limit={bad}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 400, "limit={bad}");
+        let problem = refused.text().await.unwrap();
+        assert!(problem.contains("whole number"), "{problem}");
+    }
 
     // The page: searchable, each person with a link to write to them.
     let book = ada.get(instance.url("/contacts?q=pa")).send().await.unwrap();

@@ -120,7 +120,8 @@ pub async fn page(
 #[serde(default)]
 pub struct SuggestQuery {
     q: String,
-    limit: Option<i64>,
+    /// As text, so a bad value gets our own words.
+    limit: String,
 }
 
 /// One suggestion, as the script reads it.
@@ -181,7 +182,20 @@ pub async fn suggest(
             "Sign in to the portal first.",
         );
     };
-    let limit = query.limit.unwrap_or(SUGGESTIONS);
+    let limit = if query.limit.is_empty() {
+        SUGGESTIONS
+    } else {
+        match query.limit.parse::<i64>() {
+            Ok(limit) if limit >= 1 => limit,
+            _ => {
+                return problem(
+                    StatusCode::BAD_REQUEST,
+                    "Bad request",
+                    "The number of suggestions must be a whole number from 1.",
+                );
+            }
+        }
+    };
     match state
         .store
         .mail()
