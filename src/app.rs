@@ -243,6 +243,7 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
         from_address: config.outbound.from_address.clone(),
         subject_template: config.outbound.notification_subject.clone(),
         dkim: dkim.clone(),
+        reply_to: config.outbound.reply_to(),
     };
     let delivery = DeliveryConfig {
         route: route(config)?,

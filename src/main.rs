@@ -161,6 +161,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 config.smtp.relay_tenant_id.as_deref().unwrap_or("any")
             );
             println!("  which practice each relay source may send for: `sealpost practice list`");
+            println!("  {}", reply_to_summary(&config));
             Ok(())
         }
         Command::Migrate => {
@@ -285,4 +286,26 @@ fn redact(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
+}
+
+/// Where replies to notification emails go, for `sealpost config check`.
+fn reply_to_summary(config: &Config) -> String {
+    let outbound = &config.outbound;
+    let mut line = match &outbound.notification_reply_to {
+        Some(address) => format!("replies to notifications: Reply-To {address}"),
+        None => format!(
+            "replies to notifications: no Reply-To, so they go to {} \
+             (set outbound.notification_reply_to to a front desk or no-reply address)",
+            outbound.from_address
+        ),
+    };
+    if !outbound.practice_reply_to.is_empty() {
+        let each: Vec<String> = outbound
+            .practice_reply_to
+            .iter()
+            .map(|(domain, address)| format!("{domain} -> {address}"))
+            .collect();
+        line = format!("{line}; per practice: {}", each.join(", "));
+    }
+    line
 }

@@ -23,6 +23,8 @@ pub struct NotifyConfig {
     pub subject_template: String,
     /// Signs what we send, when a key is configured.
     pub dkim: Option<Arc<crate::dkim::Dkim>>,
+    /// Where a reply to a notification email goes, by practice.
+    pub reply_to: crate::mail::ReplyTo,
 }
 
 /// The mail a job asks for, with the link's lifetime from the policy. `None`
@@ -42,6 +44,15 @@ pub fn mail_for(ctx: &MailContext, config: &NotifyConfig, policy: &Policy) -> Op
                 practice: message.practice.name.clone(),
                 notice: message.notice.clone(),
                 link,
+                reply_link: format!(
+                    "{}/compose?reply={}",
+                    config.public_url.trim_end_matches('/'),
+                    message.id
+                ),
+                reply_to: config
+                    .reply_to
+                    .for_practice(&message.practice.domain)
+                    .map(str::to_owned),
             };
             if ctx.invitation {
                 MailKind::Invitation(waiting)
@@ -183,6 +194,10 @@ mod tests {
             from_address: "notify@example-dental.com".to_owned(),
             subject_template: "Secure message from {sender}".to_owned(),
             dkim: None,
+            reply_to: crate::mail::ReplyTo {
+                default: Some("no-reply@example-dental.com".to_owned()),
+                by_practice: [("smiles.example".to_owned(), "frontdesk@smiles.example".to_owned())].into(),
+            },
         }
     }
 
@@ -208,6 +223,13 @@ mod tests {
         };
         assert_eq!(waiting.link, "https://secure.example-dental.com/m/abc");
         assert_eq!(waiting.subject_line, "Secure message from Dr Ada Lovelace");
+        assert!(
+            waiting
+                .reply_link
+                .starts_with("https://secure.example-dental.com/compose?reply=")
+        );
+        // The practice's own Reply-To, not the default.
+        assert_eq!(waiting.reply_to.as_deref(), Some("frontdesk@smiles.example"));
     }
 
     #[test]

@@ -23,9 +23,9 @@ mod serve;
 mod session;
 pub mod specialties;
 pub mod sso;
-pub mod time;
 #[cfg(test)]
 mod tests;
+pub mod time;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -117,6 +117,7 @@ pub(crate) fn all_routes() -> routes::Routes {
         .merge(api::routes())
         .merge(pages::uploads::routes())
         .merge(pages::upload_form::routes())
+        .merge(pages::contacts::routes())
 }
 
 /// Headers every response carries (RFC 6797 for HSTS; CSP Level 3).

@@ -1,5 +1,6 @@
 //! `[outbound]` and `[dkim]`: how the mail Sealpost writes leaves.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -102,6 +103,14 @@ pub struct Outbound {
     pub max_connections_per_destination: usize,
     /// Seconds an outbound connection may sit idle before it is closed.
     pub idle_timeout: u64,
+    /// `Reply-To` of notifications: where a reply to the email goes (a front
+    /// desk, or a no-reply address). The email says a reply by email is not
+    /// secure and links to the secure reply. Unset: no `Reply-To`, so replies
+    /// go to `from_address`.
+    pub notification_reply_to: Option<String>,
+    /// A practice's own `Reply-To`, by its domain (`"smiles.example" =
+    /// "frontdesk@smiles.example"`); overrides `notification_reply_to`.
+    pub practice_reply_to: BTreeMap<String, String>,
 }
 
 /// The connection pool's defaults are the gateway's own ([`gateway::deliver::PoolSettings`]).
@@ -119,6 +128,8 @@ impl Default for Outbound {
             notification_subject: "Secure message from {sender}".into(),
             max_connections_per_destination: pool.max_connections_per_destination,
             idle_timeout: pool.idle_timeout.as_secs(),
+            notification_reply_to: None,
+            practice_reply_to: BTreeMap::new(),
         }
     }
 }
@@ -159,6 +170,29 @@ impl Outbound {
                 problems.push(format!("{key} must be at least 1"));
             }
         }
+        if let Some(address) = &self.notification_reply_to
+            && store::accounts::normalize_email(address).is_err()
+        {
+            problems.push(format!(
+                "outbound.notification_reply_to {address:?} is not an email address"
+            ));
+        }
+        for (domain, address) in &self.practice_reply_to {
+            if domain.is_empty()
+                || !domain
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+            {
+                problems.push(format!(
+                    "outbound.practice_reply_to: {domain:?} is not a practice's mail domain"
+                ));
+            }
+            if store::accounts::normalize_email(address).is_err() {
+                problems.push(format!(
+                    "outbound.practice_reply_to.{domain:?} {address:?} is not an email address"
+                ));
+            }
+        }
     }
 
     /// The connection pool these keys describe.
@@ -166,6 +200,19 @@ impl Outbound {
         gateway::deliver::PoolSettings {
             max_connections_per_destination: self.max_connections_per_destination,
             idle_timeout: std::time::Duration::from_secs(self.idle_timeout),
+        }
+    }
+
+    /// Where replies to notifications go, as the notifier uses it.
+    #[must_use]
+    pub fn reply_to(&self) -> gateway::mail::ReplyTo {
+        gateway::mail::ReplyTo {
+            default: self.notification_reply_to.as_deref().map(str::trim).map(str::to_owned),
+            by_practice: self
+                .practice_reply_to
+                .iter()
+                .map(|(domain, address)| (domain.trim().to_ascii_lowercase(), address.trim().to_owned()))
+                .collect(),
         }
     }
 }
@@ -268,6 +315,47 @@ mod tests {
         assert_eq!(upper, ["outbound.mode \"Smarthost\" must be outbox or smarthost"]);
         let number = load(&[("SEALPOST_OUTBOUND_MODE", "5")]).unwrap_err();
         assert_eq!(number, ["outbound.mode 5 must be outbox or smarthost"]);
+    }
+
+    #[test]
+    fn reply_to_addresses_are_checked_and_a_practice_s_own_wins() {
+        let problems = load(&[
+            ("SEALPOST_OUTBOUND_NOTIFICATION_REPLY_TO", "front desk"),
+            (
+                "SEALPOST_OUTBOUND_PRACTICE_REPLY_TO",
+                r#"{ "smiles.example" = "nobody", "not a domain" = "desk@example.com" }"#,
+            ),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            problems,
+            [
+                "outbound.notification_reply_to \"front desk\" is not an email address",
+                "outbound.practice_reply_to: \"not a domain\" is not a practice's mail domain",
+                "outbound.practice_reply_to.\"smiles.example\" \"nobody\" is not an email address",
+            ]
+        );
+        let config = load(&[
+            ("SEALPOST_OUTBOUND_NOTIFICATION_REPLY_TO", "no-reply@example-dental.com"),
+            (
+                "SEALPOST_OUTBOUND_PRACTICE_REPLY_TO",
+                r#"{ "Smiles.Example" = "frontdesk@smiles.example" }"#,
+            ),
+        ])
+        .unwrap();
+        let reply_to = config.outbound.reply_to();
+        assert_eq!(
+            reply_to.for_practice("smiles.example"),
+            Some("frontdesk@smiles.example")
+        );
+        assert_eq!(
+            reply_to.for_practice("other.example"),
+            Some("no-reply@example-dental.com")
+        );
+        assert_eq!(
+            Config::load(None, Vec::new()).unwrap().outbound.reply_to(),
+            gateway::mail::ReplyTo::default()
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //!
 //! | room | owns | for example |
 //! |---|---|---|
-//! | `store.mail()` ([`Mail`]) | `messages`, `mailbox`, `threads`, `contacts`, `visible`, `ingest/`, `outgoing/` | `inbox`, `open_message`, `seal_spooled`, `mailbox_sync`, `send_draft` |
+//! | `store.mail()` ([`Mail`]) | `messages`, `mailbox`, `threads`, `contacts`, `address_book`, `visible`, `ingest/`, `outgoing/` | `inbox`, `open_message`, `seal_spooled`, `mailbox_sync`, `send_draft`, `suggest_addresses` |
 //! | `store.accounts()` ([`Accounts`]) | `accounts/{mod,manage,registration,relay_sources}.rs` | `user`, `add_practice`, `register`, `relay_sources` |
 //! | `store.auth()` ([`Auth`]) | the other files of `accounts/` (sign-in, two-step, passkeys, devices, app passwords, SAML, tokens, lockout) | `begin_sign_in`, `session_user`, `verify_totp` |
 //! | `store.queue()` ([`Queue`]) | `spool`, `spool_file`, `jobs`, `accounts/sms.rs` | `accept_secure`, `pending_jobs`, `due_outbound`, `pending_sms` |
@@ -22,6 +22,7 @@
 //! them), `job_kind` (adding a mail job), [`crypto`], [`ids`], [`clock`].
 
 pub mod accounts;
+pub mod address_book;
 pub mod audit;
 pub mod blobs;
 pub mod clock;
@@ -37,9 +38,9 @@ pub mod layout;
 pub mod mailbox;
 pub mod maintenance;
 pub mod messages;
-pub mod outgoing;
 #[cfg(test)]
 mod module_graph;
+pub mod outgoing;
 pub mod redact;
 pub mod rooms;
 mod sealed_stream;

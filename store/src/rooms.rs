@@ -15,8 +15,8 @@ use std::ops::Deref;
 use crate::Store;
 
 /// Messages and what people see of them: sealing spooled mail, inboxes, the
-/// IMAP mailbox, threads, contacts (`messages`, `mailbox`, `threads`,
-/// `contacts`, `visible`, `ingest`).
+/// IMAP mailbox, threads, contacts and the address book (`messages`,
+/// `mailbox`, `threads`, `contacts`, `address_book`, `visible`, `ingest`).
 #[derive(Debug)]
 pub struct Mail<'a> {
     store: &'a Store,

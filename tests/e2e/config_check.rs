@@ -1,6 +1,7 @@
 //! `sealpost config check` on real files: the keys that take one word from a list
 //! (`outbound.mode`, `outbound.smarthost_tls`, `two_step.sms_provider`) load from
-//! files written for them, and a wrong word is a clear message and exit code 2.
+//! files written for them, and a wrong word is a clear message and exit code 2;
+//! it says where replies to notification emails go.
 
 use std::process::Output;
 
@@ -59,6 +60,37 @@ fn config_check_refuses_mx_delivery_until_it_exists() {
         stderr.contains(
             "outbound.mode \"mx\" (direct delivery) is not available in this version: use outbox or smarthost"
         ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn config_check_says_where_replies_to_notifications_go() {
+    let unset = config_check("");
+    let stdout = String::from_utf8_lossy(&unset.stdout);
+    assert!(unset.status.success(), "{unset:?}");
+    assert!(
+        stdout.contains("replies to notifications: no Reply-To, so they go to secure@localhost")
+            && stdout.contains("outbound.notification_reply_to"),
+        "{stdout}"
+    );
+    let set = config_check(
+        "[outbound]\nnotification_reply_to = \"no-reply@example-dental.com\"\n\
+         practice_reply_to = { \"smiles.example\" = \"frontdesk@smiles.example\" }\n",
+    );
+    let stdout = String::from_utf8_lossy(&set.stdout);
+    assert!(set.status.success(), "{set:?}");
+    assert!(
+        stdout.contains(
+            "replies to notifications: Reply-To no-reply@example-dental.com; per practice: smiles.example -> frontdesk@smiles.example"
+        ),
+        "{stdout}"
+    );
+    let bad = config_check("[outbound]\nnotification_reply_to = \"front desk\"\n");
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("outbound.notification_reply_to \"front desk\" is not an email address"),
         "{stderr}"
     );
 }

@@ -19,6 +19,12 @@ pub struct MessageWaiting {
     pub link: String,
     /// The subject, from `outbound.notification_subject` with the sender's name.
     pub subject_line: String,
+    /// Where to reply securely: the whole link (`/compose?reply=ID`), which
+    /// asks the recipient to sign in first.
+    pub reply_link: String,
+    /// The `Reply-To` the practice set (`outbound.practice_reply_to` or
+    /// `outbound.notification_reply_to`); `None`: replies go to `From`.
+    pub reply_to: Option<String>,
 }
 
 /// The link to set a password.

@@ -13,11 +13,13 @@ use mail_builder::headers::raw::Raw;
 
 mod duration;
 mod kinds;
+mod reply_to;
 #[cfg(test)]
 mod tests;
 
 pub use duration::ForPeople;
 pub use kinds::{Bounce, ChooseRoles, MessageWaiting, Quarantined, SetPassword};
+pub use reply_to::ReplyTo;
 
 /// Every kind of mail the gateway writes, with the values its templates use.
 /// None of them carries PHI: a secure message's subject and body stay sealed.
@@ -55,6 +57,8 @@ pub struct Rendered {
     pub html: Option<String>,
     /// The `Auto-Submitted` header's value.
     pub auto_submitted: &'static str,
+    /// The `Reply-To` address, where the kind has one (notifications).
+    pub reply_to: Option<String>,
 }
 
 impl MailKind {
@@ -96,6 +100,10 @@ impl MailKind {
             ),
             Self::Quarantined(v) => ("Sealpost".to_owned(), kinds::quarantined::render(v)?, AUTO_REPLIED),
         };
+        let reply_to = match self {
+            Self::Notification(v) | Self::Invitation(v) => v.reply_to.as_deref().map(one_line),
+            Self::SetPassword(_) | Self::ChooseRoles(_) | Self::Bounce(_) | Self::Quarantined(_) => None,
+        };
         let (subject, text, html) = parts;
         Ok(Rendered {
             from_name: one_line(&from_name),
@@ -103,6 +111,7 @@ impl MailKind {
             text: format!("{}\n", text.trim_end()),
             html,
             auto_submitted,
+            reply_to,
         })
     }
 }
@@ -146,6 +155,9 @@ pub fn write(mail: &Rendered, envelope: Envelope<'_>, dkim: Option<&crate::dkim:
         .text_body(mail.text.as_str());
     if let Some(html) = &mail.html {
         builder = builder.html_body(html.as_str());
+    }
+    if let Some(reply_to) = &mail.reply_to {
+        builder = builder.reply_to(reply_to.as_str());
     }
     let message = builder.write_to_vec().expect("writing to a Vec cannot fail");
     match dkim {

@@ -22,6 +22,8 @@ fn waiting(sender: &str, notice: Option<&str>) -> MessageWaiting {
         notice: notice.map(str::to_owned),
         link: LINK.to_owned(),
         subject_line: format!("Secure message from {sender}"),
+        reply_link: "https://secure.example-dental.com/compose?reply=0123456789abcdef0123456789abcdef".to_owned(),
+        reply_to: Some("frontdesk@example-dental.com".to_owned()),
     }
 }
 
@@ -53,10 +55,13 @@ fn samples() -> Vec<MailKind> {
 
 fn snapshot_text(mail: &Rendered) -> String {
     format!(
-        "From: {}\nSubject: {}\nAuto-Submitted: {}\n\n----- text -----\n{}----- html -----\n{}\n",
+        "From: {}\nSubject: {}\nAuto-Submitted: {}\n{}\n----- text -----\n{}----- html -----\n{}\n",
         mail.from_name,
         mail.subject,
         mail.auto_submitted,
+        mail.reply_to
+            .as_ref()
+            .map_or_else(String::new, |r| format!("Reply-To: {r}\n")),
         mail.text,
         mail.html.as_deref().unwrap_or("(none: text only)"),
     )
@@ -262,4 +267,41 @@ fn html_kinds_are_multipart_alternative_and_reports_plain_text() {
 fn one_line_drops_controls_and_folds_space() {
     assert_eq!(one_line("  a\r\nb\tc\u{0}d\u{85}e  "), "a b c d e");
     assert_eq!(one_line("\r\n"), "");
+}
+
+#[test]
+fn a_notification_says_a_reply_by_email_is_not_secure_and_carries_its_reply_to() {
+    for kind in [
+        MailKind::Notification(waiting("Dr Ada Lovelace", None)),
+        MailKind::Invitation(waiting("Dr Ada Lovelace", None)),
+    ] {
+        let rendered = kind.render().unwrap();
+        for part in [&rendered.text, rendered.html.as_ref().unwrap()] {
+            assert!(part.contains("a reply by email is not secure"), "{part}");
+        }
+        let message = written(&kind);
+        let parsed = mail_parser::MessageParser::default().parse(&message).unwrap();
+        let reply_to = parsed.reply_to().and_then(|r| r.first()).and_then(|a| a.address());
+        assert_eq!(reply_to, Some("frontdesk@example-dental.com"));
+    }
+    // The notification links to the secure reply; the invitation, whose
+    // reader has no account yet, to the message.
+    let notification = MailKind::Notification(waiting("Dr Ada Lovelace", None))
+        .render()
+        .unwrap();
+    assert!(
+        notification
+            .text
+            .contains("/compose?reply=0123456789abcdef0123456789abcdef\n")
+    );
+    // Without a configured address: no Reply-To at all.
+    let mut plain = waiting("Dr Ada Lovelace", None);
+    plain.reply_to = None;
+    let message = written(&MailKind::Notification(plain));
+    assert!(!header_block(&message).to_ascii_lowercase().contains("reply-to"));
+    // A configured address can't add a header either.
+    let mut evil = waiting("Dr Ada Lovelace", None);
+    evil.reply_to = Some("desk@example.com\r\nBcc: victim@example.org".to_owned());
+    let headers = header_block(&written(&MailKind::Notification(evil)));
+    assert!(!headers.to_ascii_lowercase().contains("\r\nbcc:"), "{headers}");
 }

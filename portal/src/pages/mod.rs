@@ -7,6 +7,7 @@ pub mod attachment;
 pub mod compose;
 mod compose_form;
 mod compose_phi;
+pub mod contacts;
 pub mod lists;
 pub mod manage_users;
 pub mod message;
