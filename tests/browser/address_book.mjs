@@ -118,7 +118,7 @@ flow(async (t) => {
   await page.getByLabel('Subject').fill('Your check-up');
   await page.getByLabel('Message', { exact: true }).fill('See you on Monday.');
   await page.getByRole('button', { name: 'Send securely' }).click();
-  await t.see('Tell us how you know each new recipient');
+  await t.see('How do you know these new recipients?');
   await t.a11y('compose, the role question for a new address');
   check((await page.locator('select[name="role:newdoc@else.example"]').count()) === 1, 'the new address is asked about');
   check((await page.locator('select[name^="role:pat"], select[name^="role:paula"]').count()) === 0, 'known contacts are not asked about');
