@@ -19,6 +19,10 @@ use crate::{Error, Queue, Result};
 
 pub use crate::job_kind::JobKind;
 
+/// Seconds a claimed delivery stays with its worker (a large message to a slow
+/// server may take minutes); see `claims.rs`.
+pub const OUTBOUND_LEASE: i64 = 600;
+
 /// A job of a kind about a message that names none (see [`job_from_row`]).
 const NO_MESSAGE: Error = Error::Corrupt("mail job without the message id its kind needs");
 
@@ -108,7 +112,7 @@ pub enum DeliveryOutcome {
     },
 }
 
-fn outbound_from_row(row: &sqlx::any::AnyRow) -> Result<OutboundItem> {
+pub(crate) fn outbound_from_row(row: &sqlx::any::AnyRow) -> Result<OutboundItem> {
     Ok(OutboundItem {
         id: row.try_get("id")?,
         blob: row.try_get("blob")?,
@@ -125,7 +129,7 @@ fn outbound_from_row(row: &sqlx::any::AnyRow) -> Result<OutboundItem> {
 }
 
 /// A job as stored; one that breaks the rules of its kind is corrupt.
-fn job_from_row(row: &sqlx::any::AnyRow) -> Result<MailJob> {
+pub(crate) fn job_from_row(row: &sqlx::any::AnyRow) -> Result<MailJob> {
     let kind = JobKind::parse(&row.try_get::<String, _>("kind")?).ok_or(Error::Corrupt("unknown mail job kind"))?;
     let message_id = match row.try_get::<Option<String>, _>("message_id")? {
         Some(text) => Some(MessageId::parse(&text).ok_or(Error::Corrupt("malformed message id in a mail job"))?),
@@ -298,18 +302,31 @@ impl Queue<'_> {
         Ok(())
     }
 
-    /// Deliveries due now.
+    /// Deliveries due now, claimed for the caller: each is handed to one
+    /// worker only, and is not due again until [`outbound_done`](Self::outbound_done)
+    /// records how it ended or the claim lapses ([`OUTBOUND_LEASE`]:
+    /// a worker that died). Several workers may call this at once.
     pub async fn due_outbound(&self, limit: i64) -> Result<Vec<OutboundItem>> {
+        let now = self.now();
         let rows = sqlx::query(
-            "SELECT id, blob, mail_from, rcpt_to, kek_id, wrapped_key, strip_markers, attempts, created_at FROM outbound
-             WHERE state = $3 AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $2",
+            "UPDATE outbound SET claimed_until = $4
+             WHERE id IN (SELECT id FROM outbound WHERE state = $3 AND next_attempt_at <= $1 AND claimed_until <= $1
+                          ORDER BY next_attempt_at LIMIT $2)
+               AND state = $3 AND claimed_until <= $1
+             RETURNING id, blob, mail_from, rcpt_to, kek_id, wrapped_key, strip_markers, attempts, created_at, next_attempt_at",
         )
-        .bind(self.now())
+        .bind(now)
         .bind(limit)
         .bind(OutboundState::Queued.as_str())
+        .bind(now + OUTBOUND_LEASE)
         .fetch_all(&self.db)
         .await?;
-        rows.iter().map(outbound_from_row).collect()
+        let mut items = rows
+            .iter()
+            .map(|row| Ok((row.try_get::<i64, _>("next_attempt_at")?, outbound_from_row(row)?)))
+            .collect::<Result<Vec<_>>>()?;
+        items.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.created_at.cmp(&b.1.created_at)));
+        Ok(items.into_iter().map(|(_, item)| item).collect())
     }
 
     /// Deliveries in `state`, oldest first, due or not.
@@ -339,7 +356,7 @@ impl Queue<'_> {
     pub async fn outbound_done(&self, item: &OutboundItem, outcome: &DeliveryOutcome) -> Result<()> {
         match outcome {
             DeliveryOutcome::Delivered => {
-                sqlx::query("UPDATE outbound SET state = $2, attempts = attempts + 1, last_error = NULL WHERE id = $1")
+                sqlx::query("UPDATE outbound SET state = $2, attempts = attempts + 1, last_error = NULL, claimed_until = 0 WHERE id = $1")
                     .bind(&item.id)
                     .bind(OutboundState::Sent.as_str())
                     .execute(&self.db)
@@ -347,7 +364,8 @@ impl Queue<'_> {
             }
             DeliveryOutcome::Retry { error, at } => {
                 sqlx::query(
-                    "UPDATE outbound SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3 WHERE id = $1",
+                    "UPDATE outbound SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3, claimed_until = 0
+                     WHERE id = $1",
                 )
                 .bind(&item.id)
                 .bind(crate::redact::delivery_error_summary(error))
@@ -356,7 +374,7 @@ impl Queue<'_> {
                 .await?
             }
             DeliveryOutcome::Failed { error } => {
-                sqlx::query("UPDATE outbound SET state = $3, attempts = attempts + 1, last_error = $2 WHERE id = $1")
+                sqlx::query("UPDATE outbound SET state = $3, attempts = attempts + 1, last_error = $2, claimed_until = 0 WHERE id = $1")
                     .bind(&item.id)
                     .bind(crate::redact::delivery_error_summary(error))
                     .bind(OutboundState::Failed.as_str())

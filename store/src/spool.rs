@@ -165,25 +165,63 @@ impl Queue<'_> {
         spool_ids(&rows)
     }
 
+    /// [`due_spool`](Self::due_spool) with each message's sender, for a sealer
+    /// that keeps one sender's messages in order.
+    pub async fn due_spool_senders(&self, limit: i64) -> Result<Vec<(MessageId, UserId)>> {
+        let rows = sqlx::query(
+            "SELECT id, sender_id FROM spool WHERE quarantined_at IS NULL AND next_attempt_at <= $1
+             ORDER BY received_at, id LIMIT $2",
+        )
+        .bind(self.now())
+        .bind(limit)
+        .fetch_all(&self.db)
+        .await?;
+        let ids = spool_ids(&rows)?;
+        let mut due = Vec::with_capacity(ids.len());
+        for row in &rows {
+            let id: String = row.try_get("id")?;
+            if let Some(id) = ids.iter().find(|known| known.as_str() == id) {
+                due.push((id.clone(), UserId(row.try_get("sender_id")?)));
+            }
+        }
+        Ok(due)
+    }
+
     /// Counts an attempt to seal `id` before it is made, and sets when the next
     /// may be made if this one fails. After [`MAX_SEAL_ATTEMPTS`] it says give up.
+    ///
+    /// This is also the sealer's claim: one statement counts the attempt only if
+    /// the message is still due, so of two workers that both saw it due, one gets
+    /// it and the other [`crate::Error::NotFound`] (the wait set here keeps it
+    /// from being due again until this attempt has had its time).
     pub async fn begin_seal_attempt(&self, id: &MessageId) -> Result<SealAttempt> {
-        let attempts: i64 = sqlx::query("SELECT attempts FROM spool WHERE id = $1 AND quarantined_at IS NULL")
+        let now = self.now();
+        let row = sqlx::query("SELECT attempts, next_attempt_at FROM spool WHERE id = $1 AND quarantined_at IS NULL")
             .bind(id.as_str())
             .fetch_optional(&self.db)
             .await?
-            .ok_or(crate::Error::NotFound)?
-            .try_get("attempts")?;
+            .ok_or(crate::Error::NotFound)?;
+        let attempts: i64 = row.try_get("attempts")?;
         if attempts >= MAX_SEAL_ATTEMPTS {
             return Ok(SealAttempt::GiveUp);
         }
         let attempt = attempts + 1;
-        sqlx::query("UPDATE spool SET attempts = $2, next_attempt_at = $3 WHERE id = $1")
-            .bind(id.as_str())
-            .bind(attempt)
-            .bind(self.now() + seal_retry_delay(attempt))
-            .execute(&self.db)
-            .await?;
+        // Compare and set: counted only if nobody counted it since we looked.
+        let claimed = sqlx::query(
+            "UPDATE spool SET attempts = $2, next_attempt_at = $3
+             WHERE id = $1 AND attempts = $4 AND quarantined_at IS NULL AND next_attempt_at <= $5",
+        )
+        .bind(id.as_str())
+        .bind(attempt)
+        .bind(now + seal_retry_delay(attempt))
+        .bind(attempts)
+        .bind(now)
+        .execute(&self.db)
+        .await?;
+        if claimed.rows_affected() == 0 {
+            // Not due, or another worker holds this attempt.
+            return Err(crate::Error::NotFound);
+        }
         Ok(SealAttempt::Try(attempt))
     }
 
