@@ -209,9 +209,10 @@ impl Queue<'_> {
                 match recipient.status {
                     UserStatus::Invited => {
                         invitation = true;
+                        // One invitation per recipient and practice, reused.
                         let token = self
                             .auth()
-                            .issue_token(TokenPurpose::Invite, recipient.id, Some(id), self.policy.invite_ttl)
+                            .invitation_token(recipient.id, id, self.policy.invite_ttl)
                             .await?;
                         format!("/m/{id}?invite={token}")
                     }
