@@ -165,28 +165,6 @@ impl Queue<'_> {
         spool_ids(&rows)
     }
 
-    /// [`due_spool`](Self::due_spool) with each message's sender, for a sealer
-    /// that keeps one sender's messages in order.
-    pub async fn due_spool_senders(&self, limit: i64) -> Result<Vec<(MessageId, UserId)>> {
-        let rows = sqlx::query(
-            "SELECT id, sender_id FROM spool WHERE quarantined_at IS NULL AND next_attempt_at <= $1
-             ORDER BY received_at, id LIMIT $2",
-        )
-        .bind(self.now())
-        .bind(limit)
-        .fetch_all(&self.db)
-        .await?;
-        let ids = spool_ids(&rows)?;
-        let mut due = Vec::with_capacity(ids.len());
-        for row in &rows {
-            let id: String = row.try_get("id")?;
-            if let Some(id) = ids.iter().find(|known| known.as_str() == id) {
-                due.push((id.clone(), UserId(row.try_get("sender_id")?)));
-            }
-        }
-        Ok(due)
-    }
-
     /// Counts an attempt to seal `id` before it is made, and sets when the next
     /// may be made if this one fails. After [`MAX_SEAL_ATTEMPTS`] it says give up.
     ///

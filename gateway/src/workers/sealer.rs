@@ -9,8 +9,9 @@
 //! longer send secure mail: [`store::Error::is_permanent`]) is quarantined at
 //! its first failure.
 //!
-//! Messages are sealed `concurrency` at a time (see [`super::lanes`]); one
-//! sender's messages one after another, in the order they arrived.
+//! Messages are sealed `concurrency` at a time (see [`super::lanes`]), each in
+//! its own lane: sealing order does not matter (what a recipient sees is
+//! ordered by the notifier, one recipient at a time).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::FutureExt as _;
-use store::ids::{MessageId, UserId};
+use store::ids::MessageId;
 use store::spool::{MAX_SEAL_ATTEMPTS, Quarantined, SealAttempt};
 use store::{Error, Store};
 
@@ -34,20 +35,20 @@ pub static QUARANTINED: AtomicU64 = AtomicU64::new(0);
 /// How often the sealer looks at the spool when nobody wakes it.
 const POLL: Duration = Duration::from_secs(10);
 
-/// A spooled message due for sealing; one sender's messages are sealed in order.
+/// A spooled message due for sealing, in a lane of its own: a busy sender's
+/// messages are sealed side by side.
 struct Due {
     id: MessageId,
-    sender: UserId,
 }
 
 impl Item for Due {
     type Id = MessageId;
-    type Lane = UserId;
+    type Lane = MessageId;
     fn id(&self) -> MessageId {
         self.id.clone()
     }
-    fn lane(&self) -> UserId {
-        self.sender
+    fn lane(&self) -> MessageId {
+        self.id.clone()
     }
 }
 
@@ -62,8 +63,8 @@ pub async fn run_sealer(store: Arc<Store>, wakers: Wakers, config: NotifyConfig,
     let fetch = |room: usize| {
         let store = Arc::clone(&store);
         async move {
-            let due = store.queue().due_spool_senders(i64::try_from(room).unwrap_or(64)).await?;
-            Ok(due.into_iter().map(|(id, sender)| Due { id, sender }).collect())
+            let due = store.queue().due_spool(i64::try_from(room).unwrap_or(64)).await?;
+            Ok(due.into_iter().map(|id| Due { id }).collect())
         }
     };
     let config = Arc::new(config);
