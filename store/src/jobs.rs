@@ -97,6 +97,13 @@ pub struct OutboundItem {
     key: WrappedKey,
 }
 
+impl OutboundItem {
+    /// The queue file this delivery reads.
+    pub(crate) fn blob(&self) -> &str {
+        &self.blob
+    }
+}
+
 /// How one delivery attempt ended.
 #[derive(Debug, Clone)]
 pub enum DeliveryOutcome {
@@ -351,50 +358,6 @@ impl Queue<'_> {
             sealed,
             Opener::new(&key, crate::layout::BLOB_ORIGINAL),
         ))
-    }
-
-    /// Records how an attempt ended; removes the spool file once no delivery needs it.
-    pub async fn outbound_done(&self, item: &OutboundItem, outcome: &DeliveryOutcome) -> Result<()> {
-        match outcome {
-            DeliveryOutcome::Delivered => {
-                sqlx::query("UPDATE outbound SET state = $2, attempts = attempts + 1, last_error = NULL, claimed_until = 0 WHERE id = $1")
-                    .bind(&item.id)
-                    .bind(OutboundState::Sent.as_str())
-                    .execute(&self.db)
-                    .await?
-            }
-            DeliveryOutcome::Retry { error, at } => {
-                sqlx::query(
-                    "UPDATE outbound SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3, claimed_until = 0
-                     WHERE id = $1",
-                )
-                .bind(&item.id)
-                .bind(crate::redact::delivery_error_summary(error))
-                .bind(*at)
-                .execute(&self.db)
-                .await?
-            }
-            DeliveryOutcome::Failed { error } => {
-                sqlx::query("UPDATE outbound SET state = $3, attempts = attempts + 1, last_error = $2, claimed_until = 0 WHERE id = $1")
-                    .bind(&item.id)
-                    .bind(crate::redact::delivery_error_summary(error))
-                    .bind(OutboundState::Failed.as_str())
-                    .execute(&self.db)
-                    .await?
-            }
-        };
-        if !matches!(outcome, DeliveryOutcome::Retry { .. }) {
-            let left: i64 = sqlx::query("SELECT COUNT(*) AS n FROM outbound WHERE blob = $1 AND state = $2")
-                .bind(&item.blob)
-                .bind(OutboundState::Queued.as_str())
-                .fetch_one(&self.db)
-                .await?
-                .try_get("n")?;
-            if left == 0 {
-                let _ = tokio::fs::remove_file(self.spool_entry_path(&item.blob)).await;
-            }
-        }
-        Ok(())
     }
 
     /// Counts of queued, sent and failed deliveries (for tests and status).

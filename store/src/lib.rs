@@ -11,7 +11,7 @@
 //! | `store.mail()` ([`Mail`]) | `messages`, `mailbox`, `threads`, `contacts`, `visible`, `ingest/` | `inbox`, `open_message`, `seal_spooled`, `mailbox_sync` |
 //! | `store.accounts()` ([`Accounts`]) | `accounts/{mod,manage,registration,relay_sources}.rs` | `user`, `add_practice`, `register`, `relay_sources` |
 //! | `store.auth()` ([`Auth`]) | the other files of `accounts/` (sign-in, two-step, passkeys, devices, app passwords, SAML, tokens, lockout) | `begin_sign_in`, `session_user`, `verify_totp` |
-//! | `store.queue()` ([`Queue`]) | `spool`, `spool_file`, `jobs`, `claims`, `accounts/sms.rs` | `accept_secure`, `claim_jobs`, `due_outbound`, `pending_sms` |
+//! | `store.queue()` ([`Queue`]) | `spool`, `spool_file`, `jobs`, `claims`, `outcomes`, `accounts/sms.rs` | `accept_secure`, `claim_jobs`, `due_outbound`, `pending_sms` |
 //! | `store.uploads()` ([`Uploads`]) | `uploads` | `create`, `append`, `open` (files staged for an outgoing message) |
 //! | `store.audit_log()` ([`AuditLog`]) | `audit` (reading; writing is [`Store::audit`]) | `verify_audit`, `recent_audit` |
 //!
@@ -38,6 +38,7 @@ pub mod layout;
 pub mod mailbox;
 pub mod maintenance;
 pub mod messages;
+mod outcomes;
 #[cfg(test)]
 mod module_graph;
 pub mod redact;
@@ -151,6 +152,8 @@ pub struct Store {
     jobs_added: tokio::sync::Notify,
     mail_changed: tokio::sync::watch::Sender<u64>,
     sms_added: tokio::sync::Notify,
+    /// Delivery outcomes waiting for their group commit (`outcomes.rs`).
+    pub(crate) outcomes: outcomes::Outcomes,
 }
 
 impl std::fmt::Debug for Store {
@@ -184,6 +187,7 @@ impl Store {
             jobs_added: tokio::sync::Notify::new(),
             mail_changed: tokio::sync::watch::Sender::new(0),
             sms_added: tokio::sync::Notify::new(),
+            outcomes: outcomes::Outcomes::default(),
         };
         Ok(Arc::new(store))
     }
