@@ -30,6 +30,7 @@ pub mod contacts;
 pub mod crypto;
 pub mod db;
 mod error;
+mod group_commit;
 pub mod ids;
 pub mod ingest;
 mod job_kind;
@@ -154,6 +155,8 @@ pub struct Store {
     sms_added: tokio::sync::Notify,
     /// Delivery outcomes waiting for their group commit (`outcomes.rs`).
     pub(crate) outcomes: outcomes::Outcomes,
+    /// Spool rows waiting for their group commit (`group_commit.rs`).
+    pub(crate) group: group_commit::GroupCommit,
 }
 
 impl std::fmt::Debug for Store {
@@ -188,6 +191,7 @@ impl Store {
             mail_changed: tokio::sync::watch::Sender::new(0),
             sms_added: tokio::sync::Notify::new(),
             outcomes: outcomes::Outcomes::default(),
+            group: group_commit::GroupCommit::default(),
         };
         Ok(Arc::new(store))
     }
