@@ -60,11 +60,17 @@ def wait_port(port, proc, timeout, what):
     raise BenchError(f"{what} did not listen on {port} within {timeout} s")
 
 
-def cpu_seconds(pid):
-    """utime + stime of a process, in seconds."""
+def cpu_split(pid):
+    """(utime, stime) of a process, in seconds."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process, in seconds."""
+    return sum(cpu_split(pid))
 
 
 def body(size, tag):
@@ -350,14 +356,17 @@ class Bench:
         rates, cpus = [], []
         for round_no in range(a.rounds):
             sink.clear()
-            cpu0 = cpu_seconds(self.sealpost.pid) if what != "postfix" else None
+            cpu0 = cpu_split(self.sealpost.pid) if what != "postfix" else None
             start = blast(self, port, files, per, a.timeout)
             done = sink.wait(n, a.timeout, what)
             rate = n / (done - start)
             rates.append(rate)
+            extra = ""
             if cpu0 is not None:
-                cpus.append((cpu_seconds(self.sealpost.pid) - cpu0) * 1000 / n)
-            extra = f", {cpus[-1]:.2f} CPU ms/msg" if cpu0 is not None else ""
+                time.sleep(0.3)  # the last outcomes are written after the sink has the mail
+                user, system = (b - a0 for b, a0 in zip(cpu_split(self.sealpost.pid), cpu0))
+                cpus.append((user + system) * 1000 / n)
+                extra = f", {cpus[-1]:.2f} CPU ms/msg ({user * 1000 / n:.2f} user + {system * 1000 / n:.2f} system)"
             log(f"  {what} round {round_no + 1}: {n} messages in {done - start:.2f} s = {rate:.0f} msg/s{extra}")
             time.sleep(0.5)
             if sink.count() != n:
