@@ -4,6 +4,11 @@
 ALTER TABLE mail_jobs ADD COLUMN claimed_until BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE outbound ADD COLUMN claimed_until BIGINT NOT NULL DEFAULT 0;
 
+-- A mail the gateway writes itself (a notification, a bounce) is small: it is
+-- kept sealed in its queue row instead of a spool file of its own (no file to
+-- create, fsync and delete per notification). `blob` is then empty.
+ALTER TABLE outbound ADD COLUMN body BYTEA;
+
 -- One invitation per recipient and practice, reused until used or expired: the
 -- link is recomputed from this nonce with a key from the key folder (the table
 -- still holds only the link's hash).

@@ -7,6 +7,7 @@
 //! retrying with backoff. Jobs and queue rows name people by id, never content.
 
 use bytes::Bytes;
+use futures::StreamExt as _;
 use futures::stream::BoxStream;
 use sqlx::Row;
 
@@ -65,9 +66,25 @@ pub(crate) async fn insert_outbound(
     strip_markers: bool,
     now: i64,
 ) -> Result<()> {
+    insert_outbound_with(tx, blob, None, mail_from, rcpt, key, strip_markers, now).await
+}
+
+/// [`insert_outbound`], with the sealed message in the row itself (`blob` empty)
+/// when `body` is given.
+#[allow(clippy::too_many_arguments)]
+async fn insert_outbound_with(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    blob: &str,
+    body: Option<&[u8]>,
+    mail_from: &str,
+    rcpt: &str,
+    key: &WrappedKey,
+    strip_markers: bool,
+    now: i64,
+) -> Result<()> {
     sqlx::query(
-        "INSERT INTO outbound (id, blob, mail_from, rcpt_to, kek_id, wrapped_key, strip_markers, next_attempt_at, state, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8)",
+        "INSERT INTO outbound (id, blob, mail_from, rcpt_to, kek_id, wrapped_key, strip_markers, next_attempt_at, state, created_at, body)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8, $10)",
     )
     .bind(crate::crypto::random_hex(16))
     .bind(blob)
@@ -78,6 +95,7 @@ pub(crate) async fn insert_outbound(
     .bind(i64::from(strip_markers))
     .bind(now)
     .bind(OutboundState::Queued.as_str())
+    .bind(body)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -95,6 +113,8 @@ pub struct OutboundItem {
     pub created_at: i64,
     blob: String,
     key: WrappedKey,
+    /// The sealed message, when it is kept in the row (`blob` is then empty).
+    body: Option<Vec<u8>>,
 }
 
 impl OutboundItem {
@@ -132,6 +152,7 @@ pub(crate) fn outbound_from_row(row: &sqlx::any::AnyRow) -> Result<OutboundItem>
         strip_markers: row.try_get::<i64, _>("strip_markers")? != 0,
         attempts: row.try_get("attempts")?,
         created_at: row.try_get("created_at")?,
+        body: row.try_get("body")?,
     })
 }
 
@@ -273,22 +294,17 @@ impl Queue<'_> {
 
     /// Seals a composed mail into the outbound queue and marks its job done, in
     /// one transaction, so a job yields exactly one queued mail.
+    ///
+    /// The mail (a notification, a bounce: small, written by us) is sealed
+    /// under its own data key into the queue row itself, so it is durable with
+    /// the commit and needs no spool file (a file created, fsynced and deleted
+    /// per notification was a large part of the secure path's system time).
     pub async fn queue_mail(&self, job: Option<i64>, mail_from: &str, rcpt_to: &str, message: &[u8]) -> Result<()> {
-        let mut writer = crate::spool_file::SpoolWriter::create(&self.spool_out()).await?;
-        writer.write(message).await?;
-        let spooled = writer.finish().await?;
-        let wrapped = self.keys.wrap(spooled.key());
+        let key = crate::crypto::DataKey::generate();
+        let sealed = crate::crypto::seal_all(&key, crate::layout::BLOB_ORIGINAL, message);
+        let wrapped = self.keys.wrap(&key);
         let mut tx = self.write_tx().await?;
-        insert_outbound(
-            &mut tx,
-            &crate::layout::SpoolDir::Out.entry(&spooled.id),
-            mail_from,
-            rcpt_to,
-            &wrapped,
-            false,
-            self.now(),
-        )
-        .await?;
+        insert_outbound_with(&mut tx, "", Some(&sealed), mail_from, rcpt_to, &wrapped, false, self.now()).await?;
         if let Some(job) = job {
             sqlx::query("UPDATE mail_jobs SET done_at = $1 WHERE id = $2")
                 .bind(self.now())
@@ -321,7 +337,7 @@ impl Queue<'_> {
              WHERE id IN (SELECT id FROM outbound WHERE state = $3 AND next_attempt_at <= $1 AND claimed_until <= $1
                           ORDER BY next_attempt_at LIMIT $2)
                AND state = $3 AND claimed_until <= $1
-             RETURNING id, blob, mail_from, rcpt_to, kek_id, wrapped_key, strip_markers, attempts, created_at, next_attempt_at",
+             RETURNING id, blob, mail_from, rcpt_to, kek_id, wrapped_key, strip_markers, attempts, created_at, next_attempt_at, body",
         )
         .bind(now)
         .bind(limit)
@@ -340,7 +356,7 @@ impl Queue<'_> {
     /// Deliveries in `state`, oldest first, due or not.
     pub async fn outbound_in_state(&self, state: OutboundState, limit: i64) -> Result<Vec<OutboundItem>> {
         let rows = sqlx::query(
-            "SELECT id, blob, mail_from, rcpt_to, kek_id, wrapped_key, strip_markers, attempts, created_at FROM outbound
+            "SELECT id, blob, mail_from, rcpt_to, kek_id, wrapped_key, strip_markers, attempts, created_at, body FROM outbound
              WHERE state = $1 ORDER BY created_at, id LIMIT $2",
         )
         .bind(state.as_str())
@@ -353,7 +369,10 @@ impl Queue<'_> {
     /// The message to deliver, decrypted as it streams.
     pub async fn outbound_body(&self, item: &OutboundItem) -> Result<BoxStream<'static, Result<Bytes>>> {
         let key = self.keys.unwrap(&item.key)?;
-        let sealed = crate::sealed_stream::file_stream(&self.spool_entry_path(&item.blob)).await?;
+        let sealed = match &item.body {
+            Some(body) => futures::stream::once(std::future::ready(Ok(Bytes::from(body.clone())))).boxed(),
+            None => crate::sealed_stream::file_stream(&self.spool_entry_path(&item.blob)).await?,
+        };
         Ok(open_sealed_stream(
             sealed,
             Opener::new(&key, crate::layout::BLOB_ORIGINAL),

@@ -89,7 +89,7 @@ impl Queue<'_> {
         tx.commit().await?;
         let mut blobs: Vec<&str> = batch
             .iter()
-            .filter(|w| !matches!(w.outcome, DeliveryOutcome::Retry { .. }))
+            .filter(|w| !matches!(w.outcome, DeliveryOutcome::Retry { .. }) && !w.blob.is_empty())
             .map(|w| w.blob.as_str())
             .collect();
         blobs.sort_unstable();
