@@ -14,8 +14,8 @@ use store::{Error, Policy, Store};
 use tokio::sync::Notify;
 
 use crate::Wakers;
-use crate::workers::lanes::{Item, LaneConfig, run_lanes};
 use crate::mail::{self, ChooseRoles, Envelope, ForPeople, MailKind, MessageWaiting, SetPassword};
+use crate::workers::lanes::{Item, LaneConfig, run_lanes};
 
 /// What notifications look like.
 #[derive(Debug, Clone)]

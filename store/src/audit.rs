@@ -145,7 +145,11 @@ impl Store {
     /// Appends one event to the chain inside the caller's transaction, so the
     /// event commits with what it records (one commit, one fsync, instead of
     /// two). The caller holds [`Store::audit_guard`].
-    pub(crate) async fn audit_in(&self, tx: &mut sqlx::Transaction<'_, sqlx::Any>, event: AuditEvent<'_>) -> Result<()> {
+    pub(crate) async fn audit_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        event: AuditEvent<'_>,
+    ) -> Result<()> {
         let prev: Vec<u8> = sqlx::query("SELECT hash FROM audit ORDER BY id DESC LIMIT 1")
             .fetch_optional(&mut **tx)
             .await?

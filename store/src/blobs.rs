@@ -142,7 +142,11 @@ impl SealedBlobWriter {
         self.sealer.as_mut().expect("not finished").update(data, &mut self.out);
         if self.out.len() >= 1 << 20 {
             if self.writer.is_none() {
-                let upload = self.blobs.inner.put_multipart(&ObjectPath::from(self.key.as_str())).await?;
+                let upload = self
+                    .blobs
+                    .inner
+                    .put_multipart(&ObjectPath::from(self.key.as_str()))
+                    .await?;
                 self.writer = Some(WriteMultipart::new_with_chunk_size(upload, 4 << 20));
             }
             let writer = self.writer.as_mut().expect("started above");
@@ -165,7 +169,11 @@ impl SealedBlobWriter {
                 write_small(root.join(&self.key), out).await?;
                 return Ok(self.plain_len);
             }
-            let upload = self.blobs.inner.put_multipart(&ObjectPath::from(self.key.as_str())).await?;
+            let upload = self
+                .blobs
+                .inner
+                .put_multipart(&ObjectPath::from(self.key.as_str()))
+                .await?;
             let mut writer = WriteMultipart::new_with_chunk_size(upload, 4 << 20);
             writer.put(Bytes::from(out));
             writer.finish().await?;

@@ -304,7 +304,17 @@ impl Queue<'_> {
         let sealed = crate::crypto::seal_all(&key, crate::layout::BLOB_ORIGINAL, message);
         let wrapped = self.keys.wrap(&key);
         let mut tx = self.write_tx().await?;
-        insert_outbound_with(&mut tx, "", Some(&sealed), mail_from, rcpt_to, &wrapped, false, self.now()).await?;
+        insert_outbound_with(
+            &mut tx,
+            "",
+            Some(&sealed),
+            mail_from,
+            rcpt_to,
+            &wrapped,
+            false,
+            self.now(),
+        )
+        .await?;
         if let Some(job) = job {
             sqlx::query("UPDATE mail_jobs SET done_at = $1 WHERE id = $2")
                 .bind(self.now())

@@ -39,9 +39,9 @@ pub mod layout;
 pub mod mailbox;
 pub mod maintenance;
 pub mod messages;
-mod outcomes;
 #[cfg(test)]
 mod module_graph;
+mod outcomes;
 pub mod redact;
 pub mod rooms;
 mod sealed_stream;

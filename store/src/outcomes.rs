@@ -47,7 +47,11 @@ impl Queue<'_> {
         let writer = self.outcomes.writer.lock().await;
         if let Ok(ok) = committed.try_recv() {
             drop(writer);
-            return if ok { Ok(()) } else { self.write_outcomes_alone(item, outcome).await };
+            return if ok {
+                Ok(())
+            } else {
+                self.write_outcomes_alone(item, outcome).await
+            };
         }
         let batch = std::mem::take(&mut *self.outcomes.waiting.lock().expect("outcomes lock"));
         let written = self.write_outcomes(&batch).await;
@@ -170,10 +174,17 @@ mod tests {
         let (_dir, store, _clock) = store().await;
         for n in 0..30 {
             let mut writer = store.queue().spool_writer().await.unwrap();
-            writer.write(format!("Subject: {n}\r\n\r\nhello\r\n").as_bytes()).await.unwrap();
+            writer
+                .write(format!("Subject: {n}\r\n\r\nhello\r\n").as_bytes())
+                .await
+                .unwrap();
             let spooled = writer.finish().await.unwrap();
             let rcpts = ["a@x.example".to_owned(), "b@x.example".to_owned()];
-            store.queue().accept_plain(&spooled, "s@y.example", &rcpts).await.unwrap();
+            store
+                .queue()
+                .accept_plain(&spooled, "s@y.example", &rcpts)
+                .await
+                .unwrap();
         }
         let items = store.queue().due_outbound(100).await.unwrap();
         assert_eq!(items.len(), 60);
@@ -188,7 +199,9 @@ mod tests {
             } else {
                 b_seen += 1;
                 if b_seen <= 10 {
-                    DeliveryOutcome::Failed { error: "550 5.1.1 no".into() }
+                    DeliveryOutcome::Failed {
+                        error: "550 5.1.1 no".into(),
+                    }
                 } else {
                     DeliveryOutcome::Retry {
                         error: "451 4.3.0 later".into(),
@@ -197,13 +210,19 @@ mod tests {
                 }
             };
             let (store, item) = (std::sync::Arc::clone(&store), item.clone());
-            calls.push(tokio::spawn(async move { store.queue().outbound_done(&item, &outcome).await }));
+            calls.push(tokio::spawn(async move {
+                store.queue().outbound_done(&item, &outcome).await
+            }));
         }
         for call in calls {
             call.await.unwrap().unwrap();
         }
         assert_eq!(store.queue().outbound_counts().await.unwrap(), (20, 30, 10));
-        let retried = store.queue().outbound_in_state(OutboundState::Queued, 100).await.unwrap();
+        let retried = store
+            .queue()
+            .outbound_in_state(OutboundState::Queued, 100)
+            .await
+            .unwrap();
         assert!(retried.iter().all(|i| i.attempts == 1 && i.rcpt_to == "b@x.example"));
         // Ten messages are done with (a sent, b failed): their files are gone;
         // twenty still wait for b.

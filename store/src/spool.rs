@@ -159,8 +159,12 @@ impl Queue<'_> {
         let (mail_from, rcpt_to, now) = (Arc::new(mail_from.to_owned()), Arc::new(rcpt_to.to_vec()), self.now());
         // In a group commit with other sessions' messages (`group_commit.rs`).
         self.group_commit(Arc::new(move |tx| {
-            let (wrapped, blob, mail_from, rcpt_to) =
-                (Arc::clone(&wrapped), Arc::clone(&blob), Arc::clone(&mail_from), Arc::clone(&rcpt_to));
+            let (wrapped, blob, mail_from, rcpt_to) = (
+                Arc::clone(&wrapped),
+                Arc::clone(&blob),
+                Arc::clone(&mail_from),
+                Arc::clone(&rcpt_to),
+            );
             Box::pin(async move {
                 for rcpt in rcpt_to.iter() {
                     crate::jobs::insert_outbound(tx, &blob, &mail_from, rcpt, &wrapped, true, now).await?;

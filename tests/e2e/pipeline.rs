@@ -92,7 +92,11 @@ async fn hundreds_of_messages_over_several_connections_each_arrive_exactly_once(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(settled, "the pipeline did not drain: {:?}", store.queue().outbound_counts().await);
+    assert!(
+        settled,
+        "the pipeline did not drain: {:?}",
+        store.queue().outbound_counts().await
+    );
     let (_, sent, failed) = store.queue().outbound_counts().await.unwrap();
     assert_eq!(failed, 0);
     assert_eq!(sent, i64::try_from(plain + secure).unwrap(), "one delivery per message");
@@ -157,11 +161,17 @@ X-Sealpost-Role: {to} patient\r\n\r\nPart {n}.\r\n"
     let page = http.get(instance.reachable(&links[2])).send().await.unwrap();
     assert_eq!(page.status(), 200);
     let forged = links[2].replacen(&ids[2], &store::ids::MessageId::generate().to_string(), 1);
-    assert_ne!(http.get(instance.reachable(&forged)).send().await.unwrap().status(), 200);
+    assert_ne!(
+        http.get(instance.reachable(&forged)).send().await.unwrap().status(),
+        200
+    );
     let registered = register_form(&http, &instance, &links[2], "Pat Example", "+1 555 010 0199").await;
     assert_eq!(registered.status(), 200);
     // Used: every link with it is spent.
-    assert_eq!(http.get(instance.reachable(&links[0])).send().await.unwrap().status(), 410);
+    assert_eq!(
+        http.get(instance.reachable(&links[0])).send().await.unwrap().status(),
+        410
+    );
 }
 
 /// A pool on the instance's database, for counting rows.

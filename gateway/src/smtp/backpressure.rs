@@ -56,7 +56,11 @@ impl Backlog {
         };
         *self.last.lock().expect("backlog lock") = Some((Instant::now(), count));
         (count >= limit).then(|| {
-            tracing::warn!(backlog = count, limit, "backlog past smtp.max_queue_depth: new mail told to wait");
+            tracing::warn!(
+                backlog = count,
+                limit,
+                "backlog past smtp.max_queue_depth: new mail told to wait"
+            );
             Reply::new(
                 452,
                 "4.3.1",

@@ -68,12 +68,20 @@ async fn past_the_depth_new_mail_waits_with_452_and_is_taken_again_once_drained(
 
     // The workers catch up: the same server takes mail again.
     for item in store.queue().due_outbound(10).await.unwrap() {
-        store.queue().outbound_done(&item, &DeliveryOutcome::Delivered).await.unwrap();
+        store
+            .queue()
+            .outbound_done(&item, &DeliveryOutcome::Delivered)
+            .await
+            .unwrap();
     }
     let mut input = b"EHLO a\r\n".to_vec();
     input.extend_from_slice(MESSAGE);
     input.extend_from_slice(b"QUIT\r\n");
     let lines = converse(&server, &input).await;
     assert!(!lines.iter().any(|l| l.starts_with("452")), "{lines:?}");
-    assert_eq!(lines.iter().filter(|l| l.contains("accepted for delivery")).count(), 1, "{lines:?}");
+    assert_eq!(
+        lines.iter().filter(|l| l.contains("accepted for delivery")).count(),
+        1,
+        "{lines:?}"
+    );
 }

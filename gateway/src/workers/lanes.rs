@@ -198,7 +198,11 @@ mod tests {
                     Arc::clone(&done_tx),
                 );
                 async move {
-                    assert!(lanes_now.lock().unwrap().insert(job.lane), "two jobs of lane {} at once", job.lane);
+                    assert!(
+                        lanes_now.lock().unwrap().insert(job.lane),
+                        "two jobs of lane {} at once",
+                        job.lane
+                    );
                     let running = now.fetch_add(1, Ordering::SeqCst) + 1;
                     most.fetch_max(running, Ordering::SeqCst);
                     tokio::task::yield_now().await;
@@ -217,7 +221,10 @@ mod tests {
             }
         };
         let runner = tokio::spawn(run_lanes(config, Arc::new(Notify::new()), fetch, work));
-        tokio::time::timeout(Duration::from_secs(30), done_rx).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(30), done_rx)
+            .await
+            .unwrap()
+            .unwrap();
         runner.abort();
         let ran = ran.lock().unwrap().clone();
         let mut ids: Vec<u32> = ran.iter().map(|&(_, id)| id).collect();
