@@ -194,6 +194,8 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
     let store = open_store(config, Arc::clone(&clock)).await?;
     // Nothing else runs on this data folder's spool now (admin commands leave it alone).
     store.queue().clear_partial_spool()?;
+    // Claims a previous run's workers held are void: they are gone.
+    store.queue().release_claims().await?;
     // Clients check a certificate's dates against real time, whatever clock the
     // store is given (tests move theirs).
     let certificates = crate::tls::open(config, store::SystemClock.now())?;
@@ -231,6 +233,7 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
                 Some(path) => Some(crate::tls::client_verifier(path)?),
                 None => None,
             },
+            max_queue_depth: config.smtp.max_queue_depth,
         },
         Some(tokio_rustls::TlsAcceptor::from(smtp_tls)),
         wakers.clone(),
@@ -266,6 +269,17 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
         tokio_rustls::TlsAcceptor::from(imap_tls),
     );
 
+    // Each stage works on `workers` messages at once. Delivery runs that many
+    // loops: each claims its own deliveries (`Queue::due_outbound`).
+    let workers = config.server.worker_count();
+    for _ in 0..workers {
+        tasks.push(tokio::spawn({
+            let (store, wakers, delivery) = (Arc::clone(&store), wakers.clone(), delivery.clone());
+            supervise("delivery", move || {
+                gateway::deliver::run_delivery(Arc::clone(&store), delivery.clone(), wakers.clone())
+            })
+        }));
+    }
     let (trigger, stop) = shutdown::channel();
     let (portal_stop, portal_drain) = stop.clone().into_parts();
     tasks.extend([
@@ -285,19 +299,13 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
         tokio::spawn({
             let (store, wakers, notify) = (Arc::clone(&store), wakers.clone(), notify.clone());
             supervise("sealer", move || {
-                gateway::workers::run_sealer(Arc::clone(&store), wakers.clone(), notify.clone())
+                gateway::workers::run_sealer(Arc::clone(&store), wakers.clone(), notify.clone(), workers)
             })
         }),
         tokio::spawn({
             let (store, wakers) = (Arc::clone(&store), wakers.clone());
             supervise("notifier", move || {
-                gateway::notify::run_notifier(Arc::clone(&store), notify.clone(), wakers.clone())
-            })
-        }),
-        tokio::spawn({
-            let (store, wakers) = (Arc::clone(&store), wakers.clone());
-            supervise("delivery", move || {
-                gateway::deliver::run_delivery(Arc::clone(&store), delivery.clone(), wakers.clone())
+                gateway::notify::run_notifier(Arc::clone(&store), notify.clone(), wakers.clone(), workers)
             })
         }),
         tokio::spawn({

@@ -1,16 +1,21 @@
 //! The notifier: turns mail jobs from the store into mails (one [`MailKind`]
 //! each, rendered from its templates by [`crate::mail`]) and queues them for
 //! delivery. A notification carries no PHI: the sender's name and practice,
-//! the sender's own non-PHI note, and one link.
+//! the sender's own non-PHI note, and one link. Jobs are claimed
+//! ([`store::Queue::claim_jobs`]) and composed several at a time, one
+//! recipient's in order (see [`crate::workers::lanes`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use store::jobs::{JobKind, MailContext};
+use store::ids::UserId;
+use store::jobs::{JobKind, MailContext, MailJob};
 use store::{Error, Policy, Store};
+use tokio::sync::Notify;
 
 use crate::Wakers;
 use crate::mail::{self, ChooseRoles, Envelope, ForPeople, MailKind, MessageWaiting, SetPassword};
+use crate::workers::lanes::{Item, LaneConfig, run_lanes};
 
 /// What notifications look like.
 #[derive(Debug, Clone)]
@@ -70,52 +75,86 @@ pub fn mail_for(ctx: &MailContext, config: &NotifyConfig, policy: &Policy) -> Op
     })
 }
 
-/// Runs forever: composes and queues the mail for every pending job. While the
-/// store fails it backs off (see [`Backoff`](crate::workers::Backoff)).
-pub async fn run_notifier(store: Arc<Store>, config: NotifyConfig, wakers: Wakers) {
-    let mut backoff = crate::workers::Backoff::new("notifier");
-    loop {
-        match notify_pending(&store, &config, &wakers).await {
-            Ok(true) => {
-                backoff.succeed();
-                continue;
-            }
-            Ok(false) => backoff.succeed(),
-            Err(error) => {
-                tokio::time::sleep(backoff.fail(&error)).await;
-                continue;
-            }
-        }
-        let woken = async {
-            tokio::select! {
-                () = wakers.notifier.notified() => {}
-                () = store.queue().jobs_added().notified() => {}
-            }
-        };
-        let _ = tokio::time::timeout(Duration::from_secs(5), woken).await;
+/// A claimed job; one recipient's mails are composed in order.
+struct Claimed(MailJob);
+
+impl Item for Claimed {
+    type Id = i64;
+    type Lane = UserId;
+    fn id(&self) -> i64 {
+        self.0.id
+    }
+    fn lane(&self) -> UserId {
+        self.0.user_id
     }
 }
 
-/// One pass over the pending jobs; `true` if there were any. A job that fails
-/// does not stop the others; the error is returned after the pass.
-async fn notify_pending(store: &Store, config: &NotifyConfig, wakers: &Wakers) -> Result<bool, Error> {
-    let jobs = store.queue().pending_jobs(50).await?;
-    let busy = !jobs.is_empty();
-    let mut failed = None;
-    for job in jobs {
-        let result = match store.queue().job_context(&job).await {
-            Ok(ctx) => compose_and_queue(store, config, job.id, &ctx).await,
-            Err(Error::NotFound) => store.queue().skip_job(job.id).await,
-            // It can never be composed: set aside (logged), not retried.
-            Err(error) if error.is_permanent() => store.queue().park_job(job.id, &error).await,
-            Err(error) => Err(error),
-        };
-        match result {
-            Ok(()) => wakers.delivery.notify_one(),
-            Err(error) => failed = Some(error),
+/// Runs forever: composes and queues the mail for every pending job,
+/// `concurrency` jobs at a time. While the store fails it backs off (see
+/// [`Backoff`](crate::workers::Backoff)).
+pub async fn run_notifier(store: Arc<Store>, config: NotifyConfig, wakers: Wakers, concurrency: usize) {
+    // The store's own signal (a job added by the portal) wakes the worker too.
+    let wake = Arc::new(Notify::new());
+    let relay = {
+        let (store, wake, notifier) = (Arc::clone(&store), Arc::clone(&wake), Arc::clone(&wakers.notifier));
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = notifier.notified() => {}
+                    () = store.queue().jobs_added().notified() => {}
+                }
+                wake.notify_one();
+            }
+        })
+    };
+    let _relay = AbortOnDrop(relay);
+    let lanes = LaneConfig {
+        name: "notifier",
+        concurrency,
+        poll: Duration::from_secs(5),
+    };
+    let fetch = |room: usize| {
+        let store = Arc::clone(&store);
+        async move {
+            let jobs = store.queue().claim_jobs(i64::try_from(room).unwrap_or(64)).await?;
+            Ok(jobs.into_iter().map(Claimed).collect())
         }
+    };
+    let config = Arc::new(config);
+    let work = |Claimed(job)| {
+        let (store, config, wakers) = (Arc::clone(&store), Arc::clone(&config), wakers.clone());
+        async move {
+            match notify_one(&store, &config, &job).await {
+                Ok(()) => wakers.delivery.notify_one(),
+                Err(error) => {
+                    tracing::warn!(job = job.id, %error, "cannot compose mail now; it waits");
+                    let _ = store.queue().release_job(job.id).await;
+                }
+            }
+        }
+    };
+    run_lanes(lanes, wake, fetch, work).await;
+}
+
+/// Stops a helper task with its worker.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
-    failed.map_or(Ok(busy), Err)
+}
+
+/// Composes one claimed job's mail and queues it. An error means the store is
+/// out of reach: the caller gives the job back.
+async fn notify_one(store: &Store, config: &NotifyConfig, job: &MailJob) -> Result<(), Error> {
+    match store.queue().job_context(job).await {
+        Ok(ctx) => compose_and_queue(store, config, job.id, &ctx).await,
+        Err(Error::NotFound) => store.queue().skip_job(job.id).await,
+        // It can never be composed: set aside (logged), not retried.
+        Err(error) if error.is_permanent() => store.queue().park_job(job.id, &error).await,
+        Err(error) => Err(error),
+    }
 }
 
 /// Renders a job's mail and queues it; a job whose mail cannot be written is

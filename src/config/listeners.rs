@@ -46,6 +46,10 @@ pub struct Smtp {
     /// against these CAs; a practice names its mail system's certificate with
     /// `sealpost practice relay --add-client-cert SHA256`.
     pub relay_client_ca: Option<PathBuf>,
+    /// Work waiting in the pipeline (secure messages not yet sealed,
+    /// notifications not yet composed, deliveries due) past which new mail gets
+    /// `452 4.3.1` at MAIL FROM, so the sending MTA keeps it and tries later.
+    pub max_queue_depth: u64,
 }
 
 /// The defaults are the gateway's own ([`gateway::smtp::SmtpConfig`]), so each is
@@ -68,6 +72,7 @@ impl Default for Smtp {
             subject_tag: store::Policy::default().subject_tag,
             relay_tenant_id: gateway.relay_tenant_id,
             relay_client_ca: None,
+            max_queue_depth: gateway.max_queue_depth,
         }
     }
 }
@@ -118,6 +123,7 @@ impl Smtp {
                     self.submission_max_connections_per_ip as u64,
                 ),
                 ("smtp.auth_timeout", self.auth_timeout),
+                ("smtp.max_queue_depth", self.max_queue_depth),
             ],
             problems,
         );

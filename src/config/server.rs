@@ -10,10 +10,27 @@ pub struct Server {
     /// an SMTP message being received, an IMAP command, a portal request or
     /// upload — to finish before it exits anyway. 0 stops at once.
     pub shutdown_grace: u64,
+    /// Messages each stage of the pipeline (sealing, composing notifications,
+    /// delivering) works on at once; 0 means one per CPU core available.
+    pub workers: usize,
+}
+
+impl Server {
+    /// [`workers`](Self::workers) with 0 resolved to the cores available.
+    #[must_use]
+    pub fn worker_count(&self) -> usize {
+        match self.workers {
+            0 => gateway::workers::default_concurrency(),
+            n => n,
+        }
+    }
 }
 
 impl Default for Server {
     fn default() -> Self {
-        Self { shutdown_grace: 30 }
+        Self {
+            shutdown_grace: 30,
+            workers: 0,
+        }
     }
 }

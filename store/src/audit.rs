@@ -128,30 +128,47 @@ pub struct AuditIntact {
 impl Store {
     /// Appends one event to the chain.
     pub async fn audit(&self, event: AuditEvent<'_>) -> Result<()> {
-        {
-            let _guard = self.audit_lock.lock().await;
-            let mut tx = self.write_tx().await?;
-            let prev: Vec<u8> = sqlx::query("SELECT hash FROM audit ORDER BY id DESC LIMIT 1")
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|row| row.try_get("hash"))
-                .transpose()?
-                .unwrap_or_else(|| vec![0u8; 32]);
-            let at = self.now();
-            let hash = self.keys.audit_mac(&chain_input(&prev, at, &event));
-            sqlx::query("INSERT INTO audit (at, actor, action, object, client, prev_hash, hash, scheme) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
-                .bind(at)
-                .bind(event.actor)
-                .bind(event.action)
-                .bind(event.object)
-                .bind(event.client)
-                .bind(prev)
-                .bind(hash)
-                .bind(SCHEME_KEYED)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-        }
+        let _guard = self.audit_lock.lock().await;
+        let mut tx = self.write_tx().await?;
+        self.audit_in(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Holds the chain's end while a caller's transaction appends to it with
+    /// [`Store::audit_in`]: take it before the transaction begins, keep it
+    /// until it commits.
+    pub(crate) async fn audit_guard(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.audit_lock.lock().await
+    }
+
+    /// Appends one event to the chain inside the caller's transaction, so the
+    /// event commits with what it records (one commit, one fsync, instead of
+    /// two). The caller holds [`Store::audit_guard`].
+    pub(crate) async fn audit_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        event: AuditEvent<'_>,
+    ) -> Result<()> {
+        let prev: Vec<u8> = sqlx::query("SELECT hash FROM audit ORDER BY id DESC LIMIT 1")
+            .fetch_optional(&mut **tx)
+            .await?
+            .map(|row| row.try_get("hash"))
+            .transpose()?
+            .unwrap_or_else(|| vec![0u8; 32]);
+        let at = self.now();
+        let hash = self.keys.audit_mac(&chain_input(&prev, at, &event));
+        sqlx::query("INSERT INTO audit (at, actor, action, object, client, prev_hash, hash, scheme) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+            .bind(at)
+            .bind(event.actor)
+            .bind(event.action)
+            .bind(event.object)
+            .bind(event.client)
+            .bind(prev)
+            .bind(hash)
+            .bind(SCHEME_KEYED)
+            .execute(&mut **tx)
+            .await?;
         Ok(())
     }
 }

@@ -47,10 +47,11 @@ impl Blobs {
     }
 
     /// Starts writing a sealed blob at `key`, sealing with `data_key` as blob `blob_no`.
+    /// The upload starts with the first megabyte; a smaller blob on local
+    /// files is written at `finish` in one go (see there).
     pub async fn create(&self, key: &str, data_key: &DataKey, blob_no: u32) -> Result<SealedBlobWriter> {
-        let upload = self.inner.put_multipart(&ObjectPath::from(key)).await?;
         Ok(SealedBlobWriter {
-            writer: Some(WriteMultipart::new_with_chunk_size(upload, 4 << 20)),
+            writer: None,
             sealer: Some(Sealer::new(data_key, blob_no)),
             out: Vec::new(),
             blobs: self.clone(),
@@ -161,7 +162,15 @@ impl SealedBlobWriter {
         self.plain_len += data.len() as u64;
         self.sealer.as_mut().expect("not finished").update(data, &mut self.out);
         if self.out.len() >= 1 << 20 {
-            let writer = self.writer.as_mut().expect("not finished");
+            if self.writer.is_none() {
+                let upload = self
+                    .blobs
+                    .inner
+                    .put_multipart(&ObjectPath::from(self.key.as_str()))
+                    .await?;
+                self.writer = Some(WriteMultipart::new_with_chunk_size(upload, 4 << 20));
+            }
+            let writer = self.writer.as_mut().expect("started above");
             writer.wait_for_capacity(2).await?;
             writer.put(Bytes::from(std::mem::take(&mut self.out)));
         }
@@ -171,12 +180,54 @@ impl SealedBlobWriter {
     /// Seals the last chunk, completes the upload and makes it durable.
     pub async fn finish(mut self) -> Result<u64> {
         self.sealer.take().expect("not finished").finish(&mut self.out);
-        let mut writer = self.writer.take().expect("not finished");
-        writer.put(Bytes::from(std::mem::take(&mut self.out)));
+        let out = std::mem::take(&mut self.out);
+        let Some(mut writer) = self.writer.take() else {
+            if let Some(root) = &self.blobs.local_root {
+                // Under a megabyte, on local files (a message's meta, its text
+                // part, a small copy): written, fsynced and renamed into place in
+                // one blocking task, instead of the object store's several
+                // hand-offs and a staging file each (issue 14's profile).
+                write_small(root.join(&self.key), out).await?;
+                return Ok(self.plain_len);
+            }
+            let upload = self
+                .blobs
+                .inner
+                .put_multipart(&ObjectPath::from(self.key.as_str()))
+                .await?;
+            let mut writer = WriteMultipart::new_with_chunk_size(upload, 4 << 20);
+            writer.put(Bytes::from(out));
+            writer.finish().await?;
+            self.blobs.sync(&self.key)?;
+            return Ok(self.plain_len);
+        };
+        writer.put(Bytes::from(out));
         writer.finish().await?;
         self.blobs.sync(&self.key)?;
         Ok(self.plain_len)
     }
+}
+
+/// Writes a whole small blob at `path`: a staging file beside it (named as the
+/// object store names its own, `NAME#DIGITS`, which listings skip), fsynced,
+/// renamed into place, and the folder fsynced.
+async fn write_small(path: PathBuf, bytes: Vec<u8>) -> Result<()> {
+    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        use std::io::Write as _;
+        let dir = path.parent().expect("a blob lives in a folder");
+        std::fs::create_dir_all(dir)?;
+        let mut staging = path.clone().into_os_string();
+        staging.push(format!("#{}", u64::from_le_bytes(crate::crypto::random_bytes())));
+        let mut file = std::fs::File::create(&staging)?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&staging, &path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })
+    .await
+    .map_err(|_| std::io::Error::other("blob writer task failed"))??;
+    Ok(())
 }
 
 /// Writes already-sealed bytes into a blob as they come.

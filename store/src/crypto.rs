@@ -145,6 +145,18 @@ impl Keyring {
         hmac::sign(&self.audit, data).as_ref().to_vec()
     }
 
+    /// The secret of a reusable link (an invitation) from the nonce its row
+    /// keeps: HMAC-SHA256 under a key derived from the key folder's secret, so
+    /// the database alone (which keeps only the nonce and the link's hash) cannot
+    /// make the link again.
+    pub fn link_secret(&self, nonce: &[u8]) -> [u8; 32] {
+        let derived = hmac::sign(&self.audit, b"sealpost: reusable link key v1");
+        let key = hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(hmac::sign(&key, nonce).as_ref());
+        out
+    }
+
     /// Wraps a data key with the active KEK (AES-256-GCM, random nonce): the
     /// newest one, as soon as `sealpost keys rotate` has made it.
     pub fn wrap(&self, key: &DataKey) -> WrappedKey {

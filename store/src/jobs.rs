@@ -7,6 +7,7 @@
 //! retrying with backoff. Jobs and queue rows name people by id, never content.
 
 use bytes::Bytes;
+use futures::StreamExt as _;
 use futures::stream::BoxStream;
 use sqlx::Row;
 
@@ -18,6 +19,10 @@ use crate::states::OutboundState;
 use crate::{Error, Queue, Result};
 
 pub use crate::job_kind::JobKind;
+
+/// Seconds a claimed delivery stays with its worker (a large message to a slow
+/// server may take minutes); see `claims.rs`.
+pub const OUTBOUND_LEASE: i64 = 600;
 
 /// A job of a kind about a message that names none (see [`job_from_row`]).
 const NO_MESSAGE: Error = Error::Corrupt("mail job without the message id its kind needs");
@@ -61,9 +66,25 @@ pub(crate) async fn insert_outbound(
     strip_markers: bool,
     now: i64,
 ) -> Result<()> {
+    insert_outbound_with(tx, blob, None, mail_from, rcpt, key, strip_markers, now).await
+}
+
+/// [`insert_outbound`], with the sealed message in the row itself (`blob` empty)
+/// when `body` is given.
+#[allow(clippy::too_many_arguments)]
+async fn insert_outbound_with(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    blob: &str,
+    body: Option<&[u8]>,
+    mail_from: &str,
+    rcpt: &str,
+    key: &WrappedKey,
+    strip_markers: bool,
+    now: i64,
+) -> Result<()> {
     sqlx::query(
-        "INSERT INTO outbound (id, blob, mail_from, rcpt_to, kek_id, wrapped_key, strip_markers, next_attempt_at, state, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8)",
+        "INSERT INTO outbound (id, blob, mail_from, rcpt_to, kek_id, wrapped_key, strip_markers, next_attempt_at, state, created_at, body)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8, $10)",
     )
     .bind(crate::crypto::random_hex(16))
     .bind(blob)
@@ -74,6 +95,7 @@ pub(crate) async fn insert_outbound(
     .bind(i64::from(strip_markers))
     .bind(now)
     .bind(OutboundState::Queued.as_str())
+    .bind(body)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -91,6 +113,15 @@ pub struct OutboundItem {
     pub created_at: i64,
     blob: String,
     key: WrappedKey,
+    /// The sealed message, when it is kept in the row (`blob` is then empty).
+    body: Option<Vec<u8>>,
+}
+
+impl OutboundItem {
+    /// The queue file this delivery reads.
+    pub(crate) fn blob(&self) -> &str {
+        &self.blob
+    }
 }
 
 /// How one delivery attempt ended.
@@ -108,7 +139,7 @@ pub enum DeliveryOutcome {
     },
 }
 
-fn outbound_from_row(row: &sqlx::any::AnyRow) -> Result<OutboundItem> {
+pub(crate) fn outbound_from_row(row: &sqlx::any::AnyRow) -> Result<OutboundItem> {
     Ok(OutboundItem {
         id: row.try_get("id")?,
         blob: row.try_get("blob")?,
@@ -121,11 +152,12 @@ fn outbound_from_row(row: &sqlx::any::AnyRow) -> Result<OutboundItem> {
         strip_markers: row.try_get::<i64, _>("strip_markers")? != 0,
         attempts: row.try_get("attempts")?,
         created_at: row.try_get("created_at")?,
+        body: row.try_get("body")?,
     })
 }
 
 /// A job as stored; one that breaks the rules of its kind is corrupt.
-fn job_from_row(row: &sqlx::any::AnyRow) -> Result<MailJob> {
+pub(crate) fn job_from_row(row: &sqlx::any::AnyRow) -> Result<MailJob> {
     let kind = JobKind::parse(&row.try_get::<String, _>("kind")?).ok_or(Error::Corrupt("unknown mail job kind"))?;
     let message_id = match row.try_get::<Option<String>, _>("message_id")? {
         Some(text) => Some(MessageId::parse(&text).ok_or(Error::Corrupt("malformed message id in a mail job"))?),
@@ -205,9 +237,10 @@ impl Queue<'_> {
                 match recipient.status {
                     UserStatus::Invited => {
                         invitation = true;
+                        // One invitation per recipient and practice, reused.
                         let token = self
                             .auth()
-                            .issue_token(TokenPurpose::Invite, recipient.id, Some(id), self.policy.invite_ttl)
+                            .invitation_token(recipient.id, id, self.policy.invite_ttl)
                             .await?;
                         format!("/m/{id}?invite={token}")
                     }
@@ -261,15 +294,20 @@ impl Queue<'_> {
 
     /// Seals a composed mail into the outbound queue and marks its job done, in
     /// one transaction, so a job yields exactly one queued mail.
+    ///
+    /// The mail (a notification, a bounce: small, written by us) is sealed
+    /// under its own data key into the queue row itself, so it is durable with
+    /// the commit and needs no spool file (a file created, fsynced and deleted
+    /// per notification was a large part of the secure path's system time).
     pub async fn queue_mail(&self, job: Option<i64>, mail_from: &str, rcpt_to: &str, message: &[u8]) -> Result<()> {
-        let mut writer = crate::spool_file::SpoolWriter::create(&self.spool_out()).await?;
-        writer.write(message).await?;
-        let spooled = writer.finish().await?;
-        let wrapped = self.keys.wrap(spooled.key());
+        let key = crate::crypto::DataKey::generate();
+        let sealed = crate::crypto::seal_all(&key, crate::layout::BLOB_ORIGINAL, message);
+        let wrapped = self.keys.wrap(&key);
         let mut tx = self.write_tx().await?;
-        insert_outbound(
+        insert_outbound_with(
             &mut tx,
-            &crate::layout::SpoolDir::Out.entry(&spooled.id),
+            "",
+            Some(&sealed),
             mail_from,
             rcpt_to,
             &wrapped,
@@ -298,24 +336,37 @@ impl Queue<'_> {
         Ok(())
     }
 
-    /// Deliveries due now.
+    /// Deliveries due now, claimed for the caller: each is handed to one
+    /// worker only, and is not due again until [`outbound_done`](Self::outbound_done)
+    /// records how it ended or the claim lapses ([`OUTBOUND_LEASE`]:
+    /// a worker that died). Several workers may call this at once.
     pub async fn due_outbound(&self, limit: i64) -> Result<Vec<OutboundItem>> {
+        let now = self.now();
         let rows = sqlx::query(
-            "SELECT id, blob, mail_from, rcpt_to, kek_id, wrapped_key, strip_markers, attempts, created_at FROM outbound
-             WHERE state = $3 AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $2",
+            "UPDATE outbound SET claimed_until = $4
+             WHERE id IN (SELECT id FROM outbound WHERE state = $3 AND next_attempt_at <= $1 AND claimed_until <= $1
+                          ORDER BY next_attempt_at LIMIT $2)
+               AND state = $3 AND claimed_until <= $1
+             RETURNING id, blob, mail_from, rcpt_to, kek_id, wrapped_key, strip_markers, attempts, created_at, next_attempt_at, body",
         )
-        .bind(self.now())
+        .bind(now)
         .bind(limit)
         .bind(OutboundState::Queued.as_str())
+        .bind(now + OUTBOUND_LEASE)
         .fetch_all(&self.db)
         .await?;
-        rows.iter().map(outbound_from_row).collect()
+        let mut items = rows
+            .iter()
+            .map(|row| Ok((row.try_get::<i64, _>("next_attempt_at")?, outbound_from_row(row)?)))
+            .collect::<Result<Vec<_>>>()?;
+        items.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.created_at.cmp(&b.1.created_at)));
+        Ok(items.into_iter().map(|(_, item)| item).collect())
     }
 
     /// Deliveries in `state`, oldest first, due or not.
     pub async fn outbound_in_state(&self, state: OutboundState, limit: i64) -> Result<Vec<OutboundItem>> {
         let rows = sqlx::query(
-            "SELECT id, blob, mail_from, rcpt_to, kek_id, wrapped_key, strip_markers, attempts, created_at FROM outbound
+            "SELECT id, blob, mail_from, rcpt_to, kek_id, wrapped_key, strip_markers, attempts, created_at, body FROM outbound
              WHERE state = $1 ORDER BY created_at, id LIMIT $2",
         )
         .bind(state.as_str())
@@ -328,54 +379,14 @@ impl Queue<'_> {
     /// The message to deliver, decrypted as it streams.
     pub async fn outbound_body(&self, item: &OutboundItem) -> Result<BoxStream<'static, Result<Bytes>>> {
         let key = self.keys.unwrap(&item.key)?;
-        let sealed = crate::sealed_stream::file_stream(&self.spool_entry_path(&item.blob)).await?;
+        let sealed = match &item.body {
+            Some(body) => futures::stream::once(std::future::ready(Ok(Bytes::from(body.clone())))).boxed(),
+            None => crate::sealed_stream::file_stream(&self.spool_entry_path(&item.blob)).await?,
+        };
         Ok(open_sealed_stream(
             sealed,
             Opener::new(&key, crate::layout::BLOB_ORIGINAL),
         ))
-    }
-
-    /// Records how an attempt ended; removes the spool file once no delivery needs it.
-    pub async fn outbound_done(&self, item: &OutboundItem, outcome: &DeliveryOutcome) -> Result<()> {
-        match outcome {
-            DeliveryOutcome::Delivered => {
-                sqlx::query("UPDATE outbound SET state = $2, attempts = attempts + 1, last_error = NULL WHERE id = $1")
-                    .bind(&item.id)
-                    .bind(OutboundState::Sent.as_str())
-                    .execute(&self.db)
-                    .await?
-            }
-            DeliveryOutcome::Retry { error, at } => {
-                sqlx::query(
-                    "UPDATE outbound SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3 WHERE id = $1",
-                )
-                .bind(&item.id)
-                .bind(crate::redact::delivery_error_summary(error))
-                .bind(*at)
-                .execute(&self.db)
-                .await?
-            }
-            DeliveryOutcome::Failed { error } => {
-                sqlx::query("UPDATE outbound SET state = $3, attempts = attempts + 1, last_error = $2 WHERE id = $1")
-                    .bind(&item.id)
-                    .bind(crate::redact::delivery_error_summary(error))
-                    .bind(OutboundState::Failed.as_str())
-                    .execute(&self.db)
-                    .await?
-            }
-        };
-        if !matches!(outcome, DeliveryOutcome::Retry { .. }) {
-            let left: i64 = sqlx::query("SELECT COUNT(*) AS n FROM outbound WHERE blob = $1 AND state = $2")
-                .bind(&item.blob)
-                .bind(OutboundState::Queued.as_str())
-                .fetch_one(&self.db)
-                .await?
-                .try_get("n")?;
-            if left == 0 {
-                let _ = tokio::fs::remove_file(self.spool_entry_path(&item.blob)).await;
-            }
-        }
-        Ok(())
     }
 
     /// Counts of queued, sent and failed deliveries (for tests and status).

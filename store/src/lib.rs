@@ -11,7 +11,7 @@
 //! | `store.mail()` ([`Mail`]) | `messages`, `mailbox`, `threads`, `contacts`, `address_book`, `visible`, `ingest/`, `outgoing/` | `inbox`, `open_message`, `seal_spooled`, `mailbox_sync`, `send_draft`, `suggest_addresses` |
 //! | `store.accounts()` ([`Accounts`]) | `accounts/{mod,manage,registration,relay_sources}.rs` | `user`, `add_practice`, `register`, `relay_sources` |
 //! | `store.auth()` ([`Auth`]) | the other files of `accounts/` (sign-in, two-step, passkeys, devices, app passwords, SAML, tokens, lockout) | `begin_sign_in`, `session_user`, `verify_totp` |
-//! | `store.queue()` ([`Queue`]) | `spool`, `spool_file`, `jobs`, `accounts/sms.rs` | `accept_secure`, `pending_jobs`, `due_outbound`, `pending_sms` |
+//! | `store.queue()` ([`Queue`]) | `spool`, `spool_file`, `jobs`, `claims`, `outcomes`, `accounts/sms.rs` | `accept_secure`, `claim_jobs`, `due_outbound`, `pending_sms` |
 //! | `store.uploads()` ([`Uploads`]) | `uploads` | `create`, `append`, `open` (files staged for an outgoing message) |
 //! | `store.audit_log()` ([`AuditLog`]) | `audit` (reading; writing is [`Store::audit`]) | `verify_audit`, `recent_audit` |
 //!
@@ -25,11 +25,13 @@ pub mod accounts;
 pub mod address_book;
 pub mod audit;
 pub mod blobs;
+pub mod claims;
 pub mod clock;
 pub mod contacts;
 pub mod crypto;
 pub mod db;
 mod error;
+mod group_commit;
 pub mod ids;
 pub mod ingest;
 mod job_kind;
@@ -41,6 +43,7 @@ pub mod messages;
 #[cfg(test)]
 mod module_graph;
 pub mod outgoing;
+mod outcomes;
 pub mod redact;
 pub mod rooms;
 mod sealed_stream;
@@ -155,6 +158,10 @@ pub struct Store {
     jobs_added: tokio::sync::Notify,
     mail_changed: tokio::sync::watch::Sender<u64>,
     sms_added: tokio::sync::Notify,
+    /// Delivery outcomes waiting for their group commit (`outcomes.rs`).
+    pub(crate) outcomes: outcomes::Outcomes,
+    /// Spool rows waiting for their group commit (`group_commit.rs`).
+    pub(crate) group: group_commit::GroupCommit,
 }
 
 impl std::fmt::Debug for Store {
@@ -188,6 +195,8 @@ impl Store {
             jobs_added: tokio::sync::Notify::new(),
             mail_changed: tokio::sync::watch::Sender::new(0),
             sms_added: tokio::sync::Notify::new(),
+            outcomes: outcomes::Outcomes::default(),
+            group: group_commit::GroupCommit::default(),
         };
         Ok(Arc::new(store))
     }

@@ -39,7 +39,7 @@ pub struct Auth<'a> {
 }
 
 /// Work waiting to be done: the inbound spool, mail jobs, the outbound queue and
-/// the text-message queue (`spool`, `spool_file`, `jobs`, `accounts/sms.rs`).
+/// the text-message queue (`spool`, `spool_file`, `jobs`, `claims`, `accounts/sms.rs`).
 #[derive(Debug)]
 pub struct Queue<'a> {
     store: &'a Store,

@@ -1,6 +1,7 @@
 //! The inbound spool: a message is sealed into a local file as it arrives over SMTP
 //! and fsynced, and only then recorded in the database; the gateway answers 250
-//! after both. Secure messages are later sealed into the store
+//! after both (the row in a group commit with other sessions' rows:
+//! `group_commit.rs`). Secure messages are later sealed into the store
 //! ([`crate::Mail::seal_spooled`](crate::Mail::seal_spooled)); ordinary mail goes
 //! straight to the outbound queue.
 //!
@@ -9,6 +10,8 @@
 //! After [`MAX_SEAL_ATTEMPTS`] the message is *quarantined*: it stays here as it
 //! arrived, sealed under its own key, and the sealer passes it by, so one bad
 //! message never holds up the others (issue 9).
+
+use std::sync::Arc;
 
 use sqlx::Row;
 
@@ -112,35 +115,64 @@ impl Queue<'_> {
         thread: Option<&MessageId>,
     ) -> Result<()> {
         let wrapped = self.keys.wrap(spooled.key());
-        sqlx::query(
-            "INSERT INTO spool (id, mail_from, rcpt_to, sender_id, kek_id, wrapped_key, size, received_at, thread_message_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(spooled.id.as_str())
-        .bind(mail_from)
-        .bind(serde_json::to_string(rcpt_to).expect("strings serialize"))
-        .bind(sender.0)
-        .bind(&wrapped.kek_id)
-        .bind(&wrapped.wrapped)
-        .bind(i64::try_from(spooled.size).unwrap_or(i64::MAX))
-        .bind(self.now())
-        .bind(thread.map(MessageId::as_str))
-        .execute(&self.db)
-        .await?;
-        Ok(())
+        let row = Arc::new((
+            spooled.id.as_str().to_owned(),
+            mail_from.to_owned(),
+            serde_json::to_string(rcpt_to).expect("strings serialize"),
+            sender.0,
+            wrapped,
+            i64::try_from(spooled.size).unwrap_or(i64::MAX),
+            self.now(),
+            thread.map(|t| t.as_str().to_owned()),
+        ));
+        // In a group commit with other sessions' messages (`group_commit.rs`).
+        self.group_commit(Arc::new(move |tx| {
+            let row = Arc::clone(&row);
+            Box::pin(async move {
+                let (id, mail_from, rcpt_to, sender, wrapped, size, now, thread) = &*row;
+                sqlx::query(
+                    "INSERT INTO spool (id, mail_from, rcpt_to, sender_id, kek_id, wrapped_key, size, received_at, thread_message_id)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(id.as_str())
+                .bind(mail_from.as_str())
+                .bind(rcpt_to.as_str())
+                .bind(*sender)
+                .bind(wrapped.kek_id.as_str())
+                .bind(wrapped.wrapped.as_slice())
+                .bind(*size)
+                .bind(*now)
+                .bind(thread.as_deref())
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            })
+        }))
+        .await
     }
 
     /// Records a spooled ordinary message for delivery, unchanged but for the
     /// `X-Sealpost-*` headers. When this returns, the gateway may answer 250.
     pub async fn accept_plain(&self, spooled: &Spooled, mail_from: &str, rcpt_to: &[String]) -> Result<()> {
-        let wrapped = self.keys.wrap(spooled.key());
-        let blob = crate::layout::SpoolDir::In.entry(&spooled.id);
-        let mut tx = self.write_tx().await?;
-        for rcpt in rcpt_to {
-            crate::jobs::insert_outbound(&mut tx, &blob, mail_from, rcpt, &wrapped, true, self.now()).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let wrapped = Arc::new(self.keys.wrap(spooled.key()));
+        let blob = Arc::new(crate::layout::SpoolDir::In.entry(&spooled.id));
+        let (mail_from, rcpt_to, now) = (Arc::new(mail_from.to_owned()), Arc::new(rcpt_to.to_vec()), self.now());
+        // In a group commit with other sessions' messages (`group_commit.rs`).
+        self.group_commit(Arc::new(move |tx| {
+            let (wrapped, blob, mail_from, rcpt_to) = (
+                Arc::clone(&wrapped),
+                Arc::clone(&blob),
+                Arc::clone(&mail_from),
+                Arc::clone(&rcpt_to),
+            );
+            Box::pin(async move {
+                for rcpt in rcpt_to.iter() {
+                    crate::jobs::insert_outbound(tx, &blob, &mail_from, rcpt, &wrapped, true, now).await?;
+                }
+                Ok(())
+            })
+        }))
+        .await
     }
 
     /// Secure messages spooled but not yet sealed into the store.
@@ -167,23 +199,39 @@ impl Queue<'_> {
 
     /// Counts an attempt to seal `id` before it is made, and sets when the next
     /// may be made if this one fails. After [`MAX_SEAL_ATTEMPTS`] it says give up.
+    ///
+    /// This is also the sealer's claim: one statement counts the attempt only if
+    /// the message is still due, so of two workers that both saw it due, one gets
+    /// it and the other [`crate::Error::NotFound`] (the wait set here keeps it
+    /// from being due again until this attempt has had its time).
     pub async fn begin_seal_attempt(&self, id: &MessageId) -> Result<SealAttempt> {
-        let attempts: i64 = sqlx::query("SELECT attempts FROM spool WHERE id = $1 AND quarantined_at IS NULL")
+        let now = self.now();
+        let row = sqlx::query("SELECT attempts, next_attempt_at FROM spool WHERE id = $1 AND quarantined_at IS NULL")
             .bind(id.as_str())
             .fetch_optional(&self.db)
             .await?
-            .ok_or(crate::Error::NotFound)?
-            .try_get("attempts")?;
+            .ok_or(crate::Error::NotFound)?;
+        let attempts: i64 = row.try_get("attempts")?;
         if attempts >= MAX_SEAL_ATTEMPTS {
             return Ok(SealAttempt::GiveUp);
         }
         let attempt = attempts + 1;
-        sqlx::query("UPDATE spool SET attempts = $2, next_attempt_at = $3 WHERE id = $1")
-            .bind(id.as_str())
-            .bind(attempt)
-            .bind(self.now() + seal_retry_delay(attempt))
-            .execute(&self.db)
-            .await?;
+        // Compare and set: counted only if nobody counted it since we looked.
+        let claimed = sqlx::query(
+            "UPDATE spool SET attempts = $2, next_attempt_at = $3
+             WHERE id = $1 AND attempts = $4 AND quarantined_at IS NULL AND next_attempt_at <= $5",
+        )
+        .bind(id.as_str())
+        .bind(attempt)
+        .bind(now + seal_retry_delay(attempt))
+        .bind(attempts)
+        .bind(now)
+        .execute(&self.db)
+        .await?;
+        if claimed.rows_affected() == 0 {
+            // Not due, or another worker holds this attempt.
+            return Err(crate::Error::NotFound);
+        }
         Ok(SealAttempt::Try(attempt))
     }
 

@@ -28,6 +28,7 @@ mod notification_reply;
 mod passkeys;
 mod passwords;
 mod pebble;
+mod pipeline;
 mod portal_access;
 mod postfix;
 mod relay_accounts;

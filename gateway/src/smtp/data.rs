@@ -160,6 +160,7 @@ impl Session {
             return common::temporary_failure();
         }
         let (secure, reply, recipients) = (sender.is_some(), thread.is_some(), self.tx.rcpt_to.len());
+        self.server.backlog.added(if secure { 1 } else { recipients });
         tracing::info!(id = %spooled.id, size = spooled.size, recipients, secure, reply, "message accepted");
         if secure {
             self.server.wakers.sealer.notify_one();

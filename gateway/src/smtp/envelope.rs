@@ -30,6 +30,9 @@ impl Session {
                 format!("Message size exceeds the limit of {max} bytes"),
             ));
         }
+        if let Some(reply) = self.server.backlog.refusal(&self.server.store).await {
+            return self.reply(&reply);
+        }
         let address = if from.address.is_empty() {
             String::new()
         } else {

@@ -5,6 +5,7 @@
 //! lives in [`session::Session`], one file per concern.
 
 mod auth;
+mod backpressure;
 mod data;
 mod data_phase;
 mod envelope;
@@ -70,6 +71,9 @@ pub struct SmtpConfig {
     /// client certificate after STARTTLS and checks it with this verifier; a
     /// certificate is optional, and a practice may name one as a relay source.
     pub relay_client_verifier: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
+    /// Work waiting in the pipeline past which new mail gets `452 4.3.1`
+    /// (see `backpressure.rs`).
+    pub max_queue_depth: u64,
 }
 
 impl Default for SmtpConfig {
@@ -86,6 +90,7 @@ impl Default for SmtpConfig {
             trusted_networks: vec!["127.0.0.0/8".parse().expect("valid network")],
             relay_tenant_id: None,
             relay_client_verifier: None,
+            max_queue_depth: 10_000,
         }
     }
 }
@@ -99,6 +104,7 @@ pub struct SmtpServer {
     /// `relay_client_verifier` is set.
     relay_tls: Option<TlsAcceptor>,
     pub(crate) wakers: Wakers,
+    pub(crate) backlog: backpressure::Backlog,
     relay_connections: ConnectionLimits,
     submission_connections: ConnectionLimits,
 }
@@ -136,12 +142,14 @@ impl SmtpServer {
             }
             _ => None,
         };
+        let backlog = backpressure::Backlog::new(config.max_queue_depth);
         Arc::new(Self {
             store,
             config,
             tls,
             relay_tls,
             wakers,
+            backlog,
             relay_connections,
             submission_connections,
         })

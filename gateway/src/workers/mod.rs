@@ -1,9 +1,10 @@
 //! Background workers that move secure mail along: sealing spooled messages
 //! into the store, and shredding messages past their lifetime; and what every
-//! worker shares: a supervisor that restarts a worker that panics, and a
-//! [`Backoff`] for store errors.
+//! worker shares: a supervisor that restarts a worker that panics, a
+//! [`Backoff`] for store errors, and bounded concurrency ([`lanes`]).
 
 mod backoff;
+pub mod lanes;
 mod sealer;
 
 use std::panic::AssertUnwindSafe;
@@ -17,6 +18,13 @@ use store::Store;
 
 pub use backoff::Backoff;
 pub use sealer::{QUARANTINED, run_sealer};
+
+/// How many items each stage works on at once when the configuration says 0:
+/// the CPU cores available to the process.
+#[must_use]
+pub fn default_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
+}
 
 /// Worker restarts after a panic since the process started (for status and tests).
 pub static RESTARTS: AtomicU64 = AtomicU64::new(0);

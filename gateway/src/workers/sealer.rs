@@ -8,6 +8,10 @@
 //! A message that can never be sealed (corrupt data, or a sender who may no
 //! longer send secure mail: [`store::Error::is_permanent`]) is quarantined at
 //! its first failure.
+//!
+//! Messages are sealed `concurrency` at a time (see [`super::lanes`]), each in
+//! its own lane: sealing order does not matter (what a recipient sees is
+//! ordered by the notifier, one recipient at a time).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -19,7 +23,7 @@ use store::ids::MessageId;
 use store::spool::{MAX_SEAL_ATTEMPTS, Quarantined, SealAttempt};
 use store::{Error, Store};
 
-use super::Backoff;
+use super::lanes::{Item, LaneConfig, run_lanes};
 use crate::Wakers;
 use crate::mail::{self, Envelope, MailKind};
 use crate::notify::NotifyConfig;
@@ -31,60 +35,84 @@ pub static QUARANTINED: AtomicU64 = AtomicU64::new(0);
 /// How often the sealer looks at the spool when nobody wakes it.
 const POLL: Duration = Duration::from_secs(10);
 
-/// Seals every spooled secure message; after a crash it picks up where it was.
-pub async fn run_sealer(store: Arc<Store>, wakers: Wakers, config: NotifyConfig) {
-    let mut backoff = Backoff::new("sealer");
-    loop {
-        match seal_due(&store, &wakers, &config).await {
-            Ok(()) => {
-                backoff.succeed();
-                let _ = tokio::time::timeout(POLL, wakers.sealer.notified()).await;
-            }
-            Err(error) => tokio::time::sleep(backoff.fail(&error)).await,
-        }
+/// A spooled message due for sealing, in a lane of its own: a busy sender's
+/// messages are sealed side by side.
+struct Due {
+    id: MessageId,
+}
+
+impl Item for Due {
+    type Id = MessageId;
+    type Lane = MessageId;
+    fn id(&self) -> MessageId {
+        self.id.clone()
+    }
+    fn lane(&self) -> MessageId {
+        self.id.clone()
     }
 }
 
-/// One pass over the messages due. An error here means the store is out of
-/// reach: the caller backs off.
-async fn seal_due(store: &Store, wakers: &Wakers, config: &NotifyConfig) -> Result<(), Error> {
-    for id in store.queue().due_spool(50).await? {
-        let attempt = match store.queue().begin_seal_attempt(&id).await {
-            Ok(SealAttempt::Try(attempt)) => attempt,
-            Ok(SealAttempt::GiveUp) => {
-                quarantine(store, wakers, config, &id).await?;
-                continue;
-            }
-            Err(Error::NotFound) => continue, // sealed or set aside meanwhile
-            Err(error) => return Err(error),
-        };
-        let outcome = AssertUnwindSafe(store.mail().seal_spooled(&id)).catch_unwind().await;
-        let failure = match outcome {
-            Ok(Ok(())) => {
-                tracing::info!(%id, "message sealed");
-                wakers.notifier.notify_one();
-                continue;
-            }
-            Ok(Err(error)) if is_outage(&error) => {
-                // Not the message's fault: this attempt does not count.
-                let _ = store.queue().refund_seal_attempt(&id).await;
-                return Err(error);
-            }
-            Ok(Err(error)) if error.is_permanent() => {
-                // Corrupt, or refused by a rule (a sender without a practice):
-                // every attempt would fail the same way, so none is wasted.
-                tracing::error!(%id, attempt, %error, "cannot seal spooled message, and trying again cannot help");
-                quarantine(store, wakers, config, &id).await?;
-                continue;
-            }
-            Ok(Err(error)) => error.to_string(),
-            // The panic's message is not logged: it may quote the input.
-            Err(_) => "the sealer panicked on this message".to_owned(),
-        };
-        tracing::error!(%id, attempt, max = MAX_SEAL_ATTEMPTS, error = %failure, "cannot seal spooled message");
-        if attempt >= MAX_SEAL_ATTEMPTS {
-            quarantine(store, wakers, config, &id).await?;
+/// Seals every spooled secure message, `concurrency` at a time; after a crash
+/// it picks up where it was.
+pub async fn run_sealer(store: Arc<Store>, wakers: Wakers, config: NotifyConfig, concurrency: usize) {
+    let lanes = LaneConfig {
+        name: "sealer",
+        concurrency,
+        poll: POLL,
+    };
+    let fetch = |room: usize| {
+        let store = Arc::clone(&store);
+        async move {
+            let due = store.queue().due_spool(i64::try_from(room).unwrap_or(64)).await?;
+            Ok(due.into_iter().map(|id| Due { id }).collect())
         }
+    };
+    let config = Arc::new(config);
+    let work = |due: Due| {
+        let (store, wakers, config) = (Arc::clone(&store), wakers.clone(), Arc::clone(&config));
+        async move {
+            if let Err(error) = seal_one(&store, &wakers, &config, &due.id).await {
+                tracing::warn!(id = %due.id, %error, "sealing waits: the store is out of reach");
+            }
+        }
+    };
+    run_lanes(lanes, Arc::clone(&wakers.sealer), fetch, work).await;
+}
+
+/// One attempt at one message. An error here means the store is out of reach:
+/// the attempt is not counted, and the message waits for its next turn.
+async fn seal_one(store: &Store, wakers: &Wakers, config: &NotifyConfig, id: &MessageId) -> Result<(), Error> {
+    let attempt = match store.queue().begin_seal_attempt(id).await {
+        Ok(SealAttempt::Try(attempt)) => attempt,
+        Ok(SealAttempt::GiveUp) => return quarantine(store, wakers, config, id).await,
+        Err(Error::NotFound) => return Ok(()), // sealed, set aside or taken meanwhile
+        Err(error) => return Err(error),
+    };
+    let outcome = AssertUnwindSafe(store.mail().seal_spooled(id)).catch_unwind().await;
+    let failure = match outcome {
+        Ok(Ok(())) => {
+            tracing::info!(%id, "message sealed");
+            wakers.notifier.notify_one();
+            return Ok(());
+        }
+        Ok(Err(error)) if is_outage(&error) => {
+            // Not the message's fault: this attempt does not count.
+            let _ = store.queue().refund_seal_attempt(id).await;
+            return Err(error);
+        }
+        Ok(Err(error)) if error.is_permanent() => {
+            // Corrupt, or refused by a rule (a sender without a practice):
+            // every attempt would fail the same way, so none is wasted.
+            tracing::error!(%id, attempt, %error, "cannot seal spooled message, and trying again cannot help");
+            return quarantine(store, wakers, config, id).await;
+        }
+        Ok(Err(error)) => error.to_string(),
+        // The panic's message is not logged: it may quote the input.
+        Err(_) => "the sealer panicked on this message".to_owned(),
+    };
+    tracing::error!(%id, attempt, max = MAX_SEAL_ATTEMPTS, error = %failure, "cannot seal spooled message");
+    if attempt >= MAX_SEAL_ATTEMPTS {
+        quarantine(store, wakers, config, id).await?;
     }
     Ok(())
 }

@@ -250,7 +250,8 @@ async fn invitation(state: &AppState, id: &MessageId, invite: &str) -> Result<In
             });
         }
     };
-    if invitation.message_id.as_ref() != Some(id) {
+    // An invitation is reused for the practice's later messages to the person.
+    if !state.store.accounts().invitation_opens(&invitation, id).await? {
         return Err(with_next(LinkProblem::Unknown));
     }
     if invitation.user.status != UserStatus::Invited {

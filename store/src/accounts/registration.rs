@@ -60,6 +60,25 @@ impl Accounts<'_> {
         Ok((invitation, grant))
     }
 
+    /// Whether an invitation's link may open `message`: the message it was made
+    /// for, or (invitations are reused, see `invites.rs`) another message of the
+    /// same practice to the same person.
+    pub async fn invitation_opens(&self, invitation: &Invitation, message: &MessageId) -> Result<bool> {
+        if invitation.message_id.as_ref() == Some(message) {
+            return Ok(true);
+        }
+        let found = sqlx::query(
+            "SELECT 1 AS found FROM message_recipients r JOIN messages m ON m.id = r.message_id
+             WHERE r.message_id = $1 AND r.user_id = $2 AND m.practice_id = $3",
+        )
+        .bind(message.as_str())
+        .bind(invitation.user.id.0)
+        .bind(invitation.practice.id.0)
+        .fetch_optional(&self.db)
+        .await?;
+        Ok(found.is_some())
+    }
+
     /// Registers an invited recipient: stores what they told us, spends the
     /// invitation and queues the set-password email.
     pub async fn register(&self, token: &str, form: Registration, client: &str) -> Result<User> {

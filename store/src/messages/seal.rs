@@ -84,6 +84,8 @@ impl Mail<'_> {
         meta_writer.finish().await?;
 
         let now = self.now();
+        // The seal and its audit entry commit together (one fsync).
+        let audit_guard = self.audit_guard().await;
         let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO messages (id, sender_id, practice_id, kek_id, wrapped_key, sealed_subject, size, attachment_count, state, created_at, expires_at)
@@ -136,17 +138,21 @@ impl Mail<'_> {
             .bind(id.as_str())
             .execute(&mut *tx)
             .await?;
+        self.audit_in(
+            &mut tx,
+            AuditEvent {
+                actor: &format!("user:{}", sender.id),
+                action: "message.seal",
+                object: &format!("message:{id}"),
+                client: "smtp",
+            },
+        )
+        .await?;
         tx.commit().await?;
+        drop(audit_guard);
         self.signal_jobs();
         self.signal_mail();
         let _ = tokio::fs::remove_file(&path).await;
-        self.audit(AuditEvent {
-            actor: &format!("user:{}", sender.id),
-            action: "message.seal",
-            object: &format!("message:{id}"),
-            client: "smtp",
-        })
-        .await?;
         Ok(())
     }
 

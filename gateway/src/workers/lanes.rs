@@ -1,0 +1,242 @@
+//! Bounded concurrency for a worker: [`run_lanes`] fetches claimed work in
+//! batches and runs up to `concurrency` items at once, each on its own task.
+//! Items carry a *lane* (a sender, a recipient): two items of one lane never
+//! run at the same time and start in the order they were fetched, so what one
+//! person sends or receives stays in order while different people's work runs
+//! side by side. An item already running or waiting is never taken twice, even
+//! if the store hands it out again.
+
+use std::collections::{HashSet, VecDeque};
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
+use super::Backoff;
+
+/// One piece of claimed work.
+pub trait Item: Send + 'static {
+    /// Identifies the item (a row id): the same item fetched twice is taken once.
+    type Id: Eq + Hash + Clone + Send + 'static;
+    /// Items of one lane run one at a time, in order.
+    type Lane: Eq + Hash + Clone + Send + 'static;
+    fn id(&self) -> Self::Id;
+    fn lane(&self) -> Self::Lane;
+}
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+pub struct LaneConfig {
+    pub name: &'static str,
+    /// Items at once (at least 1).
+    pub concurrency: usize,
+    /// How often to look for work when nobody wakes the worker.
+    pub poll: Duration,
+}
+
+/// Runs for ever: `fetch(room)` claims up to `room` items; `work(item)` does one.
+/// A fetch error backs off (the store is out of reach); `work` handles its own
+/// errors. Wakes early on `wake`.
+pub async fn run_lanes<T, F, FFut, W, WFut>(config: LaneConfig, wake: Arc<Notify>, mut fetch: F, work: W)
+where
+    T: Item,
+    F: FnMut(usize) -> FFut,
+    FFut: Future<Output = Result<Vec<T>, store::Error>>,
+    W: Fn(T) -> WFut,
+    WFut: Future<Output = ()> + Send + 'static,
+{
+    let concurrency = config.concurrency.max(1);
+    let mut backoff = Backoff::new(config.name);
+    let mut running: JoinSet<(T::Id, T::Lane)> = JoinSet::new();
+    let mut waiting: VecDeque<T> = VecDeque::new();
+    let mut taken: HashSet<T::Id> = HashSet::new();
+    let mut busy: HashSet<T::Lane> = HashSet::new();
+    // Fetch when there is room; after a fetch that found nothing, wait.
+    let mut look = true;
+    loop {
+        if look && waiting.len() < concurrency {
+            look = false;
+            match fetch(concurrency * 2 - waiting.len()).await {
+                Ok(items) => {
+                    backoff.succeed();
+                    for item in items {
+                        if taken.insert(item.id()) {
+                            waiting.push_back(item);
+                            look = true;
+                        }
+                    }
+                }
+                Err(error) => {
+                    let wait = backoff.fail(&error);
+                    if running.is_empty() {
+                        tokio::time::sleep(wait).await;
+                        look = true;
+                        continue;
+                    }
+                }
+            }
+        }
+        // Start what may start: the first waiting item of each idle lane.
+        while running.len() < concurrency {
+            let Some(at) = waiting.iter().position(|item| !busy.contains(&item.lane())) else {
+                break;
+            };
+            let item = waiting.remove(at).expect("position is in range");
+            let (id, lane) = (item.id(), item.lane());
+            busy.insert(lane.clone());
+            let job = work(item);
+            running.spawn(async move {
+                job.await;
+                (id, lane)
+            });
+        }
+        if look && waiting.len() < concurrency {
+            continue;
+        }
+        tokio::select! {
+            done = running.join_next(), if !running.is_empty() => {
+                if let Some(done) = done {
+                    match done {
+                        Ok((id, lane)) => {
+                            taken.remove(&id);
+                            busy.remove(&lane);
+                        }
+                        // A task that panicked: its id and lane are unknown here, so
+                        // start over from the store (claims keep it safe).
+                        Err(error) => {
+                            tracing::error!(worker = config.name, %error, "a worker task failed");
+                            rebuild(&mut running, &mut waiting, &mut taken, &mut busy).await;
+                        }
+                    }
+                }
+                look = true;
+            }
+            () = wake.notified() => look = true,
+            () = tokio::time::sleep(config.poll) => look = true,
+        }
+    }
+}
+
+/// After a task failed without saying which it was: wait for the others, and
+/// forget everything taken, so the next fetch sees the store as it is.
+async fn rebuild<T: Item>(
+    running: &mut JoinSet<(T::Id, T::Lane)>,
+    waiting: &mut VecDeque<T>,
+    taken: &mut HashSet<T::Id>,
+    busy: &mut HashSet<T::Lane>,
+) {
+    while running.join_next().await.is_some() {}
+    waiting.clear();
+    taken.clear();
+    busy.clear();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Job {
+        id: u32,
+        lane: u32,
+    }
+
+    impl Item for Job {
+        type Id = u32;
+        type Lane = u32;
+        fn id(&self) -> u32 {
+            self.id
+        }
+        fn lane(&self) -> u32 {
+            self.lane
+        }
+    }
+
+    /// 60 jobs in 6 lanes, fetched in small batches with repeats: each runs
+    /// exactly once, never more than `concurrency` at once, never two of a lane at
+    /// once, and each lane in order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_item_runs_once_within_the_bounds_and_lanes_keep_their_order() {
+        let pending: Arc<Mutex<Vec<u32>>> = Arc::new(Mutex::new((0..60).collect()));
+        let ran: Arc<Mutex<Vec<(u32, u32)>>> = Arc::new(Mutex::new(Vec::new()));
+        let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let lanes_now: Arc<Mutex<HashSet<u32>>> = Arc::default();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let done_tx = Arc::new(Mutex::new(Some(done_tx)));
+        let config = LaneConfig {
+            name: "test",
+            concurrency: 4,
+            poll: Duration::from_millis(5),
+        };
+        let fetch = {
+            let pending = Arc::clone(&pending);
+            move |room: usize| {
+                // Hands out the oldest undone jobs, again and again until done (as
+                // a store whose claims lapsed would).
+                let batch: Vec<Job> = pending
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .take(room.min(5))
+                    .map(|&id| Job { id, lane: id % 6 })
+                    .collect();
+                async move { Ok(batch) }
+            }
+        };
+        let work = {
+            let (pending, ran, now, most, lanes_now) = (pending, Arc::clone(&ran), now, Arc::clone(&most), lanes_now);
+            move |job: Job| {
+                let (pending, ran, now, most, lanes_now, done_tx) = (
+                    Arc::clone(&pending),
+                    Arc::clone(&ran),
+                    Arc::clone(&now),
+                    Arc::clone(&most),
+                    Arc::clone(&lanes_now),
+                    Arc::clone(&done_tx),
+                );
+                async move {
+                    assert!(
+                        lanes_now.lock().unwrap().insert(job.lane),
+                        "two jobs of lane {} at once",
+                        job.lane
+                    );
+                    let running = now.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(running, Ordering::SeqCst);
+                    tokio::task::yield_now().await;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    ran.lock().unwrap().push((job.lane, job.id));
+                    now.fetch_sub(1, Ordering::SeqCst);
+                    lanes_now.lock().unwrap().remove(&job.lane);
+                    let mut pending = pending.lock().unwrap();
+                    pending.retain(|&id| id != job.id);
+                    if pending.is_empty()
+                        && let Some(tx) = done_tx.lock().unwrap().take()
+                    {
+                        let _ = tx.send(());
+                    }
+                }
+            }
+        };
+        let runner = tokio::spawn(run_lanes(config, Arc::new(Notify::new()), fetch, work));
+        tokio::time::timeout(Duration::from_secs(30), done_rx)
+            .await
+            .unwrap()
+            .unwrap();
+        runner.abort();
+        let ran = ran.lock().unwrap().clone();
+        let mut ids: Vec<u32> = ran.iter().map(|&(_, id)| id).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, (0..60).collect::<Vec<_>>(), "each job exactly once");
+        assert!(most.load(Ordering::SeqCst) <= 4, "at most 4 at once");
+        assert!(most.load(Ordering::SeqCst) >= 2, "jobs ran side by side");
+        for lane in 0..6 {
+            let order: Vec<u32> = ran.iter().filter(|(l, _)| *l == lane).map(|&(_, id)| id).collect();
+            let mut sorted = order.clone();
+            sorted.sort_unstable();
+            assert_eq!(order, sorted, "lane {lane} in order");
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! Group commit of delivery outcomes: when several deliveries end at once
+//! (several workers, one pooled connection after another), their outcomes are
+//! written in one transaction — one commit, one fsync — instead of one each.
+//! Whoever finds the writer free writes every outcome waiting, its own
+//! included; the others wait for that commit and return. Each caller returns
+//! only once its own outcome is committed, so nothing is reported done before
+//! it is on disk; if the batch fails, each caller writes its own alone.
+
+use std::sync::Mutex;
+
+use sqlx::Row;
+use tokio::sync::oneshot;
+
+use crate::jobs::{DeliveryOutcome, OutboundItem};
+use crate::states::OutboundState;
+use crate::{Queue, Result};
+
+/// Outcomes waiting to be written, and the one writer.
+#[derive(Debug, Default)]
+pub(crate) struct Outcomes {
+    waiting: Mutex<Vec<Waiting>>,
+    writer: tokio::sync::Mutex<()>,
+}
+
+#[derive(Debug)]
+struct Waiting {
+    id: String,
+    blob: String,
+    outcome: DeliveryOutcome,
+    /// `true`: committed; `false`: the batch failed, write it alone.
+    done: oneshot::Sender<bool>,
+}
+
+impl Queue<'_> {
+    /// Records how an attempt ended, in a group commit with the outcomes of
+    /// other deliveries that end meanwhile; removes the queue file once no
+    /// delivery needs it. Returns once the outcome is committed.
+    pub async fn outbound_done(&self, item: &OutboundItem, outcome: &DeliveryOutcome) -> Result<()> {
+        let (done, committed) = oneshot::channel();
+        self.outcomes.waiting.lock().expect("outcomes lock").push(Waiting {
+            id: item.id.clone(),
+            blob: item.blob().to_owned(),
+            outcome: outcome.clone(),
+            done,
+        });
+        let mut committed = committed;
+        let writer = self.outcomes.writer.lock().await;
+        if let Ok(ok) = committed.try_recv() {
+            drop(writer);
+            return if ok {
+                Ok(())
+            } else {
+                self.write_outcomes_alone(item, outcome).await
+            };
+        }
+        let batch = std::mem::take(&mut *self.outcomes.waiting.lock().expect("outcomes lock"));
+        let written = self.write_outcomes(&batch).await;
+        // Everyone hears before the writer is free, so a caller that takes it
+        // next finds its own answer waiting.
+        let ok = written.is_ok();
+        for waiting in batch {
+            if waiting.id != item.id {
+                let _ = waiting.done.send(ok);
+            }
+        }
+        drop(writer);
+        match written {
+            Ok(()) => Ok(()),
+            // Ours failed with the batch: try it alone, so one bad row cannot
+            // fail the others (each of them does the same).
+            Err(_) => self.write_outcomes_alone(item, outcome).await,
+        }
+    }
+
+    async fn write_outcomes_alone(&self, item: &OutboundItem, outcome: &DeliveryOutcome) -> Result<()> {
+        let (done, _) = oneshot::channel();
+        let one = [Waiting {
+            id: item.id.clone(),
+            blob: item.blob().to_owned(),
+            outcome: outcome.clone(),
+            done,
+        }];
+        let _writer = self.outcomes.writer.lock().await;
+        self.write_outcomes(&one).await
+    }
+
+    /// One transaction for the batch; then the queue files no delivery needs.
+    async fn write_outcomes(&self, batch: &[Waiting]) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        for waiting in batch {
+            set_outcome(&mut tx, &waiting.id, &waiting.outcome).await?;
+        }
+        tx.commit().await?;
+        let mut blobs: Vec<&str> = batch
+            .iter()
+            .filter(|w| !matches!(w.outcome, DeliveryOutcome::Retry { .. }) && !w.blob.is_empty())
+            .map(|w| w.blob.as_str())
+            .collect();
+        blobs.sort_unstable();
+        blobs.dedup();
+        // Committed: what follows is tidying, and an error in it is only logged
+        // (the file stays; nothing is delivered twice for it).
+        for blob in blobs {
+            match self.deliveries_left(blob).await {
+                Ok(0) => {
+                    let _ = tokio::fs::remove_file(self.spool_entry_path(blob)).await;
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "cannot tell whether a queue file is still needed; it stays"),
+            }
+        }
+        Ok(())
+    }
+
+    async fn deliveries_left(&self, blob: &str) -> Result<i64> {
+        Ok(
+            sqlx::query("SELECT COUNT(*) AS n FROM outbound WHERE blob = $1 AND state = $2")
+                .bind(blob)
+                .bind(OutboundState::Queued.as_str())
+                .fetch_one(&self.db)
+                .await?
+                .try_get("n")?,
+        )
+    }
+}
+
+async fn set_outcome(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: &str, outcome: &DeliveryOutcome) -> Result<()> {
+    match outcome {
+        DeliveryOutcome::Delivered => {
+            sqlx::query(
+                "UPDATE outbound SET state = $2, attempts = attempts + 1, last_error = NULL, claimed_until = 0 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(OutboundState::Sent.as_str())
+            .execute(&mut **tx)
+            .await?
+        }
+        DeliveryOutcome::Retry { error, at } => {
+            sqlx::query(
+                "UPDATE outbound SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3, claimed_until = 0
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(crate::redact::delivery_error_summary(error))
+            .bind(*at)
+            .execute(&mut **tx)
+            .await?
+        }
+        DeliveryOutcome::Failed { error } => {
+            sqlx::query(
+                "UPDATE outbound SET state = $3, attempts = attempts + 1, last_error = $2, claimed_until = 0 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(crate::redact::delivery_error_summary(error))
+            .bind(OutboundState::Failed.as_str())
+            .execute(&mut **tx)
+            .await?
+        }
+    };
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::jobs::DeliveryOutcome;
+    use crate::states::OutboundState;
+    use crate::testing::store;
+
+    /// 30 messages to 2 recipients each, their 60 outcomes recorded at once:
+    /// every one is committed as given, and a queue file goes once neither of
+    /// its deliveries is queued any more.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn outcomes_recorded_at_once_are_each_committed_and_files_go_when_unneeded() {
+        let (_dir, store, _clock) = store().await;
+        for n in 0..30 {
+            let mut writer = store.queue().spool_writer().await.unwrap();
+            writer
+                .write(format!("Subject: {n}\r\n\r\nhello\r\n").as_bytes())
+                .await
+                .unwrap();
+            let spooled = writer.finish().await.unwrap();
+            let rcpts = ["a@x.example".to_owned(), "b@x.example".to_owned()];
+            store
+                .queue()
+                .accept_plain(&spooled, "s@y.example", &rcpts)
+                .await
+                .unwrap();
+        }
+        let items = store.queue().due_outbound(100).await.unwrap();
+        assert_eq!(items.len(), 60);
+        assert!(store.queue().due_outbound(100).await.unwrap().is_empty(), "all claimed");
+        // Recipient a: delivered; recipient b: retried later, except for the
+        // first ten messages, where b failed for good.
+        let mut b_seen = 0;
+        let mut calls = Vec::new();
+        for item in &items {
+            let outcome = if item.rcpt_to == "a@x.example" {
+                DeliveryOutcome::Delivered
+            } else {
+                b_seen += 1;
+                if b_seen <= 10 {
+                    DeliveryOutcome::Failed {
+                        error: "550 5.1.1 no".into(),
+                    }
+                } else {
+                    DeliveryOutcome::Retry {
+                        error: "451 4.3.0 later".into(),
+                        at: store.now() + 60,
+                    }
+                }
+            };
+            let (store, item) = (std::sync::Arc::clone(&store), item.clone());
+            calls.push(tokio::spawn(async move {
+                store.queue().outbound_done(&item, &outcome).await
+            }));
+        }
+        for call in calls {
+            call.await.unwrap().unwrap();
+        }
+        assert_eq!(store.queue().outbound_counts().await.unwrap(), (20, 30, 10));
+        let retried = store
+            .queue()
+            .outbound_in_state(OutboundState::Queued, 100)
+            .await
+            .unwrap();
+        assert!(retried.iter().all(|i| i.attempts == 1 && i.rcpt_to == "b@x.example"));
+        // Ten messages are done with (a sent, b failed): their files are gone;
+        // twenty still wait for b.
+        let files = std::fs::read_dir(store.spool_in()).unwrap().count();
+        assert_eq!(files, 20);
+    }
+}
