@@ -89,12 +89,10 @@ impl Needs {
         let body = parts
             || items.iter().any(|i| match i {
                 MessageDataItemName::Rfc822 | MessageDataItemName::Rfc822Text => true,
-                MessageDataItemName::BodyExt { section, .. } => {
-                    !matches!(
-                        section,
-                        Some(Section::Header(None) | Section::HeaderFields(None, _) | Section::HeaderFieldsNot(None, _))
-                    )
-                }
+                MessageDataItemName::BodyExt { section, .. } => !matches!(
+                    section,
+                    Some(Section::Header(None) | Section::HeaderFields(None, _) | Section::HeaderFieldsNot(None, _))
+                ),
                 _ => false,
             });
         Self {

@@ -99,7 +99,9 @@ impl Session {
         let message = match source {
             Source::Whole(whole) => {
                 let from = usize::try_from(skip).unwrap_or(usize::MAX).min(whole.len());
-                let to = from.saturating_add(usize::try_from(len).unwrap_or(usize::MAX)).min(whole.len());
+                let to = from
+                    .saturating_add(usize::try_from(len).unwrap_or(usize::MAX))
+                    .min(whole.len());
                 return Ok(whole[from..to].to_vec());
             }
             Source::Sealed(message) => message,
