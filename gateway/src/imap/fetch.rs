@@ -2,7 +2,8 @@
 //! database; ENVELOPE and header sections from the decrypted header block;
 //! BODYSTRUCTURE from the message's cached outline; BODY[] / RFC822 /
 //! BODY[TEXT] / BODY[n] from the sealed original as literals (a small message
-//! decrypted once per command, a large one streamed in bounded memory). The
+//! decrypted once per command, a large one streamed in bounded memory; the
+//! next messages are opened on their own tasks while one is written). The
 //! store is asked once per command which messages are still visible (their
 //! keys unwrapped once per session), the command's views are audited in one
 //! transaction, and a body fetch without PEEK sets `\Seen` (the portal's read
@@ -16,7 +17,7 @@ use std::collections::HashMap;
 use imap_codec::imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName, Section};
 use imap_codec::imap_types::sequence::SequenceSet;
 
-use store::mailbox::{Flags, MailEntry, Readable};
+use store::mailbox::{Flags, MailEntry};
 use tokio::io::AsyncWrite;
 
 use super::format::{flag_list, internal_date};
@@ -25,7 +26,7 @@ use super::outline::Outline;
 use super::sections::{Content, part_content, section_label, wants_parts};
 use super::sequence::chosen;
 use super::session::{Session, State};
-use super::source::Source;
+use super::source::{Ahead, Source};
 
 /// Most data items one FETCH may name (a client needs a handful; each body
 /// item costs a pass over the sealed original).
@@ -182,6 +183,17 @@ impl Session {
             }
         }
         let sets_seen = needs.sets_seen && !read_only;
+        let State::Selected(_, selected) = &self.state else {
+            return Ok(());
+        };
+        let in_order = indexes
+            .iter()
+            .filter_map(|&i| {
+                let entry = &selected.entries[i];
+                readable.get(&entry.id).map(|m| (m.clone(), entry.size))
+            })
+            .collect();
+        let mut ahead = Ahead::new(std::sync::Arc::clone(&self.server.store), needs.body, in_order);
         for index in indexes {
             let State::Selected(_, selected) = &mut self.state else {
                 break;
@@ -195,17 +207,18 @@ impl Session {
             let entry = selected.entries[index].clone();
             let (source, header) = if needs.header {
                 // Gone meanwhile (deleted by its sender, expired): skip it.
-                let Some(message) = readable.get(&entry.id) else {
+                if !readable.contains_key(&entry.id) {
                     self.server.outlines.forget(&entry.id);
                     continue;
-                };
-                match self.source(message, &entry, needs).await {
-                    Ok(opened) => opened,
-                    Err(store::Error::NotFound) => {
+                }
+                // `ahead` opens the readable ones in this same order.
+                match ahead.next().await {
+                    Some(Ok((source, header))) => (Some(source), header),
+                    None | Some(Err(store::Error::NotFound)) => {
                         self.server.outlines.forget(&entry.id);
                         continue;
                     }
-                    Err(error) => {
+                    Some(Err(error)) => {
                         self.store_failed(tag, &error);
                         return Ok(());
                     }
@@ -255,25 +268,6 @@ impl Session {
         let verb = if uid { "UID FETCH" } else { "FETCH" };
         self.tagged(tag, "OK", &format!("{verb} completed"));
         Ok(())
-    }
-
-    /// Opens a message for this command: decrypted whole when its body is
-    /// wanted and it is small, otherwise only its header block (the body is
-    /// streamed per item from the sealed original).
-    async fn source(
-        &self,
-        message: &Readable,
-        entry: &MailEntry,
-        needs: Needs,
-    ) -> store::Result<(Option<Source>, Vec<u8>)> {
-        let mail = self.server.store.mail();
-        if needs.body && entry.size <= super::source::WHOLE_MAX {
-            let whole = Source::whole(&mail, message, entry.size).await?;
-            let header = whole.header_block();
-            return Ok((Some(whole), header));
-        }
-        let header = message::header_block(mail.mailbox_open(message).await?).await?;
-        Ok((Some(Source::Sealed(message.clone())), header))
     }
 
     /// Writes one FETCH data item of a message: its name, then its value.

@@ -4,6 +4,7 @@
 //! bounded memory). Literals go into the session's response buffer, which is
 //! written out whenever it passes the high-water mark, never flushed here.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -21,6 +22,11 @@ use super::session::Session;
 /// Messages up to this size are decrypted whole once per FETCH when any body
 /// item of theirs is asked for.
 pub(crate) const WHOLE_MAX: u64 = 1024 * 1024;
+
+/// Messages opened ahead of the one being written: at most this many…
+const AHEAD_MESSAGES: usize = 16;
+/// …and about this many octets of them (a message over it goes alone).
+const AHEAD_BYTES: u64 = 2 * 1024 * 1024;
 
 /// A message opened for one FETCH.
 pub(crate) enum Source {
@@ -52,6 +58,88 @@ impl Source {
         let head = &whole[..whole.len().min(message::MAX_HEADER + 4)];
         let end = message::blank_line(head).unwrap_or(head.len()).min(message::MAX_HEADER);
         whole[..end].to_vec()
+    }
+}
+
+/// A message opened (or why not), with its header block.
+pub(crate) type Opened = store::Result<(Source, Vec<u8>)>;
+
+/// Opens a message for a FETCH: decrypted whole when its body is wanted and
+/// it is small, otherwise only its header block is read (the body is streamed
+/// per item from the sealed original).
+async fn open(store: &store::Store, message: &Readable, size: u64, body: bool) -> Opened {
+    let mail = store.mail();
+    if body && size <= WHOLE_MAX {
+        let whole = Source::whole(&mail, message, size).await?;
+        let header = whole.header_block();
+        return Ok((whole, header));
+    }
+    let header = message::header_block(mail.mailbox_open(message).await?).await?;
+    Ok((Source::Sealed(message.clone()), header))
+}
+
+/// A message being opened on its own task; dropping it stops the task.
+struct Opening {
+    task: tokio::task::JoinHandle<Opened>,
+    size: u64,
+}
+
+impl Drop for Opening {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The messages of one FETCH, opened in order on their own tasks, a few ahead
+/// of the one being written (so reading and decrypting the next ones overlaps
+/// writing this one), within [`AHEAD_MESSAGES`] and [`AHEAD_BYTES`].
+pub(crate) struct Ahead {
+    store: Arc<store::Store>,
+    body: bool,
+    waiting: VecDeque<(Readable, u64)>,
+    opening: VecDeque<Opening>,
+}
+
+impl Ahead {
+    /// `messages` in the order they will be taken, with their sizes; `body`:
+    /// whether their bodies are wanted.
+    pub(crate) fn new(store: Arc<store::Store>, body: bool, messages: Vec<(Readable, u64)>) -> Self {
+        let mut ahead = Self {
+            store,
+            body,
+            waiting: messages.into(),
+            opening: VecDeque::new(),
+        };
+        ahead.fill();
+        ahead
+    }
+
+    fn fill(&mut self) {
+        while let Some((_, size)) = self.waiting.front() {
+            let busy: u64 = self.opening.iter().map(|o| o.size).sum();
+            if !self.opening.is_empty() && (self.opening.len() >= AHEAD_MESSAGES || busy + size > AHEAD_BYTES) {
+                break;
+            }
+            let Some((message, size)) = self.waiting.pop_front() else {
+                break;
+            };
+            let (store, body) = (Arc::clone(&self.store), self.body);
+            let task = tokio::spawn(async move { open(&store, &message, size, body).await });
+            // A large message streamed later holds only its header here.
+            let held = if body && size <= WHOLE_MAX { size } else { 0 };
+            self.opening.push_back(Opening { task, size: held });
+        }
+    }
+
+    /// The next message, opened.
+    pub(crate) async fn next(&mut self) -> Option<Opened> {
+        let mut opening = self.opening.pop_front()?;
+        let opened = match (&mut opening.task).await {
+            Ok(opened) => opened,
+            Err(error) => Err(store::Error::Io(std::io::Error::other(error.to_string()))),
+        };
+        self.fill();
+        Some(opened)
     }
 }
 
