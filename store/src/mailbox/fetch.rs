@@ -203,3 +203,110 @@ impl Mail<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::accounts::User;
+    use crate::audit::AuditEvent;
+    use crate::crypto::DataKey;
+    use crate::ids::{MessageId, UserId};
+
+    use super::KeyCache;
+
+    /// Many events in one `audit_all` (more than one multi-row insert) chain
+    /// exactly as one `audit` each would: the whole log verifies.
+    #[tokio::test]
+    async fn a_batch_of_audit_entries_chains_like_single_ones() {
+        let (_dir, store, _clock) = crate::testing::store().await;
+        store
+            .audit(AuditEvent {
+                actor: "system",
+                action: "test.first",
+                object: "-",
+                client: "-",
+            })
+            .await
+            .unwrap();
+        let objects: Vec<String> = (0..250).map(|i| format!("message:{i}")).collect();
+        let events: Vec<AuditEvent<'_>> = objects
+            .iter()
+            .map(|object| AuditEvent {
+                actor: "user:1",
+                action: "message.view",
+                object,
+                client: "imap:127.0.0.1",
+            })
+            .collect();
+        store.audit_all(&events).await.unwrap();
+        store.audit_all(&[]).await.unwrap();
+        store
+            .audit(AuditEvent {
+                actor: "system",
+                action: "test.last",
+                object: "-",
+                client: "-",
+            })
+            .await
+            .unwrap();
+        assert_eq!(store.audit_log().verify_audit().await.unwrap(), Ok(252));
+    }
+
+    async fn user(store: &crate::Store, email: &str) -> User {
+        let id: i64 = sqlx::Row::get(
+            &sqlx::query(
+                "INSERT INTO users (email, role, practice_id, paid, status, created_at)
+                 VALUES ($1, 'doctor', 1, 1, 'active', 0) RETURNING id",
+            )
+            .bind(email)
+            .fetch_one(&store.db)
+            .await
+            .unwrap(),
+            "id",
+        );
+        store.accounts().user(UserId(id)).await.unwrap()
+    }
+
+    /// Nobody reads what they may not see: a stranger's ids are not in the
+    /// answer and cost no key; the sender's key is cached, and dropped from
+    /// the cache once the message expires.
+    #[tokio::test]
+    async fn readable_answers_only_for_visible_messages() {
+        let (_dir, store, _clock) = crate::testing::store().await;
+        sqlx::query("INSERT INTO practices (id, name, domain, created_at) VALUES (1, 'P', 'p.example', 0)")
+            .execute(&store.db)
+            .await
+            .unwrap();
+        let sender = user(&store, "doc@p.example").await;
+        let stranger = user(&store, "other@x.example").await;
+        let wrapped = store.keys.wrap(&DataKey::generate());
+        let id = MessageId::generate();
+        sqlx::query(
+            "INSERT INTO messages (id, sender_id, practice_id, kek_id, wrapped_key, size, state, created_at, expires_at)
+             VALUES ($1, $2, 1, $3, $4, 10, 'sealed', $5, $6)",
+        )
+        .bind(id.as_str())
+        .bind(sender.id.0)
+        .bind(&wrapped.kek_id)
+        .bind(&wrapped.wrapped)
+        .bind(crate::testing::START - 100)
+        .bind(crate::testing::START + 86_400)
+        .execute(&store.db)
+        .await
+        .unwrap();
+        let ids = vec![id.clone(), MessageId::generate()];
+        let mut keys = KeyCache::default();
+        let readable = store.mail().mailbox_readable(&stranger, &ids, &mut keys).await.unwrap();
+        assert!(readable.is_empty() && keys.keys.is_empty());
+        let readable = store.mail().mailbox_readable(&sender, &ids, &mut keys).await.unwrap();
+        assert_eq!(readable.keys().collect::<Vec<_>>(), [&id]);
+        assert!(keys.keys.contains_key(&id));
+        sqlx::query("UPDATE messages SET expires_at = $1 WHERE id = $2")
+            .bind(crate::testing::START - 1)
+            .bind(id.as_str())
+            .execute(&store.db)
+            .await
+            .unwrap();
+        let readable = store.mail().mailbox_readable(&sender, &ids, &mut keys).await.unwrap();
+        assert!(readable.is_empty() && keys.keys.is_empty());
+    }
+}
