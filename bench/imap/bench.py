@@ -212,9 +212,15 @@ class Bench:
         if len(lines) < 2:
             raise BenchError(f"no app password in: {out!r}")
         self.app_password = lines[-1].strip()  # printed on the last line
-        server = self.spawn([self.args.binary, "serve"], "sealpost", env=self.env)
-        wait_port(relay_port, server, 60, "sealpost relay")
-        wait_port(self.imaps_port, server, 60, "sealpost imaps")
+        prefix = []
+        if self.args.callgrind:
+            # Instrumented only while Sealpost's FETCH runs are timed (see profile()).
+            out = os.path.join(os.path.abspath(self.args.callgrind), "callgrind.out.%p")
+            prefix = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
+        server = self.spawn(prefix + [self.args.binary, "serve"], "sealpost", env=self.env)
+        self.server = server
+        wait_port(relay_port, server, 600, "sealpost relay")
+        wait_port(self.imaps_port, server, 600, "sealpost imaps")
         return server, relay_port
 
     def start_dovecot(self, visible):
@@ -334,6 +340,8 @@ class Bench:
             if not a.smoke:
                 self.fetch_all(port, user, password, mailbox, a.messages)  # warm-up (indexes, caches)
             times[name] = []
+            if name == "sealpost" and a.callgrind:
+                subprocess.run(["callgrind_control", "--instr=on", str(self.server.pid)], check=True, capture_output=True)
             for _ in range(runs):
                 dt, bodies = self.fetch_all(port, user, password, mailbox, a.messages)
                 bodies = [without_received(b) for b in bodies]
@@ -343,6 +351,10 @@ class Bench:
                         f.write(wrong[0] if wrong else b"".join(sorted(bodies)))
                     raise BenchError(f"{name} served {len(wrong)} bodies that differ from what was sent (one is in {name}-differs.eml)")
                 times[name].append(dt)
+            if name == "sealpost" and a.callgrind:
+                subprocess.run(["callgrind_control", "--instr=off", str(self.server.pid)], check=True, capture_output=True)
+                subprocess.run(["callgrind_control", "--dump", str(self.server.pid)], check=True, capture_output=True)
+                log(f"  callgrind profile of the timed FETCH runs in {a.callgrind}")
             log(f"  {name}: {len(bodies)} bodies, byte for byte as sent" + ("" if a.smoke else f"; {', '.join(f'{t * 1000:.1f} ms' for t in times[name])}"))
         if server.poll() is not None:
             raise BenchError(f"sealpost exited with {server.returncode}")
@@ -373,6 +385,7 @@ def main():
     p.add_argument("--size", type=int, default=18_000, help="octets per message, about")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--smoke", action="store_true", help="a few messages, bodies checked, no timing")
+    p.add_argument("--callgrind", metavar="DIR", help="run Sealpost under valgrind's callgrind, instrumented during its timed FETCH runs; the profile goes to DIR")
     p.add_argument("--binary", default="target/release/sealpost")
     p.add_argument("--workdir", required=True, help="an empty temp dir (run.sh makes and removes it)")
     p.add_argument("--step-timeout", type=float, default=300, help="seconds for sending, sealing or one FETCH")
