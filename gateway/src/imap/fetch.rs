@@ -13,6 +13,7 @@
 //! [`MAX_FETCH_ITEMS`] items.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use imap_codec::imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName, Section};
 use imap_codec::imap_types::sequence::SequenceSet;
@@ -144,9 +145,10 @@ impl Session {
         // Which of them may still be read (one query), their views audited and
         // `\Seen` set (one transaction each), before anything is shown.
         let mut readable = HashMap::new();
+        let mut ahead = Ahead::new(Arc::clone(&self.server.store), needs.body, Vec::new());
         if needs.header {
             let ids: Vec<_> = indexes.iter().map(|&i| selected.entries[i].id.clone()).collect();
-            let store = std::sync::Arc::clone(&self.server.store);
+            let store = Arc::clone(&self.server.store);
             let mail = store.mail();
             let answer = mail.mailbox_readable(&user, &ids, &mut self.keys).await;
             readable = match answer {
@@ -164,6 +166,10 @@ impl Session {
                 .map(|&i| &selected.entries[i])
                 .filter(|e| readable.contains_key(&e.id))
                 .collect();
+            // Opening (reading, decrypting) starts now and overlaps the audit's
+            // commit; nothing of it is shown before that commit.
+            let in_order = shown.iter().map(|e| (readable[&e.id].clone(), e.size)).collect();
+            ahead = Ahead::new(Arc::clone(&self.server.store), needs.body, in_order);
             let viewed: Vec<_> = shown.iter().map(|e| &e.id).collect();
             let unseen: Vec<_> = shown
                 .iter()
@@ -183,17 +189,6 @@ impl Session {
             }
         }
         let sets_seen = needs.sets_seen && !read_only;
-        let State::Selected(_, selected) = &self.state else {
-            return Ok(());
-        };
-        let in_order = indexes
-            .iter()
-            .filter_map(|&i| {
-                let entry = &selected.entries[i];
-                readable.get(&entry.id).map(|m| (m.clone(), entry.size))
-            })
-            .collect();
-        let mut ahead = Ahead::new(std::sync::Arc::clone(&self.server.store), needs.body, in_order);
         for index in indexes {
             let State::Selected(_, selected) = &mut self.state else {
                 break;
