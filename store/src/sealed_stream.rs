@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::stream::{BoxStream, StreamExt};
 use tokio::io::AsyncReadExt;
 
@@ -27,13 +27,14 @@ pub(crate) async fn file_stream(path: &Path) -> Result<BoxStream<'static, Result
 /// Streams an open file's bytes in 256 KiB pieces.
 pub(crate) fn file_chunks(file: tokio::fs::File) -> BoxStream<'static, Result<Bytes>> {
     futures::stream::try_unfold(file, |mut file| async move {
-        let mut buf = vec![0u8; 256 * 1024];
-        let n = file.read(&mut buf).await?;
+        // Read into spare capacity: zeroing 256 KiB for every read (twice for a
+        // small file: its bytes, then the end) was most of an IMAP FETCH's CPU.
+        let mut buf = BytesMut::with_capacity(256 * 1024);
+        let n = file.read_buf(&mut buf).await?;
         if n == 0 {
             return Ok(None);
         }
-        buf.truncate(n);
-        Ok(Some((Bytes::from(buf), file)))
+        Ok(Some((buf.freeze(), file)))
     })
     .boxed()
 }
