@@ -39,6 +39,24 @@ pub(crate) fn file_chunks(file: tokio::fs::File) -> BoxStream<'static, Result<By
     .boxed()
 }
 
+/// Streams the first `len` bytes of an open file (its size, known from its
+/// metadata): no read past the end just to learn it is the end, and no buffer
+/// larger than what is left.
+pub(crate) fn file_chunks_sized(file: tokio::fs::File, len: u64) -> BoxStream<'static, Result<Bytes>> {
+    futures::stream::try_unfold((file, len), |(mut file, left)| async move {
+        if left == 0 {
+            return Ok(None);
+        }
+        let mut buf = BytesMut::with_capacity(usize::try_from(left.min(256 * 1024)).unwrap_or(256 * 1024));
+        let n = file.read_buf(&mut buf).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        Ok(Some((buf.freeze(), (file, left.saturating_sub(n as u64)))))
+    })
+    .boxed()
+}
+
 /// Turns a stream of sealed bytes into a stream of verified plaintext.
 pub(crate) fn open_sealed_stream(
     sealed: BoxStream<'static, Result<Bytes>>,
