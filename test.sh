@@ -31,6 +31,12 @@ cargo test --locked --test e2e peak_rss_ -- --test-threads=1
 echo "== imaptest: compliance scripts and a bounded stress run against sealpost serve"
 tests/imaptest/run.sh
 
+echo "== benches: every bench/*/run.sh --smoke (debug build, tiny sizes, correctness only, no timing)"
+for bench in bench/*/run.sh; do
+  echo "-- $bench --smoke"
+  "$bench" --smoke
+done
+
 echo "== testssl.sh: portal, SMTP STARTTLS and IMAPS with a Pebble-issued certificate (no HIGH or CRITICAL)"
 tests/tls/testssl.sh
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Large-message benchmark: see README.md beside this file.
-#   bench/large-message/run.sh [--size-mb N] [--no-nginx] [--strict-rss]
+#   bench/large-message/run.sh [--size-mb N] [--no-nginx] [--strict-rss] [--smoke]
+# --smoke: a debug build and a 1 MB attachment, every check, no timing (CI runs this).
 # Env: BENCH_TIMEOUT (seconds, default 1200), SKIP_BUILD=1, KEEP_WORKDIR=1,
 #      TMPDIR (where the temp dir goes; needs ~4.5x the attachment size free).
 set -euo pipefail
@@ -21,11 +22,19 @@ if ! command -v smtp-sink >/dev/null 2>&1 && [ ! -x /usr/sbin/smtp-sink ]; then
 fi
 export PATH="$PATH:/usr/sbin:/sbin"
 
+smoke=0
+for arg in "$@"; do [ "$arg" = --smoke ] && smoke=1; done
+profile=release
+[ "$smoke" = 1 ] && profile=debug
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
-    echo "building sealpost (release); may wait for the cargo lock…"
-    cargo build --release --bin sealpost
+    echo "building sealpost ($profile); may wait for the cargo lock…"
+    if [ "$profile" = release ]; then
+        cargo build --release --bin sealpost
+    else
+        cargo build --bin sealpost
+    fi
 fi
-bin="$root/target/release/sealpost"
+bin="$root/target/$profile/sealpost"
 [ -x "$bin" ] || { echo "no $bin" >&2; exit 2; }
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/sealpost-bench.XXXXXX")"

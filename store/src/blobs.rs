@@ -12,7 +12,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{GetResultPayload, ObjectStore, ObjectStoreExt, WriteMultipart};
 
 use crate::crypto::{DataKey, Opener, Sealer};
-use crate::sealed_stream::{file_chunks, open_sealed_stream};
+use crate::sealed_stream::{file_chunks_sized, open_sealed_stream};
 use crate::{Error, Result};
 
 /// Where sealed blobs live.
@@ -79,8 +79,9 @@ impl Blobs {
         })?;
         // object_store reads local files in 8 KiB pieces, each on the blocking
         // pool; reading them ourselves in 256 KiB pieces is several times faster.
+        let size = sealed.meta.size;
         let chunks = match sealed.payload {
-            GetResultPayload::File(file, _) => file_chunks(tokio::fs::File::from_std(file)),
+            GetResultPayload::File(file, _) => file_chunks_sized(tokio::fs::File::from_std(file), size),
             GetResultPayload::Stream(stream) => stream.map_err(Error::from).boxed(),
         };
         Ok(open_sealed_stream(chunks, Opener::new(data_key, blob_no)))
@@ -93,8 +94,9 @@ impl Blobs {
             object_store::Error::NotFound { .. } => Error::NotFound,
             other => Error::Blob(other),
         })?;
+        let size = sealed.meta.size;
         Ok(match sealed.payload {
-            GetResultPayload::File(file, _) => file_chunks(tokio::fs::File::from_std(file)),
+            GetResultPayload::File(file, _) => file_chunks_sized(tokio::fs::File::from_std(file), size),
             GetResultPayload::Stream(stream) => stream.map_err(Error::from).boxed(),
         })
     }

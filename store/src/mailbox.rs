@@ -13,6 +13,9 @@ use crate::ids::MessageId;
 use crate::messages::visibility::{recipient_sees, sender_sees};
 use crate::{Error, Mail, Result, ingest};
 
+mod fetch;
+pub use fetch::{KeyCache, Readable};
+
 /// The two mailboxes every user has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MailboxName {

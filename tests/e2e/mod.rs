@@ -41,3 +41,4 @@ mod sso;
 mod tenant_boundary;
 mod threading;
 mod two_step;
+mod imap_fetch_audit;

@@ -1,20 +1,25 @@
 //! FETCH and UID FETCH (RFC 3501 §6.4.5): flags, sizes and dates from the
 //! database; ENVELOPE and header sections from the decrypted header block;
 //! BODYSTRUCTURE from the message's cached outline; BODY[] / RFC822 /
-//! BODY[TEXT] / BODY[n] streamed from the sealed original as a literal, in
-//! bounded memory. The response goes out item by item, and one command names
-//! at most [`MAX_FETCH_ITEMS`] items. A body fetch without PEEK sets `\Seen`
-//! (the portal's read state) and is audited as a view.
+//! BODY[TEXT] / BODY[n] from the sealed original as literals (a small message
+//! decrypted once per command, a large one streamed in bounded memory; the
+//! next messages are opened on their own tasks while one is written). The
+//! store is asked once per command which messages are still visible (their
+//! keys unwrapped once per session), the command's views are audited in one
+//! transaction, and a body fetch without PEEK sets `\Seen` (the portal's read
+//! state) for the whole command in one transaction; PEEK writes nothing else.
+//! Responses collect in a large buffer, written out as it fills and flushed
+//! once at the end of the command. One command names at most
+//! [`MAX_FETCH_ITEMS`] items.
 
-use bytes::Bytes;
-use futures::StreamExt;
-use futures::stream::BoxStream;
-use imap_codec::imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName, Section};
-use imap_codec::imap_types::sequence::SequenceSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use imap_codec::imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName, Section};
+use imap_codec::imap_types::sequence::SequenceSet;
+
 use store::mailbox::{Flags, MailEntry};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWrite;
 
 use super::format::{flag_list, internal_date};
 use super::message;
@@ -22,23 +27,84 @@ use super::outline::Outline;
 use super::sections::{Content, part_content, section_label, wants_parts};
 use super::sequence::chosen;
 use super::session::{Session, State};
+use super::source::{Ahead, Source};
 
 /// Most data items one FETCH may name (a client needs a handful; each body
 /// item costs a pass over the sealed original).
 pub(crate) const MAX_FETCH_ITEMS: usize = 64;
-/// Response bytes held before they are written out.
-const OUT_HIGH_WATER: usize = 64 * 1024;
+/// Response bytes held before they are written out (not flushed: the one
+/// flush comes at the end of the command).
+pub(crate) const OUT_HIGH_WATER: usize = 256 * 1024;
 
 /// What one FETCH response line is made from.
 #[derive(Clone, Copy)]
 struct Fetched<'a> {
-    user: &'a store::accounts::User,
     entry: &'a MailEntry,
-    client: &'a str,
+    /// Where the message's octets come from (none when no item needs them).
+    source: Option<&'a Source>,
     /// The message's header block.
     header: &'a [u8],
     /// The message's outline, when a part was asked for and it is small.
     outline: Option<&'a Outline>,
+}
+
+/// What the items of one FETCH need of each message.
+#[derive(Clone, Copy)]
+struct Needs {
+    /// A body item without PEEK (or RFC822 / RFC822.TEXT): sets `\Seen`.
+    sets_seen: bool,
+    /// Any body or header item: the message's content is shown (audited).
+    views_body: bool,
+    /// The header block (also for ENVELOPE and structures).
+    header: bool,
+    /// Octets past the header block (whole message, text, parts, outline).
+    body: bool,
+    /// The MIME outline.
+    parts: bool,
+}
+
+impl Needs {
+    fn of(items: &[MessageDataItemName<'_>]) -> Self {
+        let sets_seen = items.iter().any(|i| {
+            matches!(
+                i,
+                MessageDataItemName::BodyExt { peek: false, .. }
+                    | MessageDataItemName::Rfc822
+                    | MessageDataItemName::Rfc822Text
+            )
+        });
+        let views_body = sets_seen
+            || items.iter().any(|i| {
+                matches!(
+                    i,
+                    MessageDataItemName::BodyExt { .. } | MessageDataItemName::Rfc822Header
+                )
+            });
+        let header = views_body
+            || items.iter().any(|i| {
+                matches!(
+                    i,
+                    MessageDataItemName::Envelope | MessageDataItemName::Body | MessageDataItemName::BodyStructure
+                )
+            });
+        let parts = wants_parts(items);
+        let body = parts
+            || items.iter().any(|i| match i {
+                MessageDataItemName::Rfc822 | MessageDataItemName::Rfc822Text => true,
+                MessageDataItemName::BodyExt { section, .. } => !matches!(
+                    section,
+                    Some(Section::Header(None) | Section::HeaderFields(None, _) | Section::HeaderFieldsNot(None, _))
+                ),
+                _ => false,
+            });
+        Self {
+            sets_seen,
+            views_body,
+            header,
+            body,
+            parts,
+        }
+    }
 }
 
 impl Session {
@@ -74,91 +140,99 @@ impl Session {
         };
         let (user, mailbox, read_only) = (user.clone(), selected.mailbox, selected.read_only);
         let indexes = chosen(&selected.entries, set, uid);
+        let needs = Needs::of(&items);
         let client = format!("imap:{}", self.peer.ip());
-        for index in indexes {
-            let State::Selected(_, selected) = &self.state else {
-                break;
-            };
-            let mut entry = selected.entries[index].clone();
-            let sets_seen = items.iter().any(|i| {
-                matches!(
-                    i,
-                    MessageDataItemName::BodyExt { peek: false, .. }
-                        | MessageDataItemName::Rfc822
-                        | MessageDataItemName::Rfc822Text
-                )
-            });
-            let views_body = sets_seen
-                || items.iter().any(|i| {
-                    matches!(
-                        i,
-                        MessageDataItemName::BodyExt { .. } | MessageDataItemName::Rfc822Header
-                    )
-                });
-            let needs_header = views_body
-                || items.iter().any(|i| {
-                    matches!(
-                        i,
-                        MessageDataItemName::Envelope | MessageDataItemName::Body | MessageDataItemName::BodyStructure
-                    )
-                });
-            let mut header = Vec::new();
-            if needs_header {
-                match self
-                    .server
-                    .store
-                    .mail()
-                    .open_original(&user, &entry.id, &client, views_body)
-                    .await
-                {
-                    Ok(stream) => match message::header_block(stream).await {
-                        Ok(block) => header = block,
-                        Err(error) => {
-                            self.store_failed(tag, &error);
-                            return Ok(());
-                        }
-                    },
-                    // Gone meanwhile (deleted by its sender, expired): skip it.
-                    Err(store::Error::NotFound) => {
-                        self.server.outlines.forget(&entry.id);
-                        continue;
-                    }
-                    Err(error) => {
-                        self.store_failed(tag, &error);
-                        return Ok(());
-                    }
-                }
-            }
-            let mut flags_changed = false;
-            if sets_seen && !read_only && !entry.flags.has(Flags::SEEN) {
-                let flags = Flags(entry.flags.0 | Flags::SEEN);
-                if let Err(error) = self
-                    .server
-                    .store
-                    .mail()
-                    .mailbox_set_flags(&user, mailbox, &entry.id, flags)
-                    .await
-                {
+        // Which of them may still be read (one query), their views audited and
+        // `\Seen` set (one transaction each), before anything is shown.
+        let mut readable = HashMap::new();
+        let mut ahead = Ahead::new(Arc::clone(&self.server.store), needs.body, Vec::new());
+        if needs.header {
+            let ids: Vec<_> = indexes.iter().map(|&i| selected.entries[i].id.clone()).collect();
+            let store = Arc::clone(&self.server.store);
+            let mail = store.mail();
+            let answer = mail.mailbox_readable(&user, &ids, &mut self.keys).await;
+            readable = match answer {
+                Ok(readable) => readable,
+                Err(error) => {
                     self.store_failed(tag, &error);
                     return Ok(());
                 }
-                entry.flags = flags;
-                flags_changed = true;
-                if let State::Selected(_, selected) = &mut self.state {
-                    selected.entries[index].flags = flags;
-                }
+            };
+            let State::Selected(_, selected) = &self.state else {
+                return Ok(());
+            };
+            let shown: Vec<_> = indexes
+                .iter()
+                .map(|&i| &selected.entries[i])
+                .filter(|e| readable.contains_key(&e.id))
+                .collect();
+            // Opening (reading, decrypting) starts now and overlaps the audit's
+            // commit; nothing of it is shown before that commit.
+            let in_order = shown.iter().map(|e| (readable[&e.id].clone(), e.size)).collect();
+            ahead = Ahead::new(Arc::clone(&self.server.store), needs.body, in_order);
+            let viewed: Vec<_> = shown.iter().map(|e| &e.id).collect();
+            let unseen: Vec<_> = shown
+                .iter()
+                .filter(|e| !e.flags.has(Flags::SEEN))
+                .map(|e| &e.id)
+                .collect();
+            let mut done = Ok(());
+            if needs.views_body {
+                done = mail.mailbox_audit_views(&user, &viewed, &client).await;
             }
-            // The whole message parsed only when a part is asked for, and only if small.
-            let outline = if wants_parts(&items) && entry.size <= message::MAX_STRUCTURE {
-                match self.outline(&user, &entry, &client).await {
-                    Ok(outline) => outline,
-                    Err(error) => {
+            if done.is_ok() && needs.sets_seen && !read_only {
+                done = mail.mailbox_set_seen(&user, mailbox, &unseen).await;
+            }
+            if let Err(error) = done {
+                self.store_failed(tag, &error);
+                return Ok(());
+            }
+        }
+        let sets_seen = needs.sets_seen && !read_only;
+        for index in indexes {
+            let State::Selected(_, selected) = &mut self.state else {
+                break;
+            };
+            let mut flags_changed = false;
+            if sets_seen && readable.contains_key(&selected.entries[index].id) {
+                let entry = &mut selected.entries[index];
+                flags_changed = !entry.flags.has(Flags::SEEN);
+                entry.flags = Flags(entry.flags.0 | Flags::SEEN);
+            }
+            let entry = selected.entries[index].clone();
+            let (source, header) = if needs.header {
+                // Gone meanwhile (deleted by its sender, expired): skip it.
+                if !readable.contains_key(&entry.id) {
+                    self.server.outlines.forget(&entry.id);
+                    continue;
+                }
+                // `ahead` opens the readable ones in this same order.
+                match ahead.next().await {
+                    Some(Ok((source, header))) => (Some(source), header),
+                    None | Some(Err(store::Error::NotFound)) => {
+                        self.server.outlines.forget(&entry.id);
+                        continue;
+                    }
+                    Some(Err(error)) => {
                         self.store_failed(tag, &error);
                         return Ok(());
                     }
                 }
             } else {
-                None
+                (None, Vec::new())
+            };
+            // The whole message parsed only when a part is asked for, and only if small.
+            let outline = match &source {
+                Some(source) if needs.parts && entry.size <= message::MAX_STRUCTURE => {
+                    match self.outline(&entry, source).await {
+                        Ok(outline) => outline,
+                        Err(error) => {
+                            self.store_failed(tag, &error);
+                            return Ok(());
+                        }
+                    }
+                }
+                _ => None,
             };
 
             self.out
@@ -174,15 +248,14 @@ impl Session {
                 }
                 first = false;
                 let fetched = Fetched {
-                    user: &user,
                     entry: &entry,
-                    client: &client,
+                    source: source.as_ref(),
                     header: &header,
                     outline: outline.as_deref(),
                 };
                 self.write_item(io, item, fetched).await?;
                 if self.out.len() > OUT_HIGH_WATER {
-                    self.flush(io).await?;
+                    self.drain(io).await?;
                 }
             }
             self.out.extend_from_slice(b")\r\n");
@@ -200,9 +273,8 @@ impl Session {
         fetched: Fetched<'_>,
     ) -> std::io::Result<()> {
         let Fetched {
-            user,
             entry,
-            client,
+            source,
             header,
             outline,
         } = fetched;
@@ -250,7 +322,7 @@ impl Session {
                     skip,
                     len: entry.size.saturating_sub(skip),
                 };
-                self.write_content(io, user, entry, client, content, None).await?;
+                self.write_content(io, source, content, None).await?;
             }
             MessageDataItemName::BodyExt { section, partial, .. } => {
                 let label = section_label(section.as_ref());
@@ -278,7 +350,7 @@ impl Session {
                     None => self.out.extend_from_slice(format!("BODY[{label}] ").as_bytes()),
                 }
                 let partial = partial.map(|(o, l)| (u64::from(o), u64::from(l.get())));
-                self.write_content(io, user, entry, client, content, partial).await?;
+                self.write_content(io, source, content, partial).await?;
             }
             MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. } => {
                 self.out.extend_from_slice(b"UID 0");
@@ -288,146 +360,4 @@ impl Session {
         }
         Ok(())
     }
-
-    /// The message's outline: from the cache, or parsed now (on a blocking
-    /// thread, once the global parse budget has room). `None` if parsing failed.
-    async fn outline(
-        &self,
-        user: &store::accounts::User,
-        entry: &MailEntry,
-        client: &str,
-    ) -> store::Result<Option<Arc<Outline>>> {
-        let outlines = &self.server.outlines;
-        if let Some(outline) = outlines.get(&entry.id) {
-            return Ok(Some(outline));
-        }
-        let _permit = outlines.reserve(entry.size).await;
-        // Another session may have parsed it while this one waited.
-        if let Some(outline) = outlines.get(&entry.id) {
-            return Ok(Some(outline));
-        }
-        let whole = self.read_range(user, entry, client, 0, entry.size).await?;
-        match tokio::task::spawn_blocking(move || Outline::parse(&whole)).await {
-            Ok(outline) => {
-                let outline = Arc::new(outline);
-                outlines.insert(entry.id.clone(), Arc::clone(&outline));
-                Ok(Some(outline))
-            }
-            Err(error) => {
-                tracing::warn!(%error, peer = %self.peer, "imap: parsing a message's structure failed");
-                Ok(None)
-            }
-        }
-    }
-
-    /// `len` octets of the original from `skip` (fewer if it is shorter).
-    async fn read_range(
-        &self,
-        user: &store::accounts::User,
-        entry: &MailEntry,
-        client: &str,
-        mut skip: u64,
-        len: u64,
-    ) -> store::Result<Vec<u8>> {
-        let mut stream = self
-            .server
-            .store
-            .mail()
-            .open_original(user, &entry.id, client, false)
-            .await?;
-        let mut out = Vec::with_capacity(usize::try_from(len.min(entry.size)).unwrap_or(0));
-        let mut left = usize::try_from(len).unwrap_or(usize::MAX);
-        while left > 0 {
-            let Some(chunk) = stream.next().await else {
-                break;
-            };
-            let chunk = chunk?;
-            let drop = usize::try_from(skip.min(chunk.len() as u64)).unwrap_or(0);
-            skip -= drop as u64;
-            let data = &chunk[drop..];
-            let take = left.min(data.len());
-            out.extend_from_slice(&data[..take]);
-            left -= take;
-        }
-        Ok(out)
-    }
-
-    /// Writes one body item's value: NIL, a literal from memory, or a literal
-    /// streamed from the original (`partial` = origin and length, RFC 3501 §6.4.5).
-    async fn write_content<S: AsyncWrite + Unpin>(
-        &mut self,
-        io: &mut S,
-        user: &store::accounts::User,
-        entry: &MailEntry,
-        client: &str,
-        content: Content,
-        partial: Option<(u64, u64)>,
-    ) -> std::io::Result<()> {
-        let clip = |skip: u64, len: u64| match partial {
-            Some((origin, max)) => (skip + origin.min(len), len.saturating_sub(origin).min(max)),
-            None => (skip, len),
-        };
-        match content {
-            Content::Missing => self.out.extend_from_slice(b"NIL"),
-            Content::Fields { skip, len, names, not } => {
-                let len = len.min(message::MAX_HEADER as u64);
-                let block = self
-                    .read_range(user, entry, client, skip, len)
-                    .await
-                    .map_err(|e| std::io::Error::other(e.to_string()))?;
-                let fields = message::header_fields(&block, &names, not);
-                let (from, len) = clip(0, fields.len() as u64);
-                let from = usize::try_from(from).unwrap_or(0);
-                let len = usize::try_from(len).unwrap_or(0);
-                super::string_literal(&mut self.out, &fields[from..from + len]);
-            }
-            Content::Bytes(bytes) => {
-                let (from, len) = clip(0, bytes.len() as u64);
-                let from = usize::try_from(from).unwrap_or(0);
-                let len = usize::try_from(len).unwrap_or(0);
-                super::string_literal(&mut self.out, &bytes[from..from + len]);
-            }
-            Content::Stream { skip, len } => {
-                let (skip, len) = clip(skip, len);
-                let stream = match self
-                    .server
-                    .store
-                    .mail()
-                    .open_original(user, &entry.id, client, false)
-                    .await
-                {
-                    Ok(stream) => stream,
-                    Err(error) => return Err(std::io::Error::other(error.to_string())),
-                };
-                self.out.extend_from_slice(format!("{{{len}}}\r\n").as_bytes());
-                self.flush(io).await?;
-                stream_range(io, stream, skip, len).await?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Writes exactly `len` octets of the stream after skipping `skip`. If the
-/// original is shorter than promised the connection can't continue: error.
-async fn stream_range<S: AsyncWrite + Unpin>(
-    io: &mut S,
-    mut stream: BoxStream<'static, store::Result<Bytes>>,
-    mut skip: u64,
-    mut len: u64,
-) -> std::io::Result<()> {
-    while len > 0 {
-        let Some(chunk) = stream.next().await else {
-            return Err(std::io::Error::other("original shorter than its recorded size"));
-        };
-        let chunk = chunk.map_err(|e| std::io::Error::other(e.to_string()))?;
-        let mut data = &chunk[..];
-        let drop = usize::try_from(skip.min(data.len() as u64)).unwrap_or(0);
-        data = &data[drop..];
-        skip -= drop as u64;
-        let take = usize::try_from(len.min(data.len() as u64)).unwrap_or(0);
-        io.write_all(&data[..take]).await?;
-        len -= take as u64;
-    }
-    Ok(())
 }

@@ -65,6 +65,11 @@ impl Harness {
         Self { server, login }
     }
 
+    /// The store the server reads.
+    pub fn store(&self) -> &Arc<store::Store> {
+        &self.server.store
+    }
+
     /// Runs a session that signs in and selects INBOX, then reads `input`
     /// and logs out; returns everything the server wrote.
     ///

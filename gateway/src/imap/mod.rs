@@ -19,6 +19,7 @@ mod sections;
 mod select;
 mod sequence;
 mod session;
+mod source;
 mod store_cmd;
 #[cfg(test)]
 mod tests;

@@ -69,6 +69,8 @@ pub struct Session {
     /// Set by the listener: once stopping is asked for, the session says BYE
     /// between commands (a command being answered is finished first).
     pub(crate) shutdown: Option<Shutdown>,
+    /// Data keys of the messages this session has opened (FETCH).
+    pub(crate) keys: store::mailbox::KeyCache,
 }
 
 impl Session {
@@ -84,6 +86,7 @@ impl Session {
             login_deadline,
             credential: None,
             shutdown: None,
+            keys: store::mailbox::KeyCache::default(),
         }
     }
 

@@ -114,6 +114,35 @@ async fn a_body_fetch_sets_seen_and_a_peek_does_not() {
     );
 }
 
+/// A PEEK of every body in one command: each message served whole, one
+/// `message.view` audit entry per message (the chain intact: they are written
+/// together in one transaction), and no read state changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peek_of_every_body_audits_each_view_and_changes_nothing_else() {
+    let fixture = fixture().await;
+    let audit = fixture.harness.store().audit_log();
+    let before = audit.verify_audit().await.unwrap().expect("an intact chain");
+    let out = fixture
+        .after_select("p FETCH 1:* (BODY.PEEK[])\r\nf FETCH 1:* (FLAGS)\r\n")
+        .await;
+    let peek = lines_for(&out, "p").join("\r\n");
+    assert!(peek.contains("Hello Bob.") && peek.contains("<p>html</p>"), "{out}");
+    assert_eq!(peek.matches(" FETCH (BODY[] {").count(), 2, "{out}");
+    assert!(!peek.contains("FLAGS"), "a PEEK changes no flags: {out}");
+    assert_eq!(
+        lines_for(&out, "f"),
+        ["* 1 FETCH (FLAGS ())", "* 2 FETCH (FLAGS ())", "f OK FETCH completed"]
+    );
+    let after = audit.verify_audit().await.unwrap().expect("an intact chain");
+    // The session's sign-in is audited too: count only what FETCH added.
+    let signed_in = {
+        let out = fixture.after_select("").await;
+        assert!(out.contains("Z OK"), "{out}");
+        audit.verify_audit().await.unwrap().unwrap() - after
+    };
+    assert_eq!(after - before - signed_in, 2, "one view per message");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nested_parts_are_fetched_by_their_numbers() {
     let fixture = fixture().await;
