@@ -33,3 +33,4 @@ mod sso;
 mod tenant_boundary;
 mod threading;
 mod two_step;
+mod uploads;
