@@ -34,3 +34,4 @@ mod tenant_boundary;
 mod threading;
 mod two_step;
 mod uploads;
+mod uploads_smtp;
