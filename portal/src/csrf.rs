@@ -128,7 +128,13 @@ async fn submitted_token(request: Request) -> Result<(Option<String>, Request), 
             .and_then(|v| v.get(FIELD)?.as_str().map(str::to_owned));
         (token, Body::from(bytes))
     } else if kind.starts_with("multipart/form-data") {
-        match boundary(&kind) {
+        // The boundary as sent: its case matters (Chromium's have capitals).
+        let sent = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        match boundary(sent) {
             Some(boundary) => first_part(body, &boundary).await,
             None => (None, body),
         }
@@ -166,7 +172,12 @@ fn form_field(body: &[u8]) -> Option<String> {
 fn boundary(content_type: &str) -> Option<String> {
     let value = content_type
         .split(';')
-        .find_map(|p| p.trim().strip_prefix("boundary="))?
+        .find_map(|p| {
+            let p = p.trim();
+            p.get(..9)
+                .filter(|name| name.eq_ignore_ascii_case("boundary="))
+                .map(|_| &p[9..])
+        })?
         .trim_matches('"');
     (!value.is_empty() && value.len() <= 70).then(|| value.to_owned())
 }
@@ -290,6 +301,11 @@ mod tests {
             boundary("multipart/form-data; boundary=\"a b\"").as_deref(),
             Some("a b")
         );
+        assert_eq!(
+            boundary("multipart/form-data; Boundary=----WebKitFormBoundaryAbC").as_deref(),
+            Some("----WebKitFormBoundaryAbC"),
+            "the boundary keeps its case"
+        );
     }
 
     #[tokio::test]
@@ -306,7 +322,7 @@ mod tests {
         let file = "x".repeat(100_000);
         let send = |first: &str, second: &str, piece: usize| {
             let body = format!(
-                "--b\r\nContent-Disposition: form-data; name=\"{first}\"\r\n\r\n{}\r\n--b\r\nContent-Disposition: form-data; name=\"{second}\"; filename=\"a\"\r\n\r\n{file}\r\n--b--\r\n",
+                "--Bq\r\nContent-Disposition: form-data; name=\"{first}\"\r\n\r\n{}\r\n--Bq\r\nContent-Disposition: form-data; name=\"{second}\"; filename=\"a\"\r\n\r\n{file}\r\n--Bq--\r\n",
                 csrf_for("tok")
             );
             let length = body.len();
@@ -318,7 +334,7 @@ mod tests {
                 .collect();
             let request = Request::post("/upload")
                 .header(header::COOKIE, "sealpost_session=tok")
-                .header(header::CONTENT_TYPE, "multipart/form-data; boundary=b")
+                .header(header::CONTENT_TYPE, "multipart/form-data; boundary=Bq")
                 .body(Body::from_stream(futures::stream::iter(chunks)))
                 .unwrap();
             let router = router.clone();

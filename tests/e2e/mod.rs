@@ -4,6 +4,7 @@ mod audit_at_rest;
 mod auth_hardening;
 mod auth_mail_clients;
 mod browser;
+mod browser_uploads;
 mod certificates;
 mod config_check;
 mod delivery;
