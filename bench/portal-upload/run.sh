@@ -2,7 +2,7 @@
 # Portal upload benchmark: see README.md beside this file.
 #   bench/portal-upload/run.sh [--smoke] [--size BYTES] [--verify]
 # Env: BENCH_TIMEOUT (seconds, default 1800), SKIP_BUILD=1, KEEP_WORKDIR=1,
-#      SEALPOST_BIN (a built binary; default target/release/sealpost, or
+#      BENCH_BIN (a built binary; default target/release/sealpost, or
 #      target/debug/sealpost with --smoke), TMPDIR (needs ~3x the file size free).
 set -euo pipefail
 
@@ -14,11 +14,11 @@ smoke=0
 for arg in "$@"; do [ "$arg" = --smoke ] && smoke=1; done
 profile=release
 [ "$smoke" = 1 ] && profile=debug
-if [ -z "${SEALPOST_BIN:-}" ] && [ "${SKIP_BUILD:-0}" != 1 ]; then
+if [ -z "${BENCH_BIN:-}" ] && [ "${SKIP_BUILD:-0}" != 1 ]; then
     echo "building sealpost ($profile); may wait for the cargo lock…"
     if [ "$profile" = release ]; then cargo build --release --bin sealpost; else cargo build --bin sealpost; fi
 fi
-bin="${SEALPOST_BIN:-$root/target/$profile/sealpost}"
+bin="${BENCH_BIN:-$root/target/$profile/sealpost}"
 [ -x "$bin" ] || { echo "no $bin" >&2; exit 2; }
 if [ "$smoke" = 0 ] && ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
     echo "nginx (the peer) is missing: apt-get install nginx; measuring Sealpost alone" >&2
