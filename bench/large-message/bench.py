@@ -87,7 +87,7 @@ def generate_message(path, attachment_path, size_bytes):
         f"\r\n"
         f"--{boundary}\r\n"
         f"Content-Type: application/octet-stream\r\n"
-        f'Content-Disposition: attachment; filename="scan.bin"\r\n'
+        f'Content-Disposition: attachment; filename="scan.pdf"\r\n'
         f"Content-Transfer-Encoding: base64\r\n"
         f"\r\n"
     ).encode()
@@ -499,7 +499,7 @@ class Bench:
         msg_path = os.path.join(self.work, "message.eml")
         peer_root = os.path.join(self.work, "www")
         os.makedirs(peer_root)
-        att_path = os.path.join(peer_root, "scan.bin")
+        att_path = os.path.join(peer_root, "scan.pdf")
         t = time.perf_counter()
         sha_orig, msg_size = generate_message(msg_path, att_path, size)
         dl_path = os.path.join(self.work, "download.bin")
@@ -597,7 +597,7 @@ class Bench:
         py_port = free_port()
         py = self.spawn([sys.executable, "-c", PY_HTTPS_SERVER, att_path, cert, key, str(py_port)], "py-https")
         wait_port(py_port, py, 30, "python https server")
-        peers.append(("python http.server+ssl", f"https://127.0.0.1:{py_port}/scan.bin", py))
+        peers.append(("python http.server+ssl", f"https://127.0.0.1:{py_port}/scan.pdf", py))
         nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
         if nginx and not a.no_nginx:
             ng_dir = os.path.join(self.work, "nginx")
@@ -607,7 +607,7 @@ class Bench:
                 f.write(NGINX_CONF.format(user="user root;" if os.geteuid() == 0 else "", dir=ng_dir, port=ng_port, cert=cert, key=key, root=peer_root))
             ng = self.spawn([nginx, "-p", ng_dir, "-c", os.path.join(ng_dir, "nginx.conf"), "-e", os.path.join(ng_dir, "error.log")], "nginx")
             wait_port(ng_port, ng, 30, "nginx")
-            peers.append(("nginx", f"https://127.0.0.1:{ng_port}/scan.bin", ng))
+            peers.append(("nginx", f"https://127.0.0.1:{ng_port}/scan.pdf", ng))
         res["peer_dl"] = {}
         for name, url, proc in peers:
             log(f"peer: downloading from {name}")

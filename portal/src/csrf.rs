@@ -191,7 +191,7 @@ async fn first_part(body: Body, boundary: &str) -> (Option<String>, Body) {
     let mut buffered = Vec::new();
     let mut token = None;
     let mut failed = None;
-    while buffered.len() < MAX_FIRST_PART {
+    loop {
         match parse_first_part(&buffered, boundary) {
             FirstPart::Incomplete => {}
             FirstPart::Token(found) => {
@@ -199,6 +199,11 @@ async fn first_part(body: Body, boundary: &str) -> (Option<String>, Body) {
                 break;
             }
             FirstPart::Other => break,
+        }
+        // Checked after parsing, so a first piece larger than the limit (a
+        // whole small form in one read) is still looked at.
+        if buffered.len() >= MAX_FIRST_PART {
+            break;
         }
         match stream.next().await {
             Some(Ok(chunk)) => buffered.extend_from_slice(&chunk),
@@ -299,7 +304,8 @@ mod tests {
         );
         assert_eq!(
             boundary("multipart/form-data; Boundary=----WebKitFormBoundaryAbC").as_deref(),
-            Some("----WebKitFormBoundaryAbC")
+            Some("----WebKitFormBoundaryAbC"),
+            "the boundary keeps its case"
         );
     }
 
@@ -315,31 +321,34 @@ mod tests {
                 guard(Csrf::Session, request, next)
             }));
         let file = "x".repeat(100_000);
-        let send = |first: &str, second: &str| {
+        let send = |first: &str, second: &str, piece: usize| {
             let body = format!(
-                "--b\r\nContent-Disposition: form-data; name=\"{first}\"\r\n\r\n{}\r\n--b\r\nContent-Disposition: form-data; name=\"{second}\"; filename=\"a\"\r\n\r\n{file}\r\n--b--\r\n",
+                "--Bq\r\nContent-Disposition: form-data; name=\"{first}\"\r\n\r\n{}\r\n--Bq\r\nContent-Disposition: form-data; name=\"{second}\"; filename=\"a\"\r\n\r\n{file}\r\n--Bq--\r\n",
                 csrf_for("tok")
             );
             let length = body.len();
-            // In small chunks, as a network would deliver it.
+            // In pieces of `piece` bytes, as a network would deliver it.
             let chunks: Vec<Result<Bytes, std::io::Error>> = body
                 .into_bytes()
-                .chunks(1000)
+                .chunks(piece)
                 .map(|c| Ok(Bytes::copy_from_slice(c)))
                 .collect();
             let request = Request::post("/upload")
                 .header(header::COOKIE, "sealpost_session=tok")
-                .header(header::CONTENT_TYPE, "multipart/form-data; boundary=b")
+                .header(header::CONTENT_TYPE, "multipart/form-data; boundary=Bq")
                 .body(Body::from_stream(futures::stream::iter(chunks)))
                 .unwrap();
             let router = router.clone();
             async move { (router.oneshot(request).await.unwrap(), length) }
         };
-        let (response, length) = send("csrf", "file").await;
-        assert_eq!(response.status(), StatusCode::OK);
-        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
-        assert_eq!(body, length.to_string(), "the whole body reaches the handler");
-        let (response, _) = send("file", "csrf").await;
+        // Small pieces, and one piece larger than the part the guard reads.
+        for piece in [1000, 1 << 20] {
+            let (response, length) = send("csrf", "file", piece).await;
+            assert_eq!(response.status(), StatusCode::OK, "pieces of {piece}");
+            let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+            assert_eq!(body, length.to_string(), "the whole body reaches the handler");
+        }
+        let (response, _) = send("file", "csrf", 1000).await;
         assert_eq!(response.status(), StatusCode::FORBIDDEN, "the token must come first");
     }
 }

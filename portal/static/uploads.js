@@ -29,7 +29,6 @@
       var buttons = form.querySelectorAll('button[type="submit"], input[type="submit"]');
       for (var i = 0; i < buttons.length; i++) {
         buttons[i].disabled = pending > 0;
-        if (pending > 0) buttons[i].setAttribute("aria-describedby", status.id || "");
       }
       if (pending > 0) say(pending === 1 ? "Waiting for 1 file to finish uploading." : "Waiting for " + pending + " files to finish uploading.");
     }

@@ -116,7 +116,7 @@ async fn malformed_mime_is_sealed_without_a_crash() {
     let instance = Instance::start().await;
     instance.practice_with_doctor().await;
     let broken: &[&[u8]] = &[
-        b"From: ada@smiles.example\r\nSubject: [secure] broken\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\nX-Sealpost-Role: p1@example.org patient\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nno closing boundary\r\n--b\r\nContent-Type: application/pdf; name=\"../../etc/passwd\"\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!not base64###\r\n",
+        b"From: ada@smiles.example\r\nSubject: [secure] broken\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\nX-Sealpost-Role: p1@example.org patient\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nno closing boundary\r\n--b\r\nContent-Type: application/pdf; name=\"../../etc/passwd.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!not base64###\r\n",
         b"From: ada@smiles.example\r\nSubject: [secure] junk\r\nContent-Type: multipart/alternative\r\nX-Sealpost-Role: p1@example.org patient\r\nGarbage header line without colon\r\n\r\n\xff\xfe\x00binary\r\n",
         b"From: ada@smiles.example\r\nSubject: [secure] no body\r\nX-Sealpost-Role: p1@example.org patient\r\n",
     ];

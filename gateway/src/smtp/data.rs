@@ -79,6 +79,7 @@ impl Session {
                 spool.discard().await;
             }
             phase.structure.push(&data, &mut Vec::new());
+            phase.attachments.push(&data);
             if let Some(spool) = phase.spool.as_mut()
                 && let Err(error) = spool.write(&data).await
             {
@@ -130,6 +131,13 @@ impl Session {
                 return reply;
             }
         };
+        if let Some(sender) = &sender
+            && let Err(reply) =
+                super::attachments::check(&self.server.store, sender, &self.tx.rcpt_to, &phase.attachments.finish()).await
+        {
+            spool.discard().await;
+            return reply;
+        }
         let spooled = match spool.finish().await {
             Ok(spooled) => spooled,
             Err(error) => {

@@ -21,6 +21,8 @@ pub(crate) struct DataPhase {
     pub(super) header_overflow: bool,
     /// Learns the MIME structure as the data streams (nesting depth).
     pub(super) structure: Splitter,
+    /// The attachments' names and sizes, for the attachment rules.
+    pub(super) attachments: super::attachments::AttachmentScan,
     pub(super) size: u64,
     pub(super) too_big: bool,
     pub(super) last_cr: bool,
@@ -37,6 +39,7 @@ impl DataPhase {
             header_limit: MAX_HEADER_BLOCK.saturating_sub(reserved),
             header_overflow: false,
             structure: Splitter::scan_only(),
+            attachments: super::attachments::AttachmentScan::new(),
             size: 0,
             too_big: false,
             last_cr: false,

@@ -4,6 +4,7 @@
 //! submission listener). Commands are parsed by `smtp-proto`; the session state
 //! lives in [`session::Session`], one file per concern.
 
+mod attachments;
 mod auth;
 mod backpressure;
 mod data;

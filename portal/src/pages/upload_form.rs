@@ -127,13 +127,30 @@ pub async fn submit(State(state): State<AppState>, viewer: Viewer, multipart: Mu
 /// Reads a multipart form's files: each `file` part is staged as it streams
 /// in (never whole in memory), each `upload` field names an upload the script
 /// staged, which must be the viewer's and finished. Other fields are skipped.
-/// The compose form can take its attachments the same way.
+/// A refused file stops the staging, but the rest of the body is still read
+/// (and thrown away), so the browser gets the page that says why instead of
+/// a broken connection. The compose form can take its attachments the same way.
 pub async fn stage_file_fields(
     store: &store::Store,
     owner: &store::accounts::User,
     mut multipart: Multipart,
 ) -> Result<Vec<UploadStatus>, store::Error> {
     let mut staged = Vec::new();
+    if let Err(error) = read_fields(store, owner, &mut multipart, &mut staged).await {
+        while let Ok(Some(mut field)) = multipart.next_field().await {
+            while let Ok(Some(_)) = field.chunk().await {}
+        }
+        return Err(error);
+    }
+    Ok(staged)
+}
+
+async fn read_fields(
+    store: &store::Store,
+    owner: &store::accounts::User,
+    multipart: &mut Multipart,
+    staged: &mut Vec<UploadStatus>,
+) -> Result<(), store::Error> {
     let bad_form = |_| store::Error::invalid("The form did not arrive whole; please send it again.");
     while let Some(mut field) = multipart.next_field().await.map_err(bad_form)? {
         match field.name() {
@@ -145,7 +162,7 @@ pub async fn stage_file_fields(
                 let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
                 let body =
                     futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed();
-                let feed = async move {
+                let feed = async {
                     loop {
                         let next = match field.chunk().await {
                             Ok(Some(chunk)) => Ok(chunk),
@@ -157,9 +174,12 @@ pub async fn stage_file_fields(
                             break;
                         }
                     }
+                    drop(tx);
                 };
                 let uploads = store.uploads();
                 let (done, ()) = tokio::join!(uploads.stage_stream(owner, &name, body), feed);
+                // What of this file the staging did not read is thrown away.
+                while let Ok(Some(_)) = field.chunk().await {}
                 staged.push(done?);
             }
             Some("upload") => {
@@ -177,5 +197,5 @@ pub async fn stage_file_fields(
             _ => {}
         }
     }
-    Ok(staged)
+    Ok(())
 }

@@ -42,7 +42,8 @@ impl Default for UploadRules {
 
 /// A file name's extension, lower case, without the dot.
 pub fn extension(file_name: &str) -> Option<String> {
-    let (stem, ext) = file_name.rsplit_once('.')?;
+    let last = file_name.rsplit(['/', '\\']).next().unwrap_or_default();
+    let (stem, ext) = last.rsplit_once('.')?;
     (!stem.is_empty() && !ext.is_empty()).then(|| ext.to_ascii_lowercase())
 }
 
@@ -215,6 +216,8 @@ mod tests {
                 .contains("no file type")
         );
         assert!(rules.check_type(".pdf").is_err(), "a dot file has no type");
+        assert_eq!(extension("../../etc/passwd"), None, "the type is the last segment's");
+        assert_eq!(extension("C:\\scans.d\\x-ray.PDF").as_deref(), Some("pdf"));
     }
 
     #[test]
