@@ -141,7 +141,7 @@ def make_messages(count, size):
             f"\r\n"
             f"--{boundary}\r\n"
             f"Content-Type: application/octet-stream\r\n"
-            f'Content-Disposition: attachment; filename="scan-{i}.bin"\r\n'
+            f'Content-Disposition: attachment; filename="scan-{i}.pdf"\r\n'
             f"Content-Transfer-Encoding: base64\r\n"
             f"\r\n"
         )
