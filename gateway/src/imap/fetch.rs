@@ -27,14 +27,11 @@ use super::outline::Outline;
 use super::sections::{Content, part_content, section_label, wants_parts};
 use super::sequence::chosen;
 use super::session::{Session, State};
-use super::source::{Ahead, Source};
+use super::source::{Ahead, OUT_HIGH_WATER, Source};
 
 /// Most data items one FETCH may name (a client needs a handful; each body
 /// item costs a pass over the sealed original).
 pub(crate) const MAX_FETCH_ITEMS: usize = 64;
-/// Response bytes held before they are written out (not flushed: the one
-/// flush comes at the end of the command).
-pub(crate) const OUT_HIGH_WATER: usize = 256 * 1024;
 
 /// What one FETCH response line is made from.
 #[derive(Clone, Copy)]

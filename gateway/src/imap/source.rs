@@ -13,11 +13,14 @@ use futures::stream::BoxStream;
 use store::mailbox::{MailEntry, Readable};
 use tokio::io::AsyncWrite;
 
-use super::fetch::OUT_HIGH_WATER;
 use super::message;
 use super::outline::Outline;
 use super::sections::Content;
 use super::session::Session;
+
+/// Response bytes held before they are written out (not flushed: the one
+/// flush comes at the end of the command).
+pub(crate) const OUT_HIGH_WATER: usize = 256 * 1024;
 
 /// Messages up to this size are decrypted whole once per FETCH when any body
 /// item of theirs is asked for.
