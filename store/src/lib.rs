@@ -42,8 +42,8 @@ pub mod maintenance;
 pub mod messages;
 #[cfg(test)]
 mod module_graph;
-pub mod outgoing;
 mod outcomes;
+pub mod outgoing;
 pub mod redact;
 pub mod rooms;
 mod sealed_stream;

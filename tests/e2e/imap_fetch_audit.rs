@@ -20,7 +20,12 @@ async fn a_fetch_worth_of_audit_entries_chains_in_order_on_every_database() {
             client: "imap:127.0.0.1",
         })
         .collect();
-    let before = store.audit_log().verify_audit().await.unwrap().expect("an intact chain");
+    let before = store
+        .audit_log()
+        .verify_audit()
+        .await
+        .unwrap()
+        .expect("an intact chain");
     store.audit_all(&events).await.unwrap();
     let after = store.audit_log().verify_audit().await.unwrap().expect("still intact");
     // Rows out of order (ids not following the VALUES list) would break the

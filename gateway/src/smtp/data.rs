@@ -132,8 +132,13 @@ impl Session {
             }
         };
         if let Some(sender) = &sender
-            && let Err(reply) =
-                super::attachments::check(&self.server.store, sender, &self.tx.rcpt_to, &phase.attachments.finish()).await
+            && let Err(reply) = super::attachments::check(
+                &self.server.store,
+                sender,
+                &self.tx.rcpt_to,
+                &phase.attachments.finish(),
+            )
+            .await
         {
             spool.discard().await;
             return reply;
