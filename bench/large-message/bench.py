@@ -27,38 +27,14 @@ import time
 import urllib.parse
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from benchlib import BenchError, log, free_port, wait_port  # noqa: E402
+
 MB = 1_000_000
 FROM = "ada@smiles.example"
 RCPT = "pat@example.org"
 PASSWORD = "Bench-Pass-1234"
 PHONE = "+1 555 010 0199"
-
-
-class BenchError(Exception):
-    pass
-
-
-def log(msg):
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, proc, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise BenchError(f"{what} exited with {proc.returncode} before listening on {port}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise BenchError(f"{what} not listening on 127.0.0.1:{port} after {timeout} s")
 
 
 # --------------------------------------------------------------------------- message
