@@ -4,14 +4,9 @@
 
 use store::messages::MessageView;
 
-use crate::sanitize::{SafeHtml, human_size, sanitize_html_bounded};
+use super::message_attachments::{self, AttachmentRow};
+use crate::sanitize::{SafeHtml, sanitize_html_bounded};
 use crate::time::{Shown, Zone};
-
-pub(super) struct AttachmentRow {
-    pub index: usize,
-    pub name: String,
-    pub size: String,
-}
 
 pub(super) struct RecipientRow {
     pub email: String,
@@ -93,20 +88,7 @@ impl MessageBlock {
             body_text,
             body_too_complex,
             snippet,
-            attachments: meta
-                .attachments
-                .into_iter()
-                .enumerate()
-                .map(|(index, a)| AttachmentRow {
-                    index,
-                    name: if a.name.trim().is_empty() {
-                        format!("Attachment {}", index + 1)
-                    } else {
-                        a.name
-                    },
-                    size: human_size(a.size),
-                })
-                .collect(),
+            attachments: message_attachments::rows(meta.attachments),
             is_sender: view.is_sender,
             awaiting_roles: view.recipients.iter().any(|r| r.awaiting_role),
             recipients: view

@@ -11,6 +11,7 @@ pub mod contacts;
 pub mod lists;
 pub mod manage_users;
 pub mod message;
+mod message_attachments;
 mod message_view;
 pub mod passkeys;
 pub mod profile;
