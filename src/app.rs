@@ -69,6 +69,8 @@ pub struct Running {
     pub wakers: Wakers,
     /// The certificate every TLS listener serves (reload it on SIGHUP).
     pub certificates: Arc<crate::tls::Certificates>,
+    /// Where the admin listener (`/healthz`, `/readyz`, `/metrics`) is, if on.
+    pub admin: Option<SocketAddr>,
     tasks: Vec<JoinHandle<()>>,
     /// Tells the listeners and connections to stop, and waits for them.
     trigger: Option<Trigger>,
@@ -280,6 +282,16 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
             })
         }));
     }
+    let admin = if config.admin.listen.is_empty() {
+        None
+    } else {
+        let listener = TcpListener::bind(&config.admin.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (admin.listen)", config.admin.listen))?;
+        let address = listener.local_addr()?;
+        tasks.push(tokio::spawn(crate::admin_http::serve(listener, Arc::clone(&store))));
+        Some(address)
+    };
     let (trigger, stop) = shutdown::channel();
     let (portal_stop, portal_drain) = stop.clone().into_parts();
     tasks.extend([
@@ -333,6 +345,7 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
         dkim_signing: dkim.is_some(),
         wakers,
         certificates,
+        admin,
         tasks,
         trigger: Some(trigger),
     })

@@ -112,12 +112,21 @@ enum ConfigCommand {
     Check,
 }
 
+/// Logs go to stderr, filtered by `SEALPOST_LOG` (default `info`), as text or
+/// JSON lines (`log.format`).
+fn init_logging(format: sealpost::config::LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SEALPOST_LOG").unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        sealpost::config::LogFormat::Text => logs.init(),
+        sealpost::config::LogFormat::Json => logs.json().init(),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SEALPOST_LOG").unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
     // A panic's message may quote the input that caused it (a subject, a file
     // name: PHI). Log where it happened, never what it says; the supervisor
     // restarts the worker (docs/workers.md).
@@ -135,6 +144,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    init_logging(config.log.format);
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     match runtime.block_on(run(cli.command, config)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -226,6 +236,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         "  IMAP             {} (STARTTLS), {} (TLS); sign in with an app password",
         a.imap, a.imap_tls
     );
+    if let Some(admin) = running.admin {
+        println!("  Admin            http://{admin}/metrics, /healthz, /readyz");
+    }
     match config.outbound.mode {
         OutboundMode::Smarthost => println!("  Outbound mail    smarthost {}", config.outbound.smarthost),
         OutboundMode::Outbox => println!("  Outbound mail    Maildir {}/", config.outbox_dir().display()),

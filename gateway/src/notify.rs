@@ -177,10 +177,14 @@ async fn compose_and_queue(store: &Store, config: &NotifyConfig, job: i64, ctx: 
         now: store.now(),
     };
     let message = mail::write(&rendered, envelope, config.dkim.as_deref());
-    store
+    let queued = store
         .queue()
         .queue_mail(Some(job), &config.from_address, &ctx.recipient.email, &message)
-        .await
+        .await?;
+    if let Some(about) = &ctx.message {
+        telemetry::latency::notification_queued(about.id.as_str(), &queued);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

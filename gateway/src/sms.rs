@@ -128,6 +128,7 @@ async fn send_pending(store: &Store, provider: &dyn SmsProvider) -> Result<(), s
     let mut failed = None;
     for job in store.queue().pending_sms(20).await? {
         let result = provider.send(job.message.expose()).await;
+        telemetry::metrics().sms(result.is_ok());
         if let Err(error) = &result {
             tracing::warn!(job = job.id, %error, "cannot send a code by SMS/voice; will retry");
         } else {

@@ -13,6 +13,7 @@ use serde::Deserialize;
 mod accounts;
 mod choice;
 mod listeners;
+mod observability;
 mod outbound;
 mod server;
 mod storage;
@@ -22,6 +23,7 @@ mod uploads;
 pub use accounts::{Passwords, SmsProvider, TwoStep};
 pub use choice::Choice;
 pub use listeners::{Imap, Portal, Smtp};
+pub use observability::{Admin, Log, LogFormat};
 pub use outbound::{Dkim, Outbound, OutboundMode, SmarthostTls};
 pub use server::Server;
 pub use storage::{Blobs, Database, Messages};
@@ -29,7 +31,7 @@ pub use tls::Tls;
 pub use uploads::Uploads;
 
 /// Sections that may be named in environment variables.
-const SECTIONS: [&str; 13] = [
+const SECTIONS: [&str; 15] = [
     "server",
     "database",
     "blobs",
@@ -43,6 +45,8 @@ const SECTIONS: [&str; 13] = [
     "passwords",
     "two_step",
     "uploads",
+    "admin",
+    "log",
 ];
 
 /// The whole configuration.
@@ -66,6 +70,8 @@ pub struct Config {
     pub passwords: Passwords,
     pub two_step: TwoStep,
     pub uploads: Uploads,
+    pub admin: Admin,
+    pub log: Log,
 }
 
 impl Default for Config {
@@ -86,6 +92,8 @@ impl Default for Config {
             passwords: Passwords::default(),
             two_step: TwoStep::default(),
             uploads: Uploads::default(),
+            admin: Admin::default(),
+            log: Log::default(),
         }
     }
 }
@@ -138,6 +146,7 @@ impl Config {
         choice::screen::<OutboundMode>(&mut table, &mut problems);
         choice::screen::<SmarthostTls>(&mut table, &mut problems);
         choice::screen::<SmsProvider>(&mut table, &mut problems);
+        choice::screen::<LogFormat>(&mut table, &mut problems);
         let config: Self = match toml::Value::Table(table).try_into() {
             Ok(config) => config,
             Err(e) => {
@@ -169,6 +178,7 @@ impl Config {
         self.passwords.check(&mut problems);
         self.two_step.check(&mut problems);
         self.uploads.check(&mut problems);
+        self.admin.check(&mut problems);
         self.tls.problems(&mut problems);
         if problems.is_empty() { Ok(()) } else { Err(problems) }
     }

@@ -187,6 +187,9 @@ impl Store {
             query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
+        for event in events {
+            telemetry::metrics().audit_event(event.action);
+        }
         Ok(())
     }
 
@@ -224,6 +227,9 @@ impl Store {
             .bind(SCHEME_KEYED)
             .execute(&mut **tx)
             .await?;
+        // Counted when written: a transaction rolled back after this is rare
+        // (and is an error logged on its own).
+        telemetry::metrics().audit_event(event.action);
         Ok(())
     }
 }

@@ -112,11 +112,21 @@ fn prepare_sqlite_url(url: &str) -> Result<String> {
     Ok(format!("sqlite://{path}?{}", params.join("&")))
 }
 
+/// The dialect's migrations, as built into this binary.
+fn migrator(dialect: Dialect) -> sqlx::migrate::Migrator {
+    match dialect {
+        Dialect::Sqlite => sqlx::migrate!("../migrations/sqlite"),
+        Dialect::Postgres => sqlx::migrate!("../migrations/postgres"),
+    }
+}
+
 /// Applies the dialect's migrations.
 pub async fn migrate(pool: &AnyPool, dialect: Dialect) -> Result<()> {
-    match dialect {
-        Dialect::Sqlite => sqlx::migrate!("../migrations/sqlite").run(pool).await?,
-        Dialect::Postgres => sqlx::migrate!("../migrations/postgres").run(pool).await?,
-    }
+    migrator(dialect).run(pool).await?;
     Ok(())
+}
+
+/// The newest migration this binary knows.
+pub(crate) fn latest_migration(dialect: Dialect) -> i64 {
+    migrator(dialect).iter().map(|m| m.version).max().unwrap_or(0)
 }

@@ -66,11 +66,12 @@ pub(crate) async fn insert_outbound(
     strip_markers: bool,
     now: i64,
 ) -> Result<()> {
-    insert_outbound_with(tx, blob, None, mail_from, rcpt, key, strip_markers, now).await
+    insert_outbound_with(tx, blob, None, mail_from, rcpt, key, strip_markers, now).await?;
+    Ok(())
 }
 
 /// [`insert_outbound`], with the sealed message in the row itself (`blob` empty)
-/// when `body` is given.
+/// when `body` is given. Returns the new row's id.
 #[allow(clippy::too_many_arguments)]
 async fn insert_outbound_with(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
@@ -81,12 +82,13 @@ async fn insert_outbound_with(
     key: &WrappedKey,
     strip_markers: bool,
     now: i64,
-) -> Result<()> {
+) -> Result<String> {
+    let id = crate::crypto::random_hex(16);
     sqlx::query(
         "INSERT INTO outbound (id, blob, mail_from, rcpt_to, kek_id, wrapped_key, strip_markers, next_attempt_at, state, created_at, body)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8, $10)",
     )
-    .bind(crate::crypto::random_hex(16))
+    .bind(&id)
     .bind(blob)
     .bind(mail_from)
     .bind(rcpt)
@@ -98,7 +100,7 @@ async fn insert_outbound_with(
     .bind(body)
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    Ok(id)
 }
 
 /// A queued delivery: one recipient of one message.
@@ -299,12 +301,13 @@ impl Queue<'_> {
     /// under its own data key into the queue row itself, so it is durable with
     /// the commit and needs no spool file (a file created, fsynced and deleted
     /// per notification was a large part of the secure path's system time).
-    pub async fn queue_mail(&self, job: Option<i64>, mail_from: &str, rcpt_to: &str, message: &[u8]) -> Result<()> {
+    /// Returns the queued delivery's id.
+    pub async fn queue_mail(&self, job: Option<i64>, mail_from: &str, rcpt_to: &str, message: &[u8]) -> Result<String> {
         let key = crate::crypto::DataKey::generate();
         let sealed = crate::crypto::seal_all(&key, crate::layout::BLOB_ORIGINAL, message);
         let wrapped = self.keys.wrap(&key);
         let mut tx = self.write_tx().await?;
-        insert_outbound_with(
+        let id = insert_outbound_with(
             &mut tx,
             "",
             Some(&sealed),
@@ -323,7 +326,7 @@ impl Queue<'_> {
                 .await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(id)
     }
 
     /// Marks a job done without mail (its subject vanished meanwhile).

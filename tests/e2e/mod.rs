@@ -27,6 +27,7 @@ mod limits;
 mod listeners_limits;
 mod manage_users;
 mod notification_reply;
+mod observability;
 mod passkeys;
 mod passwords;
 mod pebble;

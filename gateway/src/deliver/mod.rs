@@ -154,6 +154,14 @@ pub async fn deliver_one(
             DeliveryOutcome::Failed { error }
         }
     };
+    telemetry::metrics().delivery(match &outcome {
+        DeliveryOutcome::Delivered => telemetry::Delivery::Delivered,
+        DeliveryOutcome::Retry { .. } => telemetry::Delivery::Deferred,
+        DeliveryOutcome::Failed { .. } => telemetry::Delivery::Bounced,
+    });
+    if matches!(outcome, DeliveryOutcome::Delivered) {
+        telemetry::latency::delivered(&item.id);
+    }
     match &outcome {
         DeliveryOutcome::Delivered => tracing::info!(id = %item.id, "delivered"),
         // The remote text often names the recipient: the log gets the codes only.

@@ -175,6 +175,10 @@ impl Session {
         let (secure, reply, recipients) = (sender.is_some(), thread.is_some(), self.tx.rcpt_to.len());
         self.server.backlog.added(if secure { 1 } else { recipients });
         tracing::info!(id = %spooled.id, size = spooled.size, recipients, secure, reply, "message accepted");
+        telemetry::metrics().accepted(self.kind.metric_name(), secure);
+        if secure {
+            telemetry::latency::accepted(spooled.id.as_str());
+        }
         if secure {
             self.server.wakers.sealer.notify_one();
             Reply::new(250, "2.0.0", format!("Message accepted and sealed as {}", spooled.id))

@@ -44,6 +44,16 @@ pub enum ListenerKind {
     Submission,
 }
 
+impl ListenerKind {
+    /// The listener's name in metrics.
+    pub fn metric_name(self) -> &'static str {
+        match self {
+            Self::Relay => "relay",
+            Self::Submission => "submission",
+        }
+    }
+}
+
 /// SMTP limits and identity.
 #[derive(Debug, Clone)]
 pub struct SmtpConfig {

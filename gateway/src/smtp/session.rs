@@ -110,6 +110,9 @@ impl Session {
     }
 
     pub(super) fn reply(&mut self, reply: &Reply) {
+        if reply.code >= 400 {
+            telemetry::metrics().refused(reply.status);
+        }
         reply.write_to(&mut self.out);
     }
 

@@ -92,6 +92,8 @@ async fn seal_one(store: &Store, wakers: &Wakers, config: &NotifyConfig, id: &Me
     let failure = match outcome {
         Ok(Ok(())) => {
             tracing::info!(%id, "message sealed");
+            telemetry::metrics().sealed();
+            telemetry::latency::sealed(id.as_str());
             wakers.notifier.notify_one();
             return Ok(());
         }
