@@ -175,7 +175,7 @@ async fn run(command: Command, config: Config, source: &Source) -> anyhow::Resul
             Ok(())
         }
         Command::Migrate => {
-            app::open_store(&config, Arc::new(SystemClock)).await?;
+            app::create_store(&config, Arc::new(SystemClock)).await?;
             println!("Database schema is up to date.");
             Ok(())
         }

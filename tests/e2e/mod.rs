@@ -1,4 +1,5 @@
 mod addin;
+mod admin_cli;
 mod app_passwords;
 mod audit_at_rest;
 mod auth_hardening;
