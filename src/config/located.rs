@@ -91,11 +91,7 @@ impl Origins {
 
 /// The line (from 1) of a byte offset.
 fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|b| **b == b'\n')
-        .count()
-        + 1
+    text.get(..offset).unwrap_or(text).matches('\n').count() + 1
 }
 
 /// The words of a problem that look like keys (`smtp.relay_listen`,

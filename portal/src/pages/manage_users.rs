@@ -44,6 +44,7 @@ struct Row {
 
 #[derive(Template)]
 #[template(path = "manage_user.html")]
+#[allow(clippy::struct_excessive_bools)] // the page's switches, each shown or not
 struct UserPage {
     nav: Option<super::Nav>,
     id: i64,
