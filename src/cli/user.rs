@@ -55,6 +55,12 @@ pub(crate) enum UserCommand {
         #[arg(long)]
         email: String,
     },
+    /// Undo a deactivation: prints a set-password link (their old password,
+    /// sessions and app passwords stay void).
+    Reactivate {
+        #[arg(long)]
+        email: String,
+    },
     /// Make a user a User Manager of their practice (`--off`: no longer one).
     Manager {
         #[arg(long)]
@@ -126,7 +132,7 @@ pub(crate) async fn user(command: UserCommand, config: &Config) -> anyhow::Resul
     }
 }
 
-/// `sealpost user list|link|deactivate|manager`.
+/// `sealpost user list|link|deactivate|reactivate|manager`.
 async fn staff(command: UserCommand, config: &Config) -> anyhow::Result<()> {
     let store = app::open_store(config, Arc::new(SystemClock)).await?;
     let accounts = store.accounts();
@@ -163,6 +169,11 @@ async fn staff(command: UserCommand, config: &Config) -> anyhow::Result<()> {
                 "Deactivated {}: signed out everywhere, links and app passwords revoked; their sent messages stay.",
                 user.email
             );
+        }
+        UserCommand::Reactivate { email } => {
+            let link = accounts.reactivate(&email, "admin", "cli").await?;
+            println!("Reactivated {}. Set-password link (works once):", email.trim());
+            println!("{}{}", config.public_url.trim_end_matches('/'), link.path());
         }
         UserCommand::Manager { email, off } => {
             let user = accounts.set_user_manager(&email, !off, "admin", "cli").await?;

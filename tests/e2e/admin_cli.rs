@@ -4,8 +4,8 @@
 //! else the embedded defaults) and says which configuration and database it
 //! used; an admin command on a database that does not exist refuses and creates
 //! nothing (`migrate` creates it); `user list`, `user link` (old links die),
-//! `user manager` and `user deactivate` (sessions and app passwords end, sent
-//! messages stay); `serve` names every address it cannot bind with its key.
+//! `user manager`, `user deactivate` (sessions and app passwords end, sent
+//! messages stay) and `user reactivate`; `serve` names every address it cannot bind with its key.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -53,6 +53,7 @@ fn write_config(path: &Path, data: &Path) {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // one lookup, tried step by step
 fn every_admin_command_finds_the_config_the_same_way_and_refuses_a_missing_database() {
     let dir = tempfile::tempdir().unwrap();
     let cwd = dir.path().join("cwd");
@@ -188,16 +189,11 @@ fn admin(instance: &Instance, args: &[&str]) -> Output {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines)] // one story, told in order
 async fn user_list_link_manager_and_deactivate_from_the_cli() {
     let instance = Instance::start().await;
     // The CLI runs on the system clock: the instance's clock keeps the same time.
-    let system_now = i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    )
-    .unwrap();
+    let system_now = store::Clock::now(&store::SystemClock);
     instance.clock.advance(system_now - store::Clock::now(&*instance.clock));
     instance.practice_with_doctor().await;
     set_password(&instance, "ada@smiles.example", "Doctor-Pass-77").await;
@@ -373,8 +369,42 @@ async fn user_list_link_manager_and_deactivate_from_the_cli() {
     }
     let list = ok(&admin(&instance, &["user", "list", "--practice", "smiles.example"]));
     assert!(line_of(&list, "ada@smiles.example").ends_with("Deactivated"), "{list}");
+
+    // An admin undoes it: a set-password link; the old password and app password stay void.
+    assert!(
+        !admin(&instance, &["user", "reactivate", "--email", "bob@smiles.example"])
+            .status
+            .success()
+    );
+    let back = ok(&admin(
+        &instance,
+        &["user", "reactivate", "--email", "ada@smiles.example"],
+    ));
+    let token = back.lines().last().unwrap().rsplit('/').next().unwrap();
+    let wrong = post_signin(&browser(), &instance, "ada@smiles.example", "Doctor-Pass-77", "/inbox").await;
+    assert_ne!(wrong.url().path(), "/inbox", "the old password stays void");
+    auth.set_password(token, "Harbor-Light-55", "test").await.unwrap();
+    let ada = instance
+        .store()
+        .accounts()
+        .user_by_email("ada@smiles.example")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ada.status, store::accounts::UserStatus::Active);
+    assert!(
+        auth.check_mail_client("ada@smiles.example", &app_password, "test3")
+            .await
+            .is_err()
+    );
     let audit = instance.store().audit_log().recent_audit(200).await.unwrap();
-    for action in ["user.link", "user.manager_on", "user.manager_off", "user.deactivate"] {
+    for action in [
+        "user.link",
+        "user.manager_on",
+        "user.manager_off",
+        "user.deactivate",
+        "user.reactivate",
+    ] {
         assert!(
             audit.iter().any(|(_, a, _)| a == action),
             "no {action} in the audit log"

@@ -2,8 +2,8 @@
 //! practice's staff: list a practice's people with their registration status,
 //! make or unmake User Managers, deactivate someone who left (their sessions,
 //! links, remembered devices, app passwords and add-in key end at once; the
-//! messages they sent stay for their recipients), and issue a fresh
-//! set-password or invitation link (every earlier one dies).
+//! messages they sent stay for their recipients) or undo that, and issue a
+//! fresh set-password or invitation link (every earlier one dies).
 
 use sqlx::Row;
 
@@ -159,6 +159,29 @@ impl Accounts<'_> {
         .await
     }
 
+    /// Undoes a deactivation (`sealpost user reactivate`): the person is
+    /// registered again without a usable password and gets a set-password link
+    /// (returned); their old password, sessions and app passwords stay void.
+    /// They are no User Manager until an admin makes them one again.
+    pub async fn reactivate(&self, email: &str, actor: &str, client: &str) -> Result<FreshLink> {
+        let user = self.staff_member(email).await?;
+        if user.status != UserStatus::Deactivated {
+            return Err(Error::invalid(format!("{} is not deactivated", user.email)));
+        }
+        sqlx::query("UPDATE users SET status = 'registered', password_hash = NULL WHERE id = $1")
+            .bind(user.id.0)
+            .execute(&self.db)
+            .await?;
+        self.audit(AuditEvent {
+            actor,
+            action: "user.reactivate",
+            object: &format!("user:{}", user.id),
+            client,
+        })
+        .await?;
+        self.fresh_link(&user.email, actor, client).await
+    }
+
     /// A fresh link for `email` (`sealpost user link`): an invitation to their
     /// latest message for someone written to who never registered, else a
     /// set-password link. Every earlier invitation and set-password link of
@@ -197,21 +220,18 @@ impl Accounts<'_> {
         } else {
             None
         };
-        let link = match latest {
-            Some(message) => {
-                let token = self
-                    .auth()
-                    .invitation_token(user.id, &message, self.policy.invite_ttl)
-                    .await?;
-                FreshLink::Invitation(format!("/m/{message}?invite={token}"))
-            }
-            None => {
-                let token = self
-                    .auth()
-                    .issue_token(TokenPurpose::SetPassword, user.id, None, self.policy.set_password_ttl)
-                    .await?;
-                FreshLink::SetPassword(format!("/password/{token}"))
-            }
+        let link = if let Some(message) = latest {
+            let token = self
+                .auth()
+                .invitation_token(user.id, &message, self.policy.invite_ttl)
+                .await?;
+            FreshLink::Invitation(format!("/m/{message}?invite={token}"))
+        } else {
+            let token = self
+                .auth()
+                .issue_token(TokenPurpose::SetPassword, user.id, None, self.policy.set_password_ttl)
+                .await?;
+            FreshLink::SetPassword(format!("/password/{token}"))
         };
         self.audit(AuditEvent {
             actor,
