@@ -112,7 +112,7 @@ impl Accounts<'_> {
 
     /// Deactivates a person who left the practice, in one transaction: they
     /// can no longer sign in (portal, IMAP, submission, single sign-on,
-    /// passkeys), every session and unused link ends, remembered devices and
+    /// passkeys), their password is void, every session and unused link ends, remembered devices and
     /// app passwords are revoked, the add-in key goes, queued set-password
     /// mails are dropped and they stop being a User Manager. Their messages
     /// stay. Deactivating twice is refused.
@@ -123,10 +123,15 @@ impl Accounts<'_> {
         let now = self.now();
         let id = user.id.0;
         let mut tx = self.write_tx().await?;
-        sqlx::query("UPDATE users SET status = 'deactivated', user_manager = 0 WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        // The password goes too, and with it a mail client's session signed in
+        // with it (IMAP checks the password's change time before each command).
+        sqlx::query(
+            "UPDATE users SET status = 'deactivated', user_manager = 0, password_hash = NULL,
+             password_changed_at = NULL WHERE id = $1",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("UPDATE tokens SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL")
             .bind(now)
             .bind(id)
@@ -168,7 +173,7 @@ impl Accounts<'_> {
         if user.status != UserStatus::Deactivated {
             return Err(Error::invalid(format!("{} is not deactivated", user.email)));
         }
-        sqlx::query("UPDATE users SET status = 'registered', password_hash = NULL WHERE id = $1")
+        sqlx::query("UPDATE users SET status = 'registered' WHERE id = $1")
             .bind(user.id.0)
             .execute(&self.db)
             .await?;
@@ -241,5 +246,86 @@ impl Accounts<'_> {
         })
         .await?;
         Ok(link)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::accounts::{Role, UserStatus};
+    use crate::testing::store;
+
+    /// A mail client signed in with the account password (two-step off) or an
+    /// app password loses its session at once; the set-password link mailed
+    /// before does not revive the account.
+    #[tokio::test]
+    async fn deactivation_ends_every_mail_credential_and_every_link() {
+        let (_dir, store, _) = store().await;
+        store.accounts().add_practice("Smiles", "smiles.example").await.unwrap();
+        let (bob, token) = store
+            .accounts()
+            .add_practice_user("bob@smiles.example", "Bob", Role::Staff, "smiles.example", true, false)
+            .await
+            .unwrap();
+        store
+            .auth()
+            .set_password(&token, "Maple-Tree-88", "test")
+            .await
+            .unwrap();
+        sqlx::query("UPDATE users SET two_step_off = 1 WHERE id = $1")
+            .bind(bob.id.0)
+            .execute(&store.db)
+            .await
+            .unwrap();
+        let bob = store.accounts().user(bob.id).await.unwrap();
+        let app_password = store.auth().create_app_password(&bob, "Mail", "test").await.unwrap();
+        let (_, by_password) = store
+            .auth()
+            .sign_in_mail_client("bob@smiles.example", "Maple-Tree-88", "test")
+            .await
+            .unwrap();
+        let (_, by_app) = store
+            .auth()
+            .sign_in_mail_client("bob@smiles.example", &app_password, "test")
+            .await
+            .unwrap();
+        let link = store
+            .accounts()
+            .fresh_link("bob@smiles.example", "admin", "test")
+            .await
+            .unwrap();
+        let link_token = link.path().rsplit('/').next().unwrap().to_owned();
+
+        let gone = store
+            .accounts()
+            .deactivate_by_email("bob@smiles.example", "admin", "test")
+            .await
+            .unwrap();
+        assert_eq!(gone.status, UserStatus::Deactivated);
+        for credential in [&by_password, &by_app] {
+            assert!(!store.auth().mail_credential_live(&gone, credential).await.unwrap());
+        }
+        assert!(
+            store
+                .auth()
+                .set_password(&link_token, "Other-Tree-99", "test")
+                .await
+                .is_err()
+        );
+        assert!(
+            store
+                .auth()
+                .sign_in_mail_client("bob@smiles.example", "Maple-Tree-88", "test")
+                .await
+                .is_err()
+        );
+        assert!(gone.may_send_secure().is_err());
+        assert!(
+            store
+                .accounts()
+                .deactivate_by_email("bob@smiles.example", "admin", "test")
+                .await
+                .is_err(),
+            "once is enough"
+        );
     }
 }
