@@ -8,6 +8,7 @@ mod browser;
 mod browser_compose;
 mod browser_contacts;
 mod browser_mailclient;
+mod browser_manage_users;
 mod browser_uploads;
 mod certificates;
 mod compose;
