@@ -373,6 +373,16 @@ async fn user_manager_deactivates_a_departed_staff_member() {
         .unwrap();
     let (_, list) = page(&http, &instance, "/practice/users").await;
     assert!(list.contains("<td>Deactivated</td>"), "{list}");
+    // Nothing else changes about him here; a second deactivation neither.
+    for form in [
+        vec![("csrf", csrf.as_str()), ("action", "two_step"), ("two_step", "off")],
+        vec![("csrf", csrf.as_str()), ("action", "reinvite")],
+        vec![("csrf", csrf.as_str()), ("action", "deactivate"), ("confirm", "yes")],
+    ] {
+        let (status, body) = act(&http, &instance, bob.id.0, &form).await;
+        assert_eq!(status, 400, "{form:?}");
+        assert!(body.contains("only your IT admin can reactivate"), "{body}");
+    }
     let audit = instance.store().audit_log().recent_audit(100).await.unwrap();
     assert!(audit.iter().any(|(_, a, _)| a == "user.deactivate"));
     assert!(!audit.iter().any(|(_, a, _)| a == "password.reset_request"));

@@ -88,6 +88,18 @@ impl Accounts<'_> {
         })
     }
 
+    /// [`Accounts::managed_user`], refused for someone deactivated: only an
+    /// admin changes anything about them (`sealpost user reactivate`).
+    async fn managed_active(&self, manager: &User, id: UserId) -> Result<ManagedUser> {
+        let person = self.managed_user(manager, id).await?;
+        if person.registration == Registration::Deactivated {
+            return Err(Error::invalid(
+                "This person is deactivated; only your IT admin can reactivate them.",
+            ));
+        }
+        Ok(person)
+    }
+
     /// One person of the manager's practice; others are not found. A failure
     /// of the database stays what it is (the person sees an error page, not a
     /// "not found").
@@ -134,7 +146,7 @@ impl Accounts<'_> {
         phone: &str,
         client: &str,
     ) -> Result<()> {
-        let person = self.managed_user(manager, id).await?;
+        let person = self.managed_active(manager, id).await?;
         if person.registration != Registration::Invited {
             return Err(Error::invalid(
                 "Only people who have not registered yet can be edited here.",
@@ -170,7 +182,7 @@ impl Accounts<'_> {
     /// Sends an invited person a fresh invitation; every earlier invitation
     /// or set-password link of theirs stops working.
     pub async fn reinvite(&self, manager: &User, id: UserId, client: &str) -> Result<()> {
-        let person = self.managed_user(manager, id).await?;
+        let person = self.managed_active(manager, id).await?;
         if person.registration != Registration::Invited {
             return Err(Error::invalid("This person has registered already."));
         }
@@ -230,7 +242,7 @@ impl Accounts<'_> {
     /// Deactivates a person of the manager's practice who left (see
     /// `staff_admin.rs` for what ends). A manager cannot deactivate themselves.
     pub async fn deactivate_managed(&self, manager: &User, id: UserId, client: &str) -> Result<()> {
-        let person = self.managed_user(manager, id).await?;
+        let person = self.managed_active(manager, id).await?;
         if person.user.id == manager.id {
             return Err(Error::invalid(
                 "You cannot deactivate yourself; ask another User Manager or your IT admin.",
@@ -243,7 +255,7 @@ impl Accounts<'_> {
     /// Turns two-step verification off (where the policy allows) or back on for
     /// a person of the manager's practice.
     pub async fn set_user_two_step(&self, manager: &User, id: UserId, on: bool, client: &str) -> Result<()> {
-        self.managed_user(manager, id).await?;
+        self.managed_active(manager, id).await?;
         if !on && !self.policy.two_step.allow_disable {
             return Err(Error::invalid(
                 "Your organisation's policy does not allow turning two-step verification off.",
