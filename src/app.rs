@@ -31,20 +31,50 @@ pub struct Listeners {
 }
 
 impl Listeners {
-    /// Binds the addresses in the configuration.
+    /// Binds the addresses in the configuration. Every address that cannot be
+    /// bound is reported together, each with its config key, not only the first.
     pub async fn bind(config: &Config) -> anyhow::Result<Self> {
-        let bind = |key: &'static str, addr: String| async move {
-            TcpListener::bind(&addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr} ({key})"))
-        };
+        let wanted = [
+            ("smtp.relay_listen", &config.smtp.relay_listen),
+            ("smtp.submission_listen", &config.smtp.submission_listen),
+            ("portal.listen", &config.portal.listen),
+            ("imap.listen", &config.imap.listen),
+            ("imap.tls_listen", &config.imap.tls_listen),
+        ];
+        let mut bound = Vec::with_capacity(wanted.len());
+        let mut failures = Vec::new();
+        for (key, addr) in wanted {
+            match TcpListener::bind(addr.as_str()).await {
+                Ok(listener) => bound.push(listener),
+                Err(error) => failures.push(format!("{key} = {addr:?}: {}", bind_reason(&error))),
+            }
+        }
+        if !failures.is_empty() {
+            anyhow::bail!(
+                "cannot listen on {} address(es):\n  - {}",
+                failures.len(),
+                failures.join("\n  - ")
+            );
+        }
+        let mut bound = bound.into_iter();
+        let mut next = || bound.next().expect("one listener per address");
         Ok(Self {
-            relay: bind("smtp.relay_listen", config.smtp.relay_listen.clone()).await?,
-            submission: bind("smtp.submission_listen", config.smtp.submission_listen.clone()).await?,
-            portal: bind("portal.listen", config.portal.listen.clone()).await?,
-            imap: bind("imap.listen", config.imap.listen.clone()).await?,
-            imap_tls: bind("imap.tls_listen", config.imap.tls_listen.clone()).await?,
+            relay: next(),
+            submission: next(),
+            portal: next(),
+            imap: next(),
+            imap_tls: next(),
         })
+    }
+}
+
+/// Why an address could not be bound, in words an admin can act on.
+fn bind_reason(error: &std::io::Error) -> String {
+    match error.kind() {
+        std::io::ErrorKind::AddrInUse => "already in use (another program, or another Sealpost, listens there)".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied (ports below 1024 need CAP_NET_BIND_SERVICE)".into(),
+        std::io::ErrorKind::AddrNotAvailable => "not an address of this machine".into(),
+        _ => error.to_string(),
     }
 }
 
@@ -114,8 +144,33 @@ async fn sweep_uploads(store: Arc<Store>) {
     }
 }
 
-/// Opens the store with the configuration's settings.
+/// Opens the store of an existing installation, for admin commands: a
+/// database that does not exist yet is refused (rather than created empty
+/// beside the real one, e.g. when the command found another configuration).
 pub async fn open_store(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<Store>> {
+    let url = config.database_url();
+    if let Some(path) = sqlite_file(&url)
+        && !path.exists()
+    {
+        anyhow::bail!(
+            "the database {} does not exist; is this the server's configuration? \
+             (`sealpost migrate` creates a new one)",
+            path.display()
+        );
+    }
+    create_store(config, clock).await
+}
+
+/// The file of a `sqlite:` URL (`None` for other databases and `:memory:`).
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?.trim_start_matches("//");
+    let path = rest.split_once('?').map_or(rest, |(path, _)| path);
+    (path != ":memory:" && !path.is_empty()).then(|| path.into())
+}
+
+/// Opens the store with the configuration's settings, creating the database
+/// (and applying migrations) when needed: `serve`, `migrate` and `restore`.
+pub async fn create_store(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<Store>> {
     let policy = Policy {
         retention_days: config.messages.retention_days,
         subject_tag: config.smtp.subject_tag.clone(),
@@ -193,7 +248,7 @@ fn portal_limits(config: &Config) -> portal::ServeLimits {
 
 /// Starts everything on the given listeners.
 pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
-    let store = open_store(config, Arc::clone(&clock)).await?;
+    let store = create_store(config, Arc::clone(&clock)).await?;
     // Nothing else runs on this data folder's spool now (admin commands leave it alone).
     store.queue().clear_partial_spool()?;
     // Claims a previous run's workers held are void: they are gone.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use sealpost::app;
-use sealpost::config::{Config, OutboundMode};
+use sealpost::config::{Config, OutboundMode, Source};
 use sealpost::signals::Signals;
 use store::SystemClock;
 
@@ -28,9 +28,10 @@ use cli::user::{self, UserCommand};
     about = "Secure-messaging gateway for medical and dental practices"
 )]
 struct Cli {
-    /// Configuration file (TOML). Without one, embedded defaults apply; every key
-    /// can also be set with SEALPOST_<SECTION>_<KEY>.
-    #[arg(long, global = true, env = "SEALPOST_CONFIG")]
+    /// Configuration file (TOML). Without it: SEALPOST_CONFIG, else ./sealpost.toml,
+    /// else /etc/sealpost/sealpost.toml, else the embedded defaults. Every key can
+    /// also be set with SEALPOST_<SECTION>_<KEY>.
+    #[arg(long, global = true)]
     config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
@@ -134,9 +135,11 @@ fn main() -> ExitCode {
         let location = info.location().map(ToString::to_string).unwrap_or_default();
         tracing::error!(%location, "panic (message withheld: it may quote the input)");
     }));
-    let config = match Config::load(cli.config.as_deref(), std::env::vars()) {
+    let source = Source::find(cli.config);
+    let config = match Config::load_located(source.path(), std::env::vars()) {
         Ok(config) => config,
         Err(problems) => {
+            eprintln!("Configuration: {source}");
             eprintln!("The configuration has {} problem(s):", problems.len());
             for problem in problems {
                 eprintln!("  - {problem}");
@@ -145,8 +148,15 @@ fn main() -> ExitCode {
         }
     };
     init_logging(config.log.format);
+    // Every command says which configuration and database it works on (on
+    // stderr: stdout stays the command's answer); `serve` and `config check`
+    // say it in their report.
+    if !matches!(cli.command, Command::Serve | Command::Config { .. }) {
+        eprintln!("Configuration: {source}");
+        eprintln!("Database:      {}", redact(&config.database_url()));
+    }
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
-    match runtime.block_on(run(cli.command, config)) {
+    match runtime.block_on(run(cli.command, config, &source)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -155,13 +165,13 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+async fn run(command: Command, config: Config, source: &Source) -> anyhow::Result<()> {
     match command {
-        Command::Serve => serve(config).await,
+        Command::Serve => serve(config, source).await,
         Command::Config {
             command: ConfigCommand::Check,
         } => {
-            println!("Configuration OK.");
+            println!("Configuration OK: {source}");
             println!("  database: {}", redact(&config.database_url()));
             println!("  blobs:    {}", config.blobs_url());
             println!("  outbound: {}", config.outbound.mode);
@@ -175,7 +185,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate => {
-            app::open_store(&config, Arc::new(SystemClock)).await?;
+            app::create_store(&config, Arc::new(SystemClock)).await?;
             println!("Database schema is up to date.");
             Ok(())
         }
@@ -211,7 +221,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, source: &Source) -> anyhow::Result<()> {
     // Before anything starts: a SIGTERM from then on is a graceful stop.
     let mut signals = Signals::install()?;
     let listeners = app::Listeners::bind(&config).await?;
@@ -222,6 +232,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     );
     let a = running.addresses;
     println!("Sealpost is running.");
+    println!("  Configuration    {source}");
     println!(
         "  SMTP relay       {} (STARTTLS; trusted: {})",
         a.relay,

@@ -94,6 +94,7 @@ class Run:
     def run(self):
         a = self.args
         self.relay, self.portal, self.sink = free_port(), free_port(), free_port()
+        self.cli("migrate")  # admin commands refuse a database that does not exist
         self.cli("practice", "add", "--name", "Smiles Dental", "--domain", "smiles.example")
         self.cli("user", "add", "--email", FROM, "--name", "Dr Ada", "--role", "doctor", "--practice", "smiles.example", "--paid")
         sink = self.spawn(["smtp-sink", "-u", "nobody", "-v", f"127.0.0.1:{self.sink}", "256"], "sink", cwd=self.work)

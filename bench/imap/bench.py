@@ -181,6 +181,7 @@ class Bench:
             SEALPOST_IMAP_LISTEN=f"127.0.0.1:{free_port()}",
             SEALPOST_IMAP_TLS_LISTEN=f"127.0.0.1:{self.imaps_port}",
         )
+        self.cli("migrate")  # admin commands refuse a database that does not exist
         self.cli("practice", "add", "--name", "Smiles Dental", "--domain", "smiles.example")
         self.cli("user", "add", "--email", FROM, "--name", "Dr Ada", "--role", "doctor", "--practice", "smiles.example", "--paid")
         out = self.cli("user", "app-password", "--email", FROM, "--label", "bench")

@@ -468,6 +468,7 @@ class Bench:
         self.relay_port, self.portal_port = free_port(), free_port()
         self.env = self.sealpost_env()
         outbox = os.path.join(self.work, "data", "outbox", "new")
+        self.cli("migrate")  # admin commands refuse a database that does not exist
         self.cli("practice", "add", "--name", "Smiles Dental", "--domain", "smiles.example")
         self.cli("user", "add", "--email", FROM, "--name", "Dr Ada", "--role", "doctor", "--practice", "smiles.example", "--paid")
 

@@ -266,6 +266,7 @@ class Bench:
             SEALPOST_UPLOADS_MAX_MESSAGE_SIZE=f"{max(size, 1000)}B",
             SEALPOST_PORTAL_CLIENT_TIMEOUT="900",
         )
+        self.cli("migrate")  # admin commands refuse a database that does not exist
         self.cli("practice", "add", "--name", "Smiles Dental", "--domain", "smiles.example")
         out = self.cli("user", "add", "--email", EMAIL, "--name", "Dr Ada", "--role", "doctor", "--practice", "smiles.example", "--paid")
         m = re.search(r"https://\S+/password/\S+", out)

@@ -282,7 +282,9 @@ class Bench:
             SEALPOST_OUTBOUND_SMARTHOST_TLS="none",
             SEALPOST_SMTP_MAX_CONNECTIONS="1000",
         )
-        for argv in (["practice", "add", "--name", "Smiles Dental", "--domain", "smiles.example"],
+        # Admin commands refuse a database that does not exist: migrate creates it.
+        for argv in (["migrate"],
+                     ["practice", "add", "--name", "Smiles Dental", "--domain", "smiles.example"],
                      ["user", "add", "--email", SENDER, "--name", "Dr Ada Lovelace", "--role", "doctor",
                       "--practice", "smiles.example", "--paid"]):
             r = subprocess.run([self.args.binary, *argv], env=env, capture_output=True, text=True, timeout=120)

@@ -1,5 +1,5 @@
-//! `sealpost practice …`: practices, their single sign-on, their mail domains and
-//! the relay sources that may send for them.
+//! `sealpost practice …`: practices (with a summary of their people), their
+//! single sign-on, their mail domains and the relay sources that may send for them.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -210,6 +210,35 @@ async fn practice_routing(config: &Config, command: PracticeCommand) -> anyhow::
     print_practice_routing(&db).await
 }
 
+/// One line on a practice's people: how many, how far registered, and who
+/// manages them (`sealpost user list --practice D` lists each).
+async fn print_member_summary(db: &store::Store, domain: &str) -> anyhow::Result<()> {
+    use store::accounts::manage::Registration;
+    let members = db.accounts().practice_members(domain).await?;
+    let count = |r: Registration| members.iter().filter(|m| m.registration == r).count();
+    let managers: Vec<&str> = members
+        .iter()
+        .filter(|m| m.user.user_manager)
+        .map(|m| m.user.email.as_str())
+        .collect();
+    println!(
+        "  users:          {} ({} registered, {} invited, {} deactivated)",
+        members.len(),
+        count(Registration::Full) + count(Registration::WithoutTwoStep),
+        count(Registration::Invited),
+        count(Registration::Deactivated)
+    );
+    println!(
+        "  User Managers:  {}",
+        if managers.is_empty() {
+            "-".to_owned()
+        } else {
+            managers.join(", ")
+        }
+    );
+    Ok(())
+}
+
 /// Prints every practice's domains and relay sources, and what that means.
 async fn print_practice_routing(db: &store::Store) -> anyhow::Result<()> {
     use store::accounts::relay_sources::SourceKind;
@@ -221,6 +250,7 @@ async fn print_practice_routing(db: &store::Store) -> anyhow::Result<()> {
     for entry in routing {
         println!("{} (id {})", entry.practice.name, entry.practice.id);
         println!("  domains:        {}", entry.domains.join(", "));
+        print_member_summary(db, &entry.practice.domain).await?;
         let networks: Vec<&str> = entry
             .sources
             .iter()

@@ -1,4 +1,5 @@
-//! `sealpost user …`: practice users, their set-password links and app passwords.
+//! `sealpost user …`: practice users, their set-password links and app passwords,
+//! User Managers, and deactivating someone who left.
 
 use std::sync::Arc;
 
@@ -7,7 +8,8 @@ use clap::{Subcommand, ValueEnum};
 use sealpost::app;
 use sealpost::config::Config;
 use store::SystemClock;
-use store::accounts::Role;
+use store::accounts::staff_admin::FreshLink;
+use store::accounts::{Role, UserStatus};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub(crate) enum PracticeRole {
@@ -34,6 +36,38 @@ pub(crate) enum UserCommand {
         /// May manage the practice's users (the first user always may).
         #[arg(long)]
         user_manager: bool,
+    },
+    /// List a practice's users with their role and registration status.
+    List {
+        /// The practice's domain.
+        #[arg(long)]
+        practice: String,
+    },
+    /// Print a fresh set-password link (or, for someone written to who never
+    /// registered, a fresh invitation link); every earlier one stops working.
+    Link {
+        #[arg(long)]
+        email: String,
+    },
+    /// Deactivate someone who left the practice: they can no longer sign in,
+    /// their sessions, links and app passwords end; their sent messages stay.
+    Deactivate {
+        #[arg(long)]
+        email: String,
+    },
+    /// Undo a deactivation: prints a set-password link (their old password,
+    /// sessions and app passwords stay void).
+    Reactivate {
+        #[arg(long)]
+        email: String,
+    },
+    /// Make a user a User Manager of their practice (`--off`: no longer one).
+    Manager {
+        #[arg(long)]
+        email: String,
+        /// Remove the User Manager right instead (the last one stays).
+        #[arg(long)]
+        off: bool,
     },
     /// Make an app password for a user's mail client; prints it (shown only once).
     AppPassword {
@@ -82,6 +116,9 @@ pub(crate) async fn user(command: UserCommand, config: &Config) -> anyhow::Resul
                 .user_by_email(&email)
                 .await?
                 .with_context(|| format!("no user {email}"))?;
+            if user.status == UserStatus::Deactivated {
+                anyhow::bail!("{} is deactivated", user.email);
+            }
             let password = store.auth().create_app_password(&user, &label, "cli").await?;
             println!(
                 "App password \"{}\" for {} (shown only this once):",
@@ -91,5 +128,62 @@ pub(crate) async fn user(command: UserCommand, config: &Config) -> anyhow::Resul
             println!("{password}");
             Ok(())
         }
+        command => staff(command, config).await,
     }
+}
+
+/// `sealpost user list|link|deactivate|reactivate|manager`.
+async fn staff(command: UserCommand, config: &Config) -> anyhow::Result<()> {
+    let store = app::open_store(config, Arc::new(SystemClock)).await?;
+    let accounts = store.accounts();
+    match command {
+        UserCommand::List { practice } => {
+            let members = accounts.practice_members(&practice).await?;
+            if members.is_empty() {
+                println!("No users in {practice} yet (add one with `sealpost user add`).");
+            }
+            for member in members {
+                let user = &member.user;
+                println!(
+                    "{:<40} {:<24} {:<6} {}{}",
+                    user.email,
+                    user.display_name(),
+                    user.role.as_str(),
+                    member.registration.label(),
+                    if user.user_manager { ", User Manager" } else { "" }
+                );
+            }
+        }
+        UserCommand::Link { email } => {
+            let link = accounts.fresh_link(&email, "admin", "cli").await?;
+            let what = match link {
+                FreshLink::Invitation(_) => "Invitation link (to their latest secure message",
+                FreshLink::SetPassword(_) => "Set-password link (works once",
+            };
+            println!("{what}; earlier links no longer work):");
+            println!("{}{}", config.public_url.trim_end_matches('/'), link.path());
+        }
+        UserCommand::Deactivate { email } => {
+            let user = accounts.deactivate_by_email(&email, "admin", "cli").await?;
+            println!(
+                "Deactivated {}: signed out everywhere, links and app passwords revoked; their sent messages stay.",
+                user.email
+            );
+        }
+        UserCommand::Reactivate { email } => {
+            let link = accounts.reactivate(&email, "admin", "cli").await?;
+            println!("Reactivated {}. Set-password link (works once):", email.trim());
+            println!("{}{}", config.public_url.trim_end_matches('/'), link.path());
+        }
+        UserCommand::Manager { email, off } => {
+            let user = accounts.set_user_manager(&email, !off, "admin", "cli").await?;
+            println!(
+                "{} is {} User Manager of their practice.",
+                user.email,
+                if user.user_manager { "now a" } else { "no longer a" }
+            );
+        }
+        UserCommand::Add { .. } | UserCommand::AppPassword { .. } => anyhow::bail!("handled above"),
+    }
+    Ok(())
 }

@@ -12,8 +12,10 @@ use serde::Deserialize;
 
 mod accounts;
 mod choice;
+mod discovery;
 mod listeners;
 mod observability;
+mod located;
 mod outbound;
 mod server;
 mod storage;
@@ -22,8 +24,10 @@ mod uploads;
 
 pub use accounts::{Passwords, SmsProvider, TwoStep};
 pub use choice::Choice;
+pub use discovery::Source;
 pub use listeners::{Imap, Portal, Smtp};
 pub use observability::{Admin, Log, LogFormat};
+use located::Origins;
 pub use outbound::{Dkim, Outbound, OutboundMode, SmarthostTls};
 pub use server::Server;
 pub use storage::{Blobs, Database, Messages};
@@ -100,15 +104,40 @@ impl Default for Config {
 
 impl Config {
     /// Reads `file` (if given), then applies `SEALPOST_*` variables from `env`.
+    /// Every problem is reported together.
     pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, Vec<String>> {
-        let mut table = match file {
+        Self::load_with_origins(file, env).map_err(|(problems, _)| problems)
+    }
+
+    /// [`Config::load`], each problem prefixed with the file and line (or
+    /// followed by the environment variable) that set the key it is about: what
+    /// `sealpost config check` and a refused start print.
+    pub fn load_located(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, Vec<String>> {
+        Self::load_with_origins(file, env)
+            .map_err(|(problems, origins)| problems.iter().map(|p| origins.place(p)).collect())
+    }
+
+    fn load_with_origins(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, (Vec<String>, Origins)> {
+        let (mut table, mut origins) = match file {
             Some(path) => {
-                let text =
-                    std::fs::read_to_string(path).map_err(|e| vec![format!("cannot read {}: {e}", path.display())])?;
-                text.parse::<toml::Table>()
-                    .map_err(|e| vec![format!("{}: {e}", path.display())])?
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| (vec![format!("cannot read {}: {e}", path.display())], Origins::default()))?;
+                let origins = Origins::of_file(path, &text).map_err(|problems| (problems, Origins::default()))?;
+                let table = text.parse::<toml::Table>().map_err(|e| {
+                    (
+                        vec![format!("{}: {}", path.display(), e.message().trim())],
+                        Origins::default(),
+                    )
+                })?;
+                (table, origins)
             }
-            None => toml::Table::new(),
+            None => (toml::Table::new(), Origins::default()),
         };
         let mut problems = Vec::new();
         for (name, value) in env {
@@ -128,18 +157,18 @@ impl Config {
                         .or_insert_with(|| toml::Value::Table(toml::Table::new()));
                     match entry.as_table_mut() {
                         Some(t) => {
-                            t.insert(key[section.len() + 1..].to_owned(), value);
+                            let inner = &key[section.len() + 1..];
+                            origins.set_by_env(format!("{section}.{inner}"), &name);
+                            t.insert(inner.to_owned(), value);
                         }
                         None => problems.push(format!("{name}: [{section}] is not a section in the file")),
                     }
                 }
                 None => {
+                    origins.set_by_env(key.clone(), &name);
                     table.insert(key, value);
                 }
             }
-        }
-        if !problems.is_empty() {
-            return Err(problems);
         }
         // Keys that take one word from a list: a wrong word is reported beside the
         // other problems rather than stopping the typed parse (see choice.rs).
@@ -147,17 +176,23 @@ impl Config {
         choice::screen::<SmarthostTls>(&mut table, &mut problems);
         choice::screen::<SmsProvider>(&mut table, &mut problems);
         choice::screen::<LogFormat>(&mut table, &mut problems);
+        // Keys of the wrong type or unknown: each one on its own, then removed.
+        screen_types::<Self>(&mut table, &mut problems);
         let config: Self = match toml::Value::Table(table).try_into() {
             Ok(config) => config,
             Err(e) => {
                 problems.push(toml::de::Error::message(&e).to_owned());
-                return Err(problems);
+                return Err((problems, origins));
             }
         };
         if let Err(more) = config.validate() {
             problems.extend(more);
         }
-        if problems.is_empty() { Ok(config) } else { Err(problems) }
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err((problems, origins))
+        }
     }
 
     /// Checks everything, reporting all problems at once: each section checks
@@ -237,6 +272,59 @@ impl Config {
 
     pub fn max_message_size(&self) -> u64 {
         self.smtp.max_message_size_bytes()
+    }
+}
+
+/// Tries each key of `table` on its own (beside the defaults) as a `T`: a key
+/// that is unknown or has a value of the wrong type becomes a problem naming it
+/// and is removed, so one bad key does not hide the others.
+fn screen_types<T: serde::de::DeserializeOwned>(table: &mut toml::Table, problems: &mut Vec<String>) {
+    let fails = |key: &str, value: &toml::Value, inner: Option<&str>| -> Option<String> {
+        let mut one = toml::Table::new();
+        let value = match inner {
+            Some(inner) => {
+                let mut section = toml::Table::new();
+                section.insert(inner.to_owned(), value.clone());
+                toml::Value::Table(section)
+            }
+            None => value.clone(),
+        };
+        one.insert(key.to_owned(), value);
+        toml::Value::Table(one)
+            .try_into::<T>()
+            .err()
+            .map(|e| toml::de::Error::message(&e).trim().to_owned())
+    };
+    let mut bad: Vec<(String, Option<String>)> = Vec::new();
+    for (key, value) in table.iter() {
+        match value.as_table().filter(|_| SECTIONS.contains(&key.as_str())) {
+            Some(section) => {
+                for (inner, value) in section {
+                    if let Some(message) = fails(key, value, Some(inner)) {
+                        problems.push(format!("{key}.{inner}: {message}"));
+                        bad.push((key.clone(), Some(inner.clone())));
+                    }
+                }
+            }
+            None => {
+                if let Some(message) = fails(key, value, None) {
+                    problems.push(format!("{key}: {message}"));
+                    bad.push((key.clone(), None));
+                }
+            }
+        }
+    }
+    for (key, inner) in bad {
+        match inner {
+            Some(inner) => {
+                if let Some(section) = table.get_mut(&key).and_then(toml::Value::as_table_mut) {
+                    section.remove(&inner);
+                }
+            }
+            None => {
+                table.remove(&key);
+            }
+        }
     }
 }
 

@@ -261,7 +261,8 @@ impl Queue<'_> {
                             .await?;
                         format!("/password/{token}")
                     }
-                    UserStatus::Active => format!("/m/{id}"),
+                    // A deactivated person gets no new invitation or link.
+                    UserStatus::Active | UserStatus::Deactivated => format!("/m/{id}"),
                 }
             }
         };

@@ -94,3 +94,91 @@ fn config_check_says_where_replies_to_notifications_go() {
         "{stderr}"
     );
 }
+
+/// Runs `sealpost config check` on a file with `text`, with extra variables.
+fn config_check_with_env(text: &str, env: &[(&str, &str)]) -> (Output, std::path::PathBuf, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sealpost.toml");
+    std::fs::write(&path, text).unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_sealpost"));
+    command
+        .arg("--config")
+        .arg(&path)
+        .args(["config", "check"])
+        .env_remove("SEALPOST_CONFIG")
+        .env("SEALPOST_DATA_DIR", dir.path())
+        .env("SEALPOST_LOG", "error");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    (command.output().unwrap(), path, dir)
+}
+
+#[test]
+fn config_check_reports_every_problem_with_its_file_and_line_or_variable() {
+    let text = "public_url = \"ftp://x\"\n\
+                \n\
+                [smtp]\n\
+                # the relay\n\
+                relay_listen = \"nowhere\"\n\
+                max_recipients = \"many\"\n\
+                relay_listn = \"127.0.0.1:25\"\n\
+                \n\
+                [outbound]\n\
+                mode = \"pigeon\"\n\
+                [bogus]\n\
+                x = 1\n";
+    let (output, path, _dir) = config_check_with_env(text, &[("SEALPOST_PASSWORDS_MIN_LENGTH", "3")]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let file = path.display().to_string();
+    assert!(stderr.contains("The configuration has 7 problem(s)"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("Configuration: {file} (from --config)")),
+        "{stderr}"
+    );
+    for (line, problem) in [
+        (1, "public_url \"ftp://x\" must start with https://"),
+        (5, "smtp.relay_listen \"nowhere\" is not an address"),
+        (6, "smtp.max_recipients: invalid type"),
+        (7, "smtp.relay_listn: unknown field `relay_listn`"),
+        (10, "outbound.mode \"pigeon\" must be outbox or smarthost"),
+        (11, "bogus: unknown field `bogus`"),
+    ] {
+        assert!(
+            stderr.contains(&format!("{file}:{line}: {problem}")),
+            "{file}:{line}: {problem} missing from {stderr}"
+        );
+    }
+    assert!(
+        stderr.contains("passwords.min_length must be between 8 and 256 (set by SEALPOST_PASSWORDS_MIN_LENGTH)"),
+        "{stderr}"
+    );
+    // A variable overrides the file's line, and says so.
+    let (output, _, _dir) = config_check_with_env(
+        "[smtp]\nrelay_listen = \"127.0.0.1:2525\"\n",
+        &[("SEALPOST_SMTP_RELAY_LISTEN", "nowhere")],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "smtp.relay_listen \"nowhere\" is not an address like 127.0.0.1:2525 (set by SEALPOST_SMTP_RELAY_LISTEN)"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn config_check_reports_every_syntax_error_with_its_line() {
+    let (output, path, _dir) = config_check_with_env("a = 1\nb = \n[smtp\nc = 3\n", &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let file = path.display().to_string();
+    assert!(stderr.contains(&format!("{file}:2: ")), "{stderr}");
+    assert!(stderr.contains(&format!("{file}:3: ")), "{stderr}");
+    let (output, _, _dir) = config_check_with_env("", &[]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(stdout.contains("Configuration OK: "), "{stdout}");
+}

@@ -1,7 +1,9 @@
 //! Manage Users: the first user of a practice is its User Manager; they see
 //! everyone invited with their registration status, correct an invited
-//! person's email and phone, re-invite (old links die) and turn two-step off or
-//! on per person. Everyone else, and other practices' managers, get 404.
+//! person's email and phone, re-invite (old links die), turn two-step off or
+//! on per person and deactivate someone who left (after a confirmation box:
+//! their session and app passwords end). Everyone else, and other practices'
+//! managers, get 404.
 
 use store::accounts::Role;
 
@@ -259,6 +261,7 @@ async fn a_manager_of_another_practice_finds_nobody_here() {
             ("email", "x@evil.example"),
             ("phone", ""),
         ],
+        vec![("csrf", csrf.as_str()), ("action", "deactivate"), ("confirm", "yes")],
     ] {
         assert_eq!(act(&http, &instance, bob.id.0, &form).await.0, 404);
     }
@@ -276,4 +279,111 @@ async fn a_manager_of_another_practice_finds_nobody_here() {
         .unwrap_err();
     assert!(err.to_string().contains("policy"), "{err}");
     assert!(between(&list, "<h1>", "</h1>").is_some_and(|h| h == "Manage users"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_manager_deactivates_a_departed_staff_member() {
+    let instance = Instance::start().await;
+    let ada = instance.practice_with_doctor().await;
+    set_password(&instance, "ada@smiles.example", "Doctor-Pass-77").await;
+    let (bob, _) = instance
+        .store()
+        .accounts()
+        .add_practice_user(
+            "bob@smiles.example",
+            "Bob Staff",
+            Role::Staff,
+            "smiles.example",
+            true,
+            false,
+        )
+        .await
+        .unwrap();
+    set_password(&instance, "bob@smiles.example", "Maple-Tree-88").await;
+    let bob_http = browser();
+    sign_in(&bob_http, &instance, "bob@smiles.example", "Maple-Tree-88", "/inbox").await;
+    assert_eq!(page(&bob_http, &instance, "/inbox").await.0, 200);
+    let bob = instance.store().accounts().user(bob.id).await.unwrap();
+    let app_password = instance
+        .store()
+        .auth()
+        .create_app_password(&bob, "Thunderbird", "test")
+        .await
+        .unwrap();
+
+    let http = browser();
+    let home = sign_in(
+        &http,
+        &instance,
+        "ada@smiles.example",
+        "Doctor-Pass-77",
+        "/practice/users",
+    )
+    .await;
+    let csrf = csrf_in(&home.text().await.unwrap());
+    let (_, own) = page(&http, &instance, &format!("/practice/users/{}", ada.id.0)).await;
+    assert!(!own.contains("value=\"deactivate\""), "no button on one's own page");
+    let (status, _) = act(
+        &http,
+        &instance,
+        ada.id.0,
+        &[("csrf", &csrf), ("action", "deactivate"), ("confirm", "yes")],
+    )
+    .await;
+    assert_eq!(status, 400, "nobody deactivates themselves");
+    let (_, bobs) = page(&http, &instance, &format!("/practice/users/{}", bob.id.0)).await;
+    assert!(bobs.contains("value=\"deactivate\""), "{bobs}");
+
+    // Without the confirmation box ticked, nothing happens.
+    let (status, body) = act(&http, &instance, bob.id.0, &[("csrf", &csrf), ("action", "deactivate")]).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("Tick the box"), "{body}");
+    assert_eq!(page(&bob_http, &instance, "/inbox").await.0, 200, "still signed in");
+
+    let (status, body) = act(
+        &http,
+        &instance,
+        bob.id.0,
+        &[("csrf", &csrf), ("action", "deactivate"), ("confirm", "yes")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Status: <strong>Deactivated</strong>"), "{body}");
+    assert!(!body.contains("value=\"deactivate\""), "{body}");
+    let after = bob_http.get(instance.url("/inbox")).send().await.unwrap();
+    assert_ne!(after.url().path(), "/inbox", "Bob's session ended");
+    assert!(
+        instance
+            .store()
+            .auth()
+            .check_mail_client("bob@smiles.example", &app_password, "test")
+            .await
+            .is_err(),
+        "Bob's app password is revoked"
+    );
+    // He cannot sign in, and "Forgot your password?" mails him nothing.
+    let again =
+        super::harness::post_signin(&browser(), &instance, "bob@smiles.example", "Maple-Tree-88", "/inbox").await;
+    assert_ne!(again.url().path(), "/inbox");
+    instance
+        .store()
+        .auth()
+        .request_password_reset("bob@smiles.example", "test")
+        .await
+        .unwrap();
+    let (_, list) = page(&http, &instance, "/practice/users").await;
+    assert!(list.contains("<td>Deactivated</td>"), "{list}");
+    // Nothing else changes about him here; a second deactivation neither.
+    for form in [
+        vec![("csrf", csrf.as_str()), ("action", "two_step"), ("two_step", "off")],
+        vec![("csrf", csrf.as_str()), ("action", "reinvite")],
+        vec![("csrf", csrf.as_str()), ("action", "deactivate"), ("confirm", "yes")],
+    ] {
+        let (status, body) = act(&http, &instance, bob.id.0, &form).await;
+        assert_eq!(status, 400, "{form:?}");
+        assert!(body.contains("only your IT admin can reactivate"), "{body}");
+    }
+    let audit = instance.store().audit_log().recent_audit(100).await.unwrap();
+    assert!(audit.iter().any(|(_, a, _)| a == "user.deactivate"));
+    assert!(!audit.iter().any(|(_, a, _)| a == "password.reset_request"));
 }

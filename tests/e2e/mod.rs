@@ -1,4 +1,5 @@
 mod addin;
+mod admin_cli;
 mod app_passwords;
 mod audit_at_rest;
 mod auth_hardening;
@@ -7,6 +8,7 @@ mod browser;
 mod browser_compose;
 mod browser_contacts;
 mod browser_mailclient;
+mod browser_manage_users;
 mod browser_uploads;
 mod certificates;
 mod compose;

@@ -113,7 +113,8 @@ async fn metrics_count_mail_signins_and_lockouts_without_naming_anyone() {
     let port = |name: &str| ports.iter().find(|(n, _)| *n == name).unwrap().1;
     let admin = format!("http://127.0.0.1:{}", port("SEALPOST_ADMIN_LISTEN"));
     for args in [
-        &["practice", "add", "--name", "Smiles", "--domain", "smiles.example"][..],
+        &["migrate"][..],
+        &["practice", "add", "--name", "Smiles", "--domain", "smiles.example"],
         &[
             "user",
             "add",

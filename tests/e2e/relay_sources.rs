@@ -213,6 +213,8 @@ fn practice_cli_sets_and_shows_relay_sources() {
             String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr),
         )
     };
+    // Admin commands refuse a database that does not exist: migrate creates it.
+    assert!(run(&["migrate"]).0);
     assert!(
         run(&[
             "practice",

@@ -1,7 +1,8 @@
 //! Manage Users (`/practice/users`): a practice's User Manager lists everyone
 //! invited to the practice with their registration status, corrects an invited
-//! person's email and phone, re-invites them, and turns two-step verification
-//! off or on per person. The store authorises every call; anyone else gets 404.
+//! person's email and phone, re-invites them, turns two-step verification off
+//! or on per person, and deactivates someone who left (with a confirmation
+//! box). The store authorises every call; anyone else gets 404.
 
 use askama::Template;
 use axum::Form;
@@ -43,6 +44,7 @@ struct Row {
 
 #[derive(Template)]
 #[template(path = "manage_user.html")]
+#[allow(clippy::struct_excessive_bools)] // the page's switches, each shown or not
 struct UserPage {
     nav: Option<super::Nav>,
     id: i64,
@@ -53,6 +55,9 @@ struct UserPage {
     invited: bool,
     two_step_off: bool,
     allow_disable: bool,
+    deactivated: bool,
+    /// The manager's own page: no deactivate button.
+    is_self: bool,
     done: Option<&'static str>,
     error: Option<String>,
 }
@@ -72,6 +77,8 @@ fn user_page(state: &AppState, viewer: &Viewer, managed: &ManagedUser) -> UserPa
         invited: managed.registration == Registration::Invited,
         two_step_off: managed.two_step_off,
         allow_disable: state.store.policy().two_step.allow_disable,
+        deactivated: managed.registration == Registration::Deactivated,
+        is_self: managed.user.id == viewer.user.id,
         done: None,
         error: None,
     }
@@ -114,10 +121,12 @@ pub struct EditForm {
     email: String,
     phone: String,
     two_step: String,
+    confirm: String,
 }
 
 /// `POST /practice/users/{id}`: `action` is `edit` (email and phone, then a
-/// new invitation), `reinvite`, or `two_step` (`two_step` = `on` or `off`).
+/// new invitation), `reinvite`, `two_step` (`two_step` = `on` or `off`), or
+/// `deactivate` (only with `confirm` = `yes`).
 pub async fn submit(
     State(state): State<AppState>,
     Client(client): Client,
@@ -158,6 +167,14 @@ pub async fn submit(
                     }
                 })
         }
+        "deactivate" if form.confirm == "yes" => store
+            .accounts()
+            .deactivate_managed(&viewer.user, id, &client)
+            .await
+            .map(|()| "Deactivated. They are signed out everywhere and can no longer sign in."),
+        "deactivate" => Err(store::Error::invalid(
+            "Tick the box to confirm that this person has left, then press Deactivate.",
+        )),
         _ => return Err(Error::NotFound),
     };
     let (status, done, error) = match outcome {

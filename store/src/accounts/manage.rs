@@ -1,9 +1,9 @@
 //! Manage Users: a practice's User Manager sees everyone invited to the
 //! practice with their registration status, corrects an invited person's email
-//! and phone, re-invites them, and turns two-step verification off or on per
-//! user (where the policy allows). Every call is authorised here: the caller
-//! must be a User Manager of the same practice, and anyone else's users are
-//! simply not found. A person with a message from another practice waiting is
+//! and phone, re-invites them, turns two-step verification off or on per user
+//! (where the policy allows), and deactivates someone who left. Every call is
+//! authorised here: the caller must be a User Manager of the same practice, and
+//! anyone else's users are simply not found. A person with a message from another practice waiting is
 //! never edited or re-invited here: their invitation is not this practice's.
 
 use sqlx::Row;
@@ -24,6 +24,8 @@ pub enum Registration {
     WithoutTwoStep,
     /// Can sign in with a password and a second step.
     Full,
+    /// Left the practice: can no longer sign in (their sent messages stay).
+    Deactivated,
 }
 
 impl Registration {
@@ -32,6 +34,7 @@ impl Registration {
             Self::Invited => "Invited",
             Self::WithoutTwoStep => "Registered without two-step verification",
             Self::Full => "Fully registered",
+            Self::Deactivated => "Deactivated",
         }
     }
 }
@@ -69,19 +72,32 @@ impl Accounts<'_> {
         Ok(out)
     }
 
-    async fn managed(&self, id: UserId) -> Result<ManagedUser> {
+    pub(super) async fn managed(&self, id: UserId) -> Result<ManagedUser> {
         let user = self.user(id).await?;
         let two_step = self.auth().two_step(id).await?;
         let registration = match user.status {
             UserStatus::Active if two_step.method.is_some() && !two_step.off => Registration::Full,
             UserStatus::Active => Registration::WithoutTwoStep,
-            _ => Registration::Invited,
+            UserStatus::Deactivated => Registration::Deactivated,
+            UserStatus::Invited | UserStatus::Registered => Registration::Invited,
         };
         Ok(ManagedUser {
             user,
             registration,
             two_step_off: two_step.off,
         })
+    }
+
+    /// [`Accounts::managed_user`], refused for someone deactivated: only an
+    /// admin changes anything about them (`sealpost user reactivate`).
+    async fn managed_active(&self, manager: &User, id: UserId) -> Result<ManagedUser> {
+        let person = self.managed_user(manager, id).await?;
+        if person.registration == Registration::Deactivated {
+            return Err(Error::invalid(
+                "This person is deactivated; only your IT admin can reactivate them.",
+            ));
+        }
+        Ok(person)
     }
 
     /// One person of the manager's practice; others are not found. A failure
@@ -130,7 +146,7 @@ impl Accounts<'_> {
         phone: &str,
         client: &str,
     ) -> Result<()> {
-        let person = self.managed_user(manager, id).await?;
+        let person = self.managed_active(manager, id).await?;
         if person.registration != Registration::Invited {
             return Err(Error::invalid(
                 "Only people who have not registered yet can be edited here.",
@@ -166,7 +182,7 @@ impl Accounts<'_> {
     /// Sends an invited person a fresh invitation; every earlier invitation
     /// or set-password link of theirs stops working.
     pub async fn reinvite(&self, manager: &User, id: UserId, client: &str) -> Result<()> {
-        let person = self.managed_user(manager, id).await?;
+        let person = self.managed_active(manager, id).await?;
         if person.registration != Registration::Invited {
             return Err(Error::invalid("This person has registered already."));
         }
@@ -223,10 +239,23 @@ impl Accounts<'_> {
         .await
     }
 
+    /// Deactivates a person of the manager's practice who left (see
+    /// `staff_admin.rs` for what ends). A manager cannot deactivate themselves.
+    pub async fn deactivate_managed(&self, manager: &User, id: UserId, client: &str) -> Result<()> {
+        let person = self.managed_active(manager, id).await?;
+        if person.user.id == manager.id {
+            return Err(Error::invalid(
+                "You cannot deactivate yourself; ask another User Manager or your IT admin.",
+            ));
+        }
+        self.deactivate(&person.user, &format!("user:{}", manager.id), client)
+            .await
+    }
+
     /// Turns two-step verification off (where the policy allows) or back on for
     /// a person of the manager's practice.
     pub async fn set_user_two_step(&self, manager: &User, id: UserId, on: bool, client: &str) -> Result<()> {
-        self.managed_user(manager, id).await?;
+        self.managed_active(manager, id).await?;
         if !on && !self.policy.two_step.allow_disable {
             return Err(Error::invalid(
                 "Your organisation's policy does not allow turning two-step verification off.",

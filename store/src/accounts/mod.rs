@@ -23,6 +23,7 @@ mod sealing;
 mod sending;
 mod signin;
 pub mod sms;
+pub mod staff_admin;
 pub mod throttle;
 mod tokens;
 pub mod two_step;
@@ -158,6 +159,9 @@ pub enum UserStatus {
     Registered,
     /// Can sign in.
     Active,
+    /// Left the practice: cannot sign in, has no sessions, links or app
+    /// passwords; their sent messages stay (`sealpost user deactivate`).
+    Deactivated,
 }
 
 impl UserStatus {
@@ -165,6 +169,7 @@ impl UserStatus {
         match text {
             "active" => Self::Active,
             "registered" => Self::Registered,
+            "deactivated" => Self::Deactivated,
             _ => Self::Invited,
         }
     }
@@ -174,6 +179,7 @@ impl UserStatus {
             Self::Invited => "invited",
             Self::Registered => "registered",
             Self::Active => "active",
+            Self::Deactivated => "deactivated",
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::{Role, User};
+use super::{Role, User, UserStatus};
 
 /// Why a person may not send secure mail on their own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -21,9 +21,13 @@ impl User {
     /// May this person send secure mail on their own, that is start a
     /// conversation, rather than only reply within one they were brought into?
     /// A paid doctor or staff member of a practice may; the refusal says which
-    /// part is missing (membership is checked before payment).
+    /// part is missing (membership is checked before payment). Someone
+    /// deactivated (they left) is no practice user any more.
     pub fn may_send_secure(&self) -> Result<(), SenderRefusal> {
-        if self.practice_id.is_none() || !matches!(self.role, Role::Doctor | Role::Staff) {
+        if self.practice_id.is_none()
+            || !matches!(self.role, Role::Doctor | Role::Staff)
+            || self.status == UserStatus::Deactivated
+        {
             return Err(SenderRefusal::NotPracticeUser);
         }
         if !self.paid {
@@ -36,7 +40,7 @@ impl User {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::accounts::{Profile, UserStatus};
+    use crate::accounts::Profile;
     use crate::ids::{PracticeId, UserId};
 
     fn person(role: Role, practice: Option<i64>, paid: bool) -> User {
@@ -74,6 +78,13 @@ mod tests {
                 "{role:?}"
             );
         }
+        let mut left = person(Role::Doctor, Some(1), true);
+        left.status = UserStatus::Deactivated;
+        assert_eq!(
+            left.may_send_secure(),
+            Err(SenderRefusal::NotPracticeUser),
+            "deactivated"
+        );
         // Not being a practice user is said before not having paid.
         assert_eq!(
             person(Role::Patient, None, false).may_send_secure(),

@@ -142,7 +142,7 @@ impl Auth<'_> {
         let Some(user) = self.accounts().user_by_email(email).await? else {
             return Ok(());
         };
-        if user.status == UserStatus::Invited {
+        if matches!(user.status, UserStatus::Invited | UserStatus::Deactivated) {
             return Ok(());
         }
         let recent = sqlx::query(
@@ -196,6 +196,10 @@ impl Auth<'_> {
         hash: String,
         client: &str,
     ) -> Result<User> {
+        // A deactivated person's links died with the deactivation; none revives them.
+        if user.status == UserStatus::Deactivated {
+            return Err(Error::TokenInvalid);
+        }
         let mut tx = self.write_tx().await?;
         self.spend_token(&mut tx, grant).await?;
         self.store_password(&mut tx, user, hash, None, true).await?;
