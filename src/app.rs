@@ -116,6 +116,8 @@ async fn sweep_uploads(store: Arc<Store>) {
 pub async fn open_store(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<Store>> {
     let policy = Policy {
         retention_days: config.messages.retention_days,
+        extend_step_days: config.messages.extend_step_days,
+        max_retention_days: config.messages.max_retention_days,
         subject_tag: config.smtp.subject_tag.clone(),
         passwords: config.passwords.rules(),
         two_step: config.two_step.policy(),
