@@ -45,7 +45,53 @@ pub struct Tombstone {
     pub at: Option<i64>,
 }
 
+/// A readable message of a practice, as its User Manager lists them to keep
+/// longer or delete sooner: who sent it and when, no content.
+#[derive(Debug, Clone)]
+pub struct PracticeMessage {
+    pub id: MessageId,
+    /// The sender's name, else address.
+    pub sender: String,
+    pub recipients: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
 impl Mail<'_> {
+    /// A User Manager's practice's readable messages, soonest to self-destruct
+    /// first (at most `limit`).
+    pub async fn practice_messages(&self, user: &User, limit: i64) -> Result<Vec<PracticeMessage>> {
+        let practice = match user.practice_id {
+            Some(practice) if user.user_manager => practice,
+            _ => return Err(Error::Forbidden("only a practice's User Manager lists its messages")),
+        };
+        let rows = sqlx::query(
+            "SELECT m.id, m.created_at, m.expires_at,
+                CASE WHEN u.full_name = '' THEN u.email ELSE u.full_name END AS sender,
+                (SELECT COUNT(*) FROM message_recipients r WHERE r.message_id = m.id) AS recipients
+             FROM messages m JOIN users u ON u.id = m.sender_id
+             WHERE m.practice_id = $1 AND m.state = $2 AND m.expires_at > $3
+             ORDER BY m.expires_at, m.id LIMIT $4",
+        )
+        .bind(practice.0)
+        .bind(MessageState::Sealed.as_str())
+        .bind(self.now())
+        .bind(limit)
+        .fetch_all(&self.db)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(PracticeMessage {
+                    id: MessageId::parse(&row.try_get::<String, _>("id")?).ok_or(Error::Corrupt("message id"))?,
+                    sender: row.try_get("sender")?,
+                    recipients: row.try_get("recipients")?,
+                    created_at: row.try_get("created_at")?,
+                    expires_at: row.try_get("expires_at")?,
+                })
+            })
+            .collect()
+    }
+
     /// May `user` change how long message `id` lives? Its sender, or a User
     /// Manager of the practice it was sent under, while it is readable.
     /// Returns (created_at, expires_at).

@@ -98,6 +98,15 @@ async fn the_sender_and_the_practices_user_manager_move_the_date_within_the_limi
     }
     assert!(mail.may_change_expiry(&sender, &id).await.unwrap());
     assert!(mail.may_change_expiry(&manager, &id).await.unwrap());
+    // The User Manager finds it in their practice's list; another practice's does not.
+    let listed = mail.practice_messages(&manager, 50).await.unwrap();
+    assert_eq!(listed.iter().map(|m| &m.id).collect::<Vec<_>>(), [&id]);
+    assert_eq!(listed[0].recipients, 1);
+    assert!(mail.practice_messages(&other_manager, 50).await.unwrap().is_empty());
+    assert!(matches!(
+        mail.practice_messages(&sender, 50).await,
+        Err(Error::Forbidden(_))
+    ));
 
     let step = store.policy.extend_step_days * DAY;
     let new = mail.change_expiry(&sender, &id, ExpiryChange::Extend, "").await.unwrap();
