@@ -20,13 +20,23 @@ async fn browser_countdown_receipts_extend_and_delete_for_everyone() {
     instance
         .store()
         .accounts()
-        .add_practice_user("bob@smiles.example", "Bob Staff", Role::Staff, "smiles.example", false, false)
+        .add_practice_user(
+            "bob@smiles.example",
+            "Bob Staff",
+            Role::Staff,
+            "smiles.example",
+            false,
+            false,
+        )
         .await
         .unwrap();
     set_password(&instance, "ada@smiles.example", ADA_PASSWORD).await;
     set_password(&instance, "bob@smiles.example", BOB_PASSWORD).await;
     // Each one's first sign-in (elsewhere) sets up their phone.
-    for (email, password) in [("ada@smiles.example", ADA_PASSWORD), ("bob@smiles.example", BOB_PASSWORD)] {
+    for (email, password) in [
+        ("ada@smiles.example", ADA_PASSWORD),
+        ("bob@smiles.example", BOB_PASSWORD),
+    ] {
         let home = sign_in(&browser(), &instance, email, password, "/inbox").await;
         assert_eq!(home.url().path(), "/inbox");
     }
@@ -47,7 +57,12 @@ async fn browser_countdown_receipts_extend_and_delete_for_everyone() {
     .await;
     let audit = instance.store().audit_log().recent_audit(200).await.unwrap();
     let object = format!("message:{id}");
-    for action in ["message.view", "attachment.download", "message.extend", "message.delete"] {
+    for action in [
+        "message.view",
+        "attachment.download",
+        "message.extend",
+        "message.delete",
+    ] {
         assert!(
             audit.iter().any(|(_, a, o)| a == action && o.starts_with(&object)),
             "{action} audited"

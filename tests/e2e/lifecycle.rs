@@ -47,7 +47,14 @@ async fn expiry_is_at_once_then_the_purge_shreds_key_and_blobs_and_the_tombstone
 
     // Bob reads it and downloads its attachment.
     let http = browser();
-    let page = sign_in(&http, &instance, "bob@smiles.example", "Staff-Pass-77", &format!("/m/{id}")).await;
+    let page = sign_in(
+        &http,
+        &instance,
+        "bob@smiles.example",
+        "Staff-Pass-77",
+        &format!("/m/{id}"),
+    )
+    .await;
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("Deletes in 30 days"));
     let download = http.get(instance.url(&format!("/m/{id}/a/0"))).send().await.unwrap();
@@ -56,13 +63,30 @@ async fn expiry_is_at_once_then_the_purge_shreds_key_and_blobs_and_the_tombstone
     // Its date passes: unreadable at once, before any purge.
     instance.clock.advance(30 * DAY);
     let http = browser();
-    let gone = sign_in(&http, &instance, "bob@smiles.example", "Staff-Pass-77", &format!("/m/{id}")).await;
+    let gone = sign_in(
+        &http,
+        &instance,
+        "bob@smiles.example",
+        "Staff-Pass-77",
+        &format!("/m/{id}"),
+    )
+    .await;
     assert_eq!(gone.status(), 410);
     let text = gone.text().await.unwrap();
-    assert!(text.contains("This message was deleted on") && !text.contains(&canary), "{text}");
+    assert!(
+        text.contains("This message was deleted on") && !text.contains(&canary),
+        "{text}"
+    );
     let download = http.get(instance.url(&format!("/m/{id}/a/0"))).send().await.unwrap();
     assert_eq!(download.status(), 404);
-    let imap = client(&instance, "tls", "bob@smiles.example", &bob_pw, &instance.dir.path().join("none.eml")).await;
+    let imap = client(
+        &instance,
+        "tls",
+        "bob@smiles.example",
+        &bob_pw,
+        &instance.dir.path().join("none.eml"),
+    )
+    .await;
     assert!(imap.contains("inbox 0"), "{imap}");
     assert!(blobs.exists(), "not purged yet");
 
@@ -109,11 +133,7 @@ async fn expiry_is_at_once_then_the_purge_shreds_key_and_blobs_and_the_tombstone
         );
     }
     let verify = sealpost(&instance, &["audit", "verify"]);
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
 }
 
 /// imaplib holding INBOX open: says "ready", waits for a line on stdin, then
@@ -163,7 +183,14 @@ async fn delete_for_everyone_in_the_portal_is_an_expunge_in_the_recipients_mail_
 
     // Ada deletes it for everyone from the portal.
     let http = browser();
-    let page = sign_in(&http, &instance, "ada@smiles.example", "Doctor-Pass-88", &format!("/m/{id}")).await;
+    let page = sign_in(
+        &http,
+        &instance,
+        "ada@smiles.example",
+        "Doctor-Pass-88",
+        &format!("/m/{id}"),
+    )
+    .await;
     let page = page.text().await.unwrap();
     assert!(page.contains("Deleting will delete this message for all users and on both ends"));
     let deleted = http
@@ -186,9 +213,20 @@ async fn delete_for_everyone_in_the_portal_is_an_expunge_in_the_recipients_mail_
 
     // Bob's portal says when; the audit says who.
     let http = browser();
-    let gone = sign_in(&http, &instance, "bob@smiles.example", "Staff-Pass-77", &format!("/m/{id}")).await;
+    let gone = sign_in(
+        &http,
+        &instance,
+        "bob@smiles.example",
+        "Staff-Pass-77",
+        &format!("/m/{id}"),
+    )
+    .await;
     assert_eq!(gone.status(), 410);
     assert!(gone.text().await.unwrap().contains("This message was deleted on"));
     let audit = instance.store().audit_log().recent_audit(100).await.unwrap();
-    assert!(audit.iter().any(|(_, a, o)| a == "message.delete" && o == &format!("message:{id}")));
+    assert!(
+        audit
+            .iter()
+            .any(|(_, a, o)| a == "message.delete" && o == &format!("message:{id}"))
+    );
 }

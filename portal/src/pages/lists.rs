@@ -144,7 +144,11 @@ fn rows(summaries: Vec<MessageSummary>, zone: Zone, now: i64, sent: bool) -> Vec
                 attachments: m.attachments,
                 countdown: super::countdown::deletes_in(now, m.expires_at),
                 ends_soon: super::countdown::soon(now, m.expires_at),
-                read_mark: if sent { ReadMark::new(m.read_by, m.recipients) } else { None },
+                read_mark: if sent {
+                    ReadMark::new(m.read_by, m.recipients)
+                } else {
+                    None
+                },
             }
         })
         .collect()
@@ -188,12 +192,21 @@ mod tests {
     fn the_read_mark_counts_who_opened_it() {
         assert!(ReadMark::new(0, 0).is_none());
         let none = ReadMark::new(0, 2).unwrap();
-        assert_eq!((none.mark.as_str(), none.words.as_str(), none.all), ("0/2", "Not read yet", false));
+        assert_eq!(
+            (none.mark.as_str(), none.words.as_str(), none.all),
+            ("0/2", "Not read yet", false)
+        );
         let some = ReadMark::new(1, 2).unwrap();
-        assert_eq!((some.mark.as_str(), some.words.as_str()), ("1/2", "Read by 1 of 2 recipients"));
+        assert_eq!(
+            (some.mark.as_str(), some.words.as_str()),
+            ("1/2", "Read by 1 of 2 recipients")
+        );
         let one = ReadMark::new(1, 1).unwrap();
         assert_eq!((one.mark.as_str(), one.words.as_str(), one.all), ("✓", "Read", true));
         let all = ReadMark::new(3, 3).unwrap();
-        assert_eq!((all.mark.as_str(), all.words.as_str()), ("✓ all", "Read by all 3 recipients"));
+        assert_eq!(
+            (all.mark.as_str(), all.words.as_str()),
+            ("✓ all", "Read by all 3 recipients")
+        );
     }
 }

@@ -37,7 +37,11 @@ pub async fn change_expiry(
     let change = match field(&form, "change") {
         "extend" => ExpiryChange::Extend,
         "shorten" => ExpiryChange::Shorten,
-        _ => return Err(Error::BadRequest("Choose to keep the message longer or to delete it sooner.".to_owned())),
+        _ => {
+            return Err(Error::BadRequest(
+                "Choose to keep the message longer or to delete it sooner.".to_owned(),
+            ));
+        }
     };
     state
         .store

@@ -133,13 +133,7 @@ impl MessageBlock {
 
     /// Adds the countdown at `now`, whether the reader may change it, and the
     /// sender's receipts (times in the reader's zone).
-    pub(super) fn lifecycle(
-        &mut self,
-        now: i64,
-        can_change_expiry: bool,
-        receipts: Vec<Receipt>,
-        zone: Zone,
-    ) {
+    pub(super) fn lifecycle(&mut self, now: i64, can_change_expiry: bool, receipts: Vec<Receipt>, zone: Zone) {
         self.countdown = super::countdown::deletes_in(now, self.expires_at);
         self.ends_soon = super::countdown::soon(now, self.expires_at);
         self.can_change_expiry = can_change_expiry;

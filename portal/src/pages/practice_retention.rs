@@ -103,7 +103,10 @@ pub async fn save(
         Some(days)
     } else {
         let error = "Enter a whole number of days.".to_owned();
-        return html(StatusCode::BAD_REQUEST, &page(&state, &viewer, Some(error), typed).await?);
+        return html(
+            StatusCode::BAD_REQUEST,
+            &page(&state, &viewer, Some(error), typed).await?,
+        );
     };
     match state
         .store
@@ -112,9 +115,10 @@ pub async fn save(
         .await
     {
         Ok(()) => Ok(Redirect::to("/practice/retention").into_response()),
-        Err(store::Error::Invalid(error)) => {
-            html(StatusCode::BAD_REQUEST, &page(&state, &viewer, Some(error), typed).await?)
-        }
+        Err(store::Error::Invalid(error)) => html(
+            StatusCode::BAD_REQUEST,
+            &page(&state, &viewer, Some(error), typed).await?,
+        ),
         Err(other) => Err(other.into()),
     }
 }

@@ -63,7 +63,12 @@ async fn alice_writes_to_bob(env: &Env) -> MessageId {
     let spooled = writer.finish().await.unwrap();
     env.store
         .queue()
-        .accept_secure(&spooled, "alice@clinic.example", &["bob@clinic.example".to_owned()], alice.id)
+        .accept_secure(
+            &spooled,
+            "alice@clinic.example",
+            &["bob@clinic.example".to_owned()],
+            alice.id,
+        )
         .await
         .unwrap();
     env.store.mail().seal_spooled(&spooled.id).await.unwrap();
@@ -92,7 +97,11 @@ async fn expires_at(env: &Env, id: &MessageId) -> i64 {
 async fn the_sender_extends_then_deletes_for_everyone_and_the_recipient_learns_when() {
     let env = Env::new().await;
     let (alice, _) = send_message(&env).await;
-    env.store.accounts().add_practice("Other", "other.example").await.unwrap();
+    env.store
+        .accounts()
+        .add_practice("Other", "other.example")
+        .await
+        .unwrap();
     let (_, bob) = user_session(&env, "bob@clinic.example", "clinic.example", false).await;
     let (_, carol) = user_session(&env, "carol@other.example", "other.example", false).await;
     let id = alice_writes_to_bob(&env).await;
@@ -108,10 +117,16 @@ async fn the_sender_extends_then_deletes_for_everyone_and_the_recipient_learns_w
 
     // Bob reads and downloads: he sees the countdown, may only delete for himself.
     let page = text(env.get(&format!("/m/{id}"), Some(&bob)).await).await;
-    assert!(page.contains("Deletes in 30 days") || page.contains("Deletes in 29 days"), "{page}");
+    assert!(
+        page.contains("Deletes in 30 days") || page.contains("Deletes in 29 days"),
+        "{page}"
+    );
     assert!(page.contains(&format!("/m/{id}/hide")) && !page.contains(&format!("/m/{id}/delete\"")));
     assert!(!page.contains(&format!("/m/{id}/expiry")));
-    assert_eq!(env.get(&format!("/m/{id}/a/0"), Some(&bob)).await.status(), StatusCode::OK);
+    assert_eq!(
+        env.get(&format!("/m/{id}/a/0"), Some(&bob)).await.status(),
+        StatusCode::OK
+    );
 
     // Alice sees when he opened it and what he downloaded; the list marks it read.
     let page = text(env.get(&format!("/m/{id}"), Some(&alice)).await).await;
@@ -126,7 +141,9 @@ async fn the_sender_extends_then_deletes_for_everyone_and_the_recipient_learns_w
         let extend = [("csrf", csrf.as_str()), ("change", "extend")];
         let response = env.post(&format!("/m/{id}/expiry"), &extend, Some(cookie)).await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
-        let response = env.post(&format!("/m/{id}/delete"), &[("csrf", csrf)], Some(cookie)).await;
+        let response = env
+            .post(&format!("/m/{id}/delete"), &[("csrf", csrf)], Some(cookie))
+            .await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
     }
     let response = env
@@ -160,12 +177,28 @@ async fn the_sender_extends_then_deletes_for_everyone_and_the_recipient_learns_w
     let response = env.get(&format!("/m/{id}"), Some(&bob)).await;
     assert_eq!(response.status(), StatusCode::GONE);
     let page = text(response).await;
-    assert!(page.contains("This message was deleted on") && !page.contains("Scan results"), "{page}");
-    assert_eq!(env.get(&format!("/m/{id}"), Some(&alice)).await.status(), StatusCode::GONE);
+    assert!(
+        page.contains("This message was deleted on") && !page.contains("Scan results"),
+        "{page}"
+    );
+    assert_eq!(
+        env.get(&format!("/m/{id}"), Some(&alice)).await.status(),
+        StatusCode::GONE
+    );
     // A stranger learns nothing; the attachment is gone.
-    assert_eq!(env.get(&format!("/m/{id}"), Some(&carol)).await.status(), StatusCode::NOT_FOUND);
-    assert_eq!(env.get(&format!("/m/{id}/a/0"), Some(&bob)).await.status(), StatusCode::NOT_FOUND);
-    assert!(!text(env.get("/inbox", Some(&bob)).await).await.contains(&format!("/m/{id}\"")));
+    assert_eq!(
+        env.get(&format!("/m/{id}"), Some(&carol)).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        env.get(&format!("/m/{id}/a/0"), Some(&bob)).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert!(
+        !text(env.get("/inbox", Some(&bob)).await)
+            .await
+            .contains(&format!("/m/{id}\""))
+    );
 }
 
 #[tokio::test]
@@ -175,17 +208,28 @@ async fn a_recipient_deletes_a_message_for_themself_only() {
     let (_, bob) = user_session(&env, "bob@clinic.example", "clinic.example", false).await;
     let id = alice_writes_to_bob(&env).await;
     let response = env
-        .post(&format!("/m/{id}/hide"), &[("csrf", &csrf_for(token_of(&bob)))], Some(&bob))
+        .post(
+            &format!("/m/{id}/hide"),
+            &[("csrf", &csrf_for(token_of(&bob)))],
+            Some(&bob),
+        )
         .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&response), "/inbox");
     let response = env.get(&format!("/m/{id}"), Some(&bob)).await;
     assert_eq!(response.status(), StatusCode::GONE);
     assert!(text(response).await.contains("You deleted this message"));
-    assert_eq!(env.get(&format!("/m/{id}"), Some(&alice)).await.status(), StatusCode::OK);
+    assert_eq!(
+        env.get(&format!("/m/{id}"), Some(&alice)).await.status(),
+        StatusCode::OK
+    );
     // The sender hides nothing: their delete is for everyone, on its own route.
     let response = env
-        .post(&format!("/m/{id}/hide"), &[("csrf", &csrf_for(token_of(&alice)))], Some(&alice))
+        .post(
+            &format!("/m/{id}/hide"),
+            &[("csrf", &csrf_for(token_of(&alice)))],
+            Some(&alice),
+        )
         .await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
@@ -200,10 +244,19 @@ async fn a_user_manager_sets_the_practice_retention_and_moves_a_date() {
     let csrf = csrf_for(token_of(&um));
 
     // Not for someone who isn't a User Manager (Alice, the practice's first user, is one).
-    assert_eq!(env.get("/practice/retention", Some(&bob)).await.status(), StatusCode::NOT_FOUND);
-    assert_eq!(env.get("/practice/retention", Some(&alice)).await.status(), StatusCode::OK);
+    assert_eq!(
+        env.get("/practice/retention", Some(&bob)).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        env.get("/practice/retention", Some(&alice)).await.status(),
+        StatusCode::OK
+    );
     let page = text(env.get("/practice/retention", Some(&um)).await).await;
-    assert!(page.contains(&format!("/m/{id}/expiry")) && !page.contains("Scan results"), "{page}");
+    assert!(
+        page.contains(&format!("/m/{id}/expiry")) && !page.contains("Scan results"),
+        "{page}"
+    );
 
     let response = env
         .post("/practice/retention", &[("csrf", &csrf), ("days", "ten")], Some(&um))

@@ -94,7 +94,7 @@ impl Mail<'_> {
 
     /// May `user` change how long message `id` lives? Its sender, or a User
     /// Manager of the practice it was sent under, while it is readable.
-    /// Returns (created_at, expires_at).
+    /// Returns (`created_at`, `expires_at`).
     async fn lifetime_for(&self, user: &User, id: &MessageId) -> Result<(i64, i64)> {
         let row = sqlx::query(
             "SELECT sender_id, practice_id, created_at, expires_at FROM messages
@@ -154,14 +154,15 @@ impl Mail<'_> {
         };
         let guard = self.audit_guard().await;
         let mut tx = self.write_tx().await?;
-        let changed = sqlx::query("UPDATE messages SET expires_at = $1 WHERE id = $2 AND state = $3 AND expires_at = $4")
-            .bind(new)
-            .bind(id.as_str())
-            .bind(MessageState::Sealed.as_str())
-            .bind(expires_at)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let changed =
+            sqlx::query("UPDATE messages SET expires_at = $1 WHERE id = $2 AND state = $3 AND expires_at = $4")
+                .bind(new)
+                .bind(id.as_str())
+                .bind(MessageState::Sealed.as_str())
+                .bind(expires_at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         if changed == 0 {
             return Err(Error::Conflict(
                 "Someone changed this message's date at the same time. Look again, then try once more.".into(),

@@ -109,15 +109,24 @@ async fn the_sender_and_the_practices_user_manager_move_the_date_within_the_limi
     ));
 
     let step = store.policy.extend_step_days * DAY;
-    let new = mail.change_expiry(&sender, &id, ExpiryChange::Extend, "").await.unwrap();
+    let new = mail
+        .change_expiry(&sender, &id, ExpiryChange::Extend, "")
+        .await
+        .unwrap();
     assert_eq!(new, NOW + 30 * DAY + step);
-    let new = mail.change_expiry(&manager, &id, ExpiryChange::Extend, "").await.unwrap();
+    let new = mail
+        .change_expiry(&manager, &id, ExpiryChange::Extend, "")
+        .await
+        .unwrap();
     assert_eq!(new, NOW + 30 * DAY + 2 * step);
     // Up to the maximum, then no further.
     let max = NOW + store.policy.max_retention_days * DAY;
     let mut last = new;
     while last < max {
-        last = mail.change_expiry(&sender, &id, ExpiryChange::Extend, "").await.unwrap();
+        last = mail
+            .change_expiry(&sender, &id, ExpiryChange::Extend, "")
+            .await
+            .unwrap();
     }
     assert_eq!(last, max);
     assert!(matches!(
@@ -129,11 +138,15 @@ async fn the_sender_and_the_practices_user_manager_move_the_date_within_the_limi
     clock.advance(max - NOW - 40 * DAY);
     let now = store.now();
     assert_eq!(
-        mail.change_expiry(&sender, &id, ExpiryChange::Shorten, "").await.unwrap(),
+        mail.change_expiry(&sender, &id, ExpiryChange::Shorten, "")
+            .await
+            .unwrap(),
         now + 10 * DAY
     );
     assert_eq!(
-        mail.change_expiry(&sender, &id, ExpiryChange::Shorten, "").await.unwrap(),
+        mail.change_expiry(&sender, &id, ExpiryChange::Shorten, "")
+            .await
+            .unwrap(),
         now + DAY
     );
     assert!(matches!(
@@ -209,13 +222,13 @@ async fn participants_learn_how_and_when_a_message_ended_and_strangers_nothing()
     };
     assert_eq!(mail.tombstone(&reader, &deleted).await.unwrap(), gone);
     assert_eq!(mail.tombstone(&sender, &deleted).await.unwrap(), gone);
-    assert!(matches!(mail.tombstone(&stranger, &deleted).await, Err(Error::NotFound)));
+    assert!(matches!(
+        mail.tombstone(&stranger, &deleted).await,
+        Err(Error::NotFound)
+    ));
     assert!(matches!(mail.authorized(&other, &deleted).await, Err(Error::NotFound)));
     // Hidden for the reader only.
-    assert_eq!(
-        mail.tombstone(&reader, &hidden).await.unwrap().ending,
-        Ending::Hidden
-    );
+    assert_eq!(mail.tombstone(&reader, &hidden).await.unwrap().ending, Ending::Hidden);
     assert!(mail.authorized(&other, &hidden).await.is_ok());
     assert!(mail.authorized(&sender, &hidden).await.is_ok());
     assert!(matches!(mail.tombstone(&other, &hidden).await, Err(Error::NotFound)));

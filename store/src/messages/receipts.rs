@@ -92,52 +92,7 @@ impl Mail<'_> {
             });
         }
 
-        // The message's own audit entries and its attachments', by exact object
-        // (the index on `audit.object` serves each).
-        let mut objects = vec![format!("message:{id}")];
-        objects.extend((0..attachments.clamp(0, 1000)).map(|n| format!("message:{id}/attachment:{n}")));
-        let placeholders: Vec<String> = (1..=objects.len()).map(|n| format!("${n}")).collect();
-        let sql = format!(
-            "SELECT at, actor, action, object FROM audit WHERE object IN ({}) ORDER BY id",
-            placeholders.join(", ")
-        );
-        // Only numbered placeholders are formatted in; the values are bound.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for object in &objects {
-            query = query.bind(object);
-        }
-        let mut opened: HashMap<usize, i64> = HashMap::new();
-        for row in query.fetch_all(&self.db).await? {
-            let Some(at) = actor_id(&row.try_get::<String, _>("actor")?).and_then(|u| by_user.get(&u).copied())
-            else {
-                continue;
-            };
-            let when: i64 = row.try_get("at")?;
-            let action: String = row.try_get("action")?;
-            let object: String = row.try_get("object")?;
-            match action.as_str() {
-                "message.view" => {
-                    opened.entry(at).or_insert(when);
-                }
-                "attachment.download" | "attachment.view" => {
-                    if let (Some(index), Some(receipt)) = (attachment_index(&object), receipts.get_mut(at)) {
-                        receipt.events.push(ReceiptEvent {
-                            at: when,
-                            kind: ReceiptKind::Attachment {
-                                index,
-                                viewed_only: action == "attachment.view",
-                            },
-                        });
-                    }
-                }
-                _ => {}
-            }
-        }
-        for (at, when) in opened {
-            if let Some(receipt) = receipts.get_mut(at) {
-                receipt.opened_at = Some(receipt.opened_at.map_or(when, |read| read.min(when)));
-            }
-        }
+        self.audited_receipts(id, attachments, &by_user, &mut receipts).await?;
 
         // Replies: their later messages in the same conversation.
         for row in sqlx::query(
@@ -167,5 +122,64 @@ impl Mail<'_> {
             receipt.events.sort_by_key(|e| e.at);
         }
         Ok(receipts)
+    }
+
+    /// Adds to `receipts` what the audit log holds of message `id` and its
+    /// `attachments`: first views and downloads, by recipient (`by_user`: user
+    /// id to their place in `receipts`).
+    async fn audited_receipts(
+        &self,
+        id: &MessageId,
+        attachments: i64,
+        by_user: &HashMap<i64, usize>,
+        receipts: &mut [Receipt],
+    ) -> Result<()> {
+        // The message's own audit entries and its attachments', by exact object
+        // (the index on `audit.object` serves each).
+        let mut objects = vec![format!("message:{id}")];
+        objects.extend((0..attachments.clamp(0, 1000)).map(|n| format!("message:{id}/attachment:{n}")));
+        let placeholders: Vec<String> = (1..=objects.len()).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT at, actor, action, object FROM audit WHERE object IN ({}) ORDER BY id",
+            placeholders.join(", ")
+        );
+        // Only numbered placeholders are formatted in; the values are bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for object in &objects {
+            query = query.bind(object);
+        }
+        let mut opened: HashMap<usize, i64> = HashMap::new();
+        for row in query.fetch_all(&self.db).await? {
+            let Some(at) = actor_id(&row.try_get::<String, _>("actor")?).and_then(|u| by_user.get(&u).copied()) else {
+                continue;
+            };
+            let when: i64 = row.try_get("at")?;
+            let action: String = row.try_get("action")?;
+            let object: String = row.try_get("object")?;
+            match action.as_str() {
+                "message.view" => {
+                    opened.entry(at).or_insert(when);
+                }
+                "attachment.download" | "attachment.view" => {
+                    if let (Some(index), Some(receipt)) = (attachment_index(&object), receipts.get_mut(at)) {
+                        receipt.events.push(ReceiptEvent {
+                            at: when,
+                            kind: ReceiptKind::Attachment {
+                                index,
+                                viewed_only: action == "attachment.view",
+                            },
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (at, when) in opened {
+            if let Some(receipt) = receipts.get_mut(at) {
+                receipt.opened_at = Some(receipt.opened_at.map_or(when, |read| read.min(when)));
+            }
+        }
+
+        Ok(())
     }
 }
