@@ -15,11 +15,12 @@ use crate::{Error, Mail, Result};
 impl Mail<'_> {
     /// Destroys a message for everyone: its wrapped key first (after that
     /// nothing can decrypt it), with the audit entry that says so in the same
-    /// transaction, then its blobs.
-    async fn shred(&self, id: &MessageId, state: MessageState, event: AuditEvent<'_>) -> Result<()> {
+    /// transaction, then its blobs. `false` when it was no longer sealed (the
+    /// purge and its sender's delete met): nothing is audited twice.
+    async fn shred(&self, id: &MessageId, state: MessageState, event: AuditEvent<'_>) -> Result<bool> {
         let guard = self.audit_guard().await;
         let mut tx = self.write_tx().await?;
-        sqlx::query(
+        let shredded = sqlx::query(
             "UPDATE messages SET wrapped_key = NULL, sealed_subject = NULL, state = $1, ended_at = $2
              WHERE id = $3 AND state = $4",
         )
@@ -28,12 +29,17 @@ impl Mail<'_> {
         .bind(id.as_str())
         .bind(MessageState::Sealed.as_str())
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
+        if shredded == 0 {
+            return Ok(false);
+        }
         self.audit_in(&mut tx, event).await?;
         tx.commit().await?;
         drop(guard);
         self.signal_mail();
-        self.blobs.delete_prefix(&crate::layout::message_prefix(id)).await
+        self.blobs.delete_prefix(&crate::layout::message_prefix(id)).await?;
+        Ok(true)
     }
 
     /// The sender deletes a message for everyone (both ends: their Sent, every
@@ -45,17 +51,21 @@ impl Mail<'_> {
         }
         let actor = format!("user:{}", user.id);
         let object = format!("message:{id}");
-        self.shred(
-            id,
-            MessageState::Deleted,
-            AuditEvent {
-                actor: &actor,
-                action: "message.delete",
-                object: &object,
-                client,
-            },
-        )
-        .await?;
+        let shredded = self
+            .shred(
+                id,
+                MessageState::Deleted,
+                AuditEvent {
+                    actor: &actor,
+                    action: "message.delete",
+                    object: &object,
+                    client,
+                },
+            )
+            .await?;
+        if !shredded {
+            return Err(Error::NotFound);
+        }
         // The wrapped key's old bytes may still be in the write-ahead log (db.rs).
         self.wipe_freed_pages().await;
         Ok(())
@@ -120,18 +130,19 @@ impl Mail<'_> {
                 continue;
             };
             let object = format!("message:{id}");
-            self.shred(
-                &id,
-                MessageState::Expired,
-                AuditEvent {
-                    actor: "system",
-                    action: "message.expire",
-                    object: &object,
-                    client: "",
-                },
-            )
-            .await?;
-            count += 1;
+            let shredded = self
+                .shred(
+                    &id,
+                    MessageState::Expired,
+                    AuditEvent {
+                        actor: "system",
+                        action: "message.expire",
+                        object: &object,
+                        client: "",
+                    },
+                )
+                .await?;
+            count += usize::from(shredded);
         }
         if count > 0 {
             // Once for the whole batch: the old keys may still be in the write-ahead log (db.rs).
