@@ -133,7 +133,12 @@ pub async fn show(
     let mut messages = Vec::with_capacity(count);
     for (at, view) in views.into_iter().enumerate() {
         let receipts = if view.is_sender {
-            mail.receipts(&viewer.user, &view.id).await?
+            match mail.receipts(&viewer.user, &view.id).await {
+                Ok(receipts) => receipts,
+                // It ended since it was opened: no receipts to show.
+                Err(store::Error::NotFound) => Vec::new(),
+                Err(other) => return Err(other.into()),
+            }
         } else {
             Vec::new()
         };
