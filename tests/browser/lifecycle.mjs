@@ -51,7 +51,11 @@ flow(async (t) => {
   const receipts = page.locator('section.recipients');
   await receipts.getByText('Opened').first().waitFor({ state: 'visible' });
   await receipts.getByText(/Downloaded report-.*\.pdf/).first().waitFor({ state: 'visible' });
+  // The screenshot at desktop width (on a phone the folder bar covers part of a full-page shot).
+  const size = page.viewportSize();
+  await page.setViewportSize({ width: 1280, height: 900 });
   await t.shot('lifecycle-receipts');
+  await page.setViewportSize(size);
 
   // Keeps it longer, then deletes it for everyone.
   await countdown('Deletes in 30 days');
