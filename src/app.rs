@@ -173,6 +173,8 @@ fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
 pub async fn create_store(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<Store>> {
     let policy = Policy {
         retention_days: config.messages.retention_days,
+        extend_step_days: config.messages.extend_step_days,
+        max_retention_days: config.messages.max_retention_days,
         subject_tag: config.smtp.subject_tag.clone(),
         passwords: config.passwords.rules(),
         two_step: config.two_step.policy(),

@@ -108,6 +108,8 @@ pub(crate) fn all_routes() -> routes::Routes {
         .merge(pages::lists::routes())
         .merge(pages::profile::routes())
         .merge(pages::message::routes())
+        .merge(pages::message_lifecycle::routes())
+        .merge(pages::practice_retention::routes())
         .merge(pages::register::routes())
         .merge(pages::attachment::routes())
         .merge(pages::roles::routes())

@@ -22,14 +22,22 @@ pub struct Blobs {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Messages {
-    /// Days until a message self-destructs.
+    /// Days until a message self-destructs (a practice's User Manager may set
+    /// the practice's own at `/practice/retention`).
     pub retention_days: i64,
+    /// Days the sender or the practice's User Manager adds or takes off with
+    /// one "Keep longer" or "Delete sooner".
+    pub extend_step_days: i64,
+    /// Most days a message may be kept after it was sent, however extended.
+    pub max_retention_days: i64,
 }
 
 impl Default for Messages {
     fn default() -> Self {
         Self {
             retention_days: store::Policy::default().retention_days,
+            extend_step_days: store::Policy::default().extend_step_days,
+            max_retention_days: store::Policy::default().max_retention_days,
         }
     }
 }
@@ -62,6 +70,15 @@ impl Messages {
         if self.retention_days < 1 {
             problems.push("messages.retention_days must be at least 1".into());
         }
+        if self.extend_step_days < 1 {
+            problems.push("messages.extend_step_days must be at least 1".into());
+        }
+        if self.max_retention_days < self.retention_days {
+            problems.push(format!(
+                "messages.max_retention_days ({}) must be at least messages.retention_days ({})",
+                self.max_retention_days, self.retention_days
+            ));
+        }
     }
 }
 
@@ -79,6 +96,7 @@ mod tests {
             ("SEALPOST_DATABASE_URL", "mysql://db"),
             ("SEALPOST_BLOBS_URL", "s3://bucket"),
             ("SEALPOST_MESSAGES_RETENTION_DAYS", "0"),
+            ("SEALPOST_MESSAGES_EXTEND_STEP_DAYS", "0"),
         ])
         .unwrap_err();
         assert_eq!(
@@ -87,6 +105,7 @@ mod tests {
                 "database.url \"mysql://db\" must start with sqlite:// or postgres://",
                 "blobs.url \"s3://bucket\": only file:// is supported in this version",
                 "messages.retention_days must be at least 1",
+                "messages.extend_step_days must be at least 1",
             ]
         );
     }
@@ -95,5 +114,18 @@ mod tests {
     fn retention_defaults_to_the_store_policy() {
         let config = load(&[]).unwrap();
         assert_eq!(config.messages.retention_days, store::Policy::default().retention_days);
+    }
+
+    #[test]
+    fn the_most_a_message_is_kept_is_never_less_than_the_default() {
+        let problems = load(&[
+            ("SEALPOST_MESSAGES_RETENTION_DAYS", "60"),
+            ("SEALPOST_MESSAGES_MAX_RETENTION_DAYS", "40"),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            problems,
+            ["messages.max_retention_days (40) must be at least messages.retention_days (60)"]
+        );
     }
 }

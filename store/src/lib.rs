@@ -88,8 +88,14 @@ impl<T> std::fmt::Debug for Sealed<T> {
 /// Lifetimes and rules the store enforces (seconds unless named otherwise).
 #[derive(Debug, Clone)]
 pub struct Policy {
-    /// Messages self-destruct this many days after sending.
+    /// Messages self-destruct this many days after sending (a practice may
+    /// set its own, `messages/lifecycle.rs`).
     pub retention_days: i64,
+    /// The sender or the practice's User Manager extends or shortens a
+    /// message's life by this many days at a time...
+    pub extend_step_days: i64,
+    /// ...and keeps it at most this many days after it was sent.
+    pub max_retention_days: i64,
     pub invite_ttl: i64,
     pub set_password_ttl: i64,
     /// How long the set-password link printed by `sealpost user add` lasts.
@@ -116,6 +122,8 @@ impl Default for Policy {
     fn default() -> Self {
         Self {
             retention_days: 30,
+            extend_step_days: 30,
+            max_retention_days: 365,
             invite_ttl: 30 * 86_400,
             set_password_ttl: 86_400,
             staff_setup_ttl: 7 * 86_400,

@@ -254,23 +254,7 @@ impl Mail<'_> {
                 Ok(()) | Err(Error::NotFound | Error::Forbidden(_)) => {}
                 Err(other) => return Err(other),
             },
-            MailboxName::Inbox => {
-                let mut tx = self.write_tx().await?;
-                sqlx::query("UPDATE message_recipients SET hidden_at = $1 WHERE message_id = $2 AND user_id = $3 AND hidden_at IS NULL")
-                    .bind(self.now())
-                    .bind(id.as_str())
-                    .bind(user.id.0)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                self.audit(AuditEvent {
-                    actor: &format!("user:{}", user.id),
-                    action: "message.hide",
-                    object: &format!("message:{id}"),
-                    client,
-                })
-                .await?;
-            }
+            MailboxName::Inbox => self.hide_for(user, id, client).await?,
         }
         self.signal_mail();
         Ok(())

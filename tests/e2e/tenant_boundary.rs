@@ -490,7 +490,8 @@ async fn expired_and_hidden_messages_stop_opening_at_once() {
         .mailbox_expunge(&patient, store::mailbox::MailboxName::Inbox, &hidden, "test")
         .await
         .unwrap();
-    assert_eq!(status(&hidden).await, 404, "a hidden message still opens by URL");
+    // It no longer opens: its reader is told they deleted it (issue 12), 410.
+    assert_eq!(status(&hidden).await, 410, "a hidden message still opens by URL");
     assert!(
         instance
             .store()
@@ -505,12 +506,14 @@ async fn expired_and_hidden_messages_stop_opening_at_once() {
     instance.clock.advance(31 * 86_400);
     let again = browser();
     sign_in(&again, &instance, pat, "Patient-Pass-55", "/inbox").await;
+    // Neither reads it; each is told it was deleted, and when (issue 12), 410.
     let reply = again.get(instance.url(&format!("/m/{other}"))).send().await.unwrap();
-    assert_eq!(reply.status(), 404, "the recipient reads an expired message");
+    assert_eq!(reply.status(), 410, "the recipient reads an expired message");
     let sender = browser();
     sign_in(&sender, &instance, ADA, "Doctor-Pass-77", "/sent").await;
     let reply = sender.get(instance.url(&format!("/m/{other}"))).send().await.unwrap();
-    assert_eq!(reply.status(), 404, "the sender reads an expired message");
+    assert_eq!(reply.status(), 410, "the sender reads an expired message");
+    assert!(reply.text().await.unwrap().contains("This message was deleted on"));
     assert!(
         instance
             .store()

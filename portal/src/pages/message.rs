@@ -4,7 +4,8 @@
 //! `?print=message` or `?print=conversation`, the same content alone, unfolded,
 //! for printing. With an invitation, a new recipient sees the registration
 //! form (posted to `/m/{id}/register`, see `register.rs`); anyone else is sent
-//! to sign in.
+//! to sign in. A participant asking for a message that ended (deleted for
+//! everyone, expired, or deleted for themself) sees how and when (410 Gone).
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -18,7 +19,9 @@ use super::{Nav, html, message_id};
 use crate::pagination::{Page, PageQuery};
 use crate::routes::{Group, Routes};
 use crate::session::{Client, Viewer};
+use crate::time::Shown;
 use crate::{AppState, Error};
+use store::messages::lifecycle::Ending;
 
 /// A message's page: for anyone, as it also shows the registration form.
 pub fn routes() -> Routes {
@@ -54,6 +57,19 @@ struct MessagePage {
     /// The folder beside the conversation (none when printing).
     list: Option<ListPane>,
     print: Option<Print>,
+    /// For the lifecycle forms (`message_lifecycle.rs`).
+    csrf: String,
+    /// The step "Keep longer" and "Delete sooner" move the date by.
+    step_days: i64,
+}
+
+/// What a participant sees of a message that ended: how, and when.
+#[derive(Template)]
+#[template(path = "message_gone.html")]
+struct GonePage {
+    nav: Option<Nav>,
+    ending: Ending,
+    at: Option<Shown>,
 }
 
 impl MessagePage {
@@ -90,16 +106,45 @@ pub async fn show(
         return super::register::form(&state, &id, &query.invite).await;
     };
     let mail = state.store.mail();
-    let views = if print == Some(Print::Message) {
-        vec![mail.open_message(&viewer.user, &id, &client).await?]
+    let opened = if print == Some(Print::Message) {
+        mail.open_message(&viewer.user, &id, &client).await.map(|v| vec![v])
     } else {
-        mail.open_conversation(&viewer.user, &id, &client).await?
+        mail.open_conversation(&viewer.user, &id, &client).await
     };
+    let views = match opened {
+        Ok(views) => views,
+        // A participant learns it ended, and when; anyone else, nothing.
+        Err(store::Error::NotFound) => {
+            let tombstone = mail.tombstone(&viewer.user, &id).await?;
+            return html(
+                StatusCode::GONE,
+                &GonePage {
+                    nav: Some(viewer.nav()),
+                    ending: tombstone.ending,
+                    at: tombstone.at.map(|at| viewer.zone.show(at)),
+                },
+            );
+        }
+        Err(other) => return Err(other.into()),
+    };
+    let now = state.store.now();
     let opened_by_sender = views.iter().find(|v| v.id == id).is_some_and(|v| v.is_sender);
     let count = views.len();
     let mut messages = Vec::with_capacity(count);
     for (at, view) in views.into_iter().enumerate() {
+        let receipts = if view.is_sender {
+            match mail.receipts(&viewer.user, &view.id).await {
+                Ok(receipts) => receipts,
+                // It ended since it was opened: no receipts to show.
+                Err(store::Error::NotFound) => Vec::new(),
+                Err(other) => return Err(other.into()),
+            }
+        } else {
+            Vec::new()
+        };
+        let can_change = mail.may_change_expiry(&viewer.user, &view.id).await?;
         let mut block = MessageBlock::new(view, viewer.zone).await;
+        block.lifecycle(now, can_change, receipts, viewer.zone);
         // Earlier messages fold, except the one linked to; printing unfolds all.
         block.collapsed = print.is_none() && at + 1 < count && block.id != id.as_str();
         messages.push(block);
@@ -128,6 +173,8 @@ pub async fn show(
             messages,
             list,
             print,
+            csrf: viewer.csrf(),
+            step_days: state.store.policy().extend_step_days,
         },
     )
 }

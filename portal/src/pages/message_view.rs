@@ -1,8 +1,11 @@
 //! One message of a conversation as the message page shows it: what the
 //! notification said, its header fields, its sanitised body, its attachments
 //! and, for its sender, who has read it. Times are in the reader's zone.
+//! Its countdown, and what its sender sees of each recipient (read receipts),
+//! are added by [`MessageBlock::lifecycle`].
 
 use store::messages::MessageView;
+use store::messages::receipts::{Receipt, ReceiptKind};
 
 use super::message_attachments::{self, AttachmentRow};
 use crate::sanitize::{SafeHtml, sanitize_html_bounded};
@@ -11,6 +14,16 @@ use crate::time::{Shown, Zone};
 pub(super) struct RecipientRow {
     pub email: String,
     pub status: &'static str,
+    /// What they did, oldest first: "Opened …", "Downloaded x.pdf …", "Replied …".
+    pub events: Vec<ReceiptLine>,
+}
+
+/// One line of a recipient's receipt.
+pub(super) struct ReceiptLine {
+    pub what: String,
+    pub when: Shown,
+    /// A link to their reply, for a reply.
+    pub href: Option<String>,
 }
 
 /// One message of the conversation.
@@ -23,6 +36,13 @@ pub(super) struct MessageBlock {
     pub notice: Option<String>,
     pub sent_on: Shown,
     pub expires_on: Shown,
+    expires_at: i64,
+    /// "Deletes in 12 days".
+    pub countdown: String,
+    /// A day or less is left.
+    pub ends_soon: bool,
+    /// The reader may keep it longer or delete it sooner.
+    pub can_change_expiry: bool,
     pub subject: String,
     pub from: String,
     pub to: String,
@@ -75,6 +95,10 @@ impl MessageBlock {
             notice: meta.notice.filter(|n| !n.trim().is_empty()),
             sent_on: zone.show(view.created_at),
             expires_on: zone.show(view.expires_at),
+            expires_at: view.expires_at,
+            countdown: String::new(),
+            ends_soon: false,
+            can_change_expiry: false,
             subject: if subject.is_empty() {
                 "(no subject)".to_owned()
             } else {
@@ -101,8 +125,49 @@ impl MessageBlock {
                         (false, false) => "Not read yet",
                     },
                     email: r.email,
+                    events: Vec::new(),
                 })
                 .collect(),
+        }
+    }
+
+    /// Adds the countdown at `now`, whether the reader may change it, and the
+    /// sender's receipts (times in the reader's zone).
+    pub(super) fn lifecycle(&mut self, now: i64, can_change_expiry: bool, receipts: Vec<Receipt>, zone: Zone) {
+        self.countdown = super::countdown::deletes_in(now, self.expires_at);
+        self.ends_soon = super::countdown::soon(now, self.expires_at);
+        self.can_change_expiry = can_change_expiry;
+        for receipt in receipts {
+            let Some(row) = self.recipients.iter_mut().find(|r| r.email == receipt.email) else {
+                continue;
+            };
+            if let Some(opened) = receipt.opened_at {
+                row.status = "Read";
+                row.events.push(ReceiptLine {
+                    what: "Opened".to_owned(),
+                    when: zone.show(opened),
+                    href: None,
+                });
+            }
+            for event in receipt.events {
+                let (what, href) = match event.kind {
+                    ReceiptKind::Attachment { index, viewed_only } => {
+                        let name = self
+                            .attachments
+                            .iter()
+                            .find(|a| a.index == index)
+                            .map_or_else(|| format!("attachment {}", index + 1), |a| a.name.clone());
+                        let verb = if viewed_only { "Viewed" } else { "Downloaded" };
+                        (format!("{verb} {name}"), None)
+                    }
+                    ReceiptKind::Reply { id } => ("Replied".to_owned(), Some(format!("/m/{id}"))),
+                };
+                row.events.push(ReceiptLine {
+                    what,
+                    when: zone.show(event.at),
+                    href,
+                });
+            }
         }
     }
 }

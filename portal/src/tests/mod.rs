@@ -583,6 +583,7 @@ async fn public_pages_and_headers() {
     assert_eq!(env.get("/password/bogus", None).await.status(), StatusCode::NOT_FOUND);
 }
 
+mod lifecycle;
 mod lists;
 mod routes;
 mod time_zones;

@@ -1,5 +1,8 @@
 //! The end of a message: the sender deletes it for everyone, or it expires.
-//! Either way its wrapped data key goes first (crypto-shredding), then its blobs.
+//! Either way its wrapped data key goes first (crypto-shredding), then its
+//! blobs; the row stays as its tombstone (ids, people, sizes, times and when
+//! it ended: no key, no subject, no content). A recipient's delete only hides
+//! it for themself.
 
 use sqlx::Row;
 
@@ -10,34 +13,103 @@ use crate::states::MessageState;
 use crate::{Error, Mail, Result};
 
 impl Mail<'_> {
-    /// Destroys a message for everyone: its wrapped key first (after that nothing
-    /// can decrypt it), then its blobs.
-    async fn shred(&self, id: &MessageId, state: MessageState) -> Result<()> {
-        sqlx::query("UPDATE messages SET wrapped_key = NULL, sealed_subject = NULL, state = $1 WHERE id = $2")
-            .bind(state.as_str())
-            .bind(id.as_str())
-            .execute(&self.db)
-            .await?;
+    /// Destroys a message for everyone: its wrapped key first (after that
+    /// nothing can decrypt it), with the audit entry that says so in the same
+    /// transaction, then its blobs. `false` when it was no longer sealed (the
+    /// purge and its sender's delete met): nothing is audited twice.
+    async fn shred(&self, id: &MessageId, state: MessageState, event: AuditEvent<'_>) -> Result<bool> {
+        let guard = self.audit_guard().await;
+        let mut tx = self.write_tx().await?;
+        let shredded = sqlx::query(
+            "UPDATE messages SET wrapped_key = NULL, sealed_subject = NULL, state = $1, ended_at = $2
+             WHERE id = $3 AND state = $4",
+        )
+        .bind(state.as_str())
+        .bind(self.now())
+        .bind(id.as_str())
+        .bind(MessageState::Sealed.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if shredded == 0 {
+            return Ok(false);
+        }
+        self.audit_in(&mut tx, event).await?;
+        tx.commit().await?;
+        drop(guard);
         self.signal_mail();
-        self.blobs.delete_prefix(&crate::layout::message_prefix(id)).await
+        self.blobs.delete_prefix(&crate::layout::message_prefix(id)).await?;
+        Ok(true)
     }
 
-    /// The sender deletes a message for everyone.
+    /// The sender deletes a message for everyone (both ends: their Sent, every
+    /// recipient's inbox, IMAP included).
     pub async fn delete_message(&self, user: &User, id: &MessageId, client: &str) -> Result<()> {
         let (_, is_sender) = self.authorized(user, id).await?;
         if !is_sender {
             return Err(Error::Forbidden("only its sender may delete a message"));
         }
-        self.shred(id, MessageState::Deleted).await?;
-        self.audit(AuditEvent {
-            actor: &format!("user:{}", user.id),
-            action: "message.delete",
-            object: &format!("message:{id}"),
-            client,
-        })
-        .await?;
+        let actor = format!("user:{}", user.id);
+        let object = format!("message:{id}");
+        let shredded = self
+            .shred(
+                id,
+                MessageState::Deleted,
+                AuditEvent {
+                    actor: &actor,
+                    action: "message.delete",
+                    object: &object,
+                    client,
+                },
+            )
+            .await?;
+        if !shredded {
+            return Err(Error::NotFound);
+        }
         // The wrapped key's old bytes may still be in the write-ahead log (db.rs).
         self.wipe_freed_pages().await;
+        Ok(())
+    }
+
+    /// A recipient deletes a message for themself only: it leaves their inbox
+    /// (portal and IMAP); the sender and the other recipients keep it.
+    pub async fn hide_message(&self, user: &User, id: &MessageId, client: &str) -> Result<()> {
+        let (_, is_sender) = self.authorized(user, id).await?;
+        if is_sender {
+            return Err(Error::Forbidden("its sender deletes a message for everyone"));
+        }
+        self.hide_for(user, id, client).await
+    }
+
+    /// Hides `id` from `user`'s inbox (no check: IMAP expunges only what its
+    /// INBOX listed), audited in the same transaction.
+    pub(crate) async fn hide_for(&self, user: &User, id: &MessageId, client: &str) -> Result<()> {
+        let guard = self.audit_guard().await;
+        let mut tx = self.write_tx().await?;
+        let hidden = sqlx::query(
+            "UPDATE message_recipients SET hidden_at = $1 WHERE message_id = $2 AND user_id = $3 AND hidden_at IS NULL",
+        )
+        .bind(self.now())
+        .bind(id.as_str())
+        .bind(user.id.0)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if hidden > 0 {
+            self.audit_in(
+                &mut tx,
+                AuditEvent {
+                    actor: &format!("user:{}", user.id),
+                    action: "message.hide",
+                    object: &format!("message:{id}"),
+                    client,
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        drop(guard);
+        self.signal_mail();
         Ok(())
     }
 
@@ -57,15 +129,20 @@ impl Mail<'_> {
                 tracing::error!(id = %stored, "corrupt data: an expired message with a malformed id is left alone");
                 continue;
             };
-            self.shred(&id, MessageState::Expired).await?;
-            self.audit(AuditEvent {
-                actor: "system",
-                action: "message.expire",
-                object: &format!("message:{id}"),
-                client: "",
-            })
-            .await?;
-            count += 1;
+            let object = format!("message:{id}");
+            let shredded = self
+                .shred(
+                    &id,
+                    MessageState::Expired,
+                    AuditEvent {
+                        actor: "system",
+                        action: "message.expire",
+                        object: &object,
+                        client: "",
+                    },
+                )
+                .await?;
+            count += usize::from(shredded);
         }
         if count > 0 {
             // Once for the whole batch: the old keys may still be in the write-ahead log (db.rs).

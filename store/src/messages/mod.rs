@@ -3,12 +3,16 @@
 //! their relationships (`seal.rs`), who may see a message (`visibility.rs`),
 //! the inbox and sent lists, reading and downloading (`read.rs`), conversations
 //! and unread counts (`conversation.rs`), the sender's
-//! role choices (`roles.rs`), and the lifecycle: expiry and deletion destroy
-//! the data key, crypto-shredding (`delete.rs`).
+//! role choices (`roles.rs`), and the lifecycle: how long a message lives and
+//! its tombstone (`lifecycle.rs`), expiry and deletion destroy the data key,
+//! crypto-shredding (`delete.rs`), and the sender's read receipts
+//! (`receipts.rs`).
 
 pub mod conversation;
 mod delete;
+pub mod lifecycle;
 mod read;
+pub mod receipts;
 mod roles;
 mod seal;
 pub(crate) mod visibility;
@@ -32,6 +36,11 @@ pub struct MessageSummary {
     pub created_at: i64,
     pub unread: bool,
     pub attachments: i64,
+    /// When it self-destructs (Unix seconds).
+    pub expires_at: i64,
+    /// Sent list: how many of its recipients opened it, of how many.
+    pub read_by: i64,
+    pub recipients: i64,
 }
 
 /// A recipient as the sender sees it.

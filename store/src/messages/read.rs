@@ -46,6 +46,9 @@ impl Mail<'_> {
                 created_at: row.try_get("created_at")?,
                 unread: row.try_get::<i64, _>("unread")? != 0,
                 attachments: row.try_get("attachment_count")?,
+                expires_at: row.try_get("expires_at")?,
+                read_by: row.try_get("read_by")?,
+                recipients: row.try_get("recipient_count")?,
             });
         }
         Ok(out)
@@ -60,9 +63,9 @@ impl Mail<'_> {
     pub async fn inbox_page(&self, user: &User, limit: i64, offset: i64) -> Result<Vec<MessageSummary>> {
         self.summaries(
             concat!(
-                "SELECT m.id, m.kek_id, m.wrapped_key, m.sealed_subject, m.created_at, m.attachment_count,
+                "SELECT m.id, m.kek_id, m.wrapped_key, m.sealed_subject, m.created_at, m.attachment_count, m.expires_at,
                     CASE WHEN u.full_name = '' THEN u.email ELSE u.full_name END AS counterpart,
-                    CASE WHEN r.read_at IS NULL THEN 1 ELSE 0 END AS unread
+                    CASE WHEN r.read_at IS NULL THEN 1 ELSE 0 END AS unread, 0 AS read_by, 0 AS recipient_count
                  FROM message_recipients r JOIN messages m ON m.id = r.message_id JOIN users u ON u.id = m.sender_id
                  WHERE ",
                 recipient_sees!(),
@@ -84,9 +87,11 @@ impl Mail<'_> {
     pub async fn sent_page(&self, user: &User, limit: i64, offset: i64) -> Result<Vec<MessageSummary>> {
         self.summaries(
             concat!(
-                "SELECT m.id, m.kek_id, m.wrapped_key, m.sealed_subject, m.created_at, m.attachment_count,
+                "SELECT m.id, m.kek_id, m.wrapped_key, m.sealed_subject, m.created_at, m.attachment_count, m.expires_at,
                     COALESCE((SELECT MIN(u.email) FROM message_recipients r JOIN users u ON u.id = r.user_id WHERE r.message_id = m.id), '') AS counterpart,
-                    0 AS unread
+                    0 AS unread,
+                    (SELECT COUNT(*) FROM message_recipients r WHERE r.message_id = m.id AND r.read_at IS NOT NULL) AS read_by,
+                    (SELECT COUNT(*) FROM message_recipients r WHERE r.message_id = m.id AND r.state <> 'awaiting_role') AS recipient_count
                  FROM messages m WHERE ",
                 sender_sees!(),
                 " ORDER BY m.created_at DESC, m.id LIMIT $3 OFFSET $4"

@@ -84,6 +84,7 @@ impl Mail<'_> {
         meta_writer.finish().await?;
 
         let now = self.now();
+        let retention_days = self.practice_retention_days(practice_id).await?;
         // The seal and its audit entry commit together (one fsync).
         let audit_guard = self.audit_guard().await;
         let mut tx = self.write_tx().await?;
@@ -101,7 +102,7 @@ impl Mail<'_> {
         .bind(i64::try_from(meta.attachments.len()).unwrap_or(0))
         .bind(MessageState::Sealed.as_str())
         .bind(now)
-        .bind(now + self.policy.retention_days * 86_400)
+        .bind(now + retention_days * 86_400)
         .execute(&mut *tx)
         .await?;
         if let Some(msg_id) = &facts.message_id {
