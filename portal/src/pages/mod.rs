@@ -8,6 +8,8 @@ pub mod compose;
 mod compose_form;
 mod compose_phi;
 pub mod contacts;
+pub mod drop;
+pub(crate) mod drop_send;
 pub mod lists;
 pub mod manage_users;
 pub mod message;
