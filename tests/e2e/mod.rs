@@ -15,6 +15,7 @@ mod contacts;
 mod delivery;
 mod delivery_pool;
 mod dkim;
+mod drop;
 mod harness;
 mod html_render_limits;
 mod imap;
