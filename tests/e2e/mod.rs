@@ -6,6 +6,7 @@ mod auth_mail_clients;
 mod browser;
 mod browser_compose;
 mod browser_contacts;
+mod browser_drop;
 mod browser_mailclient;
 mod browser_uploads;
 mod certificates;
