@@ -62,7 +62,11 @@ async fn create(State(state): State<AppState>, AppPasswordUser(user): AppPasswor
 }
 
 /// `HEAD /api/uploads/{id}`: where the upload stands.
-async fn head(State(state): State<AppState>, AppPasswordUser(user): AppPasswordUser, Path(id): Path<String>) -> Response {
+async fn head(
+    State(state): State<AppState>,
+    AppPasswordUser(user): AppPasswordUser,
+    Path(id): Path<String>,
+) -> Response {
     uploads::head_for(&state, &user, &id).await
 }
 

@@ -23,11 +23,13 @@ pub const EXIT_UNREACHABLE: u8 = 5;
 pub const EXIT_LOCAL: u8 = 6;
 
 #[derive(clap::Args)]
-#[command(after_help = "Exit codes: 0 sent; 2 usage or credentials missing; 3 email or app password refused; \
+#[command(
+    after_help = "Exit codes: 0 sent; 2 usage or credentials missing; 3 email or app password refused; \
                         4 refused by the portal (file type, size, recipient); 5 portal unreachable; \
                         6 a local file could not be read.\n\
                         Credentials: SEALPOST_EMAIL and SEALPOST_APP_PASSWORD, or --credentials FILE \
-                        (mode 0600) with `email = \"…\"` and `app_password = \"…\"`.")]
+                        (mode 0600) with `email = \"…\"` and `app_password = \"…\"`."
+)]
 pub struct DropArgs {
     /// Files to send (one drop carries them all).
     #[arg(required_unless_present = "watch", conflicts_with = "watch")]
@@ -35,14 +37,14 @@ pub struct DropArgs {
     /// The recipient's email address (one).
     #[arg(long)]
     pub to: String,
-    /// How you know a new recipient: patient, doctor_in_practice, staff_in_practice,
-    /// doctor_other_practice or staff_other_practice (needed the first time only).
+    /// How you know a new recipient: `patient`, `doctor_in_practice`, `staff_in_practice`,
+    /// `doctor_other_practice` or `staff_other_practice` (needed the first time only).
     #[arg(long)]
     pub role: Option<String>,
     /// A note sealed with the files (only the recipient reads it, after signing in).
     #[arg(long, default_value = "")]
     pub note: String,
-    /// The portal's address, e.g. https://secure.example.com.
+    /// The portal's address, e.g. `https://secure.example.com`.
     #[arg(long, env = "SEALPOST_PORTAL_URL")]
     pub portal: Option<String>,
     /// A TOML file (mode 0600) with `email` and `app_password`.
@@ -287,10 +289,13 @@ pub async fn upload_all(
         let location = match location {
             Some(location) => location,
             None => {
-                let made = api.create(&file.name, file.length, &on_retry).await.map_err(|e| match e {
-                    DropError::Refused(why) => DropError::Refused(format!("{}: {why}", file.name)),
-                    other => other,
-                })?;
+                let made = api
+                    .create(&file.name, file.length, &on_retry)
+                    .await
+                    .map_err(|e| match e {
+                        DropError::Refused(why) => DropError::Refused(format!("{}: {why}", file.name)),
+                        other => other,
+                    })?;
                 known(index, &made);
                 made
             }
@@ -316,7 +321,11 @@ pub async fn upload_all(
 
 /// `sealpost drop FILE… --to ADDRESS`: one drop with every file.
 async fn send_files(api: &Api, args: &DropArgs) -> Result<(), Failure> {
-    let files = args.files.iter().map(|p| local_file(p)).collect::<Result<Vec<_>, _>>()?;
+    let files = args
+        .files
+        .iter()
+        .map(|p| local_file(p))
+        .collect::<Result<Vec<_>, _>>()?;
     api.check_credentials().await?;
     let screen = Screen::new();
     let locations = upload_all(api, &screen, &files, &mut |_, _| {}, &[]).await?;

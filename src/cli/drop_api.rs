@@ -113,7 +113,7 @@ impl Api {
         }
         let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(15))
-            .read_timeout(Duration::from_secs(120))
+            .read_timeout(Duration::from_mins(2))
             .user_agent(concat!("sealpost-drop/", env!("CARGO_PKG_VERSION")));
         if let Some(pem) = ca_pem {
             let certs = reqwest::Certificate::from_pem_bundle(pem)
@@ -128,7 +128,7 @@ impl Api {
             base,
             email: email.to_owned(),
             password: password.to_owned(),
-            retry_for: Duration::from_secs(300),
+            retry_for: Duration::from_mins(5),
             chunk: 4 * 1024 * 1024,
         })
     }
@@ -224,7 +224,9 @@ impl Api {
             .await?;
         match response.status() {
             StatusCode::OK => upload_offset(&response),
-            StatusCode::NOT_FOUND => Err(DropError::UploadGone("The upload is no longer on the portal.".to_owned())),
+            StatusCode::NOT_FOUND => Err(DropError::UploadGone(
+                "The upload is no longer on the portal.".to_owned(),
+            )),
             _ => Err(refused(response).await),
         }
     }
@@ -249,9 +251,9 @@ impl Api {
         while offset < length {
             file.seek(std::io::SeekFrom::Start(offset)).await.map_err(local)?;
             let want = usize::try_from((length - offset).min(self.chunk as u64)).unwrap_or(self.chunk);
-            file.read_exact(&mut buffer[..want]).await.map_err(|e| {
-                DropError::Local(format!("{} changed while it was being sent: {e}", path.display()))
-            })?;
+            file.read_exact(&mut buffer[..want])
+                .await
+                .map_err(|e| DropError::Local(format!("{} changed while it was being sent: {e}", path.display())))?;
             let body = bytes::Bytes::copy_from_slice(&buffer[..want]);
             let sent = self
                 .request(reqwest::Method::PATCH, location)
@@ -270,7 +272,9 @@ impl Api {
                     format!("the portal answered {}", response.status())
                 }
                 Ok(response) if response.status() == StatusCode::NOT_FOUND => {
-                    return Err(DropError::UploadGone("The upload is no longer on the portal.".to_owned()));
+                    return Err(DropError::UploadGone(
+                        "The upload is no longer on the portal.".to_owned(),
+                    ));
                 }
                 Ok(response) => return Err(refused(response).await),
                 Err(error) => describe(&error),
@@ -282,7 +286,9 @@ impl Api {
             on_retry(&format!("{why}; asking the portal how far the upload got"));
             tokio::time::sleep(Duration::from_millis(500)).await;
             offset = self.offset(location, on_retry).await?;
-            on_retry(&format!("the portal has sealed {offset} bytes: going on from byte {offset}"));
+            on_retry(&format!(
+                "the portal has sealed {offset} bytes: going on from byte {offset}"
+            ));
             progress(offset);
         }
         Ok(())

@@ -154,7 +154,8 @@ pub async fn watch(api: &Api, args: &DropArgs, dir: &Path) -> Result<(), Failure
             return Ok(());
         }
         let mut present = Vec::new();
-        let entries = std::fs::read_dir(dir).map_err(|e| Failure::usage(format!("Can't list {}: {e}", dir.display())))?;
+        let entries =
+            std::fs::read_dir(dir).map_err(|e| Failure::usage(format!("Can't list {}: {e}", dir.display())))?;
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             let Ok(metadata) = entry.metadata() else { continue };
@@ -275,7 +276,13 @@ async fn finish_send(
 /// What an error means for a watched file: a refusal fails it for good; a
 /// portal that stays away leaves it for a later try; a refused password
 /// stops the watcher.
-fn handle_error(screen: &Screen, dir: &Path, ledger: &mut Ledger, name: &str, error: DropError) -> Result<usize, Failure> {
+fn handle_error(
+    screen: &Screen,
+    dir: &Path,
+    ledger: &mut Ledger,
+    name: &str,
+    error: DropError,
+) -> Result<usize, Failure> {
     match error {
         DropError::Auth(_) => Err(error.into()),
         DropError::Unreachable(why) => {

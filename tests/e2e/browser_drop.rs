@@ -16,9 +16,14 @@ async fn browser_secure_drop_sends_two_files_to_a_picked_contact() {
     instance.practice_with_doctor().await;
     // Pat, a patient of the practice who registered: a known contact.
     let to = "pat@example.org";
-    send_via_relay(&instance, ADA, &[to], &secure(ADA, &[to], &[(to, "patient")], "Results"))
-        .await
-        .expect("accepted with 250");
+    send_via_relay(
+        &instance,
+        ADA,
+        &[to],
+        &secure(ADA, &[to], &[(to, "patient")], "Results"),
+    )
+    .await
+    .expect("accepted with 250");
     let invite = link_in(
         &instance.wait_for_mail(to, 1).await,
         &format!("{}/m/", instance.config.public_url),

@@ -19,9 +19,7 @@ use sealpost::app::{self, Listeners};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::harness::{
-    Instance, browser, finish_two_step, link_in, logs, register_form, set_password, sign_in,
-};
+use super::harness::{Instance, browser, finish_two_step, link_in, logs, register_form, set_password, sign_in};
 
 const ADA: &str = "ada@smiles.example";
 
@@ -58,7 +56,7 @@ fn drop_command(instance: &Instance, port: u16, password: &str, args: &[&str]) -
 async fn run_drop(instance: &Instance, password: &str, args: &[&str]) -> Output {
     let port = instance.running.addresses.portal.port();
     let child = drop_command(instance, port, password, args).output();
-    tokio::time::timeout(Duration::from_secs(180), child)
+    tokio::time::timeout(Duration::from_mins(3), child)
         .await
         .expect("sealpost drop finished within 3 minutes")
         .unwrap()
@@ -145,13 +143,30 @@ async fn drop_two_files_to_a_new_address_arrive_byte_identical() {
     )
     .await;
     assert!(output.status.success(), "{}", text(&output));
-    assert!(text(&output).contains("Sent 2 file(s) securely to pat@example.org"), "{}", text(&output));
+    assert!(
+        text(&output).contains("Sent 2 file(s) securely to pat@example.org"),
+        "{}",
+        text(&output)
+    );
 
     let (http, message) = register_recipient(&instance, "pat@example.org").await;
-    let page = http.get(instance.reachable(&message)).send().await.unwrap().text().await.unwrap();
+    let page = http
+        .get(instance.reachable(&message))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains("Your scans") && page.contains("crown.stl"), "{page}");
-    assert!(download(&instance, &http, &message, 0).await == first, "the first file differs");
-    assert!(download(&instance, &http, &message, 1).await == second, "the second file differs");
+    assert!(
+        download(&instance, &http, &message, 0).await == first,
+        "the first file differs"
+    );
+    assert!(
+        download(&instance, &http, &message, 1).await == second,
+        "the second file differs"
+    );
     // The file name is PHI: never in the server's logs.
     assert!(!logs().contains(&tag), "a dropped file's name reached the logs");
 }
@@ -168,14 +183,21 @@ async fn wrong_or_badly_kept_credentials_are_refused_with_their_exit_codes() {
 
     let wrong = run_drop(&instance, "abcd efgh ijkl mnop", &[file, "--to", "pat@example.org"]).await;
     assert_eq!(wrong.status.code(), Some(3), "{}", text(&wrong));
-    assert!(text(&wrong).contains("refused the email address or app password"), "{}", text(&wrong));
+    assert!(
+        text(&wrong).contains("refused the email address or app password"),
+        "{}",
+        text(&wrong)
+    );
 
     // A credentials file others can read is refused before anything is sent.
     let credentials = folder.path().join("credentials.toml");
     std::fs::write(&credentials, "email = \"ada@smiles.example\"\napp_password = \"x\"\n").unwrap();
     let port = instance.running.addresses.portal.port();
     let mut loose = drop_command(&instance, port, "", &[file, "--to", "pat@example.org"]);
-    loose.env_remove("SEALPOST_APP_PASSWORD").arg("--credentials").arg(&credentials);
+    loose
+        .env_remove("SEALPOST_APP_PASSWORD")
+        .arg("--credentials")
+        .arg(&credentials);
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(&credentials, std::fs::Permissions::from_mode(0o644)).unwrap();
     let loose = loose.output().await.unwrap();
@@ -216,11 +238,15 @@ impl Relay {
                 (upstream.clone(), allowed.clone(), passed.clone(), connections.clone());
             async move {
                 loop {
-                    let Ok((client, _)) = listener.accept().await else { return };
+                    let Ok((client, _)) = listener.accept().await else {
+                        return;
+                    };
                     let to = *upstream.lock().unwrap();
                     let (allowed, passed) = (allowed.clone(), passed.clone());
                     let task = tokio::spawn(async move {
-                        let Ok(server) = TcpStream::connect(("127.0.0.1", to)).await else { return };
+                        let Ok(server) = TcpStream::connect(("127.0.0.1", to)).await else {
+                            return;
+                        };
                         let (mut client_read, mut client_write) = client.into_split();
                         let (mut server_read, mut server_write) = server.into_split();
                         let up = async {
@@ -332,7 +358,9 @@ async fn an_upload_resumes_after_the_server_is_stopped_mid_way_and_started_again
         imap: TcpListener::bind("127.0.0.1:0").await.unwrap(),
         imap_tls: TcpListener::bind("127.0.0.1:0").await.unwrap(),
     };
-    let running = app::start(&stopped.config, listeners, stopped.clock.clone()).await.unwrap();
+    let running = app::start(&stopped.config, listeners, stopped.clock.clone())
+        .await
+        .unwrap();
     let instance = Instance {
         dir: stopped.dir,
         running,
@@ -347,7 +375,7 @@ async fn an_upload_resumes_after_the_server_is_stopped_mid_way_and_started_again
     let mut stderr = String::new();
     child.stdout.take().unwrap().read_to_string(&mut stdout).await.unwrap();
     child.stderr.take().unwrap().read_to_string(&mut stderr).await.unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(120), child.wait())
+    let status = tokio::time::timeout(Duration::from_mins(2), child.wait())
         .await
         .unwrap()
         .unwrap();
@@ -358,10 +386,16 @@ async fn an_upload_resumes_after_the_server_is_stopped_mid_way_and_started_again
         .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("the client did not resume: {stderr}"));
-    assert!(resumed_at > 0 && resumed_at < content.len() as u64, "resumed at {resumed_at}: {stderr}");
+    assert!(
+        resumed_at > 0 && resumed_at < content.len() as u64,
+        "resumed at {resumed_at}: {stderr}"
+    );
 
     let (http, message) = register_recipient(&instance, "pat@example.org").await;
-    assert!(download(&instance, &http, &message, 0).await == content, "the resumed file differs");
+    assert!(
+        download(&instance, &http, &message, 0).await == content,
+        "the resumed file differs"
+    );
 }
 
 /// Starts `sealpost drop --watch DIR` (stopping after `max` files).
@@ -391,7 +425,7 @@ fn watcher(instance: &Instance, password: &str, dir: &Path, max: usize) -> tokio
 }
 
 async fn finished(child: tokio::process::Child) -> Output {
-    tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+    tokio::time::timeout(Duration::from_mins(2), child.wait_with_output())
         .await
         .expect("the watcher stopped within 2 minutes")
         .unwrap()
@@ -399,7 +433,11 @@ async fn finished(child: tokio::process::Child) -> Output {
 
 fn names_in(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     names.sort();
     names
@@ -431,19 +469,27 @@ async fn watch_sends_a_slowly_written_file_whole_and_never_twice_across_a_restar
     assert!(!dir.join("pano.png").exists());
 
     let (http, message) = register_recipient(&instance, "pat@example.org").await;
-    assert!(download(&instance, &http, &message, 0).await == content, "sent half-written");
+    assert!(
+        download(&instance, &http, &message, 0).await == content,
+        "sent half-written"
+    );
 
     // A previous run sent "ceph.png" but died before it could move it: its
     // state file says "sending" with the upload the server has consumed.
     let ceph = file_bytes(50_000, "ceph");
     std::fs::write(dir.join("ceph.png"), &ceph).unwrap();
     let location = api_upload(&instance, &password, "ceph.png", &ceph).await;
-    let http_api = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
+    let http_api = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
     let sent = http_api
         .post(instance.url("/api/drops"))
         .basic_auth(ADA, Some(&password))
         .header("Content-Type", "application/json")
-        .body(serde_json::json!({"to": "pat@example.org", "uploads": [location.rsplit('/').next().unwrap()]}).to_string())
+        .body(
+            serde_json::json!({"to": "pat@example.org", "uploads": [location.rsplit('/').next().unwrap()]}).to_string(),
+        )
         .send()
         .await
         .unwrap();
@@ -474,7 +520,10 @@ async fn watch_sends_a_slowly_written_file_whole_and_never_twice_across_a_restar
 
 /// Uploads `content` through the API as `name`; returns its location.
 async fn api_upload(instance: &Instance, password: &str, name: &str, content: &[u8]) -> String {
-    let http = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
+    let http = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
     let created = http
         .post(instance.url("/api/uploads"))
         .basic_auth(ADA, Some(password))
@@ -510,7 +559,10 @@ async fn the_drop_api_takes_app_passwords_only_and_checks_what_it_is_given() {
     // (A new account password ends the app passwords: set it first.)
     set_password(&instance, ADA, "Drop-Pass-77").await;
     let password = app_password(&instance, ADA).await;
-    let api = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
+    let api = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
     let post_drop = |body: serde_json::Value, password: String| {
         let api = api.clone();
         let url = instance.url("/api/drops");
@@ -539,16 +591,33 @@ async fn the_drop_api_takes_app_passwords_only_and_checks_what_it_is_given() {
         .await
         .unwrap();
     assert_eq!(by_cookie.status(), StatusCode::UNAUTHORIZED);
-    assert!(by_cookie.headers()["content-type"].to_str().unwrap().contains("problem+json"));
+    assert!(
+        by_cookie.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("problem+json")
+    );
 
     // Another user's upload is not found, and nothing is sent.
     let (bo, _) = instance
         .store()
         .accounts()
-        .add_practice_user("bo@smiles.example", "Dr Bo", store::accounts::Role::Doctor, "smiles.example", true, false)
+        .add_practice_user(
+            "bo@smiles.example",
+            "Dr Bo",
+            store::accounts::Role::Doctor,
+            "smiles.example",
+            true,
+            false,
+        )
         .await
         .unwrap();
-    let bo_password = instance.store().auth().create_app_password(&bo, "desk", "test").await.unwrap();
+    let bo_password = instance
+        .store()
+        .auth()
+        .create_app_password(&bo, "desk", "test")
+        .await
+        .unwrap();
     let bos = {
         let created = api
             .post(instance.url("/api/uploads"))
@@ -560,7 +629,13 @@ async fn the_drop_api_takes_app_passwords_only_and_checks_what_it_is_given() {
             .await
             .unwrap();
         assert_eq!(created.status(), StatusCode::CREATED);
-        created.headers()["location"].to_str().unwrap().rsplit('/').next().unwrap().to_owned()
+        created.headers()["location"]
+            .to_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_owned()
     };
     let stolen = post_drop(
         serde_json::json!({"to": "pat@example.org", "role": "patient", "uploads": [bos]}),
@@ -579,7 +654,11 @@ async fn the_drop_api_takes_app_passwords_only_and_checks_what_it_is_given() {
     .await;
     assert_eq!(two.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(two.text().await.unwrap().contains("one recipient"));
-    let no_role = post_drop(serde_json::json!({"to": "pat@example.org", "uploads": [mine]}), password.clone()).await;
+    let no_role = post_drop(
+        serde_json::json!({"to": "pat@example.org", "uploads": [mine]}),
+        password.clone(),
+    )
+    .await;
     assert_eq!(no_role.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(no_role.text().await.unwrap().contains("is new to your practice"));
     let bad_role = post_drop(

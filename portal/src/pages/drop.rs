@@ -28,7 +28,10 @@ pub fn routes() -> Routes {
         Group::signed_in()
             .get("/drop", page)
             // Files stream into staged uploads (their own size rules apply).
-            .post("/drop", Handler::<_, AppState>::layer(send, DefaultBodyLimit::disable())),
+            .post(
+                "/drop",
+                Handler::<_, AppState>::layer(send, DefaultBodyLimit::disable()),
+            ),
     )
 }
 

@@ -56,7 +56,9 @@ impl DropRequest {
     fn recipient(&self) -> Result<String, DropRefusal> {
         let to = self.to.trim();
         if to.is_empty() {
-            return Err(DropRefusal::Invalid("Say who gets the files (one email address).".to_owned()));
+            return Err(DropRefusal::Invalid(
+                "Say who gets the files (one email address).".to_owned(),
+            ));
         }
         if to.contains([',', ';', '\n', ' ']) {
             return Err(DropRefusal::Invalid(
@@ -126,7 +128,12 @@ pub async fn send_drop(
         files.push(state.store.uploads().open(sender, id).await?);
     }
     let host = state.config.message_id_host();
-    let sent = match state.store.mail().send_draft(sender, &draft, files, &host, client).await? {
+    let sent = match state
+        .store
+        .mail()
+        .send_draft(sender, &draft, files, &host, client)
+        .await?
+    {
         Ok(id) => id,
         Err(problem) => return Err(refusal(problem)),
     };
