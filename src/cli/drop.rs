@@ -330,9 +330,19 @@ async fn send_files(api: &Api, args: &DropArgs) -> Result<(), Failure> {
     let screen = Screen::new();
     let locations = upload_all(api, &screen, &files, &mut |_, _| {}, &[]).await?;
     let on_retry = |why: &str| screen.say(&format!("sending: {why}"));
-    let dropped = api
+    let dropped = match api
         .drop_files(&args.to, args.role.as_deref(), &args.note, &locations, &on_retry)
-        .await?;
+        .await
+    {
+        Ok(dropped) => dropped,
+        Err(error) => {
+            // Nothing was sent: the uploads would only wait for the sweeper.
+            if matches!(error, DropError::Refused(_)) {
+                api.discard(&locations).await;
+            }
+            return Err(error.into());
+        }
+    };
     println!(
         "Sent {} file(s) securely to {} (message {}, {}).",
         files.len(),

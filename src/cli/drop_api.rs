@@ -294,6 +294,14 @@ impl Api {
         Ok(())
     }
 
+    /// Removes uploads a refused drop leaves behind (best effort: the portal
+    /// sweeps abandoned uploads anyway).
+    pub async fn discard(&self, locations: &[String]) {
+        for location in locations {
+            let _ = self.request(reqwest::Method::DELETE, location).send().await;
+        }
+    }
+
     /// Sends the finished uploads (their locations) to `to` as one drop.
     pub async fn drop_files(
         &self,

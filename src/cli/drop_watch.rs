@@ -256,7 +256,12 @@ async fn finish_send(
             Err(DropError::UploadGone(_)) => {
                 screen.say(&format!("{name}: already sent before the restart"));
             }
-            Err(error) => return handle_error(screen, dir, ledger, name, error),
+            Err(error) => {
+                if matches!(error, DropError::Refused(_)) {
+                    api.discard(&locations).await;
+                }
+                return handle_error(screen, dir, ledger, name, error);
+            }
         }
         entry.stage = Stage::Sent;
         ledger.set(name, entry.clone())?;

@@ -1,6 +1,7 @@
 //! Secure Drop from the desktop: the real `sealpost drop` binary against a
 //! running portal over HTTPS with an app password. Two files to a new
-//! address (the recipient registers and downloads both, byte-identical); an
+//! address (refused without its role; then the recipient registers and
+//! downloads both, byte-identical); an
 //! upload that resumes after the server was stopped mid-way and started
 //! again; `--watch` with a file written slowly (never sent half-written); no
 //! second send after a restart; wrong or badly kept credentials refused with
@@ -124,6 +125,17 @@ async fn drop_two_files_to_a_new_address_arrive_byte_identical() {
     let model = folder.path().join("crown.stl");
     std::fs::write(&scan, &first).unwrap();
     std::fs::write(&model, &second).unwrap();
+
+    // A new address without its relationship: refused (exit 4), nothing sent.
+    let no_role = run_drop(
+        &instance,
+        &password,
+        &[model.to_str().unwrap(), "--to", "pat@example.org"],
+    )
+    .await;
+    assert_eq!(no_role.status.code(), Some(4), "{}", text(&no_role));
+    assert!(text(&no_role).contains("is new to your practice"), "{}", text(&no_role));
+    assert_eq!(sends(&instance).await, 0);
 
     let output = run_drop(
         &instance,
