@@ -282,7 +282,10 @@ pub async fn upload_all(
                     offset = at;
                     screen.say(&format!("{}: going on from byte {at}", file.name));
                 }
-                Err(DropError::UploadGone(_)) => location = None,
+                Err(DropError::UploadGone(_)) => {
+                    screen.say(&format!("{}: the earlier upload is gone; starting again", file.name));
+                    location = None;
+                }
                 Err(other) => return Err(other),
             }
         }

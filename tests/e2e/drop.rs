@@ -700,3 +700,71 @@ async fn the_drop_api_takes_app_passwords_only_and_checks_what_it_is_given() {
     .await;
     assert_eq!(again.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_goes_on_with_a_half_done_upload_after_a_restart() {
+    let instance = Instance::start().await;
+    instance.practice_with_doctor().await;
+    let password = app_password(&instance, ADA).await;
+    let folder = tempfile::tempdir().unwrap();
+    let dir: PathBuf = folder.path().to_owned();
+    let content = file_bytes(600_000, "half");
+    std::fs::write(dir.join("ceph.dcm"), &content).unwrap();
+
+    // A previous run uploaded the first 200 000 bytes, then was stopped.
+    let http = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let created = http
+        .post(instance.url("/api/uploads"))
+        .basic_auth(ADA, Some(&password))
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Length", content.len().to_string())
+        .header(
+            "Upload-Metadata",
+            format!(
+                "filename {}",
+                base64::engine::general_purpose::STANDARD.encode("ceph.dcm")
+            ),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let location = created.headers()["location"].to_str().unwrap().to_owned();
+    let patched = http
+        .patch(instance.url(&location))
+        .basic_auth(ADA, Some(&password))
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Offset", "0")
+        .header("Content-Type", "application/offset+octet-stream")
+        .body(content[..200_000].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), StatusCode::NO_CONTENT);
+    let state = serde_json::json!({"files": {"ceph.dcm": {
+        "size": content.len(), "stage": "uploading", "upload": location, "message": null
+    }}});
+    std::fs::write(dir.join(".sealpost-drop-state.json"), state.to_string()).unwrap();
+
+    let output = finished(watcher(&instance, &password, &dir, 1)).await;
+    assert!(output.status.success(), "{}", text(&output));
+    // The store keeps whole sealed chunks: the upload goes on from the last one.
+    let at: u64 = text(&output)
+        .split("ceph.dcm: going on from byte ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("did not go on with the upload: {}", text(&output)));
+    assert!(at > 0 && at <= 200_000, "went on from byte {at}");
+    assert_eq!(names_in(&dir.join("sent")), ["ceph.dcm"]);
+    assert_eq!(sends(&instance).await, 1);
+
+    let (http, message) = register_recipient(&instance, "pat@example.org").await;
+    assert!(
+        download(&instance, &http, &message, 0).await == content,
+        "the resumed file differs"
+    );
+}
