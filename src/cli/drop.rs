@@ -332,12 +332,26 @@ async fn send_files(api: &Api, args: &DropArgs) -> Result<(), Failure> {
     api.check_credentials().await?;
     let screen = Screen::new();
     let locations = upload_all(api, &screen, &files, &mut |_, _| {}, &[]).await?;
-    let on_retry = |why: &str| screen.say(&format!("sending: {why}"));
+    let retried = std::sync::atomic::AtomicBool::new(false);
+    let on_retry = |why: &str| {
+        retried.store(true, std::sync::atomic::Ordering::Relaxed);
+        screen.say(&format!("sending: {why}"));
+    };
     let dropped = match api
         .drop_files(&args.to, args.role.as_deref(), &args.note, &locations, &on_retry)
         .await
     {
         Ok(dropped) => dropped,
+        // The portal consumes the uploads it sends: gone after a retry means
+        // the first try got through and only its answer was lost.
+        Err(DropError::UploadGone(_)) if retried.load(std::sync::atomic::Ordering::Relaxed) => {
+            println!(
+                "Sent {} file(s) securely to {} (the portal's answer was lost on the way).",
+                files.len(),
+                args.to
+            );
+            return Ok(());
+        }
         Err(error) => {
             // Nothing was sent: the uploads would only wait for the sweeper.
             if matches!(error, DropError::Refused(_)) {

@@ -54,7 +54,8 @@ impl From<store::Error> for DropRefusal {
 impl DropRequest {
     /// The recipient, checked to be exactly one address.
     fn recipient(&self) -> Result<String, DropRefusal> {
-        let to = self.to.trim();
+        // The address book may leave a separator after the address it filled in.
+        let to = self.to.trim().trim_end_matches([',', ';']).trim();
         if to.is_empty() {
             return Err(DropRefusal::Invalid(
                 "Say who gets the files (one email address).".to_owned(),
