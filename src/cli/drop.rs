@@ -45,13 +45,13 @@ pub struct DropArgs {
     #[arg(long, default_value = "")]
     pub note: String,
     /// The portal's address, e.g. `https://secure.example.com`.
-    #[arg(long, env = "SEALPOST_PORTAL_URL")]
+    #[arg(long, env = "SEALPOST_DROP_PORTAL")]
     pub portal: Option<String>,
     /// A TOML file (mode 0600) with `email` and `app_password`.
-    #[arg(long, env = "SEALPOST_CREDENTIALS")]
+    #[arg(long, env = "SEALPOST_DROP_CREDENTIALS")]
     pub credentials: Option<PathBuf>,
     /// An extra certificate (PEM) to trust for the portal, e.g. its self-signed one.
-    #[arg(long, env = "SEALPOST_CA_CERT")]
+    #[arg(long, env = "SEALPOST_DROP_CA_CERT")]
     pub ca_cert: Option<PathBuf>,
     /// Watch this folder: send each file once it stopped growing, then move it to
     /// DIR/sent/ (or DIR/failed/ with a reason file).
@@ -149,7 +149,7 @@ fn read_credentials(path: &Path) -> Result<(String, String), Failure> {
 fn api(args: &DropArgs) -> Result<Api, Failure> {
     let Some(portal) = args.portal.as_deref() else {
         return Err(Failure::usage(
-            "Say where the portal is: --portal https://… (or SEALPOST_PORTAL_URL).",
+            "Say where the portal is: --portal https://… (or SEALPOST_DROP_PORTAL).",
         ));
     };
     let (email, password) = credentials(args)?;

@@ -48,8 +48,8 @@ fn drop_command(instance: &Instance, port: u16, password: &str, args: &[&str]) -
         .arg(instance.config.cert_path())
         .env("SEALPOST_EMAIL", ADA)
         .env("SEALPOST_APP_PASSWORD", password)
-        .env_remove("SEALPOST_CREDENTIALS")
-        .env_remove("SEALPOST_PORTAL_URL")
+        .env_remove("SEALPOST_DROP_CREDENTIALS")
+        .env_remove("SEALPOST_DROP_PORTAL")
         .kill_on_drop(true);
     command
 }
