@@ -1,31 +1,24 @@
 //! Secure Drop from the desktop: the real `sealpost drop` binary against a
 //! running portal over HTTPS with an app password. Two files to a new
 //! address (refused without its role; then the recipient registers and
-//! downloads both, byte-identical); an
-//! upload that resumes after the server was stopped mid-way and started
-//! again; `--watch` with a file written slowly (never sent half-written); no
-//! second send after a restart; wrong or badly kept credentials refused with
-//! their exit codes; and the API's attacker cases (a cookie is not enough,
-//! other people's uploads, one recipient only, a new address needs a role).
+//! downloads both, byte-identical); wrong or badly kept credentials refused
+//! with their exit codes; and the API's attacker cases (a cookie is not
+//! enough, other people's uploads, one recipient only, a new address needs a
+//! role). The resume after a server stop is `drop_resume.rs`, the watched
+//! folder `drop_watch.rs`; they share the helpers here.
 
-use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
 use reqwest::StatusCode;
-use sealpost::app::{self, Listeners};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
 
 use super::harness::{Instance, browser, finish_two_step, link_in, logs, register_form, set_password, sign_in};
 
-const ADA: &str = "ada@smiles.example";
+pub(super) const ADA: &str = "ada@smiles.example";
 
 /// An app password for `email`.
-async fn app_password(instance: &Instance, email: &str) -> String {
+pub(super) async fn app_password(instance: &Instance, email: &str) -> String {
     let user = instance.store().accounts().user_by_email(email).await.unwrap().unwrap();
     instance
         .store()
@@ -37,7 +30,7 @@ async fn app_password(instance: &Instance, email: &str) -> String {
 
 /// `sealpost drop ARGS…` against the portal at `port`, with `password` in the
 /// environment (never on the command line).
-fn drop_command(instance: &Instance, port: u16, password: &str, args: &[&str]) -> tokio::process::Command {
+pub(super) fn drop_command(instance: &Instance, port: u16, password: &str, args: &[&str]) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_sealpost"));
     command
         .arg("drop")
@@ -54,7 +47,7 @@ fn drop_command(instance: &Instance, port: u16, password: &str, args: &[&str]) -
     command
 }
 
-async fn run_drop(instance: &Instance, password: &str, args: &[&str]) -> Output {
+pub(super) async fn run_drop(instance: &Instance, password: &str, args: &[&str]) -> Output {
     let port = instance.running.addresses.portal.port();
     let child = drop_command(instance, port, password, args).output();
     tokio::time::timeout(Duration::from_mins(3), child)
@@ -63,7 +56,7 @@ async fn run_drop(instance: &Instance, password: &str, args: &[&str]) -> Output 
         .unwrap()
 }
 
-fn text(output: &Output) -> String {
+pub(super) fn text(output: &Output) -> String {
     format!(
         "exit {:?}\nstdout: {}\nstderr: {}",
         output.status.code(),
@@ -73,7 +66,7 @@ fn text(output: &Output) -> String {
 }
 
 /// Bytes that differ all along, ending with `tag`.
-fn file_bytes(len: usize, tag: &str) -> Vec<u8> {
+pub(super) fn file_bytes(len: usize, tag: &str) -> Vec<u8> {
     let mut bytes: Vec<u8> = (0..len as u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
         .collect();
@@ -83,7 +76,7 @@ fn file_bytes(len: usize, tag: &str) -> Vec<u8> {
 
 /// The recipient of a first message registers from the invitation and signs
 /// in; returns their client and the message's URL.
-async fn register_recipient(instance: &Instance, email: &str) -> (reqwest::Client, String) {
+pub(super) async fn register_recipient(instance: &Instance, email: &str) -> (reqwest::Client, String) {
     let notification = instance.wait_for_mail(email, 1).await;
     let invite = link_in(&notification, &format!("{}/m/", instance.config.public_url));
     let http = browser();
@@ -102,7 +95,7 @@ async fn register_recipient(instance: &Instance, email: &str) -> (reqwest::Clien
     (http, invite.split('?').next().unwrap().to_owned())
 }
 
-async fn download(instance: &Instance, http: &reqwest::Client, message: &str, index: usize) -> Vec<u8> {
+pub(super) async fn download(instance: &Instance, http: &reqwest::Client, message: &str, index: usize) -> Vec<u8> {
     let response = http
         .get(instance.reachable(&format!("{message}/a/{index}")))
         .send()
@@ -110,6 +103,46 @@ async fn download(instance: &Instance, http: &reqwest::Client, message: &str, in
         .unwrap();
     assert_eq!(response.status(), 200);
     response.bytes().await.unwrap().to_vec()
+}
+
+/// How many messages were sent (the store audits each send as it spools it).
+pub(super) async fn sends(instance: &Instance) -> usize {
+    let audit = instance.store().audit_log().recent_audit(1000).await.unwrap();
+    audit.iter().filter(|(_, action, _)| action == "message.send").count()
+}
+
+/// Uploads `content` through the API as `name`; returns its location.
+pub(super) async fn api_upload(instance: &Instance, password: &str, name: &str, content: &[u8]) -> String {
+    let http = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let created = http
+        .post(instance.url("/api/uploads"))
+        .basic_auth(ADA, Some(password))
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Length", content.len().to_string())
+        .header(
+            "Upload-Metadata",
+            format!("filename {}", base64::engine::general_purpose::STANDARD.encode(name)),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let location = created.headers()["location"].to_str().unwrap().to_owned();
+    let patched = http
+        .patch(instance.url(&location))
+        .basic_auth(ADA, Some(password))
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Offset", "0")
+        .header("Content-Type", "application/offset+octet-stream")
+        .body(content.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), StatusCode::NO_CONTENT);
+    location
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,345 +256,6 @@ async fn wrong_or_badly_kept_credentials_are_refused_with_their_exit_codes() {
     assert_eq!(none.status.code(), Some(2), "{}", text(&none));
     assert!(text(&none).contains("SEALPOST_APP_PASSWORD"), "{}", text(&none));
     assert!(instance.outbox_for("pat@example.org").is_empty(), "something was sent");
-}
-
-/// A TCP relay between the CLI and the portal that the test controls: it
-/// passes at most `allowed` bytes from the client, and `cut` ends every
-/// connection, as a server going away does.
-struct Relay {
-    port: u16,
-    upstream: Arc<std::sync::Mutex<u16>>,
-    allowed: Arc<AtomicU64>,
-    passed: Arc<AtomicU64>,
-    connections: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
-    accept: tokio::task::JoinHandle<()>,
-}
-
-impl Relay {
-    async fn start(upstream: u16, allowed: u64) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let upstream = Arc::new(std::sync::Mutex::new(upstream));
-        let allowed = Arc::new(AtomicU64::new(allowed));
-        let passed = Arc::new(AtomicU64::new(0));
-        let connections = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let accept = tokio::spawn({
-            let (upstream, allowed, passed, connections) =
-                (upstream.clone(), allowed.clone(), passed.clone(), connections.clone());
-            async move {
-                loop {
-                    let Ok((client, _)) = listener.accept().await else {
-                        return;
-                    };
-                    let to = *upstream.lock().unwrap();
-                    let (allowed, passed) = (allowed.clone(), passed.clone());
-                    let task = tokio::spawn(async move {
-                        let Ok(server) = TcpStream::connect(("127.0.0.1", to)).await else {
-                            return;
-                        };
-                        let (mut client_read, mut client_write) = client.into_split();
-                        let (mut server_read, mut server_write) = server.into_split();
-                        let up = async {
-                            let mut buffer = vec![0u8; 16 * 1024];
-                            loop {
-                                while passed.load(Ordering::SeqCst) >= allowed.load(Ordering::SeqCst) {
-                                    tokio::time::sleep(Duration::from_millis(20)).await;
-                                }
-                                let room = allowed.load(Ordering::SeqCst) - passed.load(Ordering::SeqCst);
-                                let want = buffer.len().min(usize::try_from(room).unwrap_or(usize::MAX));
-                                let n = match client_read.read(&mut buffer[..want]).await {
-                                    Ok(0) | Err(_) => return,
-                                    Ok(n) => n,
-                                };
-                                passed.fetch_add(n as u64, Ordering::SeqCst);
-                                if server_write.write_all(&buffer[..n]).await.is_err() {
-                                    return;
-                                }
-                            }
-                        };
-                        let down = tokio::io::copy(&mut server_read, &mut client_write);
-                        tokio::select! { () = up => {}, _ = down => {} }
-                    });
-                    connections.lock().unwrap().push(task);
-                }
-            }
-        });
-        Self {
-            port,
-            upstream,
-            allowed,
-            passed,
-            connections,
-            accept,
-        }
-    }
-
-    /// Ends every open connection (the client sees them reset).
-    fn cut(&self) {
-        for task in self.connections.lock().unwrap().drain(..) {
-            task.abort();
-        }
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        self.cut();
-        self.accept.abort();
-    }
-}
-
-/// How many messages were sent (the store audits each send as it spools it).
-async fn sends(instance: &Instance) -> usize {
-    let audit = instance.store().audit_log().recent_audit(1000).await.unwrap();
-    audit.iter().filter(|(_, action, _)| action == "message.send").count()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_upload_resumes_after_the_server_is_stopped_mid_way_and_started_again() {
-    let instance = Instance::start().await;
-    instance.practice_with_doctor().await;
-    let password = app_password(&instance, ADA).await;
-    let folder = tempfile::tempdir().unwrap();
-    let content = file_bytes(3 * 1024 * 1024, "resumed");
-    let path = folder.path().join("cbct.dcm");
-    std::fs::write(&path, &content).unwrap();
-
-    // The relay lets ~1.2 MB through, then holds the rest.
-    let relay = Relay::start(instance.running.addresses.portal.port(), 1_200_000).await;
-    let mut child = drop_command(
-        &instance,
-        relay.port,
-        &password,
-        &[
-            path.to_str().unwrap(),
-            "--to",
-            "pat@example.org",
-            "--role",
-            "patient",
-            "--chunk-bytes",
-            "262144",
-        ],
-    )
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped())
-    .spawn()
-    .unwrap();
-
-    // Wait until the relay holds the upload mid-way: the chunks before the
-    // held one were answered, so they are sealed on the server.
-    for _ in 0..1200 {
-        if relay.passed.load(Ordering::SeqCst) >= relay.allowed.load(Ordering::SeqCst) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(relay.passed.load(Ordering::SeqCst) >= relay.allowed.load(Ordering::SeqCst));
-
-    // The server stops (the client's connection dies with it) and starts
-    // again on the same folder and database, behind a new port.
-    let port_before = instance.running.addresses.portal.port();
-    relay.cut();
-    let stopped = instance.stop().await;
-    let listeners = Listeners {
-        relay: TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        submission: TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        portal: TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        imap: TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        imap_tls: TcpListener::bind("127.0.0.1:0").await.unwrap(),
-    };
-    let running = app::start(&stopped.config, listeners, stopped.clock.clone())
-        .await
-        .unwrap();
-    let instance = Instance {
-        dir: stopped.dir,
-        running,
-        clock: stopped.clock,
-        config: stopped.config,
-    };
-    assert_ne!(instance.running.addresses.portal.port(), port_before);
-    *relay.upstream.lock().unwrap() = instance.running.addresses.portal.port();
-    relay.allowed.store(u64::MAX, Ordering::SeqCst);
-
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut stdout).await.unwrap();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).await.unwrap();
-    let status = tokio::time::timeout(Duration::from_mins(2), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success(), "stdout: {stdout}\nstderr: {stderr}");
-    let resumed_at: u64 = stderr
-        .split("going on from byte ")
-        .nth(1)
-        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("the client did not resume: {stderr}"));
-    assert!(
-        resumed_at > 0 && resumed_at < content.len() as u64,
-        "resumed at {resumed_at}: {stderr}"
-    );
-
-    let (http, message) = register_recipient(&instance, "pat@example.org").await;
-    assert!(
-        download(&instance, &http, &message, 0).await == content,
-        "the resumed file differs"
-    );
-}
-
-/// Starts `sealpost drop --watch DIR` (stopping after `max` files).
-fn watcher(instance: &Instance, password: &str, dir: &Path, max: usize) -> tokio::process::Child {
-    let port = instance.running.addresses.portal.port();
-    drop_command(
-        instance,
-        port,
-        password,
-        &[
-            "--watch",
-            dir.to_str().unwrap(),
-            "--to",
-            "pat@example.org",
-            "--role",
-            "patient",
-            "--settle",
-            "2",
-            "--max-files",
-            &max.to_string(),
-        ],
-    )
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped())
-    .spawn()
-    .unwrap()
-}
-
-async fn finished(child: tokio::process::Child) -> Output {
-    tokio::time::timeout(Duration::from_mins(2), child.wait_with_output())
-        .await
-        .expect("the watcher stopped within 2 minutes")
-        .unwrap()
-}
-
-fn names_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn watch_sends_a_slowly_written_file_whole_and_never_twice_across_a_restart() {
-    let instance = Instance::start().await;
-    instance.practice_with_doctor().await;
-    let password = app_password(&instance, ADA).await;
-    let folder = tempfile::tempdir().unwrap();
-    let dir: PathBuf = folder.path().to_owned();
-
-    // The imaging software writes the X-ray in pieces, pausing between them.
-    let child = watcher(&instance, &password, &dir, 1);
-    let content = file_bytes(400_000, "slow");
-    {
-        use std::io::Write as _;
-        let mut file = std::fs::File::create(dir.join("pano.png")).unwrap();
-        for piece in content.chunks(40_000) {
-            file.write_all(piece).unwrap();
-            file.flush().unwrap();
-            tokio::time::sleep(Duration::from_millis(400)).await;
-        }
-    }
-    let output = finished(child).await;
-    assert!(output.status.success(), "{}", text(&output));
-    assert_eq!(names_in(&dir.join("sent")), ["pano.png"], "{}", text(&output));
-    assert!(!dir.join("pano.png").exists());
-
-    let (http, message) = register_recipient(&instance, "pat@example.org").await;
-    assert!(
-        download(&instance, &http, &message, 0).await == content,
-        "sent half-written"
-    );
-
-    // A previous run sent "ceph.png" but died before it could move it: its
-    // state file says "sending" with the upload the server has consumed.
-    let ceph = file_bytes(50_000, "ceph");
-    std::fs::write(dir.join("ceph.png"), &ceph).unwrap();
-    let location = api_upload(&instance, &password, "ceph.png", &ceph).await;
-    let http_api = reqwest::Client::builder()
-        .danger_accept_invalid_certs(true)
-        .build()
-        .unwrap();
-    let sent = http_api
-        .post(instance.url("/api/drops"))
-        .basic_auth(ADA, Some(&password))
-        .header("Content-Type", "application/json")
-        .body(
-            serde_json::json!({"to": "pat@example.org", "uploads": [location.rsplit('/').next().unwrap()]}).to_string(),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(sent.status(), StatusCode::CREATED);
-    let before = sends(&instance).await;
-    let state = serde_json::json!({"files": {"ceph.png": {
-        "size": ceph.len(), "stage": "sending", "upload": location, "message": null
-    }}});
-    std::fs::write(dir.join(".sealpost-drop-state.json"), state.to_string()).unwrap();
-
-    let output = finished(watcher(&instance, &password, &dir, 1)).await;
-    assert!(output.status.success(), "{}", text(&output));
-    assert!(text(&output).contains("already sent"), "{}", text(&output));
-    assert_eq!(names_in(&dir.join("sent")), ["ceph.png", "pano.png"]);
-    assert_eq!(sends(&instance).await, before, "ceph.png was sent twice");
-    let state = std::fs::read_to_string(dir.join(".sealpost-drop-state.json")).unwrap();
-    assert!(!state.contains("ceph.png"), "{state}");
-
-    // A type the practice does not accept goes to failed/ with the reason.
-    let child = watcher(&instance, &password, &dir, 1);
-    std::fs::write(dir.join("setup.exe"), b"MZ not welcome").unwrap();
-    let output = finished(child).await;
-    assert!(output.status.success(), "{}", text(&output));
-    assert_eq!(names_in(&dir.join("failed")), ["setup.exe", "setup.exe.reason.txt"]);
-    let reason = std::fs::read_to_string(dir.join("failed/setup.exe.reason.txt")).unwrap();
-    assert!(reason.contains("setup.exe"), "{reason}");
-}
-
-/// Uploads `content` through the API as `name`; returns its location.
-async fn api_upload(instance: &Instance, password: &str, name: &str, content: &[u8]) -> String {
-    let http = reqwest::Client::builder()
-        .danger_accept_invalid_certs(true)
-        .build()
-        .unwrap();
-    let created = http
-        .post(instance.url("/api/uploads"))
-        .basic_auth(ADA, Some(password))
-        .header("Tus-Resumable", "1.0.0")
-        .header("Upload-Length", content.len().to_string())
-        .header(
-            "Upload-Metadata",
-            format!("filename {}", base64::engine::general_purpose::STANDARD.encode(name)),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), StatusCode::CREATED);
-    let location = created.headers()["location"].to_str().unwrap().to_owned();
-    let patched = http
-        .patch(instance.url(&location))
-        .basic_auth(ADA, Some(password))
-        .header("Tus-Resumable", "1.0.0")
-        .header("Upload-Offset", "0")
-        .header("Content-Type", "application/offset+octet-stream")
-        .body(content.to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(patched.status(), StatusCode::NO_CONTENT);
-    location
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -699,72 +393,4 @@ async fn the_drop_api_takes_app_passwords_only_and_checks_what_it_is_given() {
     )
     .await;
     assert_eq!(again.status(), StatusCode::NOT_FOUND);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn watch_goes_on_with_a_half_done_upload_after_a_restart() {
-    let instance = Instance::start().await;
-    instance.practice_with_doctor().await;
-    let password = app_password(&instance, ADA).await;
-    let folder = tempfile::tempdir().unwrap();
-    let dir: PathBuf = folder.path().to_owned();
-    let content = file_bytes(600_000, "half");
-    std::fs::write(dir.join("ceph.dcm"), &content).unwrap();
-
-    // A previous run uploaded the first 200 000 bytes, then was stopped.
-    let http = reqwest::Client::builder()
-        .danger_accept_invalid_certs(true)
-        .build()
-        .unwrap();
-    let created = http
-        .post(instance.url("/api/uploads"))
-        .basic_auth(ADA, Some(&password))
-        .header("Tus-Resumable", "1.0.0")
-        .header("Upload-Length", content.len().to_string())
-        .header(
-            "Upload-Metadata",
-            format!(
-                "filename {}",
-                base64::engine::general_purpose::STANDARD.encode("ceph.dcm")
-            ),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), StatusCode::CREATED);
-    let location = created.headers()["location"].to_str().unwrap().to_owned();
-    let patched = http
-        .patch(instance.url(&location))
-        .basic_auth(ADA, Some(&password))
-        .header("Tus-Resumable", "1.0.0")
-        .header("Upload-Offset", "0")
-        .header("Content-Type", "application/offset+octet-stream")
-        .body(content[..200_000].to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(patched.status(), StatusCode::NO_CONTENT);
-    let state = serde_json::json!({"files": {"ceph.dcm": {
-        "size": content.len(), "stage": "uploading", "upload": location, "message": null
-    }}});
-    std::fs::write(dir.join(".sealpost-drop-state.json"), state.to_string()).unwrap();
-
-    let output = finished(watcher(&instance, &password, &dir, 1)).await;
-    assert!(output.status.success(), "{}", text(&output));
-    // The store keeps whole sealed chunks: the upload goes on from the last one.
-    let at: u64 = text(&output)
-        .split("ceph.dcm: going on from byte ")
-        .nth(1)
-        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("did not go on with the upload: {}", text(&output)));
-    assert!(at > 0 && at <= 200_000, "went on from byte {at}");
-    assert_eq!(names_in(&dir.join("sent")), ["ceph.dcm"]);
-    assert_eq!(sends(&instance).await, 1);
-
-    let (http, message) = register_recipient(&instance, "pat@example.org").await;
-    assert!(
-        download(&instance, &http, &message, 0).await == content,
-        "the resumed file differs"
-    );
 }

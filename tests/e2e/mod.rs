@@ -17,6 +17,8 @@ mod delivery;
 mod delivery_pool;
 mod dkim;
 mod drop;
+mod drop_resume;
+mod drop_watch;
 mod harness;
 mod html_render_limits;
 mod imap;
