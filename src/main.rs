@@ -86,6 +86,9 @@ enum Command {
         #[arg(long)]
         keys_to: Option<PathBuf>,
     },
+    /// Secure Drop: send files to one recipient through the portal's API, or watch
+    /// a folder and send each file that appears (docs/secure-drop.md).
+    Drop(Box<cli::drop::DropArgs>),
     /// Restore a backup onto this configuration's fresh data folder and database.
     Restore {
         /// A folder `sealpost backup` wrote.
@@ -135,6 +138,10 @@ fn main() -> ExitCode {
         let location = info.location().map(ToString::to_string).unwrap_or_default();
         tracing::error!(%location, "panic (message withheld: it may quote the input)");
     }));
+    // A client of a portal (maybe on another machine): no configuration needed.
+    if let Command::Drop(args) = &cli.command {
+        return cli::drop::main(args);
+    }
     let source = Source::find(cli.config);
     let config = match Config::load_located(source.path(), std::env::vars()) {
         Ok(config) => config,
@@ -215,6 +222,7 @@ async fn run(command: Command, config: Config, source: &Source) -> anyhow::Resul
         Command::Audit { command } => audit::audit(command, &config).await,
         Command::Keys { command } => cli::keys::keys(command, &config).await,
         Command::Backup { dir, keys_to } => cli::backup::backup(&config, &dir, keys_to.as_deref()).await,
+        Command::Drop(_) => unreachable!("dispatched before the configuration is read"),
         Command::Restore { dir, keys_from, force } => {
             cli::backup::restore(&config, &dir, keys_from.as_deref(), force).await
         }

@@ -43,7 +43,7 @@ pub struct Problem {
 }
 
 impl Problem {
-    fn new(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Self {
         Self {
             status,
             title,
@@ -51,7 +51,7 @@ impl Problem {
         }
     }
 
-    fn unauthorized() -> Self {
+    pub(crate) fn unauthorized() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
             "Not signed in",
@@ -130,7 +130,7 @@ fn bearer_key(headers: &HeaderMap) -> Option<String> {
 
 /// `email:password` from an `Authorization: Basic` header; `None` if absent,
 /// an error if present but unreadable.
-fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, Problem> {
+pub(crate) fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, Problem> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };

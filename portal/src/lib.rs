@@ -8,6 +8,7 @@
 
 mod addin;
 mod api;
+mod api_drop;
 mod cookies;
 mod csrf;
 mod error;
@@ -120,6 +121,8 @@ pub(crate) fn all_routes() -> routes::Routes {
         .merge(pages::uploads::routes())
         .merge(pages::upload_form::routes())
         .merge(pages::contacts::routes())
+        .merge(pages::drop::routes())
+        .merge(api_drop::routes())
 }
 
 /// Headers every response carries (RFC 6797 for HSTS; CSP Level 3).

@@ -3,6 +3,9 @@
 pub(crate) mod audit;
 pub(crate) mod audit_export;
 pub(crate) mod backup;
+pub(crate) mod drop;
+pub(crate) mod drop_api;
+pub(crate) mod drop_watch;
 pub(crate) mod keys;
 pub(crate) mod practice;
 pub(crate) mod spool;

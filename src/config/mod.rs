@@ -145,7 +145,11 @@ impl Config {
                 continue;
             };
             // Variables that are not configuration keys.
-            if matches!(rest, "CONFIG" | "LOG") || rest.starts_with("TEST_") {
+            // `sealpost drop`'s (docs/secure-drop.md): a front-desk PC's, not the server's.
+            if matches!(rest, "CONFIG" | "LOG" | "EMAIL" | "APP_PASSWORD")
+                || rest.starts_with("TEST_")
+                || rest.starts_with("DROP_")
+            {
                 continue;
             }
             let key = rest.to_ascii_lowercase();
@@ -381,6 +385,9 @@ mod tests {
                 ("SEALPOST_LOG", "debug"),
                 ("SEALPOST_CONFIG", "/etc/sealpost.toml"),
                 ("SEALPOST_TEST_POSTGRES_URL", "postgres://x"),
+                ("SEALPOST_EMAIL", "frontdesk@smiles.example"),
+                ("SEALPOST_APP_PASSWORD", "abcd efgh ijkl mnop"),
+                ("SEALPOST_DROP_PORTAL", "https://secure.example.com"),
             ]),
         )
         .unwrap();

@@ -369,7 +369,7 @@ pub async fn send(
 
 /// Waits (a few seconds at most) until the sealer has sealed message `id`, so
 /// the sender lands on it; `false` if it is still in the spool then.
-async fn sealed(state: &AppState, id: &MessageId) -> bool {
+pub(crate) async fn sealed(state: &AppState, id: &MessageId) -> bool {
     let mut changes = state.store.mail().mail_changes();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {

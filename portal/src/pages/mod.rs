@@ -9,6 +9,8 @@ mod compose_form;
 mod compose_phi;
 pub mod contacts;
 mod countdown;
+pub mod drop;
+pub(crate) mod drop_send;
 pub mod lists;
 pub mod manage_users;
 pub mod message;

@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use futures::{StreamExt as _, TryStreamExt as _};
+use store::accounts::User;
 use store::uploads::{UploadId, UploadStatus};
 
 use crate::AppState;
@@ -136,16 +137,22 @@ fn with_offset(mut response: Response, status: &UploadStatus) -> Response {
 /// `POST /uploads`: makes an upload (tus creation). A type not accepted gets
 /// 415 and a too-large one 413, each saying which file and what is allowed.
 pub async fn create(State(state): State<AppState>, viewer: Viewer, headers: HeaderMap) -> Response {
-    if let Err(refused) = check_version(&headers) {
+    create_for(&state, &viewer.user, &headers, "/uploads").await
+}
+
+/// Makes an upload for `owner`; its `Location` is under `base` (`/uploads`, or
+/// `/api/uploads` for the app-password API of `sealpost drop`).
+pub(crate) async fn create_for(state: &AppState, owner: &User, headers: &HeaderMap, base: &str) -> Response {
+    if let Err(refused) = check_version(headers) {
         return refused;
     }
     if headers.contains_key("upload-defer-length") {
         return answer(StatusCode::BAD_REQUEST, "Say the file's length (Upload-Length).");
     }
-    let Some(length) = number(&headers, UPLOAD_LENGTH) else {
+    let Some(length) = number(headers, UPLOAD_LENGTH) else {
         return answer(StatusCode::BAD_REQUEST, "Say the file's length (Upload-Length).");
     };
-    let Some(name) = metadata_file_name(&headers) else {
+    let Some(name) = metadata_file_name(headers) else {
         return answer(
             StatusCode::BAD_REQUEST,
             "Say the file's name (Upload-Metadata: filename).",
@@ -162,10 +169,10 @@ pub async fn create(State(state): State<AppState>, viewer: Viewer, headers: Head
     if let Err(store::Error::Invalid(text)) = rules.check_size(&name, length) {
         return answer(StatusCode::PAYLOAD_TOO_LARGE, text);
     }
-    match state.store.uploads().create(&viewer.user, &name, length).await {
+    match state.store.uploads().create(owner, &name, length).await {
         Ok(created) => {
             let mut response = with_offset(answer(StatusCode::CREATED, ""), &created);
-            let location = format!("/uploads/{}", created.id);
+            let location = format!("{base}/{}", created.id);
             response.headers_mut().insert(
                 header::LOCATION,
                 HeaderValue::from_str(&location).expect("ids are ASCII"),
@@ -178,11 +185,16 @@ pub async fn create(State(state): State<AppState>, viewer: Viewer, headers: Head
 
 /// `HEAD /uploads/{id}`: where the upload stands.
 pub async fn head(State(state): State<AppState>, viewer: Viewer, Path(id): Path<String>) -> Response {
-    let id = match upload_id(&id) {
+    head_for(&state, &viewer.user, &id).await
+}
+
+/// Where `owner`'s upload `id` stands.
+pub(crate) async fn head_for(state: &AppState, owner: &User, id: &str) -> Response {
+    let id = match upload_id(id) {
         Ok(id) => id,
         Err(response) => return response,
     };
-    match state.store.uploads().status(&viewer.user, &id).await {
+    match state.store.uploads().status(owner, &id).await {
         Ok(status) => with_offset(answer(StatusCode::OK, ""), &status),
         Err(error) => failed(error),
     }
@@ -197,11 +209,16 @@ pub async fn patch(
     Path(id): Path<String>,
     request: Request,
 ) -> Response {
+    patch_for(&state, &viewer.user, &id, request).await
+}
+
+/// Continues `owner`'s upload `id` with the request's body.
+pub(crate) async fn patch_for(state: &AppState, owner: &User, id: &str, request: Request) -> Response {
     let headers = request.headers();
     if let Err(refused) = check_version(headers) {
         return refused;
     }
-    let id = match upload_id(&id) {
+    let id = match upload_id(id) {
         Ok(id) => id,
         Err(response) => return response,
     };
@@ -220,7 +237,7 @@ pub async fn patch(
         .into_data_stream()
         .map_err(std::io::Error::other)
         .boxed();
-    match state.store.uploads().append(&viewer.user, &id, offset, body).await {
+    match state.store.uploads().append(owner, &id, offset, body).await {
         Ok(status) => with_offset(answer(StatusCode::NO_CONTENT, ""), &status),
         Err(error) => failed(error),
     }
@@ -233,14 +250,19 @@ pub async fn delete(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(refused) = check_version(&headers) {
+    delete_for(&state, &viewer.user, &id, &headers).await
+}
+
+/// Removes `owner`'s upload `id`.
+pub(crate) async fn delete_for(state: &AppState, owner: &User, id: &str, headers: &HeaderMap) -> Response {
+    if let Err(refused) = check_version(headers) {
         return refused;
     }
-    let id = match upload_id(&id) {
+    let id = match upload_id(id) {
         Ok(id) => id,
         Err(response) => return response,
     };
-    match state.store.uploads().discard(&viewer.user, &id).await {
+    match state.store.uploads().discard(owner, &id).await {
         Ok(()) => answer(StatusCode::NO_CONTENT, ""),
         Err(error) => failed(error),
     }

@@ -61,6 +61,10 @@ const EXEMPT: &[(&str, &str, &str)] = &[
         "the IdP's signed answer to this browser's own request",
     ),
     ("POST", "/api/addin-key", "Authorization: Basic only, never a cookie"),
+    ("POST", "/api/uploads", "Secure Drop API: Authorization: Basic only, never a cookie"),
+    ("PATCH", "/api/uploads/{id}", "Secure Drop API: Authorization: Basic only, never a cookie"),
+    ("DELETE", "/api/uploads/{id}", "Secure Drop API: Authorization: Basic only, never a cookie"),
+    ("POST", "/api/drops", "Secure Drop API: Authorization: Basic only, never a cookie"),
 ];
 
 /// A concrete path for a route template.
@@ -110,6 +114,7 @@ async fn every_state_changing_route_needs_its_csrf_token() {
         "/m/{id}/roles",
         "/practice/users/{id}",
         "/compose",
+        "/drop",
     ] {
         assert!(guarded.iter().any(|r| r.path == known), "{known} is guarded");
     }
