@@ -13,7 +13,13 @@ use crate::{Error, Result};
 impl Billing<'_> {
     /// Records a purchase about to be paid at the provider; the id goes to the
     /// provider and comes back with its completion.
-    pub async fn start_checkout(&self, payer: &crate::accounts::User, for_user: UserId, product: Product, period: Period) -> Result<String> {
+    pub async fn start_checkout(
+        &self,
+        payer: &crate::accounts::User,
+        for_user: UserId,
+        product: Product,
+        period: Period,
+    ) -> Result<String> {
         self.check_purchase(payer, for_user, product).await?;
         let id = format!("co_{}", crate::crypto::random_hex(16));
         sqlx::query(
@@ -42,14 +48,16 @@ impl Billing<'_> {
         .ok_or(Error::NotFound)?;
         let payer = self.accounts().user(UserId(row.try_get("payer_id")?)).await?;
         let for_user = UserId(row.try_get("user_id")?);
-        let product = Product::parse(&row.try_get::<String, _>("product")?).ok_or(Error::Corrupt("checkout product"))?;
+        let product =
+            Product::parse(&row.try_get::<String, _>("product")?).ok_or(Error::Corrupt("checkout product"))?;
         let period = Period::parse(&row.try_get::<String, _>("period")?).ok_or(Error::Corrupt("checkout period"))?;
-        let taken = sqlx::query("UPDATE billing_checkouts SET completed_at = $1 WHERE id = $2 AND completed_at IS NULL")
-            .bind(self.now())
-            .bind(checkout)
-            .execute(&self.db)
-            .await?
-            .rows_affected();
+        let taken =
+            sqlx::query("UPDATE billing_checkouts SET completed_at = $1 WHERE id = $2 AND completed_at IS NULL")
+                .bind(self.now())
+                .bind(checkout)
+                .execute(&self.db)
+                .await?
+                .rows_affected();
         if taken == 0 {
             return Err(Error::NotFound);
         }

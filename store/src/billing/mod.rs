@@ -39,7 +39,9 @@ impl Product {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [Self::SecureMail, Self::Outlook].into_iter().find(|p| p.as_str() == text)
+        [Self::SecureMail, Self::Outlook]
+            .into_iter()
+            .find(|p| p.as_str() == text)
     }
 
     /// The name people see.

@@ -87,12 +87,18 @@ impl Billing<'_> {
         if self.live_plan(for_user, product).await?.is_some() {
             return Err(Error::Conflict(format!(
                 "{} already has a running {} plan.",
-                if payer.id == user.id { "You" } else { user.display_name() },
+                if payer.id == user.id {
+                    "You"
+                } else {
+                    user.display_name()
+                },
                 product.label()
             )));
         }
         if product == Product::Outlook && self.live_plan(for_user, Product::SecureMail).await?.is_none() && !user.paid {
-            return Err(Error::Invalid("The Outlook add-in needs a SecureMail plan first.".into()));
+            return Err(Error::Invalid(
+                "The Outlook add-in needs a SecureMail plan first.".into(),
+            ));
         }
         Ok(user)
     }
@@ -165,8 +171,16 @@ impl Billing<'_> {
                 .await?;
         }
         let (actor, object) = (format!("user:{}", payer.id.0), format!("plan:{id}"));
-        self.audit_in(&mut tx, AuditEvent { actor: &actor, action: "billing.plan.start", object: &object, client: "" })
-            .await?;
+        self.audit_in(
+            &mut tx,
+            AuditEvent {
+                actor: &actor,
+                action: "billing.plan.start",
+                object: &object,
+                client: "",
+            },
+        )
+        .await?;
         tx.commit().await?;
         Ok(plan)
     }
@@ -195,11 +209,13 @@ impl Billing<'_> {
 
     /// A plan by id.
     pub async fn plan(&self, id: i64) -> Result<Plan> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PLAN_COLUMNS} FROM billing_plans WHERE id = $1")))
-            .bind(id)
-            .fetch_optional(&self.db)
-            .await?
-            .ok_or(Error::NotFound)?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {PLAN_COLUMNS} FROM billing_plans WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.db)
+        .await?
+        .ok_or(Error::NotFound)?;
         plan_from_row(&row)
     }
 
@@ -231,8 +247,16 @@ impl Billing<'_> {
                 .await?;
             plan.status = PlanStatus::Cancelled;
             let object = format!("plan:{}", plan.id);
-            self.audit_in(&mut tx, AuditEvent { actor: &actor, action: "billing.plan.cancel", object: &object, client: "" })
-                .await?;
+            self.audit_in(
+                &mut tx,
+                AuditEvent {
+                    actor: &actor,
+                    action: "billing.plan.cancel",
+                    object: &object,
+                    client: "",
+                },
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(cancelled)
@@ -263,7 +287,10 @@ impl Billing<'_> {
         .bind(plan.id)
         .execute(&mut *tx)
         .await?;
-        let paid = Plan { amount_cents, ..plan.clone() };
+        let paid = Plan {
+            amount_cents,
+            ..plan.clone()
+        };
         add_invoice(&mut tx, &paid, plan.period_end, period_end, now).await?;
         tx.commit().await?;
         Ok(())
@@ -286,10 +313,10 @@ impl Billing<'_> {
                     period_end = CASE WHEN period_end > $1 THEN $1 ELSE period_end END
              WHERE id = $2",
         )
-            .bind(now)
-            .bind(plan.id)
-            .execute(&self.db)
-            .await?;
+        .bind(now)
+        .bind(plan.id)
+        .execute(&self.db)
+        .await?;
         self.end_lapsed().await.map(|_| ())
     }
 
@@ -338,8 +365,16 @@ impl Billing<'_> {
             }
             count += 1;
             let object = format!("plan:{}", plan.id);
-            self.audit_in(&mut tx, AuditEvent { actor: "system", action: "billing.plan.end", object: &object, client: "" })
-                .await?;
+            self.audit_in(
+                &mut tx,
+                AuditEvent {
+                    actor: "system",
+                    action: "billing.plan.end",
+                    object: &object,
+                    client: "",
+                },
+            )
+            .await?;
             if plan.product != Product::SecureMail {
                 continue;
             }

@@ -66,14 +66,24 @@ mod tests {
         let good = format!("t=1000,v1={}", sign("whsec_a", 1000, body));
         assert_eq!(verify("whsec_a", &good, body, 1100, 300), Ok(()));
         // A rolled-over secret: any v1 may match.
-        let two = format!("t=1000,v1={},v1={}", sign("whsec_old", 1000, body), sign("whsec_a", 1000, body));
+        let two = format!(
+            "t=1000,v1={},v1={}",
+            sign("whsec_old", 1000, body),
+            sign("whsec_a", 1000, body)
+        );
         assert_eq!(verify("whsec_a", &two, body, 1000, 300), Ok(()));
         assert_eq!(verify("whsec_b", &good, body, 1100, 300), Err(SignatureError::Mismatch));
-        assert_eq!(verify("whsec_a", &good, br#"{"id":"evt_2"}"#, 1100, 300), Err(SignatureError::Mismatch));
+        assert_eq!(
+            verify("whsec_a", &good, br#"{"id":"evt_2"}"#, 1100, 300),
+            Err(SignatureError::Mismatch)
+        );
         assert_eq!(verify("whsec_a", &good, body, 1301, 300), Err(SignatureError::TooOld));
         // The time is signed: changing it breaks the signature.
         let moved = good.replace("t=1000", "t=1300");
-        assert_eq!(verify("whsec_a", &moved, body, 1300, 300), Err(SignatureError::Mismatch));
+        assert_eq!(
+            verify("whsec_a", &moved, body, 1300, 300),
+            Err(SignatureError::Mismatch)
+        );
         for bad in ["", "v1=abc", "t=1000", "t=x,v1=abc", "garbage"] {
             assert!(verify("whsec_a", bad, body, 1000, 300).is_err(), "{bad}");
         }
