@@ -112,6 +112,19 @@ async fn sweep_uploads(store: Arc<Store>) {
     }
 }
 
+/// Ends the plans whose paid period is over (their users are free again) and
+/// renews the dev provider's, every 5 minutes.
+async fn end_lapsed_plans(store: Arc<Store>) {
+    loop {
+        match store.billing().end_lapsed().await {
+            Ok(0) => {}
+            Ok(count) => tracing::info!(count, "lapsed plans ended"),
+            Err(error) => tracing::warn!(%error, "ending lapsed plans failed"),
+        }
+        tokio::time::sleep(Duration::from_mins(5)).await;
+    }
+}
+
 /// Opens the store with the configuration's settings.
 pub async fn open_store(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<Store>> {
     let policy = Policy {
@@ -120,6 +133,7 @@ pub async fn open_store(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resul
         passwords: config.passwords.rules(),
         two_step: config.two_step.policy(),
         uploads: config.uploads.rules(),
+        billing: config.billing.settings(),
         ..Policy::default()
     };
     let store_config = StoreConfig {
@@ -323,6 +337,10 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
         tokio::spawn({
             let store = Arc::clone(&store);
             supervise("upload sweeper", move || sweep_uploads(Arc::clone(&store)))
+        }),
+        tokio::spawn({
+            let store = Arc::clone(&store);
+            supervise("billing", move || end_lapsed_plans(Arc::clone(&store)))
         }),
     ]);
     // Anything spooled before a restart is picked up at once.

@@ -118,6 +118,7 @@ pub(crate) fn all_routes() -> routes::Routes {
         .merge(pages::uploads::routes())
         .merge(pages::upload_form::routes())
         .merge(pages::contacts::routes())
+        .merge(pages::billing::routes())
 }
 
 /// Headers every response carries (RFC 6797 for HSTS; CSP Level 3).

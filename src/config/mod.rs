@@ -11,6 +11,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 mod accounts;
+mod billing;
 mod choice;
 mod listeners;
 mod outbound;
@@ -20,6 +21,7 @@ mod tls;
 mod uploads;
 
 pub use accounts::{Passwords, SmsProvider, TwoStep};
+pub use billing::{Billing, BillingProvider};
 pub use choice::Choice;
 pub use listeners::{Imap, Portal, Smtp};
 pub use outbound::{Dkim, Outbound, OutboundMode, SmarthostTls};
@@ -29,7 +31,7 @@ pub use tls::Tls;
 pub use uploads::Uploads;
 
 /// Sections that may be named in environment variables.
-const SECTIONS: [&str; 13] = [
+const SECTIONS: [&str; 14] = [
     "server",
     "database",
     "blobs",
@@ -43,6 +45,7 @@ const SECTIONS: [&str; 13] = [
     "passwords",
     "two_step",
     "uploads",
+    "billing",
 ];
 
 /// The whole configuration.
@@ -66,6 +69,7 @@ pub struct Config {
     pub passwords: Passwords,
     pub two_step: TwoStep,
     pub uploads: Uploads,
+    pub billing: Billing,
 }
 
 impl Default for Config {
@@ -86,6 +90,7 @@ impl Default for Config {
             passwords: Passwords::default(),
             two_step: TwoStep::default(),
             uploads: Uploads::default(),
+            billing: Billing::default(),
         }
     }
 }
@@ -138,6 +143,7 @@ impl Config {
         choice::screen::<OutboundMode>(&mut table, &mut problems);
         choice::screen::<SmarthostTls>(&mut table, &mut problems);
         choice::screen::<SmsProvider>(&mut table, &mut problems);
+        choice::screen::<BillingProvider>(&mut table, &mut problems);
         let config: Self = match toml::Value::Table(table).try_into() {
             Ok(config) => config,
             Err(e) => {
@@ -169,6 +175,7 @@ impl Config {
         self.passwords.check(&mut problems);
         self.two_step.check(&mut problems);
         self.uploads.check(&mut problems);
+        self.billing.check(&mut problems);
         self.tls.problems(&mut problems);
         if problems.is_empty() { Ok(()) } else { Err(problems) }
     }

@@ -6,9 +6,14 @@ use sqlx::any::AnyRow;
 
 use super::plans::Plan;
 use super::{Period, Product};
+use crate::accounts::User;
 use crate::ids::UserId;
+use crate::job_kind::{JobKind, add_job};
 use crate::rooms::Billing;
 use crate::{Error, Result};
+
+/// How often "Email me my invoices" may send (seconds).
+const EMAIL_EVERY: i64 = 300;
 
 /// One payment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,5 +120,28 @@ impl Billing<'_> {
         .await?
         .ok_or(Error::NotFound)?;
         invoice_from_row(&row)
+    }
+
+    /// "Email me my invoices": queues the mail with the invoices `user` paid,
+    /// to their own address. Once every five minutes; more is refused.
+    pub async fn email_invoices(&self, user: &User) -> Result<()> {
+        let now = self.now();
+        let mut tx = self.write_tx().await?;
+        let recent = sqlx::query("SELECT 1 FROM mail_jobs WHERE kind = $1 AND user_id = $2 AND created_at > $3")
+            .bind(JobKind::Invoices.as_str())
+            .bind(user.id.0)
+            .bind(now - EMAIL_EVERY)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if recent {
+            return Err(Error::Conflict(
+                "Your invoices were sent a few minutes ago; please check your mail before asking again.".into(),
+            ));
+        }
+        add_job(&mut tx, JobKind::Invoices, user.id, None, now).await?;
+        tx.commit().await?;
+        self.signal_jobs();
+        Ok(())
     }
 }
