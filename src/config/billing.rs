@@ -100,14 +100,20 @@ impl Billing {
             }
         }
         if self.currency.len() != 3 || !self.currency.chars().all(|c| c.is_ascii_alphabetic()) {
-            problems.push(format!("billing.currency {:?} must be an ISO 4217 code like \"usd\"", self.currency));
+            problems.push(format!(
+                "billing.currency {:?} must be an ISO 4217 code like \"usd\"",
+                self.currency
+            ));
         }
         if !(1..=3600).contains(&self.webhook_tolerance_seconds) {
             problems.push("billing.webhook_tolerance_seconds must be between 1 and 3600".into());
         }
         if self.provider == BillingProvider::Stripe {
             if !(self.stripe_api_url.starts_with("https://") || self.stripe_api_url.starts_with("http://")) {
-                problems.push(format!("billing.stripe_api_url {:?} must start with https://", self.stripe_api_url));
+                problems.push(format!(
+                    "billing.stripe_api_url {:?} must start with https://",
+                    self.stripe_api_url
+                ));
             }
             if self.stripe_secret_key.is_empty() {
                 problems.push("billing.stripe_secret_key is needed with billing.provider = \"stripe\"".into());

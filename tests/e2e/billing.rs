@@ -14,8 +14,17 @@ use super::harness::{Instance, browser, csrf_in, set_password, sign_in};
 const PASSWORD: &str = "Billing-Pass-55";
 
 /// A practice user with a password, signed in with a fresh cookie jar.
-pub(super) async fn signed_in_user(instance: &Instance, email: &str, role: Role, manager: bool) -> (store::accounts::User, reqwest::Client) {
-    let _ = instance.store().accounts().add_practice("Smiles Dental", "smiles.example").await;
+pub(super) async fn signed_in_user(
+    instance: &Instance,
+    email: &str,
+    role: Role,
+    manager: bool,
+) -> (store::accounts::User, reqwest::Client) {
+    let _ = instance
+        .store()
+        .accounts()
+        .add_practice("Smiles Dental", "smiles.example")
+        .await;
     let (user, _) = instance
         .store()
         .accounts()
@@ -57,7 +66,11 @@ async fn compose_to_outsider(http: &reqwest::Client, instance: &Instance) -> req
         .text("role:pat@example.org", "patient")
         .text("subject", "Your results")
         .text("body", "All fine.");
-    http.post(instance.url("/compose")).multipart(form).send().await.unwrap()
+    http.post(instance.url("/compose"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
 }
 
 fn card(number: &'static str) -> Vec<(&'static str, &'static str)> {
@@ -78,36 +91,82 @@ async fn a_free_doctor_buys_with_a_test_card_then_writes_to_an_outsider_and_gets
     let refused = compose_to_outsider(&http, &instance).await;
     assert_eq!(refused.status(), 403);
     let refused = refused.text().await.unwrap();
-    assert!(refused.contains("href=\"/billing/buy?product=securemail\"") && refused.contains("Buy now"), "{refused}");
+    assert!(
+        refused.contains("href=\"/billing/buy?product=securemail\"") && refused.contains("Buy now"),
+        "{refused}"
+    );
 
     let (status, buy) = page(&http, &instance, "/billing/buy?product=securemail").await;
     assert_eq!(status, 200);
-    assert!(buy.contains("$10.00 USD per month") && buy.contains("$100.00 USD per year"), "{buy}");
+    assert!(
+        buy.contains("$10.00 USD per month") && buy.contains("$100.00 USD per year"),
+        "{buy}"
+    );
 
     // Declined, then not a test card: nothing changes, the page says why.
-    let declined = post_form(&http, &instance, "/billing/buy", "/billing/buy", &card("4000 0000 0000 0002")).await;
+    let declined = post_form(
+        &http,
+        &instance,
+        "/billing/buy",
+        "/billing/buy",
+        &card("4000 0000 0000 0002"),
+    )
+    .await;
     assert_eq!(declined.status(), 402);
     assert!(declined.text().await.unwrap().contains("declined"));
-    let bad = post_form(&http, &instance, "/billing/buy", "/billing/buy", &card("1234 5678 9012 3456")).await;
+    let bad = post_form(
+        &http,
+        &instance,
+        "/billing/buy",
+        "/billing/buy",
+        &card("1234 5678 9012 3456"),
+    )
+    .await;
     assert_eq!(bad.status(), 402);
     assert!(!instance.store().accounts().user(doc.id).await.unwrap().paid);
-    assert!(instance.store().billing().invoices_paid_by(doc.id).await.unwrap().is_empty());
+    assert!(
+        instance
+            .store()
+            .billing()
+            .invoices_paid_by(doc.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // No CSRF token: refused before anything is charged.
-    let forged = http.post(instance.url("/billing/buy")).form(&card("4242 4242 4242 4242")).send().await.unwrap();
+    let forged = http
+        .post(instance.url("/billing/buy"))
+        .form(&card("4242 4242 4242 4242"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(forged.status(), 403);
     assert!(!instance.store().accounts().user(doc.id).await.unwrap().paid);
 
-    let bought = post_form(&http, &instance, "/billing/buy", "/billing/buy", &card("4242 4242 4242 4242")).await;
+    let bought = post_form(
+        &http,
+        &instance,
+        "/billing/buy",
+        "/billing/buy",
+        &card("4242 4242 4242 4242"),
+    )
+    .await;
     assert_eq!(bought.url().path(), "/account/messaging");
     let bought = bought.text().await.unwrap();
-    assert!(bought.contains("SecureMail is yours now") && bought.contains("Paid:"), "{bought}");
+    assert!(
+        bought.contains("SecureMail is yours now") && bought.contains("Paid:"),
+        "{bought}"
+    );
     assert!(instance.store().accounts().user(doc.id).await.unwrap().paid);
 
     let sent = compose_to_outsider(&http, &instance).await;
     assert!(sent.url().path().starts_with("/m/"), "sent: {}", sent.url());
 
     let (_, invoices) = page(&http, &instance, "/account/invoices").await;
-    assert!(invoices.contains("INV-000001") && invoices.contains("$10.00 USD"), "{invoices}");
+    assert!(
+        invoices.contains("INV-000001") && invoices.contains("$10.00 USD"),
+        "{invoices}"
+    );
     let (status, one) = page(&http, &instance, "/account/invoices/1").await;
     assert_eq!(status, 200);
     assert!(one.contains("Invoice INV-000001") && one.contains(">USD<"), "{one}");
@@ -117,7 +176,10 @@ async fn a_free_doctor_buys_with_a_test_card_then_writes_to_an_outsider_and_gets
     let emailed = post_form(&http, &instance, "/account/invoices", "/account/invoices/email", &[]).await;
     assert_eq!(emailed.url().query(), Some("emailed=1"));
     let mail = String::from_utf8_lossy(&instance.wait_for_mail("doc@smiles.example", 1).await).into_owned();
-    assert!(mail.contains("Your Sealpost invoices") && mail.contains("INV-000001"), "{mail}");
+    assert!(
+        mail.contains("Your Sealpost invoices") && mail.contains("INV-000001"),
+        "{mail}"
+    );
     // Again at once: refused, nothing more is sent.
     let again = post_form(&http, &instance, "/account/invoices", "/account/invoices/email", &[]).await;
     assert_eq!(again.status(), 400);
@@ -131,14 +193,26 @@ async fn a_user_manager_buys_for_a_user_and_cancelling_takes_the_outlook_plan_th
     let for_staff = staff.id.0.to_string();
 
     let (_, manage) = page(&um, &instance, &format!("/practice/users/{for_staff}")).await;
-    assert!(manage.contains(&format!("/billing/buy?product=securemail&amp;for={for_staff}")), "{manage}");
+    assert!(
+        manage.contains(&format!("/billing/buy?product=securemail&amp;for={for_staff}")),
+        "{manage}"
+    );
     let from = format!("/billing/buy?product=securemail&for={for_staff}");
     let (_, buy) = page(&um, &instance, &from).await;
-    assert!(buy.contains("For Someone Example (staff@smiles.example), charged to you."), "{buy}");
+    assert!(
+        buy.contains("For Someone Example (staff@smiles.example), charged to you."),
+        "{buy}"
+    );
     let mut fields = card("4242 4242 4242 4242");
     fields.push(("for", &for_staff));
     let bought = post_form(&um, &instance, &from, "/billing/buy", &fields).await;
-    assert!(bought.text().await.unwrap().contains("SecureMail for staff@smiles.example started"));
+    assert!(
+        bought
+            .text()
+            .await
+            .unwrap()
+            .contains("SecureMail for staff@smiles.example started")
+    );
     let outlook_from = format!("/billing/buy?product=outlook&for={for_staff}");
     fields[0] = ("product", "outlook");
     let bought = post_form(&um, &instance, &outlook_from, "/billing/buy", &fields).await;
@@ -149,23 +223,55 @@ async fn a_user_manager_buys_for_a_user_and_cancelling_takes_the_outlook_plan_th
     // can't buy for the manager.
     let plans = instance.store().billing().plans_paid_by(_manager.id).await.unwrap();
     assert_eq!(plans.len(), 2);
-    let securemail = plans.iter().find(|l| l.plan.product == store::billing::Product::SecureMail).unwrap().plan.id;
-    assert_eq!(page(&staff_http, &instance, &format!("/account/messaging/cancel?plan={securemail}")).await.0, 404);
-    assert_eq!(page(&staff_http, &instance, &format!("/billing/buy?for={}", _manager.id.0)).await.0, 404);
+    let securemail = plans
+        .iter()
+        .find(|l| l.plan.product == store::billing::Product::SecureMail)
+        .unwrap()
+        .plan
+        .id;
+    assert_eq!(
+        page(
+            &staff_http,
+            &instance,
+            &format!("/account/messaging/cancel?plan={securemail}")
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        page(&staff_http, &instance, &format!("/billing/buy?for={}", _manager.id.0))
+            .await
+            .0,
+        404
+    );
     let (status, twice) = page(&staff_http, &instance, "/billing/buy?product=securemail").await;
     assert_eq!(status, 400);
     assert!(twice.contains("already has a running SecureMail plan"), "{twice}");
 
     let (_, mine) = page(&um, &instance, "/account/messaging").await;
-    assert!(mine.contains("staff@smiles.example") && mine.contains("Active, renews on"), "{mine}");
+    assert!(
+        mine.contains("staff@smiles.example") && mine.contains("Active, renews on"),
+        "{mine}"
+    );
     let confirm_path = format!("/account/messaging/cancel?plan={securemail}");
     let (_, confirm) = page(&um, &instance, &confirm_path).await;
     assert!(confirm.contains("also cancels the Outlook add-in plan"), "{confirm}");
     let plan = securemail.to_string();
-    let cancelled = post_form(&um, &instance, &confirm_path, "/account/messaging/cancel", &[("plan", &plan)]).await;
+    let cancelled = post_form(
+        &um,
+        &instance,
+        &confirm_path,
+        "/account/messaging/cancel",
+        &[("plan", &plan)],
+    )
+    .await;
     let cancelled = cancelled.text().await.unwrap();
     assert_eq!(cancelled.matches("Cancelled, ends on").count(), 2, "{cancelled}");
-    assert!(!cancelled.contains("/account/messaging/cancel?plan="), "nothing left to cancel");
+    assert!(
+        !cancelled.contains("/account/messaging/cancel?plan="),
+        "nothing left to cancel"
+    );
 
     // Paid until the period is over; then the worker step makes the user free.
     assert!(instance.store().accounts().user(staff.id).await.unwrap().paid);

@@ -54,16 +54,26 @@ async fn start_fake_stripe() -> FakeStripe {
         let seen = Arc::clone(&seen);
         move |headers: HeaderMap, Form(form): Form<Vec<(String, String)>>| async move {
             if !authorised(&headers) {
-                return (StatusCode::UNAUTHORIZED, Json(json!({ "error": { "type": "invalid_request_error" } })));
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    Json(json!({ "error": { "type": "invalid_request_error" } })),
+                );
             }
             let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-            if field("mode").as_deref() != Some("subscription") || field("line_items[0][price_data][unit_amount]").is_none() {
-                return (StatusCode::BAD_REQUEST, Json(json!({ "error": { "type": "invalid_request_error" } })));
+            if field("mode").as_deref() != Some("subscription")
+                || field("line_items[0][price_data][unit_amount]").is_none()
+            {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Json(json!({ "error": { "type": "invalid_request_error" } })),
+                );
             }
             seen.lock().unwrap().push(("/v1/checkout/sessions".into(), form));
             (
                 StatusCode::OK,
-                Json(json!({ "id": "cs_test_1", "object": "checkout.session", "url": format!("http://{addr}/pay/cs_test_1") })),
+                Json(
+                    json!({ "id": "cs_test_1", "object": "checkout.session", "url": format!("http://{addr}/pay/cs_test_1") }),
+                ),
             )
         }
     };
@@ -71,10 +81,16 @@ async fn start_fake_stripe() -> FakeStripe {
         let seen = Arc::clone(&seen);
         move |Path(id): Path<String>, headers: HeaderMap, Form(form): Form<Vec<(String, String)>>| async move {
             if !authorised(&headers) {
-                return (StatusCode::UNAUTHORIZED, Json(json!({ "error": { "type": "invalid_request_error" } })));
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    Json(json!({ "error": { "type": "invalid_request_error" } })),
+                );
             }
             seen.lock().unwrap().push((format!("/v1/subscriptions/{id}"), form));
-            (StatusCode::OK, Json(json!({ "id": id, "object": "subscription", "cancel_at_period_end": true })))
+            (
+                StatusCode::OK,
+                Json(json!({ "id": id, "object": "subscription", "cancel_at_period_end": true })),
+            )
         }
     };
     let app = Router::new()
@@ -127,7 +143,14 @@ async fn stripe_checkout_webhooks_renewals_failures_replays_and_cancel() {
     let billing = instance.store().billing();
 
     // Buy now goes to Stripe's page, not a card form here.
-    let to_stripe = post_form(&http, &instance, "/billing/buy", "/billing/buy", &[("product", "securemail"), ("period", "monthly")]).await;
+    let to_stripe = post_form(
+        &http,
+        &instance,
+        "/billing/buy",
+        "/billing/buy",
+        &[("product", "securemail"), ("period", "monthly")],
+    )
+    .await;
     assert_eq!(to_stripe.url().path(), "/pay/cs_test_1");
     let (checkout, form) = {
         let seen = stripe.seen.lock().unwrap();
@@ -137,9 +160,15 @@ async fn stripe_checkout_webhooks_renewals_failures_replays_and_cancel() {
         (field("client_reference_id"), form)
     };
     let has = |k: &str, v: &str| form.iter().any(|(a, b)| a == k && b == v);
-    assert!(has("line_items[0][price_data][unit_amount]", "1000") && has("line_items[0][price_data][recurring][interval]", "month"));
+    assert!(
+        has("line_items[0][price_data][unit_amount]", "1000")
+            && has("line_items[0][price_data][recurring][interval]", "month")
+    );
     assert!(has("customer_email", "doc@smiles.example"));
-    assert!(!instance.store().accounts().user(doc.id).await.unwrap().paid, "not paid before Stripe says so");
+    assert!(
+        !instance.store().accounts().user(doc.id).await.unwrap().paid,
+        "not paid before Stripe says so"
+    );
 
     let now = instance.clock.now();
     let completed = event(
@@ -150,8 +179,15 @@ async fn stripe_checkout_webhooks_renewals_failures_replays_and_cancel() {
     // Forged (wrong secret), unsigned, stale: refused, nothing changes.
     assert_eq!(deliver(&instance, &completed, "whsec_wrong", now).await.0, 400);
     assert_eq!(deliver(&instance, &completed, SECRET, now - 301).await.0, 400);
-    let unsigned = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap()
-        .post(instance.url("/billing/stripe/webhook")).body(completed.to_string()).send().await.unwrap();
+    let unsigned = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap()
+        .post(instance.url("/billing/stripe/webhook"))
+        .body(completed.to_string())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(unsigned.status(), 400);
     assert!(!instance.store().accounts().user(doc.id).await.unwrap().paid);
 
@@ -178,17 +214,35 @@ async fn stripe_checkout_webhooks_renewals_failures_replays_and_cancel() {
     assert_eq!(billing.plan(plan.id).await.unwrap().period_end, next_end);
 
     // The next renewal fails: still paid until the period's end, then free.
-    let failed = event("evt_fail", "invoice.payment_failed", json!({ "object": "invoice", "subscription": "sub_1" }));
+    let failed = event(
+        "evt_fail",
+        "invoice.payment_failed",
+        json!({ "object": "invoice", "subscription": "sub_1" }),
+    );
     assert_eq!(deliver(&instance, &failed, SECRET, now).await.0, 200);
     assert_eq!(billing.plan(plan.id).await.unwrap().status, PlanStatus::PastDue);
     assert!(instance.store().accounts().user(doc.id).await.unwrap().paid);
-    let messaging = http.get(instance.url("/account/messaging")).send().await.unwrap().text().await.unwrap();
+    let messaging = http
+        .get(instance.url("/account/messaging"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(messaging.contains("Payment failed, ends on"), "{messaging}");
 
     // Cancelling tells Stripe to stop at period end.
     let plan_id = plan.id.to_string();
     let confirm = format!("/account/messaging/cancel?plan={plan_id}");
-    let cancelled = post_form(&http, &instance, &confirm, "/account/messaging/cancel", &[("plan", &plan_id)]).await;
+    let cancelled = post_form(
+        &http,
+        &instance,
+        &confirm,
+        "/account/messaging/cancel",
+        &[("plan", &plan_id)],
+    )
+    .await;
     assert_eq!(cancelled.url().path(), "/account/messaging");
     {
         let seen = stripe.seen.lock().unwrap();
@@ -201,7 +255,11 @@ async fn stripe_checkout_webhooks_renewals_failures_replays_and_cancel() {
     assert_eq!(billing.end_lapsed().await.unwrap(), 1);
     assert!(!instance.store().accounts().user(doc.id).await.unwrap().paid);
     // An event for a subscription we don't know is acknowledged and ignored.
-    let stranger = event("evt_other", "invoice.payment_failed", json!({ "object": "invoice", "subscription": "sub_unknown" }));
+    let stranger = event(
+        "evt_other",
+        "invoice.payment_failed",
+        json!({ "object": "invoice", "subscription": "sub_unknown" }),
+    );
     let (status, answer) = deliver(&instance, &stranger, SECRET, instance.clock.now()).await;
     assert_eq!((status, answer["outcome"].as_str()), (200, Some("unknown")));
 }

@@ -92,8 +92,16 @@ pub async fn show(State(state): State<AppState>, viewer: Viewer, Query(done): Qu
         .map(|line| PlanRow {
             id: line.plan.id,
             mine: line.plan.user_id == user.id,
-            who: if line.user_name.is_empty() { line.user_email.clone() } else { format!("{} ({})", line.user_name, line.user_email) },
-            plan: format!("{} ({})", line.plan.product.label(), line.plan.period.label().to_lowercase()),
+            who: if line.user_name.is_empty() {
+                line.user_email.clone()
+            } else {
+                format!("{} ({})", line.user_name, line.user_email)
+            },
+            plan: format!(
+                "{} ({})",
+                line.plan.product.label(),
+                line.plan.period.label().to_lowercase()
+            ),
             price: money(line.plan.amount_cents, &line.plan.currency),
             status: status_words(line.plan.status).to_owned(),
             until: viewer.zone.show(line.plan.period_end),
@@ -109,7 +117,11 @@ pub async fn show(State(state): State<AppState>, viewer: Viewer, Query(done): Qu
                 }
                 Ok(plan) if plan.payer_id == user.id => {
                     let who = state.store.accounts().user(plan.user_id).await?;
-                    Some(format!("Thank you: {} for {} started.", plan.product.label(), who.email))
+                    Some(format!(
+                        "Thank you: {} for {} started.",
+                        plan.product.label(),
+                        who.email
+                    ))
                 }
                 _ => None,
             },
@@ -173,13 +185,23 @@ async fn cancellable(state: &AppState, viewer: &Viewer, plan: &str) -> Result<(P
     Ok((plan, outlook))
 }
 
-async fn cancel_page(state: &AppState, viewer: &Viewer, plan: &Plan, outlook: bool, error: Option<String>) -> Result<CancelPage, Error> {
+async fn cancel_page(
+    state: &AppState,
+    viewer: &Viewer,
+    plan: &Plan,
+    outlook: bool,
+    error: Option<String>,
+) -> Result<CancelPage, Error> {
     let who = state.store.accounts().user(plan.user_id).await?;
     Ok(CancelPage {
         nav: Some(viewer.nav()),
         plan_id: plan.id,
         plan: format!("{} ({})", plan.product.label(), plan.period.label().to_lowercase()),
-        who: if who.id == viewer.user.id { "you".to_owned() } else { who.email.clone() },
+        who: if who.id == viewer.user.id {
+            "you".to_owned()
+        } else {
+            who.email.clone()
+        },
         until: viewer.zone.show(plan.period_end),
         also_outlook: outlook,
         error,
@@ -187,14 +209,25 @@ async fn cancel_page(state: &AppState, viewer: &Viewer, plan: &Plan, outlook: bo
 }
 
 /// `GET /account/messaging/cancel?plan=ID`: asks to confirm, saying what else ends.
-pub async fn confirm_cancel(State(state): State<AppState>, viewer: Viewer, Query(form): Query<CancelForm>) -> Result<Response, Error> {
+pub async fn confirm_cancel(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(form): Query<CancelForm>,
+) -> Result<Response, Error> {
     let (plan, outlook) = cancellable(&state, &viewer, &form.plan).await?;
-    html(StatusCode::OK, &cancel_page(&state, &viewer, &plan, outlook.is_some(), None).await?)
+    html(
+        StatusCode::OK,
+        &cancel_page(&state, &viewer, &plan, outlook.is_some(), None).await?,
+    )
 }
 
 /// `POST /account/messaging/cancel`: the provider first (so nobody is charged
 /// for a plan we show as cancelled), then the plans here.
-pub async fn cancel(State(state): State<AppState>, viewer: Viewer, Form(form): Form<CancelForm>) -> Result<Response, Error> {
+pub async fn cancel(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Form(form): Form<CancelForm>,
+) -> Result<Response, Error> {
     let (plan, outlook) = cancellable(&state, &viewer, &form.plan).await?;
     if let ProviderSettings::Stripe(stripe) = &state.store.policy().billing.provider {
         for p in std::iter::once(&plan).chain(outlook.as_ref()) {

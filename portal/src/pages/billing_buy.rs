@@ -85,7 +85,11 @@ async fn page(
     for_user: UserId,
     error: Option<String>,
 ) -> Result<BuyPage, Error> {
-    let user = state.store.billing().check_purchase(&viewer.user, for_user, product).await?;
+    let user = state
+        .store
+        .billing()
+        .check_purchase(&viewer.user, for_user, product)
+        .await?;
     let prices = &state.store.policy().billing.prices;
     let periods = [Period::Monthly, Period::Annual]
         .into_iter()
@@ -105,7 +109,11 @@ async fn page(
         product: product.label(),
         product_value: product.as_str(),
         for_someone: (user.id != viewer.user.id).then(|| format!("{} ({})", user.display_name(), user.email)),
-        for_user: if user.id == viewer.user.id { String::new() } else { user.id.0.to_string() },
+        for_user: if user.id == viewer.user.id {
+            String::new()
+        } else {
+            user.id.0.to_string()
+        },
         periods,
         dev: matches!(state.store.policy().billing.provider, ProviderSettings::Dev),
         error,
@@ -114,10 +122,17 @@ async fn page(
 
 /// `GET /billing/buy`: what it costs and how to pay. Someone who can't buy
 /// (already paid for, not a practice user) is told why.
-pub async fn show(State(state): State<AppState>, viewer: Viewer, Query(query): Query<BuyQuery>) -> Result<Response, Error> {
+pub async fn show(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(query): Query<BuyQuery>,
+) -> Result<Response, Error> {
     let (product, period) = choices(&query.product, &query.period);
     let for_user = target(&viewer, &query.for_user)?;
-    html(StatusCode::OK, &page(&state, &viewer, product, period, for_user, None).await?)
+    html(
+        StatusCode::OK,
+        &page(&state, &viewer, product, period, for_user, None).await?,
+    )
 }
 
 /// `POST /billing/buy`: pays with a dev test card (the plan starts at once)
@@ -154,7 +169,10 @@ pub async fn buy(State(state): State<AppState>, viewer: Viewer, Form(form): Form
             .await
             .map_err(|problem| {
                 tracing::warn!(%problem, "stripe checkout session failed");
-                Error::BadRequest("The payment service could not be reached. Nothing was charged; please try again in a few minutes.".into())
+                Error::BadRequest(
+                    "The payment service could not be reached. Nothing was charged; please try again in a few minutes."
+                        .into(),
+                )
             })?;
             Ok(Redirect::to(&url).into_response())
         }
@@ -196,7 +214,13 @@ fn luhn(digits: &str) -> bool {
         .rev()
         .filter_map(|c| c.to_digit(10))
         .enumerate()
-        .map(|(i, d)| if i % 2 == 1 { if d * 2 > 9 { d * 2 - 9 } else { d * 2 } } else { d })
+        .map(|(i, d)| {
+            if i % 2 == 1 {
+                if d * 2 > 9 { d * 2 - 9 } else { d * 2 }
+            } else {
+                d
+            }
+        })
         .sum();
     sum % 10 == 0
 }
@@ -210,13 +234,41 @@ mod tests {
     #[test]
     fn the_dev_provider_takes_test_cards_only() {
         assert_eq!(dev_card("4242 4242 4242 4242", "12/30", "123", NOW), Ok(()));
-        assert!(dev_card("4000 0000 0000 0002", "12/30", "123", NOW).unwrap_err().contains("declined"));
-        assert!(dev_card("4242 4242 4242 4241", "12/30", "123", NOW).unwrap_err().contains("not a card number"));
-        assert!(dev_card("5555 5555 5555 4444", "12/30", "123", NOW).unwrap_err().contains("test cards only"));
-        assert!(dev_card("4242424242424242", "01/20", "123", NOW).unwrap_err().contains("expired"));
-        assert!(dev_card("4242424242424242", "13/30", "123", NOW).unwrap_err().contains("expired"));
-        assert!(dev_card("4242424242424242", "soon", "123", NOW).unwrap_err().contains("MM/YY"));
-        assert!(dev_card("4242424242424242", "12/30", "12a", NOW).unwrap_err().contains("security code"));
+        assert!(
+            dev_card("4000 0000 0000 0002", "12/30", "123", NOW)
+                .unwrap_err()
+                .contains("declined")
+        );
+        assert!(
+            dev_card("4242 4242 4242 4241", "12/30", "123", NOW)
+                .unwrap_err()
+                .contains("not a card number")
+        );
+        assert!(
+            dev_card("5555 5555 5555 4444", "12/30", "123", NOW)
+                .unwrap_err()
+                .contains("test cards only")
+        );
+        assert!(
+            dev_card("4242424242424242", "01/20", "123", NOW)
+                .unwrap_err()
+                .contains("expired")
+        );
+        assert!(
+            dev_card("4242424242424242", "13/30", "123", NOW)
+                .unwrap_err()
+                .contains("expired")
+        );
+        assert!(
+            dev_card("4242424242424242", "soon", "123", NOW)
+                .unwrap_err()
+                .contains("MM/YY")
+        );
+        assert!(
+            dev_card("4242424242424242", "12/30", "12a", NOW)
+                .unwrap_err()
+                .contains("security code")
+        );
         assert!(dev_card("<script>", "12/30", "123", NOW).is_err());
     }
 }

@@ -50,8 +50,16 @@ fn row(viewer: &Viewer, invoice: &Invoice) -> InvoiceRow {
         number: invoice.number,
         label: invoice.label(),
         paid: viewer.zone.show(invoice.paid_at),
-        what: format!("{} ({})", invoice.product.label(), invoice.period.label().to_lowercase()),
-        who: if invoice.user_id == viewer.user.id { "You".to_owned() } else { invoice.user_email.clone() },
+        what: format!(
+            "{} ({})",
+            invoice.product.label(),
+            invoice.period.label().to_lowercase()
+        ),
+        who: if invoice.user_id == viewer.user.id {
+            "You".to_owned()
+        } else {
+            invoice.user_email.clone()
+        },
         amount: money(invoice.amount_cents, &invoice.currency),
     }
 }
@@ -75,7 +83,11 @@ pub async fn list(State(state): State<AppState>, viewer: Viewer, Query(q): Query
 }
 
 /// `GET /account/invoices/{number}`: one invoice, for the person who paid it.
-pub async fn show(State(state): State<AppState>, viewer: Viewer, Path(number): Path<String>) -> Result<Response, Error> {
+pub async fn show(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(number): Path<String>,
+) -> Result<Response, Error> {
     let number = number.parse::<i64>().map_err(|_| Error::NotFound)?;
     let invoice = state.store.billing().invoice(viewer.user.id, number).await?;
     let row = row(&viewer, &invoice);

@@ -26,7 +26,12 @@ fn client() -> Result<reqwest::Client, String> {
         .map_err(|e| e.to_string())
 }
 
-async fn post(stripe: &StripeSettings, path: &str, form: &[(&str, String)], idempotency: &str) -> Result<Value, String> {
+async fn post(
+    stripe: &StripeSettings,
+    path: &str,
+    form: &[(&str, String)],
+    idempotency: &str,
+) -> Result<Value, String> {
     let response = client()?
         .post(format!("{}{path}", stripe.api_url))
         .bearer_auth(stripe.secret_key.expose())
@@ -63,7 +68,11 @@ pub async fn create_checkout_session(
         ("success_url", format!("{base}/account/messaging?checkout=done")),
         (
             "cancel_url",
-            format!("{base}/billing/buy?product={}&period={}", product.as_str(), period.as_str()),
+            format!(
+                "{base}/billing/buy?product={}&period={}",
+                product.as_str(),
+                period.as_str()
+            ),
         ),
         ("client_reference_id", checkout.to_owned()),
         ("customer_email", payer_email.to_owned()),
@@ -71,7 +80,10 @@ pub async fn create_checkout_session(
         ("subscription_data[metadata][checkout]", checkout.to_owned()),
         ("line_items[0][quantity]", "1".to_owned()),
         ("line_items[0][price_data][currency]", prices.currency.clone()),
-        ("line_items[0][price_data][unit_amount]", prices.of(product, period).to_string()),
+        (
+            "line_items[0][price_data][unit_amount]",
+            prices.of(product, period).to_string(),
+        ),
         (
             "line_items[0][price_data][recurring][interval]",
             if period == Period::Monthly { "month" } else { "year" }.to_owned(),
@@ -95,7 +107,13 @@ pub async fn cancel_at_period_end(stripe: &StripeSettings, subscription: &str) -
         return Err("not a subscription id".into());
     }
     let form = [("cancel_at_period_end", "true".to_owned())];
-    post(stripe, &format!("/v1/subscriptions/{subscription}"), &form, &format!("cancel-{subscription}")).await?;
+    post(
+        stripe,
+        &format!("/v1/subscriptions/{subscription}"),
+        &form,
+        &format!("cancel-{subscription}"),
+    )
+    .await?;
     Ok(())
 }
 
@@ -120,8 +138,17 @@ pub async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: By
     let ProviderSettings::Stripe(stripe) = &state.store.policy().billing.provider else {
         return problem(StatusCode::NOT_FOUND, "Stripe is not this server's payment provider");
     };
-    let header = headers.get("stripe-signature").and_then(|v| v.to_str().ok()).unwrap_or("");
-    if let Err(error) = signature::verify(stripe.webhook_secret.expose(), header, &body, state.store.now(), stripe.tolerance) {
+    let header = headers
+        .get("stripe-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if let Err(error) = signature::verify(
+        stripe.webhook_secret.expose(),
+        header,
+        &body,
+        state.store.now(),
+        stripe.tolerance,
+    ) {
         tracing::warn!(?error, "stripe webhook refused");
         let title = match error {
             SignatureError::Malformed => "Stripe-Signature header missing or malformed",
@@ -139,7 +166,13 @@ pub async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: By
     let billing = state.store.billing();
     match billing.claim_event(id).await {
         Ok(true) => {}
-        Ok(false) => return (StatusCode::OK, axum::Json(json!({ "received": true, "duplicate": true }))).into_response(),
+        Ok(false) => {
+            return (
+                StatusCode::OK,
+                axum::Json(json!({ "received": true, "duplicate": true })),
+            )
+                .into_response();
+        }
         Err(error) => {
             tracing::error!(%error, "stripe webhook: cannot record the event");
             return problem(StatusCode::INTERNAL_SERVER_ERROR, "try again");
@@ -148,7 +181,11 @@ pub async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: By
     match handle(&state, kind, &event["data"]["object"]).await {
         Ok(outcome) => {
             tracing::info!(kind, outcome, "stripe event handled");
-            (StatusCode::OK, axum::Json(json!({ "received": true, "outcome": outcome }))).into_response()
+            (
+                StatusCode::OK,
+                axum::Json(json!({ "received": true, "outcome": outcome })),
+            )
+                .into_response()
         }
         Err(error) => {
             tracing::error!(%error, kind, "stripe event failed: given back for Stripe's retry");
@@ -172,7 +209,12 @@ async fn handle(state: &AppState, kind: &str, object: &Value) -> Result<&'static
             }
             let checkout = object["client_reference_id"].as_str().unwrap_or("");
             let subscription = object["subscription"].as_str().unwrap_or("");
-            not_found(billing.complete_checkout(checkout, subscription).await.map(|_| "plan started"))
+            not_found(
+                billing
+                    .complete_checkout(checkout, subscription)
+                    .await
+                    .map(|_| "plan started"),
+            )
         }
         "invoice.paid" => {
             // The first invoice is the checkout's, already counted.
