@@ -74,10 +74,23 @@ struct MessagingPage {
 
 fn status_words(status: PlanStatus) -> &'static str {
     match status {
-        PlanStatus::Active => "Active, renews on",
+        PlanStatus::Active => "Renews on",
         PlanStatus::Cancelled => "Cancelled, ends on",
         PlanStatus::PastDue => "Payment failed, ends on",
         PlanStatus::Ended => "Ended on",
+    }
+}
+
+/// A day in the viewer's time zone, short enough for a phone's table:
+/// `14 Feb 2027` (the machine-readable part keeps the time).
+fn day(viewer: &Viewer, seconds: i64) -> Shown {
+    let shown = viewer.zone.show(seconds);
+    let local = chrono::DateTime::<chrono::Utc>::from_timestamp(seconds, 0)
+        .unwrap_or_default()
+        .with_timezone(&viewer.zone.tz);
+    Shown {
+        text: local.format("%-d %b %Y").to_string(),
+        machine: shown.machine,
     }
 }
 
@@ -104,7 +117,7 @@ pub async fn show(State(state): State<AppState>, viewer: Viewer, Query(done): Qu
             ),
             price: money(line.plan.amount_cents, &line.plan.currency),
             status: status_words(line.plan.status).to_owned(),
-            until: viewer.zone.show(line.plan.period_end),
+            until: day(&viewer, line.plan.period_end),
             cancellable: matches!(line.plan.status, PlanStatus::Active | PlanStatus::PastDue),
         })
         .collect();
