@@ -45,10 +45,14 @@ pub struct Billing {
     pub provider: BillingProvider,
     /// ISO 4217 code of every price, e.g. `usd`.
     pub currency: String,
-    /// Prices as decimal amounts, e.g. `"10.00"`.
+    /// Prices as decimal amounts, e.g. `"10.00"` or `10.00`.
+    #[serde(deserialize_with = "amount")]
     pub securemail_monthly: String,
+    #[serde(deserialize_with = "amount")]
     pub securemail_annual: String,
+    #[serde(deserialize_with = "amount")]
     pub outlook_monthly: String,
+    #[serde(deserialize_with = "amount")]
     pub outlook_annual: String,
     /// Stripe's API; a test server's URL in tests.
     pub stripe_api_url: String,
@@ -75,6 +79,23 @@ impl Default for Billing {
             webhook_tolerance_seconds: 300,
         }
     }
+}
+
+/// A price as written: a string (`"10.00"`) or a TOML number (`10.00`, `10`);
+/// checked by [`cents`] with the section's other problems.
+fn amount<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Text(String),
+        Whole(i64),
+        Decimal(f64),
+    }
+    Ok(match Written::deserialize(deserializer)? {
+        Written::Text(text) => text,
+        Written::Whole(n) => n.to_string(),
+        Written::Decimal(x) => x.to_string(),
+    })
 }
 
 /// `"10.00"` → 1000 cents; at most two decimals, not negative, not absurd.
