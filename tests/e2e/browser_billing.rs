@@ -54,3 +54,54 @@ async fn browser_buy_compose_invoices_and_cancel_with_the_outlook_plan() {
         "paid to the period's end"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_a_user_manager_buys_securemail_for_a_user() {
+    let instance = Instance::start().await;
+    let accounts = instance.store().accounts();
+    accounts.add_practice("Smiles Dental", "smiles.example").await.unwrap();
+    accounts
+        .add_practice_user(
+            "um@smiles.example",
+            "Uma Manager",
+            Role::Staff,
+            "smiles.example",
+            false,
+            true,
+        )
+        .await
+        .unwrap();
+    let (sam, _) = accounts
+        .add_practice_user(
+            "sam@smiles.example",
+            "Sam Staff",
+            Role::Staff,
+            "smiles.example",
+            false,
+            false,
+        )
+        .await
+        .unwrap();
+    set_password(&instance, "um@smiles.example", PASSWORD).await;
+    let home = sign_in(&browser(), &instance, "um@smiles.example", PASSWORD, "/inbox").await;
+    assert_eq!(home.url().path(), "/inbox");
+    let vars = [
+        ("PORTAL", instance.config.public_url.clone()),
+        ("PASSWORD", PASSWORD.to_owned()),
+    ];
+    run_flow("billing_manager", &vars, async |what| match what {
+        "code" => latest_code(&instance, Some(TEST_PHONE)).await,
+        other => panic!("unexpected ask {other}"),
+    })
+    .await;
+    assert!(
+        instance
+            .store()
+            .accounts()
+            .user(sam.id)
+            .await
+            .unwrap()
+            .may_send_secure()
+            .is_ok()
+    );
+}
