@@ -14,7 +14,9 @@ use store::{Error, Policy, Store};
 use tokio::sync::Notify;
 
 use crate::Wakers;
-use crate::mail::{self, ChooseRoles, Envelope, ForPeople, InvoiceLine, Invoices, MailKind, MessageWaiting, SetPassword};
+use crate::mail::{
+    self, ChooseRoles, Envelope, ForPeople, InvoiceLine, Invoices, MailKind, MessageWaiting, SetPassword,
+};
 use crate::workers::lanes::{Item, LaneConfig, run_lanes};
 
 /// What notifications look like.
@@ -89,7 +91,11 @@ async fn invoice_lines(store: &Store, user: &store::accounts::User) -> Result<Ve
         .map(|invoice| InvoiceLine {
             label: invoice.label(),
             paid: store::clock::format_utc(invoice.paid_at).chars().take(10).collect(),
-            what: format!("{} ({})", invoice.product.label(), invoice.period.label().to_lowercase()),
+            what: format!(
+                "{} ({})",
+                invoice.product.label(),
+                invoice.period.label().to_lowercase()
+            ),
             who: if invoice.user_id == user.id {
                 "you".to_owned()
             } else {

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use mail_parser::MimeHeaders as _;
 
 use super::{
-    Bounce, ChooseRoles, Envelope, ForPeople, InvoiceLine, Invoices, MailKind, MessageWaiting, Quarantined, Rendered, SetPassword, one_line,
-    write,
+    Bounce, ChooseRoles, Envelope, ForPeople, InvoiceLine, Invoices, MailKind, MessageWaiting, Quarantined, Rendered,
+    SetPassword, one_line, write,
 };
 
 const LINK: &str = "https://secure.example-dental.com/m/0123456789abcdef0123456789abcdef";
