@@ -144,6 +144,19 @@ async fn sweep_uploads(store: Arc<Store>) {
     }
 }
 
+/// Ends the plans whose paid period is over (their users are free again) and
+/// renews the dev provider's, every 5 minutes.
+async fn end_lapsed_plans(store: Arc<Store>) {
+    loop {
+        match store.billing().end_lapsed().await {
+            Ok(0) => {}
+            Ok(count) => tracing::info!(count, "lapsed plans ended"),
+            Err(error) => tracing::warn!(%error, "ending lapsed plans failed"),
+        }
+        tokio::time::sleep(Duration::from_mins(5)).await;
+    }
+}
+
 /// Opens the store of an existing installation, for admin commands: a
 /// database that does not exist yet is refused (rather than created empty
 /// beside the real one, e.g. when the command found another configuration).
@@ -179,6 +192,7 @@ pub async fn create_store(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Res
         passwords: config.passwords.rules(),
         two_step: config.two_step.policy(),
         uploads: config.uploads.rules(),
+        billing: config.billing.settings(),
         ..Policy::default()
     };
     let store_config = StoreConfig {
@@ -392,6 +406,10 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
         tokio::spawn({
             let store = Arc::clone(&store);
             supervise("upload sweeper", move || sweep_uploads(Arc::clone(&store)))
+        }),
+        tokio::spawn({
+            let store = Arc::clone(&store);
+            supervise("billing", move || end_lapsed_plans(Arc::clone(&store)))
         }),
     ]);
     // Anything spooled before a restart is picked up at once.

@@ -14,7 +14,9 @@ use store::{Error, Policy, Store};
 use tokio::sync::Notify;
 
 use crate::Wakers;
-use crate::mail::{self, ChooseRoles, Envelope, ForPeople, MailKind, MessageWaiting, SetPassword};
+use crate::mail::{
+    self, ChooseRoles, Envelope, ForPeople, InvoiceLine, Invoices, MailKind, MessageWaiting, SetPassword,
+};
 use crate::workers::lanes::{Item, LaneConfig, run_lanes};
 
 /// What notifications look like.
@@ -72,7 +74,36 @@ pub fn mail_for(ctx: &MailContext, config: &NotifyConfig, policy: &Policy) -> Op
             expires_in: ForPeople(policy.set_password_ttl),
         }),
         (JobKind::ChooseRoles, _) => MailKind::ChooseRoles(ChooseRoles { recipient_name, link }),
+        // The lines come from the store (`invoice_lines`).
+        (JobKind::Invoices, _) => MailKind::Invoices(Invoices {
+            recipient_name,
+            link,
+            lines: Vec::new(),
+        }),
     })
+}
+
+/// The invoices a person paid, as the invoices mail lists them (the day paid, UTC).
+async fn invoice_lines(store: &Store, user: &store::accounts::User) -> Result<Vec<InvoiceLine>, Error> {
+    let invoices = store.billing().invoices_paid_by(user.id).await?;
+    Ok(invoices
+        .iter()
+        .map(|invoice| InvoiceLine {
+            label: invoice.label(),
+            paid: store::clock::format_utc(invoice.paid_at).chars().take(10).collect(),
+            what: format!(
+                "{} ({})",
+                invoice.product.label(),
+                invoice.period.label().to_lowercase()
+            ),
+            who: if invoice.user_id == user.id {
+                "you".to_owned()
+            } else {
+                invoice.user_email.clone()
+            },
+            amount: store::billing::money(invoice.amount_cents, &invoice.currency),
+        })
+        .collect())
 }
 
 /// A claimed job; one recipient's mails are composed in order.
@@ -160,10 +191,13 @@ async fn notify_one(store: &Store, config: &NotifyConfig, job: &MailJob) -> Resu
 /// Renders a job's mail and queues it; a job whose mail cannot be written is
 /// skipped with a log line (no PHI: the job and the kind), not retried.
 async fn compose_and_queue(store: &Store, config: &NotifyConfig, job: i64, ctx: &MailContext) -> Result<(), Error> {
-    let Some(mail) = mail_for(ctx, config, store.policy()) else {
+    let Some(mut mail) = mail_for(ctx, config, store.policy()) else {
         tracing::warn!(job, "notification job without its message: skipped");
         return store.queue().skip_job(job).await;
     };
+    if let MailKind::Invoices(invoices) = &mut mail {
+        invoices.lines = invoice_lines(store, &ctx.recipient).await?;
+    }
     let rendered = match mail.render() {
         Ok(rendered) => rendered,
         Err(error) => {

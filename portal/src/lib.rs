@@ -123,6 +123,7 @@ pub(crate) fn all_routes() -> routes::Routes {
         .merge(pages::contacts::routes())
         .merge(pages::drop::routes())
         .merge(api_drop::routes())
+        .merge(pages::billing::routes())
 }
 
 /// Headers every response carries (RFC 6797 for HSTS; CSP Level 3).

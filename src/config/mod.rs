@@ -11,6 +11,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 mod accounts;
+mod billing;
 mod choice;
 mod discovery;
 mod listeners;
@@ -23,6 +24,7 @@ mod tls;
 mod uploads;
 
 pub use accounts::{Passwords, SmsProvider, TwoStep};
+pub use billing::{Billing, BillingProvider};
 pub use choice::Choice;
 pub use discovery::Source;
 pub use listeners::{Imap, Portal, Smtp};
@@ -35,7 +37,7 @@ pub use tls::Tls;
 pub use uploads::Uploads;
 
 /// Sections that may be named in environment variables.
-const SECTIONS: [&str; 15] = [
+const SECTIONS: [&str; 16] = [
     "server",
     "database",
     "blobs",
@@ -51,6 +53,7 @@ const SECTIONS: [&str; 15] = [
     "uploads",
     "admin",
     "log",
+    "billing",
 ];
 
 /// The whole configuration.
@@ -76,6 +79,7 @@ pub struct Config {
     pub uploads: Uploads,
     pub admin: Admin,
     pub log: Log,
+    pub billing: Billing,
 }
 
 impl Default for Config {
@@ -98,6 +102,7 @@ impl Default for Config {
             uploads: Uploads::default(),
             admin: Admin::default(),
             log: Log::default(),
+            billing: Billing::default(),
         }
     }
 }
@@ -180,6 +185,7 @@ impl Config {
         choice::screen::<SmarthostTls>(&mut table, &mut problems);
         choice::screen::<SmsProvider>(&mut table, &mut problems);
         choice::screen::<LogFormat>(&mut table, &mut problems);
+        choice::screen::<BillingProvider>(&mut table, &mut problems);
         // Keys of the wrong type or unknown: each one on its own, then removed.
         screen_types::<Self>(&mut table, &mut problems);
         let config: Self = match toml::Value::Table(table).try_into() {
@@ -218,6 +224,7 @@ impl Config {
         self.two_step.check(&mut problems);
         self.uploads.check(&mut problems);
         self.admin.check(&mut problems);
+        self.billing.check(&mut problems);
         self.tls.problems(&mut problems);
         if problems.is_empty() { Ok(()) } else { Err(problems) }
     }

@@ -14,6 +14,8 @@ pub enum JobKind {
     SetPassword,
     /// Ask a sender to choose the relationship of new recipients.
     ChooseRoles,
+    /// Send a person the list of their invoices ("Email me my invoices").
+    Invoices,
 }
 
 impl JobKind {
@@ -22,11 +24,12 @@ impl JobKind {
             Self::Notify => "notify",
             Self::SetPassword => "set_password",
             Self::ChooseRoles => "choose_roles",
+            Self::Invoices => "invoices",
         }
     }
 
     pub(crate) fn parse(text: &str) -> Option<Self> {
-        [Self::Notify, Self::SetPassword, Self::ChooseRoles]
+        [Self::Notify, Self::SetPassword, Self::ChooseRoles, Self::Invoices]
             .into_iter()
             .find(|k| k.as_str() == text)
     }

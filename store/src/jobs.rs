@@ -234,6 +234,7 @@ impl Queue<'_> {
                 format!("/password/{token}")
             }
             JobKind::ChooseRoles => format!("/m/{}/roles", job.message_id.as_ref().ok_or(NO_MESSAGE)?),
+            JobKind::Invoices => "/account/invoices".to_owned(),
             JobKind::Notify => {
                 let id = job.message_id.as_ref().ok_or(NO_MESSAGE)?;
                 match recipient.status {

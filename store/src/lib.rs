@@ -24,6 +24,7 @@
 pub mod accounts;
 pub mod address_book;
 pub mod audit;
+pub mod billing;
 pub mod blobs;
 pub mod claims;
 pub mod clock;
@@ -61,7 +62,7 @@ use std::sync::Arc;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
-pub use rooms::{Accounts, AuditLog, Auth, Mail, Maintenance, Queue, Uploads};
+pub use rooms::{Accounts, AuditLog, Auth, Billing, Mail, Maintenance, Queue, Uploads};
 
 /// PHI (or what may be PHI) in memory. Its `Debug` prints `[sealed]` and it has no
 /// `Display`, so it can't slip into a log line or an error by accident.
@@ -116,6 +117,7 @@ pub struct Policy {
     pub two_step: accounts::two_step::TwoStepPolicy,
     /// Attachment types, size per message, and when staged uploads are swept.
     pub uploads: uploads::UploadRules,
+    pub billing: billing::BillingSettings,
 }
 
 impl Default for Policy {
@@ -136,6 +138,7 @@ impl Default for Policy {
             passwords: accounts::passwords::PasswordRules::default(),
             two_step: accounts::two_step::TwoStepPolicy::default(),
             uploads: uploads::UploadRules::default(),
+            billing: billing::BillingSettings::default(),
         }
     }
 }

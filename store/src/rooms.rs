@@ -52,6 +52,13 @@ pub struct Uploads<'a> {
     store: &'a Store,
 }
 
+/// Plans and billing: what was bought, for whom, by whom, invoices and the
+/// payment provider's events (`billing/`).
+#[derive(Debug)]
+pub struct Billing<'a> {
+    store: &'a Store,
+}
+
 /// Reading and checking the audit chain (`audit.rs`; writing it is
 /// [`Store::audit`], which every room does).
 #[derive(Debug)]
@@ -90,6 +97,11 @@ impl Store {
     /// Staged uploads for outgoing messages.
     pub fn uploads(&self) -> Uploads<'_> {
         Uploads { store: self }
+    }
+
+    /// Plans, invoices and payment events.
+    pub fn billing(&self) -> Billing<'_> {
+        Billing { store: self }
     }
 
     /// Reading and verifying the audit chain.
@@ -139,6 +151,13 @@ impl Deref for Maintenance<'_> {
 }
 
 impl Deref for Uploads<'_> {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        self.store
+    }
+}
+
+impl Deref for Billing<'_> {
     type Target = Store;
     fn deref(&self) -> &Store {
         self.store

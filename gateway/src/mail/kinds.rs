@@ -43,6 +43,30 @@ pub struct ChooseRoles {
     pub link: String,
 }
 
+/// One invoice in the invoices mail (no PHI: plan, who it is for, amount).
+#[derive(Debug, Clone)]
+pub struct InvoiceLine {
+    /// `INV-000042`.
+    pub label: String,
+    /// The day it was paid, e.g. `2026-12-02`.
+    pub paid: String,
+    /// `SecureMail (monthly)`.
+    pub what: String,
+    /// `you`, or the address of the user it was bought for.
+    pub who: String,
+    /// `$10.00 USD`.
+    pub amount: String,
+}
+
+/// "Email me my invoices": the invoices a person paid, to their own address.
+#[derive(Debug, Clone)]
+pub struct Invoices {
+    pub recipient_name: String,
+    /// The invoices page (`/account/invoices`), whole.
+    pub link: String,
+    pub lines: Vec<InvoiceLine>,
+}
+
 /// A mail we could not deliver, told to its sender.
 #[derive(Debug, Clone)]
 pub struct Bounce {
@@ -159,6 +183,13 @@ templates!(
     "mail/choose_roles/subject.txt",
     "mail/choose_roles/text.txt",
     "mail/choose_roles/html.html"
+);
+templates!(
+    invoices,
+    Invoices,
+    "mail/invoices/subject.txt",
+    "mail/invoices/text.txt",
+    "mail/invoices/html.html"
 );
 // Bounces and quarantine notices are plain text, as delivery reports are.
 templates!(bounce, Bounce, "mail/bounce/subject.txt", "mail/bounce/text.txt");

@@ -18,7 +18,7 @@ mod reply_to;
 mod tests;
 
 pub use duration::ForPeople;
-pub use kinds::{Bounce, ChooseRoles, MessageWaiting, Quarantined, SetPassword};
+pub use kinds::{Bounce, ChooseRoles, InvoiceLine, Invoices, MessageWaiting, Quarantined, SetPassword};
 pub use reply_to::ReplyTo;
 
 /// Every kind of mail the gateway writes, with the values its templates use.
@@ -34,6 +34,8 @@ pub enum MailKind {
     SetPassword(SetPassword),
     /// Asks a sender how new recipients relate to the practice.
     ChooseRoles(ChooseRoles),
+    /// A person's invoices, to their own address.
+    Invoices(Invoices),
     /// Tells a sender their mail could not be delivered (no content).
     Bounce(Bounce),
     /// Tells a sender their secure message could not be processed (no content).
@@ -70,6 +72,7 @@ impl MailKind {
             Self::Invitation(_) => "invitation",
             Self::SetPassword(_) => "set_password",
             Self::ChooseRoles(_) => "choose_roles",
+            Self::Invoices(_) => "invoices",
             Self::Bounce(_) => "bounce",
             Self::Quarantined(_) => "quarantined",
         }
@@ -93,6 +96,7 @@ impl MailKind {
             ),
             Self::SetPassword(v) => ("Sealpost".to_owned(), kinds::set_password::render(v)?, AUTO_GENERATED),
             Self::ChooseRoles(v) => ("Sealpost".to_owned(), kinds::choose_roles::render(v)?, AUTO_GENERATED),
+            Self::Invoices(v) => ("Sealpost".to_owned(), kinds::invoices::render(v)?, AUTO_GENERATED),
             Self::Bounce(v) => (
                 "Mail Delivery System".to_owned(),
                 kinds::bounce::render(v)?,
@@ -102,7 +106,11 @@ impl MailKind {
         };
         let reply_to = match self {
             Self::Notification(v) | Self::Invitation(v) => v.reply_to.as_deref().map(one_line),
-            Self::SetPassword(_) | Self::ChooseRoles(_) | Self::Bounce(_) | Self::Quarantined(_) => None,
+            Self::SetPassword(_)
+            | Self::ChooseRoles(_)
+            | Self::Invoices(_)
+            | Self::Bounce(_)
+            | Self::Quarantined(_) => None,
         };
         let (subject, text, html) = parts;
         Ok(Rendered {

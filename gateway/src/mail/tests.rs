@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use mail_parser::MimeHeaders as _;
 
 use super::{
-    Bounce, ChooseRoles, Envelope, ForPeople, MailKind, MessageWaiting, Quarantined, Rendered, SetPassword, one_line,
-    write,
+    Bounce, ChooseRoles, Envelope, ForPeople, InvoiceLine, Invoices, MailKind, MessageWaiting, Quarantined, Rendered,
+    SetPassword, one_line, write,
 };
 
 const LINK: &str = "https://secure.example-dental.com/m/0123456789abcdef0123456789abcdef";
@@ -40,6 +40,26 @@ fn samples() -> Vec<MailKind> {
         MailKind::ChooseRoles(ChooseRoles {
             recipient_name: "Ada Lovelace".to_owned(),
             link: format!("{LINK}/roles"),
+        }),
+        MailKind::Invoices(Invoices {
+            recipient_name: "Ada Lovelace".to_owned(),
+            link: "https://secure.example-dental.com/account/invoices".to_owned(),
+            lines: vec![
+                InvoiceLine {
+                    label: "INV-000002".to_owned(),
+                    paid: "2026-12-02".to_owned(),
+                    what: "SecureMail (monthly)".to_owned(),
+                    who: "staff@example-dental.com".to_owned(),
+                    amount: "$10.00 USD".to_owned(),
+                },
+                InvoiceLine {
+                    label: "INV-000001".to_owned(),
+                    paid: "2026-11-02".to_owned(),
+                    what: "SecureMail (annual)".to_owned(),
+                    who: "you".to_owned(),
+                    amount: "$100.00 USD".to_owned(),
+                },
+            ],
         }),
         MailKind::Bounce(Bounce {
             rcpt: "pat@example.org".to_owned(),
@@ -74,7 +94,7 @@ fn snapshot_path(kind: &MailKind) -> PathBuf {
 #[test]
 fn every_kind_renders_as_its_snapshot() {
     let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
-    let mut seen = [false; 6];
+    let mut seen = [false; 7];
     let mut differ = Vec::new();
     for kind in samples() {
         // No catch-all: a new kind must be added here, and so get a snapshot.
@@ -85,6 +105,7 @@ fn every_kind_renders_as_its_snapshot() {
             MailKind::ChooseRoles(_) => 3,
             MailKind::Bounce(_) => 4,
             MailKind::Quarantined(_) => 5,
+            MailKind::Invoices(_) => 6,
         };
         seen[slot] = true;
         let actual = snapshot_text(&kind.render().unwrap());

@@ -86,6 +86,10 @@ struct StagedRow {
 struct Refusal {
     address: String,
     practices: String,
+    /// A doctor or staff member of a practice: "Buy now" is offered.
+    can_buy: bool,
+    /// When their SecureMail plan ended, if it did (billing).
+    lapsed: Option<String>,
 }
 
 #[derive(Template)]
@@ -262,13 +266,18 @@ async fn free_hint(state: &AppState, viewer: &Viewer) -> Result<String, Error> {
         .into_iter()
         .map(|(_, name)| name)
         .collect();
-    Ok(if practices.is_empty() {
+    let hint = if practices.is_empty() {
         "With a free account you can reply to the messages you receive.".to_owned()
     } else {
         format!(
             "With a free account you can reply to the messages you receive, and write to the doctors and staff of {}.",
             practices.join(", ")
         )
+    };
+    // A lapsed plan says so (billing), rather than leaving the change unexplained.
+    Ok(match state.store.billing().lapsed_at(&viewer.user).await? {
+        Some(at) => format!("Your SecureMail plan ended on {}. {hint}", viewer.zone.show(at).text),
+        None => hint,
     })
 }
 
@@ -318,11 +327,16 @@ pub async fn send(
             .await;
         }
         Some(DraftProblem::FreeAccount { address, practices }) => {
+            let can_buy = viewer.user.may_send_secure() != Err(store::accounts::SenderRefusal::NotPracticeUser);
+            let lapsed = state.store.billing().lapsed_at(&viewer.user).await?;
+            let lapsed = lapsed.map(|at| viewer.zone.show(at).text);
             return again(StatusCode::FORBIDDEN, &|p| {
                 p.title = "Upgrade to write to anyone";
                 p.refusal = Some(Refusal {
                     address: address.clone(),
                     practices: practices.join(", "),
+                    can_buy,
+                    lapsed: lapsed.clone(),
                 });
             })
             .await;

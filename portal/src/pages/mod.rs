@@ -4,6 +4,10 @@
 pub mod account;
 pub mod app_passwords;
 pub mod attachment;
+pub mod billing;
+mod billing_buy;
+mod billing_invoices;
+mod billing_stripe;
 pub mod compose;
 mod compose_form;
 mod compose_phi;

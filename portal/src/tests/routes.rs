@@ -22,6 +22,11 @@ use crate::session::Viewer;
 const EXEMPT: &[(&str, &str, &str)] = &[
     (
         "POST",
+        "/billing/stripe/webhook",
+        "no cookie; believed only with a valid Stripe-Signature (HMAC, tolerance, event id once)",
+    ),
+    (
+        "POST",
         "/signin",
         "opens a session; its own login-CSRF token, bound to __Host-sealpost_signin",
     ),
