@@ -120,6 +120,7 @@ pub async fn open_store(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resul
         passwords: config.passwords.rules(),
         two_step: config.two_step.policy(),
         uploads: config.uploads.rules(),
+        default_phone_country: config.accounts.phone_country(),
         ..Policy::default()
     };
     let store_config = StoreConfig {

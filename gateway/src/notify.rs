@@ -14,7 +14,9 @@ use store::{Error, Policy, Store};
 use tokio::sync::Notify;
 
 use crate::Wakers;
-use crate::mail::{self, ChooseRoles, Envelope, ForPeople, MailKind, MessageWaiting, SetPassword};
+use crate::mail::{
+    self, ChooseRoles, ConfirmEmail, EmailChangeNotice, Envelope, ForPeople, MailKind, MessageWaiting, SetPassword,
+};
 use crate::workers::lanes::{Item, LaneConfig, run_lanes};
 
 /// What notifications look like.
@@ -72,6 +74,12 @@ pub fn mail_for(ctx: &MailContext, config: &NotifyConfig, policy: &Policy) -> Op
             expires_in: ForPeople(policy.set_password_ttl),
         }),
         (JobKind::ChooseRoles, _) => MailKind::ChooseRoles(ChooseRoles { recipient_name, link }),
+        (JobKind::ConfirmEmail, _) => MailKind::ConfirmEmail(ConfirmEmail {
+            recipient_name,
+            link,
+            expires_in: ForPeople(policy.set_password_ttl),
+        }),
+        (JobKind::EmailChangeNotice, _) => MailKind::EmailChangeNotice(EmailChangeNotice { recipient_name, link }),
     })
 }
 
@@ -252,6 +260,8 @@ mod tests {
         assert_eq!(name(JobKind::Notify, false, false), None);
         assert_eq!(name(JobKind::SetPassword, false, false), Some("set_password"));
         assert_eq!(name(JobKind::ChooseRoles, true, false), Some("choose_roles"));
+        assert_eq!(name(JobKind::ConfirmEmail, false, false), Some("confirm_email"));
+        assert_eq!(name(JobKind::EmailChangeNotice, false, false), Some("email_change_notice"));
     }
 
     #[test]

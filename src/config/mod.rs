@@ -14,6 +14,7 @@ mod accounts;
 mod choice;
 mod listeners;
 mod outbound;
+mod profiles;
 mod server;
 mod storage;
 mod tls;
@@ -23,13 +24,14 @@ pub use accounts::{Passwords, SmsProvider, TwoStep};
 pub use choice::Choice;
 pub use listeners::{Imap, Portal, Smtp};
 pub use outbound::{Dkim, Outbound, OutboundMode, SmarthostTls};
+pub use profiles::Accounts;
 pub use server::Server;
 pub use storage::{Blobs, Database, Messages};
 pub use tls::Tls;
 pub use uploads::Uploads;
 
 /// Sections that may be named in environment variables.
-const SECTIONS: [&str; 13] = [
+const SECTIONS: [&str; 14] = [
     "server",
     "database",
     "blobs",
@@ -43,6 +45,7 @@ const SECTIONS: [&str; 13] = [
     "passwords",
     "two_step",
     "uploads",
+    "accounts",
 ];
 
 /// The whole configuration.
@@ -66,6 +69,7 @@ pub struct Config {
     pub passwords: Passwords,
     pub two_step: TwoStep,
     pub uploads: Uploads,
+    pub accounts: Accounts,
 }
 
 impl Default for Config {
@@ -86,6 +90,7 @@ impl Default for Config {
             passwords: Passwords::default(),
             two_step: TwoStep::default(),
             uploads: Uploads::default(),
+            accounts: Accounts::default(),
         }
     }
 }
@@ -169,6 +174,7 @@ impl Config {
         self.passwords.check(&mut problems);
         self.two_step.check(&mut problems);
         self.uploads.check(&mut problems);
+        self.accounts.check(&mut problems);
         self.tls.problems(&mut problems);
         if problems.is_empty() { Ok(()) } else { Err(problems) }
     }

@@ -14,6 +14,10 @@ pub enum JobKind {
     SetPassword,
     /// Ask a sender to choose the relationship of new recipients.
     ChooseRoles,
+    /// Send the address an email change would move to its confirmation link.
+    ConfirmEmail,
+    /// Tell the current address that a change of address was asked for.
+    EmailChangeNotice,
 }
 
 impl JobKind {
@@ -22,11 +26,19 @@ impl JobKind {
             Self::Notify => "notify",
             Self::SetPassword => "set_password",
             Self::ChooseRoles => "choose_roles",
+            Self::ConfirmEmail => "confirm_email",
+            Self::EmailChangeNotice => "email_change_notice",
         }
     }
 
     pub(crate) fn parse(text: &str) -> Option<Self> {
-        [Self::Notify, Self::SetPassword, Self::ChooseRoles]
+        [
+            Self::Notify,
+            Self::SetPassword,
+            Self::ChooseRoles,
+            Self::ConfirmEmail,
+            Self::EmailChangeNotice,
+        ]
             .into_iter()
             .find(|k| k.as_str() == text)
     }

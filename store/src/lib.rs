@@ -110,6 +110,8 @@ pub struct Policy {
     pub two_step: accounts::two_step::TwoStepPolicy,
     /// Attachment types, size per message, and when staged uploads are swept.
     pub uploads: uploads::UploadRules,
+    /// The country of phone numbers written without `+` (`accounts.default_phone_country`).
+    pub default_phone_country: accounts::phone_number::PhoneCountry,
 }
 
 impl Default for Policy {
@@ -128,6 +130,7 @@ impl Default for Policy {
             passwords: accounts::passwords::PasswordRules::default(),
             two_step: accounts::two_step::TwoStepPolicy::default(),
             uploads: uploads::UploadRules::default(),
+            default_phone_country: accounts::phone_number::PhoneCountry::default(),
         }
     }
 }

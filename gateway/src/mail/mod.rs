@@ -18,7 +18,7 @@ mod reply_to;
 mod tests;
 
 pub use duration::ForPeople;
-pub use kinds::{Bounce, ChooseRoles, MessageWaiting, Quarantined, SetPassword};
+pub use kinds::{Bounce, ChooseRoles, ConfirmEmail, EmailChangeNotice, MessageWaiting, Quarantined, SetPassword};
 pub use reply_to::ReplyTo;
 
 /// Every kind of mail the gateway writes, with the values its templates use.
@@ -34,6 +34,10 @@ pub enum MailKind {
     SetPassword(SetPassword),
     /// Asks a sender how new recipients relate to the practice.
     ChooseRoles(ChooseRoles),
+    /// The link that confirms a new email address.
+    ConfirmEmail(ConfirmEmail),
+    /// Tells the current address a change of address was asked for.
+    EmailChangeNotice(EmailChangeNotice),
     /// Tells a sender their mail could not be delivered (no content).
     Bounce(Bounce),
     /// Tells a sender their secure message could not be processed (no content).
@@ -70,6 +74,8 @@ impl MailKind {
             Self::Invitation(_) => "invitation",
             Self::SetPassword(_) => "set_password",
             Self::ChooseRoles(_) => "choose_roles",
+            Self::ConfirmEmail(_) => "confirm_email",
+            Self::EmailChangeNotice(_) => "email_change_notice",
             Self::Bounce(_) => "bounce",
             Self::Quarantined(_) => "quarantined",
         }
@@ -93,6 +99,12 @@ impl MailKind {
             ),
             Self::SetPassword(v) => ("Sealpost".to_owned(), kinds::set_password::render(v)?, AUTO_GENERATED),
             Self::ChooseRoles(v) => ("Sealpost".to_owned(), kinds::choose_roles::render(v)?, AUTO_GENERATED),
+            Self::ConfirmEmail(v) => ("Sealpost".to_owned(), kinds::confirm_email::render(v)?, AUTO_GENERATED),
+            Self::EmailChangeNotice(v) => (
+                "Sealpost".to_owned(),
+                kinds::email_change_notice::render(v)?,
+                AUTO_GENERATED,
+            ),
             Self::Bounce(v) => (
                 "Mail Delivery System".to_owned(),
                 kinds::bounce::render(v)?,
@@ -102,7 +114,12 @@ impl MailKind {
         };
         let reply_to = match self {
             Self::Notification(v) | Self::Invitation(v) => v.reply_to.as_deref().map(one_line),
-            Self::SetPassword(_) | Self::ChooseRoles(_) | Self::Bounce(_) | Self::Quarantined(_) => None,
+            Self::SetPassword(_)
+            | Self::ChooseRoles(_)
+            | Self::ConfirmEmail(_)
+            | Self::EmailChangeNotice(_)
+            | Self::Bounce(_)
+            | Self::Quarantined(_) => None,
         };
         let (subject, text, html) = parts;
         Ok(Rendered {
