@@ -22,6 +22,16 @@ use crate::session::Viewer;
 const EXEMPT: &[(&str, &str, &str)] = &[
     (
         "POST",
+        "/email/{token}",
+        "the email confirmation token in the path, sent only to the new address, is the authority",
+    ),
+    (
+        "POST",
+        "/link/renew",
+        "the old link's token in the form is the authority; it only re-sends to the same address, rate-limited",
+    ),
+    (
+        "POST",
         "/signin",
         "opens a session; its own login-CSRF token, bound to __Host-sealpost_signin",
     ),
