@@ -7,6 +7,7 @@ mod browser;
 mod browser_compose;
 mod browser_contacts;
 mod browser_mailclient;
+mod browser_profile;
 mod browser_uploads;
 mod certificates;
 mod compose;

@@ -247,10 +247,7 @@ pub async fn set_password(
         None
     };
     if let Some(problem) = problem {
-        return html(
-            StatusCode::BAD_REQUEST,
-            &password_page(&state, token, Some(problem)).await?,
-        );
+        return retry(&state, token, problem, &form, StatusCode::BAD_REQUEST).await;
     }
     let (next, message) = match state
         .store
@@ -267,16 +264,10 @@ pub async fn set_password(
             } else {
                 "Too many failed attempts from your network. Please wait 15 minutes and try again."
             };
-            return html(
-                StatusCode::TOO_MANY_REQUESTS,
-                &password_page(&state, token, Some(problem.to_owned())).await?,
-            );
+            return retry(&state, token, problem.to_owned(), &form, StatusCode::TOO_MANY_REQUESTS).await;
         }
         Err(store::Error::Invalid(problem)) => {
-            return html(
-                StatusCode::BAD_REQUEST,
-                &password_page(&state, token, Some(problem)).await?,
-            );
+            return retry(&state, token, problem, &form, StatusCode::BAD_REQUEST).await;
         }
         Err(error) => return Err(error.into()),
     };
@@ -285,6 +276,20 @@ pub async fn set_password(
         SignIn::Done(session) => signed_in(&session.token, &to),
         SignIn::SecondStep { pending, .. } => to_second_step(&pending, &to),
     })
+}
+
+/// The set-password form again with `problem`; a phone code that was sent (the
+/// person typed one) is still asked for.
+async fn retry(
+    state: &AppState,
+    token: String,
+    problem: String,
+    form: &PasswordForm,
+    status: StatusCode,
+) -> Result<Response, Error> {
+    let mut page = password_page(state, token, Some(problem)).await?;
+    page.sent = !form.code.is_empty();
+    html(status, &page)
 }
 
 #[derive(Default, Deserialize)]
