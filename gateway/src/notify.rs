@@ -261,7 +261,10 @@ mod tests {
         assert_eq!(name(JobKind::SetPassword, false, false), Some("set_password"));
         assert_eq!(name(JobKind::ChooseRoles, true, false), Some("choose_roles"));
         assert_eq!(name(JobKind::ConfirmEmail, false, false), Some("confirm_email"));
-        assert_eq!(name(JobKind::EmailChangeNotice, false, false), Some("email_change_notice"));
+        assert_eq!(
+            name(JobKind::EmailChangeNotice, false, false),
+            Some("email_change_notice")
+        );
     }
 
     #[test]

@@ -10,3 +10,8 @@ CREATE TABLE link_requests (
     scope        TEXT    PRIMARY KEY,
     requested_at BIGINT NOT NULL
 );
+
+-- What a practice tells its users about itself (website, phone in E.164,
+-- address), as JSON: shown on every member's profile, changed only by the
+-- practice's User Manager.
+ALTER TABLE practices ADD COLUMN details TEXT NOT NULL DEFAULT '{}';

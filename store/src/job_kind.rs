@@ -39,8 +39,8 @@ impl JobKind {
             Self::ConfirmEmail,
             Self::EmailChangeNotice,
         ]
-            .into_iter()
-            .find(|k| k.as_str() == text)
+        .into_iter()
+        .find(|k| k.as_str() == text)
     }
 
     /// Is this mail about one message (so its job must name it)?

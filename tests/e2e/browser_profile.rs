@@ -39,7 +39,10 @@ async fn browser_profile_edit_time_zone_and_email_change() {
     assert_eq!(pat.profile.time_zone.as_deref(), Some("America/New_York"));
     let audit = instance.store().audit_log().recent_audit(50).await.unwrap();
     for action in ["profile.update", "email.change_request", "email.change"] {
-        assert!(audit.iter().any(|(_, a, _)| a == action), "no {action} in the audit log");
+        assert!(
+            audit.iter().any(|(_, a, _)| a == action),
+            "no {action} in the audit log"
+        );
     }
 }
 
@@ -68,6 +71,9 @@ async fn browser_locked_out_patient_recovers_from_an_expired_link() {
     .await;
     let audit = instance.store().audit_log().recent_audit(100).await.unwrap();
     for action in ["account.lock", "password.reset_request", "link.renew", "password.set"] {
-        assert!(audit.iter().any(|(_, a, _)| a == action), "no {action} in the audit log");
+        assert!(
+            audit.iter().any(|(_, a, _)| a == action),
+            "no {action} in the audit log"
+        );
     }
 }

@@ -346,7 +346,13 @@ pub struct ForgotForm {
 
 /// `GET /forgot`: asks for the address to send a set-password link to.
 pub async fn forgot_form() -> Result<Response, Error> {
-    html(StatusCode::OK, &ForgotPage { nav: None, answer: None })
+    html(
+        StatusCode::OK,
+        &ForgotPage {
+            nav: None,
+            answer: None,
+        },
+    )
 }
 
 /// `POST /forgot`: sends the link if the account exists; the answer is the same

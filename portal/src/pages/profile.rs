@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 use store::accounts::phone_number::{self, PhoneCountry};
+use store::accounts::practice_info::PracticeChange;
 use store::accounts::{ProfileChange, Role};
 
 use super::{Nav, field, html};
@@ -27,7 +28,8 @@ pub fn routes() -> Routes {
         Group::signed_in()
             .get("/account/profile", show)
             .post("/account/profile", save)
-            .post("/account/profile/details", save_details),
+            .post("/account/profile/details", save_details)
+            .post("/account/profile/practice", save_practice),
     )
 }
 
@@ -69,10 +71,16 @@ impl Problems {
     }
 }
 
-/// The practice, as the page shows it (nobody edits it here).
+/// The practice, as the page shows it; its User Manager gets a form.
+#[derive(Default)]
 pub(crate) struct PracticeFacts {
     pub name: String,
     pub rows: Vec<(&'static str, String)>,
+    /// The viewer is the practice's User Manager: the form's values follow.
+    pub editable: bool,
+    pub website: String,
+    pub phone: String,
+    pub address: String,
 }
 
 pub(crate) struct ProcedureBox {
@@ -173,9 +181,30 @@ async fn practice_facts(state: &AppState, viewer: &Viewer) -> Result<Option<Prac
     let profile = &viewer.user.profile;
     if let Some(id) = viewer.user.practice_id {
         let practice = state.store.accounts().practice(id).await?;
+        let info = state.store.accounts().practice_info(id).await?;
+        let country = state.store.policy().default_phone_country;
+        let phone = info
+            .phone
+            .as_deref()
+            .map(|p| phone_number::display(p, country))
+            .unwrap_or_default();
+        let mut rows = vec![("Mail domain", practice.domain)];
+        for (label, value) in [
+            ("Website", &info.website),
+            ("Phone", &Some(phone.clone())),
+            ("Address", &info.address),
+        ] {
+            if let Some(value) = value.as_ref().filter(|v| !v.is_empty()) {
+                rows.push((label, value.clone()));
+            }
+        }
         return Ok(Some(PracticeFacts {
             name: practice.name,
-            rows: vec![("Mail domain", practice.domain)],
+            rows,
+            editable: viewer.user.user_manager,
+            website: info.website.unwrap_or_default(),
+            phone,
+            address: info.address.unwrap_or_default(),
         }));
     }
     let Some(name) = profile.practice_name.clone() else {
@@ -191,7 +220,11 @@ async fn practice_facts(state: &AppState, viewer: &Viewer) -> Result<Option<Prac
             rows.push((label, value.clone()));
         }
     }
-    Ok(Some(PracticeFacts { name, rows }))
+    Ok(Some(PracticeFacts {
+        name,
+        rows,
+        ..PracticeFacts::default()
+    }))
 }
 
 /// The page for `viewer`, with `details` as the form shows them.
@@ -288,7 +321,8 @@ pub(crate) fn validate(details: &mut Details, doctor: bool, country: PhoneCountr
             problems.ada_number = Some("An ADA number has 5 to 12 digits, like 123456789.");
         }
         if !details.npi.is_empty() && !store::accounts::profile::valid_npi(&details.npi) {
-            problems.npi = Some("This is not a valid NPI: it has 10 digits, the last one a check digit. Please check it.");
+            problems.npi =
+                Some("This is not a valid NPI: it has 10 digits, the last one a check digit. Please check it.");
         }
         let data = specialties::all();
         if details.specialty.is_empty() {
@@ -344,10 +378,50 @@ pub async fn save_details(
         specialty: (!details.specialty.is_empty()).then_some(details.specialty),
         procedures: details.procedures,
     };
-    viewer.user = state.store.accounts().update_profile(&viewer.user, &change, &client).await?;
+    viewer.user = state
+        .store
+        .accounts()
+        .update_profile(&viewer.user, &change, &client)
+        .await?;
     let mut page = page(&state, &viewer, None, Problems::default()).await?;
     page.status = Some("Your details are saved.".to_owned());
     html(StatusCode::OK, &page)
+}
+
+/// `POST /account/profile/practice`: the User Manager changes the practice's
+/// name and details; anyone else is refused and nothing changes.
+pub async fn save_practice(
+    State(state): State<AppState>,
+    Client(client): Client,
+    viewer: Viewer,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Result<Response, Error> {
+    let text = |name| field(&form, name).trim().to_owned();
+    let change = PracticeChange {
+        name: text("practice_name"),
+        website: text("practice_website"),
+        phone: text("practice_phone"),
+        address: text("practice_address"),
+    };
+    match state
+        .store
+        .accounts()
+        .set_practice_info(&viewer.user, &change, &client)
+        .await
+    {
+        Ok(()) => {
+            let mut page = page(&state, &viewer, None, Problems::default()).await?;
+            page.status = Some("The practice's information is saved.".to_owned());
+            html(StatusCode::OK, &page)
+        }
+        Err(store::Error::Invalid(problem)) => {
+            let mut page = page(&state, &viewer, None, Problems::default()).await?;
+            page.error = Some(problem);
+            html(StatusCode::BAD_REQUEST, &page)
+        }
+        Err(store::Error::Forbidden(_)) => Err(Error::Forbidden),
+        Err(error) => Err(error.into()),
+    }
 }
 
 #[cfg(test)]
@@ -378,7 +452,10 @@ mod tests {
             ..Details::default()
         };
         assert!(!validate(&mut fine, true, us).any());
-        assert!(fine.procedures.iter().any(|p| p == "Root canal treatment"), "the usual ones");
+        assert!(
+            fine.procedures.iter().any(|p| p == "Root canal treatment"),
+            "the usual ones"
+        );
         // Not a doctor: the numbers are not looked at.
         let mut patient = Details {
             full_name: "Pat".into(),

@@ -12,8 +12,8 @@ use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use store::accounts::{Invitation, Profile, Registration, Relationship, UserStatus};
 use store::accounts::phone_number::{self, PhoneCountry};
+use store::accounts::{Invitation, Profile, Registration, Relationship, UserStatus};
 use store::ids::MessageId;
 
 use super::{InviteQuery, field, html, message_id};

@@ -138,7 +138,8 @@ impl Accounts<'_> {
         self.only_own_invitations(Self::managed_practice(manager)?, id).await?;
         let email = normalize_email(email)?;
         // E.164, or empty (see `phone_number.rs`).
-        let phone = super::phone_number::optional_e164(phone, self.policy.default_phone_country).map_err(Error::invalid)?;
+        let phone =
+            super::phone_number::optional_e164(phone, self.policy.default_phone_country).map_err(Error::invalid)?;
         if email != person.user.email && self.user_by_email(&email).await?.is_some() {
             return Err(Error::Conflict(format!("Someone already has the address {email}.")));
         }

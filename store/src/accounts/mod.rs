@@ -16,6 +16,7 @@ pub mod passkeys;
 pub mod passwords;
 pub mod phone_number;
 pub mod phones;
+pub mod practice_info;
 pub mod profile;
 mod recovery;
 mod registration;

@@ -37,8 +37,7 @@ impl PhoneCountry {
 }
 
 /// Why a typed number was refused: said next to its field.
-pub const NOT_A_PHONE: &str =
-    "This is not a phone number we can use. Please enter it as you would dial it, or with its country code, like +1 201 555 0123.";
+pub const NOT_A_PHONE: &str = "This is not a phone number we can use. Please enter it as you would dial it, or with its country code, like +1 201 555 0123.";
 const PREMIUM: &str = "Premium-rate numbers can't be used. Please enter your own phone number.";
 const EXTENSION: &str = "Please leave out the extension: enter a number that reaches you directly.";
 
@@ -51,7 +50,11 @@ pub fn to_e164(input: &str, country: PhoneCountry) -> Result<String, &'static st
     }
     // Letters are not digits here: "555-CALL-NOW" and "call me" are refused
     // (only an extension's "ext" or "x" is read, to say it can't be used).
-    let letters: String = input.chars().filter(|c| c.is_alphabetic()).collect::<String>().to_lowercase();
+    let letters: String = input
+        .chars()
+        .filter(|c| c.is_alphabetic())
+        .collect::<String>()
+        .to_lowercase();
     if !letters.is_empty() && letters != "ext" && letters != "x" {
         return Err(NOT_A_PHONE);
     }
@@ -112,7 +115,13 @@ mod tests {
 
     #[test]
     fn numbers_as_typed_become_e164() {
-        for typed in ["(201) 555-0123", "201.555.0123", "+1 201 555 0123", "1-201-555-0123", " 2015550123 "] {
+        for typed in [
+            "(201) 555-0123",
+            "201.555.0123",
+            "+1 201 555 0123",
+            "1-201-555-0123",
+            " 2015550123 ",
+        ] {
             assert_eq!(to_e164(typed, us()).as_deref(), Ok("+12015550123"), "{typed}");
         }
         assert_eq!(to_e164("+44 20 7946 0000", us()).as_deref(), Ok("+442079460000"));
@@ -158,7 +167,10 @@ mod tests {
     #[test]
     fn countries_are_two_letter_codes() {
         assert_eq!(PhoneCountry::parse("us"), Some(PhoneCountry::default()));
-        assert_eq!(PhoneCountry::parse(" DE ").map(PhoneCountry::code).as_deref(), Some("DE"));
+        assert_eq!(
+            PhoneCountry::parse(" DE ").map(PhoneCountry::code).as_deref(),
+            Some("DE")
+        );
         for bad in ["", "USA", "XX", "1", "zz"] {
             assert_eq!(PhoneCountry::parse(bad), None, "{bad}");
         }

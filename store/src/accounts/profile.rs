@@ -105,7 +105,9 @@ impl Accounts<'_> {
                 return Err(Error::invalid("An ADA number has 5 to 12 digits."));
             }
             if !npi.is_empty() && !valid_npi(npi) {
-                return Err(Error::invalid("This is not a valid NPI: it has 10 digits and a check digit."));
+                return Err(Error::invalid(
+                    "This is not a valid NPI: it has 10 digits and a check digit.",
+                ));
             }
             profile.ada_number = (!ada.is_empty()).then(|| ada.to_owned());
             profile.npi = (!npi.is_empty()).then(|| npi.to_owned());
@@ -207,7 +209,9 @@ impl Accounts<'_> {
         let user = self.user(grant.user_id).await?;
         let new_email = self.pending_email(&user).await?.ok_or(Error::TokenUsed)?;
         if self.user_by_email(&new_email).await?.is_some() {
-            return Err(Error::invalid("Another account uses that address now. Please choose another."));
+            return Err(Error::invalid(
+                "Another account uses that address now. Please choose another.",
+            ));
         }
         let mut tx = self.write_tx().await?;
         self.auth().spend_token(&mut tx, &grant).await?;

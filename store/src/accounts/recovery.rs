@@ -168,7 +168,10 @@ mod tests {
         assert_eq!(address_scope(" Pat@Example.org"), address_scope("pat@example.org"));
         assert!(address_scope("pat@example.org").starts_with("addr:"));
         assert!(!address_scope("pat@example.org").contains("pat"));
-        assert_eq!(masked_address("pat@example.org"), "p\u{2022}\u{2022}\u{2022}@example.org");
+        assert_eq!(
+            masked_address("pat@example.org"),
+            "p\u{2022}\u{2022}\u{2022}@example.org"
+        );
     }
 
     #[tokio::test]
@@ -180,9 +183,17 @@ mod tests {
             assert!(first.sent_now);
             let again = auth.request_password_reset(address, "test").await.unwrap();
             assert!(!again.sent_now, "held back");
-            assert_eq!((again.sent_at, again.next_at), (first.sent_at, first.sent_at + LINK_INTERVAL));
+            assert_eq!(
+                (again.sent_at, again.next_at),
+                (first.sent_at, first.sent_at + LINK_INTERVAL)
+            );
         }
         clock.advance(LINK_INTERVAL);
-        assert!(auth.request_password_reset("nobody@example.org", "test").await.unwrap().sent_now);
+        assert!(
+            auth.request_password_reset("nobody@example.org", "test")
+                .await
+                .unwrap()
+                .sent_now
+        );
     }
 }

@@ -105,11 +105,7 @@ impl Auth<'_> {
 
     /// Whom a link token was for, used or expired alike (for "Send me a new
     /// link"): its user and message. Unknown tokens: [`Error::TokenInvalid`].
-    pub(super) async fn token_owner(
-        &self,
-        token: &str,
-        purpose: TokenPurpose,
-    ) -> Result<(UserId, Option<MessageId>)> {
+    pub(super) async fn token_owner(&self, token: &str, purpose: TokenPurpose) -> Result<(UserId, Option<MessageId>)> {
         if token.len() > 100 {
             return Err(Error::TokenInvalid);
         }
