@@ -193,6 +193,7 @@ pub async fn create_store(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Res
         two_step: config.two_step.policy(),
         uploads: config.uploads.rules(),
         billing: config.billing.settings(),
+        default_phone_country: config.accounts.phone_country(),
         ..Policy::default()
     };
     let store_config = StoreConfig {

@@ -34,7 +34,7 @@ MB = 1_000_000
 FROM = "ada@smiles.example"
 RCPT = "pat@example.org"
 PASSWORD = "Bench-Pass-1234"
-PHONE = "+1 555 010 0199"
+PHONE = "+12015550199"
 
 
 # --------------------------------------------------------------------------- message

@@ -15,7 +15,8 @@ use tokio::sync::Notify;
 
 use crate::Wakers;
 use crate::mail::{
-    self, ChooseRoles, Envelope, ForPeople, InvoiceLine, Invoices, MailKind, MessageWaiting, SetPassword,
+    self, ChooseRoles, ConfirmEmail, EmailChangeNotice, Envelope, ForPeople, InvoiceLine, Invoices, MailKind,
+    MessageWaiting, SetPassword,
 };
 use crate::workers::lanes::{Item, LaneConfig, run_lanes};
 
@@ -80,6 +81,12 @@ pub fn mail_for(ctx: &MailContext, config: &NotifyConfig, policy: &Policy) -> Op
             link,
             lines: Vec::new(),
         }),
+        (JobKind::ConfirmEmail, _) => MailKind::ConfirmEmail(ConfirmEmail {
+            recipient_name,
+            link,
+            expires_in: ForPeople(policy.set_password_ttl),
+        }),
+        (JobKind::EmailChangeNotice, _) => MailKind::EmailChangeNotice(EmailChangeNotice { recipient_name, link }),
     })
 }
 
@@ -290,6 +297,11 @@ mod tests {
         assert_eq!(name(JobKind::Notify, false, false), None);
         assert_eq!(name(JobKind::SetPassword, false, false), Some("set_password"));
         assert_eq!(name(JobKind::ChooseRoles, true, false), Some("choose_roles"));
+        assert_eq!(name(JobKind::ConfirmEmail, false, false), Some("confirm_email"));
+        assert_eq!(
+            name(JobKind::EmailChangeNotice, false, false),
+            Some("email_change_notice")
+        );
     }
 
     #[test]

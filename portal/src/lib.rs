@@ -108,6 +108,8 @@ pub(crate) fn all_routes() -> routes::Routes {
         .merge(pages::manage_users::routes())
         .merge(pages::lists::routes())
         .merge(pages::profile::routes())
+        .merge(pages::profile_email::routes())
+        .merge(pages::link_renewal::routes())
         .merge(pages::message::routes())
         .merge(pages::message_lifecycle::routes())
         .merge(pages::practice_retention::routes())

@@ -18,6 +18,7 @@ mod listeners;
 mod located;
 mod observability;
 mod outbound;
+mod profiles;
 mod server;
 mod storage;
 mod tls;
@@ -31,13 +32,14 @@ pub use listeners::{Imap, Portal, Smtp};
 use located::Origins;
 pub use observability::{Admin, Log, LogFormat};
 pub use outbound::{Dkim, Outbound, OutboundMode, SmarthostTls};
+pub use profiles::Accounts;
 pub use server::Server;
 pub use storage::{Blobs, Database, Messages};
 pub use tls::Tls;
 pub use uploads::Uploads;
 
 /// Sections that may be named in environment variables.
-const SECTIONS: [&str; 16] = [
+const SECTIONS: [&str; 17] = [
     "server",
     "database",
     "blobs",
@@ -54,6 +56,7 @@ const SECTIONS: [&str; 16] = [
     "admin",
     "log",
     "billing",
+    "accounts",
 ];
 
 /// The whole configuration.
@@ -80,6 +83,7 @@ pub struct Config {
     pub admin: Admin,
     pub log: Log,
     pub billing: Billing,
+    pub accounts: Accounts,
 }
 
 impl Default for Config {
@@ -103,6 +107,7 @@ impl Default for Config {
             admin: Admin::default(),
             log: Log::default(),
             billing: Billing::default(),
+            accounts: Accounts::default(),
         }
     }
 }
@@ -225,6 +230,7 @@ impl Config {
         self.uploads.check(&mut problems);
         self.admin.check(&mut problems);
         self.billing.check(&mut problems);
+        self.accounts.check(&mut problems);
         self.tls.problems(&mut problems);
         if problems.is_empty() { Ok(()) } else { Err(problems) }
     }

@@ -16,6 +16,10 @@ pub enum JobKind {
     ChooseRoles,
     /// Send a person the list of their invoices ("Email me my invoices").
     Invoices,
+    /// Send the address an email change would move to its confirmation link.
+    ConfirmEmail,
+    /// Tell the current address that a change of address was asked for.
+    EmailChangeNotice,
 }
 
 impl JobKind {
@@ -25,13 +29,22 @@ impl JobKind {
             Self::SetPassword => "set_password",
             Self::ChooseRoles => "choose_roles",
             Self::Invoices => "invoices",
+            Self::ConfirmEmail => "confirm_email",
+            Self::EmailChangeNotice => "email_change_notice",
         }
     }
 
     pub(crate) fn parse(text: &str) -> Option<Self> {
-        [Self::Notify, Self::SetPassword, Self::ChooseRoles, Self::Invoices]
-            .into_iter()
-            .find(|k| k.as_str() == text)
+        [
+            Self::Notify,
+            Self::SetPassword,
+            Self::ChooseRoles,
+            Self::Invoices,
+            Self::ConfirmEmail,
+            Self::EmailChangeNotice,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == text)
     }
 
     /// Is this mail about one message (so its job must name it)?

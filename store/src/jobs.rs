@@ -214,7 +214,7 @@ impl Queue<'_> {
     /// recipient or message gone meanwhile is [`Error::NotFound`] (skip the
     /// job); a job that breaks its kind's rules is [`Error::Corrupt`] (park it).
     pub async fn job_context(&self, job: &MailJob) -> Result<MailContext> {
-        let recipient = self.accounts().user(job.user_id).await?;
+        let mut recipient = self.accounts().user(job.user_id).await?;
         let message = match &job.message_id {
             Some(id) => Some(self.message_context(id).await?),
             None => None,
@@ -235,6 +235,13 @@ impl Queue<'_> {
             }
             JobKind::ChooseRoles => format!("/m/{}/roles", job.message_id.as_ref().ok_or(NO_MESSAGE)?),
             JobKind::Invoices => "/account/invoices".to_owned(),
+            // Goes to the address the account would move to (none pending: skip).
+            JobKind::ConfirmEmail => {
+                let (to, token) = self.accounts().email_change_link(&recipient).await?;
+                recipient.email = to;
+                format!("/email/{token}")
+            }
+            JobKind::EmailChangeNotice => "/account/profile".to_owned(),
             JobKind::Notify => {
                 let id = job.message_id.as_ref().ok_or(NO_MESSAGE)?;
                 match recipient.status {

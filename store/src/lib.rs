@@ -118,6 +118,8 @@ pub struct Policy {
     /// Attachment types, size per message, and when staged uploads are swept.
     pub uploads: uploads::UploadRules,
     pub billing: billing::BillingSettings,
+    /// The country of phone numbers written without `+` (`accounts.default_phone_country`).
+    pub default_phone_country: accounts::phone_number::PhoneCountry,
 }
 
 impl Default for Policy {
@@ -139,6 +141,7 @@ impl Default for Policy {
             two_step: accounts::two_step::TwoStepPolicy::default(),
             uploads: uploads::UploadRules::default(),
             billing: billing::BillingSettings::default(),
+            default_phone_country: accounts::phone_number::PhoneCountry::default(),
         }
     }
 }

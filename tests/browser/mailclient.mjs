@@ -114,7 +114,7 @@ flow(async (t) => {
 
   // A zone in the profile wins over the browser's.
   await page.getByLabel('Show times in').selectOption('Asia/Tokyo');
-  await page.getByRole('button', { name: 'Save' }).click();
+  await page.getByRole('button', { name: 'Save time zone' }).click();
   await t.see('Saved.');
   await t.see('Asia/Tokyo');
   await folders.getByRole('link', { name: /^Inbox/ }).click();

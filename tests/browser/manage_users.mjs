@@ -58,7 +58,7 @@ flow(async (t) => {
   await t.see('Status: Invited');
   const bobPage = page.url();
   await page.getByLabel('Email address').fill('robert@smiles.example');
-  await page.getByLabel('Phone').fill('+1 555 010 0155');
+  await page.getByLabel('Phone').fill('+1 201 555 0155');
   await page.getByRole('button', { name: 'Save and send a new invitation' }).click();
   await t.see('Saved. We sent a new invitation to the new address.');
   await t.a11y('user page after saving');

@@ -23,17 +23,21 @@ flow(async (t) => {
     await page.getByLabel('New password').fill(fresh);
     await page.getByLabel('Type the same password again').fill(fresh);
   };
-  // Without the phone code the link does not change the password.
+  // Every rule is listed before typing; the code is offered before it is asked for.
+  await t.see('Not your email address, nor the part of it before the @.');
+  check((await page.getByLabel('Code we sent to your phone').count()) === 0, 'the code is asked for before it was sent');
   await fill();
+  await page.getByRole('button', { name: 'Text me a code' }).click();
+  await t.see('We sent you a 6-digit code.');
+  check((await page.getByLabel('New password').inputValue()) === fresh, 'sending the code kept what was typed');
+  await t.a11y('reset after the code was texted');
+  // Without the right phone code the link does not change the password.
   await page.getByLabel('Code we sent to your phone').fill('000000');
   await page.getByRole('button', { name: 'Save password and continue' }).click();
   await t.see('not right');
   await t.a11y('reset with a wrong phone code');
   check(!page.url().includes('/inbox'), 'the link alone reset the password');
 
-  await page.getByRole('button', { name: 'Text me a code' }).click();
-  await t.see('We sent you a 6-digit code.');
-  await t.a11y('reset after the code was texted');
   await fill();
   await page.getByLabel('Code we sent to your phone').fill(await t.ask('code'));
   await t.shot('reset-with-code');

@@ -239,9 +239,10 @@ async fn wrong_codes_void_a_reset_link() {
         assert_eq!(wrong.status(), 400, "attempt {attempt}");
         assert!(wrong.text().await.unwrap().contains("not right"));
     }
+    // The fifth voids the link: the page offers a new one (to the same address).
     let fifth = post(wrong_code(&secret, now)).await;
-    assert_eq!(fifth.status(), 400);
-    assert!(fifth.text().await.unwrap().contains("ask for a new one"));
+    assert_eq!(fifth.status(), 410);
+    assert!(fifth.text().await.unwrap().contains("Send me a new link"));
     let right = post(totp_code(&secret, now)).await;
     assert_ne!(
         right.url().path(),

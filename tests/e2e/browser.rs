@@ -24,7 +24,7 @@ const PASSWORD: &str = "Correct-Horse-42";
 const SUBJECT: &str = "Your lab results";
 const ATTACHMENT_NAME: &str = "lab-report.pdf";
 /// The phone Pat registers with; two-step codes go there.
-const PAT_PHONE: &str = "+1 555 010 0199";
+const PAT_PHONE: &str = "+12015550199";
 
 fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
@@ -328,7 +328,7 @@ async fn browser_manage_users_edit_reinvite_two_step_and_staff_get_404() {
         .await
         .unwrap()
         .expect("Bob under his corrected address");
-    assert_eq!(bob.phone, "+1 555 010 0155");
+    assert_eq!(bob.phone, "+12015550155", "stored in E.164");
     assert!(
         instance
             .store()

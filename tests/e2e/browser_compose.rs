@@ -15,7 +15,7 @@ const ADA_PASSWORD: &str = "Doctor-Pass-77";
 const PAT: &str = "pat@example.org";
 const BOB: &str = "bob@smiles.example";
 const FAMILY: &str = "kim@example.net";
-const FAMILY_PHONE: &str = "+1 555 010 0177";
+const FAMILY_PHONE: &str = "+12015550177";
 
 const IMAP_SEPARATOR: &str = "\n=====\n";
 

@@ -28,7 +28,7 @@ async fn browser_secure_drop_sends_two_files_to_a_picked_contact() {
         &instance.wait_for_mail(to, 1).await,
         &format!("{}/m/", instance.config.public_url),
     );
-    let registered = register_form(&browser(), &instance, &invite, "Pat Example", "+1 555 010 0199").await;
+    let registered = register_form(&browser(), &instance, &invite, "Pat Example", "+1 201 555 0199").await;
     assert_eq!(registered.status(), 200);
     let before = instance.wait_for_mail(to, 2).await;
     drop(before);

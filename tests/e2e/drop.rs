@@ -80,7 +80,7 @@ pub(super) async fn register_recipient(instance: &Instance, email: &str) -> (req
     let notification = instance.wait_for_mail(email, 1).await;
     let invite = link_in(&notification, &format!("{}/m/", instance.config.public_url));
     let http = browser();
-    let registered = register_form(&http, instance, &invite, "Pat Example", "+1 555 010 0199").await;
+    let registered = register_form(&http, instance, &invite, "Pat Example", "+1 201 555 0199").await;
     assert_eq!(registered.status(), 200);
     let set_password_mail = instance.wait_for_mail(email, 2).await;
     let set_link = link_in(&set_password_mail, &format!("{}/password/", instance.config.public_url));

@@ -99,7 +99,7 @@ async fn user_manager_lists_edits_reinvites_and_toggles_two_step() {
             ("csrf", &csrf),
             ("action", "edit"),
             ("email", "robert@smiles.example"),
-            ("phone", "+1 555 010 0155"),
+            ("phone", "+1 201 555 0155"),
         ],
     )
     .await;

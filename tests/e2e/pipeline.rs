@@ -165,7 +165,7 @@ X-Sealpost-Role: {to} patient\r\n\r\nPart {n}.\r\n"
         http.get(instance.reachable(&forged)).send().await.unwrap().status(),
         200
     );
-    let registered = register_form(&http, &instance, &links[2], "Pat Example", "+1 555 010 0199").await;
+    let registered = register_form(&http, &instance, &links[2], "Pat Example", "+12015550199").await;
     assert_eq!(registered.status(), 200);
     // Used: every link with it is spent.
     assert_eq!(

@@ -9,7 +9,7 @@ async fn register(instance: &Instance, to: &str, mails_before: usize) -> (reqwes
     let mail = instance.wait_for_mail(to, mails_before + 1).await;
     let invite = link_in(&mail, &format!("{}/m/", instance.config.public_url));
     let http = browser();
-    let reply = register_form(&http, instance, &invite, "Some Patient", "555 010 0100").await;
+    let reply = register_form(&http, instance, &invite, "Some Patient", "201 555 0100").await;
     assert_eq!(reply.status(), 200);
     let set = instance.wait_for_mail(to, mails_before + 2).await;
     let link = link_in(&set, &format!("{}/password/", instance.config.public_url));
@@ -57,7 +57,7 @@ async fn invitation_tokens_wrong_reused_and_expired_are_refused() {
     instance.clock.advance(31 * 86_400);
     let expired = http.get(instance.reachable(&late)).send().await.unwrap();
     assert_eq!(expired.status(), 410);
-    let post = register_form(&http, &instance, &late, "Late Patient", "555 010 0101").await;
+    let post = register_form(&http, &instance, &late, "Late Patient", "201 555 0101").await;
     assert_eq!(post.status(), 410);
 }
 
@@ -71,7 +71,7 @@ async fn registered_recipient_whose_link_lapsed_gets_a_fresh_one_with_the_next_m
         &format!("{}/m/", instance.config.public_url),
     );
     let http = browser();
-    register_form(&http, &instance, &invite, "Slow Patient", "555 010 0102").await;
+    register_form(&http, &instance, &invite, "Slow Patient", "201 555 0102").await;
     let lapsed = link_in(
         &instance.wait_for_mail("p1@example.org", 2).await,
         &format!("{}/password/", instance.config.public_url),

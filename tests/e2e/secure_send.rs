@@ -109,7 +109,7 @@ async fn secure_message_reaches_a_new_patient_and_stays_sealed() {
         "registration form expected"
     );
     assert!(!html.contains(&canary), "message content shown before sign-in");
-    let registered = register_form(&http, &instance, &invite, "Pat Example", "+1 555 010 0199").await;
+    let registered = register_form(&http, &instance, &invite, "Pat Example", "+12015550199").await;
     assert_eq!(registered.status(), 200);
     assert!(registered.text().await.unwrap().to_lowercase().contains("email"));
     // The invitation is spent.

@@ -411,7 +411,9 @@ async fn forgot_password_needs_the_email_link_and_the_phone_code() {
     let mail = instance.wait_for_mail(ADA, 1).await;
     let link = instance.reachable(&link_in(&mail, &format!("{}/password/", instance.config.public_url)));
     let page = http.get(&link).send().await.unwrap().text().await.unwrap();
-    assert!(page.contains("name=\"code\""), "the reset asks for the phone code");
+    // The reset needs the phone code: it offers to send it before asking for it.
+    assert!(page.contains("Text me a code"), "the reset offers the phone code");
+    assert!(!page.contains("name=\"code\""), "asked for before it was sent");
     let post = |code: &'static str| {
         http.post(&link)
             .form(&[
@@ -433,7 +435,8 @@ async fn forgot_password_needs_the_email_link_and_the_phone_code() {
         .send()
         .await
         .unwrap();
-    assert!(sent.text().await.unwrap().contains("We sent you a 6-digit code"));
+    let sent = sent.text().await.unwrap();
+    assert!(sent.contains("We sent you a 6-digit code") && sent.contains("name=\"code\""));
     let code = latest_code(&instance, Some(TEST_PHONE)).await;
     let done = http
         .post(&link)

@@ -36,6 +36,23 @@ pub struct SetPassword {
     pub expires_in: ForPeople,
 }
 
+/// The link that confirms a new email address (sent to that address).
+#[derive(Debug, Clone)]
+pub struct ConfirmEmail {
+    pub recipient_name: String,
+    pub link: String,
+    /// How long the link works (`Policy::set_password_ttl`).
+    pub expires_in: ForPeople,
+}
+
+/// Tells the current address that a change of address was asked for.
+#[derive(Debug, Clone)]
+pub struct EmailChangeNotice {
+    pub recipient_name: String,
+    /// The profile page, where the change can be cancelled.
+    pub link: String,
+}
+
 /// Asks a sender how new recipients relate to the practice.
 #[derive(Debug, Clone)]
 pub struct ChooseRoles {
@@ -190,6 +207,20 @@ templates!(
     "mail/invoices/subject.txt",
     "mail/invoices/text.txt",
     "mail/invoices/html.html"
+);
+templates!(
+    confirm_email,
+    ConfirmEmail,
+    "mail/confirm_email/subject.txt",
+    "mail/confirm_email/text.txt",
+    "mail/confirm_email/html.html"
+);
+templates!(
+    email_change_notice,
+    EmailChangeNotice,
+    "mail/email_change_notice/subject.txt",
+    "mail/email_change_notice/text.txt",
+    "mail/email_change_notice/html.html"
 );
 // Bounces and quarantine notices are plain text, as delivery reports are.
 templates!(bounce, Bounce, "mail/bounce/subject.txt", "mail/bounce/text.txt");

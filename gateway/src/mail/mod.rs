@@ -18,7 +18,10 @@ mod reply_to;
 mod tests;
 
 pub use duration::ForPeople;
-pub use kinds::{Bounce, ChooseRoles, InvoiceLine, Invoices, MessageWaiting, Quarantined, SetPassword};
+pub use kinds::{
+    Bounce, ChooseRoles, ConfirmEmail, EmailChangeNotice, InvoiceLine, Invoices, MessageWaiting, Quarantined,
+    SetPassword,
+};
 pub use reply_to::ReplyTo;
 
 /// Every kind of mail the gateway writes, with the values its templates use.
@@ -36,6 +39,10 @@ pub enum MailKind {
     ChooseRoles(ChooseRoles),
     /// A person's invoices, to their own address.
     Invoices(Invoices),
+    /// The link that confirms a new email address.
+    ConfirmEmail(ConfirmEmail),
+    /// Tells the current address a change of address was asked for.
+    EmailChangeNotice(EmailChangeNotice),
     /// Tells a sender their mail could not be delivered (no content).
     Bounce(Bounce),
     /// Tells a sender their secure message could not be processed (no content).
@@ -73,6 +80,8 @@ impl MailKind {
             Self::SetPassword(_) => "set_password",
             Self::ChooseRoles(_) => "choose_roles",
             Self::Invoices(_) => "invoices",
+            Self::ConfirmEmail(_) => "confirm_email",
+            Self::EmailChangeNotice(_) => "email_change_notice",
             Self::Bounce(_) => "bounce",
             Self::Quarantined(_) => "quarantined",
         }
@@ -97,6 +106,12 @@ impl MailKind {
             Self::SetPassword(v) => ("Sealpost".to_owned(), kinds::set_password::render(v)?, AUTO_GENERATED),
             Self::ChooseRoles(v) => ("Sealpost".to_owned(), kinds::choose_roles::render(v)?, AUTO_GENERATED),
             Self::Invoices(v) => ("Sealpost".to_owned(), kinds::invoices::render(v)?, AUTO_GENERATED),
+            Self::ConfirmEmail(v) => ("Sealpost".to_owned(), kinds::confirm_email::render(v)?, AUTO_GENERATED),
+            Self::EmailChangeNotice(v) => (
+                "Sealpost".to_owned(),
+                kinds::email_change_notice::render(v)?,
+                AUTO_GENERATED,
+            ),
             Self::Bounce(v) => (
                 "Mail Delivery System".to_owned(),
                 kinds::bounce::render(v)?,
@@ -109,6 +124,8 @@ impl MailKind {
             Self::SetPassword(_)
             | Self::ChooseRoles(_)
             | Self::Invoices(_)
+            | Self::ConfirmEmail(_)
+            | Self::EmailChangeNotice(_)
             | Self::Bounce(_)
             | Self::Quarantined(_) => None,
         };

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use mail_parser::MimeHeaders as _;
 
 use super::{
-    Bounce, ChooseRoles, Envelope, ForPeople, InvoiceLine, Invoices, MailKind, MessageWaiting, Quarantined, Rendered,
-    SetPassword, one_line, write,
+    Bounce, ChooseRoles, ConfirmEmail, EmailChangeNotice, Envelope, ForPeople, InvoiceLine, Invoices, MailKind,
+    MessageWaiting, Quarantined, Rendered, SetPassword, one_line, write,
 };
 
 const LINK: &str = "https://secure.example-dental.com/m/0123456789abcdef0123456789abcdef";
@@ -61,6 +61,15 @@ fn samples() -> Vec<MailKind> {
                 },
             ],
         }),
+        MailKind::ConfirmEmail(ConfirmEmail {
+            recipient_name: "Pat Example".to_owned(),
+            link: "https://secure.example-dental.com/email/abc123".to_owned(),
+            expires_in: ForPeople(86_400),
+        }),
+        MailKind::EmailChangeNotice(EmailChangeNotice {
+            recipient_name: "Pat Example".to_owned(),
+            link: "https://secure.example-dental.com/account/profile".to_owned(),
+        }),
         MailKind::Bounce(Bounce {
             rcpt: "pat@example.org".to_owned(),
             reason: "550 5.1.1 no such user".to_owned(),
@@ -94,7 +103,7 @@ fn snapshot_path(kind: &MailKind) -> PathBuf {
 #[test]
 fn every_kind_renders_as_its_snapshot() {
     let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
-    let mut seen = [false; 7];
+    let mut seen = [false; 9];
     let mut differ = Vec::new();
     for kind in samples() {
         // No catch-all: a new kind must be added here, and so get a snapshot.
@@ -106,6 +115,8 @@ fn every_kind_renders_as_its_snapshot() {
             MailKind::Bounce(_) => 4,
             MailKind::Quarantined(_) => 5,
             MailKind::Invoices(_) => 6,
+            MailKind::ConfirmEmail(_) => 7,
+            MailKind::EmailChangeNotice(_) => 8,
         };
         seen[slot] = true;
         let actual = snapshot_text(&kind.render().unwrap());

@@ -12,6 +12,7 @@ use store::accounts::SignIn;
 use store::accounts::two_step::Method;
 
 use super::html;
+use super::link_renewal::{offer, reader_zone, renewable};
 use super::signing_in::{LOCKED, after_signin, device_cookie, signed_in, signin_page, to_second_step};
 use crate::csrf::{same_token, signin_csrf};
 use crate::routes::{Group, Routes};
@@ -167,6 +168,11 @@ struct PasswordPage {
     code_method: Option<&'static str>,
     /// A code was just sent.
     sent: bool,
+    /// The password rules, listed before the person types.
+    rules: Vec<String>,
+    /// What was typed, kept when a code is sent (the page is `no-store`).
+    password: String,
+    confirm: String,
 }
 
 #[derive(Default, Deserialize)]
@@ -187,7 +193,19 @@ async fn password_page(state: &AppState, token: String, error: Option<String>) -
         expired: false,
         code_method: method.map(Method::as_str),
         sent: false,
+        rules: store::accounts::passwords::describe(&state.store.policy().passwords),
+        password: String::new(),
+        confirm: String::new(),
     })
+}
+
+/// A set-password link that can't be used: an expired or used one offers a
+/// new link ("Send me a new link"); others are the plain error page.
+fn dead_link(token: &str, error: store::Error) -> Result<Response, Error> {
+    match renewable(&error).and_then(|problem| offer(problem, token, None)) {
+        Some(page) => page,
+        None => Err(error.into()),
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -202,6 +220,9 @@ pub async fn password_form(
     Path(token): Path<String>,
     Query(query): Query<ExpiredQuery>,
 ) -> Result<Response, Error> {
+    if let Err(error) = state.store.auth().reset_step(&token).await {
+        return dead_link(&token, error);
+    }
     let mut page = password_page(&state, token, None).await?;
     page.expired = !query.expired.is_empty();
     html(StatusCode::OK, &page)
@@ -215,6 +236,9 @@ pub async fn set_password(
     Path(token): Path<String>,
     Form(form): Form<PasswordForm>,
 ) -> Result<Response, Error> {
+    if let Err(error) = state.store.auth().reset_step(&token).await {
+        return dead_link(&token, error);
+    }
     let problem = if form.password.is_empty() {
         Some("Please choose a password.".to_owned())
     } else if form.password != form.confirm {
@@ -223,10 +247,7 @@ pub async fn set_password(
         None
     };
     if let Some(problem) = problem {
-        return html(
-            StatusCode::BAD_REQUEST,
-            &password_page(&state, token, Some(problem)).await?,
-        );
+        return retry(&state, token, problem, &form, StatusCode::BAD_REQUEST).await;
     }
     let (next, message) = match state
         .store
@@ -236,27 +257,17 @@ pub async fn set_password(
     {
         Ok(done) => done,
         // Too many wrong codes voided the link (or it ran out meanwhile).
-        Err(store::Error::TokenExpired) => {
-            return Err(Error::BadRequest(
-                "This link has expired or was given too many wrong codes. Please ask for a new one under \u{201c}Forgot your password?\u{201d}.".into(),
-            ));
-        }
+        Err(error @ (store::Error::TokenExpired | store::Error::TokenUsed)) => return dead_link(&token, error),
         Err(error @ (store::Error::Locked | store::Error::Throttled)) => {
             let problem = if matches!(error, store::Error::Locked) {
                 "Too many wrong codes: the code step is locked for a while. Please try again later."
             } else {
                 "Too many failed attempts from your network. Please wait 15 minutes and try again."
             };
-            return html(
-                StatusCode::TOO_MANY_REQUESTS,
-                &password_page(&state, token, Some(problem.to_owned())).await?,
-            );
+            return retry(&state, token, problem.to_owned(), &form, StatusCode::TOO_MANY_REQUESTS).await;
         }
         Err(store::Error::Invalid(problem)) => {
-            return html(
-                StatusCode::BAD_REQUEST,
-                &password_page(&state, token, Some(problem)).await?,
-            );
+            return retry(&state, token, problem, &form, StatusCode::BAD_REQUEST).await;
         }
         Err(error) => return Err(error.into()),
     };
@@ -267,10 +278,27 @@ pub async fn set_password(
     })
 }
 
+/// The set-password form again with `problem`; a phone code that was sent (the
+/// person typed one) is still asked for.
+async fn retry(
+    state: &AppState,
+    token: String,
+    problem: String,
+    form: &PasswordForm,
+    status: StatusCode,
+) -> Result<Response, Error> {
+    let mut page = password_page(state, token, Some(problem)).await?;
+    page.sent = !form.code.is_empty();
+    html(status, &page)
+}
+
 #[derive(Default, Deserialize)]
 #[serde(default)]
 pub struct SendCodeForm {
     channel: String,
+    /// What was typed so far, shown again.
+    password: String,
+    confirm: String,
 }
 
 /// `POST /password/{token}/code`: sends the phone code a reset asks for.
@@ -280,6 +308,9 @@ pub async fn send_reset_code(
     Path(token): Path<String>,
     Form(form): Form<SendCodeForm>,
 ) -> Result<Response, Error> {
+    if let Err(error) = state.store.auth().reset_step(&token).await {
+        return dead_link(&token, error);
+    }
     let channel = store::accounts::two_step::Channel::parse(&form.channel).ok_or(Error::NotFound)?;
     let error = match state.store.auth().send_reset_code(&token, channel, &client).await {
         Ok(()) => None,
@@ -288,6 +319,8 @@ pub async fn send_reset_code(
     };
     let mut page = password_page(&state, token, error).await?;
     page.sent = page.error.is_none();
+    page.password = form.password;
+    page.confirm = form.confirm;
     html(StatusCode::OK, &page)
 }
 
@@ -295,7 +328,14 @@ pub async fn send_reset_code(
 #[template(path = "forgot.html")]
 struct ForgotPage {
     nav: Option<super::Nav>,
-    sent: bool,
+    answer: Option<ForgotAnswer>,
+}
+
+/// What the page says after a request: the same for every address.
+struct ForgotAnswer {
+    sent_now: bool,
+    sent_at: String,
+    next_at: String,
 }
 
 #[derive(Default, Deserialize)]
@@ -306,22 +346,47 @@ pub struct ForgotForm {
 
 /// `GET /forgot`: asks for the address to send a set-password link to.
 pub async fn forgot_form() -> Result<Response, Error> {
-    html(StatusCode::OK, &ForgotPage { nav: None, sent: false })
+    html(
+        StatusCode::OK,
+        &ForgotPage {
+            nav: None,
+            answer: None,
+        },
+    )
 }
 
 /// `POST /forgot`: sends the link if the account exists; the answer is the same
-/// either way, so the page tells nobody which addresses have accounts.
+/// either way, so the page tells nobody which addresses have accounts. A link
+/// asked for minutes ago is not sent again, and the page says so and when.
 pub async fn forgot(
     State(state): State<AppState>,
     Client(client): Client,
+    headers: HeaderMap,
     Form(form): Form<ForgotForm>,
 ) -> Result<Response, Error> {
-    state
+    let slot = state
         .store
         .auth()
         .request_password_reset(form.email.trim(), &client)
         .await?;
-    html(StatusCode::OK, &ForgotPage { nav: None, sent: true })
+    let zone = reader_zone(&headers);
+    let answer = ForgotAnswer {
+        sent_now: slot.sent_now,
+        sent_at: zone.show(slot.sent_at).text,
+        next_at: zone.show(slot.next_at).text,
+    };
+    let status = if slot.sent_now {
+        StatusCode::OK
+    } else {
+        StatusCode::TOO_MANY_REQUESTS
+    };
+    html(
+        status,
+        &ForgotPage {
+            nav: None,
+            answer: Some(answer),
+        },
+    )
 }
 
 #[derive(Template)]
@@ -330,6 +395,9 @@ struct ChangePasswordPage {
     nav: Option<super::Nav>,
     error: Option<String>,
     done: bool,
+    /// The password rules, listed before the person types.
+    rules: Vec<String>,
+    account_tab: &'static str,
 }
 
 #[derive(Default, Deserialize)]
@@ -343,13 +411,15 @@ pub struct ChangePasswordForm {
 }
 
 /// `GET /account/password`
-pub async fn change_password_form(viewer: Viewer) -> Result<Response, Error> {
+pub async fn change_password_form(State(state): State<AppState>, viewer: Viewer) -> Result<Response, Error> {
     html(
         StatusCode::OK,
         &ChangePasswordPage {
             nav: Some(viewer.nav()),
             error: None,
             done: false,
+            rules: store::accounts::passwords::describe(&state.store.policy().passwords),
+            account_tab: "password",
         },
     )
 }
@@ -369,6 +439,8 @@ pub async fn change_password(
                 nav: Some(viewer.nav()),
                 error: Some(error),
                 done: false,
+                rules: store::accounts::passwords::describe(&state.store.policy().passwords),
+                account_tab: "password",
             },
         )
     };
@@ -394,6 +466,8 @@ pub async fn change_password(
                 nav: Some(viewer.nav()),
                 error: None,
                 done: true,
+                rules: Vec::new(),
+                account_tab: "password",
             },
         ),
         Err(store::Error::Invalid(problem)) => refuse(problem),
@@ -410,6 +484,8 @@ pub async fn change_password(
                     nav: Some(viewer.nav()),
                     error: Some(problem.to_owned()),
                     done: false,
+                    rules: store::accounts::passwords::describe(&state.store.policy().passwords),
+                    account_tab: "password",
                 },
             )
         }

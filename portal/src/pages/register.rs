@@ -12,6 +12,7 @@ use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use store::accounts::phone_number::{self, PhoneCountry};
 use store::accounts::{Invitation, Profile, Registration, Relationship, UserStatus};
 use store::ids::MessageId;
 
@@ -260,9 +261,23 @@ async fn invitation(state: &AppState, id: &MessageId, invite: &str) -> Result<In
     Ok(invitation)
 }
 
+/// An invitation that expired or was used offers "Send me a new link" (and
+/// sign-in, for those who registered); other problems are the error page.
+fn dead_invitation(error: Error, invite: &str) -> Result<Response, Error> {
+    if let Error::Link { problem, next } = &error {
+        if let Some(page) = super::link_renewal::offer(*problem, invite, next.as_deref()) {
+            return page;
+        }
+    }
+    Err(error)
+}
+
 /// The empty registration form (`GET /m/{id}?invite=TOKEN`).
 pub(crate) async fn form(state: &AppState, id: &MessageId, invite: &str) -> Result<Response, Error> {
-    let invitation = invitation(state, id, invite).await?;
+    let invitation = match invitation(state, id, invite).await {
+        Ok(invitation) => invitation,
+        Err(error) => return dead_invitation(error, invite),
+    };
     html(
         StatusCode::OK,
         &RegisterPage::new(&invitation, id, invite, Values::default(), Problems::default()),
@@ -271,14 +286,16 @@ pub(crate) async fn form(state: &AppState, id: &MessageId, invite: &str) -> Resu
 
 /// Checks the form against what the role needs; fills in the specialty's
 /// procedures when none are ticked.
-fn validate(values: &mut Values, doctor: bool, other_practice: bool) -> Problems {
+fn validate(values: &mut Values, doctor: bool, other_practice: bool, country: PhoneCountry) -> Problems {
     let mut problems = Problems::default();
     let too_long = |text: &str, max: usize| text.chars().count() > max;
     if values.full_name.is_empty() || too_long(&values.full_name, 200) {
         problems.full_name = Some("Please enter your full name.");
     }
-    if values.phone.is_empty() || too_long(&values.phone, 40) {
+    if values.phone.is_empty() {
         problems.phone = Some("Please enter a phone number we can reach you at.");
+    } else if let Err(problem) = phone_number::to_e164(&values.phone, country) {
+        problems.phone = Some(problem);
     }
     if doctor {
         let data = specialties::all();
@@ -303,8 +320,9 @@ fn validate(values: &mut Values, doctor: bool, other_practice: bool) -> Problems
         {
             problems.practice_website = Some("Please enter a web address like www.example.com, or leave this empty.");
         }
-        if too_long(&values.practice_phone, 40) {
-            problems.practice_phone = Some("Please enter a shorter phone number.");
+        match phone_number::optional_e164(&values.practice_phone, country) {
+            Ok(e164) => values.practice_phone = e164,
+            Err(problem) => problems.practice_phone = Some(problem),
         }
         if too_long(&values.practice_address, 500) {
             problems.practice_address = Some("Please enter a shorter address.");
@@ -353,7 +371,10 @@ pub async fn submit(
             next: format!("/m/{id}"),
         });
     }
-    let invitation = invitation(&state, &id, &invite).await?;
+    let invitation = match invitation(&state, &id, &invite).await {
+        Ok(invitation) => invitation,
+        Err(error) => return dead_invitation(error, &invite),
+    };
     let doctor = is_doctor(invitation.relationship);
     let other_practice = invitation.relationship.is_some_and(Relationship::other_practice);
     let mut values = Values::from_form(&form);
@@ -375,7 +396,8 @@ pub async fn submit(
         return html(StatusCode::OK, &page);
     }
 
-    let problems = validate(&mut values, doctor, other_practice);
+    let country = state.store.policy().default_phone_country;
+    let problems = validate(&mut values, doctor, other_practice, country);
     if problems.any() {
         return html(
             StatusCode::BAD_REQUEST,
@@ -423,11 +445,11 @@ mod tests {
     fn doctor_without_procedures_gets_the_specialtys_usual_ones() {
         let mut values = Values {
             full_name: "Dr A".into(),
-            phone: "555 123 4567".into(),
+            phone: "(201) 555-0123".into(),
             specialty: "Endodontics".into(),
             ..Values::default()
         };
-        assert!(!validate(&mut values, true, false).any());
+        assert!(!validate(&mut values, true, false, PhoneCountry::default()).any());
         assert!(values.procedures.iter().any(|p| p == "Root canal treatment"));
     }
 
@@ -440,8 +462,9 @@ mod tests {
             procedures: vec!["Fillings".into(), "Spells".into()],
             ..Values::default()
         };
-        let problems = validate(&mut values, true, false);
+        let problems = validate(&mut values, true, false, PhoneCountry::default());
         assert!(problems.specialty.is_some() && problems.procedures.is_some());
+        assert!(problems.phone.is_some(), "555 can't be a phone");
         assert_eq!(values.procedures, ["Fillings"]);
     }
 
@@ -453,7 +476,7 @@ mod tests {
             practice_website: "not a site".into(),
             ..Values::default()
         };
-        let problems = validate(&mut values, false, true);
+        let problems = validate(&mut values, false, true, PhoneCountry::default());
         assert!(problems.practice_name.is_some() && problems.practice_website.is_some());
         assert!(
             validate(
@@ -463,7 +486,8 @@ mod tests {
                     ..Values::default()
                 },
                 false,
-                false
+                false,
+                PhoneCountry::default()
             )
             .full_name
             .is_none()

@@ -235,18 +235,18 @@ async fn patient_registers_sets_password_reads_and_downloads() {
     let response = env
         .post(
             &register_url(&invite),
-            &[("full_name", " "), ("phone", "555 123 4567")],
+            &[("full_name", " "), ("phone", "201 555 0123")],
             None,
         )
         .await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let page = text(response).await;
-    assert!(page.contains("Please enter your full name.") && page.contains("555 123 4567"));
+    assert!(page.contains("Please enter your full name.") && page.contains("201 555 0123"));
 
     let response = env
         .post(
             &register_url(&invite),
-            &[("full_name", "Pat Smith"), ("phone", "555 123 4567")],
+            &[("full_name", "Pat Smith"), ("phone", "201 555 0123")],
             None,
         )
         .await;
@@ -357,7 +357,7 @@ async fn other_practice_doctor_registers_with_specialty_and_practice() {
             &register_url(&invite),
             &[
                 ("full_name", "Dr Bob"),
-                ("phone", "555 000 1111"),
+                ("phone", "201 555 0111"),
                 ("specialty", "Endodontics"),
                 ("step", "specialty"),
             ],
@@ -370,7 +370,7 @@ async fn other_practice_doctor_registers_with_specialty_and_practice() {
 
     let form = [
         ("full_name", "Dr Bob"),
-        ("phone", "555 000 1111"),
+        ("phone", "201 555 0111"),
         ("specialty", "Endodontics"),
         ("procedures", "Root canal treatment"),
         ("procedures", "Apicoectomy"),
@@ -384,7 +384,7 @@ async fn other_practice_doctor_registers_with_specialty_and_practice() {
             &[
                 ("specialty", "Wizardry"),
                 ("full_name", "Dr Bob"),
-                ("phone", "555 000 1111"),
+                ("phone", "201 555 0111"),
             ],
             None,
         )
@@ -585,6 +585,7 @@ async fn public_pages_and_headers() {
 
 mod lifecycle;
 mod lists;
+mod profile;
 mod routes;
 mod time_zones;
 /// Found by the `portal_forms` fuzz target: wrong current passwords on the

@@ -27,6 +27,16 @@ const EXEMPT: &[(&str, &str, &str)] = &[
     ),
     (
         "POST",
+        "/email/{token}",
+        "the email confirmation token in the path, sent only to the new address, is the authority",
+    ),
+    (
+        "POST",
+        "/link/renew",
+        "the old link's token in the form is the authority; it only re-sends to the same address, rate-limited",
+    ),
+    (
+        "POST",
         "/signin",
         "opens a session; its own login-CSRF token, bound to __Host-sealpost_signin",
     ),
@@ -66,10 +76,26 @@ const EXEMPT: &[(&str, &str, &str)] = &[
         "the IdP's signed answer to this browser's own request",
     ),
     ("POST", "/api/addin-key", "Authorization: Basic only, never a cookie"),
-    ("POST", "/api/uploads", "Secure Drop API: Authorization: Basic only, never a cookie"),
-    ("PATCH", "/api/uploads/{id}", "Secure Drop API: Authorization: Basic only, never a cookie"),
-    ("DELETE", "/api/uploads/{id}", "Secure Drop API: Authorization: Basic only, never a cookie"),
-    ("POST", "/api/drops", "Secure Drop API: Authorization: Basic only, never a cookie"),
+    (
+        "POST",
+        "/api/uploads",
+        "Secure Drop API: Authorization: Basic only, never a cookie",
+    ),
+    (
+        "PATCH",
+        "/api/uploads/{id}",
+        "Secure Drop API: Authorization: Basic only, never a cookie",
+    ),
+    (
+        "DELETE",
+        "/api/uploads/{id}",
+        "Secure Drop API: Authorization: Basic only, never a cookie",
+    ),
+    (
+        "POST",
+        "/api/drops",
+        "Secure Drop API: Authorization: Basic only, never a cookie",
+    ),
 ];
 
 /// A concrete path for a route template.

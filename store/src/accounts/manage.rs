@@ -8,7 +8,6 @@
 
 use sqlx::Row;
 
-use super::two_step::valid_phone;
 use super::{TokenPurpose, User, UserStatus, normalize_email};
 use crate::audit::AuditEvent;
 use crate::ids::{MessageId, PracticeId, UserId};
@@ -154,18 +153,15 @@ impl Accounts<'_> {
         }
         self.only_own_invitations(Self::managed_practice(manager)?, id).await?;
         let email = normalize_email(email)?;
-        let phone = phone.trim();
-        if !phone.is_empty() && !valid_phone(phone) {
-            return Err(Error::invalid(
-                "Please enter a phone number like +1 555 123 4567, or leave it empty.",
-            ));
-        }
+        // E.164, or empty (see `phone_number.rs`).
+        let phone =
+            super::phone_number::optional_e164(phone, self.policy.default_phone_country).map_err(Error::invalid)?;
         if email != person.user.email && self.user_by_email(&email).await?.is_some() {
             return Err(Error::Conflict(format!("Someone already has the address {email}.")));
         }
         sqlx::query("UPDATE users SET email = $1, phone = $2 WHERE id = $3")
             .bind(&email)
-            .bind(phone)
+            .bind(&phone)
             .bind(id.0)
             .execute(&self.db)
             .await?;

@@ -14,8 +14,11 @@ pub mod lockout;
 pub mod manage;
 pub mod passkeys;
 pub mod passwords;
+pub mod phone_number;
 pub mod phones;
-mod profile;
+pub mod practice_info;
+pub mod profile;
+mod recovery;
 mod registration;
 pub mod relay_sources;
 pub mod saml;
@@ -29,6 +32,8 @@ mod tokens;
 pub mod two_step;
 
 pub use devices::SignIn;
+pub use profile::{EmailChange, ProfileChange};
+pub use recovery::LinkRequest;
 pub use registration::{Invitation, Registration};
 pub use sending::SenderRefusal;
 pub use signin::Session;
@@ -199,6 +204,15 @@ pub struct Profile {
     pub practice_phone: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub practice_address: Option<String>,
+    /// The landline, E.164 (the cell phone is the account's `phone`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub landline: Option<String>,
+    /// A dentist's ADA number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ada_number: Option<String>,
+    /// A physician's NPI (10 digits, Luhn check digit over `80840` + the first 9).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub npi: Option<String>,
     /// The IANA time zone the portal shows times in (`Europe/Paris`); none:
     /// the browser's. Checked against the tz database by the portal.
     #[serde(default, skip_serializing_if = "Option::is_none")]

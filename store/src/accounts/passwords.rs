@@ -100,6 +100,23 @@ pub fn check_policy(password: &str, email: &str, rules: &PasswordRules) -> Resul
     Ok(())
 }
 
+/// Every rule a new password must meet, in words, to list before the person
+/// types (the same rules [`check_policy`] applies).
+pub fn describe(rules: &PasswordRules) -> Vec<String> {
+    let mut lines = vec![format!("At least {} characters.", rules.min_length)];
+    if rules.require_mixed {
+        lines.push("A lower-case and an upper-case letter, a digit and a symbol such as - ! or #.".to_owned());
+    }
+    lines.push("Not your email address, nor the part of it before the @.".to_owned());
+    if rules.reject_common {
+        lines.push("Not one of the most common passwords (like Password1!).".to_owned());
+    }
+    if rules.history > 0 {
+        lines.push(format!("Not one of your last {} passwords.", rules.history));
+    }
+    lines
+}
+
 fn join_words(words: &[&str]) -> String {
     match words {
         [] => String::new(),
@@ -158,6 +175,24 @@ mod tests {
             ..PasswordRules::default()
         };
         check_policy("correct horse battery", "pat@example.org", &lenient).unwrap();
+    }
+
+    #[test]
+    fn the_rules_are_listed_as_they_are_checked() {
+        let lines = describe(&PasswordRules::default());
+        assert_eq!(lines[0], "At least 8 characters.");
+        assert!(lines.iter().any(|l| l.contains("email address")));
+        assert!(lines.iter().any(|l| l.contains("last 6 passwords")));
+        let lenient = PasswordRules {
+            min_length: 12,
+            require_mixed: false,
+            history: 0,
+            reject_common: false,
+            ..PasswordRules::default()
+        };
+        let lines = describe(&lenient);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert_eq!(lines[0], "At least 12 characters.");
     }
 
     #[test]

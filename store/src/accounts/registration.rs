@@ -91,17 +91,12 @@ impl Accounts<'_> {
         if full_name.is_empty() || full_name.len() > 200 {
             return Err(Error::invalid("Please enter your full name."));
         }
-        let digits = phone.chars().filter(char::is_ascii_digit).count();
-        if !(7..=15).contains(&digits) || !phone.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c)) {
-            return Err(Error::invalid(
-                "Please enter a phone number we can reach you at, like +1 555 123 4567.",
-            ));
-        }
+        let phone = super::phone_number::to_e164(phone, self.policy.default_phone_country).map_err(Error::invalid)?;
         let mut tx = self.write_tx().await?;
         self.auth().spend_token(&mut tx, &grant).await?;
         sqlx::query("UPDATE users SET full_name = $1, phone = $2, profile = $3, status = 'registered' WHERE id = $4")
             .bind(full_name)
-            .bind(phone)
+            .bind(&phone)
             .bind(serde_json::to_string(&form.profile).unwrap_or_else(|_| "{}".into()))
             .bind(invitation.user.id.0)
             .execute(&mut *tx)

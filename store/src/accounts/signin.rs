@@ -135,46 +135,6 @@ impl Auth<'_> {
         }
     }
 
-    /// "Forgot password": mails a set-password link to an account that has one
-    /// coming (at most one such mail per 10 minutes). Says nothing about whether
-    /// the address exists.
-    pub async fn request_password_reset(&self, email: &str, client: &str) -> Result<()> {
-        let Some(user) = self.accounts().user_by_email(email).await? else {
-            return Ok(());
-        };
-        if matches!(user.status, UserStatus::Invited | UserStatus::Deactivated) {
-            return Ok(());
-        }
-        let recent = sqlx::query(
-            "SELECT 1 AS x FROM mail_jobs WHERE user_id = $1 AND kind = 'set_password' AND created_at > $2",
-        )
-        .bind(user.id.0)
-        .bind(self.now() - 600)
-        .fetch_optional(&self.db)
-        .await?;
-        if recent.is_some() {
-            return Ok(());
-        }
-        let mut tx = self.write_tx().await?;
-        crate::job_kind::add_job(
-            &mut tx,
-            crate::job_kind::JobKind::SetPassword,
-            user.id,
-            None,
-            self.now(),
-        )
-        .await?;
-        tx.commit().await?;
-        self.signal_jobs();
-        self.audit(AuditEvent {
-            actor: &format!("user:{}", user.id),
-            action: "password.reset_request",
-            object: "",
-            client,
-        })
-        .await
-    }
-
     /// Sets a password from a set-password link; the account becomes active.
     /// Returns the user and the message the link leads to, if any.
     pub async fn set_password(&self, token: &str, password: &str, client: &str) -> Result<(User, Option<MessageId>)> {

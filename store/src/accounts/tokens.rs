@@ -21,6 +21,8 @@ pub enum TokenPurpose {
     Session,
     /// A sign-in that passed the password and waits for its second step.
     PendingSignIn,
+    /// Confirms the address an email change would move the account to.
+    ConfirmEmail,
 }
 
 impl TokenPurpose {
@@ -30,6 +32,7 @@ impl TokenPurpose {
             Self::SetPassword => "set_password",
             Self::Session => "session",
             Self::PendingSignIn => "pending_signin",
+            Self::ConfirmEmail => "confirm_email",
         }
     }
 }
@@ -98,6 +101,26 @@ impl Auth<'_> {
                 .and_then(MessageId::parse),
             expires_at,
         })
+    }
+
+    /// Whom a link token was for, used or expired alike (for "Send me a new
+    /// link"): its user and message. Unknown tokens: [`Error::TokenInvalid`].
+    pub(super) async fn token_owner(&self, token: &str, purpose: TokenPurpose) -> Result<(UserId, Option<MessageId>)> {
+        if token.len() > 100 {
+            return Err(Error::TokenInvalid);
+        }
+        let row = sqlx::query("SELECT user_id, message_id FROM tokens WHERE hash = $1 AND purpose = $2")
+            .bind(sha256(token.as_bytes()))
+            .bind(purpose.as_str())
+            .fetch_optional(&self.db)
+            .await?
+            .ok_or(Error::TokenInvalid)?;
+        Ok((
+            UserId(row.try_get("user_id")?),
+            row.try_get::<Option<String>, _>("message_id")?
+                .as_deref()
+                .and_then(MessageId::parse),
+        ))
     }
 
     /// Marks a token used; fails if someone else used it first.
