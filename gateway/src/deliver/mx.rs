@@ -1,0 +1,211 @@
+//! Direct delivery to each recipient domain's mail exchangers (RFC 5321 §5):
+//! the MX records in preference order (a null MX, RFC 7505, refuses mail for
+//! good), the domain's own A/AAAA records when it has no MX, every IPv4 and
+//! IPv6 address of a host tried in turn, and the next host after a temporary
+//! failure. Connections go through the shared [`Pool`]: each MX host is one
+//! more destination, so a connection carries one message after another.
+//!
+//! TLS follows the recipient domain's policy: `opportunistic` (the default:
+//! STARTTLS when offered, any certificate, RFC 7672 §1.3), `verify` (STARTTLS
+//! required and the certificate verified for the MX host's name) or `none`.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{ConnectionConfig, LookupIpStrategy, NameServerConfig, ResolverConfig};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::proto::rr::RData;
+use rustls_pki_types::CertificateDer;
+
+use super::{Body, Failure, Pool, Smarthost, SmarthostTls};
+
+/// How the connection to a domain's MX hosts is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TlsPolicy {
+    /// No TLS, even when offered (a partner that cannot do TLS right).
+    None,
+    /// STARTTLS when offered, any certificate (the default).
+    #[default]
+    Opportunistic,
+    /// STARTTLS required, the certificate verified for the MX host's name
+    /// (the system's roots plus `outbound.tls_ca_file`).
+    Verify,
+}
+
+/// What direct delivery needs besides the pool.
+#[derive(Debug, Clone, Default)]
+pub struct MxSettings {
+    /// The port MX hosts listen on: 25 (another only for tests).
+    pub port: u16,
+    /// DNS servers to ask; empty: the system's (`/etc/resolv.conf`).
+    pub dns_servers: Vec<SocketAddr>,
+    /// A policy by recipient domain (lower case); others get `default_policy`.
+    pub policies: HashMap<String, TlsPolicy>,
+    pub default_policy: TlsPolicy,
+    /// Certificates trusted for `verify` besides the system's roots.
+    pub extra_roots: Vec<CertificateDer<'static>>,
+}
+
+/// The resolver and the TLS settings for direct delivery.
+pub struct Mx {
+    resolver: TokioResolver,
+    settings: MxSettings,
+    verifying: Arc<rustls::ClientConfig>,
+}
+
+impl std::fmt::Debug for Mx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mx")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Mx {
+    /// # Errors
+    /// When the system's resolver configuration cannot be read.
+    pub fn new(settings: MxSettings) -> Result<Self, String> {
+        let mut builder = if settings.dns_servers.is_empty() {
+            TokioResolver::builder_tokio().map_err(|e| format!("cannot read the system's DNS configuration: {e}"))?
+        } else {
+            let servers = settings
+                .dns_servers
+                .iter()
+                .map(|server| {
+                    let (mut udp, mut tcp) = (ConnectionConfig::udp(), ConnectionConfig::tcp());
+                    udp.port = server.port();
+                    tcp.port = server.port();
+                    NameServerConfig::new(server.ip(), true, vec![udp, tcp])
+                })
+                .collect();
+            TokioResolver::builder_with_config(
+                ResolverConfig::from_parts(None, Vec::new(), servers),
+                TokioRuntimeProvider::default(),
+            )
+        };
+        builder.options_mut().ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
+        let resolver = builder.build().map_err(|e| format!("cannot set up DNS: {e}"))?;
+        let verifying = super::tls::verifying_config(&settings.extra_roots);
+        Ok(Self {
+            resolver,
+            settings,
+            verifying,
+        })
+    }
+
+    /// The TLS policy for a recipient domain.
+    #[must_use]
+    pub fn policy(&self, domain: &str) -> TlsPolicy {
+        self.settings
+            .policies
+            .get(&domain.to_ascii_lowercase())
+            .copied()
+            .unwrap_or(self.settings.default_policy)
+    }
+
+    /// The hosts to try for `domain`, most preferred first.
+    async fn hosts(&self, domain: &str) -> Result<Vec<String>, Failure> {
+        let fqdn = format!("{}.", domain.trim_end_matches('.'));
+        match self.resolver.mx_lookup(fqdn.as_str()).await {
+            Ok(lookup) => {
+                let mut exchangers: Vec<(u16, String)> = lookup
+                    .answers()
+                    .iter()
+                    .filter_map(|record| match &record.data {
+                        RData::MX(mx) => Some((mx.preference, mx.exchange.to_ascii())),
+                        _ => None,
+                    })
+                    .collect();
+                if exchangers.len() == 1 && exchangers[0].1 == "." {
+                    return Err(Failure::Permanent(
+                        "550 5.1.10 the recipient's domain accepts no mail (null MX)".into(),
+                    ));
+                }
+                if exchangers.is_empty() {
+                    return Ok(vec![fqdn]);
+                }
+                exchangers.sort_by_key(|(preference, _)| *preference);
+                Ok(exchangers.into_iter().map(|(_, host)| host).collect())
+            }
+            Err(error) if error.is_nx_domain() => Err(Failure::Permanent(
+                "550 5.1.2 the recipient's domain does not exist".into(),
+            )),
+            // No MX: the domain itself is the host (RFC 5321 §5.1).
+            Err(error) if error.is_no_records_found() => Ok(vec![fqdn]),
+            Err(error) => Err(Failure::Temporary(format!("451 4.4.3 DNS lookup failed: {error}"))),
+        }
+    }
+
+    async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, Failure> {
+        match self.resolver.lookup_ip(host).await {
+            Ok(lookup) if lookup.iter().next().is_some() => Ok(lookup.iter().collect()),
+            Ok(_) => Err(Failure::Temporary("451 4.4.4 an MX host has no address".into())),
+            Err(error) => Err(Failure::Temporary(format!(
+                "451 4.4.4 cannot resolve an MX host: {error}"
+            ))),
+        }
+    }
+
+    /// The peer for one MX host under `policy`.
+    fn peer(&self, host: &str, addresses: Vec<IpAddr>, policy: TlsPolicy) -> Smarthost {
+        Smarthost {
+            host: host.trim_end_matches('.').to_ascii_lowercase(),
+            port: self.settings.port,
+            tls: match policy {
+                TlsPolicy::None => SmarthostTls::None,
+                TlsPolicy::Opportunistic => SmarthostTls::Opportunistic,
+                TlsPolicy::Verify => SmarthostTls::StartTls,
+            },
+            username: None,
+            password: None,
+            accept_invalid_certs: policy != TlsPolicy::Verify,
+            connect_to: addresses,
+            tls_config: (policy == TlsPolicy::Verify).then(|| Arc::clone(&self.verifying)),
+        }
+    }
+
+    /// Sends one message to one recipient at its domain's MX hosts: the first
+    /// host that answers decides, unless its answer is temporary (then the
+    /// next host is tried, and the last temporary failure is the result).
+    pub(super) async fn send<F, Fut>(
+        &self,
+        pool: &Pool,
+        helo: &str,
+        from: &str,
+        to: &str,
+        mut open_body: F,
+    ) -> Result<(), Failure>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Body, Failure>>,
+    {
+        let domain = to
+            .rsplit_once('@')
+            .map(|(_, domain)| domain)
+            .filter(|domain| !domain.is_empty())
+            .ok_or_else(|| Failure::Permanent("553 5.1.3 the recipient has no domain".into()))?;
+        let policy = self.policy(domain);
+        let mut last = Failure::Temporary("451 4.4.4 no MX host could be reached".into());
+        for host in self.hosts(domain).await? {
+            let addresses = match self.addresses(&host).await {
+                Ok(addresses) => addresses,
+                Err(failure) => {
+                    last = failure;
+                    continue;
+                }
+            };
+            let peer = self.peer(&host, addresses, policy);
+            match pool.send(&peer, helo, from, to, &mut open_body).await {
+                Ok(()) => {
+                    tracing::debug!(?policy, "delivered to an MX host");
+                    return Ok(());
+                }
+                Err(Failure::Permanent(error)) => return Err(Failure::Permanent(error)),
+                Err(failure) => last = failure,
+            }
+        }
+        Err(last)
+    }
+}
