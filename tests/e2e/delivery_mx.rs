@@ -5,12 +5,14 @@
 //! (Ed25519 and RSA) and that carries the original's header but not its body;
 //! a 4xx is retried with backoff (the test moves the clock), tells the sender
 //! once that delivery is late, and survives a restart; `sealpost queue` lists,
-//! retries and refuses an unknown id.
+//! retries and refuses an unknown id; under the `verify` policy a Postfix MX
+//! with a certificate from the configured CA gets the mail over TLS, and one
+//! whose certificate names another host gets nothing.
 
 use std::process::Command;
 
 use super::harness::Instance;
-use super::mx_peers::{Knot, Sink, free_port};
+use super::mx_peers::{Knot, PostfixMx, Sink, TestCa, free_port};
 use super::secure_send::send_via_relay;
 use sealpost::config::OutboundMode;
 
@@ -333,4 +335,51 @@ async fn dkim_keygen_makes_both_keys_prints_the_records_and_rotates_with_new_sel
     assert!(out.contains("rotation"), "{out}");
     let bad = run(&["dkim", "keygen", "--selector", "a.b"]);
     assert!(!bad.status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_policy_delivers_over_verified_tls_and_never_to_a_wrong_certificate() {
+    let zone = format!("{ZONE}\nwrongcert IN MX 10 mx.wrongcert\nmx.wrongcert IN A 127.0.0.6\n");
+    let knot = Knot::start("example.", &zone).await;
+    let port = free_port(&["127.0.0.2", "127.0.0.6"]);
+    let ca = TestCa::new();
+    let partner = PostfixMx::start("127.0.0.2", port, "partner.example", ca.issue("mx1.partner.example")).await;
+    // Signed by the trusted CA, but for another name.
+    let wrong = PostfixMx::start("127.0.0.6", port, "wrongcert.example", ca.issue("mx.other.example")).await;
+    let keys = tempfile::tempdir().unwrap();
+    let ca_file = keys.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca.pem).unwrap();
+    let instance = mx_instance(&knot, port, |c| {
+        c.outbound.tls_ca_file = Some(ca_file.clone());
+        for domain in ["partner.example", "wrongcert.example"] {
+            c.outbound.tls_policies.insert(domain.into(), "verify".into());
+        }
+    })
+    .await;
+    send_via_relay(
+        &instance,
+        "staff@smiles.example",
+        &["vendor@partner.example", "x@wrongcert.example"],
+        MESSAGE,
+    )
+    .await
+    .unwrap();
+    let log = partner.wait_for_log("status=sent").await;
+    assert!(log.contains("to=<vendor@partner.example>"), "{log}");
+    assert!(log.contains("TLS connection established from"), "over TLS: {log}");
+    let store = std::sync::Arc::clone(instance.store());
+    wait_until("the wrong certificate is refused", async || {
+        let queued = store.queue().list_outbound(false, 10).await.unwrap();
+        queued.len() == 1 && queued[0].attempts >= 1
+    })
+    .await;
+    let queued = store.queue().list_outbound(false, 10).await.unwrap();
+    assert_eq!(queued[0].rcpt_to, "x@wrongcert.example");
+    assert_eq!(
+        queued[0].last_error.as_deref(),
+        Some("smarthost TLS handshake"),
+        "{queued:?}"
+    );
+    // The handshake failed before any mail command: nothing was sent in the clear.
+    assert!(!wrong.log().contains("x@wrongcert.example"), "{}", wrong.log());
 }

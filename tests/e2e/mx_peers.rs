@@ -175,3 +175,132 @@ impl Drop for Sink {
         let _ = self.child.wait();
     }
 }
+
+/// A test CA, and certificates it signs for host names.
+pub struct TestCa {
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    pub pem: String,
+}
+
+impl TestCa {
+    pub fn new() -> Self {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "sealpost test MX CA");
+        let pem = params.self_signed(&key).unwrap().pem();
+        Self {
+            issuer: rcgen::Issuer::new(params, key),
+            pem,
+        }
+    }
+
+    /// `(certificate PEM, key PEM)` for `name`.
+    pub fn issue(&self, name: &str) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
+        (params.signed_by(&key, &self.issuer).unwrap().pem(), key.serialize_pem())
+    }
+}
+
+/// A throwaway Postfix receiving for `domain` on `ip:port` with STARTTLS and
+/// the given certificate; it discards what it takes and logs each session's
+/// TLS and each mail's status to its own maillog. (`inet_interfaces` stays
+/// 127.0.0.1: Postfix refuses a loopback alias that is no interface address;
+/// the listener's own address is in master.cf.)
+pub struct PostfixMx {
+    dir: tempfile::TempDir,
+}
+
+impl PostfixMx {
+    pub async fn start(ip: &str, port: u16, domain: &str, (cert, key): (String, String)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let permissions = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+        std::fs::set_permissions(dir.path(), permissions).unwrap();
+        let root = dir.path().display().to_string();
+        for sub in ["conf", "data", "queue"] {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        }
+        std::fs::write(dir.path().join("conf/cert.pem"), cert).unwrap();
+        std::fs::write(dir.path().join("conf/key.pem"), key).unwrap();
+        let master = std::fs::read_to_string("/etc/postfix/master.cf").expect("Debian's postfix package (see .ci/run)");
+        let master: Vec<String> = master
+            .lines()
+            .map(|line| {
+                if line.starts_with("smtp ") && line.contains(" inet ") {
+                    format!("{ip}:{port} inet n - n - - smtpd")
+                } else {
+                    line.to_owned()
+                }
+            })
+            .collect();
+        std::fs::write(dir.path().join("conf/master.cf"), master.join("\n") + "\n").unwrap();
+        std::fs::write(
+            dir.path().join("conf/main.cf"),
+            format!(
+                "compatibility_level = 3.6\nmyhostname = mx.{domain}\nmydestination =\nrelay_domains = {domain}\n\
+inet_interfaces = 127.0.0.1\ninet_protocols = ipv4\nmynetworks = 127.0.0.0/8\nqueue_directory = {root}/queue\n\
+data_directory = {root}/data\nsmtpd_tls_security_level = may\nsmtpd_tls_cert_file = {root}/conf/cert.pem\n\
+smtpd_tls_key_file = {root}/conf/key.pem\nsmtpd_tls_loglevel = 1\nrelay_transport = discard\n\
+default_transport = discard\nsmtp_dns_support_level = disabled\nmaillog_file = {root}/maillog\n\
+maillog_file_prefixes = /tmp, /var\nalias_maps =\nalias_database =\nlocal_recipient_maps =\nrelay_recipient_maps =\n"
+            ),
+        )
+        .unwrap();
+        let chown = Command::new("chown")
+            .arg("postfix")
+            .arg(dir.path().join("data"))
+            .status()
+            .unwrap();
+        assert!(chown.success(), "chown to the postfix user (needs root)");
+        let started = Command::new("postfix")
+            .arg("-c")
+            .arg(dir.path().join("conf"))
+            .arg("start")
+            .output()
+            .expect("postfix installed");
+        let postfix = Self { dir };
+        assert!(
+            started.status.success(),
+            "postfix start failed: {}{}{}",
+            String::from_utf8_lossy(&started.stdout),
+            String::from_utf8_lossy(&started.stderr),
+            postfix.log()
+        );
+        let addr = SocketAddr::new(ip.parse().unwrap(), port);
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                return postfix;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("postfix did not listen on {addr}: {}", postfix.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("maillog")).unwrap_or_default()
+    }
+
+    pub async fn wait_for_log(&self, needle: &str) -> String {
+        for _ in 0..300 {
+            let log = self.log();
+            if log.contains(needle) {
+                return log;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("Postfix never logged {needle:?}:\n{}", self.log());
+    }
+}
+
+impl Drop for PostfixMx {
+    fn drop(&mut self) {
+        let _ = Command::new("postfix")
+            .arg("-c")
+            .arg(self.dir.path().join("conf"))
+            .arg("abort")
+            .output();
+    }
+}
