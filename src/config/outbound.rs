@@ -120,6 +120,11 @@ pub struct Outbound {
     pub tls_policies: BTreeMap<String, String>,
     /// PEM certificates trusted for `verify` besides the system's roots.
     pub tls_ca_file: Option<PathBuf>,
+    /// `mx` mode: discover MTA-STS policies (RFC 8461) for domains without
+    /// one in `tls_policies`.
+    pub mta_sts: bool,
+    /// The HTTPS port MTA-STS policies are fetched from (443; tests only).
+    pub mta_sts_port: u16,
     /// Seconds a delivery is retried before it fails with a DSN (5 days).
     pub give_up_after: u64,
     /// Seconds after which a sender is told once that delivery is late
@@ -165,6 +170,8 @@ impl Default for Outbound {
             tls_policy: "opportunistic".into(),
             tls_policies: BTreeMap::new(),
             tls_ca_file: None,
+            mta_sts: true,
+            mta_sts_port: 443,
             give_up_after: 5 * 86_400,
             delay_notice_after: 4 * 3600,
         }
@@ -248,8 +255,8 @@ impl Outbound {
                 problems.push(format!("outbound.tls_policies.{domain:?} {word:?} must be {words}"));
             }
         }
-        if self.mx_port == 0 {
-            problems.push("outbound.mx_port must be at least 1".into());
+        if self.mx_port == 0 || self.mta_sts_port == 0 {
+            problems.push("outbound.mx_port and outbound.mta_sts_port must be at least 1".into());
         }
     }
 
@@ -272,6 +279,8 @@ impl Outbound {
                 .collect(),
             default_policy: tls_policy(&self.tls_policy).unwrap_or_default(),
             extra_roots,
+            mta_sts: self.mta_sts,
+            mta_sts_port: self.mta_sts_port,
         })
     }
 

@@ -7,12 +7,14 @@
 //! once that delivery is late, and survives a restart; `sealpost queue` lists,
 //! retries and refuses an unknown id; under the `verify` policy a Postfix MX
 //! with a certificate from the configured CA gets the mail over TLS, and one
-//! whose certificate names another host gets nothing.
+//! whose certificate names another host gets nothing; and so does it when no
+//! policy is configured but the domain publishes MTA-STS `enforce` (the policy
+//! served over HTTPS by the test).
 
 use std::process::Command;
 
 use super::harness::Instance;
-use super::mx_peers::{Knot, PostfixMx, Sink, TestCa, free_port};
+use super::mx_peers::{Knot, PolicyServer, PostfixMx, Sink, TestCa, free_port};
 use super::secure_send::send_via_relay;
 use sealpost::config::OutboundMode;
 
@@ -381,5 +383,59 @@ async fn verify_policy_delivers_over_verified_tls_and_never_to_a_wrong_certifica
         "{queued:?}"
     );
     // The handshake failed before any mail command: nothing was sent in the clear.
+    assert!(!wrong.log().contains("x@wrongcert.example"), "{}", wrong.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mta_sts_enforce_policy_over_https_refuses_a_certificate_that_does_not_match() {
+    // Both domains publish an MTA-STS policy in enforce mode; nothing is
+    // configured for them, so without the policy they would get opportunistic TLS
+    // (which takes any certificate).
+    let zone = format!(
+        "{ZONE}\nwrongcert IN MX 10 mx.wrongcert\nmx.wrongcert IN A 127.0.0.6\n\
+         _mta-sts.partner IN TXT \"v=STSv1; id=20261202\"\nmta-sts.partner IN A 127.0.0.7\n\
+         _mta-sts.wrongcert IN TXT \"v=STSv1; id=20261202\"\nmta-sts.wrongcert IN A 127.0.0.7\n"
+    );
+    let knot = Knot::start("example.", &zone).await;
+    let port = free_port(&["127.0.0.2", "127.0.0.6", "127.0.0.7"]);
+    let ca = TestCa::new();
+    let partner = PostfixMx::start("127.0.0.2", port, "partner.example", ca.issue("mx1.partner.example")).await;
+    let wrong = PostfixMx::start("127.0.0.6", port, "wrongcert.example", ca.issue("mx.other.example")).await;
+    let policy =
+        "version: STSv1\r\nmode: enforce\r\nmx: mx1.partner.example\r\nmx: mx.wrongcert.example\r\nmax_age: 86400\r\n";
+    let names = ["mta-sts.partner.example", "mta-sts.wrongcert.example"];
+    let _https = PolicyServer::start("127.0.0.7", port, ca.issue_for(&names), policy).await;
+    let keys = tempfile::tempdir().unwrap();
+    let ca_file = keys.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca.pem).unwrap();
+    let instance = mx_instance(&knot, port, |c| {
+        c.outbound.tls_ca_file = Some(ca_file.clone());
+        c.outbound.mta_sts_port = port;
+    })
+    .await;
+    send_via_relay(
+        &instance,
+        "staff@smiles.example",
+        &["vendor@partner.example", "x@wrongcert.example"],
+        MESSAGE,
+    )
+    .await
+    .unwrap();
+    let log = partner.wait_for_log("status=sent").await;
+    assert!(log.contains("to=<vendor@partner.example>"), "{log}");
+    assert!(log.contains("TLS connection established from"), "over TLS: {log}");
+    let store = std::sync::Arc::clone(instance.store());
+    wait_until("the wrong certificate is refused", async || {
+        let queued = store.queue().list_outbound(false, 10).await.unwrap();
+        queued.len() == 1 && queued[0].attempts >= 1
+    })
+    .await;
+    let queued = store.queue().list_outbound(false, 10).await.unwrap();
+    assert_eq!(queued[0].rcpt_to, "x@wrongcert.example");
+    assert_eq!(
+        queued[0].last_error.as_deref(),
+        Some("smarthost TLS handshake"),
+        "{queued:?}"
+    );
     assert!(!wrong.log().contains("x@wrongcert.example"), "{}", wrong.log());
 }

@@ -199,8 +199,14 @@ impl TestCa {
 
     /// `(certificate PEM, key PEM)` for `name`.
     pub fn issue(&self, name: &str) -> (String, String) {
+        self.issue_for(&[name])
+    }
+
+    /// `(certificate PEM, key PEM)` for several names.
+    pub fn issue_for(&self, names: &[&str]) -> (String, String) {
         let key = rcgen::KeyPair::generate().unwrap();
-        let params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
+        let names = names.iter().map(|name| (*name).to_owned()).collect::<Vec<_>>();
+        let params = rcgen::CertificateParams::new(names).unwrap();
         (params.signed_by(&key, &self.issuer).unwrap().pem(), key.serialize_pem())
     }
 }
@@ -302,5 +308,63 @@ impl Drop for PostfixMx {
             .arg(self.dir.path().join("conf"))
             .arg("abort")
             .output();
+    }
+}
+
+/// An HTTPS server on `ip:port` answering every request with `body` as
+/// `text/plain` (an MTA-STS policy), with the given certificate.
+pub struct PolicyServer {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PolicyServer {
+    pub async fn start(ip: &str, port: u16, (cert, key): (String, String), body: &str) -> Self {
+        use rustls::pki_types::pem::PemObject as _;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let certs = vec![rustls::pki_types::CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()];
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let listener = tokio::net::TcpListener::bind(SocketAddr::new(ip.parse().unwrap(), port))
+            .await
+            .unwrap();
+        let response = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else { return };
+                let (acceptor, response) = (acceptor.clone(), response.clone());
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tls.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let _ = tls.write_all(response.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        Self { task }
+    }
+}
+
+impl Drop for PolicyServer {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }

@@ -20,6 +20,7 @@ use tokio::io::AsyncWriteExt;
 use crate::Wakers;
 use crate::strip::MarkerStripper;
 
+mod mta_sts;
 mod mx;
 mod pool;
 mod smtp_client;
@@ -289,7 +290,7 @@ async fn to_smarthost(
 
 async fn to_mx(store: &Store, pool: &Pool, mx: &Mx, hostname: &str, item: &OutboundItem) -> Result<(), Failure> {
     check_addresses(item)?;
-    mx.send(pool, hostname, &item.mail_from, &item.rcpt_to, || {
+    mx.send(pool, store.now(), hostname, &item.mail_from, &item.rcpt_to, || {
         body_stream(store, item)
     })
     .await

@@ -8,6 +8,9 @@
 //! TLS follows the recipient domain's policy: `opportunistic` (the default:
 //! STARTTLS when offered, any certificate, RFC 7672 §1.3), `verify` (STARTTLS
 //! required and the certificate verified for the MX host's name) or `none`.
+//! A domain without a configured policy that publishes an MTA-STS policy in
+//! `enforce` mode ([`super::mta_sts`]) gets `verify`, and only the MX hosts
+//! its policy names are tried.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -19,6 +22,7 @@ use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
 use rustls_pki_types::CertificateDer;
 
+use super::mta_sts::{Mode, MtaSts, Policy};
 use super::{Body, Failure, Pool, Smarthost, SmarthostTls};
 
 /// How the connection to a domain's MX hosts is secured.
@@ -46,6 +50,11 @@ pub struct MxSettings {
     pub default_policy: TlsPolicy,
     /// Certificates trusted for `verify` besides the system's roots.
     pub extra_roots: Vec<CertificateDer<'static>>,
+    /// Whether MTA-STS policies are discovered for domains without a
+    /// configured policy.
+    pub mta_sts: bool,
+    /// The HTTPS port MTA-STS policies are fetched from (443; tests only).
+    pub mta_sts_port: u16,
 }
 
 /// The resolver and the TLS settings for direct delivery.
@@ -53,6 +62,7 @@ pub struct Mx {
     resolver: TokioResolver,
     settings: MxSettings,
     verifying: Arc<rustls::ClientConfig>,
+    mta_sts: Option<MtaSts>,
 }
 
 impl std::fmt::Debug for Mx {
@@ -88,21 +98,33 @@ impl Mx {
         builder.options_mut().ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
         let resolver = builder.build().map_err(|e| format!("cannot set up DNS: {e}"))?;
         let verifying = super::tls::verifying_config(&settings.extra_roots);
+        let mta_sts = if settings.mta_sts {
+            Some(MtaSts::new(resolver.clone(), &verifying, settings.mta_sts_port)?)
+        } else {
+            None
+        };
         Ok(Self {
             resolver,
             settings,
             verifying,
+            mta_sts,
         })
     }
 
-    /// The TLS policy for a recipient domain.
-    #[must_use]
-    pub fn policy(&self, domain: &str) -> TlsPolicy {
-        self.settings
-            .policies
-            .get(&domain.to_ascii_lowercase())
-            .copied()
-            .unwrap_or(self.settings.default_policy)
+    /// The TLS policy for a recipient domain, and the MTA-STS policy that
+    /// limits its MX hosts (only when it is in force: `enforce`, and no policy
+    /// configured for the domain).
+    pub async fn policy(&self, domain: &str, now: i64) -> (TlsPolicy, Option<Policy>) {
+        if let Some(policy) = self.settings.policies.get(&domain.to_ascii_lowercase()) {
+            return (*policy, None);
+        }
+        if let Some(mta_sts) = &self.mta_sts
+            && let Some(policy) = mta_sts.policy(domain, now).await
+            && policy.mode == Mode::Enforce
+        {
+            return (TlsPolicy::Verify, Some(policy));
+        }
+        (self.settings.default_policy, None)
     }
 
     /// The hosts to try for `domain`, most preferred first.
@@ -172,6 +194,7 @@ impl Mx {
     pub(super) async fn send<F, Fut>(
         &self,
         pool: &Pool,
+        now: i64,
         helo: &str,
         from: &str,
         to: &str,
@@ -186,9 +209,15 @@ impl Mx {
             .map(|(_, domain)| domain)
             .filter(|domain| !domain.is_empty())
             .ok_or_else(|| Failure::Permanent("553 5.1.3 the recipient has no domain".into()))?;
-        let policy = self.policy(domain);
+        let (policy, sts) = self.policy(domain, now).await;
         let mut last = Failure::Temporary("451 4.4.4 no MX host could be reached".into());
         for host in self.hosts(domain).await? {
+            if let Some(sts) = &sts
+                && !sts.allows(&host)
+            {
+                last = Failure::Temporary("451 4.7.5 MX host not allowed by the domain's MTA-STS policy".into());
+                continue;
+            }
             let addresses = match self.addresses(&host).await {
                 Ok(addresses) => addresses,
                 Err(failure) => {
@@ -199,7 +228,7 @@ impl Mx {
             let peer = self.peer(&host, addresses, policy);
             match pool.send(&peer, helo, from, to, &mut open_body).await {
                 Ok(()) => {
-                    tracing::debug!(?policy, "delivered to an MX host");
+                    tracing::debug!(?policy, mta_sts = sts.is_some(), "delivered to an MX host");
                     return Ok(());
                 }
                 Err(Failure::Permanent(error)) => return Err(Failure::Permanent(error)),
