@@ -125,6 +125,12 @@ pub struct Outbound {
     pub mta_sts: bool,
     /// The HTTPS port MTA-STS policies are fetched from (443; tests only).
     pub mta_sts_port: u16,
+    /// `mx` mode: DANE (RFC 7672) for domains without one in `tls_policies`:
+    /// an MX host with DNSSEC-validated TLSA records must match them. Off by
+    /// default: a TLSA lookup that cannot be validated holds mail back.
+    pub dane: bool,
+    /// DNSSEC trust anchors (a file of DNSKEY records); unset: the root's.
+    pub dnssec_trust_anchors: Option<PathBuf>,
     /// Seconds a delivery is retried before it fails with a DSN (5 days).
     pub give_up_after: u64,
     /// Seconds after which a sender is told once that delivery is late
@@ -172,6 +178,8 @@ impl Default for Outbound {
             tls_ca_file: None,
             mta_sts: true,
             mta_sts_port: 443,
+            dane: false,
+            dnssec_trust_anchors: None,
             give_up_after: 5 * 86_400,
             delay_notice_after: 4 * 3600,
         }
@@ -281,6 +289,14 @@ impl Outbound {
             extra_roots,
             mta_sts: self.mta_sts,
             mta_sts_port: self.mta_sts_port,
+            dane: self.dane,
+            trust_anchors: match &self.dnssec_trust_anchors {
+                Some(path) => Some(
+                    std::fs::read_to_string(path)
+                        .map_err(|e| format!("outbound.dnssec_trust_anchors {}: {e}", path.display()))?,
+                ),
+                None => None,
+            },
         })
     }
 

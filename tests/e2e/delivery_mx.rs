@@ -9,7 +9,9 @@
 //! with a certificate from the configured CA gets the mail over TLS, and one
 //! whose certificate names another host gets nothing; and so does it when no
 //! policy is configured but the domain publishes MTA-STS `enforce` (the policy
-//! served over HTTPS by the test).
+//! served over HTTPS by the test); with DANE on, a DNSSEC-signed zone's
+//! DANE-EE TLSA record lets a certificate through that no CA vouches for, and
+//! keeps another out.
 
 use std::process::Command;
 
@@ -438,4 +440,64 @@ async fn an_mta_sts_enforce_policy_over_https_refuses_a_certificate_that_does_no
         "{queued:?}"
     );
     assert!(!wrong.log().contains("x@wrongcert.example"), "{}", wrong.log());
+}
+
+/// A certificate's DER, in hex (a TLSA `3 0 0` record's data).
+fn der_hex(cert_pem: &str) -> String {
+    use base64::Engine as _;
+    let body: String = cert_pem.lines().filter(|line| !line.starts_with("-----")).collect();
+    let der = base64::engine::general_purpose::STANDARD.decode(body).unwrap();
+    der.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dane_ee_with_dnssec_validated_tlsa_takes_a_matching_certificate_and_refuses_another() {
+    let port = free_port(&["127.0.0.2", "127.0.0.5", "127.0.0.6"]);
+    let ca = TestCa::new();
+    // DANE-EE pins the certificate itself: its name and issuer do not matter,
+    // and the CA is not trusted anywhere in Sealpost's configuration.
+    let good = ca.issue("unrelated.example");
+    let (other, _) = ca.issue("mx.danebad.example");
+    let zone = format!(
+        "smiles IN MX 10 mx.smiles\nmx.smiles IN A 127.0.0.5\n\
+         dane IN MX 10 mx.dane\nmx.dane IN A 127.0.0.2\n_{port}._tcp.mx.dane IN TLSA 3 0 0 {}\n\
+         danebad IN MX 10 mx.danebad\nmx.danebad IN A 127.0.0.6\n_{port}._tcp.mx.danebad IN TLSA 3 0 0 {}\n",
+        der_hex(&good.0),
+        der_hex(&other),
+    );
+    let knot = Knot::start_signed("example.", &zone).await;
+    let anchors = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(anchors.path(), knot.trust_anchors("example.").await).unwrap();
+    let partner = PostfixMx::start("127.0.0.2", port, "dane.example", good).await;
+    let wrong = PostfixMx::start("127.0.0.6", port, "danebad.example", ca.issue("mx.danebad.example")).await;
+    let instance = mx_instance(&knot, port, |c| {
+        c.outbound.dane = true;
+        c.outbound.dnssec_trust_anchors = Some(anchors.path().to_owned());
+    })
+    .await;
+    send_via_relay(
+        &instance,
+        "staff@smiles.example",
+        &["vendor@dane.example", "x@danebad.example"],
+        MESSAGE,
+    )
+    .await
+    .unwrap();
+    let log = partner.wait_for_log("status=sent").await;
+    assert!(log.contains("to=<vendor@dane.example>"), "{log}");
+    assert!(log.contains("TLS connection established from"), "over TLS: {log}");
+    let store = std::sync::Arc::clone(instance.store());
+    wait_until("the certificate the TLSA record does not name is refused", async || {
+        let queued = store.queue().list_outbound(false, 10).await.unwrap();
+        queued.len() == 1 && queued[0].attempts >= 1
+    })
+    .await;
+    let queued = store.queue().list_outbound(false, 10).await.unwrap();
+    assert_eq!(queued[0].rcpt_to, "x@danebad.example");
+    assert_eq!(
+        queued[0].last_error.as_deref(),
+        Some("smarthost TLS handshake"),
+        "{queued:?}"
+    );
+    assert!(!wrong.log().contains("x@danebad.example"), "{}", wrong.log());
 }

@@ -20,6 +20,7 @@ use tokio::io::AsyncWriteExt;
 use crate::Wakers;
 use crate::strip::MarkerStripper;
 
+mod dane;
 mod mta_sts;
 mod mx;
 mod pool;

@@ -10,7 +10,8 @@
 //! required and the certificate verified for the MX host's name) or `none`.
 //! A domain without a configured policy that publishes an MTA-STS policy in
 //! `enforce` mode ([`super::mta_sts`]) gets `verify`, and only the MX hosts
-//! its policy names are tried.
+//! its policy names are tried. Before either, an MX host with secure TLSA
+//! records ([`super::dane`]) must match them (DANE takes precedence, RFC 8461 §2).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -22,6 +23,7 @@ use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
 use rustls_pki_types::CertificateDer;
 
+use super::dane::{DaneVerifier, Tlsa};
 use super::mta_sts::{Mode, MtaSts, Policy};
 use super::{Body, Failure, Pool, Smarthost, SmarthostTls};
 
@@ -55,6 +57,12 @@ pub struct MxSettings {
     pub mta_sts: bool,
     /// The HTTPS port MTA-STS policies are fetched from (443; tests only).
     pub mta_sts_port: u16,
+    /// Whether TLSA records are looked up (DANE) for domains without a
+    /// configured policy.
+    pub dane: bool,
+    /// DNSSEC trust anchors (DNSKEY records, zone-file text); `None`: the
+    /// root zone's, built in.
+    pub trust_anchors: Option<String>,
 }
 
 /// The resolver and the TLS settings for direct delivery.
@@ -63,6 +71,8 @@ pub struct Mx {
     settings: MxSettings,
     verifying: Arc<rustls::ClientConfig>,
     mta_sts: Option<MtaSts>,
+    /// Validates DNSSEC, for TLSA lookups.
+    validating: Option<TokioResolver>,
 }
 
 impl std::fmt::Debug for Mx {
@@ -77,6 +87,28 @@ impl Mx {
     /// # Errors
     /// When the system's resolver configuration cannot be read.
     pub fn new(settings: MxSettings) -> Result<Self, String> {
+        let resolver = Self::resolver(&settings, false)?;
+        let validating = if settings.dane {
+            Some(Self::resolver(&settings, true)?)
+        } else {
+            None
+        };
+        let verifying = super::tls::verifying_config(&settings.extra_roots);
+        let mta_sts = if settings.mta_sts {
+            Some(MtaSts::new(resolver.clone(), &verifying, settings.mta_sts_port)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            resolver,
+            settings,
+            verifying,
+            mta_sts,
+            validating,
+        })
+    }
+
+    fn resolver(settings: &MxSettings, validate: bool) -> Result<TokioResolver, String> {
         let mut builder = if settings.dns_servers.is_empty() {
             TokioResolver::builder_tokio().map_err(|e| format!("cannot read the system's DNS configuration: {e}"))?
         } else {
@@ -96,27 +128,58 @@ impl Mx {
             )
         };
         builder.options_mut().ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
-        let resolver = builder.build().map_err(|e| format!("cannot set up DNS: {e}"))?;
-        let verifying = super::tls::verifying_config(&settings.extra_roots);
-        let mta_sts = if settings.mta_sts {
-            Some(MtaSts::new(resolver.clone(), &verifying, settings.mta_sts_port)?)
-        } else {
-            None
+        if validate {
+            builder.options_mut().validate = true;
+            if let Some(anchors) = &settings.trust_anchors {
+                let anchors: hickory_resolver::proto::dnssec::TrustAnchors =
+                    anchors.parse().map_err(|e| format!("DNSSEC trust anchors: {e}"))?;
+                builder = builder.with_trust_anchor(Arc::new(anchors));
+            }
+        }
+        builder.build().map_err(|e| format!("cannot set up DNS: {e}"))
+    }
+
+    /// The usable TLSA records of an MX host, when DNSSEC proves them
+    /// (`None`: no DANE for this host). A lookup that fails otherwise than
+    /// "no such records" is a temporary failure: it may be an attack that
+    /// strips the records (RFC 7672 §2.2).
+    async fn tlsa(&self, host: &str) -> Result<Option<Vec<Tlsa>>, Failure> {
+        let Some(resolver) = &self.validating else {
+            return Ok(None);
         };
-        Ok(Self {
-            resolver,
-            settings,
-            verifying,
-            mta_sts,
-        })
+        let name = format!("_{}._tcp.{}.", self.settings.port, host.trim_end_matches('.'));
+        match resolver.tlsa_lookup(name.as_str()).await {
+            Ok(lookup) => {
+                let answers = lookup.answers();
+                if answers.is_empty() || !answers.iter().all(|record| record.proof.is_secure()) {
+                    return Ok(None);
+                }
+                let records: Vec<Tlsa> = answers
+                    .iter()
+                    .filter_map(|record| match &record.data {
+                        RData::TLSA(tlsa) => Tlsa {
+                            usage: tlsa.cert_usage.into(),
+                            selector: tlsa.selector.into(),
+                            matching: tlsa.matching.into(),
+                            data: tlsa.cert_data.clone(),
+                        }
+                        .usable(),
+                        _ => None,
+                    })
+                    .collect();
+                Ok((!records.is_empty()).then_some(records))
+            }
+            Err(error) if error.is_no_records_found() => Ok(None),
+            Err(error) => Err(Failure::Temporary(format!("451 4.7.5 TLSA lookup failed: {error}"))),
+        }
     }
 
     /// The TLS policy for a recipient domain, and the MTA-STS policy that
     /// limits its MX hosts (only when it is in force: `enforce`, and no policy
     /// configured for the domain).
     pub async fn policy(&self, domain: &str, now: i64) -> (TlsPolicy, Option<Policy>) {
-        if let Some(policy) = self.settings.policies.get(&domain.to_ascii_lowercase()) {
-            return (*policy, None);
+        if let Some(policy) = self.configured(domain) {
+            return (policy, None);
         }
         if let Some(mta_sts) = &self.mta_sts
             && let Some(policy) = mta_sts.policy(domain, now).await
@@ -125,6 +188,10 @@ impl Mx {
             return (TlsPolicy::Verify, Some(policy));
         }
         (self.settings.default_policy, None)
+    }
+
+    fn configured(&self, domain: &str) -> Option<TlsPolicy> {
+        self.settings.policies.get(&domain.to_ascii_lowercase()).copied()
     }
 
     /// The hosts to try for `domain`, most preferred first.
@@ -225,10 +292,28 @@ impl Mx {
                     continue;
                 }
             };
-            let peer = self.peer(&host, addresses, policy);
+            // DANE applies where no policy is configured for the domain.
+            let tlsa = if self.configured(domain).is_some() {
+                None
+            } else {
+                match self.tlsa(&host).await {
+                    Ok(tlsa) => tlsa,
+                    Err(failure) => {
+                        last = failure;
+                        continue;
+                    }
+                }
+            };
+            let dane = tlsa.is_some();
+            let mut peer = self.peer(&host, addresses, policy);
+            if let Some(records) = tlsa {
+                peer.tls = SmarthostTls::StartTls;
+                peer.accept_invalid_certs = false;
+                peer.tls_config = Some(DaneVerifier::new(records).client_config());
+            }
             match pool.send(&peer, helo, from, to, &mut open_body).await {
                 Ok(()) => {
-                    tracing::debug!(?policy, mta_sts = sts.is_some(), "delivered to an MX host");
+                    tracing::debug!(?policy, mta_sts = sts.is_some(), dane, "delivered to an MX host");
                     return Ok(());
                 }
                 Err(Failure::Permanent(error)) => return Err(Failure::Permanent(error)),
