@@ -5,27 +5,21 @@
 //! (Ed25519 and RSA) and that carries the original's header but not its body;
 //! a 4xx is retried with backoff (the test moves the clock), tells the sender
 //! once that delivery is late, and survives a restart; `sealpost queue` lists,
-//! retries and refuses an unknown id; under the `verify` policy a Postfix MX
-//! with a certificate from the configured CA gets the mail over TLS, and one
-//! whose certificate names another host gets nothing; and so does it when no
-//! policy is configured but the domain publishes MTA-STS `enforce` (the policy
-//! served over HTTPS by the test); with DANE on, a DNSSEC-signed zone's
-//! DANE-EE TLSA record lets a certificate through that no CA vouches for, and
-//! keeps another out.
+//! retries and refuses an unknown id. TLS policies: `delivery_mx_tls.rs`.
 
 use std::process::Command;
 
 use super::harness::Instance;
-use super::mx_peers::{Knot, PolicyServer, PostfixMx, Sink, TestCa, free_port};
+use super::mx_peers::{Knot, Sink, free_port};
 use super::secure_send::send_via_relay;
 use sealpost::config::OutboundMode;
 
-const MESSAGE: &[u8] =
+pub(super) const MESSAGE: &[u8] =
     b"From: staff@smiles.example\r\nTo: vendor@partner.example\r\nSubject: Order 1234\r\n\r\nPlease send gloves.\r\n";
 
 /// The zone every test serves: smiles.example (the senders' domain) takes its
 /// DSNs at 127.0.0.5.
-const ZONE: &str = "\
+pub(super) const ZONE: &str = "\
 smiles IN MX 10 mx.smiles
 mx.smiles IN A 127.0.0.5
 partner IN MX 10 mx1.partner
@@ -37,7 +31,7 @@ v6only IN AAAA ::1
 nomail IN MX 0 .
 ";
 
-async fn mx_instance(knot: &Knot, port: u16, tweak: impl FnOnce(&mut sealpost::config::Config)) -> Instance {
+pub(super) async fn mx_instance(knot: &Knot, port: u16, tweak: impl FnOnce(&mut sealpost::config::Config)) -> Instance {
     let dns = knot.addr.to_string();
     Instance::start_with(move |c| {
         c.outbound.mode = OutboundMode::Mx;
@@ -48,7 +42,7 @@ async fn mx_instance(knot: &Knot, port: u16, tweak: impl FnOnce(&mut sealpost::c
     .await
 }
 
-async fn wait_until(what: &str, mut done: impl AsyncFnMut() -> bool) {
+pub(super) async fn wait_until(what: &str, mut done: impl AsyncFnMut() -> bool) {
     for _ in 0..300 {
         if done().await {
             return;
@@ -339,165 +333,4 @@ async fn dkim_keygen_makes_both_keys_prints_the_records_and_rotates_with_new_sel
     assert!(out.contains("rotation"), "{out}");
     let bad = run(&["dkim", "keygen", "--selector", "a.b"]);
     assert!(!bad.status.success());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn verify_policy_delivers_over_verified_tls_and_never_to_a_wrong_certificate() {
-    let zone = format!("{ZONE}\nwrongcert IN MX 10 mx.wrongcert\nmx.wrongcert IN A 127.0.0.6\n");
-    let knot = Knot::start("example.", &zone).await;
-    let port = free_port(&["127.0.0.2", "127.0.0.6"]);
-    let ca = TestCa::new();
-    let partner = PostfixMx::start("127.0.0.2", port, "partner.example", ca.issue("mx1.partner.example")).await;
-    // Signed by the trusted CA, but for another name.
-    let wrong = PostfixMx::start("127.0.0.6", port, "wrongcert.example", ca.issue("mx.other.example")).await;
-    let keys = tempfile::tempdir().unwrap();
-    let ca_file = keys.path().join("ca.pem");
-    std::fs::write(&ca_file, &ca.pem).unwrap();
-    let instance = mx_instance(&knot, port, |c| {
-        c.outbound.tls_ca_file = Some(ca_file.clone());
-        for domain in ["partner.example", "wrongcert.example"] {
-            c.outbound.tls_policies.insert(domain.into(), "verify".into());
-        }
-    })
-    .await;
-    send_via_relay(
-        &instance,
-        "staff@smiles.example",
-        &["vendor@partner.example", "x@wrongcert.example"],
-        MESSAGE,
-    )
-    .await
-    .unwrap();
-    let log = partner.wait_for_log("status=sent").await;
-    assert!(log.contains("to=<vendor@partner.example>"), "{log}");
-    assert!(log.contains("TLS connection established from"), "over TLS: {log}");
-    let store = std::sync::Arc::clone(instance.store());
-    wait_until("the wrong certificate is refused", async || {
-        let queued = store.queue().list_outbound(false, 10).await.unwrap();
-        queued.len() == 1 && queued[0].attempts >= 1
-    })
-    .await;
-    let queued = store.queue().list_outbound(false, 10).await.unwrap();
-    assert_eq!(queued[0].rcpt_to, "x@wrongcert.example");
-    assert_eq!(
-        queued[0].last_error.as_deref(),
-        Some("smarthost TLS handshake"),
-        "{queued:?}"
-    );
-    // The handshake failed before any mail command: nothing was sent in the clear.
-    assert!(!wrong.log().contains("x@wrongcert.example"), "{}", wrong.log());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_mta_sts_enforce_policy_over_https_refuses_a_certificate_that_does_not_match() {
-    // Both domains publish an MTA-STS policy in enforce mode; nothing is
-    // configured for them, so without the policy they would get opportunistic TLS
-    // (which takes any certificate).
-    let zone = format!(
-        "{ZONE}\nwrongcert IN MX 10 mx.wrongcert\nmx.wrongcert IN A 127.0.0.6\n\
-         _mta-sts.partner IN TXT \"v=STSv1; id=20261202\"\nmta-sts.partner IN A 127.0.0.7\n\
-         _mta-sts.wrongcert IN TXT \"v=STSv1; id=20261202\"\nmta-sts.wrongcert IN A 127.0.0.7\n"
-    );
-    let knot = Knot::start("example.", &zone).await;
-    let port = free_port(&["127.0.0.2", "127.0.0.6", "127.0.0.7"]);
-    let ca = TestCa::new();
-    let partner = PostfixMx::start("127.0.0.2", port, "partner.example", ca.issue("mx1.partner.example")).await;
-    let wrong = PostfixMx::start("127.0.0.6", port, "wrongcert.example", ca.issue("mx.other.example")).await;
-    let policy =
-        "version: STSv1\r\nmode: enforce\r\nmx: mx1.partner.example\r\nmx: mx.wrongcert.example\r\nmax_age: 86400\r\n";
-    let names = ["mta-sts.partner.example", "mta-sts.wrongcert.example"];
-    let _https = PolicyServer::start("127.0.0.7", port, ca.issue_for(&names), policy).await;
-    let keys = tempfile::tempdir().unwrap();
-    let ca_file = keys.path().join("ca.pem");
-    std::fs::write(&ca_file, &ca.pem).unwrap();
-    let instance = mx_instance(&knot, port, |c| {
-        c.outbound.tls_ca_file = Some(ca_file.clone());
-        c.outbound.mta_sts_port = port;
-    })
-    .await;
-    send_via_relay(
-        &instance,
-        "staff@smiles.example",
-        &["vendor@partner.example", "x@wrongcert.example"],
-        MESSAGE,
-    )
-    .await
-    .unwrap();
-    let log = partner.wait_for_log("status=sent").await;
-    assert!(log.contains("to=<vendor@partner.example>"), "{log}");
-    assert!(log.contains("TLS connection established from"), "over TLS: {log}");
-    let store = std::sync::Arc::clone(instance.store());
-    wait_until("the wrong certificate is refused", async || {
-        let queued = store.queue().list_outbound(false, 10).await.unwrap();
-        queued.len() == 1 && queued[0].attempts >= 1
-    })
-    .await;
-    let queued = store.queue().list_outbound(false, 10).await.unwrap();
-    assert_eq!(queued[0].rcpt_to, "x@wrongcert.example");
-    assert_eq!(
-        queued[0].last_error.as_deref(),
-        Some("smarthost TLS handshake"),
-        "{queued:?}"
-    );
-    assert!(!wrong.log().contains("x@wrongcert.example"), "{}", wrong.log());
-}
-
-/// A certificate's DER, in hex (a TLSA `3 0 0` record's data).
-fn der_hex(cert_pem: &str) -> String {
-    use base64::Engine as _;
-    let body: String = cert_pem.lines().filter(|line| !line.starts_with("-----")).collect();
-    let der = base64::engine::general_purpose::STANDARD.decode(body).unwrap();
-    der.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dane_ee_with_dnssec_validated_tlsa_takes_a_matching_certificate_and_refuses_another() {
-    let port = free_port(&["127.0.0.2", "127.0.0.5", "127.0.0.6"]);
-    let ca = TestCa::new();
-    // DANE-EE pins the certificate itself: its name and issuer do not matter,
-    // and the CA is not trusted anywhere in Sealpost's configuration.
-    let good = ca.issue("unrelated.example");
-    let (other, _) = ca.issue("mx.danebad.example");
-    let zone = format!(
-        "smiles IN MX 10 mx.smiles\nmx.smiles IN A 127.0.0.5\n\
-         dane IN MX 10 mx.dane\nmx.dane IN A 127.0.0.2\n_{port}._tcp.mx.dane IN TLSA 3 0 0 {}\n\
-         danebad IN MX 10 mx.danebad\nmx.danebad IN A 127.0.0.6\n_{port}._tcp.mx.danebad IN TLSA 3 0 0 {}\n",
-        der_hex(&good.0),
-        der_hex(&other),
-    );
-    let knot = Knot::start_signed("example.", &zone).await;
-    let anchors = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(anchors.path(), knot.trust_anchors("example.").await).unwrap();
-    let partner = PostfixMx::start("127.0.0.2", port, "dane.example", good).await;
-    let wrong = PostfixMx::start("127.0.0.6", port, "danebad.example", ca.issue("mx.danebad.example")).await;
-    let instance = mx_instance(&knot, port, |c| {
-        c.outbound.dane = true;
-        c.outbound.dnssec_trust_anchors = Some(anchors.path().to_owned());
-    })
-    .await;
-    send_via_relay(
-        &instance,
-        "staff@smiles.example",
-        &["vendor@dane.example", "x@danebad.example"],
-        MESSAGE,
-    )
-    .await
-    .unwrap();
-    let log = partner.wait_for_log("status=sent").await;
-    assert!(log.contains("to=<vendor@dane.example>"), "{log}");
-    assert!(log.contains("TLS connection established from"), "over TLS: {log}");
-    let store = std::sync::Arc::clone(instance.store());
-    wait_until("the certificate the TLSA record does not name is refused", async || {
-        let queued = store.queue().list_outbound(false, 10).await.unwrap();
-        queued.len() == 1 && queued[0].attempts >= 1
-    })
-    .await;
-    let queued = store.queue().list_outbound(false, 10).await.unwrap();
-    assert_eq!(queued[0].rcpt_to, "x@danebad.example");
-    assert_eq!(
-        queued[0].last_error.as_deref(),
-        Some("smarthost TLS handshake"),
-        "{queued:?}"
-    );
-    assert!(!wrong.log().contains("x@danebad.example"), "{}", wrong.log());
 }

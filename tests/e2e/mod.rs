@@ -14,6 +14,7 @@ mod config_check;
 mod contacts;
 mod delivery;
 mod delivery_mx;
+mod delivery_mx_tls;
 mod delivery_pool;
 mod dkim;
 mod harness;

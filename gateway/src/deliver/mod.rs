@@ -291,10 +291,19 @@ async fn to_smarthost(
 
 async fn to_mx(store: &Store, pool: &Pool, mx: &Mx, hostname: &str, item: &OutboundItem) -> Result<(), Failure> {
     check_addresses(item)?;
+    // The client's errors name a "smarthost"; here it is an MX host.
+    let words = |text: String| match text.strip_prefix("smarthost") {
+        Some(rest) => format!("MX host{rest}"),
+        None => text,
+    };
     mx.send(pool, store.now(), hostname, &item.mail_from, &item.rcpt_to, || {
         body_stream(store, item)
     })
     .await
+    .map_err(|failure| match failure {
+        Failure::Temporary(text) => Failure::Temporary(words(text)),
+        Failure::Permanent(text) => Failure::Permanent(words(text)),
+    })
 }
 
 /// An address that could break the SMTP command it goes into is refused.
