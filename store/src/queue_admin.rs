@@ -141,3 +141,81 @@ impl Queue<'_> {
         Ok(changed == 1)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::jobs::DeliveryOutcome;
+    use crate::testing::store;
+
+    #[tokio::test]
+    async fn admins_list_retry_and_delete_and_a_delay_notice_is_claimed_once() {
+        let (_dir, store, clock) = store().await;
+        let queue = store.queue();
+        queue
+            .queue_mail(
+                None,
+                "ada@smiles.example",
+                "pat@example.org",
+                b"Subject: a\r\n\r\nx\r\n",
+            )
+            .await
+            .unwrap();
+        queue
+            .queue_mail(None, "", "ada@smiles.example", b"Subject: b\r\n\r\ny\r\n")
+            .await
+            .unwrap();
+        let listed = queue.list_outbound(false, 10).await.unwrap();
+        assert_eq!(listed.len(), 2);
+        let first = listed
+            .iter()
+            .find(|e| e.rcpt_to == "pat@example.org")
+            .unwrap()
+            .id
+            .clone();
+
+        // A deferred delivery is made due now; an unknown id is refused.
+        let due = queue.due_outbound(10).await.unwrap();
+        let item = due.iter().find(|i| i.id == first).unwrap();
+        let retry = DeliveryOutcome::Retry {
+            error: "smarthost: 451 4.3.0 busy".into(),
+            at: store.now() + 3600,
+        };
+        queue.outbound_done(item, &retry).await.unwrap();
+        for other in due.iter().filter(|i| i.id != first) {
+            queue.outbound_done(other, &DeliveryOutcome::Delivered).await.unwrap();
+        }
+        assert!(queue.due_outbound(10).await.unwrap().is_empty());
+        assert!(matches!(
+            queue.retry_outbound(Some("nope"), "cli").await,
+            Err(crate::Error::NotFound)
+        ));
+        assert_eq!(queue.retry_outbound(Some(&first), "cli").await.unwrap(), 1);
+        let due = queue.due_outbound(10).await.unwrap();
+        assert_eq!(due.len(), 1, "due again at once");
+        // Held by a worker: neither retried nor deleted under it.
+        assert!(matches!(
+            queue.delete_outbound(&first, "cli").await,
+            Err(crate::Error::NotFound)
+        ));
+        queue.outbound_done(&due[0], &retry).await.unwrap();
+
+        assert!(queue.claim_delay_notice(&first).await.unwrap());
+        assert!(!queue.claim_delay_notice(&first).await.unwrap(), "told once");
+
+        clock.advance(1);
+        queue.delete_outbound(&first, "cli").await.unwrap();
+        assert!(queue.list_outbound(false, 10).await.unwrap().is_empty());
+        assert_eq!(
+            queue.list_outbound(true, 10).await.unwrap().len(),
+            1,
+            "the sent one stays listed with --all"
+        );
+        let audit = store.audit_log().recent_audit(10).await.unwrap();
+        let actions: Vec<&str> = audit.iter().map(|(_, action, _)| action.as_str()).collect();
+        assert!(
+            actions.contains(&"queue.retry") && actions.contains(&"queue.delete"),
+            "{actions:?}"
+        );
+        assert!(store.audit_log().verify_audit().await.unwrap().is_ok());
+    }
+}
