@@ -73,6 +73,9 @@ pub struct Mx {
     mta_sts: Option<MtaSts>,
     /// Validates DNSSEC, for TLSA lookups.
     validating: Option<TokioResolver>,
+    /// The DANE verifier last built for each host and its records: the same
+    /// records give the same configuration, so pooled connections are reused.
+    dane: std::sync::Mutex<HashMap<String, (Vec<Tlsa>, Arc<rustls::ClientConfig>)>>,
 }
 
 impl std::fmt::Debug for Mx {
@@ -105,6 +108,7 @@ impl Mx {
             verifying,
             mta_sts,
             validating,
+            dane: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -192,6 +196,18 @@ impl Mx {
 
     fn configured(&self, domain: &str) -> Option<TlsPolicy> {
         self.settings.policies.get(&domain.to_ascii_lowercase()).copied()
+    }
+
+    fn dane_config(&self, host: &str, records: Vec<Tlsa>) -> Arc<rustls::ClientConfig> {
+        let mut cache = self.dane.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((known, config)) = cache.get(host)
+            && *known == records
+        {
+            return Arc::clone(config);
+        }
+        let config = DaneVerifier::new(records.clone()).client_config();
+        cache.insert(host.to_owned(), (records, Arc::clone(&config)));
+        config
     }
 
     /// The hosts to try for `domain`, most preferred first.
@@ -309,7 +325,7 @@ impl Mx {
             if let Some(records) = tlsa {
                 peer.tls = SmarthostTls::StartTls;
                 peer.accept_invalid_certs = false;
-                peer.tls_config = Some(DaneVerifier::new(records).client_config());
+                peer.tls_config = Some(self.dane_config(&host, records));
             }
             match pool.send(&peer, helo, from, to, &mut open_body).await {
                 Ok(()) => {
