@@ -222,10 +222,15 @@ fn route(config: &Config) -> anyhow::Result<Route> {
                 username: outbound.smarthost_username.clone(),
                 password: outbound.smarthost_password.clone(),
                 accept_invalid_certs: outbound.smarthost_accept_invalid_certs,
+                connect_to: Vec::new(),
+                tls_config: None,
             }))
         }
-        // Config::validate refuses it; a Config built in code gets the same answer.
-        OutboundMode::Mx => anyhow::bail!("outbound.mode \"mx\" (direct delivery) is not available in this version"),
+        OutboundMode::Mx => {
+            let settings = outbound.mx_settings().map_err(anyhow::Error::msg)?;
+            let mx = gateway::deliver::Mx::new(settings).map_err(anyhow::Error::msg)?;
+            Ok(Route::Mx(Arc::new(mx)))
+        }
     }
 }
 
@@ -313,6 +318,11 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
         wakers.clone(),
     );
     let dkim = gateway::dkim::Dkim::load(&config.dkim_key_path(), &config.dkim.domain, &config.dkim.selector)
+        .and_then(|dkim| {
+            let ed25519 = config.dkim.ed25519_key_path(&config.data_dir);
+            dkim.map(|dkim| dkim.with_ed25519(&ed25519, &config.dkim.ed25519_selector))
+                .transpose()
+        })
         .map_err(anyhow::Error::msg)?
         .map(Arc::new);
     let notify = NotifyConfig {
@@ -328,6 +338,7 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
         hostname: config.smtp.hostname.clone(),
         dkim: dkim.clone(),
         pool: gateway::deliver::Pool::new(config.outbound.pool_settings()),
+        retry: config.outbound.retry_policy(),
     };
     let router = portal::router(
         Arc::clone(&store),

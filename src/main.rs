@@ -71,7 +71,12 @@ enum Command {
     /// DKIM signing of the mail Sealpost writes.
     Dkim {
         #[command(subcommand)]
-        command: DkimCommand,
+        command: cli::dkim::DkimCommand,
+    },
+    /// The outbound queue: list, retry, delete deliveries.
+    Queue {
+        #[command(subcommand)]
+        command: cli::queue::QueueCommand,
     },
     /// Key-encryption keys: list, rotate, retire.
     Keys {
@@ -100,14 +105,6 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
-}
-
-#[derive(Subcommand)]
-enum DkimCommand {
-    /// Make an RSA-2048 signing key and print the DNS record to publish.
-    Keygen,
-    /// Print the DNS record for the existing key.
-    Record,
 }
 
 #[derive(Subcommand)]
@@ -198,26 +195,8 @@ async fn run(command: Command, config: Config, source: &Source) -> anyhow::Resul
         }
         Command::Practice { command } => practice::run(&config, command).await,
         Command::User { command } => user::user(command, &config).await,
-        Command::Dkim { command } => {
-            let path = config.dkim_key_path();
-            let value = match command {
-                DkimCommand::Keygen => {
-                    let value = gateway::dkim::generate(&path).map_err(anyhow::Error::msg)?;
-                    println!(
-                        "Wrote a new DKIM key to {} (keep it private; back it up).",
-                        path.display()
-                    );
-                    value
-                }
-                DkimCommand::Record => gateway::dkim::record(&path).map_err(anyhow::Error::msg)?,
-            };
-            println!("Publish this TXT record, then restart Sealpost:");
-            println!(
-                "{}._domainkey.{} IN TXT \"{value}\"",
-                config.dkim.selector, config.dkim.domain
-            );
-            Ok(())
-        }
+        Command::Dkim { command } => cli::dkim::dkim(command, &config),
+        Command::Queue { command } => cli::queue::queue(command, &config).await,
         Command::Spool { command } => spool::spool(command, &config).await,
         Command::Audit { command } => audit::audit(command, &config).await,
         Command::Keys { command } => cli::keys::keys(command, &config).await,

@@ -8,6 +8,7 @@
 
 pub mod deliver;
 pub mod dkim;
+pub mod dsn;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzz_store;
 pub mod imap;

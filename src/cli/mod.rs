@@ -3,10 +3,12 @@
 pub(crate) mod audit;
 pub(crate) mod audit_export;
 pub(crate) mod backup;
+pub(crate) mod dkim;
 pub(crate) mod drop;
 pub(crate) mod drop_api;
 pub(crate) mod drop_watch;
 pub(crate) mod keys;
 pub(crate) mod practice;
+pub(crate) mod queue;
 pub(crate) mod spool;
 pub(crate) mod user;

@@ -2,7 +2,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use gateway::deliver::TlsPolicy;
 
 use serde::{Deserialize, Deserializer};
 
@@ -17,8 +20,7 @@ pub enum OutboundMode {
     Outbox,
     /// Onward through one relay, `outbound.smarthost`.
     Smarthost,
-    /// Straight to each recipient domain's MX: a known word, refused by
-    /// [`Outbound::check`] until direct delivery is built.
+    /// Straight to each recipient domain's MX hosts.
     Mx,
 }
 
@@ -30,10 +32,6 @@ impl Choice for OutboundMode {
         ("smarthost", Self::Smarthost),
         ("mx", Self::Mx),
     ];
-
-    fn available(self) -> bool {
-        self != Self::Mx
-    }
 }
 
 /// `outbound.smarthost_tls`: how the connection to the smarthost is secured.
@@ -111,6 +109,49 @@ pub struct Outbound {
     /// A practice's own `Reply-To`, by its domain (`"smiles.example" =
     /// "frontdesk@smiles.example"`); overrides `notification_reply_to`.
     pub practice_reply_to: BTreeMap<String, String>,
+    /// `mx` mode: the port MX hosts listen on (25; another only for tests).
+    pub mx_port: u16,
+    /// `mx` mode: DNS servers (`IP` or `IP:PORT`); empty: the system's.
+    pub dns_servers: Vec<String>,
+    /// `mx` mode: TLS to MX hosts unless `tls_policies` names the domain:
+    /// `opportunistic` (default), `verify` or `none`.
+    pub tls_policy: String,
+    /// `mx` mode: a TLS policy by recipient domain (`"partner.example" = "verify"`).
+    pub tls_policies: BTreeMap<String, String>,
+    /// PEM certificates trusted for `verify` besides the system's roots.
+    pub tls_ca_file: Option<PathBuf>,
+    /// `mx` mode: discover MTA-STS policies (RFC 8461) for domains without
+    /// one in `tls_policies`.
+    pub mta_sts: bool,
+    /// The HTTPS port MTA-STS policies are fetched from (443; tests only).
+    pub mta_sts_port: u16,
+    /// `mx` mode: DANE (RFC 7672) for domains without one in `tls_policies`:
+    /// an MX host with DNSSEC-validated TLSA records must match them. Off by
+    /// default: a TLSA lookup that cannot be validated holds mail back.
+    pub dane: bool,
+    /// DNSSEC trust anchors (a file of DNSKEY records); unset: the root's.
+    pub dnssec_trust_anchors: Option<PathBuf>,
+    /// Seconds a delivery is retried before it fails with a DSN (5 days).
+    pub give_up_after: u64,
+    /// Seconds after which a sender is told once that delivery is late
+    /// (a "delayed" DSN); 0: never. Default 4 hours.
+    pub delay_notice_after: u64,
+}
+
+const TLS_POLICIES: [(&str, TlsPolicy); 3] = [
+    ("none", TlsPolicy::None),
+    ("opportunistic", TlsPolicy::Opportunistic),
+    ("verify", TlsPolicy::Verify),
+];
+
+fn tls_policy(word: &str) -> Option<TlsPolicy> {
+    TLS_POLICIES.iter().find(|(w, _)| *w == word).map(|(_, policy)| *policy)
+}
+
+fn dns_server(text: &str) -> Option<SocketAddr> {
+    text.parse::<SocketAddr>()
+        .ok()
+        .or_else(|| text.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 53)))
 }
 
 /// The connection pool's defaults are the gateway's own ([`gateway::deliver::PoolSettings`]).
@@ -130,6 +171,17 @@ impl Default for Outbound {
             idle_timeout: pool.idle_timeout.as_secs(),
             notification_reply_to: None,
             practice_reply_to: BTreeMap::new(),
+            mx_port: 25,
+            dns_servers: Vec::new(),
+            tls_policy: "opportunistic".into(),
+            tls_policies: BTreeMap::new(),
+            tls_ca_file: None,
+            mta_sts: true,
+            mta_sts_port: 443,
+            dane: false,
+            dnssec_trust_anchors: None,
+            give_up_after: 5 * 86_400,
+            delay_notice_after: 4 * 3600,
         }
     }
 }
@@ -145,11 +197,9 @@ impl Outbound {
                     problems.push(format!("outbound.smarthost {:?} must be HOST:PORT", self.smarthost));
                 }
             }
-            OutboundMode::Mx => problems.push(format!(
-                "outbound.mode \"mx\" (direct delivery) is not available in this version: use {}",
-                choice::accepted::<OutboundMode>()
-            )),
+            OutboundMode::Mx => {}
         }
+        self.check_mx(problems);
         if store::accounts::normalize_email(&self.from_address).is_err() {
             problems.push(format!(
                 "outbound.from_address {:?} is not an email address",
@@ -165,6 +215,7 @@ impl Outbound {
                 self.max_connections_per_destination as u64,
             ),
             ("outbound.idle_timeout", self.idle_timeout),
+            ("outbound.give_up_after", self.give_up_after),
         ] {
             if value == 0 {
                 problems.push(format!("{key} must be at least 1"));
@@ -195,6 +246,70 @@ impl Outbound {
         }
     }
 
+    /// The keys of direct delivery (checked in every mode: a file is right
+    /// before its mode is switched on).
+    fn check_mx(&self, problems: &mut Vec<String>) {
+        for server in &self.dns_servers {
+            if dns_server(server).is_none() {
+                problems.push(format!("outbound.dns_servers: {server:?} must be IP or IP:PORT"));
+            }
+        }
+        let words = "none, opportunistic or verify";
+        if tls_policy(&self.tls_policy).is_none() {
+            problems.push(format!("outbound.tls_policy {:?} must be {words}", self.tls_policy));
+        }
+        for (domain, word) in &self.tls_policies {
+            if tls_policy(word).is_none() {
+                problems.push(format!("outbound.tls_policies.{domain:?} {word:?} must be {words}"));
+            }
+        }
+        if self.mx_port == 0 || self.mta_sts_port == 0 {
+            problems.push("outbound.mx_port and outbound.mta_sts_port must be at least 1".into());
+        }
+    }
+
+    /// Direct delivery's settings; reads `tls_ca_file`.
+    ///
+    /// # Errors
+    /// When the CA file cannot be read or holds no certificate.
+    pub fn mx_settings(&self) -> Result<gateway::deliver::MxSettings, String> {
+        let extra_roots = match &self.tls_ca_file {
+            Some(path) => read_certificates(path)?,
+            None => Vec::new(),
+        };
+        Ok(gateway::deliver::MxSettings {
+            port: self.mx_port,
+            dns_servers: self.dns_servers.iter().filter_map(|s| dns_server(s)).collect(),
+            policies: self
+                .tls_policies
+                .iter()
+                .filter_map(|(domain, word)| Some((domain.trim().to_ascii_lowercase(), tls_policy(word)?)))
+                .collect(),
+            default_policy: tls_policy(&self.tls_policy).unwrap_or_default(),
+            extra_roots,
+            mta_sts: self.mta_sts,
+            mta_sts_port: self.mta_sts_port,
+            dane: self.dane,
+            trust_anchors: match &self.dnssec_trust_anchors {
+                Some(path) => Some(
+                    std::fs::read_to_string(path)
+                        .map_err(|e| format!("outbound.dnssec_trust_anchors {}: {e}", path.display()))?,
+                ),
+                None => None,
+            },
+        })
+    }
+
+    /// How long deliveries are tried and when a sender hears they are late.
+    #[must_use]
+    pub fn retry_policy(&self) -> gateway::deliver::RetryPolicy {
+        gateway::deliver::RetryPolicy {
+            give_up_after: i64::try_from(self.give_up_after).unwrap_or(i64::MAX),
+            delay_notice_after: (self.delay_notice_after > 0)
+                .then(|| i64::try_from(self.delay_notice_after).unwrap_or(i64::MAX)),
+        }
+    }
+
     /// The connection pool these keys describe.
     pub fn pool_settings(&self) -> gateway::deliver::PoolSettings {
         gateway::deliver::PoolSettings {
@@ -217,7 +332,18 @@ impl Outbound {
     }
 }
 
-/// `[dkim]`: signing of the mail Sealpost writes (notifications, bounces).
+fn read_certificates(path: &Path) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, String> {
+    use rustls_pki_types::pem::PemObject as _;
+    let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(|e| format!("outbound.tls_ca_file {}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("outbound.tls_ca_file {} holds no certificate", path.display()));
+    }
+    Ok(certs)
+}
+
+/// `[dkim]`: signing of the mail Sealpost writes (notifications, DSNs).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Dkim {
@@ -228,6 +354,11 @@ pub struct Dkim {
     /// RSA key (PKCS#8 PEM). Default `<data_dir>/dkim/<selector>.key`. Without the
     /// file, mail goes out unsigned: make one with `sealpost dkim keygen`.
     pub key: Option<PathBuf>,
+    /// The Ed25519 key's selector (RFC 8463: a selector has one key type).
+    pub ed25519_selector: String,
+    /// Ed25519 key (PKCS#8 PEM). Default `<data_dir>/dkim/<ed25519_selector>.key`.
+    /// Without the file, mail is signed with RSA alone.
+    pub ed25519_key: Option<PathBuf>,
 }
 
 impl Default for Dkim {
@@ -236,6 +367,8 @@ impl Default for Dkim {
             domain: "localhost".into(),
             selector: "sealpost".into(),
             key: None,
+            ed25519_selector: "sealpost-ed25519".into(),
+            ed25519_key: None,
         }
     }
 }
@@ -246,160 +379,23 @@ impl Dkim {
         if self.domain.is_empty() || self.selector.is_empty() || self.selector.contains(['.', ' ']) {
             problems.push("dkim.domain and dkim.selector must be set (a selector is one DNS label)".into());
         }
+        if self.ed25519_selector.is_empty()
+            || self.ed25519_selector.contains(['.', ' '])
+            || self.ed25519_selector == self.selector
+        {
+            problems.push("dkim.ed25519_selector must be one DNS label, not the RSA key's dkim.selector".into());
+        }
+    }
+
+    /// Where the Ed25519 key is.
+    #[must_use]
+    pub fn ed25519_key_path(&self, data_dir: &Path) -> PathBuf {
+        self.ed25519_key
+            .clone()
+            .unwrap_or_else(|| data_dir.join("dkim").join(format!("{}.key", self.ed25519_selector)))
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::Config;
-
-    fn load(pairs: &[(&str, &str)]) -> Result<Config, Vec<String>> {
-        Config::load(None, pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())))
-    }
-
-    #[test]
-    fn a_config_file_written_for_the_string_keys_still_loads() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sealpost.toml");
-        std::fs::write(
-            &path,
-            "[outbound]\nmode = \"smarthost\"\nsmarthost = \"relay.example.net:465\"\nsmarthost_tls = \"tls\"\n",
-        )
-        .unwrap();
-        let config = Config::load(Some(&path), Vec::new()).unwrap();
-        assert_eq!(config.outbound.mode, OutboundMode::Smarthost);
-        assert_eq!(config.outbound.smarthost_tls, SmarthostTls::Tls);
-        assert_eq!(config.outbound.mode.to_string(), "smarthost");
-        let defaults = Config::load(None, Vec::new()).unwrap();
-        assert_eq!(defaults.outbound.mode, OutboundMode::Outbox);
-        assert_eq!(defaults.outbound.smarthost_tls, SmarthostTls::Starttls);
-    }
-
-    #[test]
-    fn every_smarthost_tls_word_loads() {
-        for (word, value) in SmarthostTls::WORDS {
-            let config = load(&[
-                ("SEALPOST_OUTBOUND_MODE", "smarthost"),
-                ("SEALPOST_OUTBOUND_SMARTHOST_TLS", word),
-            ])
-            .unwrap();
-            assert_eq!(config.outbound.smarthost_tls, *value);
-        }
-    }
-
-    #[test]
-    fn mx_is_a_known_mode_refused_in_this_version() {
-        let problems = load(&[("SEALPOST_OUTBOUND_MODE", "mx")]).unwrap_err();
-        assert_eq!(
-            problems,
-            ["outbound.mode \"mx\" (direct delivery) is not available in this version: use outbox or smarthost"]
-        );
-    }
-
-    #[test]
-    fn unknown_words_name_the_key_the_value_and_the_accepted_words() {
-        let problems = load(&[
-            ("SEALPOST_OUTBOUND_MODE", "pigeon"),
-            ("SEALPOST_OUTBOUND_SMARTHOST_TLS", "ssl"),
-        ])
-        .unwrap_err();
-        assert_eq!(
-            problems,
-            [
-                "outbound.mode \"pigeon\" must be outbox or smarthost",
-                "outbound.smarthost_tls \"ssl\" must be starttls, tls or none",
-            ]
-        );
-        let upper = load(&[("SEALPOST_OUTBOUND_MODE", "Smarthost")]).unwrap_err();
-        assert_eq!(upper, ["outbound.mode \"Smarthost\" must be outbox or smarthost"]);
-        let number = load(&[("SEALPOST_OUTBOUND_MODE", "5")]).unwrap_err();
-        assert_eq!(number, ["outbound.mode 5 must be outbox or smarthost"]);
-    }
-
-    #[test]
-    fn reply_to_addresses_are_checked_and_a_practice_s_own_wins() {
-        let problems = load(&[
-            ("SEALPOST_OUTBOUND_NOTIFICATION_REPLY_TO", "front desk"),
-            (
-                "SEALPOST_OUTBOUND_PRACTICE_REPLY_TO",
-                r#"{ "smiles.example" = "nobody", "not a domain" = "desk@example.com" }"#,
-            ),
-        ])
-        .unwrap_err();
-        assert_eq!(
-            problems,
-            [
-                "outbound.notification_reply_to \"front desk\" is not an email address",
-                "outbound.practice_reply_to: \"not a domain\" is not a practice's mail domain",
-                "outbound.practice_reply_to.\"smiles.example\" \"nobody\" is not an email address",
-            ]
-        );
-        let config = load(&[
-            ("SEALPOST_OUTBOUND_NOTIFICATION_REPLY_TO", "no-reply@example-dental.com"),
-            (
-                "SEALPOST_OUTBOUND_PRACTICE_REPLY_TO",
-                r#"{ "Smiles.Example" = "frontdesk@smiles.example" }"#,
-            ),
-        ])
-        .unwrap();
-        let reply_to = config.outbound.reply_to();
-        assert_eq!(
-            reply_to.for_practice("smiles.example"),
-            Some("frontdesk@smiles.example")
-        );
-        assert_eq!(
-            reply_to.for_practice("other.example"),
-            Some("no-reply@example-dental.com")
-        );
-        assert_eq!(
-            Config::load(None, Vec::new()).unwrap().outbound.reply_to(),
-            gateway::mail::ReplyTo::default()
-        );
-    }
-
-    #[test]
-    fn smarthost_mode_needs_host_and_port_and_every_mode_a_sender() {
-        let problems = load(&[
-            ("SEALPOST_OUTBOUND_MODE", "smarthost"),
-            ("SEALPOST_OUTBOUND_SMARTHOST", "relay.example.net"),
-            ("SEALPOST_OUTBOUND_FROM_ADDRESS", "not an address"),
-            ("SEALPOST_OUTBOUND_NOTIFICATION_SUBJECT", " "),
-            ("SEALPOST_DKIM_SELECTOR", "two.labels"),
-        ])
-        .unwrap_err();
-        assert_eq!(problems.len(), 4, "{problems:?}");
-        assert!(problems[0].contains("outbound.smarthost \"relay.example.net\" must be HOST:PORT"));
-        assert!(problems[1].contains("outbound.from_address"));
-        assert!(problems[2].contains("outbound.notification_subject"));
-        assert!(problems[3].contains("dkim.selector"));
-        // The smarthost is only checked when it is the route.
-        load(&[("SEALPOST_OUTBOUND_SMARTHOST", "relay.example.net")]).unwrap();
-    }
-
-    #[test]
-    fn the_connection_pool_keys_load_and_zero_is_refused() {
-        let config = load(&[
-            ("SEALPOST_OUTBOUND_MAX_CONNECTIONS_PER_DESTINATION", "3"),
-            ("SEALPOST_OUTBOUND_IDLE_TIMEOUT", "7"),
-        ])
-        .unwrap();
-        let pool = config.outbound.pool_settings();
-        assert_eq!(pool.max_connections_per_destination, 3);
-        assert_eq!(pool.idle_timeout, std::time::Duration::from_secs(7));
-        let defaults = load(&[]).unwrap().outbound.pool_settings();
-        assert_eq!(defaults, gateway::deliver::PoolSettings::default());
-        let problems = load(&[
-            ("SEALPOST_OUTBOUND_MAX_CONNECTIONS_PER_DESTINATION", "0"),
-            ("SEALPOST_OUTBOUND_IDLE_TIMEOUT", "0"),
-        ])
-        .unwrap_err();
-        assert_eq!(
-            problems,
-            [
-                "outbound.max_connections_per_destination must be at least 1",
-                "outbound.idle_timeout must be at least 1",
-            ]
-        );
-    }
-}
+#[path = "outbound_tests.rs"]
+mod tests;

@@ -45,6 +45,7 @@ pub mod messages;
 mod module_graph;
 mod outcomes;
 pub mod outgoing;
+pub mod queue_admin;
 pub mod redact;
 pub mod rooms;
 mod sealed_stream;

@@ -42,7 +42,7 @@ fn config_check_names_the_key_the_value_and_the_words_and_exits_2() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("The configuration has 4 problem(s)"), "{stderr}");
     for line in [
-        "outbound.mode \"pigeon\" must be outbox or smarthost",
+        "outbound.mode \"pigeon\" must be outbox, smarthost or mx",
         "outbound.smarthost_tls \"ssl\" must be starttls, tls or none",
         "two_step.sms_provider \"twilio\" must be dev or http",
         "smtp.relay_listen \"nowhere\" is not an address",
@@ -52,13 +52,15 @@ fn config_check_names_the_key_the_value_and_the_words_and_exits_2() {
 }
 
 #[test]
-fn config_check_refuses_mx_delivery_until_it_exists() {
-    let output = config_check("[outbound]\nmode = \"mx\"\n");
+fn config_check_takes_mx_delivery_and_names_a_wrong_tls_policy() {
+    let good = config_check("[outbound]\nmode = \"mx\"\ntls_policies = { \"partner.example\" = \"verify\" }\n");
+    assert!(good.status.success(), "{good:?}");
+    let output = config_check("[outbound]\nmode = \"mx\"\ntls_policies = { \"partner.example\" = \"strict\" }\n");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains(
-            "outbound.mode \"mx\" (direct delivery) is not available in this version: use outbox or smarthost"
+            "outbound.tls_policies.\"partner.example\" \"strict\" must be none, opportunistic or verify"
         ),
         "{stderr}"
     );
@@ -142,7 +144,7 @@ fn config_check_reports_every_problem_with_its_file_and_line_or_variable() {
         (5, "smtp.relay_listen \"nowhere\" is not an address"),
         (6, "smtp.max_recipients: invalid type"),
         (7, "smtp.relay_listn: unknown field `relay_listn`"),
-        (10, "outbound.mode \"pigeon\" must be outbox or smarthost"),
+        (10, "outbound.mode \"pigeon\" must be outbox, smarthost or mx"),
         (11, "bogus: unknown field `bogus`"),
     ] {
         assert!(

@@ -1,10 +1,13 @@
 //! Outbound delivery: sends each queued mail at least once, by the configured
-//! route — a Maildir outbox (the default: works with no mail server) or a
-//! smarthost over SMTP with STARTTLS and optional AUTH, through a [`Pool`] of
-//! connections kept open and reused. Temporary failures retry with exponential
-//! backoff; a permanent failure, or five days of trying, ends in a delivery
-//! status notification to the sender that carries no content.
+//! route — a Maildir outbox (the default: works with no mail server), a
+//! smarthost over SMTP with STARTTLS and optional AUTH, or each recipient
+//! domain's MX hosts ([`mx`]), through a [`Pool`] of connections kept open and
+//! reused. Temporary failures retry with exponential backoff; a permanent
+//! failure, or `give_up_after` of trying (five days), ends in an RFC 3464
+//! delivery status notification to the sender that carries no content, and a
+//! delivery still trying after `delay_notice_after` tells the sender once.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,13 +18,16 @@ use store::jobs::{DeliveryOutcome, OutboundItem};
 use tokio::io::AsyncWriteExt;
 
 use crate::Wakers;
-use crate::mail::{Bounce, Envelope, MailKind};
 use crate::strip::MarkerStripper;
 
+mod dane;
+mod mta_sts;
+mod mx;
 mod pool;
 mod smtp_client;
 mod tls;
 
+pub use mx::{Mx, MxSettings, TlsPolicy};
 pub use pool::{Pool, PoolSettings};
 
 /// How a smarthost connection is secured.
@@ -29,6 +35,8 @@ pub use pool::{Pool, PoolSettings};
 pub enum SmarthostTls {
     /// STARTTLS, required (the default).
     StartTls,
+    /// STARTTLS when the server offers it, else plain (MX delivery).
+    Opportunistic,
     /// TLS from the first byte (port 465).
     Implicit,
     /// No TLS: only for a smarthost on the same machine.
@@ -43,8 +51,14 @@ pub struct Smarthost {
     pub tls: SmarthostTls,
     pub username: Option<String>,
     pub password: Option<String>,
-    /// Accept any certificate (tests against a self-signed peer only).
+    /// Accept any certificate (tests against a self-signed peer only, and
+    /// opportunistic TLS to MX hosts).
     pub accept_invalid_certs: bool,
+    /// The addresses to connect to, in order (an MX host's, resolved by us);
+    /// empty: `host` resolved by the system.
+    pub connect_to: Vec<IpAddr>,
+    /// The TLS configuration to verify with instead of the system's roots.
+    pub tls_config: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// Where outbound mail goes.
@@ -53,6 +67,27 @@ pub enum Route {
     /// A Maildir (`new/`, `cur/`, `tmp/`) that people or tests read.
     Outbox(PathBuf),
     Smarthost(Smarthost),
+    /// Straight to each recipient domain's MX hosts.
+    Mx(Arc<Mx>),
+}
+
+/// How long a delivery is tried, and when its sender hears it is late.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Seconds after queueing when a temporary failure becomes final.
+    pub give_up_after: i64,
+    /// Seconds after queueing when a sender is told once that delivery is
+    /// late (a "delayed" DSN); `None`: never.
+    pub delay_notice_after: Option<i64>,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            give_up_after: 5 * 86_400,
+            delay_notice_after: Some(4 * 3600),
+        }
+    }
 }
 
 /// The route, the identity used in bounces, and the connections. Clones share
@@ -66,9 +101,8 @@ pub struct DeliveryConfig {
     pub dkim: Option<Arc<crate::dkim::Dkim>>,
     /// Connections to the smarthost, shared by every delivery in flight.
     pub pool: Arc<Pool>,
+    pub retry: RetryPolicy,
 }
-
-const GIVE_UP_AFTER: i64 = 5 * 86_400;
 
 /// Seconds to wait before attempt `attempts + 1`: 1 min, 2, 4 … at most 4 hours.
 fn backoff(attempts: i64) -> i64 {
@@ -77,7 +111,7 @@ fn backoff(attempts: i64) -> i64 {
 
 /// The remote text may name a recipient: `Debug` only for tests' messages.
 #[cfg_attr(test, derive(Debug))]
-enum Failure {
+pub(crate) enum Failure {
     Temporary(String),
     Permanent(String),
 }
@@ -141,15 +175,30 @@ pub async fn deliver_one(
     let result = match &config.route {
         Route::Outbox(dir) => to_outbox(store, dir, item).await,
         Route::Smarthost(host) => to_smarthost(store, &config.pool, host, &config.hostname, item).await,
+        Route::Mx(mx) => to_mx(store, &config.pool, mx, &config.hostname, item).await,
     };
+    let age = store.now() - item.created_at;
     let outcome = match result {
         Ok(()) => DeliveryOutcome::Delivered,
-        Err(Failure::Temporary(error)) if store.now() - item.created_at < GIVE_UP_AFTER => DeliveryOutcome::Retry {
-            at: store.now() + backoff(item.attempts),
-            error,
-        },
-        Err(Failure::Temporary(error) | Failure::Permanent(error)) => {
-            bounce(store, config, item, &error).await;
+        Err(Failure::Temporary(error)) if age < config.retry.give_up_after => {
+            let at = store.now() + backoff(item.attempts);
+            if config.retry.delay_notice_after.is_some_and(|after| age >= after)
+                && store.queue().claim_delay_notice(&item.id).await?
+            {
+                let until = item.created_at + config.retry.give_up_after;
+                crate::dsn::queue(store, config, item, crate::dsn::Action::Delayed { until }, &error).await;
+                wakers.delivery.notify_one();
+            }
+            DeliveryOutcome::Retry { at, error }
+        }
+        Err(Failure::Temporary(error)) => {
+            let error = format!("{error} (gave up after {} hours)", config.retry.give_up_after / 3600);
+            crate::dsn::queue(store, config, item, crate::dsn::Action::Expired, &error).await;
+            wakers.delivery.notify_one();
+            DeliveryOutcome::Failed { error }
+        }
+        Err(Failure::Permanent(error)) => {
+            crate::dsn::queue(store, config, item, crate::dsn::Action::Failed, &error).await;
             wakers.delivery.notify_one();
             DeliveryOutcome::Failed { error }
         }
@@ -181,9 +230,9 @@ pub async fn deliver_one(
 /// The queued message as it streams out, markers stripped where it passes
 /// through. A read or authentication error ends the stream with that error, so a
 /// damaged queue file is never delivered cut short.
-type Body = futures::stream::BoxStream<'static, Result<Vec<u8>, Failure>>;
+pub(crate) type Body = futures::stream::BoxStream<'static, Result<Vec<u8>, Failure>>;
 
-async fn body_stream(store: &Store, item: &OutboundItem) -> Result<Body, Failure> {
+pub(crate) async fn body_stream(store: &Store, item: &OutboundItem) -> Result<Body, Failure> {
     let unreadable = |e: store::Error| Failure::Temporary(format!("cannot read queued message: {e}"));
     let stream = store.queue().outbound_body(item).await.map_err(unreadable)?;
     let stripper = item.strip_markers.then(MarkerStripper::default);
@@ -241,6 +290,32 @@ async fn to_smarthost(
     hostname: &str,
     item: &OutboundItem,
 ) -> Result<(), Failure> {
+    check_addresses(item)?;
+    pool.send(host, hostname, &item.mail_from, &item.rcpt_to, || {
+        body_stream(store, item)
+    })
+    .await
+}
+
+async fn to_mx(store: &Store, pool: &Pool, mx: &Mx, hostname: &str, item: &OutboundItem) -> Result<(), Failure> {
+    check_addresses(item)?;
+    // The client's errors name a "smarthost"; here it is an MX host.
+    let words = |text: String| match text.strip_prefix("smarthost") {
+        Some(rest) => format!("MX host{rest}"),
+        None => text,
+    };
+    mx.send(pool, store.now(), hostname, &item.mail_from, &item.rcpt_to, || {
+        body_stream(store, item)
+    })
+    .await
+    .map_err(|failure| match failure {
+        Failure::Temporary(text) => Failure::Temporary(words(text)),
+        Failure::Permanent(text) => Failure::Permanent(words(text)),
+    })
+}
+
+/// An address that could break the SMTP command it goes into is refused.
+fn check_addresses(item: &OutboundItem) -> Result<(), Failure> {
     for address in [&item.mail_from, &item.rcpt_to] {
         if address
             .chars()
@@ -249,37 +324,7 @@ async fn to_smarthost(
             return Err(Failure::Permanent(format!("unusable address {address:?}")));
         }
     }
-    pool.send(host, hostname, &item.mail_from, &item.rcpt_to, || {
-        body_stream(store, item)
-    })
-    .await
-}
-
-/// Tells the sender their mail could not be delivered (RFC 3464 in spirit; plain
-/// text, from the `bounce` templates). The original content is not included:
-/// it may be PHI.
-async fn bounce(store: &Store, config: &DeliveryConfig, item: &OutboundItem, error: &str) {
-    if item.mail_from.is_empty() {
-        return; // never bounce a bounce
-    }
-    let mail = MailKind::Bounce(Bounce {
-        rcpt: item.rcpt_to.clone(),
-        reason: error.to_owned(),
-        hostname: config.hostname.clone(),
-    });
-    let rendered = match mail.render() {
-        Ok(rendered) => rendered,
-        Err(error) => return tracing::error!(%error, "cannot render bounce"),
-    };
-    let envelope = Envelope {
-        from_address: &config.from_address,
-        to: &item.mail_from,
-        now: store.now(),
-    };
-    let message = crate::mail::write(&rendered, envelope, config.dkim.as_deref());
-    if let Err(error) = store.queue().queue_mail(None, "", &item.mail_from, &message).await {
-        tracing::error!(%error, "cannot queue bounce");
-    }
+    Ok(())
 }
 
 #[cfg(test)]

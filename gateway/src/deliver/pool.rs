@@ -1,10 +1,11 @@
 //! Connections kept open per destination, shared by every delivery task.
 //!
 //! A destination is where a connection goes and how it is set up (host, port,
-//! TLS, the AUTH identity): today the smarthost; an MX host can become one more
-//! key later. Each destination has at most `max_connections_per_destination`
-//! connections open, busy or idle; a sender takes an idle one (newest first),
-//! else opens one if under the cap, else waits. A connection carries one
+//! TLS, how the certificate is verified, the AUTH identity): the smarthost, or
+//! one MX host (with its TLS policy or DANE records). Each destination has at
+//! most `max_connections_per_destination` connections open, busy or idle; a
+//! sender takes an idle one (newest first), else opens one if under the cap,
+//! else waits. A connection carries one
 //! message after another (RSET between them) and is closed with QUIT after
 //! `idle_timeout` without a message.
 //!
@@ -52,6 +53,9 @@ struct DestinationKey {
     port: u16,
     tls: SmarthostTls,
     username: Option<String>,
+    /// How the certificate was verified (the configuration's address): a
+    /// connection verified one way never carries mail that needs another.
+    verified_by: Option<usize>,
 }
 
 impl DestinationKey {
@@ -61,6 +65,7 @@ impl DestinationKey {
             port: peer.port,
             tls: peer.tls,
             username: peer.username.clone(),
+            verified_by: peer.tls_config.as_ref().map(|config| Arc::as_ptr(config) as usize),
         }
     }
 }

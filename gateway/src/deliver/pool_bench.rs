@@ -31,6 +31,8 @@ async fn bench_connection_per_message_vs_pool() {
         username: None,
         password: None,
         accept_invalid_certs: false,
+        connect_to: Vec::new(),
+        tls_config: None,
     };
     let text = Arc::new(format!("Subject: bench\r\n\r\n{}\r\n", "x".repeat(size)));
     let cpu_before = cpu_seconds();

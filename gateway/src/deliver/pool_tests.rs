@@ -276,6 +276,8 @@ async fn a_server_that_never_ends_its_reply_is_a_temporary_failure_not_a_memory_
             username: None,
             password: None,
             accept_invalid_certs: false,
+            connect_to: Vec::new(),
+            tls_config: None,
         };
         let failure = pool(1)
             .send(&peer, "gateway.test", "from@sender.test", "pat@rcpt.test", || async {
@@ -306,6 +308,8 @@ async fn starttls_and_auth_happen_once_per_connection() {
         username: Some("gateway@relay.test".into()),
         password: Some("Relay-Pass-99".into()),
         accept_invalid_certs: true,
+        connect_to: Vec::new(),
+        tls_config: None,
         ..server.peer()
     };
     let pool = pool(1);

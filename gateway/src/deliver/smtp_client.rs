@@ -89,21 +89,24 @@ impl Connection {
 
     /// Connects, reads the greeting, says EHLO, secures and authenticates.
     pub(super) async fn open(host: &Smarthost, helo: &str) -> Result<Self, Failure> {
-        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host.host.as_str(), host.port)))
-            .await
-            .map_err(|_| Failure::Temporary("smarthost connection timed out".into()))?
-            .map_err(io_failure("connect"))?;
+        let tcp = connect(host).await?;
         let _ = tcp.set_nodelay(true);
         let io: Box<dyn Io> = match host.tls {
             SmarthostTls::Implicit => Box::new(tls_connect(host, tcp).await?),
-            SmarthostTls::StartTls | SmarthostTls::None => Box::new(tcp),
+            SmarthostTls::StartTls | SmarthostTls::Opportunistic | SmarthostTls::None => Box::new(tcp),
         };
         let mut client = Self::new(io);
         client.expect(REPLY_TIMEOUT, 220).await?;
         let ehlo = format!("EHLO {helo}");
         let mut capabilities = client.command(&ehlo, 250).await?;
-        if host.tls == SmarthostTls::StartTls {
-            if !has_capability(&capabilities, "STARTTLS") {
+        let offered = has_capability(&capabilities, "STARTTLS");
+        let secure = match host.tls {
+            SmarthostTls::StartTls => true,
+            SmarthostTls::Opportunistic => offered,
+            SmarthostTls::Implicit | SmarthostTls::None => false,
+        };
+        if secure {
+            if !offered {
                 return Err(Failure::Temporary(
                     "smarthost does not offer STARTTLS, which is required".into(),
                 ));
@@ -275,6 +278,27 @@ impl Connection {
     pub(super) async fn quit(mut self) {
         let _ = tokio::time::timeout(QUIT_TIMEOUT, self.command("QUIT", 221)).await;
     }
+}
+
+/// Connects to the host's addresses in turn (as resolved for MX delivery), or
+/// to its name resolved by the system (a smarthost).
+async fn connect(host: &Smarthost) -> Result<TcpStream, Failure> {
+    let timed_out = || Failure::Temporary("connection timed out".into());
+    if host.connect_to.is_empty() {
+        return tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host.host.as_str(), host.port)))
+            .await
+            .map_err(|_| timed_out())?
+            .map_err(io_failure("connect"));
+    }
+    let mut last = timed_out();
+    for address in &host.connect_to {
+        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((*address, host.port))).await {
+            Ok(Ok(tcp)) => return Ok(tcp),
+            Ok(Err(e)) => last = io_failure("connect")(e),
+            Err(_) => last = timed_out(),
+        }
+    }
+    Err(last)
 }
 
 /// Whether an EHLO reply's text names `keyword` as one of its extensions.

@@ -87,6 +87,8 @@ impl Server {
             username: None,
             password: None,
             accept_invalid_certs: false,
+            connect_to: Vec::new(),
+            tls_config: None,
         }
     }
 

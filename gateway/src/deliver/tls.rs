@@ -1,5 +1,7 @@
-//! TLS for outbound SMTP: the client configuration (the system's roots, or any
-//! certificate for a test peer when told so) and the handshake with a deadline.
+//! TLS for outbound SMTP: the client configuration (the system's roots, the
+//! system's roots plus the admin's own for verified delivery, or any
+//! certificate for a test peer or opportunistic TLS) and the handshake with a
+//! deadline.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -20,11 +22,32 @@ pub(super) async fn tls_connect<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<tokio_rustls::client::TlsStream<S>, Failure> {
     let name = ServerName::try_from(host.host.clone())
         .map_err(|_| Failure::Temporary(format!("{:?} is not a host name", host.host)))?;
-    let connector = tokio_rustls::TlsConnector::from(client_config(host.accept_invalid_certs));
+    let config = match &host.tls_config {
+        Some(config) => Arc::clone(config),
+        None => client_config(host.accept_invalid_certs),
+    };
+    let connector = tokio_rustls::TlsConnector::from(config);
     tokio::time::timeout(HANDSHAKE_TIMEOUT, connector.connect(name, stream))
         .await
         .map_err(|_| Failure::Temporary("smarthost TLS handshake timed out".into()))?
         .map_err(|e| Failure::Temporary(format!("smarthost TLS handshake: {e}")))
+}
+
+/// A verifying configuration that trusts the system's roots and `extra` (PEM
+/// certificates of a private CA an admin names for verified delivery).
+pub fn verifying_config(extra: &[CertificateDer<'static>]) -> Arc<ClientConfig> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("the provider supports the default versions");
+    let mut roots = RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    for cert in extra {
+        let _ = roots.add(cert.clone());
+    }
+    Arc::new(builder.with_root_certificates(roots).with_no_client_auth())
 }
 
 /// Trusts the system's certificate store, or anything when told to (tests only).

@@ -93,6 +93,8 @@ pub struct Bounce {
     pub reason: String,
     /// This gateway's host name.
     pub hostname: String,
+    /// Still being tried (a "delayed" notice), not given up.
+    pub delayed: bool,
 }
 
 /// A secure message that could not be processed, told to its sender.

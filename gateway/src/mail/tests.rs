@@ -74,6 +74,7 @@ fn samples() -> Vec<MailKind> {
             rcpt: "pat@example.org".to_owned(),
             reason: "550 5.1.1 no such user".to_owned(),
             hostname: "mail.example-dental.com".to_owned(),
+            delayed: false,
         }),
         MailKind::Quarantined(Quarantined {
             received: "2026-12-01 09:30:00 UTC".to_owned(),
@@ -218,6 +219,7 @@ fn a_name_cannot_add_a_header() {
             rcpt: "pat@example.org\r\nBcc: victim@example.org".to_owned(),
             reason: "550\r\nBcc: victim@example.org".to_owned(),
             hostname: "mail.example".to_owned(),
+            delayed: true,
         }),
     ] {
         let message = written(&kind);
