@@ -192,8 +192,13 @@ fn portal_limits(config: &Config) -> portal::ServeLimits {
 /// Starts everything on the given listeners.
 pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
     let store = open_store(config, Arc::clone(&clock)).await?;
-    // Nothing else runs on this data folder's spool now (admin commands leave it alone).
-    store.queue().clear_partial_spool()?;
+    // Nothing else runs on this data folder's spool now (admin commands leave it
+    // alone): what a crash left there (half-written files, files without a row,
+    // files whose deliveries are done) goes before anything new arrives.
+    let swept = store.queue().sweep_spool(Duration::ZERO).await?;
+    if swept > 0 {
+        tracing::info!(files = swept, "orphaned spool files removed at start-up");
+    }
     // Claims a previous run's workers held are void: they are gone.
     store.queue().release_claims().await?;
     // Clients check a certificate's dates against real time, whatever clock the
@@ -323,6 +328,12 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
         tokio::spawn({
             let store = Arc::clone(&store);
             supervise("upload sweeper", move || sweep_uploads(Arc::clone(&store)))
+        }),
+        tokio::spawn({
+            let store = Arc::clone(&store);
+            supervise("orphan sweeper", move || {
+                gateway::workers::run_sweeper(Arc::clone(&store), Duration::from_hours(1))
+            })
         }),
     ]);
     // Anything spooled before a restart is picked up at once.

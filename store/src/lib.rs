@@ -49,6 +49,7 @@ pub mod rooms;
 mod sealed_stream;
 pub mod spool;
 mod spool_file;
+pub mod spool_sweep;
 pub mod states;
 #[cfg(test)]
 mod testing;
