@@ -12,6 +12,7 @@ mod certificates;
 mod compose;
 mod config_check;
 mod contacts;
+mod crash;
 mod delivery;
 mod delivery_pool;
 mod dkim;
