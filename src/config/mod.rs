@@ -182,9 +182,7 @@ impl Config {
 
     pub fn blobs_url(&self) -> String {
         self.blobs
-            .url
-            .clone()
-            .unwrap_or_else(|| format!("file://{}/blobs", self.data_dir.display()))
+            .store_url(format!("file://{}/blobs", self.data_dir.display()))
     }
 
     pub fn cert_path(&self) -> PathBuf {

@@ -36,6 +36,7 @@ mod portal_access;
 mod postfix;
 mod relay_accounts;
 mod relay_sources;
+mod s3;
 mod secure_send;
 mod shutdown;
 mod signin_guard;
