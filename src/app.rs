@@ -120,6 +120,8 @@ pub async fn open_store(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Resul
         passwords: config.passwords.rules(),
         two_step: config.two_step.policy(),
         uploads: config.uploads.rules(),
+        job_lease: config.server.job_lease,
+        delivery_lease: config.server.delivery_lease,
         ..Policy::default()
     };
     let store_config = StoreConfig {
@@ -195,6 +197,8 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
     // Nothing else runs on this data folder's spool now (admin commands leave it
     // alone): what a crash left there (half-written files, files without a row,
     // files whose deliveries are done) goes before anything new arrives.
+    // Rows from before rows named their node are this node's if it holds the file.
+    store.queue().adopt_spool().await?;
     let swept = store.queue().sweep_spool(Duration::ZERO).await?;
     if swept > 0 {
         tracing::info!(files = swept, "orphaned spool files removed at start-up");

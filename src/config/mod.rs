@@ -160,6 +160,7 @@ impl Config {
         }
         self.database.check(&mut problems);
         self.blobs.check(&mut problems);
+        self.server.check_leases(&mut problems);
         self.smtp.check(&mut problems);
         self.imap.check(&mut problems);
         self.portal.check(&mut problems);

@@ -111,6 +111,10 @@ pub struct Policy {
     pub two_step: accounts::two_step::TwoStepPolicy,
     /// Attachment types, size per message, and when staged uploads are swept.
     pub uploads: uploads::UploadRules,
+    /// Seconds a claimed mail job, and a claimed delivery, stay with the node
+    /// that claimed them (`claims.rs`).
+    pub job_lease: i64,
+    pub delivery_lease: i64,
 }
 
 impl Default for Policy {
@@ -129,6 +133,8 @@ impl Default for Policy {
             passwords: accounts::passwords::PasswordRules::default(),
             two_step: accounts::two_step::TwoStepPolicy::default(),
             uploads: uploads::UploadRules::default(),
+            job_lease: claims::JOB_LEASE,
+            delivery_lease: claims::OUTBOUND_LEASE,
         }
     }
 }
@@ -151,6 +157,9 @@ pub struct Store {
     pub(crate) keys: crypto::Keyring,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) data_dir: PathBuf,
+    /// This node's name (`<data_dir>/node-id`): several nodes may share one
+    /// database, each with its own spool (`claims.rs`).
+    pub(crate) node: String,
     pub(crate) policy: Policy,
     audit_lock: tokio::sync::Mutex<()>,
     pub(crate) throttle: accounts::throttle::ClientThrottle,
@@ -182,6 +191,7 @@ impl Store {
         db::migrate(&db, dialect).await?;
         let blobs = blobs::Blobs::connect(&config.blobs_url)?;
         let keys = crypto::Keyring::load_or_create(&config.data_dir.join("keys"))?;
+        let node = claims::node_id(&config.data_dir)?;
         let store = Self {
             db,
             dialect,
@@ -189,6 +199,7 @@ impl Store {
             keys,
             clock,
             data_dir: config.data_dir,
+            node,
             policy: config.policy,
             audit_lock: tokio::sync::Mutex::new(()),
             throttle: accounts::throttle::ClientThrottle::default(),

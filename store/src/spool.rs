@@ -115,6 +115,7 @@ impl Queue<'_> {
         thread: Option<&MessageId>,
     ) -> Result<()> {
         let wrapped = self.keys.wrap(spooled.key());
+        let node = Arc::new(self.node.clone());
         let row = Arc::new((
             spooled.id.as_str().to_owned(),
             mail_from.to_owned(),
@@ -127,12 +128,12 @@ impl Queue<'_> {
         ));
         // In a group commit with other sessions' messages (`group_commit.rs`).
         self.group_commit(Arc::new(move |tx| {
-            let row = Arc::clone(&row);
+            let (row, node) = (Arc::clone(&row), Arc::clone(&node));
             Box::pin(async move {
                 let (id, mail_from, rcpt_to, sender, wrapped, size, now, thread) = &*row;
                 sqlx::query(
-                    "INSERT INTO spool (id, mail_from, rcpt_to, sender_id, kek_id, wrapped_key, size, received_at, thread_message_id)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    "INSERT INTO spool (id, mail_from, rcpt_to, sender_id, kek_id, wrapped_key, size, received_at, thread_message_id, node)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 )
                 .bind(id.as_str())
                 .bind(mail_from.as_str())
@@ -143,6 +144,7 @@ impl Queue<'_> {
                 .bind(*size)
                 .bind(*now)
                 .bind(thread.as_deref())
+                .bind(node.as_str())
                 .execute(&mut **tx)
                 .await?;
                 Ok(())
@@ -157,17 +159,19 @@ impl Queue<'_> {
         let wrapped = Arc::new(self.keys.wrap(spooled.key()));
         let blob = Arc::new(crate::layout::SpoolDir::In.entry(&spooled.id));
         let (mail_from, rcpt_to, now) = (Arc::new(mail_from.to_owned()), Arc::new(rcpt_to.to_vec()), self.now());
+        let node = Arc::new(self.node.clone());
         // In a group commit with other sessions' messages (`group_commit.rs`).
         self.group_commit(Arc::new(move |tx| {
-            let (wrapped, blob, mail_from, rcpt_to) = (
+            let (wrapped, blob, mail_from, rcpt_to, node) = (
                 Arc::clone(&wrapped),
                 Arc::clone(&blob),
                 Arc::clone(&mail_from),
                 Arc::clone(&rcpt_to),
+                Arc::clone(&node),
             );
             Box::pin(async move {
                 for rcpt in rcpt_to.iter() {
-                    crate::jobs::insert_outbound(tx, &blob, &mail_from, rcpt, &wrapped, true, now).await?;
+                    crate::jobs::insert_outbound(tx, &blob, &mail_from, rcpt, &wrapped, true, now, &node).await?;
                 }
                 Ok(())
             })
@@ -183,15 +187,16 @@ impl Queue<'_> {
         spool_ids(&rows)
     }
 
-    /// Spooled secure messages due for a sealing attempt, oldest first: not
-    /// quarantined, and not waiting after a failed attempt.
+    /// Spooled secure messages due for a sealing attempt, oldest first: on this
+    /// node's disk, not quarantined, and not waiting after a failed attempt.
     pub async fn due_spool(&self, limit: i64) -> Result<Vec<MessageId>> {
         let rows = sqlx::query(
-            "SELECT id FROM spool WHERE quarantined_at IS NULL AND next_attempt_at <= $1
+            "SELECT id FROM spool WHERE quarantined_at IS NULL AND next_attempt_at <= $1 AND node = $3
              ORDER BY received_at, id LIMIT $2",
         )
         .bind(self.now())
         .bind(limit)
+        .bind(self.node.as_str())
         .fetch_all(&self.db)
         .await?;
         spool_ids(&rows)
@@ -206,8 +211,9 @@ impl Queue<'_> {
     /// from being due again until this attempt has had its time).
     pub async fn begin_seal_attempt(&self, id: &MessageId) -> Result<SealAttempt> {
         let now = self.now();
-        let row = sqlx::query("SELECT attempts, next_attempt_at FROM spool WHERE id = $1 AND quarantined_at IS NULL")
+        let row = sqlx::query("SELECT attempts, next_attempt_at FROM spool WHERE id = $1 AND quarantined_at IS NULL AND node = $2")
             .bind(id.as_str())
+            .bind(self.node.as_str())
             .fetch_optional(&self.db)
             .await?
             .ok_or(crate::Error::NotFound)?;
@@ -356,12 +362,13 @@ mod tests {
         let good = crate::ids::MessageId::generate();
         for id in ["not-an-id", good.as_str()] {
             sqlx::query(
-                "INSERT INTO spool (id, mail_from, rcpt_to, sender_id, kek_id, wrapped_key, size, received_at)
-                 VALUES ($1, '', '[]', $2, 'k', $3, 0, 0)",
+                "INSERT INTO spool (id, mail_from, rcpt_to, sender_id, kek_id, wrapped_key, size, received_at, node)
+                 VALUES ($1, '', '[]', $2, 'k', $3, 0, 0, $4)",
             )
             .bind(id)
             .bind(sender)
             .bind(vec![0u8; 8])
+            .bind(store.node.as_str())
             .execute(&store.db)
             .await
             .unwrap();

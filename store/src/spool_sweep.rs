@@ -120,6 +120,36 @@ impl Queue<'_> {
         Ok(removed)
     }
 
+    /// Takes the spool rows (and deliveries) whose files are on this node's disk
+    /// but that name another node or none: rows written before rows named their
+    /// node, a data folder restored from a backup or moved to a new machine (ids
+    /// are random: a file here is this node's to seal or send). The server calls
+    /// this as it starts, before it sweeps. Returns how many.
+    pub async fn adopt_spool(&self) -> Result<u64> {
+        let mut adopted = 0;
+        for file in spool_files(&self.spool_in(), SpoolDir::In)
+            .into_iter()
+            .chain(spool_files(&self.spool_out(), SpoolDir::Out))
+        {
+            let Some(id) = MessageId::parse(&file.name) else { continue };
+            if file.dir == SpoolDir::In {
+                adopted += sqlx::query("UPDATE spool SET node = $1 WHERE id = $2 AND node <> $1")
+                    .bind(self.node.as_str())
+                    .bind(id.as_str())
+                    .execute(&self.db)
+                    .await?
+                    .rows_affected();
+            }
+            adopted += sqlx::query("UPDATE outbound SET node = $1 WHERE blob = $2 AND node <> $1")
+                .bind(self.node.as_str())
+                .bind(file.dir.entry(&id))
+                .execute(&self.db)
+                .await?
+                .rows_affected();
+        }
+        Ok(adopted)
+    }
+
     /// The blob half of [`Queue::sweep_orphans`] (lists every message's blobs:
     /// the server runs it in the background). No grace is needed for
     /// correctness (see the module's note); one keeps a periodic pass cheap.

@@ -44,6 +44,7 @@ mod smtp_refusals;
 mod sso;
 mod tenant_boundary;
 mod threading;
+mod two_nodes;
 mod two_step;
 mod uploads;
 mod uploads_smtp;

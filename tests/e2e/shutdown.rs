@@ -56,8 +56,14 @@ pub(super) struct Server(Option<Child>);
 
 impl Server {
     pub(super) async fn start(dir: &Path, ports: &Ports) -> Self {
+        Self::start_with(dir, ports, &[]).await
+    }
+
+    /// [`Server::start`] with more environment variables.
+    pub(super) async fn start_with(dir: &Path, ports: &Ports, env: &[(&str, String)]) -> Self {
         let log = std::fs::File::create(dir.join("serve.log")).unwrap();
         let child = sealpost(dir, ports)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .arg("serve")
             .stdout(Stdio::null())
             .stderr(log)
