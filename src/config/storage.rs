@@ -169,7 +169,9 @@ mod tests {
         let problems = load(&[("SEALPOST_BLOBS_REGION", "eu-west-1")]).unwrap_err();
         assert_eq!(
             problems,
-            ["blobs.endpoint, region, allow_http, access_key_id and secret_access_key apply to an s3:// blobs.url only"]
+            [
+                "blobs.endpoint, region, allow_http, access_key_id and secret_access_key apply to an s3:// blobs.url only"
+            ]
         );
     }
 

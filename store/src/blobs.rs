@@ -191,7 +191,9 @@ impl Blobs {
         let mut listing = self.inner.list(Some(&ObjectPath::from("messages")));
         while let Some(meta) = listing.next().await {
             let meta = meta?;
-            let Some(id) = meta.location.parts().nth(1) else { continue };
+            let Some(id) = meta.location.parts().nth(1) else {
+                continue;
+            };
             let at = meta.last_modified.timestamp();
             let newest = ids.entry(id.as_ref().to_owned()).or_insert(at);
             *newest = (*newest).max(at);

@@ -61,7 +61,10 @@ async fn spooled_work_stays_with_the_node_whose_disk_holds_it() {
         .unwrap();
 
     assert!(b.queue().due_spool(10).await.unwrap().is_empty());
-    assert!(matches!(b.queue().begin_seal_attempt(&secure.id).await, Err(Error::NotFound)));
+    assert!(matches!(
+        b.queue().begin_seal_attempt(&secure.id).await,
+        Err(Error::NotFound)
+    ));
     assert!(b.queue().due_outbound(10).await.unwrap().is_empty());
     assert_eq!(a.queue().due_spool(10).await.unwrap(), [secure.id.clone()]);
     assert_eq!(a.queue().due_outbound(10).await.unwrap().len(), 1);
@@ -72,7 +75,10 @@ async fn a_dead_node_s_claims_are_taken_over_once_and_only_after_their_lease() {
     let (_dir, a, b, clock) = two_nodes().await;
     let someone = user(&a).await;
     // A mail kept in its row (anyone's to send) and a mail job (anyone's to compose).
-    a.queue().queue_mail(None, "", "p@y.example", b"Subject: hi\r\n\r\nhi\r\n").await.unwrap();
+    a.queue()
+        .queue_mail(None, "", "p@y.example", b"Subject: hi\r\n\r\nhi\r\n")
+        .await
+        .unwrap();
     let mut tx = a.write_tx().await.unwrap();
     crate::job_kind::add_job(&mut tx, crate::job_kind::JobKind::SetPassword, someone, None, a.now())
         .await
@@ -90,11 +96,17 @@ async fn a_dead_node_s_claims_are_taken_over_once_and_only_after_their_lease() {
     // Once the leases lapse, B takes each over, and a second look finds nothing more.
     clock.advance(crate::claims::JOB_LEASE + 1);
     assert_eq!(b.queue().claim_jobs(10).await.unwrap().len(), 1);
-    assert!(b.queue().due_outbound(10).await.unwrap().is_empty(), "the delivery's lease is longer");
+    assert!(
+        b.queue().due_outbound(10).await.unwrap().is_empty(),
+        "the delivery's lease is longer"
+    );
     clock.advance(crate::claims::OUTBOUND_LEASE);
     assert_eq!(b.queue().due_outbound(10).await.unwrap().len(), 1);
     assert!(b.queue().due_outbound(10).await.unwrap().is_empty());
-    assert!(a.queue().due_outbound(10).await.unwrap().is_empty(), "A, back, finds it taken");
+    assert!(
+        a.queue().due_outbound(10).await.unwrap().is_empty(),
+        "A, back, finds it taken"
+    );
 
     // A node's own restart drops its own previous run's claims at once.
     b.queue().release_claims().await.unwrap();

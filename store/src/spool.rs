@@ -211,12 +211,14 @@ impl Queue<'_> {
     /// from being due again until this attempt has had its time).
     pub async fn begin_seal_attempt(&self, id: &MessageId) -> Result<SealAttempt> {
         let now = self.now();
-        let row = sqlx::query("SELECT attempts, next_attempt_at FROM spool WHERE id = $1 AND quarantined_at IS NULL AND node = $2")
-            .bind(id.as_str())
-            .bind(self.node.as_str())
-            .fetch_optional(&self.db)
-            .await?
-            .ok_or(crate::Error::NotFound)?;
+        let row = sqlx::query(
+            "SELECT attempts, next_attempt_at FROM spool WHERE id = $1 AND quarantined_at IS NULL AND node = $2",
+        )
+        .bind(id.as_str())
+        .bind(self.node.as_str())
+        .fetch_optional(&self.db)
+        .await?
+        .ok_or(crate::Error::NotFound)?;
         let attempts: i64 = row.try_get("attempts")?;
         if attempts >= MAX_SEAL_ATTEMPTS {
             return Ok(SealAttempt::GiveUp);

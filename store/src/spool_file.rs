@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 
 use tokio::io::AsyncWriteExt;
 
+use crate::Result;
 use crate::crypto::{DataKey, Sealer};
 use crate::ids::MessageId;
 use crate::layout::BLOB_ORIGINAL;
-use crate::Result;
 
 /// A spool file being written. Dropped without [`finish`](Self::finish), it is
 /// left as a `.tmp` file that start-up clears away.

@@ -131,7 +131,9 @@ impl Queue<'_> {
             .into_iter()
             .chain(spool_files(&self.spool_out(), SpoolDir::Out))
         {
-            let Some(id) = MessageId::parse(&file.name) else { continue };
+            let Some(id) = MessageId::parse(&file.name) else {
+                continue;
+            };
             if file.dir == SpoolDir::In {
                 adopted += sqlx::query("UPDATE spool SET node = $1 WHERE id = $2 AND node <> $1")
                     .bind(self.node.as_str())

@@ -27,7 +27,11 @@ async fn message_blob(store: &crate::Store, id: &MessageId) {
     let key = DataKey::generate();
     let mut blob = store
         .blobs
-        .create(&crate::layout::MessageBlob::Meta.key(id), &key, crate::layout::BLOB_META)
+        .create(
+            &crate::layout::MessageBlob::Meta.key(id),
+            &key,
+            crate::layout::BLOB_META,
+        )
         .await
         .unwrap();
     blob.write(b"{}").await.unwrap();
@@ -75,16 +79,10 @@ async fn a_crash_s_leftovers_are_swept_and_live_work_is_kept() {
     assert_eq!(left, [kept.id.as_str().to_owned()]);
     assert!(!staging.exists());
     assert!(
-        dir.path()
-            .join(format!("blobs/messages/{}/meta", kept.id))
-            .exists(),
+        dir.path().join(format!("blobs/messages/{}/meta", kept.id)).exists(),
         "a message being sealed keeps its blobs"
     );
-    assert!(
-        !dir.path()
-            .join(format!("blobs/messages/{unsealed}/meta"))
-            .exists()
-    );
+    assert!(!dir.path().join(format!("blobs/messages/{unsealed}/meta")).exists());
     // The kept message still seals... as far as its row goes: it is still due.
     assert_eq!(store.queue().due_spool(10).await.unwrap(), [kept.id.clone()]);
     assert_eq!(
@@ -111,6 +109,9 @@ async fn a_queue_file_stays_while_a_delivery_reads_it_and_goes_after() {
         .execute(&store.db)
         .await
         .unwrap();
-    assert_eq!(store.queue().sweep_orphans(Duration::ZERO).await.unwrap().spool_files, 1);
+    assert_eq!(
+        store.queue().sweep_orphans(Duration::ZERO).await.unwrap().spool_files,
+        1
+    );
     assert!(!path.exists());
 }

@@ -84,7 +84,9 @@ async fn reply(reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> std::i
 /// One lane: sends the numbers `next` hands out below `until` over one
 /// connection, recording each one answered 250, until the server dies.
 async fn lane(relay: SocketAddr, next: Arc<Mutex<usize>>, until: usize, acked: Arc<Mutex<Vec<usize>>>) {
-    let Ok(stream) = tokio::net::TcpStream::connect(relay).await else { return };
+    let Ok(stream) = tokio::net::TcpStream::connect(relay).await else {
+        return;
+    };
     let (read, mut writer) = stream.into_split();
     let mut reader = BufReader::new(read);
     let session = async {
@@ -123,7 +125,12 @@ async fn lane(relay: SocketAddr, next: Arc<Mutex<usize>>, until: usize, acked: A
 }
 
 /// Offers messages up to `until` over [`LANES`] connections.
-fn load(relay: SocketAddr, next: &Arc<Mutex<usize>>, until: usize, acked: &Arc<Mutex<Vec<usize>>>) -> tokio::task::JoinSet<()> {
+fn load(
+    relay: SocketAddr,
+    next: &Arc<Mutex<usize>>,
+    until: usize,
+    acked: &Arc<Mutex<Vec<usize>>>,
+) -> tokio::task::JoinSet<()> {
     let mut lanes = tokio::task::JoinSet::new();
     for _ in 0..LANES {
         lanes.spawn(lane(relay, Arc::clone(next), until, Arc::clone(acked)));
@@ -183,7 +190,11 @@ async fn orphans(dir: &Path) -> Vec<String> {
     db.close().await.unwrap();
     let mut found = Vec::new();
     for folder in ["in", "out"] {
-        for entry in std::fs::read_dir(dir.join("data/spool").join(folder)).into_iter().flatten().flatten() {
+        for entry in std::fs::read_dir(dir.join("data/spool").join(folder))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let name = entry.file_name().to_string_lossy().into_owned();
             let named = queued.contains(&format!("{folder}/{name}")) || (folder == "in" && spooled.contains(&name));
             if !named {
@@ -191,7 +202,11 @@ async fn orphans(dir: &Path) -> Vec<String> {
             }
         }
     }
-    for entry in std::fs::read_dir(dir.join("data/blobs/messages")).into_iter().flatten().flatten() {
+    for entry in std::fs::read_dir(dir.join("data/blobs/messages"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         let id = entry.file_name().to_string_lossy().into_owned();
         if !sealed.contains(&id) && !spooled.contains(&id) {
             found.push(format!("blobs/messages/{id}"));
@@ -228,8 +243,17 @@ async fn sigkill_under_load_loses_no_acknowledged_message() {
         dir.path(),
         &ports,
         &[
-            "user", "add", "--email", "ada@smiles.example", "--name", "Dr Ada", "--role", "doctor", "--practice",
-            "smiles.example", "--paid",
+            "user",
+            "add",
+            "--email",
+            "ada@smiles.example",
+            "--name",
+            "Dr Ada",
+            "--role",
+            "doctor",
+            "--practice",
+            "smiles.example",
+            "--paid",
         ],
     );
     let relay: SocketAddr = format!("127.0.0.1:{}", ports.relay).parse().unwrap();
@@ -274,7 +298,11 @@ async fn sigkill_under_load_loses_no_acknowledged_message() {
         acked.len(),
         lost.len()
     );
-    assert!(lost.is_empty(), "acknowledged but never delivered: {lost:?}\n{}", log_of(dir.path()));
+    assert!(
+        lost.is_empty(),
+        "acknowledged but never delivered: {lost:?}\n{}",
+        log_of(dir.path())
+    );
 
     // Stopped cleanly, the audit chain verifies from end to end.
     server.signal("TERM");

@@ -124,7 +124,8 @@ async fn a_secure_message_is_sealed_into_s3_and_read_back_whole() {
     // In the bucket, under the prefix: the message's blobs, all ciphertext.
     let keys = moto.keys("sealpost-blobs").await;
     assert!(
-        keys.iter().any(|k| k.starts_with("node-a/messages/") && k.ends_with("/part-0")),
+        keys.iter()
+            .any(|k| k.starts_with("node-a/messages/") && k.ends_with("/part-0")),
         "{keys:?}"
     );
     assert!(keys.iter().all(|k| k.starts_with("node-a/")), "{keys:?}");
@@ -137,10 +138,15 @@ async fn a_secure_message_is_sealed_into_s3_and_read_back_whole() {
             "{key} holds the canary in clear"
         );
     }
-    assert!(stored > attachment.len(), "the attachment's blob is in the bucket ({stored} bytes)");
+    assert!(
+        stored > attachment.len(),
+        "the attachment's blob is in the bucket ({stored} bytes)"
+    );
     // Nothing of the message stays on the node's disk once it is sealed.
     let spool = instance.config.data_dir.join("spool/in");
-    let left: Vec<_> = std::fs::read_dir(&spool).map(|d| d.flatten().collect()).unwrap_or_default();
+    let left: Vec<_> = std::fs::read_dir(&spool)
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
     assert!(left.is_empty(), "spool not empty: {left:?}");
     assert!(files_containing(instance.dir.path(), canary.as_bytes()).is_empty());
 
@@ -158,7 +164,10 @@ async fn a_secure_message_is_sealed_into_s3_and_read_back_whole() {
         .await
         .unwrap();
     let signed_in = finish_two_step(&http, &instance, signed_in).await;
-    assert!(signed_in.text().await.unwrap().contains(&canary), "the message reads back");
+    assert!(
+        signed_in.text().await.unwrap().contains(&canary),
+        "the message reads back"
+    );
     let message_url = invite.split('?').next().unwrap().to_owned();
     let download = http
         .get(instance.reachable(&format!("{message_url}/a/0")))

@@ -61,7 +61,10 @@ async fn queue_state(url: &str, node: &str) -> (i64, i64, i64, i64) {
 }
 
 fn node_id(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("data/node-id")).unwrap().trim().to_owned()
+    std::fs::read_to_string(dir.join("data/node-id"))
+        .unwrap()
+        .trim()
+        .to_owned()
 }
 
 fn outbox_count(dir: &Path, marker: &str) -> usize {
@@ -119,8 +122,17 @@ async fn a_killed_node_s_claimed_deliveries_are_sent_once_by_the_other() {
         &ports_a,
         &shared,
         &[
-            "user", "add", "--email", "ada@smiles.example", "--name", "Dr Ada", "--role", "doctor", "--practice",
-            "smiles.example", "--paid",
+            "user",
+            "add",
+            "--email",
+            "ada@smiles.example",
+            "--name",
+            "Dr Ada",
+            "--role",
+            "doctor",
+            "--practice",
+            "smiles.example",
+            "--paid",
         ],
     );
 
@@ -181,7 +193,12 @@ async fn a_killed_node_s_claimed_deliveries_are_sent_once_by_the_other() {
         tokio::time::sleep(Duration::from_millis(100)).await;
         state = queue_state(&database, &b).await;
     }
-    assert_eq!(state.2, MESSAGES as i64, "all sent by B: {state:?}\n{}", log_of(dir_b.path()));
+    assert_eq!(
+        state.2,
+        MESSAGES as i64,
+        "all sent by B: {state:?}\n{}",
+        log_of(dir_b.path())
+    );
     eprintln!("two nodes: A held {held} claimed deliveries when killed; B sent all {MESSAGES}");
     for n in 0..MESSAGES {
         assert_eq!(

@@ -36,7 +36,9 @@ pub async fn run_sweeper(store: Arc<Store>, interval: Duration) {
                 }
                 interval
             }
-            Err(error) => backoff.fail(&format_args!("sweeping orphans failed: {error}")).min(interval),
+            Err(error) => backoff
+                .fail(&format_args!("sweeping orphans failed: {error}"))
+                .min(interval),
         };
         tokio::time::sleep(wait).await;
     }
