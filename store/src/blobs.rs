@@ -207,7 +207,6 @@ impl Blobs {
     /// the bucket's lifecycle rule's to expire).
     pub(crate) fn clear_staging(&self, grace: std::time::Duration) -> Result<usize> {
         let Some(root) = &self.local_root else { return Ok(0) };
-        let now = std::time::SystemTime::now();
         let mut removed = 0;
         let mut dirs = vec![root.join("messages")];
         while let Some(dir) = dirs.pop() {
@@ -221,9 +220,7 @@ impl Blobs {
                 let old = entry
                     .metadata()
                     .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|m| now.duration_since(m).ok())
-                    .is_some_and(|age| age >= grace);
+                    .is_ok_and(|m| crate::clock::real_age(m) >= grace);
                 if old && entry.file_name().to_string_lossy().contains('#') && std::fs::remove_file(&path).is_ok() {
                     removed += 1;
                 }

@@ -14,10 +14,11 @@
 //! than its row, so files younger than the grace given are left alone.
 
 use std::collections::HashSet;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use sqlx::Row;
 
+use crate::clock::Clock as _;
 use crate::ids::MessageId;
 use crate::layout::SpoolDir;
 use crate::states::OutboundState;
@@ -50,7 +51,6 @@ fn spool_files(dir: &std::path::Path, kind: SpoolDir) -> Vec<SpoolFile> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
-    let now = SystemTime::now();
     entries
         .flatten()
         .filter(|entry| entry.file_type().is_ok_and(|t| t.is_file()))
@@ -59,7 +59,7 @@ fn spool_files(dir: &std::path::Path, kind: SpoolDir) -> Vec<SpoolFile> {
                 .metadata()
                 .and_then(|m| m.modified())
                 .ok()
-                .and_then(|modified| now.duration_since(modified).ok())
+                .map(crate::clock::real_age)
                 .unwrap_or_default();
             SpoolFile {
                 path: entry.path(),
@@ -157,11 +157,8 @@ impl Queue<'_> {
     /// correctness (see the module's note); one keeps a periodic pass cheap.
     pub async fn sweep_message_blobs(&self, grace: Duration) -> Result<usize> {
         // Blob times are real time (the object store's), not the Store's clock (tests move theirs).
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
-        let oldest = i64::try_from(now.saturating_sub(grace.as_secs())).unwrap_or(i64::MAX);
+        let now = crate::clock::SystemClock.now();
+        let oldest = now.saturating_sub(i64::try_from(grace.as_secs()).unwrap_or(i64::MAX));
         let mut removed = 0;
         for (id, changed_at) in self.blobs.message_ids().await? {
             if changed_at > oldest {
