@@ -259,14 +259,29 @@ impl Queue<'_> {
     /// attempt left in the blob store go. `None` if it is not in the spool or
     /// already quarantined.
     pub async fn quarantine_spooled(&self, id: &MessageId) -> Result<Option<Quarantined>> {
+        // The quarantine and its audit entry commit together.
+        let audit_guard = self.audit_guard().await;
+        let mut tx = self.write_tx().await?;
         let done = sqlx::query("UPDATE spool SET quarantined_at = $2 WHERE id = $1 AND quarantined_at IS NULL")
             .bind(id.as_str())
             .bind(self.now())
-            .execute(&self.db)
+            .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
             return Ok(None);
         }
+        self.audit_in(
+            &mut tx,
+            crate::audit::AuditEvent {
+                actor: "system",
+                action: "message.quarantine",
+                object: &format!("message:{id}"),
+                client: "",
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        drop(audit_guard);
         let row = sqlx::query("SELECT mail_from, received_at FROM spool WHERE id = $1")
             .bind(id.as_str())
             .fetch_one(&self.db)
@@ -283,13 +298,6 @@ impl Queue<'_> {
             .fetch_one(&self.db)
             .await?
             .try_get("n")?;
-        self.audit(crate::audit::AuditEvent {
-            actor: "system",
-            action: "message.quarantine",
-            object: &format!("message:{id}"),
-            client: "",
-        })
-        .await?;
         Ok(Some(Quarantined {
             id: id.clone(),
             mail_from: row.try_get("mail_from")?,
@@ -302,23 +310,31 @@ impl Queue<'_> {
     /// (after the cause is fixed), and audits it. `false` if it is not in
     /// quarantine.
     pub async fn release_quarantined(&self, id: &MessageId) -> Result<bool> {
+        // The release and its audit entry commit together.
+        let audit_guard = self.audit_guard().await;
+        let mut tx = self.write_tx().await?;
         let done = sqlx::query(
             "UPDATE spool SET quarantined_at = NULL, attempts = 0, next_attempt_at = 0
              WHERE id = $1 AND quarantined_at IS NOT NULL",
         )
         .bind(id.as_str())
-        .execute(&self.db)
+        .execute(&mut *tx)
         .await?;
         let released = done.rows_affected() > 0;
         if released {
-            self.audit(crate::audit::AuditEvent {
-                actor: "admin",
-                action: "message.release",
-                object: &format!("message:{id}"),
-                client: "cli",
-            })
+            self.audit_in(
+                &mut tx,
+                crate::audit::AuditEvent {
+                    actor: "admin",
+                    action: "message.release",
+                    object: &format!("message:{id}"),
+                    client: "cli",
+                },
+            )
             .await?;
+            tx.commit().await?;
         }
+        drop(audit_guard);
         Ok(released)
     }
 
@@ -384,6 +400,38 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("id=not-an-id"));
+    }
+
+    #[tokio::test]
+    async fn quarantine_and_release_each_commit_with_their_audit_entry() {
+        let (_dir, store, _) = store().await;
+        let sender: i64 = sqlx::Row::get(
+            &sqlx::query("INSERT INTO users (email, role, status, created_at) VALUES ('a@x.example', 'doctor', 'active', 0) RETURNING id")
+                .fetch_one(&store.db)
+                .await
+                .unwrap(),
+            "id",
+        );
+        let id = crate::ids::MessageId::generate();
+        sqlx::query(
+            "INSERT INTO spool (id, mail_from, rcpt_to, sender_id, kek_id, wrapped_key, size, received_at, node)
+             VALUES ($1, '', '[]', $2, 'k', $3, 0, 0, $4)",
+        )
+        .bind(id.as_str())
+        .bind(sender)
+        .bind(vec![0u8; 8])
+        .bind(store.node.as_str())
+        .execute(&store.db)
+        .await
+        .unwrap();
+        assert!(store.queue().quarantine_spooled(&id).await.unwrap().is_some());
+        assert!(store.queue().quarantine_spooled(&id).await.unwrap().is_none(), "once");
+        assert!(store.queue().release_quarantined(&id).await.unwrap());
+        assert!(!store.queue().release_quarantined(&id).await.unwrap(), "once");
+        let audit = store.audit_log().recent_audit(10).await.unwrap();
+        let count = |action: &str| audit.iter().filter(|(_, a, _)| a == action).count();
+        assert_eq!((count("message.quarantine"), count("message.release")), (1, 1));
+        assert!(store.audit_log().verify_audit().await.unwrap().is_ok());
     }
 
     #[test]
