@@ -1,6 +1,6 @@
 //! Crash safety (issue 16): a bounded load over several SMTP connections while
 //! the real `sealpost serve` is killed with SIGKILL at random moments (a fixed
-//! seed in CI; `SEALPOST_CRASH_SEED` and `SEALPOST_CRASH_KILLS` for longer runs)
+//! seed in CI; `CRASH_TEST_SEED` and `CRASH_TEST_KILLS` for longer runs)
 //! and restarted. Every message answered 250 is delivered (ordinary mail, and a
 //! notification for each secure one, counted in the outbox), duplicates are
 //! counted and reported, the audit chain verifies, and after a final restart no
@@ -222,8 +222,8 @@ async fn orphans(dir: &Path) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_under_load_loses_no_acknowledged_message() {
-    let seed = env_number("SEALPOST_CRASH_SEED", 16);
-    let kills = env_number("SEALPOST_CRASH_KILLS", 10).max(10) as usize;
+    let seed = env_number("CRASH_TEST_SEED", 16);
+    let kills = env_number("CRASH_TEST_KILLS", 10).max(10) as usize;
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let dir = tempfile::tempdir().unwrap();
     let ports = Ports {
