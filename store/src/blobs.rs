@@ -28,9 +28,9 @@ pub struct Blobs {
     part_size: usize,
 }
 
-/// Parts of a multipart upload to S3: 8 MiB (S3's minimum is 5 MiB; two parts in
-/// flight keep a streaming upload's memory to a few of them).
-const S3_PART_SIZE: usize = 8 << 20;
+/// Parts of a multipart upload to S3: 5 MiB, S3's minimum for all but the last
+/// (two parts in flight and one filling keep a streaming upload's memory small).
+const S3_PART_SIZE: usize = 5 << 20;
 /// Parts written to local files.
 const LOCAL_PART_SIZE: usize = 4 << 20;
 
