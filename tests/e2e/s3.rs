@@ -110,7 +110,7 @@ async fn a_secure_message_is_sealed_into_s3_and_read_back_whole() {
     let instance = Instance::start_with(|config| config.blobs.url = Some(url)).await;
     instance.practice_with_doctor().await;
     let canary = canary();
-    // 10 MB: more than one 8 MiB part of a multipart upload.
+    // 10 MB: more than one 5 MiB part of a multipart upload.
     let attachment: Vec<u8> = (0..10_000_000u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .chain(canary.bytes())
