@@ -194,6 +194,8 @@ pub async fn create_store(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Res
         uploads: config.uploads.rules(),
         billing: config.billing.settings(),
         default_phone_country: config.accounts.phone_country(),
+        job_lease: config.server.job_lease,
+        delivery_lease: config.server.delivery_lease,
         ..Policy::default()
     };
     let store_config = StoreConfig {
@@ -271,8 +273,15 @@ fn portal_limits(config: &Config) -> portal::ServeLimits {
 /// Starts everything on the given listeners.
 pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
     let store = create_store(config, Arc::clone(&clock)).await?;
-    // Nothing else runs on this data folder's spool now (admin commands leave it alone).
-    store.queue().clear_partial_spool()?;
+    // Nothing else runs on this data folder's spool now (admin commands leave it
+    // alone): what a crash left there (half-written files, files without a row,
+    // files whose deliveries are done) goes before anything new arrives.
+    // Rows from before rows named their node are this node's if it holds the file.
+    store.queue().adopt_spool().await?;
+    let swept = store.queue().sweep_spool(Duration::ZERO).await?;
+    if swept > 0 {
+        tracing::info!(files = swept, "orphaned spool files removed at start-up");
+    }
     // Claims a previous run's workers held are void: they are gone.
     store.queue().release_claims().await?;
     // Clients check a certificate's dates against real time, whatever clock the
@@ -422,6 +431,12 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
         tokio::spawn({
             let store = Arc::clone(&store);
             supervise("billing", move || end_lapsed_plans(Arc::clone(&store)))
+        }),
+        tokio::spawn({
+            let store = Arc::clone(&store);
+            supervise("orphan sweeper", move || {
+                gateway::workers::run_sweeper(Arc::clone(&store), Duration::from_hours(1))
+            })
         }),
     ]);
     // Anything spooled before a restart is picked up at once.

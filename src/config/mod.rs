@@ -219,6 +219,7 @@ impl Config {
         }
         self.database.check(&mut problems);
         self.blobs.check(&mut problems);
+        self.server.check_leases(&mut problems);
         self.smtp.check(&mut problems);
         self.imap.check(&mut problems);
         self.portal.check(&mut problems);
@@ -244,9 +245,7 @@ impl Config {
 
     pub fn blobs_url(&self) -> String {
         self.blobs
-            .url
-            .clone()
-            .unwrap_or_else(|| format!("file://{}/blobs", self.data_dir.display()))
+            .store_url(format!("file://{}/blobs", self.data_dir.display()))
     }
 
     pub fn cert_path(&self) -> PathBuf {

@@ -13,6 +13,12 @@ pub struct Server {
     /// Messages each stage of the pipeline (sealing, composing notifications,
     /// delivering) works on at once; 0 means one per CPU core available.
     pub workers: usize,
+    /// Seconds a claimed mail job stays with the node that claimed it: if the
+    /// node dies, another takes the job over after this long.
+    pub job_lease: i64,
+    /// Seconds a claimed delivery stays with the node that claimed it (longer
+    /// than sending the largest message may take).
+    pub delivery_lease: i64,
 }
 
 impl Server {
@@ -26,11 +32,22 @@ impl Server {
     }
 }
 
+impl Server {
+    /// A lease lasts at least a second.
+    pub(super) fn check_leases(&self, problems: &mut Vec<String>) {
+        if self.job_lease < 1 || self.delivery_lease < 1 {
+            problems.push("server.job_lease and server.delivery_lease must be at least 1 (seconds)".into());
+        }
+    }
+}
+
 impl Default for Server {
     fn default() -> Self {
         Self {
             shutdown_grace: 30,
             workers: 0,
+            job_lease: store::claims::JOB_LEASE,
+            delivery_lease: store::claims::OUTBOUND_LEASE,
         }
     }
 }

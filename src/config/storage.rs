@@ -14,8 +14,18 @@ pub struct Database {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Blobs {
-    /// `file://PATH`. Default: `file://<data_dir>/blobs`.
+    /// `file://PATH` or `s3://BUCKET/PREFIX`. Default: `file://<data_dir>/blobs`.
     pub url: Option<String>,
+    /// S3 only: the endpoint of an S3-compatible service (default: AWS, or `AWS_ENDPOINT`).
+    pub endpoint: Option<String>,
+    /// S3 only: the region (default: `AWS_DEFAULT_REGION`).
+    pub region: Option<String>,
+    /// S3 only: allow a plain-HTTP endpoint (a test server on loopback).
+    pub allow_http: bool,
+    /// S3 only: credentials (default: `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`
+    /// or the instance's role).
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
 }
 
 /// `[messages]`
@@ -54,14 +64,66 @@ impl Database {
 }
 
 impl Blobs {
-    /// Only folders hold blobs in this version (the default, under `data_dir`, is one).
+    /// A folder or an S3 bucket; the S3 settings only with an S3 URL.
     pub(super) fn check(&self, problems: &mut Vec<String>) {
+        let s3 = self.url.as_deref().is_some_and(|url| url.starts_with("s3://"));
         if let Some(url) = &self.url
             && !url.starts_with("file://")
+            && !s3
         {
-            problems.push(format!("blobs.url {url:?}: only file:// is supported in this version"));
+            problems.push(format!("blobs.url {url:?} must start with file:// or s3://"));
+        }
+        let s3_settings = self.endpoint.is_some()
+            || self.region.is_some()
+            || self.allow_http
+            || self.access_key_id.is_some()
+            || self.secret_access_key.is_some();
+        if s3_settings && !s3 {
+            problems.push(
+                "blobs.endpoint, region, allow_http, access_key_id and secret_access_key apply to an s3:// blobs.url only"
+                    .into(),
+            );
         }
     }
+
+    /// The URL the store opens: for S3, the settings given here as its query.
+    pub(super) fn store_url(&self, default: String) -> String {
+        let Some(url) = self.url.clone() else { return default };
+        if !url.starts_with("s3://") {
+            return url;
+        }
+        let mut settings = Vec::new();
+        let pairs = [
+            ("endpoint", self.endpoint.as_deref()),
+            ("region", self.region.as_deref()),
+            ("allow_http", self.allow_http.then_some("true")),
+            ("access_key_id", self.access_key_id.as_deref()),
+            ("secret_access_key", self.secret_access_key.as_deref()),
+        ];
+        for (key, value) in pairs {
+            if let Some(value) = value {
+                settings.push(format!("{key}={}", percent_encode(value)));
+            }
+        }
+        if settings.is_empty() {
+            return url;
+        }
+        let joiner = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{joiner}{}", settings.join("&"))
+    }
+}
+
+/// Escapes everything but unreserved characters (RFC 3986).
+fn percent_encode(value: &str) -> String {
+    let mut out = String::new();
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 impl Messages {
@@ -94,7 +156,7 @@ mod tests {
     fn storage_urls_and_retention_are_checked() {
         let problems = load(&[
             ("SEALPOST_DATABASE_URL", "mysql://db"),
-            ("SEALPOST_BLOBS_URL", "s3://bucket"),
+            ("SEALPOST_BLOBS_URL", "gs://bucket"),
             ("SEALPOST_MESSAGES_RETENTION_DAYS", "0"),
             ("SEALPOST_MESSAGES_EXTEND_STEP_DAYS", "0"),
         ])
@@ -103,9 +165,31 @@ mod tests {
             problems,
             [
                 "database.url \"mysql://db\" must start with sqlite:// or postgres://",
-                "blobs.url \"s3://bucket\": only file:// is supported in this version",
+                "blobs.url \"gs://bucket\" must start with file:// or s3://",
                 "messages.retention_days must be at least 1",
                 "messages.extend_step_days must be at least 1",
+            ]
+        );
+    }
+
+    #[test]
+    fn s3_settings_go_into_the_store_url_and_need_an_s3_url() {
+        let config = load(&[
+            ("SEALPOST_BLOBS_URL", "s3://sealpost/node-a"),
+            ("SEALPOST_BLOBS_ENDPOINT", "http://127.0.0.1:9000"),
+            ("SEALPOST_BLOBS_ALLOW_HTTP", "true"),
+            ("SEALPOST_BLOBS_SECRET_ACCESS_KEY", "a/b+c"),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.blobs_url(),
+            "s3://sealpost/node-a?endpoint=http%3A%2F%2F127.0.0.1%3A9000&allow_http=true&secret_access_key=a%2Fb%2Bc"
+        );
+        let problems = load(&[("SEALPOST_BLOBS_REGION", "eu-west-1")]).unwrap_err();
+        assert_eq!(
+            problems,
+            [
+                "blobs.endpoint, region, allow_http, access_key_id and secret_access_key apply to an s3:// blobs.url only"
             ]
         );
     }

@@ -142,6 +142,7 @@ impl Store {
         }
         let _guard = self.audit_lock.lock().await;
         let mut tx = self.write_tx().await?;
+        self.lock_chain(&mut tx).await?;
         let mut prev: Vec<u8> = sqlx::query("SELECT hash FROM audit ORDER BY id DESC LIMIT 1")
             .fetch_optional(&mut *tx)
             .await?
@@ -208,6 +209,7 @@ impl Store {
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         event: AuditEvent<'_>,
     ) -> Result<()> {
+        self.lock_chain(tx).await?;
         let prev: Vec<u8> = sqlx::query("SELECT hash FROM audit ORDER BY id DESC LIMIT 1")
             .fetch_optional(&mut **tx)
             .await?
@@ -230,6 +232,22 @@ impl Store {
         // Counted when written: a transaction rolled back after this is rare
         // (and is an error logged on its own).
         telemetry::metrics().audit_event(event.action);
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Holds the chain's end for the rest of `tx` across processes: several
+    /// nodes on one PostgreSQL database append to one chain, and two appending
+    /// after the same entry would fork it. A transaction-scoped advisory lock
+    /// (released at commit); `SQLite` serializes writers already.
+    async fn lock_chain(&self, tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<()> {
+        if self.dialect == crate::db::Dialect::Postgres {
+            // The key is arbitrary but fixed: "SealpostAudit" in a bigint.
+            sqlx::query("SELECT pg_advisory_xact_lock(5265616117)")
+                .execute(&mut **tx)
+                .await?;
+        }
         Ok(())
     }
 }

@@ -1,15 +1,19 @@
-//! The blob store: sealed message parts in object storage (local files by default).
-//! Only ciphertext is ever handed to it. Local writes are fsynced, because a blob
-//! must be on disk before the spool copy it replaces is removed.
+//! The blob store: sealed message parts in object storage (local files by default,
+//! or an S3-compatible store: `s3://bucket/prefix`). Only ciphertext is ever handed
+//! to it. Local writes are fsynced, because a blob must be on disk before the spool
+//! copy it replaces is removed; an S3 upload is durable once it completes. Large
+//! blobs stream as multipart uploads with at most a few parts in memory.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
-use object_store::{GetResultPayload, ObjectStore, ObjectStoreExt, WriteMultipart};
+use object_store::prefix::PrefixStore;
+use object_store::{GetResultPayload, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 
 use crate::crypto::{DataKey, Opener, Sealer};
 use crate::sealed_stream::{file_chunks_sized, open_sealed_stream};
@@ -20,7 +24,15 @@ use crate::{Error, Result};
 pub struct Blobs {
     inner: Arc<dyn ObjectStore>,
     local_root: Option<PathBuf>,
+    /// Bytes per part of a multipart upload (S3 wants at least 5 MiB but the last).
+    part_size: usize,
 }
+
+/// Parts of a multipart upload to S3: 5 MiB, S3's minimum for all but the last
+/// (two parts in flight and one filling keep a streaming upload's memory small).
+const S3_PART_SIZE: usize = 5 << 20;
+/// Parts written to local files.
+const LOCAL_PART_SIZE: usize = 4 << 20;
 
 impl std::fmt::Debug for Blobs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -29,12 +41,19 @@ impl std::fmt::Debug for Blobs {
 }
 
 impl Blobs {
-    /// Opens `file://PATH` (relative paths are relative to the working folder).
+    /// Opens `file://PATH` (relative paths are relative to the working folder) or
+    /// `s3://BUCKET[/PREFIX][?KEY=VALUE&…]`: an S3-compatible store configured by
+    /// the usual `AWS_*` environment variables, then by the query's keys (any key
+    /// object_store's S3 backend knows: `endpoint`, `region`, `allow_http`,
+    /// `access_key_id`, `secret_access_key`, …).
     pub fn connect(url: &str) -> Result<Self> {
+        if url.starts_with("s3://") {
+            return Self::connect_s3(url);
+        }
         let Some(path) = url.strip_prefix("file://") else {
-            return Err(Error::invalid(format!(
-                "blobs url {url:?} is not supported by this build: use file://PATH"
-            )));
+            return Err(Error::invalid(
+                "the blobs url is not supported: use file://PATH or s3://BUCKET/PREFIX",
+            ));
         };
         let root = PathBuf::from(path);
         std::fs::create_dir_all(&root)?;
@@ -43,6 +62,39 @@ impl Blobs {
         Ok(Self {
             inner: Arc::new(inner),
             local_root: Some(root),
+            part_size: LOCAL_PART_SIZE,
+        })
+    }
+
+    fn connect_s3(url: &str) -> Result<Self> {
+        // Never echo the URL: its query may carry a secret key.
+        let parsed = url::Url::parse(url).map_err(|_| Error::invalid("the blobs url is not a valid s3:// URL"))?;
+        let bucket = parsed.host_str().unwrap_or_default();
+        if bucket.len() < 3 {
+            return Err(Error::invalid("the blobs url names no bucket (s3://BUCKET/PREFIX)"));
+        }
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        for (key, value) in parsed.query_pairs() {
+            let key = key.to_ascii_lowercase();
+            let config: AmazonS3ConfigKey = key
+                .parse()
+                .or_else(|_| format!("aws_{key}").parse())
+                .map_err(|_| Error::invalid(format!("the blobs url has an unknown S3 setting {key:?}")))?;
+            builder = builder.with_config(config, value.into_owned());
+        }
+        let s3 = builder
+            .build()
+            .map_err(|e| Error::invalid(format!("the S3 blob store cannot be set up: {e}")))?;
+        let prefix = parsed.path().trim_matches('/');
+        let inner: Arc<dyn ObjectStore> = if prefix.is_empty() {
+            Arc::new(s3)
+        } else {
+            Arc::new(PrefixStore::new(s3, prefix))
+        };
+        Ok(Self {
+            inner,
+            local_root: None,
+            part_size: S3_PART_SIZE,
         })
     }
 
@@ -65,7 +117,7 @@ impl Blobs {
     pub async fn create_raw(&self, key: &str) -> Result<RawBlobWriter> {
         let upload = self.inner.put_multipart(&ObjectPath::from(key)).await?;
         Ok(RawBlobWriter {
-            writer: WriteMultipart::new_with_chunk_size(upload, 4 << 20),
+            writer: WriteMultipart::new_with_chunk_size(upload, self.part_size),
             blobs: self.clone(),
             key: key.to_owned(),
         })
@@ -132,6 +184,51 @@ impl Blobs {
         Ok(())
     }
 
+    /// The messages that have blobs, by id, each with when its newest blob was
+    /// written (Unix seconds), for the orphan sweep (`spool_sweep.rs`).
+    pub(crate) async fn message_ids(&self) -> Result<std::collections::BTreeMap<String, i64>> {
+        let mut ids = std::collections::BTreeMap::new();
+        let mut listing = self.inner.list(Some(&ObjectPath::from("messages")));
+        while let Some(meta) = listing.next().await {
+            let meta = meta?;
+            let Some(id) = meta.location.parts().nth(1) else {
+                continue;
+            };
+            let at = meta.last_modified.timestamp();
+            let newest = ids.entry(id.as_ref().to_owned()).or_insert(at);
+            *newest = (*newest).max(at);
+        }
+        Ok(ids)
+    }
+
+    /// Removes the staging files (`NAME#DIGITS`) of local writes a crash cut
+    /// short, once they are `grace` old: listings skip them, so nothing else
+    /// ever would. Nothing to do for other stores (an unfinished S3 upload is
+    /// the bucket's lifecycle rule's to expire).
+    pub(crate) fn clear_staging(&self, grace: std::time::Duration) -> Result<usize> {
+        let Some(root) = &self.local_root else { return Ok(0) };
+        let mut removed = 0;
+        let mut dirs = vec![root.join("messages")];
+        while let Some(dir) = dirs.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    dirs.push(path);
+                    continue;
+                }
+                let old = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|m| crate::clock::real_age(m) >= grace);
+                if old && entry.file_name().to_string_lossy().contains('#') && std::fs::remove_file(&path).is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     /// The object store underneath (for backups, which copy sealed bytes as they are).
     pub(crate) fn objects(&self) -> &Arc<dyn ObjectStore> {
         &self.inner
@@ -170,7 +267,7 @@ impl SealedBlobWriter {
                     .inner
                     .put_multipart(&ObjectPath::from(self.key.as_str()))
                     .await?;
-                self.writer = Some(WriteMultipart::new_with_chunk_size(upload, 4 << 20));
+                self.writer = Some(WriteMultipart::new_with_chunk_size(upload, self.blobs.part_size));
             }
             let writer = self.writer.as_mut().expect("started above");
             writer.wait_for_capacity(2).await?;
@@ -192,15 +289,11 @@ impl SealedBlobWriter {
                 write_small(root.join(&self.key), out).await?;
                 return Ok(self.plain_len);
             }
-            let upload = self
-                .blobs
+            // Elsewhere (S3): one PUT, durable when it returns.
+            self.blobs
                 .inner
-                .put_multipart(&ObjectPath::from(self.key.as_str()))
+                .put(&ObjectPath::from(self.key.as_str()), PutPayload::from(out))
                 .await?;
-            let mut writer = WriteMultipart::new_with_chunk_size(upload, 4 << 20);
-            writer.put(Bytes::from(out));
-            writer.finish().await?;
-            self.blobs.sync(&self.key)?;
             return Ok(self.plain_len);
         };
         writer.put(Bytes::from(out));

@@ -7,8 +7,19 @@
 //!
 //! The spool's claim is its attempt count ([`Queue::begin_seal_attempt`]); mail
 //! jobs and the outbound queue have a `claimed_until` column (migration 0021).
+//!
+//! Several nodes (`sealpost serve` processes, each with its own data folder) may
+//! share one PostgreSQL database and one object store. A node is named by
+//! `<data_dir>/node-id`; a claim records its node (`claimed_by`, migration 0028),
+//! so a node that starts drops only its own previous run's claims. A spooled
+//! message, and a delivery that reads a spool file, belong to the node whose disk
+//! holds the file (`node`): only that node seals or sends them. Mail jobs and
+//! mails kept in their queue row are anyone's: a dead node's are taken over once
+//! their lease lapses.
 //! Also here: the backlog the SMTP listener compares with its limit before it
 //! takes new mail.
+
+use std::path::Path;
 
 use sqlx::Row;
 
@@ -16,9 +27,25 @@ pub use crate::jobs::OUTBOUND_LEASE;
 use crate::jobs::{MailJob, job_from_row};
 use crate::{Error, Queue, Result};
 
-/// Seconds a claimed mail job stays with its worker (composing takes
+/// Seconds a claimed mail job stays with its worker by default (`server.job_lease`; composing takes
 /// milliseconds; the lease only matters if the worker died).
 pub const JOB_LEASE: i64 = 120;
+
+/// This data folder's node name: read from `node-id`, made (16 random hex
+/// digits) the first time. Copying a data folder to a new machine moves the node.
+pub(crate) fn node_id(data_dir: &Path) -> Result<String> {
+    let path = data_dir.join("node-id");
+    match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => Ok(text.trim().to_owned()),
+        Ok(_) | Err(_) => {
+            let id = crate::crypto::random_hex(8);
+            let staging = data_dir.join("node-id.tmp");
+            std::fs::write(&staging, format!("{id}\n"))?;
+            std::fs::rename(&staging, &path)?;
+            Ok(id)
+        }
+    }
+}
 
 impl Queue<'_> {
     /// Claims up to `limit` mail jobs not yet done, oldest first, for the
@@ -29,14 +56,15 @@ impl Queue<'_> {
     pub async fn claim_jobs(&self, limit: i64) -> Result<Vec<MailJob>> {
         let now = self.now();
         let rows = sqlx::query(
-            "UPDATE mail_jobs SET claimed_until = $3
+            "UPDATE mail_jobs SET claimed_until = $3, claimed_by = $4
              WHERE id IN (SELECT id FROM mail_jobs WHERE done_at IS NULL AND claimed_until <= $1 ORDER BY id LIMIT $2)
                AND done_at IS NULL AND claimed_until <= $1
              RETURNING id, kind, user_id, message_id",
         )
         .bind(now)
         .bind(limit)
-        .bind(now + JOB_LEASE)
+        .bind(now + self.policy.job_lease)
+        .bind(self.node.as_str())
         .fetch_all(&self.db)
         .await?;
         let mut jobs = Vec::with_capacity(rows.len());
@@ -61,14 +89,20 @@ impl Queue<'_> {
         Ok(())
     }
 
-    /// Drops every claim: only the server calls this, as it starts, when no
-    /// worker of its own holds one yet (a previous run's workers are gone).
+    /// Drops this node's claims (and those made before claims named a node):
+    /// only the server calls this, as it starts, when no worker of its own holds
+    /// one yet (its previous run's workers are gone). Other nodes' claims stay.
     pub async fn release_claims(&self) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        sqlx::query("UPDATE mail_jobs SET claimed_until = 0 WHERE done_at IS NULL AND claimed_until > 0")
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE outbound SET claimed_until = 0 WHERE claimed_until > 0")
+        sqlx::query(
+            "UPDATE mail_jobs SET claimed_until = 0
+             WHERE done_at IS NULL AND claimed_until > 0 AND claimed_by IN ($1, '')",
+        )
+        .bind(self.node.as_str())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE outbound SET claimed_until = 0 WHERE claimed_until > 0 AND claimed_by IN ($1, '')")
+            .bind(self.node.as_str())
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -91,3 +125,7 @@ impl Queue<'_> {
         Ok(row.try_get("n")?)
     }
 }
+
+#[cfg(test)]
+#[path = "claims_tests.rs"]
+mod tests;

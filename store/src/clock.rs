@@ -22,6 +22,14 @@ impl Clock for SystemClock {
     }
 }
 
+/// How long ago `at` was by the real clock: a file's or an object's time is
+/// set by the system, whatever clock the store is given (zero if in the future).
+pub fn real_age(at: std::time::SystemTime) -> std::time::Duration {
+    let at = at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+    let now = u64::try_from(SystemClock.now()).unwrap_or_default();
+    std::time::Duration::from_secs(now.saturating_sub(at))
+}
+
 /// A clock tests set and advance by hand.
 #[derive(Debug)]
 pub struct ManualClock(AtomicI64);

@@ -57,6 +57,7 @@ pub struct MailContext {
     pub invitation: bool,
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn insert_outbound(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     blob: &str,
@@ -65,13 +66,15 @@ pub(crate) async fn insert_outbound(
     key: &WrappedKey,
     strip_markers: bool,
     now: i64,
+    node: &str,
 ) -> Result<()> {
-    insert_outbound_with(tx, blob, None, mail_from, rcpt, key, strip_markers, now).await?;
+    insert_outbound_with(tx, blob, None, mail_from, rcpt, key, strip_markers, now, node).await?;
     Ok(())
 }
 
 /// [`insert_outbound`], with the sealed message in the row itself (`blob` empty)
-/// when `body` is given. Returns the new row's id.
+/// when `body` is given. `node` holds the spool file `blob` (empty for a row
+/// any node may send: its body is in the row). Returns the new row's id.
 #[allow(clippy::too_many_arguments)]
 async fn insert_outbound_with(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
@@ -82,11 +85,12 @@ async fn insert_outbound_with(
     key: &WrappedKey,
     strip_markers: bool,
     now: i64,
+    node: &str,
 ) -> Result<String> {
     let id = crate::crypto::random_hex(16);
     sqlx::query(
-        "INSERT INTO outbound (id, blob, mail_from, rcpt_to, kek_id, wrapped_key, strip_markers, next_attempt_at, state, created_at, body)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8, $10)",
+        "INSERT INTO outbound (id, blob, mail_from, rcpt_to, kek_id, wrapped_key, strip_markers, next_attempt_at, state, created_at, body, node)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8, $10, $11)",
     )
     .bind(&id)
     .bind(blob)
@@ -98,6 +102,7 @@ async fn insert_outbound_with(
     .bind(now)
     .bind(OutboundState::Queued.as_str())
     .bind(body)
+    .bind(node)
     .execute(&mut **tx)
     .await?;
     Ok(id)
@@ -325,6 +330,7 @@ impl Queue<'_> {
             &wrapped,
             false,
             self.now(),
+            "",
         )
         .await?;
         if let Some(job) = job {
@@ -351,12 +357,14 @@ impl Queue<'_> {
     /// Deliveries due now, claimed for the caller: each is handed to one
     /// worker only, and is not due again until [`outbound_done`](Self::outbound_done)
     /// records how it ended or the claim lapses ([`OUTBOUND_LEASE`]:
-    /// a worker that died). Several workers may call this at once.
+    /// a worker that died). Several workers may call this at once, on several
+    /// nodes: a delivery reading a spool file goes to the node holding it.
     pub async fn due_outbound(&self, limit: i64) -> Result<Vec<OutboundItem>> {
         let now = self.now();
         let rows = sqlx::query(
-            "UPDATE outbound SET claimed_until = $4
+            "UPDATE outbound SET claimed_until = $4, claimed_by = $5
              WHERE id IN (SELECT id FROM outbound WHERE state = $3 AND next_attempt_at <= $1 AND claimed_until <= $1
+                            AND (blob = '' OR node = $5)
                           ORDER BY next_attempt_at LIMIT $2)
                AND state = $3 AND claimed_until <= $1
              RETURNING id, blob, mail_from, rcpt_to, kek_id, wrapped_key, strip_markers, attempts, created_at, next_attempt_at, body",
@@ -364,7 +372,8 @@ impl Queue<'_> {
         .bind(now)
         .bind(limit)
         .bind(OutboundState::Queued.as_str())
-        .bind(now + OUTBOUND_LEASE)
+        .bind(now + self.policy.delivery_lease)
+        .bind(self.node.as_str())
         .fetch_all(&self.db)
         .await?;
         let mut items = rows

@@ -51,6 +51,7 @@ pub mod rooms;
 mod sealed_stream;
 pub mod spool;
 mod spool_file;
+pub mod spool_sweep;
 pub mod states;
 #[cfg(test)]
 mod testing;
@@ -121,6 +122,10 @@ pub struct Policy {
     pub billing: billing::BillingSettings,
     /// The country of phone numbers written without `+` (`accounts.default_phone_country`).
     pub default_phone_country: accounts::phone_number::PhoneCountry,
+    /// Seconds a claimed mail job, and a claimed delivery, stay with the node
+    /// that claimed them (`claims.rs`).
+    pub job_lease: i64,
+    pub delivery_lease: i64,
 }
 
 impl Default for Policy {
@@ -143,6 +148,8 @@ impl Default for Policy {
             uploads: uploads::UploadRules::default(),
             billing: billing::BillingSettings::default(),
             default_phone_country: accounts::phone_number::PhoneCountry::default(),
+            job_lease: claims::JOB_LEASE,
+            delivery_lease: claims::OUTBOUND_LEASE,
         }
     }
 }
@@ -165,6 +172,9 @@ pub struct Store {
     pub(crate) keys: crypto::Keyring,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) data_dir: PathBuf,
+    /// This node's name (`<data_dir>/node-id`): several nodes may share one
+    /// database, each with its own spool (`claims.rs`).
+    pub(crate) node: String,
     pub(crate) policy: Policy,
     audit_lock: tokio::sync::Mutex<()>,
     pub(crate) throttle: accounts::throttle::ClientThrottle,
@@ -196,6 +206,7 @@ impl Store {
         db::migrate(&db, dialect).await?;
         let blobs = blobs::Blobs::connect(&config.blobs_url)?;
         let keys = crypto::Keyring::load_or_create(&config.data_dir.join("keys"))?;
+        let node = claims::node_id(&config.data_dir)?;
         let store = Self {
             db,
             dialect,
@@ -203,6 +214,7 @@ impl Store {
             keys,
             clock,
             data_dir: config.data_dir,
+            node,
             policy: config.policy,
             audit_lock: tokio::sync::Mutex::new(()),
             throttle: accounts::throttle::ClientThrottle::default(),

@@ -115,6 +115,7 @@ impl Queue<'_> {
         thread: Option<&MessageId>,
     ) -> Result<()> {
         let wrapped = self.keys.wrap(spooled.key());
+        let node = Arc::new(self.node.clone());
         let row = Arc::new((
             spooled.id.as_str().to_owned(),
             mail_from.to_owned(),
@@ -127,12 +128,12 @@ impl Queue<'_> {
         ));
         // In a group commit with other sessions' messages (`group_commit.rs`).
         self.group_commit(Arc::new(move |tx| {
-            let row = Arc::clone(&row);
+            let (row, node) = (Arc::clone(&row), Arc::clone(&node));
             Box::pin(async move {
                 let (id, mail_from, rcpt_to, sender, wrapped, size, now, thread) = &*row;
                 sqlx::query(
-                    "INSERT INTO spool (id, mail_from, rcpt_to, sender_id, kek_id, wrapped_key, size, received_at, thread_message_id)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    "INSERT INTO spool (id, mail_from, rcpt_to, sender_id, kek_id, wrapped_key, size, received_at, thread_message_id, node)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 )
                 .bind(id.as_str())
                 .bind(mail_from.as_str())
@@ -143,6 +144,7 @@ impl Queue<'_> {
                 .bind(*size)
                 .bind(*now)
                 .bind(thread.as_deref())
+                .bind(node.as_str())
                 .execute(&mut **tx)
                 .await?;
                 Ok(())
@@ -157,17 +159,19 @@ impl Queue<'_> {
         let wrapped = Arc::new(self.keys.wrap(spooled.key()));
         let blob = Arc::new(crate::layout::SpoolDir::In.entry(&spooled.id));
         let (mail_from, rcpt_to, now) = (Arc::new(mail_from.to_owned()), Arc::new(rcpt_to.to_vec()), self.now());
+        let node = Arc::new(self.node.clone());
         // In a group commit with other sessions' messages (`group_commit.rs`).
         self.group_commit(Arc::new(move |tx| {
-            let (wrapped, blob, mail_from, rcpt_to) = (
+            let (wrapped, blob, mail_from, rcpt_to, node) = (
                 Arc::clone(&wrapped),
                 Arc::clone(&blob),
                 Arc::clone(&mail_from),
                 Arc::clone(&rcpt_to),
+                Arc::clone(&node),
             );
             Box::pin(async move {
                 for rcpt in rcpt_to.iter() {
-                    crate::jobs::insert_outbound(tx, &blob, &mail_from, rcpt, &wrapped, true, now).await?;
+                    crate::jobs::insert_outbound(tx, &blob, &mail_from, rcpt, &wrapped, true, now, &node).await?;
                 }
                 Ok(())
             })
@@ -183,15 +187,16 @@ impl Queue<'_> {
         spool_ids(&rows)
     }
 
-    /// Spooled secure messages due for a sealing attempt, oldest first: not
-    /// quarantined, and not waiting after a failed attempt.
+    /// Spooled secure messages due for a sealing attempt, oldest first: on this
+    /// node's disk, not quarantined, and not waiting after a failed attempt.
     pub async fn due_spool(&self, limit: i64) -> Result<Vec<MessageId>> {
         let rows = sqlx::query(
-            "SELECT id FROM spool WHERE quarantined_at IS NULL AND next_attempt_at <= $1
+            "SELECT id FROM spool WHERE quarantined_at IS NULL AND next_attempt_at <= $1 AND node = $3
              ORDER BY received_at, id LIMIT $2",
         )
         .bind(self.now())
         .bind(limit)
+        .bind(self.node.as_str())
         .fetch_all(&self.db)
         .await?;
         spool_ids(&rows)
@@ -206,11 +211,14 @@ impl Queue<'_> {
     /// from being due again until this attempt has had its time).
     pub async fn begin_seal_attempt(&self, id: &MessageId) -> Result<SealAttempt> {
         let now = self.now();
-        let row = sqlx::query("SELECT attempts, next_attempt_at FROM spool WHERE id = $1 AND quarantined_at IS NULL")
-            .bind(id.as_str())
-            .fetch_optional(&self.db)
-            .await?
-            .ok_or(crate::Error::NotFound)?;
+        let row = sqlx::query(
+            "SELECT attempts, next_attempt_at FROM spool WHERE id = $1 AND quarantined_at IS NULL AND node = $2",
+        )
+        .bind(id.as_str())
+        .bind(self.node.as_str())
+        .fetch_optional(&self.db)
+        .await?
+        .ok_or(crate::Error::NotFound)?;
         let attempts: i64 = row.try_get("attempts")?;
         if attempts >= MAX_SEAL_ATTEMPTS {
             return Ok(SealAttempt::GiveUp);
@@ -251,14 +259,29 @@ impl Queue<'_> {
     /// attempt left in the blob store go. `None` if it is not in the spool or
     /// already quarantined.
     pub async fn quarantine_spooled(&self, id: &MessageId) -> Result<Option<Quarantined>> {
+        // The quarantine and its audit entry commit together.
+        let audit_guard = self.audit_guard().await;
+        let mut tx = self.write_tx().await?;
         let done = sqlx::query("UPDATE spool SET quarantined_at = $2 WHERE id = $1 AND quarantined_at IS NULL")
             .bind(id.as_str())
             .bind(self.now())
-            .execute(&self.db)
+            .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
             return Ok(None);
         }
+        self.audit_in(
+            &mut tx,
+            crate::audit::AuditEvent {
+                actor: "system",
+                action: "message.quarantine",
+                object: &format!("message:{id}"),
+                client: "",
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        drop(audit_guard);
         let row = sqlx::query("SELECT mail_from, received_at FROM spool WHERE id = $1")
             .bind(id.as_str())
             .fetch_one(&self.db)
@@ -275,13 +298,6 @@ impl Queue<'_> {
             .fetch_one(&self.db)
             .await?
             .try_get("n")?;
-        self.audit(crate::audit::AuditEvent {
-            actor: "system",
-            action: "message.quarantine",
-            object: &format!("message:{id}"),
-            client: "",
-        })
-        .await?;
         Ok(Some(Quarantined {
             id: id.clone(),
             mail_from: row.try_get("mail_from")?,
@@ -294,23 +310,31 @@ impl Queue<'_> {
     /// (after the cause is fixed), and audits it. `false` if it is not in
     /// quarantine.
     pub async fn release_quarantined(&self, id: &MessageId) -> Result<bool> {
+        // The release and its audit entry commit together.
+        let audit_guard = self.audit_guard().await;
+        let mut tx = self.write_tx().await?;
         let done = sqlx::query(
             "UPDATE spool SET quarantined_at = NULL, attempts = 0, next_attempt_at = 0
              WHERE id = $1 AND quarantined_at IS NOT NULL",
         )
         .bind(id.as_str())
-        .execute(&self.db)
+        .execute(&mut *tx)
         .await?;
         let released = done.rows_affected() > 0;
         if released {
-            self.audit(crate::audit::AuditEvent {
-                actor: "admin",
-                action: "message.release",
-                object: &format!("message:{id}"),
-                client: "cli",
-            })
+            self.audit_in(
+                &mut tx,
+                crate::audit::AuditEvent {
+                    actor: "admin",
+                    action: "message.release",
+                    object: &format!("message:{id}"),
+                    client: "cli",
+                },
+            )
             .await?;
+            tx.commit().await?;
         }
+        drop(audit_guard);
         Ok(released)
     }
 
@@ -356,12 +380,13 @@ mod tests {
         let good = crate::ids::MessageId::generate();
         for id in ["not-an-id", good.as_str()] {
             sqlx::query(
-                "INSERT INTO spool (id, mail_from, rcpt_to, sender_id, kek_id, wrapped_key, size, received_at)
-                 VALUES ($1, '', '[]', $2, 'k', $3, 0, 0)",
+                "INSERT INTO spool (id, mail_from, rcpt_to, sender_id, kek_id, wrapped_key, size, received_at, node)
+                 VALUES ($1, '', '[]', $2, 'k', $3, 0, 0, $4)",
             )
             .bind(id)
             .bind(sender)
             .bind(vec![0u8; 8])
+            .bind(store.node.as_str())
             .execute(&store.db)
             .await
             .unwrap();
@@ -375,6 +400,38 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("id=not-an-id"));
+    }
+
+    #[tokio::test]
+    async fn quarantine_and_release_each_commit_with_their_audit_entry() {
+        let (_dir, store, _) = store().await;
+        let sender: i64 = sqlx::Row::get(
+            &sqlx::query("INSERT INTO users (email, role, status, created_at) VALUES ('a@x.example', 'doctor', 'active', 0) RETURNING id")
+                .fetch_one(&store.db)
+                .await
+                .unwrap(),
+            "id",
+        );
+        let id = crate::ids::MessageId::generate();
+        sqlx::query(
+            "INSERT INTO spool (id, mail_from, rcpt_to, sender_id, kek_id, wrapped_key, size, received_at, node)
+             VALUES ($1, '', '[]', $2, 'k', $3, 0, 0, $4)",
+        )
+        .bind(id.as_str())
+        .bind(sender)
+        .bind(vec![0u8; 8])
+        .bind(store.node.as_str())
+        .execute(&store.db)
+        .await
+        .unwrap();
+        assert!(store.queue().quarantine_spooled(&id).await.unwrap().is_some());
+        assert!(store.queue().quarantine_spooled(&id).await.unwrap().is_none(), "once");
+        assert!(store.queue().release_quarantined(&id).await.unwrap());
+        assert!(!store.queue().release_quarantined(&id).await.unwrap(), "once");
+        let audit = store.audit_log().recent_audit(10).await.unwrap();
+        let count = |action: &str| audit.iter().filter(|(_, a, _)| a == action).count();
+        assert_eq!((count("message.quarantine"), count("message.release")), (1, 1));
+        assert!(store.audit_log().verify_audit().await.unwrap().is_ok());
     }
 
     #[test]

@@ -1,16 +1,17 @@
 //! A spool file: a message sealed under its own data key into a local file as it
 //! is written, and fsynced with its folder before anyone is told it is safe. The
 //! inbound spool (`spool.rs`) and the outbound queue (`jobs.rs`) both write them;
-//! files half-written when the process stopped are cleared at start-up.
+//! files half-written when the process stopped are swept at start-up
+//! (`spool_sweep.rs`).
 
 use std::path::{Path, PathBuf};
 
 use tokio::io::AsyncWriteExt;
 
+use crate::Result;
 use crate::crypto::{DataKey, Sealer};
 use crate::ids::MessageId;
 use crate::layout::BLOB_ORIGINAL;
-use crate::{Queue, Result};
 
 /// A spool file being written. Dropped without [`finish`](Self::finish), it is
 /// left as a `.tmp` file that start-up clears away.
@@ -116,23 +117,5 @@ impl Spooled {
 
     pub(crate) fn key(&self) -> &DataKey {
         &self.key
-    }
-}
-
-impl Queue<'_> {
-    /// Spool files still being written when the process stopped were never
-    /// acknowledged: remove them. Only the server calls this, as it starts: an
-    /// admin command opens the same store while a server may be running, and
-    /// must not take away the files of messages that server is receiving.
-    pub fn clear_partial_spool(&self) -> Result<()> {
-        for dir in [self.spool_in(), self.spool_out()] {
-            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-            for entry in entries.flatten() {
-                if entry.path().extension().is_some_and(|e| e == "tmp") {
-                    let _ = std::fs::remove_file(entry.path());
-                }
-            }
-        }
-        Ok(())
     }
 }

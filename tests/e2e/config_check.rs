@@ -59,9 +59,7 @@ fn config_check_takes_mx_delivery_and_names_a_wrong_tls_policy() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains(
-            "outbound.tls_policies.\"partner.example\" \"strict\" must be none, opportunistic or verify"
-        ),
+        stderr.contains("outbound.tls_policies.\"partner.example\" \"strict\" must be none, opportunistic or verify"),
         "{stderr}"
     );
 }

@@ -13,20 +13,20 @@ use sqlx::{AnyConnection, Connection as _, Row as _};
 use super::harness::RawSmtp;
 
 /// Free ports for the five listeners.
-struct Ports {
-    relay: u16,
-    submission: u16,
-    imap: u16,
-    imaps: u16,
-    portal: u16,
+pub(super) struct Ports {
+    pub(super) relay: u16,
+    pub(super) submission: u16,
+    pub(super) imap: u16,
+    pub(super) imaps: u16,
+    pub(super) portal: u16,
 }
 
-fn free_port() -> u16 {
+pub(super) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// `sealpost` with the folder's configuration (environment only, no file).
-fn sealpost(dir: &Path, ports: &Ports) -> Command {
+pub(super) fn sealpost(dir: &Path, ports: &Ports) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sealpost"));
     command
         .env_remove("SEALPOST_CONFIG")
@@ -45,19 +45,25 @@ fn sealpost(dir: &Path, ports: &Ports) -> Command {
     command
 }
 
-fn run(dir: &Path, ports: &Ports, args: &[&str]) {
+pub(super) fn run(dir: &Path, ports: &Ports, args: &[&str]) {
     let output = sealpost(dir, ports).args(args).output().unwrap();
     assert!(output.status.success(), "sealpost {args:?}: {output:?}");
 }
 
 /// A running `sealpost serve`; killed (SIGKILL) if the test ends without
 /// stopping it, so a failing test leaves no process behind.
-struct Server(Option<Child>);
+pub(super) struct Server(Option<Child>);
 
 impl Server {
-    async fn start(dir: &Path, ports: &Ports) -> Self {
+    pub(super) async fn start(dir: &Path, ports: &Ports) -> Self {
+        Self::start_with(dir, ports, &[]).await
+    }
+
+    /// [`Server::start`] with more environment variables.
+    pub(super) async fn start_with(dir: &Path, ports: &Ports, env: &[(&str, String)]) -> Self {
         let log = std::fs::File::create(dir.join("serve.log")).unwrap();
         let child = sealpost(dir, ports)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .arg("serve")
             .stdout(Stdio::null())
             .stderr(log)
@@ -74,14 +80,14 @@ impl Server {
         panic!("sealpost serve did not listen within 60 s: {}", log_of(dir));
     }
 
-    fn signal(&self, name: &str) {
+    pub(super) fn signal(&self, name: &str) {
         let pid = self.0.as_ref().unwrap().id().to_string();
         let status = Command::new("kill").args([&format!("-{name}"), &pid]).status().unwrap();
         assert!(status.success());
     }
 
     /// Waits (up to two minutes) for the process to exit.
-    async fn exited(&mut self) -> ExitStatus {
+    pub(super) async fn exited(&mut self) -> ExitStatus {
         let child = self.0.as_mut().unwrap();
         for _ in 0..1200 {
             if let Some(status) = child.try_wait().unwrap() {
@@ -103,7 +109,7 @@ impl Drop for Server {
     }
 }
 
-fn log_of(dir: &Path) -> String {
+pub(super) fn log_of(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default()
 }
 

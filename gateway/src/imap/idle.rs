@@ -1,11 +1,16 @@
 //! IDLE (RFC 2177): wait for the store to say mail changed (a message sealed,
 //! read in the portal or destroyed), report it, until the client says DONE. A
 //! revoked app password, a new password or a lockout signals too, and ends an
-//! idling session whose credential no longer holds.
+//! idling session whose credential no longer holds. Every 15 s it also looks at
+//! the database for changes another node made (they send no signal here).
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::session::{Flow, Session, State};
+
+/// How often an idling client's mailbox is looked at for changes made on
+/// another node (this node's own changes arrive at once, by signal).
+const OTHER_NODES_POLL: std::time::Duration = std::time::Duration::from_secs(15);
 
 impl Session {
     pub(crate) async fn idle<S: AsyncRead + AsyncWrite + Unpin>(
@@ -20,6 +25,9 @@ impl Session {
         self.flush(io).await?;
         let limit = self.server.config.idle_timeout;
         let deadline = tokio::time::Instant::now() + limit;
+        // Another node's changes send no signal here: look at the database now
+        // and then too (several nodes on one database, issue 16).
+        let mut poll = tokio::time::interval_at(tokio::time::Instant::now() + OTHER_NODES_POLL, OTHER_NODES_POLL);
         loop {
             tokio::select! {
                 line = self.input.line(io) => {
@@ -33,6 +41,12 @@ impl Session {
                             return Ok(Flow::Continue);
                         }
                         None => return Ok(Flow::Close),
+                    }
+                }
+                _ = poll.tick() => {
+                    if matches!(self.state, State::Selected(..)) {
+                        self.refresh(true).await;
+                        self.flush(io).await?;
                     }
                 }
                 signal = changes.changed() => {

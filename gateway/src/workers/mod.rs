@@ -1,11 +1,13 @@
 //! Background workers that move secure mail along: sealing spooled messages
-//! into the store, and shredding messages past their lifetime; and what every
+//! into the store, shredding messages past their lifetime, and sweeping what a
+//! crash left behind; and what every
 //! worker shares: a supervisor that restarts a worker that panics, a
 //! [`Backoff`] for store errors, and bounded concurrency ([`lanes`]).
 
 mod backoff;
 pub mod lanes;
 mod sealer;
+mod sweeper;
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +20,7 @@ use store::Store;
 
 pub use backoff::Backoff;
 pub use sealer::{QUARANTINED, run_sealer};
+pub use sweeper::{ORPHAN_GRACE, run_sweeper};
 
 /// How many items each stage works on at once when the configuration says 0:
 /// the CPU cores available to the process.
