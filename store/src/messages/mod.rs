@@ -3,9 +3,11 @@
 //! their relationships (`seal.rs`), who may see a message (`visibility.rs`),
 //! the inbox and sent lists, reading and downloading (`read.rs`), conversations
 //! and unread counts (`conversation.rs`), the sender's
-//! role choices (`roles.rs`), and the lifecycle: expiry and deletion destroy
+//! role choices (`roles.rs`), what "Download all" and the viewers read
+//! (`archive.rs`), and the lifecycle: expiry and deletion destroy
 //! the data key, crypto-shredding (`delete.rs`).
 
+pub mod archive;
 pub mod conversation;
 mod delete;
 mod read;
