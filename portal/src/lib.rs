@@ -110,6 +110,8 @@ pub(crate) fn all_routes() -> routes::Routes {
         .merge(pages::message::routes())
         .merge(pages::register::routes())
         .merge(pages::attachment::routes())
+        .merge(pages::zip_download::routes())
+        .merge(pages::viewer::routes())
         .merge(pages::roles::routes())
         .merge(pages::compose::routes())
         .merge(pages::sso::routes())
