@@ -7,7 +7,10 @@ use super::browser::run_flow;
 use super::viewers::{ADA, ADA_PASSWORD, ada_sends_files, fixture, instance_with_ada};
 
 fn sha(bytes: &[u8]) -> String {
-    store::crypto::sha256(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    store::crypto::sha256(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -32,7 +35,11 @@ async fn browser_download_all_and_viewers_show_every_kind() {
         .iter()
         .enumerate()
         .map(|(i, (name, _, bytes))| {
-            let name = if i == 2 { "crown (2).stl".to_owned() } else { (*name).to_owned() };
+            let name = if i == 2 {
+                "crown (2).stl".to_owned()
+            } else {
+                (*name).to_owned()
+            };
             (name, sha(bytes))
         })
         .collect();

@@ -40,7 +40,9 @@ pub(super) async fn ada_sends_files(instance: &Instance, files: &[(&str, &str, V
         .header("X-Sealpost-Role", Raw::new(format!("{to} patient")))
         .write_to_vec()
         .unwrap();
-    send_via_relay(instance, ADA, &[to], &message).await.expect("accepted with 250");
+    send_via_relay(instance, ADA, &[to], &message)
+        .await
+        .expect("accepted with 250");
     let invite = link_in(
         &instance.wait_for_mail(to, 1).await,
         &format!("{}/m/", instance.config.public_url),
@@ -73,17 +75,26 @@ fn python_reads(zip: &[u8]) -> Vec<String> {
     child.stdin.take().unwrap().write_all(zip).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().lines().map(str::to_owned).collect()
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 fn sha(bytes: &[u8]) -> String {
-    store::crypto::sha256(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    store::crypto::sha256(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn download_all_gives_every_attachment_byte_identical_under_safe_names() {
     let instance = instance_with_ada().await;
-    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 9) as u8).collect();
+    let big: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 9) as u8)
+        .collect();
     let files = [
         ("radiograph.png", "image/png", fixture("radiograph.png")),
         ("crown.stl", "model/stl", fixture("crown.stl")),
@@ -94,18 +105,35 @@ async fn download_all_gives_every_attachment_byte_identical_under_safe_names() {
     let message = ada_sends_files(&instance, &files).await;
     let http = signed_in(&instance, ADA, ADA_PASSWORD).await;
 
-    let page = http.get(instance.url(&message)).send().await.unwrap().text().await.unwrap();
-    assert!(page.contains(&format!("{message}/all.zip")), "the page offers Download all");
+    let page = http
+        .get(instance.url(&message))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(&format!("{message}/all.zip")),
+        "the page offers Download all"
+    );
     assert!(page.contains(&format!("{message}/a/0/view")), "the PNG has a viewer");
     assert!(page.contains(&format!("{message}/a/0/thumb")), "and a thumbnail");
     assert!(page.contains(&format!("{message}/a/1/view")), "the STL has a viewer");
     assert!(!page.contains(&format!("{message}/a/4/view")), "a PDF has none");
 
-    let zip = http.get(instance.url(&format!("{message}/all.zip"))).send().await.unwrap();
+    let zip = http
+        .get(instance.url(&format!("{message}/all.zip")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(zip.status(), 200);
     assert_eq!(zip.headers()["content-type"], "application/zip");
     assert!(
-        zip.headers()["content-disposition"].to_str().unwrap().starts_with("attachment"),
+        zip.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment"),
         "saved, never shown"
     );
     let zip = zip.bytes().await.unwrap();
@@ -115,13 +143,23 @@ async fn download_all_gives_every_attachment_byte_identical_under_safe_names() {
     for ((line, (_, _, bytes)), name) in listing.iter().zip(&files).zip(expected_names) {
         let mut fields = line.rsplitn(3, ' ');
         let (digest, size, got) = (fields.next().unwrap(), fields.next().unwrap(), fields.next().unwrap());
-        assert_eq!((size, digest), (bytes.len().to_string().as_str(), sha(bytes).as_str()), "{got}");
+        assert_eq!(
+            (size, digest),
+            (bytes.len().to_string().as_str(), sha(bytes).as_str()),
+            "{got}"
+        );
         // The traversal name keeps only its last part (however the ingest stored it).
-        assert!(got == name || (name == "evil.txt" && got.ends_with(name)), "{got} for {name}");
+        assert!(
+            got == name || (name == "evil.txt" && got.ends_with(name)),
+            "{got} for {name}"
+        );
     }
     for line in &listing {
         let name = line.rsplitn(3, ' ').nth(2).unwrap();
-        assert!(!name.contains('/') && !name.contains('\\') && !name.starts_with('.'), "{name}");
+        assert!(
+            !name.contains('/') && !name.contains('\\') && !name.starts_with('.'),
+            "{name}"
+        );
     }
 }
 
@@ -143,34 +181,75 @@ async fn viewers_and_download_all_refuse_strangers_bad_indexes_and_fake_images()
     set_password(&instance, CAROL, "Tooth-Fairy-88").await;
     let carol = signed_in(&instance, CAROL, "Tooth-Fairy-88").await;
 
-    let status = async |http: &reqwest::Client, path: String| http.get(instance.url(&path)).send().await.unwrap().status();
+    let status =
+        async |http: &reqwest::Client, path: String| http.get(instance.url(&path)).send().await.unwrap().status();
     // Another practice's user: the same answer as a message that doesn't exist.
     for path in ["all.zip", "a/0/view", "a/0/raw", "a/0/thumb"] {
         assert_eq!(status(&carol, format!("{message}/{path}")).await, 404, "{path}");
     }
     // Indexes out of range or not numbers, a type without a viewer.
-    for path in ["a/3/view", "a/3/raw", "a/99999999999999999999/view", "a/-1/raw", "a/x/thumb", "a/1/view", "a/1/raw", "a/1/thumb"] {
+    for path in [
+        "a/3/view",
+        "a/3/raw",
+        "a/99999999999999999999/view",
+        "a/-1/raw",
+        "a/x/thumb",
+        "a/1/view",
+        "a/1/raw",
+        "a/1/thumb",
+    ] {
         assert_eq!(status(&ada, format!("{message}/{path}")).await, 404, "{path}");
     }
-    assert_eq!(status(&ada, "/m/0123456789abcdef0123456789abcdef/all.zip".to_owned()).await, 404);
+    assert_eq!(
+        status(&ada, "/m/0123456789abcdef0123456789abcdef/all.zip".to_owned()).await,
+        404
+    );
     // Signed out: sent to sign in.
-    let anonymous = browser().get(instance.url(&format!("{message}/all.zip"))).send().await.unwrap();
+    let anonymous = browser()
+        .get(instance.url(&format!("{message}/all.zip")))
+        .send()
+        .await
+        .unwrap();
     assert!(anonymous.url().path().starts_with("/signin"), "{}", anonymous.url());
 
     // The real PNG is served as one, sandboxed; the HTML named .png is bytes.
-    let png = ada.get(instance.url(&format!("{message}/a/0/raw"))).send().await.unwrap();
+    let png = ada
+        .get(instance.url(&format!("{message}/a/0/raw")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(png.headers()["content-type"], "image/png");
-    assert!(png.headers()["content-security-policy"].to_str().unwrap().contains("sandbox"));
+    assert!(
+        png.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("sandbox")
+    );
     assert_eq!(png.bytes().await.unwrap().to_vec(), fixture("radiograph.png"));
-    let fake = ada.get(instance.url(&format!("{message}/a/2/raw"))).send().await.unwrap();
+    let fake = ada
+        .get(instance.url(&format!("{message}/a/2/raw")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(fake.status(), 200);
     assert_eq!(fake.headers()["content-type"], "application/octet-stream");
     assert_eq!(fake.headers()["x-content-type-options"], "nosniff");
-    assert!(fake.headers()["content-security-policy"].to_str().unwrap().contains("sandbox"));
-    assert_eq!(status(&ada, format!("{message}/a/2/thumb")).await, 404, "no thumbnail of a non-image");
+    assert!(
+        fake.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("sandbox")
+    );
+    assert_eq!(
+        status(&ada, format!("{message}/a/2/thumb")).await,
+        404,
+        "no thumbnail of a non-image"
+    );
     let audit = instance.store().audit_log().recent_audit(50).await.unwrap();
     assert!(
-        audit.iter().any(|(_, action, object)| action == "attachment.view" && object.ends_with("/attachment:0")),
+        audit
+            .iter()
+            .any(|(_, action, object)| action == "attachment.view" && object.ends_with("/attachment:0")),
         "viewing is audited"
     );
 }

@@ -173,7 +173,10 @@ async fn bytes_for(
 pub async fn asset(Path(file): Path<String>) -> Response {
     let js = "text/javascript; charset=utf-8";
     let (kind, bytes): (&str, &'static [u8]) = match file.as_str() {
-        "viewers.css" => ("text/css; charset=utf-8", include_bytes!("../../static/viewers/viewers.css")),
+        "viewers.css" => (
+            "text/css; charset=utf-8",
+            include_bytes!("../../static/viewers/viewers.css"),
+        ),
         "panzoom.js" => (js, include_bytes!("../../static/viewers/panzoom.js")),
         "image.js" => (js, include_bytes!("../../static/viewers/image.js")),
         "tiff.js" => (js, include_bytes!("../../static/viewers/tiff.js")),

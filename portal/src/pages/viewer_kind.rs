@@ -55,7 +55,12 @@ pub(super) fn kind_of(name: &str, content_type: &str) -> Option<Kind> {
         _ => None,
     };
     by_name.or_else(|| {
-        let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        let essence = content_type
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
         match essence.as_str() {
             "image/jpeg" | "image/png" | "image/gif" | "image/bmp" | "image/x-ms-bmp" => Some(Kind::Image),
             "image/tiff" => Some(Kind::Tiff),

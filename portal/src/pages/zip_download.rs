@@ -68,7 +68,10 @@ pub async fn download_all(
         step: Step::Open(0),
     };
     let body = Body::from_stream(stream::unfold(archive, next_piece));
-    let disposition = format!("attachment; filename=\"message-{}.zip\"", &id.as_str()[..8.min(id.as_str().len())]);
+    let disposition = format!(
+        "attachment; filename=\"message-{}.zip\"",
+        &id.as_str()[..8.min(id.as_str().len())]
+    );
     let headers = [
         (header::CONTENT_TYPE, HeaderValue::from_static("application/zip")),
         (

@@ -152,7 +152,11 @@ impl ZipWriter {
             out.put_u32_le(capped(entry.size));
             out.put_u32_le(capped(entry.size));
             out.put_u16_le(u16::try_from(entry.name.len()).unwrap_or(u16::MAX));
-            out.put_u16_le(if zip64 { u16::try_from(extra.len() + 4).unwrap_or(0) } else { 0 });
+            out.put_u16_le(if zip64 {
+                u16::try_from(extra.len() + 4).unwrap_or(0)
+            } else {
+                0
+            });
             out.put_u16_le(0); // comment
             out.put_u16_le(0); // disk
             out.put_u16_le(0); // internal attributes
@@ -184,7 +188,7 @@ impl ZipWriter {
             out.put_u64_le(end64_at);
             out.put_u32_le(1);
         }
-        let count16 = u16::try_from(count).unwrap_or(u16::MAX).min(0xFFFF);
+        let count16 = u16::try_from(count).unwrap_or(u16::MAX);
         out.put_u32_le(END);
         out.put_u16_le(0);
         out.put_u16_le(0);
@@ -217,10 +221,7 @@ fn dos_date_time(unix_time: i64) -> (u16, u16) {
     }
     let time = (t.hour() << 11) | (t.minute() << 5) | (t.second() / 2);
     let date = ((u32::try_from(t.year()).unwrap_or(1980) - 1980) << 9) | (t.month() << 5) | t.day();
-    (
-        u16::try_from(time).unwrap_or(0),
-        u16::try_from(date).unwrap_or(0x21),
-    )
+    (u16::try_from(time).unwrap_or(0), u16::try_from(date).unwrap_or(0x21))
 }
 
 /// Archive paths for attachment names, in order: each a plain file name
@@ -265,7 +266,12 @@ fn safe_name(name: &str) -> Option<String> {
         return None;
     }
     let mut cleaned = truncate(cleaned, 150);
-    let stem = cleaned.split('.').next().unwrap_or_default().trim().to_ascii_uppercase();
+    let stem = cleaned
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_uppercase();
     let reserved = matches!(stem.as_str(), "CON" | "PRN" | "AUX" | "NUL")
         || (stem.len() == 4
             && (stem.starts_with("COM") || stem.starts_with("LPT"))
