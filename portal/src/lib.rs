@@ -115,6 +115,8 @@ pub(crate) fn all_routes() -> routes::Routes {
         .merge(pages::practice_retention::routes())
         .merge(pages::register::routes())
         .merge(pages::attachment::routes())
+        .merge(pages::zip_download::routes())
+        .merge(pages::viewer::routes())
         .merge(pages::roles::routes())
         .merge(pages::compose::routes())
         .merge(pages::sso::routes())

@@ -33,6 +33,10 @@ pub mod sso;
 pub mod two_step;
 pub mod upload_form;
 pub mod uploads;
+pub mod viewer;
+mod viewer_kind;
+pub mod zip_download;
+mod zip_writer;
 
 use askama::Template;
 use axum::http::{StatusCode, header};

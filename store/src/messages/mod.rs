@@ -3,11 +3,13 @@
 //! their relationships (`seal.rs`), who may see a message (`visibility.rs`),
 //! the inbox and sent lists, reading and downloading (`read.rs`), conversations
 //! and unread counts (`conversation.rs`), the sender's
-//! role choices (`roles.rs`), and the lifecycle: how long a message lives and
-//! its tombstone (`lifecycle.rs`), expiry and deletion destroy the data key,
+//! role choices (`roles.rs`), what "Download all" and the viewers read
+//! (`archive.rs`), and the lifecycle: how long a message lives and its
+//! tombstone (`lifecycle.rs`), expiry and deletion destroy the data key,
 //! crypto-shredding (`delete.rs`), and the sender's read receipts
 //! (`receipts.rs`).
 
+pub mod archive;
 pub mod conversation;
 mod delete;
 pub mod lifecycle;
