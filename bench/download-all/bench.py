@@ -77,6 +77,7 @@ class Bench(upload.Bench):
             SEALPOST_UPLOADS_MAX_MESSAGE_SIZE=f"{max(total * 2, 1000)}B",
             SEALPOST_PORTAL_CLIENT_TIMEOUT="900",
         )
+        self.cli("migrate")  # admin commands refuse a database that does not exist
         self.cli("practice", "add", "--name", "Smiles Dental", "--domain", "smiles.example")
         out = self.cli("user", "add", "--email", upload.EMAIL, "--name", "Dr Ada", "--role", "doctor",
                        "--practice", "smiles.example", "--paid")
