@@ -12,7 +12,7 @@ use mail_builder::mime::MimePart;
 use store::Store;
 use store::jobs::OutboundItem;
 
-use crate::deliver::DeliveryConfig;
+use crate::dkim::Dkim;
 use crate::mail::{Bounce, MailKind};
 
 /// At most this much of the original's header goes into the report.
@@ -29,9 +29,17 @@ pub enum Action {
     Delayed { until: i64 },
 }
 
+/// Who writes the reports: this server's name, its sending address and key.
+#[derive(Debug, Clone, Copy)]
+pub struct Reporter<'a> {
+    pub hostname: &'a str,
+    pub from_address: &'a str,
+    pub dkim: Option<&'a Dkim>,
+}
+
 /// Queues a DSN about `item` to its sender. Failing to, only logs: the
 /// delivery's own outcome is recorded either way.
-pub async fn queue(store: &Store, config: &DeliveryConfig, item: &OutboundItem, action: Action, error: &str) {
+pub async fn queue(store: &Store, config: Reporter<'_>, item: &OutboundItem, action: Action, error: &str) {
     if item.mail_from.is_empty() {
         return; // never a report about a report (RFC 3464 §2)
     }
@@ -50,7 +58,7 @@ pub async fn queue(store: &Store, config: &DeliveryConfig, item: &OutboundItem, 
     let Some(message) = report.write() else {
         return tracing::error!("cannot render a delivery status notification");
     };
-    let message = match config.dkim.as_deref() {
+    let message = match config.dkim {
         Some(dkim) => dkim.sign(&message),
         None => message,
     };
@@ -60,9 +68,9 @@ pub async fn queue(store: &Store, config: &DeliveryConfig, item: &OutboundItem, 
 }
 
 /// The header block of the queued message (up to the blank line), or nothing
-/// if it cannot be read.
+/// if it cannot be read. As queued: its sender wrote it, markers included.
 async fn original_header(store: &Store, item: &OutboundItem) -> Vec<u8> {
-    let Ok(mut body) = crate::deliver::body_stream(store, item).await else {
+    let Ok(mut body) = store.queue().outbound_body(item).await else {
         return Vec::new();
     };
     let mut header = Vec::new();

@@ -20,8 +20,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::drop::{DropArgs, Failure, LocalFile, Screen, local_file, upload_all};
 use super::drop_api::{Api, DropError};
+use super::drop_files::{DropArgs, Failure, LocalFile, Screen, local_file, upload_all};
 
 const STATE_FILE: &str = ".sealpost-drop-state.json";
 const POLL: Duration = Duration::from_millis(500);

@@ -6,6 +6,7 @@ pub(crate) mod backup;
 pub(crate) mod dkim;
 pub(crate) mod drop;
 pub(crate) mod drop_api;
+pub(crate) mod drop_files;
 pub(crate) mod drop_watch;
 pub(crate) mod keys;
 pub(crate) mod practice;

@@ -104,6 +104,17 @@ pub struct DeliveryConfig {
     pub retry: RetryPolicy,
 }
 
+impl DeliveryConfig {
+    /// Who signs and sends delivery status notifications.
+    fn reporter(&self) -> crate::dsn::Reporter<'_> {
+        crate::dsn::Reporter {
+            hostname: &self.hostname,
+            from_address: &self.from_address,
+            dkim: self.dkim.as_deref(),
+        }
+    }
+}
+
 /// Seconds to wait before attempt `attempts + 1`: 1 min, 2, 4 … at most 4 hours.
 fn backoff(attempts: i64) -> i64 {
     (60_i64 << attempts.clamp(0, 8)).min(4 * 3600)
@@ -186,19 +197,26 @@ pub async fn deliver_one(
                 && store.queue().claim_delay_notice(&item.id).await?
             {
                 let until = item.created_at + config.retry.give_up_after;
-                crate::dsn::queue(store, config, item, crate::dsn::Action::Delayed { until }, &error).await;
+                crate::dsn::queue(
+                    store,
+                    config.reporter(),
+                    item,
+                    crate::dsn::Action::Delayed { until },
+                    &error,
+                )
+                .await;
                 wakers.delivery.notify_one();
             }
             DeliveryOutcome::Retry { at, error }
         }
         Err(Failure::Temporary(error)) => {
             let error = format!("{error} (gave up after {} hours)", config.retry.give_up_after / 3600);
-            crate::dsn::queue(store, config, item, crate::dsn::Action::Expired, &error).await;
+            crate::dsn::queue(store, config.reporter(), item, crate::dsn::Action::Expired, &error).await;
             wakers.delivery.notify_one();
             DeliveryOutcome::Failed { error }
         }
         Err(Failure::Permanent(error)) => {
-            crate::dsn::queue(store, config, item, crate::dsn::Action::Failed, &error).await;
+            crate::dsn::queue(store, config.reporter(), item, crate::dsn::Action::Failed, &error).await;
             wakers.delivery.notify_one();
             DeliveryOutcome::Failed { error }
         }

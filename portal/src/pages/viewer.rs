@@ -105,7 +105,9 @@ pub async fn raw(
 }
 
 /// `GET /m/{id}/a/{index}/thumb`: an image attachment for the list's small
-/// picture; not found unless its bytes are an image the browser draws.
+/// picture. A file named as an image whose bytes are not one (damaged, or
+/// something else renamed) gets a plain file icon instead, never its bytes:
+/// the list shows no broken picture.
 pub async fn thumbnail(
     State(state): State<AppState>,
     Client(client): Client,
@@ -141,7 +143,7 @@ async fn bytes_for(
     };
     let image = sniff_image(&first);
     if why == AttachmentUse::Thumbnail && image.is_none() {
-        return Err(Error::NotFound);
+        return Ok(not_an_image());
     }
     let message = id.to_string();
     let rest: BoxStream<'static, store::Result<Bytes>> = data;
@@ -167,6 +169,25 @@ async fn bytes_for(
         (header::CACHE_CONTROL, HeaderValue::from_static("private, no-store")),
     ];
     Ok((headers, Body::from_stream(body)).into_response())
+}
+
+/// The icon a thumbnail shows for a file whose bytes are not an image: ours,
+/// static, with no script.
+const FILE_ICON: &str = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 48 48\" width=\"48\" height=\"48\">\
+<path d=\"M12 4h16l10 10v30H12z\" fill=\"#eef2f6\" stroke=\"#5b6b7b\" stroke-width=\"2\"/>\
+<path d=\"M28 4v10h10\" fill=\"none\" stroke=\"#5b6b7b\" stroke-width=\"2\"/></svg>";
+
+fn not_an_image() -> Response {
+    let headers = [
+        (header::CONTENT_TYPE, HeaderValue::from_static("image/svg+xml")),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; sandbox"),
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+        (header::CACHE_CONTROL, HeaderValue::from_static("private, no-store")),
+    ];
+    (headers, FILE_ICON).into_response()
 }
 
 /// `GET /static/viewers/{file}`: the viewers' scripts and styles.

@@ -4,7 +4,7 @@
 
 use sqlx::Row;
 
-use super::plans::Plan;
+use super::Plan;
 use super::{Period, Product};
 use crate::ids::UserId;
 use crate::rooms::Billing;

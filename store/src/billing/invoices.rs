@@ -4,8 +4,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::plans::Plan;
-use super::{Period, Product};
+use super::{Period, Plan, Product};
 use crate::accounts::User;
 use crate::ids::UserId;
 use crate::job_kind::{JobKind, add_job};

@@ -17,7 +17,7 @@ mod tests;
 use serde::Serialize;
 
 pub use invoices::Invoice;
-pub use plans::{Plan, PlanLine};
+pub use plans::PlanLine;
 
 use crate::Sealed;
 
@@ -204,4 +204,24 @@ impl ProviderSettings {
 pub struct BillingSettings {
     pub prices: Prices,
     pub provider: ProviderSettings,
+}
+
+/// One plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub id: i64,
+    /// Who the plan is for.
+    pub user_id: crate::ids::UserId,
+    /// Who pays for it.
+    pub payer_id: crate::ids::UserId,
+    pub product: Product,
+    pub period: Period,
+    pub amount_cents: i64,
+    pub currency: String,
+    pub status: PlanStatus,
+    pub provider: String,
+    /// The provider's subscription id (empty for the dev provider).
+    pub provider_ref: String,
+    /// When the paid period ends (Unix seconds).
+    pub period_end: i64,
 }

@@ -7,7 +7,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::invoices::add_invoice;
-use super::{Period, PlanStatus, Product};
+use super::{Period, Plan, PlanStatus, Product};
 use crate::accounts::{Role, User};
 use crate::audit::AuditEvent;
 use crate::ids::UserId;
@@ -19,26 +19,6 @@ const LIVE: &str = "status IN ('active', 'cancelled', 'past_due')";
 
 /// How long past its period end a Stripe plan waits for its renewal's webhook.
 const RENEWAL_GRACE: i64 = 3 * 86_400;
-
-/// One plan.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
-    pub id: i64,
-    /// Who the plan is for.
-    pub user_id: UserId,
-    /// Who pays for it.
-    pub payer_id: UserId,
-    pub product: Product,
-    pub period: Period,
-    pub amount_cents: i64,
-    pub currency: String,
-    pub status: PlanStatus,
-    pub provider: String,
-    /// The provider's subscription id (empty for the dev provider).
-    pub provider_ref: String,
-    /// When the paid period ends (Unix seconds).
-    pub period_end: i64,
-}
 
 /// A plan with the name and address of the person it is for, for lists.
 #[derive(Debug, Clone)]
