@@ -249,7 +249,10 @@ async fn viewers_and_download_all_refuse_strangers_bad_indexes_and_fake_images()
     assert_eq!(thumb.status(), 200);
     assert_eq!(thumb.headers()["content-type"], "image/svg+xml");
     let icon = thumb.bytes().await.unwrap().to_vec();
-    assert!(icon.starts_with(b"<svg") && !icon.windows(5).any(|w| w == b"<html"), "the file icon");
+    assert!(
+        icon.starts_with(b"<svg") && !icon.windows(5).any(|w| w == b"<html"),
+        "the file icon"
+    );
     let audit = instance.store().audit_log().recent_audit(50).await.unwrap();
     assert!(
         audit
