@@ -72,7 +72,8 @@ fn user_page(state: &AppState, viewer: &Viewer, managed: &ManagedUser) -> UserPa
         id: managed.user.id.0,
         name: managed.user.display_name().to_owned(),
         email: managed.user.email.clone(),
-        phone: managed.user.phone.clone(),
+        // Stored in E.164, shown as people write it at home.
+        phone: store::accounts::phone_number::display(&managed.user.phone, state.store.policy().default_phone_country),
         status: managed.registration.label(),
         invited: managed.registration == Registration::Invited,
         two_step_off: managed.two_step_off,
