@@ -72,6 +72,10 @@ pub(crate) async fn backup(config: &Config, dir: &Path, keys_to: Option<&Path>) 
     if dkim.exists() {
         copy_private(&dkim, &keys_dir.join("dkim.key"))?;
     }
+    let ed25519 = config.dkim.ed25519_key_path(&config.data_dir);
+    if ed25519.exists() {
+        copy_private(&ed25519, &keys_dir.join("dkim-ed25519.key"))?;
+    }
     let keks = store
         .maintenance()
         .kek_usage()
@@ -166,9 +170,18 @@ pub(crate) async fn restore(config: &Config, dir: &Path, keys_from: Option<&Path
     }
     println!("  database: restored");
     copy_private_dir(&keys, &config.data_dir.join("keys"))?;
+    // The DKIM keys were copied into keys/ with the keyring: each goes back
+    // where the configuration looks for it.
     std::fs::remove_file(config.data_dir.join("keys").join("dkim.key")).ok();
+    std::fs::remove_file(config.data_dir.join("keys").join("dkim-ed25519.key")).ok();
     if keys.join("dkim.key").is_file() {
         copy_private(&keys.join("dkim.key"), &config.dkim_key_path())?;
+    }
+    if keys.join("dkim-ed25519.key").is_file() {
+        copy_private(
+            &keys.join("dkim-ed25519.key"),
+            &config.dkim.ed25519_key_path(&config.data_dir),
+        )?;
     }
     println!("  keys:     restored");
     let blobs = restore_blobs(&dir.join("blobs"), &config.blobs_url()).await?;

@@ -264,6 +264,21 @@ async fn a_backup_of_a_running_server_restores_on_a_fresh_folder_and_the_old_mes
     let canary = canary();
     ada_sends(&instance, "bob@smiles.example", &canary, b"%PDF-1.4 old report", None).await;
     inbox(&instance, 1).await;
+    // Both DKIM keys (RSA and Ed25519) go with the backup and come back.
+    succeeded(&sealpost(&instance, &["dkim", "keygen"]));
+    let dkim_keys = |data_dir: &Path| -> Vec<(std::ffi::OsString, Vec<u8>)> {
+        let mut keys: Vec<_> = std::fs::read_dir(data_dir.join("dkim"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| (e.file_name(), std::fs::read(e.path()).unwrap()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        keys.sort();
+        keys
+    };
+    let dkim_before = dkim_keys(&instance.config.data_dir);
+    assert_eq!(dkim_before.len(), 2, "an RSA and an Ed25519 key");
     let elsewhere = tempfile::tempdir().unwrap();
     let backup = elsewhere.path().join("backup");
     let keys = elsewhere.path().join("keys-offline");
@@ -312,6 +327,7 @@ async fn a_backup_of_a_running_server_restores_on_a_fresh_folder_and_the_old_mes
         ],
     ));
     assert!(restored.contains("The audit log verifies"), "{restored}");
+    assert_eq!(dkim_keys(&data_dir), dkim_before, "both DKIM keys are restored");
     let over = sealpost_on(
         &data_dir,
         &url,
