@@ -269,9 +269,12 @@ pub fn link_in(mail: &[u8], prefix: &str) -> String {
     text[start..].split_whitespace().next().unwrap().to_owned()
 }
 
-/// An HTTPS client with a cookie jar that trusts the dev certificate.
+/// An HTTPS client with a cookie jar that trusts the dev certificate. HTTP/1.1,
+/// so a request cut mid-body is a cut connection, as a dropped Wi-Fi is (the
+/// portal's HTTP/2 is exercised by the Chromium flows).
 pub fn browser() -> reqwest::Client {
     reqwest::Client::builder()
+        .http1_only()
         .cookie_store(true)
         .danger_accept_invalid_certs(true)
         .build()
