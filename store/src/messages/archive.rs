@@ -15,6 +15,8 @@ use crate::{Error, Mail, Result};
 /// Why an attachment is read, as the audit log records it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttachmentUse {
+    /// Saved by the reader, alone or in "Download all" (`attachment.download`).
+    Download,
     /// Shown in the page by a viewer (`attachment.view`).
     View,
     /// A small picture in the attachment list (`attachment.thumbnail`).
@@ -24,6 +26,7 @@ pub enum AttachmentUse {
 impl AttachmentUse {
     fn action(self) -> &'static str {
         match self {
+            Self::Download => "attachment.download",
             Self::View => "attachment.view",
             Self::Thumbnail => "attachment.thumbnail",
         }

@@ -169,27 +169,8 @@ impl Mail<'_> {
         index: usize,
         client: &str,
     ) -> Result<(AttachmentMeta, BoxStream<'static, Result<Bytes>>)> {
-        let (row, _) = self.authorized(user, id).await?;
-        let key = self.keys.unwrap(&row.key)?;
-        let bytes = self
-            .blobs
-            .read_all(&crate::layout::MessageBlob::Meta.key(id), &key, ingest::BLOB_META)
-            .await?;
-        let meta: SealedMeta = serde_json::from_slice(&bytes).map_err(|_| Error::Crypto)?;
-        let attachment = meta.attachments.get(index).cloned().ok_or(Error::NotFound)?;
-        let blob_no = ingest::BLOB_FIRST_PART + u32::try_from(index).map_err(|_| Error::NotFound)?;
-        let stream = self
-            .blobs
-            .open(&crate::layout::MessageBlob::Part(index).key(id), &key, blob_no)
-            .await?;
-        self.audit(AuditEvent {
-            actor: &format!("user:{}", user.id),
-            action: "attachment.download",
-            object: &format!("message:{id}/attachment:{index}"),
-            client,
-        })
-        .await?;
-        Ok((attachment, stream))
+        self.open_attachment_for(user, id, index, client, super::archive::AttachmentUse::Download)
+            .await
     }
     pub(crate) async fn message_meta_unchecked(&self, id: &MessageId) -> Result<SealedMeta> {
         let row = self.message_row(id).await?;
