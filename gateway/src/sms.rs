@@ -126,7 +126,7 @@ pub async fn run_sms(store: Arc<Store>, provider: Arc<dyn SmsProvider>) {
 /// One pass over the queued texts and calls; a store error is returned after it.
 async fn send_pending(store: &Store, provider: &dyn SmsProvider) -> Result<(), store::Error> {
     let mut failed = None;
-    for job in store.queue().pending_sms(20).await? {
+    for job in store.queue().claim_sms(20).await? {
         let result = provider.send(job.message.expose()).await;
         telemetry::metrics().sms(result.is_ok());
         if let Err(error) = &result {

@@ -16,8 +16,8 @@ pub struct Server {
     /// Seconds a claimed mail job stays with the node that claimed it: if the
     /// node dies, another takes the job over after this long.
     pub job_lease: i64,
-    /// Seconds a claimed delivery stays with the node that claimed it (longer
-    /// than sending the largest message may take).
+    /// Seconds a claimed delivery stays with the node that claimed it after its
+    /// last renewal (a delivery still sending renews it every third of this).
     pub delivery_lease: i64,
 }
 

@@ -16,10 +16,15 @@
 //! holds the file (`node`): only that node seals or sends them. Mail jobs and
 //! mails kept in their queue row are anyone's: a dead node's are taken over once
 //! their lease lapses.
+//!
+//! Work that outlasts its lease (a large message to a slow server, a seal of a
+//! 2 GB attachment) keeps its claim by renewing it while it runs
+//! ([`Queue::renewing`]): the lease only lapses when the worker is gone.
 //! Also here: the backlog the SMTP listener compares with its limit before it
 //! takes new mail.
 
 use std::path::Path;
+use std::time::Duration;
 
 use sqlx::Row;
 
@@ -47,7 +52,103 @@ pub(crate) fn node_id(data_dir: &Path) -> Result<String> {
     }
 }
 
+/// Work this node holds under a lease, which [`Queue::renewing`] keeps current.
+#[derive(Debug, Clone, Copy)]
+pub enum Claim<'a> {
+    /// A delivery from [`Queue::due_outbound`] (`outbound.claimed_until`,
+    /// `server.delivery_lease`).
+    Delivery(&'a str),
+    /// A mail job from [`Queue::claim_jobs`] (`mail_jobs.claimed_until`,
+    /// `server.job_lease`).
+    Job(i64),
+    /// A sealing attempt from [`Queue::begin_seal_attempt`]: the spool row's
+    /// `next_attempt_at`, which keeps the message from being due again while
+    /// the attempt runs ([`crate::spool::seal_retry_delay`] of a first attempt).
+    Seal(&'a crate::ids::MessageId),
+}
+
 impl Queue<'_> {
+    /// Seconds a claim of this kind lasts from its last renewal.
+    fn lease(&self, claim: Claim<'_>) -> i64 {
+        match claim {
+            Claim::Delivery(_) => self.policy.delivery_lease,
+            Claim::Job(_) => self.policy.job_lease,
+            Claim::Seal(_) => crate::spool::seal_retry_delay(1),
+        }
+    }
+
+    /// Extends a claim this node still holds to a full lease from now; `false`
+    /// if it holds it no more (the work ended, or the lease lapsed and another
+    /// node took it: that node's claim is left alone).
+    pub async fn renew_claim(&self, claim: Claim<'_>) -> Result<bool> {
+        let until = self.now() + self.lease(claim);
+        let node = self.node.as_str();
+        let renewed = match claim {
+            Claim::Delivery(id) => sqlx::query(
+                "UPDATE outbound SET claimed_until = $2
+                 WHERE id = $1 AND claimed_by = $3 AND claimed_until > 0 AND state = $4",
+            )
+            .bind(id)
+            .bind(until)
+            .bind(node)
+            .bind(crate::states::OutboundState::Queued.as_str()),
+            Claim::Job(id) => sqlx::query(
+                "UPDATE mail_jobs SET claimed_until = $2
+                 WHERE id = $1 AND claimed_by = $3 AND claimed_until > 0 AND done_at IS NULL",
+            )
+            .bind(id)
+            .bind(until)
+            .bind(node),
+            // Only ever later: a retry's longer wait stays.
+            Claim::Seal(id) => sqlx::query(
+                "UPDATE spool SET next_attempt_at = CASE WHEN next_attempt_at < $2 THEN $2 ELSE next_attempt_at END
+                 WHERE id = $1 AND node = $3 AND quarantined_at IS NULL",
+            )
+            .bind(id.as_str())
+            .bind(until)
+            .bind(node),
+        }
+        .execute(&self.db)
+        .await?;
+        Ok(renewed.rows_affected() > 0)
+    }
+
+    /// Runs `work` while renewing `claim` every third of its lease, so work
+    /// that takes longer than the lease is not taken over by another worker or
+    /// node. A renewal that finds the claim gone, or the database out of reach,
+    /// is logged (no PHI: the claim names a row id) and `work` goes on.
+    pub async fn renewing<F: Future>(&self, claim: Claim<'_>, work: F) -> F::Output {
+        let every = u64::try_from(self.lease(claim) / 3).unwrap_or(0).max(1);
+        self.renewing_every(claim, Duration::from_secs(every), work).await
+    }
+
+    /// [`Queue::renewing`] with a given interval (tests use a short one).
+    pub(crate) async fn renewing_every<F: Future>(&self, claim: Claim<'_>, every: Duration, work: F) -> F::Output {
+        let renew = async {
+            let mut lost = false;
+            loop {
+                tokio::time::sleep(every).await;
+                match self.renew_claim(claim).await {
+                    Ok(true) => lost = false,
+                    Ok(false) if !lost => {
+                        lost = true;
+                        tracing::warn!(
+                            ?claim,
+                            "a claim lapsed while its work ran; another worker may have taken it"
+                        );
+                    }
+                    Ok(false) => {}
+                    Err(error) => tracing::warn!(?claim, %error, "cannot renew a claim; will try again"),
+                }
+            }
+        };
+        let (work, renew) = (std::pin::pin!(work), std::pin::pin!(renew));
+        match futures::future::select(work, renew).await {
+            futures::future::Either::Left((output, _)) => output,
+            futures::future::Either::Right(((), _)) => unreachable!("renewal runs until the work ends"),
+        }
+    }
+
     /// Claims up to `limit` mail jobs not yet done, oldest first, for the
     /// caller alone. A job that can never be composed is set aside
     /// ([`Queue::park_job`]) instead of returned. End each with
@@ -109,17 +210,22 @@ impl Queue<'_> {
         Ok(())
     }
 
-    /// Work waiting now: secure messages not yet sealed (quarantined ones
-    /// aside), mail jobs not yet composed, and deliveries due. The SMTP
-    /// listener refuses new mail with a 4xx while this is past its limit.
+    /// Work waiting now that this node could do: secure messages in its own
+    /// spool not yet sealed (quarantined ones aside), mail jobs not yet
+    /// composed (anyone's), and deliveries due that it may send (kept in their
+    /// row, or read from its own spool). The SMTP listener refuses new mail
+    /// with a 4xx while this is past its limit (`smtp.max_queue_depth`): a
+    /// node whose own spool is deep stops taking mail, the others go on.
     pub async fn backlog(&self) -> Result<i64> {
         let row = sqlx::query(
-            "SELECT (SELECT COUNT(*) FROM spool WHERE quarantined_at IS NULL)
+            "SELECT (SELECT COUNT(*) FROM spool WHERE quarantined_at IS NULL AND node = $3)
                   + (SELECT COUNT(*) FROM mail_jobs WHERE done_at IS NULL)
-                  + (SELECT COUNT(*) FROM outbound WHERE state = $1 AND next_attempt_at <= $2) AS n",
+                  + (SELECT COUNT(*) FROM outbound WHERE state = $1 AND next_attempt_at <= $2
+                       AND (blob = '' OR node = $3)) AS n",
         )
         .bind(crate::states::OutboundState::Queued.as_str())
         .bind(self.now())
+        .bind(self.node.as_str())
         .fetch_one(&self.db)
         .await?;
         Ok(row.try_get("n")?)

@@ -11,7 +11,7 @@
 //! | `store.mail()` ([`Mail`]) | `messages`, `mailbox`, `threads`, `contacts`, `address_book`, `visible`, `ingest/`, `outgoing/` | `inbox`, `open_message`, `seal_spooled`, `mailbox_sync`, `send_draft`, `suggest_addresses` |
 //! | `store.accounts()` ([`Accounts`]) | `accounts/{mod,manage,registration,relay_sources}.rs` | `user`, `add_practice`, `register`, `relay_sources` |
 //! | `store.auth()` ([`Auth`]) | the other files of `accounts/` (sign-in, two-step, passkeys, devices, app passwords, SAML, tokens, lockout) | `begin_sign_in`, `session_user`, `verify_totp` |
-//! | `store.queue()` ([`Queue`]) | `spool`, `spool_file`, `jobs`, `claims`, `outcomes`, `accounts/sms.rs` | `accept_secure`, `claim_jobs`, `due_outbound`, `pending_sms` |
+//! | `store.queue()` ([`Queue`]) | `spool`, `spool_file`, `jobs`, `claims`, `outcomes`, `accounts/sms.rs` | `accept_secure`, `claim_jobs`, `due_outbound`, `claim_sms` |
 //! | `store.uploads()` ([`Uploads`]) | `uploads` | `create`, `append`, `open` (files staged for an outgoing message) |
 //! | `store.audit_log()` ([`AuditLog`]) | `audit` (reading; writing is [`Store::audit`]) | `verify_audit`, `recent_audit` |
 //!

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use store::Store;
+use store::claims::Claim;
 use store::jobs::{DeliveryOutcome, OutboundItem};
 use tokio::io::AsyncWriteExt;
 
@@ -183,11 +184,15 @@ pub async fn deliver_one(
     wakers: &Wakers,
     item: &OutboundItem,
 ) -> Result<(), store::Error> {
-    let result = match &config.route {
-        Route::Outbox(dir) => to_outbox(store, dir, item).await,
-        Route::Smarthost(host) => to_smarthost(store, &config.pool, host, &config.hostname, item).await,
-        Route::Mx(mx) => to_mx(store, &config.pool, mx, &config.hostname, item).await,
+    // A delivery that outlasts its lease keeps its claim (`store/src/claims.rs`).
+    let send = async {
+        match &config.route {
+            Route::Outbox(dir) => to_outbox(store, dir, item).await,
+            Route::Smarthost(host) => to_smarthost(store, &config.pool, host, &config.hostname, item).await,
+            Route::Mx(mx) => to_mx(store, &config.pool, mx, &config.hostname, item).await,
+        }
     };
+    let result = store.queue().renewing(Claim::Delivery(&item.id), send).await;
     let age = store.now() - item.created_at;
     let outcome = match result {
         Ok(()) => DeliveryOutcome::Delivered,

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::FutureExt as _;
+use store::claims::Claim;
 use store::ids::MessageId;
 use store::spool::{MAX_SEAL_ATTEMPTS, Quarantined, SealAttempt};
 use store::{Error, Store};
@@ -88,7 +89,10 @@ async fn seal_one(store: &Store, wakers: &Wakers, config: &NotifyConfig, id: &Me
         Err(Error::NotFound) => return Ok(()), // sealed, set aside or taken meanwhile
         Err(error) => return Err(error),
     };
-    let outcome = AssertUnwindSafe(store.mail().seal_spooled(id)).catch_unwind().await;
+    // A seal that outlasts the attempt's wait keeps it (`store/src/claims.rs`).
+    let (queue, mail) = (store.queue(), store.mail());
+    let seal = queue.renewing(Claim::Seal(id), mail.seal_spooled(id));
+    let outcome = AssertUnwindSafe(seal).catch_unwind().await;
     let failure = match outcome {
         Ok(Ok(())) => {
             tracing::info!(%id, "message sealed");

@@ -13,6 +13,10 @@ use crate::{Error, Queue, Result, Sealed};
 /// Sending attempts before a text is given up (a code lasts 10 minutes anyway).
 const MAX_ATTEMPTS: i64 = 5;
 
+/// Seconds a claimed text stays with its sender: the HTTP provider gives up
+/// after 20 seconds, so only a dead worker's claim lapses.
+pub const SMS_LEASE: i64 = 60;
+
 /// One text message or voice call to make.
 #[derive(Debug, Clone)]
 pub struct SmsJob {
@@ -55,15 +59,41 @@ impl Queue<'_> {
         Ok(())
     }
 
-    /// Texts and calls due now, oldest first.
+    /// Texts and calls not yet sent nor given up, oldest first, whether due,
+    /// waiting to be retried or being sent (for status and tests; the sender
+    /// uses [`Queue::claim_sms`]).
     pub async fn pending_sms(&self, limit: i64) -> Result<Vec<SmsJob>> {
+        let rows = sqlx::query("SELECT id, sealed, attempts FROM sms_jobs WHERE done_at IS NULL ORDER BY id LIMIT $1")
+            .bind(limit)
+            .fetch_all(&self.db)
+            .await?;
+        self.sms_jobs(&rows)
+    }
+
+    /// Claims up to `limit` texts and calls due now, oldest first, for the
+    /// caller alone: one conditional `UPDATE` moves each one's `next_at` a
+    /// lease ([`SMS_LEASE`]) ahead, so another worker or node sees it due
+    /// again only if this one dies before [`Queue::sms_done`]. Two nodes never
+    /// send the same code twice in normal operation.
+    pub async fn claim_sms(&self, limit: i64) -> Result<Vec<SmsJob>> {
+        let now = self.now();
         let rows = sqlx::query(
-            "SELECT id, sealed, attempts FROM sms_jobs WHERE done_at IS NULL AND next_at <= $1 ORDER BY id LIMIT $2",
+            "UPDATE sms_jobs SET next_at = $3
+             WHERE id IN (SELECT id FROM sms_jobs WHERE done_at IS NULL AND next_at <= $1 ORDER BY id LIMIT $2)
+               AND done_at IS NULL AND next_at <= $1
+             RETURNING id, sealed, attempts",
         )
-        .bind(self.now())
+        .bind(now)
         .bind(limit)
+        .bind(now + SMS_LEASE)
         .fetch_all(&self.db)
         .await?;
+        let mut jobs = self.sms_jobs(&rows)?;
+        jobs.sort_by_key(|job| job.id);
+        Ok(jobs)
+    }
+
+    fn sms_jobs(&self, rows: &[sqlx::any::AnyRow]) -> Result<Vec<SmsJob>> {
         rows.iter()
             .map(|row| {
                 let plain = self.open_value(&row.try_get::<Vec<u8>, _>("sealed")?)?;
