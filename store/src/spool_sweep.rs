@@ -185,6 +185,39 @@ impl Queue<'_> {
     }
 }
 
+impl Queue<'_> {
+    /// The cheap, incremental blob pass: the blobs of messages whose key went
+    /// at or after `since` (store clock; a shred's blob delete cut short by a
+    /// crash or an object-store error), found from the database instead of by
+    /// listing the whole store, each message's prefix listed alone. Returns how
+    /// many messages still had blobs, and the `since` of the next pass (a
+    /// minute before now, so a shred committing meanwhile is seen again).
+    /// The full listing ([`Queue::sweep_message_blobs`]) then only needs to run
+    /// rarely: it is what finds the blobs of a seal that never committed.
+    pub async fn sweep_shredded_blobs(&self, since: i64) -> Result<(usize, i64)> {
+        let next = self.now() - 60;
+        let rows = sqlx::query("SELECT id FROM messages WHERE wrapped_key IS NULL AND ended_at >= $1")
+            .bind(since)
+            .fetch_all(&self.db)
+            .await?;
+        let mut removed = 0;
+        for row in &rows {
+            let Some(id) = MessageId::parse(&row.try_get::<String, _>("id")?) else {
+                continue;
+            };
+            let prefix = object_store::path::Path::from(crate::layout::message_prefix(&id));
+            let mut listing = self.blobs.objects().list(Some(&prefix));
+            let mut found = false;
+            while let Some(meta) = futures::StreamExt::next(&mut listing).await {
+                self.blobs.delete(meta?.location.as_ref()).await?;
+                found = true;
+            }
+            removed += usize::from(found);
+        }
+        Ok((removed, next))
+    }
+}
+
 #[cfg(test)]
 #[path = "spool_sweep_tests.rs"]
 mod tests;

@@ -115,3 +115,54 @@ async fn a_queue_file_stays_while_a_delivery_reads_it_and_goes_after() {
     );
     assert!(!path.exists());
 }
+
+/// The hourly pass finds a shred's leftover blobs from the database (messages
+/// whose key went since the last pass), without listing the whole store: a
+/// live message's blobs and an older shred's stay out of its sight.
+#[tokio::test]
+async fn the_incremental_pass_takes_the_blobs_of_messages_shredded_since_the_last() {
+    let (dir, store, clock) = store().await;
+    let sender = sender(&store).await;
+    sqlx::query("INSERT INTO practices (id, name, domain, created_at) VALUES (1, 'P', 'p.example', 0)")
+        .execute(&store.db)
+        .await
+        .unwrap();
+    let message = |ended: Option<i64>| {
+        let store = std::sync::Arc::clone(&store);
+        async move {
+            let id = MessageId::generate();
+            sqlx::query(
+                "INSERT INTO messages (id, sender_id, practice_id, kek_id, wrapped_key, size, attachment_count, state, created_at, expires_at, ended_at)
+                 VALUES ($1, $2, 1, 'k', $3, 10, 0, $4, 0, $5, $6)",
+            )
+            .bind(id.as_str())
+            .bind(sender.0)
+            .bind(ended.is_none().then(|| vec![1u8; 8]))
+            .bind(if ended.is_some() { "expired" } else { "sealed" })
+            .bind(store.now() + 86_400)
+            .bind(ended)
+            .execute(&store.db)
+            .await
+            .unwrap();
+            message_blob(&store, &id).await;
+            id
+        }
+    };
+    let meta = |id: &MessageId| dir.path().join(format!("blobs/messages/{id}/meta"));
+    let since = store.now();
+    let old = message(Some(since - 3600)).await; // before the watermark: the full pass's
+    let live = message(None).await;
+    clock.advance(100);
+    let cut_short = message(Some(store.now())).await; // shredded, its blob delete never ran
+
+    let (removed, next) = store.queue().sweep_shredded_blobs(since).await.unwrap();
+    assert_eq!(removed, 1);
+    assert!(!meta(&cut_short).exists());
+    assert!(meta(&live).exists(), "a message with its key keeps its blobs");
+    assert!(meta(&old).exists(), "older than the watermark: not looked at");
+    assert!(next < store.now() && next > since, "the next pass starts about now");
+    assert_eq!(store.queue().sweep_shredded_blobs(next).await.unwrap().0, 0);
+    // The full pass still finds the old one.
+    assert_eq!(store.queue().sweep_message_blobs(Duration::ZERO).await.unwrap(), 1);
+    assert!(!meta(&old).exists());
+}
