@@ -2,7 +2,8 @@
 # Large-message benchmark: see README.md beside this file.
 #   bench/large-message/run.sh [--size-mb N] [--no-nginx] [--strict-rss] [--smoke]
 # --smoke: a debug build and a 1 MB attachment, every check, no timing (CI runs this).
-# Env: BENCH_TIMEOUT (seconds, default 1200), SKIP_BUILD=1, KEEP_WORKDIR=1,
+# Env: BENCH_TIMEOUT (seconds, default 1200), SKIP_BUILD=1, BENCH_BINARY (a sealpost
+#      binary to use instead of building), KEEP_WORKDIR=1,
 #      TMPDIR (where the temp dir goes; needs ~4.5x the attachment size free).
 set -euo pipefail
 
@@ -26,15 +27,19 @@ smoke=0
 for arg in "$@"; do [ "$arg" = --smoke ] && smoke=1; done
 profile=release
 [ "$smoke" = 1 ] && profile=debug
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-    echo "building sealpost ($profile); may wait for the cargo lock…"
-    if [ "$profile" = release ]; then
-        cargo build --release --bin sealpost
-    else
-        cargo build --bin sealpost
+if [ -n "${BENCH_BINARY:-}" ]; then
+    bin="$BENCH_BINARY"
+else
+    if [ "${SKIP_BUILD:-0}" != 1 ]; then
+        echo "building sealpost ($profile); may wait for the cargo lock…"
+        if [ "$profile" = release ]; then
+            cargo build --release --bin sealpost
+        else
+            cargo build --bin sealpost
+        fi
     fi
+    bin="$root/target/$profile/sealpost"
 fi
-bin="$root/target/$profile/sealpost"
 [ -x "$bin" ] || { echo "no $bin" >&2; exit 2; }
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/sealpost-bench.XXXXXX")"

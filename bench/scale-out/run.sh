@@ -6,7 +6,7 @@
 # moto S3 server on loopback instead of local files.
 # --smoke: a debug build and a 1 MB attachment, every check, no timing (CI runs this).
 # Env: MOTO_SERVER (default /opt/moto-venv/bin/moto_server, else moto_server on PATH),
-#      and what bench/large-message/run.sh takes (BENCH_TIMEOUT, SKIP_BUILD, TMPDIR).
+#      and what bench/large-message/run.sh takes (BENCH_TIMEOUT, SKIP_BUILD, BENCH_BINARY, TMPDIR).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
