@@ -419,6 +419,8 @@ class Bench:
             SEALPOST_PORTAL_LISTEN=f"127.0.0.1:{self.portal_port}",
             SEALPOST_SMTP_MAX_MESSAGE_SIZE=f"{max(700, int(a.size_mb * 1.45) + 10)}MB",
             SEALPOST_SMTP_DATA_TIMEOUT="600",
+            # Attachments per message are capped apart (300 MB by default): lift it too.
+            SEALPOST_UPLOADS_MAX_MESSAGE_SIZE=f"{max(700, int(a.size_mb * 1.1) + 10)}MB",
             # Free ports for IMAP too: the defaults (1143, 1993) may be taken.
             SEALPOST_IMAP_LISTEN=f"127.0.0.1:{free_port()}",
             SEALPOST_IMAP_TLS_LISTEN=f"127.0.0.1:{free_port()}",
