@@ -37,6 +37,30 @@ pub mod result {
     pub const DNSSEC_INVALID: &str = "dnssec-invalid";
 }
 
+/// The RFC 8460 result type of a failed delivery session (its error text),
+/// when it failed over TLS; `dane`: the host had TLSA records. A refused
+/// connection or a `4xx` is no TLS outcome: `None`.
+#[must_use]
+pub fn result_of(text: &str, dane: bool) -> Option<&'static str> {
+    if text.contains("does not offer STARTTLS") {
+        return Some(result::STARTTLS_NOT_SUPPORTED);
+    }
+    if !text.contains("TLS handshake") {
+        return None;
+    }
+    Some(if dane {
+        result::TLSA_INVALID
+    } else if text.contains("NotValidForName") {
+        result::CERTIFICATE_HOST_MISMATCH
+    } else if text.contains("Expired") {
+        result::CERTIFICATE_EXPIRED
+    } else if text.contains("UnknownIssuer") {
+        result::CERTIFICATE_NOT_TRUSTED
+    } else {
+        result::VALIDATION_FAILURE
+    })
+}
+
 /// `YYYY-MM-DDTHH:MM:SSZ` for Unix seconds (RFC 3339, UTC).
 fn rfc3339(seconds: i64) -> String {
     let (year, month, day) = store::clock::civil_from_days(seconds.div_euclid(86_400));

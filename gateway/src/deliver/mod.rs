@@ -21,6 +21,7 @@ use crate::Wakers;
 use crate::strip::MarkerStripper;
 
 mod dane;
+mod dnssec;
 mod mta_sts;
 mod mx;
 mod pool;

@@ -20,13 +20,13 @@ use std::sync::Arc;
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{ConnectionConfig, LookupIpStrategy, NameServerConfig, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::proto::dnssec::Proof;
 use hickory_resolver::proto::rr::RData;
 use rustls_pki_types::CertificateDer;
 
 use store::tls_sessions::TlsSession;
 
 use super::dane::{DaneVerifier, Tlsa};
+use super::dnssec::{Proven, proven};
 use super::mta_sts::{Mode, MtaSts, Policy};
 use super::{Body, Failure, Pool, Smarthost, SmarthostTls};
 use crate::tlsrpt::result;
@@ -417,7 +417,7 @@ impl Mx {
                 Err(Failure::Permanent(error)) => return Err(Failure::Permanent(error)),
                 Err(failure) => {
                     if let Failure::Temporary(text) = &failure
-                        && let Some(kind) = tls_result(text, dane_host)
+                        && let Some(kind) = crate::tlsrpt::result_of(text, dane_host)
                     {
                         self.note(sessions, domain, in_force.clone(), &host, Some(kind));
                     }
@@ -448,75 +448,5 @@ impl Mx {
             mx_host: failure.map_or_else(String::new, |_| host.trim_end_matches('.').to_ascii_lowercase()),
             result_type: failure.unwrap_or_default().to_owned(),
         });
-    }
-}
-
-/// The RFC 8460 result type of a failed session, when it failed over TLS
-/// (a refused connection or a `4xx` is no TLS outcome).
-fn tls_result(text: &str, dane: bool) -> Option<&'static str> {
-    if text.contains("does not offer STARTTLS") {
-        return Some(result::STARTTLS_NOT_SUPPORTED);
-    }
-    if !text.contains("TLS handshake") {
-        return None;
-    }
-    Some(if dane {
-        result::TLSA_INVALID
-    } else if text.contains("NotValidForName") {
-        result::CERTIFICATE_HOST_MISMATCH
-    } else if text.contains("Expired") {
-        result::CERTIFICATE_EXPIRED
-    } else if text.contains("UnknownIssuer") {
-        result::CERTIFICATE_NOT_TRUSTED
-    } else {
-        result::VALIDATION_FAILURE
-    })
-}
-
-/// What DNSSEC proved of an answer's records, taken together.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Proven {
-    /// Every record is secure.
-    Secure,
-    /// Proven unsigned (an insecure zone), or no records.
-    Insecure,
-    /// A record is bogus, or could not be decided under the trust anchor.
-    Failed,
-}
-
-fn proven(proofs: impl Iterator<Item = Proof>) -> Proven {
-    let mut all = Proven::Insecure;
-    let mut first = true;
-    for proof in proofs {
-        if proof.is_bogus() || proof.is_indeterminate() {
-            return Proven::Failed;
-        }
-        if first {
-            all = if proof.is_secure() {
-                Proven::Secure
-            } else {
-                Proven::Insecure
-            };
-            first = false;
-        } else if !proof.is_secure() {
-            all = Proven::Insecure;
-        }
-    }
-    all
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{Proof, Proven, proven};
-
-    #[test]
-    fn an_answer_is_secure_only_when_every_record_is() {
-        use Proof::{Bogus, Indeterminate, Insecure, Secure};
-        assert_eq!(proven([Secure, Secure].into_iter()), Proven::Secure);
-        assert_eq!(proven([Secure, Insecure].into_iter()), Proven::Insecure);
-        assert_eq!(proven([Insecure].into_iter()), Proven::Insecure);
-        assert_eq!(proven([].into_iter()), Proven::Insecure);
-        assert_eq!(proven([Secure, Bogus].into_iter()), Proven::Failed);
-        assert_eq!(proven([Indeterminate].into_iter()), Proven::Failed);
     }
 }

@@ -98,8 +98,9 @@ fn the_mail_carries_the_gzipped_report_and_is_signed() {
     );
     assert!(text.contains("TLS-Report-Domain: partner.example"), "{text}");
     assert!(text.contains("TLS-Report-Submitter: mail.gateway.example"), "{text}");
+    // As RFC 8460 §5.3 writes it (folded, not RFC 2047-encoded).
     assert!(
-        text.contains(
+        text.replace("\r\n ", " ").contains(
             "Subject: Report Domain: partner.example Submitter: mail.gateway.example Report-ID: <2026-12-01.1>"
         ),
         "{text}"
@@ -133,4 +134,24 @@ fn rua_gives_the_mailto_addresses() {
     assert_eq!(mailto_rua("v=TLSRPTv1;rua=https://r.example/x"), Some(Vec::new()));
     assert_eq!(mailto_rua("v=spf1 -all"), None);
     assert_eq!(mailto_rua("v=TLSRPTv1; rua=mailto:not an address"), Some(Vec::new()));
+}
+
+#[test]
+fn only_tls_failures_get_a_result_type() {
+    let handshake = "smarthost TLS handshake: invalid peer certificate: NotValidForName";
+    assert_eq!(result_of(handshake, false), Some(result::CERTIFICATE_HOST_MISMATCH));
+    assert_eq!(result_of(handshake, true), Some(result::TLSA_INVALID));
+    assert_eq!(
+        result_of(
+            "smarthost TLS handshake: invalid peer certificate: UnknownIssuer",
+            false
+        ),
+        Some(result::CERTIFICATE_NOT_TRUSTED)
+    );
+    assert_eq!(
+        result_of("smarthost does not offer STARTTLS, which is required", false),
+        Some(result::STARTTLS_NOT_SUPPORTED)
+    );
+    assert_eq!(result_of("smarthost: 451 4.3.0 try later", false), None);
+    assert_eq!(result_of("cannot connect to smarthost: refused", true), None);
 }
