@@ -326,20 +326,14 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
         Some(tokio_rustls::TlsAcceptor::from(smtp_tls)),
         wakers.clone(),
     );
-    let dkim = gateway::dkim::Dkim::load(&config.dkim_key_path(), &config.dkim.domain, &config.dkim.selector)
-        .and_then(|dkim| {
-            let ed25519 = config.dkim.ed25519_key_path(&config.data_dir);
-            dkim.map(|dkim| dkim.with_ed25519(&ed25519, &config.dkim.ed25519_selector))
-                .transpose()
-        })
-        .map_err(anyhow::Error::msg)?
-        .map(Arc::new);
+    let dkim = dkim_signers(config)?;
     let notify = NotifyConfig {
         public_url: config.public_url.clone(),
         from_address: config.outbound.from_address.clone(),
         subject_template: config.outbound.notification_subject.clone(),
         dkim: dkim.clone(),
         reply_to: config.outbound.reply_to(),
+        practice_from: config.outbound.practice_from(),
     };
     let delivery = DeliveryConfig {
         route: route(config)?,
@@ -348,6 +342,7 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
         dkim: dkim.clone(),
         pool: gateway::deliver::Pool::new(config.outbound.pool_settings()),
         retry: config.outbound.retry_policy(),
+        rates: config.outbound.rate_limits(),
     };
     let router = portal::router(
         Arc::clone(&store),
@@ -444,11 +439,40 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
     Ok(Running {
         store,
         addresses,
-        dkim_signing: dkim.is_some(),
+        dkim_signing: dkim.as_ref().is_some_and(|dkim| dkim.default_domain().is_some()),
         wakers,
         certificates,
         admin,
         tasks,
         trigger: Some(trigger),
     })
+}
+
+/// The DKIM keys of the default signing domain and of each `[[dkim.domains]]`
+/// entry; `None` when there is none at all. A listed domain without its key
+/// files is refused (its mail would fail DMARC).
+pub fn dkim_signers(config: &Config) -> anyhow::Result<Option<Arc<gateway::dkim::Dkim>>> {
+    let load = |keys: &crate::config::SigningKeys| {
+        gateway::dkim::DomainSigner::load(&keys.key, &keys.domain, &keys.selector)
+            .and_then(|signer| {
+                signer
+                    .map(|signer| signer.with_ed25519(&keys.ed25519_key, &keys.ed25519_selector))
+                    .transpose()
+            })
+            .map_err(anyhow::Error::msg)
+    };
+    let default = load(&config.dkim.default_keys(&config.data_dir))?;
+    let mut domains = Vec::new();
+    for keys in config.dkim.domain_keys(&config.data_dir) {
+        let signer = load(&keys)?.with_context(|| {
+            format!(
+                "no DKIM key for {} at {} (run `sealpost dkim keygen --domain {}`)",
+                keys.domain,
+                keys.key.display(),
+                keys.domain
+            )
+        })?;
+        domains.push(signer);
+    }
+    Ok(gateway::dkim::Dkim::new(default, domains).map(Arc::new))
 }

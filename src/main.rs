@@ -78,6 +78,11 @@ enum Command {
         #[command(subcommand)]
         command: cli::queue::QueueCommand,
     },
+    /// TLS-RPT (RFC 8460): queue the daily TLS reports to each domain's `rua`.
+    Tlsrpt {
+        #[command(subcommand)]
+        command: cli::tlsrpt::TlsrptCommand,
+    },
     /// Key-encryption keys: list, rotate, retire.
     Keys {
         #[command(subcommand)]
@@ -197,6 +202,7 @@ async fn run(command: Command, config: Config, source: &Source) -> anyhow::Resul
         Command::User { command } => user::user(command, &config).await,
         Command::Dkim { command } => cli::dkim::dkim(command, &config),
         Command::Queue { command } => cli::queue::queue(command, &config).await,
+        Command::Tlsrpt { command } => cli::tlsrpt::tlsrpt(command, &config).await,
         Command::Spool { command } => spool::spool(command, &config).await,
         Command::Audit { command } => audit::audit(command, &config).await,
         Command::Keys { command } => cli::keys::keys(command, &config).await,
@@ -247,6 +253,9 @@ async fn serve(config: Config, source: &Source) -> anyhow::Result<()> {
             "  DKIM             signing as {}._domainkey.{}",
             config.dkim.selector, config.dkim.domain
         );
+        for keys in config.dkim.domain_keys(&config.data_dir) {
+            println!("                   and {}._domainkey.{}", keys.selector, keys.domain);
+        }
     } else {
         println!(
             "  DKIM             off: no key at {} (run `sealpost dkim keygen`)",

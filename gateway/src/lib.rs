@@ -19,6 +19,7 @@ pub mod shutdown;
 pub mod sms;
 pub mod smtp;
 mod strip;
+pub mod tlsrpt;
 pub mod workers;
 
 use std::sync::Arc;

@@ -33,6 +33,20 @@ pub struct NotifyConfig {
     pub dkim: Option<Arc<crate::dkim::Dkim>>,
     /// Where a reply to a notification email goes, by practice.
     pub reply_to: crate::mail::ReplyTo,
+    /// A practice's own `From` (by practice domain, lower case), signed with
+    /// that domain's DKIM keys; others use `from_address`.
+    pub practice_from: std::collections::BTreeMap<String, String>,
+}
+
+impl NotifyConfig {
+    /// The `From` of a job's mail: its message's practice's own, else ours.
+    #[must_use]
+    pub fn from_for(&self, ctx: &MailContext) -> &str {
+        ctx.message
+            .as_ref()
+            .and_then(|message| self.practice_from.get(&message.practice.domain.to_ascii_lowercase()))
+            .map_or(self.from_address.as_str(), String::as_str)
+    }
 }
 
 /// The mail a job asks for, with the link's lifetime from the policy. `None`
@@ -213,7 +227,7 @@ async fn compose_and_queue(store: &Store, config: &NotifyConfig, job: i64, ctx: 
         }
     };
     let envelope = Envelope {
-        from_address: &config.from_address,
+        from_address: config.from_for(ctx),
         to: &ctx.recipient.email,
         now: store.now(),
     };
@@ -282,6 +296,7 @@ mod tests {
                 default: Some("no-reply@example-dental.com".to_owned()),
                 by_practice: [("smiles.example".to_owned(), "frontdesk@smiles.example".to_owned())].into(),
             },
+            practice_from: [("smiles.example".to_owned(), "secure@smiles.example".to_owned())].into(),
         }
     }
 
@@ -319,6 +334,16 @@ mod tests {
         );
         // The practice's own Reply-To, not the default.
         assert_eq!(waiting.reply_to.as_deref(), Some("frontdesk@smiles.example"));
+        // And its own From; mail not about a practice's message comes from ours.
+        let config = config();
+        assert_eq!(
+            config.from_for(&context(JobKind::Notify, true, false)),
+            "secure@smiles.example"
+        );
+        assert_eq!(
+            config.from_for(&context(JobKind::SetPassword, false, false)),
+            "notify@example-dental.com"
+        );
     }
 
     #[test]

@@ -68,14 +68,7 @@ pub(crate) async fn backup(config: &Config, dir: &Path, keys_to: Option<&Path>) 
     let spool = store.maintenance().copy_spool_to(&dir.join("spool"))?;
     println!("  spool:    {} files (sealed)", spool.files);
     copy_private_dir(&store.maintenance().keyring_dir(), &keys_dir)?;
-    let dkim = config.dkim_key_path();
-    if dkim.exists() {
-        copy_private(&dkim, &keys_dir.join("dkim.key"))?;
-    }
-    let ed25519 = config.dkim.ed25519_key_path(&config.data_dir);
-    if ed25519.exists() {
-        copy_private(&ed25519, &keys_dir.join("dkim-ed25519.key"))?;
-    }
+    backup_dkim(config, &keys_dir)?;
     let keks = store
         .maintenance()
         .kek_usage()
@@ -170,19 +163,7 @@ pub(crate) async fn restore(config: &Config, dir: &Path, keys_from: Option<&Path
     }
     println!("  database: restored");
     copy_private_dir(&keys, &config.data_dir.join("keys"))?;
-    // The DKIM keys were copied into keys/ with the keyring: each goes back
-    // where the configuration looks for it.
-    std::fs::remove_file(config.data_dir.join("keys").join("dkim.key")).ok();
-    std::fs::remove_file(config.data_dir.join("keys").join("dkim-ed25519.key")).ok();
-    if keys.join("dkim.key").is_file() {
-        copy_private(&keys.join("dkim.key"), &config.dkim_key_path())?;
-    }
-    if keys.join("dkim-ed25519.key").is_file() {
-        copy_private(
-            &keys.join("dkim-ed25519.key"),
-            &config.dkim.ed25519_key_path(&config.data_dir),
-        )?;
-    }
+    restore_dkim(config, &keys)?;
     println!("  keys:     restored");
     let blobs = restore_blobs(&dir.join("blobs"), &config.blobs_url()).await?;
     println!("  blobs:    {} files, {} bytes", blobs.files, blobs.bytes);
@@ -230,6 +211,72 @@ fn ensure_empty(dir: &Path, what: &str) -> anyhow::Result<()> {
 }
 
 /// Copies the files of `from` into `to` (made 0700), each 0600.
+/// The DKIM keys go beside the keyring: the default domain's as `dkim.key`
+/// and `dkim-ed25519.key`, each `[[dkim.domains]]` entry's as
+/// `dkim-domains/<domain>/rsa.key` and `ed25519.key`.
+fn backup_dkim(config: &Config, keys_dir: &Path) -> anyhow::Result<()> {
+    let default = config.dkim.default_keys(&config.data_dir);
+    let mut copies = vec![
+        (default.key, keys_dir.join("dkim.key")),
+        (default.ed25519_key, keys_dir.join("dkim-ed25519.key")),
+    ];
+    for keys in config.dkim.domain_keys(&config.data_dir) {
+        let dir = keys_dir.join(DKIM_DOMAINS).join(&keys.domain);
+        copies.push((keys.key, dir.join("rsa.key")));
+        copies.push((keys.ed25519_key, dir.join("ed25519.key")));
+    }
+    for (from, to) in copies {
+        if from.exists() {
+            copy_private(&from, &to)?;
+        }
+    }
+    Ok(())
+}
+
+/// The folder of the other signing domains' keys in a backup's keys.
+const DKIM_DOMAINS: &str = "dkim-domains";
+
+/// Puts each DKIM key back where the configuration looks for it; a domain
+/// the configuration no longer lists gets the default place
+/// (`<data_dir>/dkim/<domain>/`), and is named so it can be listed again.
+fn restore_dkim(config: &Config, keys: &Path) -> anyhow::Result<()> {
+    // The default domain's keys were copied into keys/ with the keyring.
+    std::fs::remove_file(config.data_dir.join("keys").join("dkim.key")).ok();
+    std::fs::remove_file(config.data_dir.join("keys").join("dkim-ed25519.key")).ok();
+    let default = config.dkim.default_keys(&config.data_dir);
+    let mut copies = vec![
+        (keys.join("dkim.key"), default.key),
+        (keys.join("dkim-ed25519.key"), default.ed25519_key),
+    ];
+    if let Ok(entries) = std::fs::read_dir(keys.join(DKIM_DOMAINS)) {
+        for entry in entries.flatten() {
+            let domain = entry.file_name().to_string_lossy().into_owned();
+            let labels_ok = domain
+                .split('.')
+                .all(|label| !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+            if !labels_ok || !domain.contains('.') {
+                eprintln!("  dkim:     {domain:?} in the backup's keys is not a domain: skipped");
+                continue;
+            }
+            let to = config.dkim.keys_for(&domain, &config.data_dir);
+            if !config.dkim.signs_for(&domain) {
+                println!(
+                    "  dkim:     keys of {domain} restored to {}; add a [[dkim.domains]] entry to sign with them",
+                    to.key.parent().unwrap_or(&config.data_dir).display()
+                );
+            }
+            copies.push((entry.path().join("rsa.key"), to.key));
+            copies.push((entry.path().join("ed25519.key"), to.ed25519_key));
+        }
+    }
+    for (from, to) in copies {
+        if from.is_file() {
+            copy_private(&from, &to)?;
+        }
+    }
+    Ok(())
+}
+
 fn copy_private_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(to)?;
     #[cfg(unix)]

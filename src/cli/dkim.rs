@@ -2,6 +2,7 @@
 //! and prints the DNS records to publish — DKIM for both keys, and suggestions
 //! for SPF, DMARC, MTA-STS and TLS-RPT. Rotation uses new selectors: make keys
 //! under them, publish, switch the config, keep the old records a while.
+//! `--domain D` does the same for another sending domain (`[[dkim.domains]]`).
 
 use std::path::PathBuf;
 
@@ -13,15 +14,23 @@ pub(crate) enum DkimCommand {
     /// Make the RSA-2048 and Ed25519 signing keys that are missing and print
     /// the DNS records to publish.
     Keygen {
-        /// RSA selector for a key rotation (default: `dkim.selector`).
+        /// Another sending domain's keys (a `[[dkim.domains]]` entry; default:
+        /// `dkim.domain`).
+        #[arg(long)]
+        domain: Option<String>,
+        /// RSA selector for a key rotation (default: the configured one).
         #[arg(long)]
         selector: Option<String>,
-        /// Ed25519 selector for a key rotation (default: `dkim.ed25519_selector`).
+        /// Ed25519 selector for a key rotation (default: the configured one).
         #[arg(long)]
         ed25519_selector: Option<String>,
     },
     /// Print the DNS records for the existing keys.
-    Record,
+    Record {
+        /// Another sending domain's records (default: `dkim.domain`).
+        #[arg(long)]
+        domain: Option<String>,
+    },
 }
 
 /// One key: its selector and file.
@@ -32,22 +41,27 @@ struct Key {
 
 /// `sealpost dkim ...`
 pub(crate) fn dkim(command: DkimCommand, config: &Config) -> anyhow::Result<()> {
+    let domain = match &command {
+        DkimCommand::Keygen { domain, .. } | DkimCommand::Record { domain } => domain.as_deref(),
+    };
+    let keys = match domain {
+        None => config.dkim.default_keys(&config.data_dir),
+        Some(domain) if domain_ok(domain) => config.dkim.keys_for(domain, &config.data_dir),
+        Some(domain) => anyhow::bail!("{domain:?} is not a mail domain"),
+    };
     let (rsa, ed25519, fresh) = match &command {
         DkimCommand::Keygen {
             selector,
             ed25519_selector,
+            ..
         } => {
-            let rsa = key(
-                config,
-                selector.as_deref(),
-                &config.dkim.selector,
-                config.dkim_key_path(),
-            )?;
+            let rsa = key(&keys, selector.as_deref(), &keys.selector, keys.key.clone(), config)?;
             let ed = key(
-                config,
+                &keys,
                 ed25519_selector.as_deref(),
-                &config.dkim.ed25519_selector,
-                config.dkim.ed25519_key_path(&config.data_dir),
+                &keys.ed25519_selector,
+                keys.ed25519_key.clone(),
+                config,
             )?;
             if rsa.selector == ed.selector {
                 anyhow::bail!("the RSA and Ed25519 keys need two different selectors");
@@ -71,14 +85,15 @@ pub(crate) fn dkim(command: DkimCommand, config: &Config) -> anyhow::Result<()> 
             }
             (rsa, ed, fresh)
         }
-        DkimCommand::Record => (
-            key(config, None, &config.dkim.selector, config.dkim_key_path())?,
-            key(
-                config,
-                None,
-                &config.dkim.ed25519_selector,
-                config.dkim.ed25519_key_path(&config.data_dir),
-            )?,
+        DkimCommand::Record { .. } => (
+            Key {
+                selector: keys.selector.clone(),
+                path: keys.key.clone(),
+            },
+            Key {
+                selector: keys.ed25519_selector.clone(),
+                path: keys.ed25519_key.clone(),
+            },
             Vec::new(),
         ),
     };
@@ -88,7 +103,7 @@ pub(crate) fn dkim(command: DkimCommand, config: &Config) -> anyhow::Result<()> 
             path.display()
         );
     }
-    let domain = config.dkim.domain.trim_end_matches('.');
+    let domain = keys.domain.as_str();
     println!("Publish these DNS records, then restart Sealpost:");
     println!();
     println!("; DKIM: both keys sign every mail Sealpost writes (RSA for every receiver, Ed25519 per RFC 8463)");
@@ -102,11 +117,29 @@ pub(crate) fn dkim(command: DkimCommand, config: &Config) -> anyhow::Result<()> 
         ),
         Err(error) => anyhow::bail!(error),
     }
-    if rsa.selector != config.dkim.selector || ed25519.selector != config.dkim.ed25519_selector {
+    if rsa.selector != keys.selector || ed25519.selector != keys.ed25519_selector {
+        let (prefix, place) = if keys.is_default {
+            ("dkim.", String::new())
+        } else {
+            ("", format!(" in the [[dkim.domains]] entry for {domain}"))
+        };
         println!(
-            "; rotation: once these records are published, set dkim.selector = {:?} and \
-             dkim.ed25519_selector = {:?}; keep the old records for a week",
+            "; rotation: once these records are published, set {prefix}selector = {:?} and \
+             {prefix}ed25519_selector = {:?}{place}; keep the old records for a week",
             rsa.selector, ed25519.selector
+        );
+    }
+    if !keys.is_default && !config.dkim.signs_for(domain) {
+        println!();
+        println!("; {domain} is not configured yet: add to the configuration, then restart:");
+        println!(";   [[dkim.domains]]");
+        println!(";   domain = {domain:?}");
+        if rsa.selector != "sealpost" || ed25519.selector != "sealpost-ed25519" {
+            println!(";   selector = {:?}", rsa.selector);
+            println!(";   ed25519_selector = {:?}", ed25519.selector);
+        }
+        println!(
+            ";   and, for a practice's notifications from it: [outbound] practice_from = {{ \"<practice domain>\" = \"secure@{domain}\" }}"
         );
     }
     println!();
@@ -124,8 +157,22 @@ pub(crate) fn dkim(command: DkimCommand, config: &Config) -> anyhow::Result<()> 
     Ok(())
 }
 
+fn domain_ok(domain: &str) -> bool {
+    let domain = domain.trim_end_matches('.');
+    domain.contains('.')
+        && domain
+            .split('.')
+            .all(|label| !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+}
+
 /// The key for `flag` (a rotation's new selector) or the configured one.
-fn key(config: &Config, flag: Option<&str>, configured: &str, configured_path: PathBuf) -> anyhow::Result<Key> {
+fn key(
+    keys: &sealpost::config::SigningKeys,
+    flag: Option<&str>,
+    configured: &str,
+    configured_path: PathBuf,
+    config: &Config,
+) -> anyhow::Result<Key> {
     match flag.map(str::trim) {
         None => Ok(Key {
             selector: configured.to_owned(),
@@ -139,10 +186,19 @@ fn key(config: &Config, flag: Option<&str>, configured: &str, configured_path: P
         {
             anyhow::bail!("{selector:?} is not a selector (one DNS label: letters, digits, - and _)")
         }
-        Some(selector) => Ok(Key {
-            selector: selector.to_owned(),
-            path: config.data_dir.join("dkim").join(format!("{selector}.key")),
-        }),
+        Some(selector) => {
+            // Beside the configured key: the default domain's in dkim/, another
+            // domain's in dkim/<domain>/.
+            let dir = if keys.is_default {
+                config.data_dir.join("dkim")
+            } else {
+                sealpost::config::Dkim::domain_dir(&config.data_dir, &keys.domain)
+            };
+            Ok(Key {
+                selector: selector.to_owned(),
+                path: dir.join(format!("{selector}.key")),
+            })
+        }
     }
 }
 

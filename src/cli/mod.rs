@@ -12,4 +12,5 @@ pub(crate) mod keys;
 pub(crate) mod practice;
 pub(crate) mod queue;
 pub(crate) mod spool;
+pub(crate) mod tlsrpt;
 pub(crate) mod user;

@@ -14,6 +14,7 @@ mod accounts;
 mod billing;
 mod choice;
 mod discovery;
+mod dkim;
 mod listeners;
 mod located;
 mod observability;
@@ -28,10 +29,11 @@ pub use accounts::{Passwords, SmsProvider, TwoStep};
 pub use billing::{Billing, BillingProvider};
 pub use choice::Choice;
 pub use discovery::Source;
+pub use dkim::{Dkim, DkimDomain, SigningKeys};
 pub use listeners::{Imap, Portal, Smtp};
 use located::Origins;
 pub use observability::{Admin, Log, LogFormat};
-pub use outbound::{Dkim, Outbound, OutboundMode, SmarthostTls};
+pub use outbound::{Outbound, OutboundMode, SmarthostTls};
 pub use profiles::Accounts;
 pub use server::Server;
 pub use storage::{Blobs, Database, Messages};
@@ -225,6 +227,15 @@ impl Config {
         self.portal.check(&mut problems);
         self.outbound.check(&mut problems);
         self.dkim.check(&mut problems);
+        for (practice, address) in &self.outbound.practice_from {
+            let domain = address.rsplit_once('@').map_or("", |(_, domain)| domain);
+            if !domain.is_empty() && !self.dkim.signs_for(domain) {
+                problems.push(format!(
+                    "outbound.practice_from.{practice:?}: {domain:?} has no DKIM keys: add a [[dkim.domains]] \
+                     entry for it (mail from it would fail DMARC)"
+                ));
+            }
+        }
         self.messages.check(&mut problems);
         self.passwords.check(&mut problems);
         self.two_step.check(&mut problems);

@@ -1,4 +1,4 @@
-//! `[outbound]` and `[dkim]`: how the mail Sealpost writes leaves.
+//! `[outbound]`: how the mail Sealpost writes leaves.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -136,6 +136,18 @@ pub struct Outbound {
     /// Seconds after which a sender is told once that delivery is late
     /// (a "delayed" DSN); 0: never. Default 4 hours.
     pub delay_notice_after: u64,
+    /// A practice's own `From` for its notifications, by its domain
+    /// (`"smiles.example" = "secure@smiles.example"`); the address's domain
+    /// needs DKIM keys (`dkim.domain` or a `[[dkim.domains]]` entry).
+    pub practice_from: BTreeMap<String, String>,
+    /// Most messages a minute to one recipient domain, unless `rate_limits`
+    /// names it; 0 (the default): no limit. More wait (are not failed).
+    pub rate_limit: u32,
+    /// Most messages a minute by recipient domain (`"gmail.com" = 100`).
+    pub rate_limits: BTreeMap<String, u32>,
+    /// `mx` mode: count each session's TLS outcome by recipient domain for
+    /// TLS-RPT reports (RFC 8460), sent by `sealpost tlsrpt send`.
+    pub tls_reports: bool,
 }
 
 const TLS_POLICIES: [(&str, TlsPolicy); 3] = [
@@ -182,6 +194,10 @@ impl Default for Outbound {
             dnssec_trust_anchors: None,
             give_up_after: 5 * 86_400,
             delay_notice_after: 4 * 3600,
+            practice_from: BTreeMap::new(),
+            rate_limit: 0,
+            rate_limits: BTreeMap::new(),
+            tls_reports: false,
         }
     }
 }
@@ -228,6 +244,7 @@ impl Outbound {
                 "outbound.notification_reply_to {address:?} is not an email address"
             ));
         }
+        self.check_practice_from_and_rates(problems);
         for (domain, address) in &self.practice_reply_to {
             if domain.is_empty()
                 || !domain
@@ -241,6 +258,31 @@ impl Outbound {
             if store::accounts::normalize_email(address).is_err() {
                 problems.push(format!(
                     "outbound.practice_reply_to.{domain:?} {address:?} is not an email address"
+                ));
+            }
+        }
+    }
+
+    fn check_practice_from_and_rates(&self, problems: &mut Vec<String>) {
+        for (domain, address) in &self.practice_from {
+            if !super::dkim::is_domain(domain) {
+                problems.push(format!(
+                    "outbound.practice_from: {domain:?} is not a practice's mail domain"
+                ));
+            }
+            if store::accounts::normalize_email(address).is_err() {
+                problems.push(format!(
+                    "outbound.practice_from.{domain:?} {address:?} is not an email address"
+                ));
+            }
+        }
+        for (domain, rate) in &self.rate_limits {
+            if !super::dkim::is_domain(domain) {
+                problems.push(format!("outbound.rate_limits: {domain:?} is not a mail domain"));
+            }
+            if *rate == 0 {
+                problems.push(format!(
+                    "outbound.rate_limits.{domain:?} must be at least 1 (a message a minute)"
                 ));
             }
         }
@@ -297,6 +339,7 @@ impl Outbound {
                 ),
                 None => None,
             },
+            tls_reports: self.tls_reports,
         })
     }
 
@@ -308,6 +351,27 @@ impl Outbound {
             delay_notice_after: (self.delay_notice_after > 0)
                 .then(|| i64::try_from(self.delay_notice_after).unwrap_or(i64::MAX)),
         }
+    }
+
+    /// The per-destination rate limits these keys describe.
+    #[must_use]
+    pub fn rate_limits(&self) -> gateway::deliver::RateLimits {
+        gateway::deliver::RateLimits::new(
+            (self.rate_limit > 0).then_some(self.rate_limit),
+            self.rate_limits
+                .iter()
+                .map(|(domain, rate)| (domain.trim().trim_end_matches('.').to_ascii_lowercase(), *rate))
+                .collect(),
+        )
+    }
+
+    /// A practice's own `From` addresses, by practice domain (lower case).
+    #[must_use]
+    pub fn practice_from(&self) -> BTreeMap<String, String> {
+        self.practice_from
+            .iter()
+            .map(|(domain, address)| (domain.trim().to_ascii_lowercase(), address.trim().to_owned()))
+            .collect()
     }
 
     /// The connection pool these keys describe.
@@ -341,59 +405,6 @@ fn read_certificates(path: &Path) -> Result<Vec<rustls_pki_types::CertificateDer
         return Err(format!("outbound.tls_ca_file {} holds no certificate", path.display()));
     }
     Ok(certs)
-}
-
-/// `[dkim]`: signing of the mail Sealpost writes (notifications, DSNs).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Dkim {
-    /// The signing domain (`d=`), usually the domain of `outbound.from_address`.
-    pub domain: String,
-    /// The selector (`s=`): the record lives at `<selector>._domainkey.<domain>`.
-    pub selector: String,
-    /// RSA key (PKCS#8 PEM). Default `<data_dir>/dkim/<selector>.key`. Without the
-    /// file, mail goes out unsigned: make one with `sealpost dkim keygen`.
-    pub key: Option<PathBuf>,
-    /// The Ed25519 key's selector (RFC 8463: a selector has one key type).
-    pub ed25519_selector: String,
-    /// Ed25519 key (PKCS#8 PEM). Default `<data_dir>/dkim/<ed25519_selector>.key`.
-    /// Without the file, mail is signed with RSA alone.
-    pub ed25519_key: Option<PathBuf>,
-}
-
-impl Default for Dkim {
-    fn default() -> Self {
-        Self {
-            domain: "localhost".into(),
-            selector: "sealpost".into(),
-            key: None,
-            ed25519_selector: "sealpost-ed25519".into(),
-            ed25519_key: None,
-        }
-    }
-}
-
-impl Dkim {
-    /// A signing domain and a selector that is one DNS label.
-    pub(super) fn check(&self, problems: &mut Vec<String>) {
-        if self.domain.is_empty() || self.selector.is_empty() || self.selector.contains(['.', ' ']) {
-            problems.push("dkim.domain and dkim.selector must be set (a selector is one DNS label)".into());
-        }
-        if self.ed25519_selector.is_empty()
-            || self.ed25519_selector.contains(['.', ' '])
-            || self.ed25519_selector == self.selector
-        {
-            problems.push("dkim.ed25519_selector must be one DNS label, not the RSA key's dkim.selector".into());
-        }
-    }
-
-    /// Where the Ed25519 key is.
-    #[must_use]
-    pub fn ed25519_key_path(&self, data_dir: &Path) -> PathBuf {
-        self.ed25519_key
-            .clone()
-            .unwrap_or_else(|| data_dir.join("dkim").join(format!("{}.key", self.ed25519_selector)))
-    }
 }
 
 #[cfg(test)]

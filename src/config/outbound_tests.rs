@@ -1,4 +1,4 @@
-//! Tests of `[outbound]` and `[dkim]`.
+//! Tests of `[outbound]` and `[dkim]` (with `[[dkim.domains]]`).
 
 use super::*;
 use crate::config::Config;
@@ -178,4 +178,75 @@ fn the_connection_pool_keys_load_and_zero_is_refused() {
             "outbound.idle_timeout must be at least 1",
         ]
     );
+}
+
+#[test]
+fn signing_domains_practice_from_and_rate_limits_load_and_bad_ones_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sealpost.toml");
+    std::fs::write(
+        &path,
+        "data_dir = \"/srv/sealpost\"\n\
+         [outbound]\npractice_from = { \"Smiles.example\" = \"secure@smiles.example\" }\n\
+         rate_limit = 30\nrate_limits = { \"partner.example\" = 2 }\n\
+         [dkim]\ndomain = \"gateway.example\"\n\
+         [[dkim.domains]]\ndomain = \"smiles.example\"\n\
+         [[dkim.domains]]\ndomain = \"brite.example\"\nselector = \"r2027\"\ned25519_key = \"/keys/b.key\"\n",
+    )
+    .unwrap();
+    let config = Config::load(Some(&path), Vec::new()).unwrap();
+    let keys = config.dkim.domain_keys(&config.data_dir);
+    assert_eq!(keys.len(), 2);
+    assert_eq!(
+        keys[0].key,
+        std::path::Path::new("/srv/sealpost/dkim/smiles.example/sealpost.key")
+    );
+    assert_eq!(
+        keys[0].ed25519_key,
+        std::path::Path::new("/srv/sealpost/dkim/smiles.example/sealpost-ed25519.key")
+    );
+    assert_eq!(
+        keys[1].key,
+        std::path::Path::new("/srv/sealpost/dkim/brite.example/r2027.key")
+    );
+    assert_eq!(keys[1].ed25519_key, std::path::Path::new("/keys/b.key"));
+    assert!(config.dkim.keys_for("gateway.example", &config.data_dir).is_default);
+    assert_eq!(config.dkim.keys_for("Brite.Example.", &config.data_dir), keys[1]);
+    assert!(!config.dkim.signs_for("other.example"));
+    assert_eq!(
+        config
+            .outbound
+            .practice_from()
+            .get("smiles.example")
+            .map(String::as_str),
+        Some("secure@smiles.example")
+    );
+    let rates = config.outbound.rate_limits();
+    assert!(rates.take("a@partner.example", 0).is_ok() && rates.take("b@partner.example", 0).is_ok());
+    assert_eq!(rates.take("c@partner.example", 0), Err(60));
+
+    let problems = load(&[
+        ("SEALPOST_DKIM_DOMAIN", "gateway.example"),
+        (
+            "SEALPOST_DKIM_DOMAINS",
+            r#"[{ domain = "gateway.example" }, { domain = "x" }, { domain = "ok.example", selector = "a.b" }]"#,
+        ),
+        (
+            "SEALPOST_OUTBOUND_PRACTICE_FROM",
+            r#"{ "smiles.example" = "secure@nokeys.example" }"#,
+        ),
+        ("SEALPOST_OUTBOUND_RATE_LIMITS", r#"{ "partner.example" = 0 }"#),
+    ])
+    .unwrap_err();
+    assert_eq!(problems.len(), 5, "{problems:?}");
+    let all = problems.join("\n");
+    for needle in [
+        "\"gateway.example\" is listed twice",
+        "\"x\" is not a mail domain",
+        "selector and ed25519_selector",
+        "outbound.rate_limits.\"partner.example\" must be at least 1",
+        "\"nokeys.example\" has no DKIM keys",
+    ] {
+        assert!(all.contains(needle), "{needle} in {all}");
+    }
 }

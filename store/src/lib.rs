@@ -56,6 +56,7 @@ pub mod states;
 #[cfg(test)]
 mod testing;
 pub mod threads;
+pub mod tls_sessions;
 pub mod uploads;
 pub mod visible;
 

@@ -140,6 +140,19 @@ impl Queue<'_> {
             .rows_affected();
         Ok(changed == 1)
     }
+
+    /// Gives a claimed delivery back, due at `at`, without counting an
+    /// attempt or touching its last error: it was not tried (its destination's
+    /// rate was reached). Only the claim's holder calls this.
+    pub async fn postpone_outbound(&self, id: &str, at: i64) -> Result<()> {
+        sqlx::query("UPDATE outbound SET next_attempt_at = $2, claimed_until = 0 WHERE id = $1 AND state = $3")
+            .bind(id)
+            .bind(at)
+            .bind(OutboundState::Queued.as_str())
+            .execute(&self.db)
+            .await?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -201,6 +214,17 @@ mod tests {
 
         assert!(queue.claim_delay_notice(&first).await.unwrap());
         assert!(!queue.claim_delay_notice(&first).await.unwrap(), "told once");
+
+        // Postponed (over a destination's rate): due later, no attempt counted.
+        let before = queue.list_outbound(false, 10).await.unwrap();
+        queue.retry_outbound(Some(&first), "cli").await.unwrap();
+        let due = queue.due_outbound(10).await.unwrap();
+        queue.postpone_outbound(&due[0].id, store.now() + 60).await.unwrap();
+        let after = queue.list_outbound(false, 10).await.unwrap();
+        assert_eq!(after[0].attempts, before[0].attempts, "not an attempt");
+        assert_eq!(after[0].last_error, before[0].last_error);
+        assert_eq!(after[0].next_attempt_at, store.now() + 60);
+        assert!(queue.due_outbound(10).await.unwrap().is_empty(), "not due yet");
 
         clock.advance(1);
         queue.delete_outbound(&first, "cli").await.unwrap();

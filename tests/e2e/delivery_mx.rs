@@ -110,7 +110,7 @@ def check(i):
 print(" ".join(check(i) for i in range(len(sigs))))
 "#;
 
-fn dkimpy_both(message: &[u8], records: [(&str, &str); 2]) -> String {
+pub(super) fn dkimpy_both(message: &[u8], records: [(&str, &str); 2]) -> String {
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), message).unwrap();
     let out = Command::new("/usr/bin/python3")
@@ -124,7 +124,7 @@ fn dkimpy_both(message: &[u8], records: [(&str, &str); 2]) -> String {
 }
 
 /// The mail as sent: smtp-sink's own lines dropped, CRLF line ends.
-fn as_sent(dump: &str) -> Vec<u8> {
+pub(super) fn as_sent(dump: &str) -> Vec<u8> {
     let start = dump.find("\nReceived: ").map_or(0, |i| i + 1);
     let mut lines = dump[start..].lines();
     // smtp-sink's Received header (and its continuation lines) are its own.

@@ -18,12 +18,17 @@ use super::secure_send::{ada_sends, canary};
 
 /// Runs the real `sealpost` binary on a data folder and database.
 fn sealpost_on(data_dir: &Path, database_url: &str, args: &[&str]) -> Output {
+    sealpost_env(data_dir, database_url, &[], args)
+}
+
+fn sealpost_env(data_dir: &Path, database_url: &str, env: &[(&str, &str)], args: &[&str]) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_sealpost"))
         .args(args)
         .env_remove("SEALPOST_CONFIG")
         .env("SEALPOST_DATA_DIR", data_dir)
         .env("SEALPOST_DATABASE_URL", database_url)
         .env("SEALPOST_LOG", "error")
+        .envs(env.iter().copied())
         .output()
         .unwrap()
 }
@@ -264,28 +269,40 @@ async fn a_backup_of_a_running_server_restores_on_a_fresh_folder_and_the_old_mes
     let canary = canary();
     ada_sends(&instance, "bob@smiles.example", &canary, b"%PDF-1.4 old report", None).await;
     inbox(&instance, 1).await;
-    // Both DKIM keys (RSA and Ed25519) go with the backup and come back.
+    // Both DKIM keys (RSA and Ed25519) go with the backup and come back, and
+    // so do another signing domain's (`[[dkim.domains]]`).
     succeeded(&sealpost(&instance, &["dkim", "keygen"]));
-    let dkim_keys = |data_dir: &Path| -> Vec<(std::ffi::OsString, Vec<u8>)> {
-        let mut keys: Vec<_> = std::fs::read_dir(data_dir.join("dkim"))
-            .map(|d| {
-                d.flatten()
-                    .map(|e| (e.file_name(), std::fs::read(e.path()).unwrap()))
-                    .collect()
-            })
-            .unwrap_or_default();
+    succeeded(&sealpost(&instance, &["dkim", "keygen", "--domain", "brite.example"]));
+    let brite = [("SEALPOST_DKIM_DOMAINS", r#"[{ domain = "brite.example" }]"#)];
+    let dkim_keys = |data_dir: &Path| -> Vec<(std::path::PathBuf, Vec<u8>)> {
+        let root = data_dir.join("dkim");
+        let mut keys = Vec::new();
+        for dir in [root.clone(), root.join("brite.example")] {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                if entry.path().is_file() {
+                    let name = entry.path().strip_prefix(&root).unwrap().to_owned();
+                    keys.push((name, std::fs::read(entry.path()).unwrap()));
+                }
+            }
+        }
         keys.sort();
         keys
     };
     let dkim_before = dkim_keys(&instance.config.data_dir);
-    assert_eq!(dkim_before.len(), 2, "an RSA and an Ed25519 key");
+    assert_eq!(
+        dkim_before.len(),
+        4,
+        "an RSA and an Ed25519 key, twice: {dkim_before:?}"
+    );
     let elsewhere = tempfile::tempdir().unwrap();
     let backup = elsewhere.path().join("backup");
     let keys = elsewhere.path().join("keys-offline");
 
     // Taken while the server runs; the keys go apart, with a warning.
-    let made = sealpost(
-        &instance,
+    let made = sealpost_env(
+        &instance.config.data_dir,
+        &instance.config.database_url(),
+        &brite,
         &["backup", backup.to_str().unwrap(), "--keys-to", keys.to_str().unwrap()],
     );
     succeeded(&made);
@@ -293,6 +310,7 @@ async fn a_backup_of_a_running_server_restores_on_a_fresh_folder_and_the_old_mes
     assert!(stderr(&made).contains("never beside the backup"), "{}", stderr(&made));
     assert!(!backup.join("keys").exists(), "the keys are not in the backup folder");
     assert!(keys.join("audit.key").is_file() && keys.join("active").is_file());
+    assert!(keys.join("dkim-domains/brite.example/ed25519.key").is_file());
     assert!(
         super::harness::files_containing(&backup, canary.as_bytes()).is_empty(),
         "the backup holds only sealed content"
@@ -327,7 +345,9 @@ async fn a_backup_of_a_running_server_restores_on_a_fresh_folder_and_the_old_mes
         ],
     ));
     assert!(restored.contains("The audit log verifies"), "{restored}");
-    assert_eq!(dkim_keys(&data_dir), dkim_before, "both DKIM keys are restored");
+    // Restored without brite.example configured: to its default place, with a hint.
+    assert!(restored.contains("keys of brite.example restored"), "{restored}");
+    assert_eq!(dkim_keys(&data_dir), dkim_before, "every DKIM key is restored");
     let over = sealpost_on(
         &data_dir,
         &url,

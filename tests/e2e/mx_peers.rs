@@ -42,6 +42,13 @@ impl Knot {
     }
 
     async fn start_with(origin: &str, records: &str, signed: bool) -> Self {
+        Self::start_zones(&[(origin, records, signed)]).await
+    }
+
+    /// Several zones on one server, each `(origin, records, signed)`: a signed
+    /// parent can delegate to an unsigned child it serves too (`child IN NS
+    /// ns`), whose answers DNSSEC then proves insecure.
+    pub async fn start_zones(zones: &[(&str, &str, bool)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = loop {
             let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -51,16 +58,20 @@ impl Knot {
             }
         };
         let d = dir.path().display();
-        let zone = format!(
-            "$ORIGIN {origin}\n$TTL 60\n@ IN SOA ns admin 1 60 60 600 60\n@ IN NS ns\nns IN A 127.0.0.1\n{records}\n"
-        );
-        std::fs::write(dir.path().join("zone"), zone).unwrap();
-        let conf = format!(
+        let mut conf = format!(
             "server:\n    rundir: \"{d}\"\n    listen: 127.0.0.1@{port}\ndatabase:\n    storage: \"{d}\"\n\
-             log:\n  - target: stderr\n    any: warning\nzone:\n  - domain: {origin}\n    file: \"{d}/zone\"\n\
-             {signing}",
-            signing = if signed { "    dnssec-signing: on\n" } else { "" },
+             log:\n  - target: stderr\n    any: warning\nzone:\n"
         );
+        for (n, (origin, records, signed)) in zones.iter().enumerate() {
+            let zone = format!(
+                "$ORIGIN {origin}\n$TTL 60\n@ IN SOA ns admin 1 60 60 600 60\n@ IN NS ns\nns IN A 127.0.0.1\n{records}\n"
+            );
+            std::fs::write(dir.path().join(format!("zone{n}")), zone).unwrap();
+            conf.push_str(&format!("  - domain: {origin}\n    file: \"{d}/zone{n}\"\n"));
+            if *signed {
+                conf.push_str("    dnssec-signing: on\n");
+            }
+        }
         std::fs::write(dir.path().join("knot.conf"), conf).unwrap();
         let log = std::fs::File::create(dir.path().join("log")).unwrap();
         let child = Command::new("knotd")

@@ -27,7 +27,7 @@ async fn reply(read: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> String {
 
 /// One relayed message from `local` (a loopback address) with a raw SMTP
 /// dialogue; the reply to the end of data.
-async fn relay_from(instance: &Instance, local: &str, from: &str, to: &str, message: &[u8]) -> String {
+pub(super) async fn relay_from(instance: &Instance, local: &str, from: &str, to: &str, message: &[u8]) -> String {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket
         .bind(format!("{local}:0").parse::<SocketAddr>().unwrap())

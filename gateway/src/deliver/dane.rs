@@ -27,6 +27,20 @@ pub struct Tlsa {
     pub data: Vec<u8>,
 }
 
+/// The record's data as a zone file writes it: `3 1 1 <hex>`.
+impl std::fmt::Display for Tlsa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} {} {}",
+            self.usage,
+            self.selector,
+            self.matching,
+            hex::encode(&self.data)
+        )
+    }
+}
+
 impl Tlsa {
     /// Keeps the records this client can use (DANE-TA and DANE-EE with known
     /// selector and matching types).

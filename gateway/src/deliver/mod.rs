@@ -22,14 +22,17 @@ use crate::Wakers;
 use crate::strip::MarkerStripper;
 
 mod dane;
+mod dnssec;
 mod mta_sts;
 mod mx;
 mod pool;
+mod rate;
 mod smtp_client;
 mod tls;
 
 pub use mx::{Mx, MxSettings, TlsPolicy};
 pub use pool::{Pool, PoolSettings};
+pub use rate::RateLimits;
 
 /// How a smarthost connection is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -103,6 +106,8 @@ pub struct DeliveryConfig {
     /// Connections to the smarthost, shared by every delivery in flight.
     pub pool: Arc<Pool>,
     pub retry: RetryPolicy,
+    /// Messages a minute by recipient domain (SMTP routes); clones share the count.
+    pub rates: RateLimits,
 }
 
 impl DeliveryConfig {
@@ -184,6 +189,12 @@ pub async fn deliver_one(
     wakers: &Wakers,
     item: &OutboundItem,
 ) -> Result<(), store::Error> {
+    if !matches!(config.route, Route::Outbox(_))
+        && let Err(at) = config.rates.take(&item.rcpt_to, store.now())
+    {
+        tracing::debug!(id = %item.id, at, "over the destination's rate: postponed");
+        return store.queue().postpone_outbound(&item.id, at).await;
+    }
     // A delivery that outlasts its lease keeps its claim (`store/src/claims.rs`).
     let send = async {
         match &config.route {
@@ -327,11 +338,26 @@ async fn to_mx(store: &Store, pool: &Pool, mx: &Mx, hostname: &str, item: &Outbo
         Some(rest) => format!("MX host{rest}"),
         None => text,
     };
-    mx.send(pool, store.now(), hostname, &item.mail_from, &item.rcpt_to, || {
-        body_stream(store, item)
-    })
-    .await
-    .map_err(|failure| match failure {
+    let mut sessions = Vec::new();
+    let result = mx
+        .send(
+            pool,
+            store.now(),
+            hostname,
+            &item.mail_from,
+            &item.rcpt_to,
+            &mut sessions,
+            || body_stream(store, item),
+        )
+        .await;
+    // TLS-RPT's counts (when on): a count that cannot be written is only logged.
+    let day = store.now().div_euclid(86_400);
+    for session in &sessions {
+        if let Err(error) = store.queue().record_tls_session(day, session).await {
+            tracing::warn!(%error, "cannot note a TLS session for TLS-RPT");
+        }
+    }
+    result.map_err(|failure| match failure {
         Failure::Temporary(text) => Failure::Temporary(words(text)),
         Failure::Permanent(text) => Failure::Permanent(words(text)),
     })

@@ -40,6 +40,23 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// The policy as its text lines say it (RFC 8461 §3.2), for TLS-RPT's
+    /// `policy-string`.
+    #[must_use]
+    pub fn text(&self) -> String {
+        let mode = match self.mode {
+            Mode::Enforce => "enforce",
+            Mode::Testing => "testing",
+            Mode::None => "none",
+        };
+        let mut text = format!("version: STSv1\nmode: {mode}\n");
+        for mx in &self.mx {
+            text.push_str(&format!("mx: {mx}\n"));
+        }
+        text.push_str(&format!("max_age: {}", self.max_age));
+        text
+    }
+
     /// Parses the policy text (RFC 8461 §3.2); `None` if it is not a valid one.
     #[must_use]
     pub fn parse(id: &str, text: &str) -> Option<Self> {

@@ -23,9 +23,13 @@ use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
 use rustls_pki_types::CertificateDer;
 
+use store::tls_sessions::TlsSession;
+
 use super::dane::{DaneVerifier, Tlsa};
+use super::dnssec::{Proven, proven};
 use super::mta_sts::{Mode, MtaSts, Policy};
 use super::{Body, Failure, Pool, Smarthost, SmarthostTls};
+use crate::tlsrpt::result;
 
 /// How the connection to a domain's MX hosts is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -63,6 +67,8 @@ pub struct MxSettings {
     /// DNSSEC trust anchors (DNSKEY records, zone-file text); `None`: the
     /// root zone's, built in.
     pub trust_anchors: Option<String>,
+    /// Whether each session's TLS outcome is noted for TLS-RPT reports.
+    pub tls_reports: bool,
 }
 
 /// The resolver and the TLS settings for direct delivery.
@@ -155,8 +161,15 @@ impl Mx {
         match resolver.tlsa_lookup(name.as_str()).await {
             Ok(lookup) => {
                 let answers = lookup.answers();
-                if answers.is_empty() || !answers.iter().all(|record| record.proof.is_secure()) {
-                    return Ok(None);
+                let tlsa_records = answers.iter().filter(|r| matches!(r.data, RData::TLSA(_)));
+                match proven(tlsa_records.map(|record| record.proof)) {
+                    Proven::Secure => {}
+                    Proven::Insecure => return Ok(None),
+                    Proven::Failed => {
+                        return Err(Failure::Temporary(
+                            "DNSSEC-bogus TLSA answer: 451 4.7.5 the TLSA records failed validation".into(),
+                        ));
+                    }
                 }
                 let records: Vec<Tlsa> = answers
                     .iter()
@@ -174,7 +187,27 @@ impl Mx {
                 Ok((!records.is_empty()).then_some(records))
             }
             Err(error) if error.is_no_records_found() => Ok(None),
-            Err(error) => Err(Failure::Temporary(format!("451 4.7.5 TLSA lookup failed: {error}"))),
+            Err(error) => Err(Failure::Temporary(format!("TLSA lookup failed: 451 4.7.5 {error}"))),
+        }
+    }
+
+    /// The `mailto:` addresses TLS-RPT reports about `domain` go to (its
+    /// `_smtp._tls` TXT record, RFC 8460 §3); `Ok(None)` when it publishes none.
+    ///
+    /// # Errors
+    /// When DNS fails otherwise than "no such record".
+    pub async fn tls_report_addresses(&self, domain: &str) -> Result<Option<Vec<String>>, String> {
+        let name = format!("_smtp._tls.{}.", domain.trim_end_matches('.'));
+        match self.resolver.txt_lookup(name.as_str()).await {
+            Ok(lookup) => Ok(lookup.answers().iter().find_map(|record| match &record.data {
+                RData::TXT(txt) => {
+                    let text: String = txt.txt_data.iter().map(|part| String::from_utf8_lossy(part)).collect();
+                    crate::tlsrpt::mailto_rua(&text)
+                }
+                _ => None,
+            })),
+            Err(error) if error.is_no_records_found() || error.is_nx_domain() => Ok(None),
+            Err(error) => Err(format!("DNS lookup of {name} failed: {error}")),
         }
     }
 
@@ -210,14 +243,35 @@ impl Mx {
         config
     }
 
-    /// The hosts to try for `domain`, most preferred first.
-    async fn hosts(&self, domain: &str) -> Result<Vec<String>, Failure> {
+    /// The hosts to try for `domain`, most preferred first, and whether DANE
+    /// may apply to them. With `dane`, the MX answer comes from the validating
+    /// resolver (RFC 7672 §2.2.1): a secure answer lets DANE apply; an
+    /// insecure one (an unsigned zone) does not — its host names could be
+    /// anyone's, so their TLSA records prove nothing — and the domain gets its
+    /// ordinary policy; an answer that fails validation (bogus, or
+    /// indeterminate under a trust anchor) is a temporary failure. A domain
+    /// without MX records is its own host, named by the recipient rather than
+    /// by DNS, so DANE may apply to it.
+    async fn hosts(&self, domain: &str, dane: bool) -> Result<(Vec<String>, bool), Failure> {
         let fqdn = format!("{}.", domain.trim_end_matches('.'));
-        match self.resolver.mx_lookup(fqdn.as_str()).await {
+        let resolver = match &self.validating {
+            Some(validating) if dane => validating,
+            _ => &self.resolver,
+        };
+        match resolver.mx_lookup(fqdn.as_str()).await {
             Ok(lookup) => {
-                let mut exchangers: Vec<(u16, String)> = lookup
-                    .answers()
-                    .iter()
+                let records = || lookup.answers().iter().filter(|r| matches!(r.data, RData::MX(_)));
+                let secure = match proven(records().map(|record| record.proof)) {
+                    _ if !dane => false,
+                    Proven::Secure => true,
+                    Proven::Insecure => false,
+                    Proven::Failed => {
+                        return Err(Failure::Temporary(
+                            "DNSSEC-bogus MX answer: 451 4.7.5 the MX records failed validation".into(),
+                        ));
+                    }
+                };
+                let mut exchangers: Vec<(u16, String)> = records()
                     .filter_map(|record| match &record.data {
                         RData::MX(mx) => Some((mx.preference, mx.exchange.to_ascii())),
                         _ => None,
@@ -229,17 +283,17 @@ impl Mx {
                     ));
                 }
                 if exchangers.is_empty() {
-                    return Ok(vec![fqdn]);
+                    return Ok((vec![fqdn], dane));
                 }
                 exchangers.sort_by_key(|(preference, _)| *preference);
-                Ok(exchangers.into_iter().map(|(_, host)| host).collect())
+                Ok((exchangers.into_iter().map(|(_, host)| host).collect(), secure))
             }
             Err(error) if error.is_nx_domain() => Err(Failure::Permanent(
                 "550 5.1.2 the recipient's domain does not exist".into(),
             )),
             // No MX: the domain itself is the host (RFC 5321 §5.1).
-            Err(error) if error.is_no_records_found() => Ok(vec![fqdn]),
-            Err(error) => Err(Failure::Temporary(format!("451 4.4.3 DNS lookup failed: {error}"))),
+            Err(error) if error.is_no_records_found() => Ok((vec![fqdn], dane)),
+            Err(error) => Err(Failure::Temporary(format!("MX lookup failed: 451 4.4.3 {error}"))),
         }
     }
 
@@ -281,6 +335,7 @@ impl Mx {
         helo: &str,
         from: &str,
         to: &str,
+        sessions: &mut Vec<TlsSession>,
         mut open_body: F,
     ) -> Result<(), Failure>
     where
@@ -294,7 +349,14 @@ impl Mx {
             .ok_or_else(|| Failure::Permanent("553 5.1.3 the recipient has no domain".into()))?;
         let (policy, sts) = self.policy(domain, now).await;
         let mut last = Failure::Temporary("451 4.4.4 no MX host could be reached".into());
-        for host in self.hosts(domain).await? {
+        // DANE applies where no policy is configured for the domain, and only
+        // to MX hosts a DNSSEC-validated answer named.
+        let dane = self.validating.is_some() && self.configured(domain).is_none();
+        let (hosts, dane) = self.hosts(domain, dane).await?;
+        if self.validating.is_some() && !dane {
+            tracing::debug!("MX answer not DNSSEC-validated (or a policy is configured): no DANE");
+        }
+        for host in hosts {
             if let Some(sts) = &sts
                 && !sts.allows(&host)
             {
@@ -308,19 +370,33 @@ impl Mx {
                     continue;
                 }
             };
-            // DANE applies where no policy is configured for the domain.
-            let tlsa = if self.configured(domain).is_some() {
+            let tlsa = if !dane {
                 None
             } else {
                 match self.tlsa(&host).await {
                     Ok(tlsa) => tlsa,
                     Err(failure) => {
+                        self.note(
+                            sessions,
+                            domain,
+                            ("tlsa", String::new()),
+                            &host,
+                            Some(result::DNSSEC_INVALID),
+                        );
                         last = failure;
                         continue;
                     }
                 }
             };
-            let dane = tlsa.is_some();
+            let in_force = match (&tlsa, &sts) {
+                (Some(records), _) => (
+                    "tlsa",
+                    records.iter().map(Tlsa::to_string).collect::<Vec<_>>().join("\n"),
+                ),
+                (None, Some(sts)) => ("sts", sts.text()),
+                (None, None) => ("no-policy-found", String::new()),
+            };
+            let dane_host = tlsa.is_some();
             let mut peer = self.peer(&host, addresses, policy);
             if let Some(records) = tlsa {
                 peer.tls = SmarthostTls::StartTls;
@@ -329,13 +405,48 @@ impl Mx {
             }
             match pool.send(&peer, helo, from, to, &mut open_body).await {
                 Ok(()) => {
-                    tracing::debug!(?policy, mta_sts = sts.is_some(), dane, "delivered to an MX host");
+                    self.note(sessions, domain, in_force, &host, None);
+                    tracing::debug!(
+                        ?policy,
+                        mta_sts = sts.is_some(),
+                        dane = dane_host,
+                        "delivered to an MX host"
+                    );
                     return Ok(());
                 }
                 Err(Failure::Permanent(error)) => return Err(Failure::Permanent(error)),
-                Err(failure) => last = failure,
+                Err(failure) => {
+                    if let Failure::Temporary(text) = &failure
+                        && let Some(kind) = crate::tlsrpt::result_of(text, dane_host)
+                    {
+                        self.note(sessions, domain, in_force.clone(), &host, Some(kind));
+                    }
+                    last = failure;
+                }
             }
         }
         Err(last)
+    }
+
+    /// Notes one session's TLS outcome for TLS-RPT (when reports are on):
+    /// `failure` is its RFC 8460 result type, `None` a success.
+    fn note(
+        &self,
+        sessions: &mut Vec<TlsSession>,
+        domain: &str,
+        (policy_type, policy_string): (&str, String),
+        host: &str,
+        failure: Option<&str>,
+    ) {
+        if !self.settings.tls_reports {
+            return;
+        }
+        sessions.push(TlsSession {
+            policy_domain: domain.trim_end_matches('.').to_ascii_lowercase(),
+            policy_type: policy_type.to_owned(),
+            policy_string,
+            mx_host: failure.map_or_else(String::new, |_| host.trim_end_matches('.').to_ascii_lowercase()),
+            result_type: failure.unwrap_or_default().to_owned(),
+        });
     }
 }
