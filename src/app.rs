@@ -334,12 +334,14 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
         })
         .map_err(anyhow::Error::msg)?
         .map(Arc::new);
+    let direct = config.outbound.direct_policy().map(Arc::new);
     let notify = NotifyConfig {
         public_url: config.public_url.clone(),
         from_address: config.outbound.from_address.clone(),
         subject_template: config.outbound.notification_subject.clone(),
         dkim: dkim.clone(),
         reply_to: config.outbound.reply_to(),
+        direct: direct.clone(),
     };
     let delivery = DeliveryConfig {
         route: route(config)?,
@@ -348,6 +350,7 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
         dkim: dkim.clone(),
         pool: gateway::deliver::Pool::new(config.outbound.pool_settings()),
         retry: config.outbound.retry_policy(),
+        direct,
     };
     let router = portal::router(
         Arc::clone(&store),

@@ -21,6 +21,7 @@ use crate::Wakers;
 use crate::strip::MarkerStripper;
 
 mod dane;
+mod direct;
 mod mta_sts;
 mod mx;
 mod pool;
@@ -102,6 +103,8 @@ pub struct DeliveryConfig {
     /// Connections to the smarthost, shared by every delivery in flight.
     pub pool: Arc<Pool>,
     pub retry: RetryPolicy,
+    /// Best-method delivery: how direct copies are sent ([`direct`]).
+    pub direct: Option<Arc<crate::best_method::DirectPolicy>>,
 }
 
 impl DeliveryConfig {
@@ -183,6 +186,9 @@ pub async fn deliver_one(
     wakers: &Wakers,
     item: &OutboundItem,
 ) -> Result<(), store::Error> {
+    if let Some(copy) = &item.direct {
+        return direct::deliver(store, config, item, copy).await;
+    }
     let result = match &config.route {
         Route::Outbox(dir) => to_outbox(store, dir, item).await,
         Route::Smarthost(host) => to_smarthost(store, &config.pool, host, &config.hostname, item).await,

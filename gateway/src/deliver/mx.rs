@@ -147,7 +147,7 @@ impl Mx {
     /// (`None`: no DANE for this host). A lookup that fails otherwise than
     /// "no such records" is a temporary failure: it may be an attack that
     /// strips the records (RFC 7672 §2.2).
-    async fn tlsa(&self, host: &str) -> Result<Option<Vec<Tlsa>>, Failure> {
+    pub(super) async fn tlsa(&self, host: &str) -> Result<Option<Vec<Tlsa>>, Failure> {
         let Some(resolver) = &self.validating else {
             return Ok(None);
         };
@@ -194,11 +194,11 @@ impl Mx {
         (self.settings.default_policy, None)
     }
 
-    fn configured(&self, domain: &str) -> Option<TlsPolicy> {
+    pub(super) fn configured(&self, domain: &str) -> Option<TlsPolicy> {
         self.settings.policies.get(&domain.to_ascii_lowercase()).copied()
     }
 
-    fn dane_config(&self, host: &str, records: Vec<Tlsa>) -> Arc<rustls::ClientConfig> {
+    pub(super) fn dane_config(&self, host: &str, records: Vec<Tlsa>) -> Arc<rustls::ClientConfig> {
         let mut cache = self.dane.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some((known, config)) = cache.get(host)
             && *known == records
@@ -211,7 +211,7 @@ impl Mx {
     }
 
     /// The hosts to try for `domain`, most preferred first.
-    async fn hosts(&self, domain: &str) -> Result<Vec<String>, Failure> {
+    pub(super) async fn hosts(&self, domain: &str) -> Result<Vec<String>, Failure> {
         let fqdn = format!("{}.", domain.trim_end_matches('.'));
         match self.resolver.mx_lookup(fqdn.as_str()).await {
             Ok(lookup) => {
@@ -243,7 +243,7 @@ impl Mx {
         }
     }
 
-    async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, Failure> {
+    pub(super) async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, Failure> {
         match self.resolver.lookup_ip(host).await {
             Ok(lookup) if lookup.iter().next().is_some() => Ok(lookup.iter().collect()),
             Ok(_) => Err(Failure::Temporary("451 4.4.4 an MX host has no address".into())),
@@ -254,7 +254,7 @@ impl Mx {
     }
 
     /// The peer for one MX host under `policy`.
-    fn peer(&self, host: &str, addresses: Vec<IpAddr>, policy: TlsPolicy) -> Smarthost {
+    pub(super) fn peer(&self, host: &str, addresses: Vec<IpAddr>, policy: TlsPolicy) -> Smarthost {
         Smarthost {
             host: host.trim_end_matches('.').to_ascii_lowercase(),
             port: self.settings.port,
