@@ -327,6 +327,7 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
         wakers.clone(),
     );
     let dkim = dkim_signers(config)?;
+    let direct = config.outbound.direct_policy().map(Arc::new);
     let notify = NotifyConfig {
         public_url: config.public_url.clone(),
         from_address: config.outbound.from_address.clone(),
@@ -334,6 +335,7 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
         dkim: dkim.clone(),
         reply_to: config.outbound.reply_to(),
         practice_from: config.outbound.practice_from(),
+        direct: direct.clone(),
     };
     let delivery = DeliveryConfig {
         route: route(config)?,
@@ -343,6 +345,7 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
         pool: gateway::deliver::Pool::new(config.outbound.pool_settings()),
         retry: config.outbound.retry_policy(),
         rates: config.outbound.rate_limits(),
+        direct,
     };
     let router = portal::router(
         Arc::clone(&store),

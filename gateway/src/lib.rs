@@ -6,6 +6,7 @@
 //! sends two-step codes by text message or voice call. It talks to the portal
 //! only through the store.
 
+pub mod best_method;
 pub mod deliver;
 pub mod dkim;
 pub mod dsn;

@@ -14,6 +14,7 @@ use store::{Error, Policy, Store};
 use tokio::sync::Notify;
 
 use crate::Wakers;
+use crate::best_method::Path;
 use crate::mail::{
     self, ChooseRoles, ConfirmEmail, EmailChangeNotice, Envelope, ForPeople, InvoiceLine, Invoices, MailKind,
     MessageWaiting, SetPassword,
@@ -36,6 +37,9 @@ pub struct NotifyConfig {
     /// A practice's own `From` (by practice domain, lower case), signed with
     /// that domain's DKIM keys; others use `from_address`.
     pub practice_from: std::collections::BTreeMap<String, String>,
+    /// Best-method delivery to partner domains, when configured
+    /// ([`crate::best_method`]): their recipients may get the message itself.
+    pub direct: Option<Arc<crate::best_method::DirectPolicy>>,
 }
 
 impl NotifyConfig {
@@ -200,8 +204,22 @@ impl Drop for AbortOnDrop {
 /// Composes one claimed job's mail and queues it. An error means the store is
 /// out of reach: the caller gives the job back.
 async fn notify_one(store: &Store, config: &NotifyConfig, job: &MailJob) -> Result<(), Error> {
+    let record = match crate::best_method::choose(store, config.direct.as_deref(), job).await? {
+        Path::Direct(choice) => {
+            store.queue().queue_direct(job.id, &choice).await?;
+            tracing::info!(job = job.id, "direct copy queued instead of a notification");
+            return Ok(());
+        }
+        Path::Notification { record } => record,
+    };
     match store.queue().job_context(job).await {
-        Ok(ctx) => compose_and_queue(store, config, job.id, &ctx).await,
+        Ok(ctx) => {
+            compose_and_queue(store, config, job.id, &ctx).await?;
+            match record {
+                Some(copy) => store.queue().record_notification_path(&copy).await,
+                None => Ok(()),
+            }
+        }
         Err(Error::NotFound) => store.queue().skip_job(job.id).await,
         // It can never be composed: set aside (logged), not retried.
         Err(error) if error.is_permanent() => store.queue().park_job(job.id, &error).await,
@@ -297,6 +315,7 @@ mod tests {
                 by_practice: [("smiles.example".to_owned(), "frontdesk@smiles.example".to_owned())].into(),
             },
             practice_from: [("smiles.example".to_owned(), "secure@smiles.example".to_owned())].into(),
+            direct: None,
         }
     }
 

@@ -113,6 +113,7 @@ pub(crate) fn all_routes() -> routes::Routes {
         .merge(pages::message::routes())
         .merge(pages::message_lifecycle::routes())
         .merge(pages::practice_retention::routes())
+        .merge(pages::practice_delivery::routes())
         .merge(pages::register::routes())
         .merge(pages::attachment::routes())
         .merge(pages::zip_download::routes())

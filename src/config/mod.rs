@@ -13,6 +13,7 @@ use serde::Deserialize;
 mod accounts;
 mod billing;
 mod choice;
+mod direct;
 mod discovery;
 mod dkim;
 mod listeners;

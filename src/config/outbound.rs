@@ -109,6 +109,15 @@ pub struct Outbound {
     /// A practice's own `Reply-To`, by its domain (`"smiles.example" =
     /// "frontdesk@smiles.example"`); overrides `notification_reply_to`.
     pub practice_reply_to: BTreeMap<String, String>,
+    /// `mx` mode: partner domains whose recipients may get a secure message
+    /// itself over verified TLS instead of a notification, when the sending
+    /// practice allows it (best-method delivery, `config/direct.rs`).
+    pub direct_domains: Vec<String>,
+    /// The largest message sent directly (`10MB`); larger ones get a notification.
+    pub direct_max_size: String,
+    /// Seconds a direct copy is retried after a temporary failure that is not
+    /// about TLS before it falls back to a notification (900).
+    pub direct_retry_for: u64,
     /// `mx` mode: the port MX hosts listen on (25; another only for tests).
     pub mx_port: u16,
     /// `mx` mode: DNS servers (`IP` or `IP:PORT`); empty: the system's.
@@ -183,6 +192,9 @@ impl Default for Outbound {
             idle_timeout: pool.idle_timeout.as_secs(),
             notification_reply_to: None,
             practice_reply_to: BTreeMap::new(),
+            direct_domains: Vec::new(),
+            direct_max_size: "10MB".into(),
+            direct_retry_for: 900,
             mx_port: 25,
             dns_servers: Vec::new(),
             tls_policy: "opportunistic".into(),
@@ -216,6 +228,7 @@ impl Outbound {
             OutboundMode::Mx => {}
         }
         self.check_mx(problems);
+        self.check_direct(problems);
         if store::accounts::normalize_email(&self.from_address).is_err() {
             problems.push(format!(
                 "outbound.from_address {:?} is not an email address",

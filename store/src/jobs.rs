@@ -122,6 +122,9 @@ pub struct OutboundItem {
     key: WrappedKey,
     /// The sealed message, when it is kept in the row (`blob` is then empty).
     body: Option<Vec<u8>>,
+    /// The secure message itself for one recipient over verified TLS
+    /// (best-method delivery, `direct.rs`), instead of mail composed here.
+    pub direct: Option<crate::direct_copy::DirectCopy>,
 }
 
 impl OutboundItem {
@@ -160,6 +163,17 @@ pub(crate) fn outbound_from_row(row: &sqlx::any::AnyRow) -> Result<OutboundItem>
         attempts: row.try_get("attempts")?,
         created_at: row.try_get("created_at")?,
         body: row.try_get("body")?,
+        // Only the delivery loop's query reads these columns.
+        direct: match (
+            row.try_get::<Option<String>, _>("direct_message_id").ok().flatten(),
+            row.try_get::<Option<i64>, _>("direct_user_id").ok().flatten(),
+        ) {
+            (Some(message), Some(user)) => Some(crate::direct_copy::DirectCopy {
+                message: MessageId::parse(&message).ok_or(Error::Corrupt("malformed message id of a direct copy"))?,
+                recipient: UserId(user),
+            }),
+            _ => None,
+        },
     })
 }
 
@@ -367,7 +381,8 @@ impl Queue<'_> {
                             AND (blob = '' OR node = $5)
                           ORDER BY next_attempt_at LIMIT $2)
                AND state = $3 AND claimed_until <= $1
-             RETURNING id, blob, mail_from, rcpt_to, kek_id, wrapped_key, strip_markers, attempts, created_at, next_attempt_at, body",
+             RETURNING id, blob, mail_from, rcpt_to, kek_id, wrapped_key, strip_markers, attempts, created_at, next_attempt_at, body,
+                       direct_message_id, direct_user_id",
         )
         .bind(now)
         .bind(limit)

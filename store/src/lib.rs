@@ -11,7 +11,7 @@
 //! | `store.mail()` ([`Mail`]) | `messages`, `mailbox`, `threads`, `contacts`, `address_book`, `visible`, `ingest/`, `outgoing/` | `inbox`, `open_message`, `seal_spooled`, `mailbox_sync`, `send_draft`, `suggest_addresses` |
 //! | `store.accounts()` ([`Accounts`]) | `accounts/{mod,manage,registration,relay_sources}.rs` | `user`, `add_practice`, `register`, `relay_sources` |
 //! | `store.auth()` ([`Auth`]) | the other files of `accounts/` (sign-in, two-step, passkeys, devices, app passwords, SAML, tokens, lockout) | `begin_sign_in`, `session_user`, `verify_totp` |
-//! | `store.queue()` ([`Queue`]) | `spool`, `spool_file`, `jobs`, `claims`, `outcomes`, `accounts/sms.rs` | `accept_secure`, `claim_jobs`, `due_outbound`, `claim_sms` |
+//! | `store.queue()` ([`Queue`]) | `spool`, `spool_file`, `jobs`, `claims`, `outcomes`, `direct`, `accounts/sms.rs` | `accept_secure`, `claim_jobs`, `due_outbound`, `claim_sms` |
 //! | `store.uploads()` ([`Uploads`]) | `uploads` | `create`, `append`, `open` (files staged for an outgoing message) |
 //! | `store.audit_log()` ([`AuditLog`]) | `audit` (reading; writing is [`Store::audit`]) | `verify_audit`, `recent_audit` |
 //!
@@ -19,7 +19,7 @@
 //! block; a room reaches another as `self.queue()`. Pieces several rooms share
 //! are leaves that import no other store module: [`layout`] (blob numbers, blob
 //! keys, spool paths), `sealed_stream` (reading sealed files), `spool_file` (writing
-//! them), `job_kind` (adding a mail job), [`crypto`], [`ids`], [`clock`].
+//! them), `job_kind` (adding a mail job), [`direct_copy`], [`crypto`], [`ids`], [`clock`].
 
 pub mod accounts;
 pub mod address_book;
@@ -31,6 +31,8 @@ pub mod clock;
 pub mod contacts;
 pub mod crypto;
 pub mod db;
+pub mod direct;
+pub mod direct_copy;
 mod error;
 mod group_commit;
 pub mod ids;

@@ -23,6 +23,7 @@ mod config_check;
 mod contacts;
 mod crash;
 mod delivery;
+mod delivery_best_method;
 mod delivery_mx;
 mod delivery_mx_tls;
 mod delivery_pool;

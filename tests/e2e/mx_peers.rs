@@ -270,7 +270,12 @@ pub struct PostfixMx {
 }
 
 impl PostfixMx {
-    pub async fn start(ip: &str, port: u16, domain: &str, (cert, key): (String, String)) -> Self {
+    pub async fn start(ip: &str, port: u16, domain: &str, cert: (String, String)) -> Self {
+        Self::start_with(ip, port, domain, cert, "").await
+    }
+
+    /// [`start`](Self::start) with more `main.cf` lines (e.g. to hold mail).
+    pub async fn start_with(ip: &str, port: u16, domain: &str, (cert, key): (String, String), extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let permissions = std::os::unix::fs::PermissionsExt::from_mode(0o755);
         std::fs::set_permissions(dir.path(), permissions).unwrap();
@@ -300,7 +305,7 @@ inet_interfaces = 127.0.0.1\ninet_protocols = ipv4\nmynetworks = 127.0.0.0/8\nqu
 data_directory = {root}/data\nsmtpd_tls_security_level = may\nsmtpd_tls_cert_file = {root}/conf/cert.pem\n\
 smtpd_tls_key_file = {root}/conf/key.pem\nsmtpd_tls_loglevel = 1\nrelay_transport = discard\n\
 default_transport = discard\nsmtp_dns_support_level = disabled\nmaillog_file = {root}/maillog\n\
-maillog_file_prefixes = /tmp, /var\nalias_maps =\nalias_database =\nlocal_recipient_maps =\nrelay_recipient_maps =\n"
+maillog_file_prefixes = /tmp, /var\nalias_maps =\nalias_database =\nlocal_recipient_maps =\nrelay_recipient_maps =\n{extra}\n"
             ),
         )
         .unwrap();
@@ -332,6 +337,26 @@ maillog_file_prefixes = /tmp, /var\nalias_maps =\nalias_database =\nlocal_recipi
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("postfix did not listen on {addr}: {}", postfix.log());
+    }
+
+    /// Each mail in the hold queue (with `header_checks = static:HOLD`), as
+    /// `postcat` prints it: envelope, header and body.
+    pub fn held(&self) -> Vec<String> {
+        let hold = self.dir.path().join("queue/hold");
+        let files = std::fs::read_dir(hold).map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>());
+        files
+            .unwrap_or_default()
+            .iter()
+            .map(|file| {
+                let out = Command::new("postcat")
+                    .arg("-c")
+                    .arg(self.dir.path().join("conf"))
+                    .arg(file)
+                    .output()
+                    .expect("postcat (Debian's postfix package)");
+                String::from_utf8_lossy(&out.stdout).into_owned()
+            })
+            .collect()
     }
 
     pub fn log(&self) -> String {

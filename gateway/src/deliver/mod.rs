@@ -23,6 +23,7 @@ use crate::strip::MarkerStripper;
 
 mod dane;
 mod dnssec;
+mod direct;
 mod mta_sts;
 mod mx;
 mod pool;
@@ -108,6 +109,8 @@ pub struct DeliveryConfig {
     pub retry: RetryPolicy,
     /// Messages a minute by recipient domain (SMTP routes); clones share the count.
     pub rates: RateLimits,
+    /// Best-method delivery: how direct copies are sent ([`direct`]).
+    pub direct: Option<Arc<crate::best_method::DirectPolicy>>,
 }
 
 impl DeliveryConfig {
@@ -194,6 +197,9 @@ pub async fn deliver_one(
     {
         tracing::debug!(id = %item.id, at, "over the destination's rate: postponed");
         return store.queue().postpone_outbound(&item.id, at).await;
+    }
+    if let Some(copy) = &item.direct {
+        return direct::deliver(store, config, item, copy).await;
     }
     // A delivery that outlasts its lease keeps its claim (`store/src/claims.rs`).
     let send = async {

@@ -153,7 +153,7 @@ impl Mx {
     /// (`None`: no DANE for this host). A lookup that fails otherwise than
     /// "no such records" is a temporary failure: it may be an attack that
     /// strips the records (RFC 7672 §2.2).
-    async fn tlsa(&self, host: &str) -> Result<Option<Vec<Tlsa>>, Failure> {
+    pub(super) async fn tlsa(&self, host: &str) -> Result<Option<Vec<Tlsa>>, Failure> {
         let Some(resolver) = &self.validating else {
             return Ok(None);
         };
@@ -227,11 +227,11 @@ impl Mx {
         (self.settings.default_policy, None)
     }
 
-    fn configured(&self, domain: &str) -> Option<TlsPolicy> {
+    pub(super) fn configured(&self, domain: &str) -> Option<TlsPolicy> {
         self.settings.policies.get(&domain.to_ascii_lowercase()).copied()
     }
 
-    fn dane_config(&self, host: &str, records: Vec<Tlsa>) -> Arc<rustls::ClientConfig> {
+    pub(super) fn dane_config(&self, host: &str, records: Vec<Tlsa>) -> Arc<rustls::ClientConfig> {
         let mut cache = self.dane.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some((known, config)) = cache.get(host)
             && *known == records
@@ -243,6 +243,11 @@ impl Mx {
         config
     }
 
+    /// Whether DANE is on (`outbound.dane`: a validating resolver exists).
+    pub(super) fn dane_enabled(&self) -> bool {
+        self.validating.is_some()
+    }
+
     /// The hosts to try for `domain`, most preferred first, and whether DANE
     /// may apply to them. With `dane`, the MX answer comes from the validating
     /// resolver (RFC 7672 §2.2.1): a secure answer lets DANE apply; an
@@ -252,7 +257,7 @@ impl Mx {
     /// indeterminate under a trust anchor) is a temporary failure. A domain
     /// without MX records is its own host, named by the recipient rather than
     /// by DNS, so DANE may apply to it.
-    async fn hosts(&self, domain: &str, dane: bool) -> Result<(Vec<String>, bool), Failure> {
+    pub(super) async fn hosts(&self, domain: &str, dane: bool) -> Result<(Vec<String>, bool), Failure> {
         let fqdn = format!("{}.", domain.trim_end_matches('.'));
         let resolver = match &self.validating {
             Some(validating) if dane => validating,
@@ -297,7 +302,7 @@ impl Mx {
         }
     }
 
-    async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, Failure> {
+    pub(super) async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, Failure> {
         match self.resolver.lookup_ip(host).await {
             Ok(lookup) if lookup.iter().next().is_some() => Ok(lookup.iter().collect()),
             Ok(_) => Err(Failure::Temporary("451 4.4.4 an MX host has no address".into())),
@@ -308,7 +313,7 @@ impl Mx {
     }
 
     /// The peer for one MX host under `policy`.
-    fn peer(&self, host: &str, addresses: Vec<IpAddr>, policy: TlsPolicy) -> Smarthost {
+    pub(super) fn peer(&self, host: &str, addresses: Vec<IpAddr>, policy: TlsPolicy) -> Smarthost {
         Smarthost {
             host: host.trim_end_matches('.').to_ascii_lowercase(),
             port: self.settings.port,

@@ -23,6 +23,7 @@ mod message_attachments;
 pub mod message_lifecycle;
 mod message_view;
 pub mod passkeys;
+pub mod practice_delivery;
 pub mod practice_retention;
 pub mod profile;
 pub mod profile_email;

@@ -9,6 +9,7 @@
 pub mod addin_keys;
 pub mod app_passwords;
 mod devices;
+mod direct_delivery;
 mod invites;
 pub mod lockout;
 pub mod manage;
