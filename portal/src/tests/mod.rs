@@ -585,6 +585,7 @@ async fn public_pages_and_headers() {
 
 mod lifecycle;
 mod lists;
+mod practice_delivery;
 mod profile;
 mod routes;
 mod time_zones;
