@@ -3,8 +3,13 @@
 //! to it. Local writes are fsynced, because a blob must be on disk before the spool
 //! copy it replaces is removed; an S3 upload is durable once it completes. Large
 //! blobs stream as multipart uploads with at most a few parts in memory.
+//!
+//! A sealed message is stored in one of two layouts (`layout.rs`): a small one
+//! as one bundle (`bundle.rs`), a large one as a blob per piece. Readers ask
+//! for a piece ([`Blobs::open_piece`], [`Blobs::read_piece`]) and get it from
+//! whichever layout the message has.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -16,6 +21,8 @@ use object_store::prefix::PrefixStore;
 use object_store::{GetResultPayload, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 
 use crate::crypto::{DataKey, Opener, Sealer};
+use crate::ids::MessageId;
+use crate::layout::MessageBlob;
 use crate::sealed_stream::{file_chunks_sized, open_sealed_stream};
 use crate::{Error, Result};
 
@@ -151,6 +158,108 @@ impl Blobs {
             GetResultPayload::File(file, _) => file_chunks_sized(tokio::fs::File::from_std(file), size),
             GetResultPayload::Stream(stream) => stream.map_err(Error::from).boxed(),
         })
+    }
+
+    /// Streams the plaintext of one piece of message `id`, verifying every
+    /// chunk, from its bundle if it has one, else from the piece's own blob.
+    pub async fn open_piece(
+        &self,
+        id: &MessageId,
+        data_key: &DataKey,
+        piece: MessageBlob,
+    ) -> Result<BoxStream<'static, Result<Bytes>>> {
+        if let Some(bundle) = self.read_bundle(id).await? {
+            let sealed = crate::bundle::piece(&bundle, piece.number())?.ok_or(Error::NotFound)?;
+            let chunks = futures::stream::iter([Ok(sealed)]).boxed();
+            return Ok(open_sealed_stream(chunks, Opener::new(data_key, piece.number())));
+        }
+        self.open(&piece.key(id), data_key, piece.number()).await
+    }
+
+    /// Reads one small piece of message `id` whole (as [`open_piece`](Self::open_piece)).
+    pub async fn read_piece(&self, id: &MessageId, data_key: &DataKey, piece: MessageBlob) -> Result<Vec<u8>> {
+        if let Some(bundle) = self.read_bundle(id).await? {
+            let sealed = crate::bundle::piece(&bundle, piece.number())?.ok_or(Error::NotFound)?;
+            return crate::crypto::open_all(data_key, piece.number(), &sealed);
+        }
+        self.read_all(&piece.key(id), data_key, piece.number()).await
+    }
+
+    /// The bundle of message `id`, read whole (a bundle is small by design),
+    /// or `None` when the message is stored as separate pieces.
+    async fn read_bundle(&self, id: &MessageId) -> Result<Option<Bytes>> {
+        let key = crate::layout::bundle_key(id);
+        if let Some(root) = &self.local_root {
+            // One hand-off to the blocking pool: open, read, close.
+            let path = root.join(&key);
+            let read = tokio::task::spawn_blocking(move || std::fs::read(path))
+                .await
+                .map_err(|_| std::io::Error::other("blob reader task failed"))?;
+            return match read {
+                Ok(bytes) => Ok(Some(Bytes::from(bytes))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e.into()),
+            };
+        }
+        match self.inner.get(&ObjectPath::from(key)).await {
+            Ok(got) => Ok(Some(got.bytes().await?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Where blob `key` lives on local disk (`None` for a remote store), for a
+    /// caller that writes it from a blocking thread with [`write_file`].
+    pub(crate) fn local_path(&self, key: &str) -> Option<PathBuf> {
+        self.local_root.as_ref().map(|root| root.join(key))
+    }
+
+    /// Stores a whole small blob of sealed bytes durably: on local files
+    /// written, fsynced and renamed into place (then its folder fsynced) in one
+    /// blocking task; elsewhere (S3) one PUT, durable when it returns.
+    pub(crate) async fn put_whole(&self, key: &str, sealed: Vec<u8>) -> Result<()> {
+        if let Some(path) = self.local_path(key) {
+            return write_small(path, sealed).await;
+        }
+        self.inner.put(&ObjectPath::from(key), PutPayload::from(sealed)).await?;
+        Ok(())
+    }
+
+    /// Starts storing a piece whose bytes the caller has sealed. On local
+    /// files it is not durable until [`sync_pieces`](Self::sync_pieces): a
+    /// message's pieces are fsynced together, their folder once.
+    pub(crate) fn create_piece(&self, key: &str) -> PieceWriter {
+        PieceWriter {
+            writer: None,
+            out: Vec::new(),
+            blobs: self.clone(),
+            key: key.to_owned(),
+        }
+    }
+
+    /// Makes pieces written with [`create_piece`](Self::create_piece) durable:
+    /// each file fsynced, then each folder once, in one blocking task.
+    pub(crate) async fn sync_pieces(&self, keys: Vec<String>) -> Result<()> {
+        let Some(root) = self.local_root.clone() else {
+            return Ok(());
+        };
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            let mut dirs = std::collections::BTreeSet::new();
+            for key in keys {
+                let path = root.join(key);
+                std::fs::File::open(&path)?.sync_all()?;
+                if let Some(dir) = path.parent() {
+                    dirs.insert(dir.to_owned());
+                }
+            }
+            for dir in dirs {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|_| std::io::Error::other("blob sync task failed"))??;
+        Ok(())
     }
 
     /// Reads a small sealed blob whole.
@@ -303,26 +412,90 @@ impl SealedBlobWriter {
     }
 }
 
-/// Writes a whole small blob at `path`: a staging file beside it (named as the
-/// object store names its own, `NAME#DIGITS`, which listings skip), fsynced,
-/// renamed into place, and the folder fsynced.
+/// Writes a whole small blob at `path` in one blocking task (see [`write_file`]).
 async fn write_small(path: PathBuf, bytes: Vec<u8>) -> Result<()> {
-    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        use std::io::Write as _;
-        let dir = path.parent().expect("a blob lives in a folder");
-        std::fs::create_dir_all(dir)?;
-        let mut staging = path.clone().into_os_string();
-        staging.push(format!("#{}", u64::from_le_bytes(crate::crypto::random_bytes())));
-        let mut file = std::fs::File::create(&staging)?;
-        file.write_all(&bytes)?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&staging, &path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })
-    .await
-    .map_err(|_| std::io::Error::other("blob writer task failed"))??;
+    write_blocking(path, bytes, true).await
+}
+
+async fn write_blocking(path: PathBuf, bytes: Vec<u8>, durable: bool) -> Result<()> {
+    tokio::task::spawn_blocking(move || write_file(&path, &bytes, durable))
+        .await
+        .map_err(|_| std::io::Error::other("blob writer task failed"))??;
     Ok(())
+}
+
+/// Writes a whole blob at `path` (from a blocking thread): a staging file
+/// beside it (named as the object store names its own, `NAME#DIGITS`, which
+/// listings skip) renamed into place; `durable`: the file fsynced before the
+/// rename and the folder after it.
+pub(crate) fn write_file(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let dir = path.parent().expect("a blob lives in a folder");
+    std::fs::create_dir_all(dir)?;
+    let mut staging = path.to_owned().into_os_string();
+    staging.push(format!("#{}", u64::from_le_bytes(crate::crypto::random_bytes())));
+    let mut file = std::fs::File::create(&staging)?;
+    file.write_all(bytes)?;
+    if durable {
+        file.sync_all()?;
+    }
+    drop(file);
+    std::fs::rename(&staging, path)?;
+    if durable {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Writes bytes the caller sealed into a blob; nothing is visible until
+/// [`finish`](Self::finish), and on local files nothing is durable until
+/// [`Blobs::sync_pieces`].
+pub(crate) struct PieceWriter {
+    writer: Option<WriteMultipart>,
+    out: Vec<u8>,
+    blobs: Blobs,
+    key: String,
+}
+
+impl PieceWriter {
+    pub async fn write(&mut self, sealed: &[u8]) -> Result<()> {
+        self.out.extend_from_slice(sealed);
+        if self.out.len() >= 1 << 20 {
+            if self.writer.is_none() {
+                let upload = self
+                    .blobs
+                    .inner
+                    .put_multipart(&ObjectPath::from(self.key.as_str()))
+                    .await?;
+                self.writer = Some(WriteMultipart::new_with_chunk_size(upload, self.blobs.part_size));
+            }
+            let writer = self.writer.as_mut().expect("started above");
+            writer.wait_for_capacity(2).await?;
+            writer.put(Bytes::from(std::mem::take(&mut self.out)));
+        }
+        Ok(())
+    }
+
+    /// Completes the blob; returns its key (for [`Blobs::sync_pieces`]).
+    pub async fn finish(mut self) -> Result<String> {
+        let out = std::mem::take(&mut self.out);
+        match self.writer.take() {
+            Some(mut writer) => {
+                writer.put(Bytes::from(out));
+                writer.finish().await?;
+            }
+            None => match self.blobs.local_path(&self.key) {
+                Some(path) => write_blocking(path, out, false).await?,
+                None => {
+                    self.blobs
+                        .inner
+                        .put(&ObjectPath::from(self.key.as_str()), PutPayload::from(out))
+                        .await?;
+                }
+            },
+        }
+        Ok(self.key)
+    }
 }
 
 /// Writes already-sealed bytes into a blob as they come.

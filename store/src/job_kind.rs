@@ -70,3 +70,33 @@ pub(crate) async fn add_job(
         .await?;
     Ok(())
 }
+
+/// Adds several mail jobs in `tx` with one statement per 200 (a sealed
+/// message's notifications): `(kind, user)`, all about `message`.
+pub(crate) async fn add_jobs(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    jobs: &[(JobKind, UserId)],
+    message: Option<&MessageId>,
+    now: i64,
+) -> Result<()> {
+    for chunk in jobs.chunks(200) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| format!("(${}, ${}, ${}, ${})", i * 4 + 1, i * 4 + 2, i * 4 + 3, i * 4 + 4))
+            .collect();
+        let sql = format!(
+            "INSERT INTO mail_jobs (kind, user_id, message_id, created_at) VALUES {}",
+            rows.join(", ")
+        );
+        // Only numbered placeholders are formatted in; the values are bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (kind, user) in chunk {
+            query = query
+                .bind(kind.as_str())
+                .bind(user.0)
+                .bind(message.map(MessageId::as_str))
+                .bind(now);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}

@@ -35,6 +35,17 @@ pub enum MessageBlob {
 }
 
 impl MessageBlob {
+    /// The blob number this piece is sealed under (unique per data key).
+    pub fn number(self) -> u32 {
+        match self {
+            Self::Original => BLOB_ORIGINAL,
+            Self::Visible => BLOB_VISIBLE,
+            Self::Meta => BLOB_META,
+            // At most `ingest::MAX_ATTACHMENTS` parts: far below u32's room.
+            Self::Part(index) => BLOB_FIRST_PART.saturating_add(u32::try_from(index).unwrap_or(u32::MAX)),
+        }
+    }
+
     /// The key of this piece of message `id`: under [`message_prefix`].
     pub fn key(self, id: &MessageId) -> String {
         let prefix = message_prefix(id);
@@ -50,6 +61,12 @@ impl MessageBlob {
 /// Every blob of message `id` lives under this prefix (shredding deletes it whole).
 pub fn message_prefix(id: &MessageId) -> String {
     format!("messages/{id}")
+}
+
+/// The one blob of a small message (`bundle.rs`): its pieces, each sealed as
+/// on its own, in one file. A message has either this or separate pieces.
+pub fn bundle_key(id: &MessageId) -> String {
+    format!("{}/sealed", message_prefix(id))
 }
 
 /// A spool folder under the data folder.
@@ -113,6 +130,10 @@ mod tests {
         assert_eq!(MessageBlob::Original.key(&id), format!("{prefix}/original"));
         assert_eq!(MessageBlob::Visible.key(&id), format!("{prefix}/visible"));
         assert_eq!(MessageBlob::Part(7).key(&id), format!("{prefix}/part-7"));
+        assert_eq!(bundle_key(&id), format!("{prefix}/sealed"));
+        assert_eq!(MessageBlob::Part(7).number(), 10);
+        assert_eq!(MessageBlob::Meta.number(), 2);
+        assert_eq!(MessageBlob::Visible.number(), u32::MAX);
         assert_eq!(SpoolDir::In.entry(&id), "in/0123456789abcdef0123456789abcdef");
         assert_eq!(SpoolDir::Out.entry(&id), "out/0123456789abcdef0123456789abcdef");
     }

@@ -18,7 +18,8 @@
 //! A new method goes in the file of its room, in that file's `impl <Room><'_>`
 //! block; a room reaches another as `self.queue()`. Pieces several rooms share
 //! are leaves that import no other store module: [`layout`] (blob numbers, blob
-//! keys, spool paths), `sealed_stream` (reading sealed files), `spool_file` (writing
+//! keys, spool paths), `bundle` (a small message's pieces in one blob),
+//! `sealed_stream` (reading sealed files), `spool_file` (writing
 //! them), `job_kind` (adding a mail job), [`direct_copy`], [`crypto`], [`ids`], [`clock`].
 
 pub mod accounts;
@@ -26,6 +27,7 @@ pub mod address_book;
 pub mod audit;
 pub mod billing;
 pub mod blobs;
+mod bundle;
 pub mod claims;
 pub mod clock;
 pub mod contacts;

@@ -11,7 +11,7 @@ use crate::accounts::User;
 use crate::audit::AuditEvent;
 use crate::ids::MessageId;
 use crate::messages::visibility::{recipient_sees, sender_sees};
-use crate::{Error, Mail, Result, ingest};
+use crate::{Error, Mail, Result};
 
 mod fetch;
 pub use fetch::{KeyCache, Readable};
@@ -276,20 +276,12 @@ impl Mail<'_> {
         // was one has only the original as received.
         let stream = match self
             .blobs
-            .open(
-                &crate::layout::MessageBlob::Visible.key(id),
-                &key,
-                crate::layout::BLOB_VISIBLE,
-            )
+            .open_piece(id, &key, crate::layout::MessageBlob::Visible)
             .await
         {
             Err(Error::NotFound) => {
                 self.blobs
-                    .open(
-                        &crate::layout::MessageBlob::Original.key(id),
-                        &key,
-                        ingest::BLOB_ORIGINAL,
-                    )
+                    .open_piece(id, &key, crate::layout::MessageBlob::Original)
                     .await?
             }
             other => other?,

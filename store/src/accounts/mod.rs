@@ -248,7 +248,7 @@ impl User {
 
 const USER_COLUMNS: &str = "id, email, full_name, phone, role, practice_id, paid, user_manager, status, profile";
 
-fn user_from_row(row: &AnyRow) -> Result<User> {
+pub(crate) fn user_from_row(row: &AnyRow) -> Result<User> {
     let profile: String = row.try_get("profile")?;
     Ok(User {
         id: UserId(row.try_get("id")?),

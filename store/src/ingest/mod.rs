@@ -17,11 +17,9 @@ pub mod mime;
 use mail_parser::{MessageParser, MimeHeaders};
 use serde::{Deserialize, Serialize};
 
-use crate::blobs::SealedBlobWriter;
-use crate::crypto::DataKey;
-use crate::ids::MessageId;
+use crate::Sealed;
+use crate::crypto::{DataKey, Sealer};
 use crate::layout::MessageBlob;
-use crate::{Result, Sealed, Store};
 
 use decode::Decoder;
 use mime::Event;
@@ -32,7 +30,7 @@ pub use crate::layout::{BLOB_FIRST_PART, BLOB_META, BLOB_ORIGINAL, BLOB_SUBJECT}
 /// Text bodies larger than this are kept as attachments instead of shown inline.
 const MAX_INLINE_TEXT: usize = 2 * 1024 * 1024;
 /// More attachments than this are kept only in the original.
-const MAX_ATTACHMENTS: usize = 1000;
+pub const MAX_ATTACHMENTS: usize = 1000;
 
 /// One attachment of a sealed message.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -63,6 +61,47 @@ impl std::fmt::Debug for SealedMeta {
     }
 }
 
+/// One piece of a message being sealed, sans I/O: plaintext in, ciphertext
+/// collected in [`out`](Self::out) for the caller to take (to a blob of its
+/// own, or into the message's bundle).
+pub(crate) struct Piece {
+    pub blob: MessageBlob,
+    sealer: Option<Sealer>,
+    /// Sealed bytes not yet taken.
+    pub out: Vec<u8>,
+    /// Plaintext bytes sealed so far.
+    pub plain_len: u64,
+}
+
+impl Piece {
+    pub fn new(key: &DataKey, blob: MessageBlob) -> Self {
+        Self {
+            blob,
+            sealer: Some(Sealer::new(key, blob.number())),
+            out: Vec::new(),
+            plain_len: 0,
+        }
+    }
+
+    pub fn write(&mut self, data: &[u8]) {
+        self.plain_len += data.len() as u64;
+        if let Some(sealer) = self.sealer.as_mut() {
+            sealer.update(data, &mut self.out);
+        }
+    }
+
+    /// Seals the last chunk.
+    pub fn finish(&mut self) {
+        if let Some(sealer) = self.sealer.take() {
+            sealer.finish(&mut self.out);
+        }
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.sealer.is_none()
+    }
+}
+
 enum Current {
     None,
     Text {
@@ -71,48 +110,49 @@ enum Current {
         raw: Vec<u8>,
     },
     Attachment {
-        writer: Box<SealedBlobWriter>,
         decoder: Decoder,
         name: String,
         content_type: String,
     },
 }
 
-/// Receives splitter events and seals what they describe.
+/// Receives splitter events and seals what they describe, sans I/O: each
+/// attachment is a [`Piece`] in [`parts`](Self::parts), whose sealed bytes
+/// the caller takes as they come.
 pub(crate) struct PartSealer<'a> {
-    store: &'a Store,
-    id: &'a MessageId,
+    subject_tag: &'a str,
     key: &'a DataKey,
     current: Current,
     pub meta: SealedMeta,
     pub headers: Option<headers::HeaderFacts>,
+    /// Attachment `n` is `parts[n]`; all but the last are finished.
+    pub parts: Vec<Piece>,
 }
 
 impl<'a> PartSealer<'a> {
-    pub fn new(store: &'a Store, id: &'a MessageId, key: &'a DataKey) -> Self {
+    pub fn new(subject_tag: &'a str, key: &'a DataKey) -> Self {
         Self {
-            store,
-            id,
+            subject_tag,
             key,
             current: Current::None,
             meta: SealedMeta::default(),
             headers: None,
+            parts: Vec::new(),
         }
     }
 
-    pub async fn on_event(&mut self, event: Event) -> Result<()> {
+    pub fn on_event(&mut self, event: Event) {
         match event {
             Event::MessageHeaders(block) => {
-                self.headers = Some(headers::inspect(&block, &self.store.policy.subject_tag));
+                self.headers = Some(headers::inspect(&block, self.subject_tag));
             }
-            Event::PartStart(block) => self.start_part(block).await?,
-            Event::PartData(data) => self.part_data(&data).await?,
-            Event::PartEnd => self.end_part().await?,
+            Event::PartStart(block) => self.start_part(block),
+            Event::PartData(data) => self.part_data(&data),
+            Event::PartEnd => self.end_part(),
         }
-        Ok(())
     }
 
-    async fn start_part(&mut self, block: Vec<u8>) -> Result<()> {
+    fn start_part(&mut self, block: Vec<u8>) {
         let parsed = MessageParser::default().parse_headers(block.as_slice());
         let (content_type, disposition, filename, encoding) = match &parsed {
             Some(p) => (
@@ -145,33 +185,24 @@ impl<'a> PartSealer<'a> {
                 || default_name(index, &content_type),
                 |n| safe_filename(&n, index, &content_type),
             );
-            self.current = self
-                .attachment(name, content_type, Decoder::for_encoding(encoding.as_deref()))
-                .await?;
+            self.current = self.attachment(name, content_type, Decoder::for_encoding(encoding.as_deref()));
         }
-        Ok(())
     }
 
-    async fn attachment(&mut self, name: String, content_type: String, decoder: Decoder) -> Result<Current> {
+    fn attachment(&mut self, name: String, content_type: String, decoder: Decoder) -> Current {
         let index = self.meta.attachments.len();
         if index >= MAX_ATTACHMENTS {
-            return Ok(Current::None);
+            return Current::None;
         }
-        let blob_no = BLOB_FIRST_PART + u32::try_from(index).expect("bounded by MAX_ATTACHMENTS");
-        let writer = self
-            .store
-            .blobs
-            .create(&MessageBlob::Part(index).key(self.id), self.key, blob_no)
-            .await?;
-        Ok(Current::Attachment {
-            writer: Box::new(writer),
+        self.parts.push(Piece::new(self.key, MessageBlob::Part(index)));
+        Current::Attachment {
             decoder,
             name,
             content_type,
-        })
+        }
     }
 
-    async fn part_data(&mut self, data: &[u8]) -> Result<()> {
+    fn part_data(&mut self, data: &[u8]) {
         match &mut self.current {
             Current::None => {}
             Current::Text { raw, .. } if raw.len() + data.len() <= MAX_INLINE_TEXT => raw.extend_from_slice(data),
@@ -186,22 +217,21 @@ impl<'a> PartSealer<'a> {
                 let index = self.meta.attachments.len();
                 let name = format!("message-{}.{}", index + 1, if html { "html" } else { "txt" });
                 let content_type = if html { "text/html" } else { "text/plain" };
-                self.current = self
-                    .attachment(name, content_type.into(), Decoder::for_encoding(encoding.as_deref()))
-                    .await?;
-                Box::pin(self.part_data(&raw)).await?;
-                Box::pin(self.part_data(data)).await?;
+                self.current = self.attachment(name, content_type.into(), Decoder::for_encoding(encoding.as_deref()));
+                self.part_data(&raw);
+                self.part_data(data);
             }
-            Current::Attachment { writer, decoder, .. } => {
+            Current::Attachment { decoder, .. } => {
                 let mut out = Vec::with_capacity(data.len());
                 decoder.push(data, &mut out);
-                writer.write(&out).await?;
+                if let Some(piece) = self.parts.last_mut() {
+                    piece.write(&out);
+                }
             }
         }
-        Ok(())
     }
 
-    async fn end_part(&mut self) -> Result<()> {
+    fn end_part(&mut self) {
         match std::mem::replace(&mut self.current, Current::None) {
             Current::None => {}
             Current::Text { html, mut headers, raw } => {
@@ -219,23 +249,22 @@ impl<'a> PartSealer<'a> {
                 }
             }
             Current::Attachment {
-                mut writer,
                 decoder,
                 name,
                 content_type,
             } => {
                 let mut out = Vec::new();
                 decoder.finish(&mut out);
-                writer.write(&out).await?;
-                let size = writer.finish().await?;
+                let Some(piece) = self.parts.last_mut() else { return };
+                piece.write(&out);
+                piece.finish();
                 self.meta.attachments.push(AttachmentMeta {
                     name,
                     content_type,
-                    size,
+                    size: piece.plain_len,
                 });
             }
         }
-        Ok(())
     }
 }
 

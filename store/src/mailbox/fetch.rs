@@ -18,7 +18,7 @@ use crate::audit::AuditEvent;
 use crate::crypto::{DataKey, WrappedKey};
 use crate::ids::MessageId;
 use crate::messages::visibility::{recipient_sees, sender_sees};
-use crate::{Error, Mail, Result, ingest};
+use crate::{Error, Mail, Result};
 
 use super::{Flags, MailboxName};
 
@@ -129,20 +129,12 @@ impl Mail<'_> {
         let id = &message.id;
         match self
             .blobs
-            .open(
-                &crate::layout::MessageBlob::Visible.key(id),
-                &message.key,
-                crate::layout::BLOB_VISIBLE,
-            )
+            .open_piece(id, &message.key, crate::layout::MessageBlob::Visible)
             .await
         {
             Err(Error::NotFound) => {
                 self.blobs
-                    .open(
-                        &crate::layout::MessageBlob::Original.key(id),
-                        &message.key,
-                        ingest::BLOB_ORIGINAL,
-                    )
+                    .open_piece(id, &message.key, crate::layout::MessageBlob::Original)
                     .await
             }
             other => other,

@@ -9,7 +9,7 @@ use futures::stream::BoxStream;
 use crate::accounts::User;
 use crate::audit::AuditEvent;
 use crate::ids::MessageId;
-use crate::ingest::{self, AttachmentMeta, SealedMeta};
+use crate::ingest::{AttachmentMeta, SealedMeta};
 use crate::{Error, Mail, Result};
 
 /// Why an attachment is read, as the audit log records it.
@@ -43,7 +43,7 @@ impl Mail<'_> {
         let key = self.keys.unwrap(&row.key)?;
         let bytes = self
             .blobs
-            .read_all(&crate::layout::MessageBlob::Meta.key(id), &key, ingest::BLOB_META)
+            .read_piece(id, &key, crate::layout::MessageBlob::Meta)
             .await?;
         let meta: SealedMeta = serde_json::from_slice(&bytes).map_err(|_| Error::Crypto)?;
         Ok(meta.attachments)
@@ -62,14 +62,13 @@ impl Mail<'_> {
         let key = self.keys.unwrap(&row.key)?;
         let bytes = self
             .blobs
-            .read_all(&crate::layout::MessageBlob::Meta.key(id), &key, ingest::BLOB_META)
+            .read_piece(id, &key, crate::layout::MessageBlob::Meta)
             .await?;
         let meta: SealedMeta = serde_json::from_slice(&bytes).map_err(|_| Error::Crypto)?;
         let attachment = meta.attachments.get(index).cloned().ok_or(Error::NotFound)?;
-        let blob_no = ingest::BLOB_FIRST_PART + u32::try_from(index).map_err(|_| Error::NotFound)?;
         let stream = self
             .blobs
-            .open(&crate::layout::MessageBlob::Part(index).key(id), &key, blob_no)
+            .open_piece(id, &key, crate::layout::MessageBlob::Part(index))
             .await?;
         self.audit(AuditEvent {
             actor: &format!("user:{}", user.id),

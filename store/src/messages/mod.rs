@@ -17,6 +17,7 @@ mod read;
 pub mod receipts;
 mod roles;
 mod seal;
+mod splitting;
 pub(crate) mod visibility;
 
 use sqlx::Row;

@@ -110,7 +110,7 @@ impl Mail<'_> {
         let key = self.keys.unwrap(&row.key)?;
         let bytes = self
             .blobs
-            .read_all(&crate::layout::MessageBlob::Meta.key(id), &key, ingest::BLOB_META)
+            .read_piece(id, &key, crate::layout::MessageBlob::Meta)
             .await?;
         let meta: SealedMeta = serde_json::from_slice(&bytes).map_err(|_| Error::Crypto)?;
         if !is_sender {
@@ -177,7 +177,7 @@ impl Mail<'_> {
         let key = self.keys.unwrap(&row.key)?;
         let bytes = self
             .blobs
-            .read_all(&crate::layout::MessageBlob::Meta.key(id), &key, ingest::BLOB_META)
+            .read_piece(id, &key, crate::layout::MessageBlob::Meta)
             .await?;
         serde_json::from_slice(&bytes).map_err(|_| Error::Crypto)
     }

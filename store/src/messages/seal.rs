@@ -1,63 +1,70 @@
-//! Sealing a spooled secure message into the store: its original (as
-//! recipients may see it), attachments and metadata as sealed blobs; the
-//! message, its recipients (found or created, with their relationship to the
-//! practice) and their mail jobs in one transaction.
+//! Sealing a spooled secure message into the store: its recipients' copy of
+//! the original, attachments and metadata as sealed pieces (a small message's
+//! in one bundle, a large one's each in a blob); the message, its recipients
+//! (found or created, with their relationship to the practice), their mail jobs
+//! and the audit entry in one transaction.
+//!
+//! Issue 14 measured what a seal costs: the AEAD is a fraction of a percent;
+//! the rest was round trips to the database and the blocking pool, new files
+//! and fsyncs. So a small message (at most [`SMALL_MESSAGE`] as received) is
+//! read, split, sealed and written as one bundle, fsynced with its folder, in
+//! one blocking task; the transaction reads the recipients in one statement
+//! and writes them and their jobs with one statement each.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 
 use futures::stream::StreamExt;
 use sqlx::Row;
 
+use super::splitting::{Split, Splitting, meta_piece};
 use crate::accounts::{Relationship, Role};
 use crate::audit::AuditEvent;
+use crate::blobs::PieceWriter;
 use crate::crypto::{DataKey, WrappedKey};
 use crate::ids::{MessageId, PracticeId, UserId};
-use crate::ingest::{self, PartSealer, SealedMeta, mime::Splitter};
+use crate::ingest;
+use crate::job_kind::JobKind;
+use crate::layout::bundle_key;
 use crate::states::{MessageState, RecipientState};
-use crate::visible::{BLOB_VISIBLE, HeaderFilter};
 use crate::{Error, Mail, Result};
 
-/// Records one recipient of a message being sealed: notified at once when
-/// their relationship to the practice is known, else waiting for the sender's
-/// choice (and unable to see it until then).
-async fn add_recipient(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    id: &MessageId,
-    user: UserId,
-    known: bool,
-    bcc: bool,
-    now: i64,
-) -> Result<()> {
-    let state = if known {
-        RecipientState::Notify
-    } else {
-        RecipientState::AwaitingRole
-    };
-    sqlx::query("INSERT INTO message_recipients (message_id, user_id, state, bcc) VALUES ($1, $2, $3, $4)")
-        .bind(id.as_str())
-        .bind(user.0)
-        .bind(state.as_str())
-        .bind(i64::from(bcc))
-        .execute(&mut **tx)
-        .await?;
-    if known {
-        crate::job_kind::add_job(tx, crate::job_kind::JobKind::Notify, user, Some(id), now).await?;
-    }
-    Ok(())
+/// A message of at most this many bytes as received is sealed whole in
+/// memory and stored as one bundle (`bundle.rs`); a larger one streams, each
+/// piece into a blob of its own.
+pub const SMALL_MESSAGE: u64 = 256 * 1024;
+
+/// Recipient rows per `INSERT` statement.
+const ROWS_PER_INSERT: usize = 200;
+
+/// One recipient as the database knows them before the seal: their account,
+/// role and practice, and their relationship to the sealing practice.
+struct Known {
+    id: UserId,
+    role: Role,
+    practice: Option<i64>,
+    relationship: Option<Relationship>,
 }
 
 impl Mail<'_> {
-    /// Seals one spooled secure message into the store: original, attachments and
-    /// metadata as sealed blobs; message, recipients and mail jobs in one
-    /// transaction; then the spool entry goes. Safe to repeat after a crash.
+    /// Seals one spooled secure message into the store: recipients' copy,
+    /// attachments and metadata as sealed pieces; message, recipients, mail jobs
+    /// and audit entry in one transaction; then the spool entry goes. Safe to
+    /// repeat after a crash.
     pub async fn seal_spooled(&self, id: &MessageId) -> Result<()> {
-        let row =
-            sqlx::query("SELECT rcpt_to, sender_id, kek_id, wrapped_key, thread_message_id FROM spool WHERE id = $1")
-                .bind(id.as_str())
-                .fetch_optional(&self.db)
-                .await?
-                .ok_or(Error::NotFound)?;
+        // The spool row and its sender in one read.
+        let row = sqlx::query(
+            "SELECT s.rcpt_to, s.kek_id AS spool_kek_id, s.wrapped_key AS spool_wrapped_key, s.thread_message_id,
+                    s.size AS spooled_size, u.*
+             FROM spool s JOIN users u ON u.id = s.sender_id WHERE s.id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.db)
+        .await?
+        .ok_or(Error::NotFound)?;
         let rcpt_to: Vec<String> = serde_json::from_str(&row.try_get::<String, _>("rcpt_to")?)
             .map_err(|_| Error::Corrupt("spooled message recipients"))?;
-        let sender = self.accounts().user(UserId(row.try_get("sender_id")?)).await?;
+        let sender = crate::accounts::user_from_row(&row)?;
         // A reply made secure by its conversation: filed under it, and its
         // participants need no role question.
         let thread = self.spooled_thread(row.try_get("thread_message_id")?).await?;
@@ -66,31 +73,30 @@ impl Mail<'_> {
         let practice_id = crate::threads::sealing_practice(&sender, thread.as_ref())
             .ok_or(Error::Forbidden("the sender has no practice to seal the message under"))?;
         let wrapped = WrappedKey {
-            kek_id: row.try_get("kek_id")?,
-            wrapped: row.try_get("wrapped_key")?,
+            kek_id: row.try_get("spool_kek_id")?,
+            wrapped: row.try_get("spool_wrapped_key")?,
         };
         let key = self.keys.unwrap(&wrapped)?;
         let path = self.spool_in().join(id.as_str());
+        let spooled_size = u64::try_from(row.try_get::<i64, _>("spooled_size")?).unwrap_or(u64::MAX);
 
-        let prefix = crate::layout::message_prefix(id);
-        let (meta, facts, size) = self.split_and_seal(id, &key, &path).await?;
-        let mut meta_writer = self
-            .blobs
-            .create(&format!("{prefix}/meta"), &key, ingest::BLOB_META)
-            .await?;
-        meta_writer
-            .write(&serde_json::to_vec(&meta).expect("meta serializes"))
-            .await?;
-        meta_writer.finish().await?;
+        let (split, key) = if spooled_size <= SMALL_MESSAGE {
+            self.seal_small(id, key, path.clone()).await?
+        } else {
+            let split = self.seal_large(id, &key, &path).await?;
+            (split, key)
+        };
+        let Split { meta, facts, size } = split;
 
         let now = self.now();
-        let retention_days = self.practice_retention_days(practice_id).await?;
         // The seal and its audit entry commit together (one fsync).
         let audit_guard = self.audit_guard().await;
         let mut tx = self.write_tx().await?;
+        // Expiry from the practice's own retention, else the default: no read.
         sqlx::query(
             "INSERT INTO messages (id, sender_id, practice_id, kek_id, wrapped_key, sealed_subject, size, attachment_count, state, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+                     $10 + COALESCE((SELECT retention_days FROM practices WHERE id = $3), $11) * 86400)",
         )
         .bind(id.as_str())
         .bind(sender.id.0)
@@ -102,39 +108,57 @@ impl Mail<'_> {
         .bind(i64::try_from(meta.attachments.len()).unwrap_or(0))
         .bind(MessageState::Sealed.as_str())
         .bind(now)
-        .bind(now + retention_days * 86_400)
+        .bind(self.policy.retention_days)
         .execute(&mut *tx)
         .await?;
         if let Some(msg_id) = &facts.message_id {
             crate::threads::record(&mut tx, id, msg_id, now).await?;
         }
         super::conversation::link(&mut tx, id, thread.as_ref().map(|t| &t.message), &facts.replies_to).await?;
-        let mut awaiting = false;
-        let mut seen = std::collections::HashSet::new();
-        // Named in To or Cc: seen by the other recipients. Anyone else is a Bcc.
-        let named: std::collections::HashSet<&str> = facts.to.iter().chain(&facts.cc).map(String::as_str).collect();
-        for address in rcpt_to {
-            let Ok(address) = crate::accounts::normalize_email(&address) else {
-                continue;
-            };
-            if !seen.insert(address.clone()) {
-                continue;
-            }
-            let header_role = facts.roles.iter().find(|(a, _)| *a == address).map(|(_, r)| *r);
-            let (user, known) = match thread.as_ref().and_then(|t| t.participants.get(&address)) {
+
+        // Each address once, in order; named in To or Cc: seen by the other
+        // recipients. Anyone else is a Bcc.
+        let mut seen = HashSet::new();
+        let addresses: Vec<String> = rcpt_to
+            .iter()
+            .filter_map(|address| crate::accounts::normalize_email(address).ok())
+            .filter(|address| seen.insert(address.clone()))
+            .collect();
+        let named: HashSet<&str> = facts.to.iter().chain(&facts.cc).map(String::as_str).collect();
+        let outside_thread: Vec<&str> = addresses
+            .iter()
+            .filter(|a| !thread.as_ref().is_some_and(|t| t.participants.contains_key(*a)))
+            .map(String::as_str)
+            .collect();
+        let mut known = known_recipients(&mut tx, &outside_thread, practice_id).await?;
+        let mut rows = Vec::with_capacity(addresses.len());
+        let mut jobs = Vec::new();
+        for address in &addresses {
+            let header_role = facts.roles.iter().find(|(a, _)| a == address).map(|(_, r)| *r);
+            let (user, is_known) = match thread.as_ref().and_then(|t| t.participants.get(address)) {
                 Some(user) => (*user, true),
-                None => self
-                    .resolve_recipient(&mut tx, &address, practice_id, header_role)
-                    .await
-                    .map(|(user, relationship)| (user, relationship.is_some()))?,
+                None => {
+                    let (user, relationship) = self
+                        .resolve_recipient(&mut tx, address, known.remove(address), practice_id, header_role)
+                        .await?;
+                    (user, relationship.is_some())
+                }
             };
-            let bcc = !named.contains(address.as_str());
-            add_recipient(&mut tx, id, user, known, bcc, now).await?;
-            awaiting |= !known;
+            let state = if is_known {
+                RecipientState::Notify
+            } else {
+                RecipientState::AwaitingRole
+            };
+            rows.push((user, state, !named.contains(address.as_str())));
+            if is_known {
+                jobs.push((JobKind::Notify, user));
+            }
         }
-        if awaiting {
-            crate::job_kind::add_job(&mut tx, crate::job_kind::JobKind::ChooseRoles, sender.id, Some(id), now).await?;
+        add_recipients(&mut tx, id, &rows).await?;
+        if rows.iter().any(|(_, state, _)| *state == RecipientState::AwaitingRole) {
+            jobs.push((JobKind::ChooseRoles, sender.id));
         }
+        crate::job_kind::add_jobs(&mut tx, &jobs, Some(id), now).await?;
         sqlx::query("DELETE FROM spool WHERE id = $1")
             .bind(id.as_str())
             .execute(&mut *tx)
@@ -157,97 +181,97 @@ impl Mail<'_> {
         Ok(())
     }
 
-    async fn split_and_seal(
-        &self,
-        id: &MessageId,
-        key: &DataKey,
-        path: &std::path::Path,
-    ) -> Result<(SealedMeta, ingest::headers::HeaderFacts, u64)> {
-        // One pass over the spool file: each chunk, decrypted, is fed to the MIME
-        // splitter and, without the fields no recipient may see (`visible.rs`),
-        // sealed into the recipients' copy of the original. That copy is
-        // committed only once the whole file has authenticated; its size is
-        // the one IMAP announces.
-        let mut sealed = crate::sealed_stream::file_stream(path).await?;
-        let mut original = self
-            .blobs
-            .create(&crate::layout::MessageBlob::Visible.key(id), key, BLOB_VISIBLE)
-            .await?;
-        let mut opener = crate::crypto::Opener::new(key, ingest::BLOB_ORIGINAL);
-        let mut splitter = Splitter::new();
-        let mut filter = HeaderFilter::new();
-        let mut sealer = PartSealer::new(self, id, key);
-        let mut events = Vec::new();
-        let mut plain = Vec::new();
-        let mut shown = Vec::new();
-        while let Some(chunk) = sealed.next().await {
-            plain.clear();
-            opener.update(&chunk?, &mut plain)?;
-            shown.clear();
-            filter.push(&plain, &mut shown);
-            original.write(&shown).await?;
-            splitter.push(&plain, &mut events);
-            for event in events.drain(..) {
-                sealer.on_event(event).await?;
+    /// A small message: read, split, sealed and written as one bundle —
+    /// fsynced, renamed into place, its folder fsynced — in one blocking task
+    /// (on S3, the bundle is one PUT after it). Gives the key back.
+    async fn seal_small(&self, id: &MessageId, key: DataKey, spool: PathBuf) -> Result<(Split, DataKey)> {
+        let tag = self.policy.subject_tag.clone();
+        let local = self.blobs.local_path(&bundle_key(id));
+        let (split, key, bundle) = tokio::task::spawn_blocking(move || -> Result<(Split, DataKey, Option<Vec<u8>>)> {
+            let sealed = std::fs::read(&spool).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => Error::NotFound,
+                _ => e.into(),
+            })?;
+            let mut splitting = Splitting::new(&key, &tag);
+            splitting.push(&sealed)?;
+            let split = splitting.finish()?;
+            let meta = meta_piece(&key, &split.meta);
+            let pieces: Vec<(u32, &[u8])> = splitting
+                .pieces_mut()
+                .map(|p| (p.blob.number(), p.out.as_slice()))
+                .chain(std::iter::once((meta.blob.number(), meta.out.as_slice())))
+                .collect();
+            let bundle = crate::bundle::build(&pieces);
+            drop(pieces);
+            drop(splitting);
+            match local {
+                Some(path) => {
+                    crate::blobs::write_file(&path, &bundle, true)?;
+                    Ok((split, key, None))
+                }
+                None => Ok((split, key, Some(bundle))),
             }
+        })
+        .await
+        .map_err(|_| std::io::Error::other("sealer task failed"))??;
+        if let Some(bundle) = bundle {
+            self.blobs.put_whole(&bundle_key(id), bundle).await?;
         }
-        plain.clear();
-        opener.finish(&mut plain)?;
-        shown.clear();
-        filter.push(&plain, &mut shown);
-        filter.finish(&mut shown);
-        original.write(&shown).await?;
-        splitter.push(&plain, &mut events);
-        splitter.finish(&mut events);
-        for event in events.drain(..) {
-            sealer.on_event(event).await?;
+        Ok((split, key))
+    }
+
+    /// A large message: one pass over the spool file, each piece streamed to a
+    /// blob of its own as it is sealed; all fsynced at the end, their folder
+    /// once. The recipients' copy is completed only once the whole file has
+    /// authenticated.
+    async fn seal_large(&self, id: &MessageId, key: &DataKey, spool: &std::path::Path) -> Result<Split> {
+        let mut sealed = crate::sealed_stream::file_stream(spool).await?;
+        let mut splitting = Splitting::new(key, &self.policy.subject_tag);
+        let mut writers = Writers::default();
+        while let Some(chunk) = sealed.next().await {
+            splitting.push(&chunk?)?;
+            writers.drain(self, id, &mut splitting).await?;
         }
-        let size = original.finish().await?;
-        let facts = sealer.headers.take().unwrap_or_default();
-        let mut meta = std::mem::take(&mut sealer.meta);
-        meta.subject.clone_from(facts.subject.expose());
-        meta.from = match (&facts.from_name, &facts.from) {
-            (Some(name), Some(address)) => format!("{name} <{address}>"),
-            (None, Some(address)) => address.clone(),
-            _ => String::new(),
-        };
-        meta.to.clone_from(&facts.to);
-        meta.cc.clone_from(&facts.cc);
-        meta.date = facts.date;
-        meta.message_id.clone_from(&facts.message_id);
-        meta.notice.clone_from(&facts.notice);
-        Ok((meta, facts, size))
+        let split = splitting.finish()?;
+        writers.drain(self, id, &mut splitting).await?;
+        let mut meta = meta_piece(key, &split.meta);
+        let mut writer = self.blobs.create_piece(&meta.blob.key(id));
+        writer.write(&std::mem::take(&mut meta.out)).await?;
+        writers.done.push(writer.finish().await?);
+        // A bundle from an earlier attempt would be read first: no longer.
+        self.blobs.delete(&bundle_key(id)).await?;
+        self.blobs.sync_pieces(writers.done).await?;
+        Ok(split)
     }
 
     /// Finds or creates the recipient's account and their relationship to the
-    /// practice: a known contact, a colleague, or the add-in's role header.
+    /// practice: a colleague, a known contact, or the add-in's role header.
+    /// `known`: what [`known_recipients`] found for the address.
     async fn resolve_recipient(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         address: &str,
+        known: Option<Known>,
         practice: PracticeId,
         header_role: Option<Relationship>,
     ) -> Result<(UserId, Option<Relationship>)> {
-        let existing = sqlx::query("SELECT id, role, practice_id, status FROM users WHERE email = $1")
-            .bind(address)
-            .fetch_optional(&mut **tx)
-            .await?;
-        let user = match existing {
-            Some(row) => {
-                let id = UserId(row.try_get("id")?);
-                let role = Role::parse(&row.try_get::<String, _>("role")?).unwrap_or(Role::Unknown);
+        let user = match known {
+            Some(known) => {
                 // A colleague in the same practice needs no role question.
-                if row.try_get::<Option<i64>, _>("practice_id")? == Some(practice.0) {
-                    let colleague = match role {
+                if known.practice == Some(practice.0) {
+                    let colleague = match known.role {
                         Role::Doctor => Some(Relationship::DoctorInPractice),
                         Role::Staff => Some(Relationship::StaffInPractice),
                         _ => None,
                     };
                     if colleague.is_some() {
-                        return Ok((id, colleague));
+                        return Ok((known.id, colleague));
                     }
                 }
-                id
+                if known.relationship.is_some() {
+                    return Ok((known.id, known.relationship));
+                }
+                known.id
             }
             None => UserId(
                 sqlx::query("INSERT INTO users (email, role, status, created_at) VALUES ($1, 'unknown', 'invited', $2) RETURNING id")
@@ -258,18 +282,6 @@ impl Mail<'_> {
                     .try_get("id")?,
             ),
         };
-        let known = sqlx::query("SELECT relationship FROM contacts WHERE practice_id = $1 AND user_id = $2")
-            .bind(practice.0)
-            .bind(user.0)
-            .fetch_optional(&mut **tx)
-            .await?
-            .map(|row| row.try_get::<String, _>("relationship"))
-            .transpose()?
-            .as_deref()
-            .and_then(Relationship::parse);
-        if known.is_some() {
-            return Ok((user, known));
-        }
         if let Some(relationship) = header_role {
             self.add_contact(tx, practice, user, relationship).await?;
         }
@@ -312,6 +324,104 @@ impl Mail<'_> {
         .bind(user.0)
         .execute(&mut **tx)
         .await?;
+        Ok(())
+    }
+}
+
+/// The accounts among `addresses` (normalised) and each one's relationship
+/// to `practice`, in one statement per 200 addresses.
+async fn known_recipients(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    addresses: &[&str],
+    practice: PracticeId,
+) -> Result<HashMap<String, Known>> {
+    let mut known = HashMap::new();
+    for chunk in addresses.chunks(ROWS_PER_INSERT) {
+        let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT u.id, u.email, u.role, u.practice_id, c.relationship FROM users u
+             LEFT JOIN contacts c ON c.user_id = u.id AND c.practice_id = $1
+             WHERE u.email IN ({})",
+            list.join(", ")
+        );
+        // Only numbered placeholders are formatted in; the values are bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(practice.0);
+        for address in chunk {
+            query = query.bind(*address);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            known.insert(
+                row.try_get::<String, _>("email")?,
+                Known {
+                    id: UserId(row.try_get("id")?),
+                    role: Role::parse(&row.try_get::<String, _>("role")?).unwrap_or(Role::Unknown),
+                    practice: row.try_get("practice_id")?,
+                    relationship: row
+                        .try_get::<Option<String>, _>("relationship")?
+                        .as_deref()
+                        .and_then(Relationship::parse),
+                },
+            );
+        }
+    }
+    Ok(known)
+}
+
+/// Records the recipients of a message being sealed, `(user, state, bcc)`,
+/// with one statement per 200: notified at once when their relationship to
+/// the practice is known, else waiting for the sender's choice (and unable to
+/// see it until then).
+async fn add_recipients(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: &MessageId,
+    rows: &[(UserId, RecipientState, bool)],
+) -> Result<()> {
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| format!("($1, ${}, ${}, ${})", i * 3 + 2, i * 3 + 3, i * 3 + 4))
+            .collect();
+        let sql = format!(
+            "INSERT INTO message_recipients (message_id, user_id, state, bcc) VALUES {}",
+            values.join(", ")
+        );
+        // Only numbered placeholders are formatted in; the values are bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id.as_str());
+        for (user, state, bcc) in chunk {
+            query = query.bind(user.0).bind(state.as_str()).bind(i64::from(*bcc));
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// The blobs of a large message's pieces while they stream: `open[n]` is the
+/// writer of the `n`th piece ([`Splitting::pieces_mut`]), `done` the keys of
+/// those complete (to fsync together).
+#[derive(Default)]
+struct Writers {
+    open: Vec<Option<PieceWriter>>,
+    done: Vec<String>,
+}
+
+impl Writers {
+    /// Takes every piece's sealed bytes so far to its blob, completing the
+    /// blobs of finished pieces.
+    async fn drain(&mut self, mail: &Mail<'_>, id: &MessageId, splitting: &mut Splitting<'_>) -> Result<()> {
+        for (n, piece) in splitting.pieces_mut().enumerate() {
+            if self.open.len() <= n {
+                self.open.push(Some(mail.blobs.create_piece(&piece.blob.key(id))));
+            }
+            let Some(slot) = self.open.get_mut(n) else { continue };
+            let Some(writer) = slot.as_mut() else { continue };
+            if !piece.out.is_empty() {
+                writer.write(&std::mem::take(&mut piece.out)).await?;
+            }
+            if piece.is_finished()
+                && let Some(writer) = slot.take()
+            {
+                self.done.push(writer.finish().await?);
+            }
+        }
         Ok(())
     }
 }
@@ -373,3 +483,7 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+#[path = "seal_tests.rs"]
+mod layout_tests;
