@@ -366,7 +366,36 @@ class Bench:
             time.sleep(0.5)
             if sink.count() != n:
                 raise BenchError(f"{what}: {sink.count()} messages at the sink, expected {n}")
+        if a.strace and what != "postfix":
+            self.syscalls(sink, port, files, per, n, what)
         return statistics.median(rates), (statistics.median(cpus) if cpus else None)
+
+    def syscalls(self, sink, port, files, per, n, what):
+        """One more round with `strace -f -c` on the Sealpost process (not timed:
+        strace slows every call): system calls per message, by kind."""
+        out = os.path.join(self.work, f"strace-{what.replace(' ', '-')}.txt")
+        sink.clear()
+        tracer = subprocess.Popen(["strace", "-f", "-c", "-o", out, "-p", str(self.sealpost.pid)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(1.0)  # attached to every thread
+            blast(self, port, files, per, self.args.timeout)
+            sink.wait(n, self.args.timeout, what)
+            time.sleep(1.0)  # the last outcomes
+        finally:
+            tracer.send_signal(signal.SIGINT)
+            tracer.wait(timeout=60)
+        calls = {}
+        with open(out) as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) >= 5 and fields[3].isdigit() and fields[-1] != "total":
+                    calls[fields[-1]] = int(fields[3])
+        total = sum(calls.values())
+        top = sorted(calls.items(), key=lambda kv: -kv[1])[:8]
+        sync = sum(calls.get(k, 0) for k in ("fsync", "fdatasync"))
+        log(f"  {what} syscalls per message (strace -f -c, {n} messages): {total / n:.1f} in all, "
+            f"fsync+fdatasync {sync / n:.2f}; " + ", ".join(f"{k} {v / n:.2f}" for k, v in top))
 
     def latency(self, sink):
         a = self.args
@@ -502,6 +531,8 @@ def main():
     p.add_argument("--latency-connections", type=int, default=5)
     p.add_argument("--timeout", type=int, default=300, help="seconds any one step may take")
     p.add_argument("--smoke", action="store_true")
+    p.add_argument("--strace", action="store_true",
+                   help="after each Sealpost phase, one untimed round under strace -f -c: syscalls per message")
     a = p.parse_args()
     bench = Bench(a)
 

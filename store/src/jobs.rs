@@ -68,16 +68,17 @@ pub(crate) async fn insert_outbound(
     now: i64,
     node: &str,
 ) -> Result<()> {
-    insert_outbound_with(tx, blob, None, mail_from, rcpt, key, strip_markers, now, node).await?;
-    Ok(())
+    let id = crate::crypto::random_hex(16);
+    insert_outbound_with(tx, &id, blob, None, mail_from, rcpt, key, strip_markers, now, node).await
 }
 
 /// [`insert_outbound`], with the sealed message in the row itself (`blob` empty)
 /// when `body` is given. `node` holds the spool file `blob` (empty for a row
-/// any node may send: its body is in the row). Returns the new row's id.
+/// any node may send: its body is in the row).
 #[allow(clippy::too_many_arguments)]
 async fn insert_outbound_with(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: &str,
     blob: &str,
     body: Option<&[u8]>,
     mail_from: &str,
@@ -86,13 +87,12 @@ async fn insert_outbound_with(
     strip_markers: bool,
     now: i64,
     node: &str,
-) -> Result<String> {
-    let id = crate::crypto::random_hex(16);
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO outbound (id, blob, mail_from, rcpt_to, kek_id, wrapped_key, strip_markers, next_attempt_at, state, created_at, body, node)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8, $10, $11)",
     )
-    .bind(&id)
+    .bind(id)
     .bind(blob)
     .bind(mail_from)
     .bind(rcpt)
@@ -105,7 +105,7 @@ async fn insert_outbound_with(
     .bind(node)
     .execute(&mut **tx)
     .await?;
-    Ok(id)
+    Ok(())
 }
 
 /// A queued delivery: one recipient of one message.
@@ -334,27 +334,42 @@ impl Queue<'_> {
         let key = crate::crypto::DataKey::generate();
         let sealed = crate::crypto::seal_all(&key, crate::layout::BLOB_ORIGINAL, message);
         let wrapped = self.keys.wrap(&key);
-        let mut tx = self.write_tx().await?;
-        let id = insert_outbound_with(
-            &mut tx,
-            "",
-            Some(&sealed),
-            mail_from,
-            rcpt_to,
-            &wrapped,
-            false,
-            self.now(),
-            "",
+        let id = crate::crypto::random_hex(16);
+        let now = self.now();
+        let row = std::sync::Arc::new((id.clone(), sealed, mail_from.to_owned(), rcpt_to.to_owned(), wrapped));
+        // In a group commit with the other mails and messages written meanwhile
+        // (`group_commit.rs`): one fsync for the batch, not one per mail.
+        self.group_commit(
+            std::sync::Arc::new(move |tx| {
+                let row = std::sync::Arc::clone(&row);
+                Box::pin(async move {
+                    let (id, sealed, mail_from, rcpt_to, wrapped) = &*row;
+                    insert_outbound_with(
+                        tx,
+                        id,
+                        "",
+                        Some(sealed.as_slice()),
+                        mail_from,
+                        rcpt_to,
+                        wrapped,
+                        false,
+                        now,
+                        "",
+                    )
+                    .await?;
+                    if let Some(job) = job {
+                        sqlx::query("UPDATE mail_jobs SET done_at = $1 WHERE id = $2")
+                            .bind(now)
+                            .bind(job)
+                            .execute(&mut **tx)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            }),
+            None,
         )
         .await?;
-        if let Some(job) = job {
-            sqlx::query("UPDATE mail_jobs SET done_at = $1 WHERE id = $2")
-                .bind(self.now())
-                .bind(job)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
         Ok(id)
     }
 
@@ -417,7 +432,7 @@ impl Queue<'_> {
         let key = self.keys.unwrap(&item.key)?;
         let sealed = match &item.body {
             Some(body) => futures::stream::once(std::future::ready(Ok(Bytes::from(body.clone())))).boxed(),
-            None => crate::sealed_stream::file_stream(&self.spool_entry_path(&item.blob)).await?,
+            None => queue_file(self.spool_entry_path(&item.blob)).await?,
         };
         Ok(open_sealed_stream(
             sealed,
@@ -441,6 +456,38 @@ impl Queue<'_> {
             count(OutboundState::Failed).await?,
         ))
     }
+}
+
+/// A queue file's sealed bytes: read whole in one blocking task when small (a
+/// typical mail: one hand-off instead of one per open and read), streamed
+/// otherwise.
+async fn queue_file(path: std::path::PathBuf) -> Result<BoxStream<'static, Result<Bytes>>> {
+    const WHOLE: u64 = 1 << 20;
+    let not_found = |e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::NotFound
+        } else {
+            e.into()
+        }
+    };
+    let read = tokio::task::spawn_blocking(move || -> std::io::Result<Result<Vec<u8>, std::fs::File>> {
+        use std::io::Read as _;
+        let mut file = std::fs::File::open(&path)?;
+        let len = file.metadata()?.len();
+        if len > WHOLE {
+            return Ok(Err(file));
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0) + 1);
+        file.read_to_end(&mut bytes)?;
+        Ok(Ok(bytes))
+    })
+    .await
+    .map_err(|_| std::io::Error::other("queue file task failed"))?
+    .map_err(not_found)?;
+    Ok(match read {
+        Ok(bytes) => futures::stream::once(std::future::ready(Ok(Bytes::from(bytes)))).boxed(),
+        Err(file) => crate::sealed_stream::file_chunks(tokio::fs::File::from_std(file)),
+    })
 }
 
 #[cfg(test)]

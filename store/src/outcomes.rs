@@ -99,28 +99,53 @@ impl Queue<'_> {
         blobs.sort_unstable();
         blobs.dedup();
         // Committed: what follows is tidying, and an error in it is only logged
-        // (the file stays; nothing is delivered twice for it).
-        for blob in blobs {
-            match self.deliveries_left(blob).await {
-                Ok(0) => {
-                    let _ = tokio::fs::remove_file(self.spool_entry_path(blob)).await;
+        // (the file stays; nothing is delivered twice for it). One query for
+        // the batch's files, one blocking task for their removal.
+        if blobs.is_empty() {
+            return Ok(());
+        }
+        match self.blobs_still_queued(&blobs).await {
+            Ok(needed) => {
+                let paths: Vec<_> = blobs
+                    .iter()
+                    .filter(|blob| !needed.contains(**blob))
+                    .map(|blob| self.spool_entry_path(blob))
+                    .collect();
+                if !paths.is_empty() {
+                    let _ = tokio::task::spawn_blocking(move || {
+                        for path in paths {
+                            let _ = std::fs::remove_file(path);
+                        }
+                    })
+                    .await;
                 }
-                Ok(_) => {}
-                Err(error) => tracing::warn!(%error, "cannot tell whether a queue file is still needed; it stays"),
             }
+            Err(error) => tracing::warn!(%error, "cannot tell whether queue files are still needed; they stay"),
         }
         Ok(())
     }
 
-    async fn deliveries_left(&self, blob: &str) -> Result<i64> {
-        Ok(
-            sqlx::query("SELECT COUNT(*) AS n FROM outbound WHERE blob = $1 AND state = $2")
-                .bind(blob)
-                .bind(OutboundState::Queued.as_str())
-                .fetch_one(&self.db)
-                .await?
-                .try_get("n")?,
-        )
+    /// Which of `blobs` a queued delivery still reads.
+    async fn blobs_still_queued(&self, blobs: &[&str]) -> Result<std::collections::HashSet<String>> {
+        let mut needed = std::collections::HashSet::new();
+        // Bounded statements (SQLite allows many more parameters; this keeps
+        // each one small).
+        for chunk in blobs.chunks(200) {
+            let marks: Vec<String> = (0..chunk.len()).map(|n| format!("${}", n + 2)).collect();
+            let sql = format!(
+                "SELECT DISTINCT blob FROM outbound WHERE state = $1 AND blob IN ({})",
+                marks.join(", ")
+            );
+            // Only placeholders are formatted in; the blobs are bound.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(OutboundState::Queued.as_str());
+            for blob in chunk {
+                query = query.bind(*blob);
+            }
+            for row in query.fetch_all(&self.db).await? {
+                needed.insert(row.try_get::<String, _>("blob")?);
+            }
+        }
+        Ok(needed)
     }
 }
 

@@ -1,7 +1,7 @@
 //! The inbound spool: a message is sealed into a local file as it arrives over SMTP
 //! and fsynced, and only then recorded in the database; the gateway answers 250
-//! after both (the row in a group commit with other sessions' rows:
-//! `group_commit.rs`). Secure messages are later sealed into the store
+//! after both (the row in a group commit with other sessions' rows, which also
+//! fsyncs the spool folder once for the batch: `group_commit.rs`). Secure messages are later sealed into the store
 //! ([`crate::Mail::seal_spooled`](crate::Mail::seal_spooled)); ordinary mail goes
 //! straight to the outbound queue.
 //!
@@ -149,7 +149,7 @@ impl Queue<'_> {
                 .await?;
                 Ok(())
             })
-        }))
+        }), Some(spooled.folder()))
         .await
     }
 
@@ -161,21 +161,24 @@ impl Queue<'_> {
         let (mail_from, rcpt_to, now) = (Arc::new(mail_from.to_owned()), Arc::new(rcpt_to.to_vec()), self.now());
         let node = Arc::new(self.node.clone());
         // In a group commit with other sessions' messages (`group_commit.rs`).
-        self.group_commit(Arc::new(move |tx| {
-            let (wrapped, blob, mail_from, rcpt_to, node) = (
-                Arc::clone(&wrapped),
-                Arc::clone(&blob),
-                Arc::clone(&mail_from),
-                Arc::clone(&rcpt_to),
-                Arc::clone(&node),
-            );
-            Box::pin(async move {
-                for rcpt in rcpt_to.iter() {
-                    crate::jobs::insert_outbound(tx, &blob, &mail_from, rcpt, &wrapped, true, now, &node).await?;
-                }
-                Ok(())
-            })
-        }))
+        self.group_commit(
+            Arc::new(move |tx| {
+                let (wrapped, blob, mail_from, rcpt_to, node) = (
+                    Arc::clone(&wrapped),
+                    Arc::clone(&blob),
+                    Arc::clone(&mail_from),
+                    Arc::clone(&rcpt_to),
+                    Arc::clone(&node),
+                );
+                Box::pin(async move {
+                    for rcpt in rcpt_to.iter() {
+                        crate::jobs::insert_outbound(tx, &blob, &mail_from, rcpt, &wrapped, true, now, &node).await?;
+                    }
+                    Ok(())
+                })
+            }),
+            Some(spooled.folder()),
+        )
         .await
     }
 
@@ -211,36 +214,41 @@ impl Queue<'_> {
     /// from being due again until this attempt has had its time).
     pub async fn begin_seal_attempt(&self, id: &MessageId) -> Result<SealAttempt> {
         let now = self.now();
-        let row = sqlx::query(
-            "SELECT attempts, next_attempt_at FROM spool WHERE id = $1 AND quarantined_at IS NULL AND node = $2",
-        )
-        .bind(id.as_str())
-        .bind(self.node.as_str())
-        .fetch_optional(&self.db)
-        .await?
-        .ok_or(crate::Error::NotFound)?;
-        let attempts: i64 = row.try_get("attempts")?;
-        if attempts >= MAX_SEAL_ATTEMPTS {
+        // One statement in the usual case: counted only if still due and under
+        // the limit (compare and set), the wait for attempt n set by n.
+        let delays: Vec<String> = (1..=MAX_SEAL_ATTEMPTS)
+            .map(|attempt| format!("WHEN {} THEN {}", attempt - 1, seal_retry_delay(attempt)))
+            .collect();
+        let sql = format!(
+            "UPDATE spool SET attempts = attempts + 1,
+                    next_attempt_at = $3 + CASE attempts {} ELSE 3600 END
+             WHERE id = $1 AND node = $2 AND quarantined_at IS NULL AND next_attempt_at <= $3 AND attempts < $4
+             RETURNING attempts",
+            delays.join(" ")
+        );
+        // Only numbers from this file are formatted in; the id is bound.
+        let claimed = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id.as_str())
+            .bind(self.node.as_str())
+            .bind(now)
+            .bind(MAX_SEAL_ATTEMPTS)
+            .fetch_optional(&self.db)
+            .await?;
+        if let Some(row) = claimed {
+            return Ok(SealAttempt::Try(row.try_get("attempts")?));
+        }
+        // Not counted: gone, given up on, not due, or another worker holds
+        // this attempt.
+        let row = sqlx::query("SELECT attempts FROM spool WHERE id = $1 AND quarantined_at IS NULL AND node = $2")
+            .bind(id.as_str())
+            .bind(self.node.as_str())
+            .fetch_optional(&self.db)
+            .await?
+            .ok_or(crate::Error::NotFound)?;
+        if row.try_get::<i64, _>("attempts")? >= MAX_SEAL_ATTEMPTS {
             return Ok(SealAttempt::GiveUp);
         }
-        let attempt = attempts + 1;
-        // Compare and set: counted only if nobody counted it since we looked.
-        let claimed = sqlx::query(
-            "UPDATE spool SET attempts = $2, next_attempt_at = $3
-             WHERE id = $1 AND attempts = $4 AND quarantined_at IS NULL AND next_attempt_at <= $5",
-        )
-        .bind(id.as_str())
-        .bind(attempt)
-        .bind(now + seal_retry_delay(attempt))
-        .bind(attempts)
-        .bind(now)
-        .execute(&self.db)
-        .await?;
-        if claimed.rows_affected() == 0 {
-            // Not due, or another worker holds this attempt.
-            return Err(crate::Error::NotFound);
-        }
-        Ok(SealAttempt::Try(attempt))
+        Err(crate::Error::NotFound)
     }
 
     /// Takes back an attempt that failed for a reason outside the message (the

@@ -3,10 +3,17 @@
 //! inbound spool (`spool.rs`) and the outbound queue (`jobs.rs`) both write them;
 //! files half-written when the process stopped are swept at start-up
 //! (`spool_sweep.rs`).
+//!
+//! The sealed bytes gather in memory up to 128 KiB before the file is created, so a
+//! typical message costs one hand-off to the blocking pool (create, write, fsync,
+//! rename) instead of one per step. The folder's fsync, which makes the file's
+//! name durable, is left to whoever records the message: the group commit
+//! (`group_commit.rs`) fsyncs the folder once for every message in its batch,
+//! before the database commit, so the 250 still comes after both.
 
 use std::path::{Path, PathBuf};
 
-use tokio::io::AsyncWriteExt;
+use std::io::Write as _;
 
 use crate::Result;
 use crate::crypto::{DataKey, Sealer};
@@ -14,9 +21,10 @@ use crate::ids::MessageId;
 use crate::layout::BLOB_ORIGINAL;
 
 /// A spool file being written. Dropped without [`finish`](Self::finish), it is
-/// left as a `.tmp` file that start-up clears away.
+/// left as a `.tmp` file that start-up clears away (if it was created yet).
 pub struct SpoolWriter {
-    file: tokio::fs::File,
+    /// Created once the sealed bytes first pass [`FIRST`] (or at the end).
+    file: Option<std::fs::File>,
     tmp: PathBuf,
     dest: PathBuf,
     id: MessageId,
@@ -26,7 +34,14 @@ pub struct SpoolWriter {
     size: u64,
 }
 
-/// A message safely on disk, not yet recorded in the database.
+/// Sealed bytes kept in memory before the file is created: a typical message
+/// fits, so it is written in one go at the end.
+const FIRST: usize = 128 * 1024;
+/// Sealed bytes kept in memory between writes once the file exists.
+const BUFFER: usize = 1 << 20;
+
+/// A message on disk (the file fsynced, its folder not yet: see
+/// [`Spooled::folder`]), not yet recorded in the database.
 pub struct Spooled {
     pub id: MessageId,
     pub size: u64,
@@ -39,25 +54,22 @@ impl SpoolWriter {
         let id = MessageId::generate();
         let dest = dir.join(id.as_str());
         let tmp = dir.join(format!("{id}.tmp"));
-        // One hand-off to the blocking pool for both.
-        let (folder, path) = (dir.to_owned(), tmp.clone());
-        let file = tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&folder)?;
-            std::fs::File::create(&path)
-        })
-        .await
-        .map_err(|_| std::io::Error::other("spool writer task failed"))??;
-        let file = tokio::fs::File::from_std(file);
+        // The folder exists from the first message on (one `stat` each, no
+        // hand-off): admins and the sweeper look into it.
+        if !dir.is_dir() {
+            let folder = dir.to_owned();
+            blocking(move || std::fs::create_dir_all(folder)).await?;
+        }
         let key = DataKey::generate();
         let sealer = Sealer::new(&key, BLOB_ORIGINAL);
         Ok(Self {
-            file,
+            file: None,
             tmp,
             dest,
             id,
             key,
             sealer,
-            out: Vec::with_capacity(1 << 20),
+            out: Vec::with_capacity(64 * 1024),
             size: 0,
         })
     }
@@ -70,31 +82,46 @@ impl SpoolWriter {
     pub async fn write(&mut self, data: &[u8]) -> Result<()> {
         self.size += data.len() as u64;
         self.sealer.update(data, &mut self.out);
-        if self.out.len() >= 1 << 20 {
-            self.file.write_all(&self.out).await?;
-            self.out.clear();
+        if self.out.len() >= if self.file.is_none() { FIRST } else { BUFFER } {
+            let (file, tmp, out) = (self.file.take(), self.tmp.clone(), std::mem::take(&mut self.out));
+            let (file, mut out) = blocking(move || {
+                let mut file = match file {
+                    Some(file) => file,
+                    None => create(&tmp)?,
+                };
+                file.write_all(&out)?;
+                Ok((file, out))
+            })
+            .await?;
+            out.clear();
+            self.file = Some(file);
+            self.out = out;
         }
         Ok(())
     }
 
-    /// Seals the end, fsyncs the file and its folder. The last write, the
-    /// fsyncs and the rename run as one blocking task: one hand-off to the
-    /// blocking pool instead of five (each costs thread wake-ups).
+    /// Seals the end, writes what is left and fsyncs the file, then renames it
+    /// to its final name: one blocking task for all of it. The folder is not
+    /// fsynced here: whoever records the message does it ([`Spooled::folder`]).
     pub async fn finish(mut self) -> Result<Spooled> {
         self.sealer.finish(&mut self.out);
-        self.file.flush().await?;
-        let mut file = self.file.into_std().await;
-        let (tmp, dest, out) = (self.tmp.clone(), self.dest.clone(), std::mem::take(&mut self.out));
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            use std::io::Write as _;
+        let (file, tmp, dest, out) = (
+            self.file.take(),
+            self.tmp.clone(),
+            self.dest.clone(),
+            std::mem::take(&mut self.out),
+        );
+        blocking(move || {
+            let mut file = match file {
+                Some(file) => file,
+                None => create(&tmp)?,
+            };
             file.write_all(&out)?;
             file.sync_all()?;
             drop(file);
-            std::fs::rename(&tmp, &dest)?;
-            std::fs::File::open(dest.parent().expect("spool files live in a folder"))?.sync_all()
+            std::fs::rename(&tmp, &dest)
         })
-        .await
-        .map_err(|_| std::io::Error::other("spool writer task failed"))??;
+        .await?;
         Ok(Spooled {
             id: self.id,
             size: self.size,
@@ -105,9 +132,44 @@ impl SpoolWriter {
 
     /// Throws the partial file away.
     pub async fn discard(self) {
-        drop(self.file);
-        let _ = tokio::fs::remove_file(&self.tmp).await;
+        if let Some(file) = self.file {
+            drop(file);
+            let _ = tokio::fs::remove_file(&self.tmp).await;
+        }
     }
+}
+
+/// Creates a file, and its folder when that is missing (the first message).
+fn create(path: &Path) -> std::io::Result<std::fs::File> {
+    match std::fs::File::create(path) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(path.parent().expect("spool files live in a folder"))?;
+            std::fs::File::create(path)
+        }
+        other => other,
+    }
+}
+
+/// Runs file work on the blocking pool.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> std::io::Result<T> + Send + 'static) -> Result<T> {
+    Ok(tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| std::io::Error::other("spool writer task failed"))??)
+}
+
+/// Fsyncs folders, so the files renamed into them keep their names after a
+/// power cut (one blocking task for all of them).
+pub(crate) async fn sync_folders(folders: Vec<PathBuf>) -> Result<()> {
+    if folders.is_empty() {
+        return Ok(());
+    }
+    blocking(move || {
+        for folder in folders {
+            std::fs::File::open(&folder)?.sync_all()?;
+        }
+        Ok(())
+    })
+    .await
 }
 
 impl Spooled {
@@ -117,5 +179,11 @@ impl Spooled {
 
     pub(crate) fn key(&self) -> &DataKey {
         &self.key
+    }
+
+    /// The folder to fsync before the message is recorded (the group commit
+    /// does it, once per batch).
+    pub(crate) fn folder(&self) -> PathBuf {
+        self.path.parent().expect("spool files live in a folder").to_owned()
     }
 }

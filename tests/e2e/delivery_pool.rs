@@ -185,3 +185,92 @@ async fn fifty_mails_over_a_pool_of_three_reach_smtp_sink_once_each() {
         instance.stop().await;
     }
 }
+
+/// Ordinary mail relayed under load (issue 14): 160 messages over 10 SMTP
+/// connections at once into the relay, delivered through a pool of 4 to a
+/// real `smtp-sink`. Every message arrives exactly once (by its tag), some of
+/// them large enough to be written out while they arrive; afterwards nothing
+/// is queued and no spool file is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_relayed_over_concurrent_connections_reaches_smtp_sink_once_each() {
+    const MESSAGES: usize = 160;
+    const CONNECTIONS: usize = 10;
+    let sink = Sink::start(true);
+    let instance = Instance::start_with(|c| {
+        c.outbound.mode = sealpost::config::OutboundMode::Smarthost;
+        c.outbound.smarthost = format!("127.0.0.1:{}", sink.port);
+        c.outbound.smarthost_tls = sealpost::config::SmarthostTls::None;
+        c.outbound.max_connections_per_destination = 4;
+    })
+    .await;
+    sink.wait_listening().await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for lane in 0..CONNECTIONS {
+        let relay = instance.relay();
+        tasks.spawn(async move {
+            let transport = lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous("127.0.0.1")
+                .port(relay.port())
+                .tls(lettre::transport::smtp::client::Tls::None)
+                .build();
+            for n in (lane..MESSAGES).step_by(CONNECTIONS) {
+                // Every 40th is 300 KB: its spool file is written before the end.
+                let filler = if n % 40 == 0 { "x".repeat(76) + "\r\n" } else { String::new() };
+                let message = format!(
+                    "From: ops@clinic.example\r\nTo: r{}@lab.example\r\nSubject: order TAG-{n}-END\r\n\r\nBox {n}.\r\n{}",
+                    n % 7,
+                    filler.repeat(4000)
+                );
+                let envelope = lettre::address::Envelope::new(
+                    Some("ops@clinic.example".parse().unwrap()),
+                    vec![format!("r{}@lab.example", n % 7).parse().unwrap()],
+                )
+                .unwrap();
+                lettre::AsyncTransport::send_raw(&transport, &envelope, message.as_bytes())
+                    .await
+                    .expect("mail accepted");
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    wait_for(&sink, MESSAGES).await;
+    let dump = sink.file("dump");
+    let mut seen = vec![0usize; MESSAGES];
+    for part in dump.split("TAG-").skip(1) {
+        let n: usize = part.split("-END").next().unwrap().parse().unwrap();
+        seen[n] += 1;
+    }
+    let wrong: Vec<(usize, usize)> = seen.iter().copied().enumerate().filter(|&(_, c)| c != 1).collect();
+    assert!(
+        wrong.is_empty(),
+        "(message, times at the sink) not exactly once: {wrong:?}"
+    );
+    assert_eq!(sink.recipients().len(), MESSAGES, "no mail twice");
+    let connections = sink.traced("connect (") - 1; // less the probe
+    assert!(
+        (1..=4).contains(&connections),
+        "{connections} connections for a pool of 4"
+    );
+    // Every outcome recorded, and the spool files gone with them.
+    let spool = instance.config.data_dir.join("spool/in");
+    let mut left = usize::MAX;
+    for _ in 0..600 {
+        left = std::fs::read_dir(&spool).map(|d| d.count()).unwrap_or(0);
+        if left == 0 && queue_empty(&instance).await {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(left, 0, "spool files left after delivery");
+    assert!(queue_empty(&instance).await);
+    let sent = instance
+        .store()
+        .queue()
+        .outbound_in_state(store::states::OutboundState::Sent, 1000)
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(sent, MESSAGES);
+    instance.stop().await;
+}

@@ -136,52 +136,52 @@ pub(crate) enum Failure {
     Permanent(String),
 }
 
-/// Runs forever: delivers whatever is due. While the store fails it backs off
-/// (see [`Backoff`](crate::workers::Backoff)) instead of trying again at once.
-pub async fn run_delivery(store: Arc<Store>, config: DeliveryConfig, wakers: Wakers) {
-    let mut backoff = crate::workers::Backoff::new("delivery");
-    let config = Arc::new(config);
-    loop {
-        match deliver_due(&store, &config, &wakers).await {
-            Ok(true) => backoff.succeed(),
-            Ok(false) => {
-                backoff.succeed();
-                let _ = tokio::time::timeout(Duration::from_secs(5), wakers.delivery.notified()).await;
-            }
-            // Not woken early: a wake-up while the store fails would spin again.
-            Err(error) => tokio::time::sleep(backoff.fail(&error)).await,
-        }
+/// A claimed delivery. Each is its own lane: deliveries run side by side as
+/// before (SMTP promises no order between messages), bounded by the pool.
+struct Claimed(OutboundItem);
+
+impl crate::workers::lanes::Item for Claimed {
+    type Id = String;
+    type Lane = String;
+    fn id(&self) -> String {
+        self.0.id.clone()
+    }
+    fn lane(&self) -> String {
+        self.0.id.clone()
     }
 }
 
-/// One pass over the deliveries due; `true` if there were any. An error means
-/// the store is out of reach (after trying every item due). As many go at once,
-/// each its own task (so reading and decrypting bodies spreads over the cores),
-/// as the pool has connections for one destination.
-async fn deliver_due(store: &Arc<Store>, config: &Arc<DeliveryConfig>, wakers: &Wakers) -> Result<bool, store::Error> {
-    let width = config.pool.settings().max_connections_per_destination;
-    let batch = i64::try_from(width.saturating_mul(2)).unwrap_or(i64::MAX).max(20);
-    let due = store.queue().due_outbound(batch).await?;
-    let busy = !due.is_empty();
-    let mut failed = None;
-    let mut running = tokio::task::JoinSet::new();
-    let mut collect = |joined: Option<Result<Result<(), store::Error>, tokio::task::JoinError>>| match joined {
-        Some(Ok(Err(error))) => failed = Some(error),
-        // A panic in one delivery is the supervisor's to see: pass it on.
-        Some(Err(error)) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-        _ => {}
+/// Runs forever: delivers whatever is due, as many at once as the pool has
+/// connections for one destination. Deliveries are claimed in batches
+/// ([`store::Queue::due_outbound`]) and each runs as its own task (so reading
+/// and decrypting bodies spreads over the cores); a free slot is filled at
+/// once, not when the whole batch is done. While the store fails it backs off
+/// (see [`Backoff`](crate::workers::Backoff)).
+pub async fn run_delivery(store: Arc<Store>, config: DeliveryConfig, wakers: Wakers) {
+    let lanes = crate::workers::lanes::LaneConfig {
+        name: "delivery",
+        concurrency: config.pool.settings().max_connections_per_destination.max(1),
+        poll: Duration::from_secs(5),
     };
-    for item in due {
-        if running.len() >= width {
-            collect(running.join_next().await);
+    let config = Arc::new(config);
+    let wake = Arc::clone(&wakers.delivery);
+    let fetch = |room: usize| {
+        let store = Arc::clone(&store);
+        async move {
+            let due = store.queue().due_outbound(i64::try_from(room).unwrap_or(64)).await?;
+            Ok(due.into_iter().map(Claimed).collect())
         }
-        let (store, config, wakers) = (Arc::clone(store), Arc::clone(config), wakers.clone());
-        running.spawn(async move { deliver_one(&store, &config, &wakers, &item).await });
-    }
-    while let Some(joined) = running.join_next().await {
-        collect(Some(joined));
-    }
-    failed.map_or(Ok(busy), Err)
+    };
+    let work = |Claimed(item): Claimed| {
+        let (store, config, wakers) = (Arc::clone(&store), Arc::clone(&config), wakers.clone());
+        async move {
+            // The claim stays until it lapses: the item is tried again then.
+            if let Err(error) = deliver_one(&store, &config, &wakers, &item).await {
+                tracing::warn!(id = %item.id, %error, "cannot record a delivery's outcome; it is tried again later");
+            }
+        }
+    };
+    crate::workers::lanes::run_lanes(lanes, wake, fetch, work).await;
 }
 
 /// Delivers one queued item and records the outcome. Safe to call from several
