@@ -142,7 +142,10 @@ where
     let configured = mx.configured(domain).is_some();
     let mut last = NotSent::NotVerified;
     // DANE needs the MX answer itself DNSSEC-validated (RFC 7672 §2.2.1).
-    let (hosts, dane) = mx.hosts(domain, mx.dane_enabled() && !configured).await.map_err(NotSent::Failed)?;
+    let (hosts, dane) = mx
+        .hosts(domain, mx.dane_enabled() && !configured)
+        .await
+        .map_err(NotSent::Failed)?;
     for host in hosts {
         if let Some(sts) = &sts
             && !sts.allows(&host)

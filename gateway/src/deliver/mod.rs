@@ -22,8 +22,8 @@ use crate::Wakers;
 use crate::strip::MarkerStripper;
 
 mod dane;
-mod dnssec;
 mod direct;
+mod dnssec;
 mod mta_sts;
 mod mx;
 mod pool;
