@@ -194,11 +194,7 @@ impl Queue<'_> {
         let id = &copy.message;
         let mut stream = match self
             .blobs
-            .open(
-                &crate::layout::MessageBlob::Visible.key(id),
-                &key,
-                crate::layout::BLOB_VISIBLE,
-            )
+            .open_piece(id, &key, crate::layout::MessageBlob::Visible)
             .await
         {
             // Sealed before there was a recipients' copy: never sent directly
