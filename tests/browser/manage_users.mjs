@@ -52,6 +52,20 @@ flow(async (t) => {
   check(wide <= 0, `the users table is ${wide}px wider than a phone screen`);
   await t.shot('manage-users');
 
+  // The practice's Secure delivery page (best-method delivery), off by default.
+  await t.account('Secure delivery');
+  await t.heading('Secure delivery');
+  check(await page.getByLabel('Always send a notification; partners read the message here').isChecked(),
+    'direct delivery is off by default');
+  await page.getByLabel('Deliver secure mail directly to partners over verified TLS').check();
+  await page.getByRole('button', { name: 'Save' }).click();
+  await t.heading('Secure delivery');
+  check(await page.getByLabel('Deliver secure mail directly to partners over verified TLS').isChecked(),
+    'the choice was not saved');
+  await t.a11y('secure delivery after saving');
+  await t.account('Users');
+  await t.heading('Manage users');
+
   // Bob's invitation went to a mistyped address: correct it, a new one goes out.
   await row('bob@smiles.example').getByRole('link').click();
   await t.heading('Bob Staff');
