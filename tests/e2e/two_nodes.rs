@@ -60,11 +60,19 @@ async fn queue_state(url: &str, node: &str) -> (i64, i64, i64, i64) {
     state
 }
 
-fn node_id(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("data/node-id"))
-        .unwrap()
-        .trim()
-        .to_owned()
+/// The node's name, which it writes while opening its store: waited for (up
+/// to 30 s) because a loaded machine may answer the port probe first.
+async fn node_id(dir: &Path) -> String {
+    let path = dir.join("data/node-id");
+    for _ in 0..300 {
+        if let Ok(id) = std::fs::read_to_string(&path)
+            && !id.trim().is_empty()
+        {
+            return id.trim().to_owned();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no node-id in {} after 30 s\n{}", dir.display(), log_of(dir));
 }
 
 fn outbox_count(dir: &Path, marker: &str) -> usize {
@@ -159,7 +167,7 @@ async fn a_killed_node_s_claimed_deliveries_are_sent_once_by_the_other() {
     // Sealed, every notification composed and queued, and A holding claims on
     // deliveries (stuck at its smarthost): give its workers a moment to claim
     // what they will.
-    let a = node_id(dir_a.path());
+    let a = node_id(dir_a.path()).await;
     let mut state = queue_state(&database, &a).await;
     for _ in 0..600 {
         if state.0 == MESSAGES as i64 || (state.0 >= 1 && state.1 == MESSAGES as i64 && state.3 == 0) {
@@ -183,7 +191,7 @@ async fn a_killed_node_s_claimed_deliveries_are_sent_once_by_the_other() {
         std::fs::copy(entry.path(), dir_b.path().join("data/keys").join(entry.file_name())).unwrap();
     }
     let mut node_b = Server::start_with(dir_b.path(), &ports_b, &shared).await;
-    let b = node_id(dir_b.path());
+    let b = node_id(dir_b.path()).await;
     assert_ne!(a, b);
     let mut state = queue_state(&database, &b).await;
     for _ in 0..600 {
