@@ -4,7 +4,7 @@
 #
 #   fuzz/run.sh                      every target, 60 s each (a campaign: run longer by hand)
 #   fuzz/run.sh --seconds 600 smtp_session
-#   fuzz/run.sh --ci                 what CI runs: every target for 60 s with a fixed
+#   fuzz/run.sh --ci                 what CI runs: every target for 30 s with a fixed
 #                                    seed (-seed=1), starting from the seeds in the repo
 #
 # Targets: mime_ingest (store::ingest::fuzz), imap_command (gateway::imap::fuzzing),
@@ -47,9 +47,9 @@ for target in "${targets[@]}"; do
     # (about 8,000 inputs/s for mime_ingest, tens to hundreds for the session
     # targets here). Only the end of libFuzzer's output is shown: the summary,
     # or the crash and its input (pipefail keeps cargo fuzz's exit status).
-    echo "== fuzz $target: 60 s, seed 1"
+    echo "== [${SECONDS}s] fuzz $target: 30 s, seed 1"
     cargo fuzz run "$target" -s none "corpus/$target" -- \
-      -seed=1 -max_total_time=60 -max_len=262144 -rss_limit_mb=2048 -print_final_stats=1 2>&1 | tail -n 40
+      -seed=1 -max_total_time=30 -max_len=262144 -rss_limit_mb=2048 -print_final_stats=1 2>&1 | tail -n 40
   else
     echo "== fuzz $target: $seconds s"
     cargo fuzz run "$target" -s none "corpus/$target" -- \
