@@ -204,11 +204,7 @@ impl Store {
     /// Appends one event to the chain inside the caller's transaction, so the
     /// event commits with what it records (one commit, one fsync, instead of
     /// two). The caller holds [`Store::audit_guard`].
-    pub(crate) async fn audit_in(
-        &self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        event: AuditEvent<'_>,
-    ) -> Result<()> {
+    pub(crate) async fn audit_in(&self, tx: &mut crate::write_tx::WriteTx, event: AuditEvent<'_>) -> Result<()> {
         self.lock_chain(tx).await?;
         let prev: Vec<u8> = sqlx::query("SELECT hash FROM audit ORDER BY id DESC LIMIT 1")
             .fetch_optional(&mut **tx)
@@ -241,7 +237,7 @@ impl Store {
     /// nodes on one PostgreSQL database append to one chain, and two appending
     /// after the same entry would fork it. A transaction-scoped advisory lock
     /// (released at commit); `SQLite` serializes writers already.
-    async fn lock_chain(&self, tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<()> {
+    async fn lock_chain(&self, tx: &mut crate::write_tx::WriteTx) -> Result<()> {
         if self.dialect == crate::db::Dialect::Postgres {
             // The key is arbitrary but fixed: "SealpostAudit" in a bigint.
             sqlx::query("SELECT pg_advisory_xact_lock(5265616117)")

@@ -83,6 +83,7 @@ impl Queue<'_> {
     pub async fn renew_claim(&self, claim: Claim<'_>) -> Result<bool> {
         let until = self.now() + self.lease(claim);
         let node = self.node.as_str();
+        let _turn = self.write_gate().await;
         let renewed = match claim {
             Claim::Delivery(id) => sqlx::query(
                 "UPDATE outbound SET claimed_until = $2
@@ -108,7 +109,7 @@ impl Queue<'_> {
             .bind(until)
             .bind(node),
         }
-        .execute(&self.db)
+        .execute(&self.lazy_db)
         .await?;
         Ok(renewed.rows_affected() > 0)
     }
@@ -156,6 +157,7 @@ impl Queue<'_> {
     /// back with [`Queue::release_job`].
     pub async fn claim_jobs(&self, limit: i64) -> Result<Vec<MailJob>> {
         let now = self.now();
+        let turn = self.write_gate().await;
         let rows = sqlx::query(
             "UPDATE mail_jobs SET claimed_until = $3, claimed_by = $4
              WHERE id IN (SELECT id FROM mail_jobs WHERE done_at IS NULL AND claimed_until <= $1 ORDER BY id LIMIT $2)
@@ -166,8 +168,9 @@ impl Queue<'_> {
         .bind(limit)
         .bind(now + self.policy.job_lease)
         .bind(self.node.as_str())
-        .fetch_all(&self.db)
+        .fetch_all(&self.lazy_db)
         .await?;
+        drop(turn);
         let mut jobs = Vec::with_capacity(rows.len());
         for row in &rows {
             match job_from_row(row) {
@@ -183,9 +186,10 @@ impl Queue<'_> {
     /// Gives a claimed job back (composing it failed for a reason outside the
     /// job, such as the database): it is due again at once.
     pub async fn release_job(&self, job: i64) -> Result<()> {
+        let _turn = self.write_gate().await;
         sqlx::query("UPDATE mail_jobs SET claimed_until = 0 WHERE id = $1 AND done_at IS NULL")
             .bind(job)
-            .execute(&self.db)
+            .execute(&self.lazy_db)
             .await?;
         Ok(())
     }

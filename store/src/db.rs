@@ -39,19 +39,52 @@ impl Dialect {
 /// before the gateway answers 250: a commit that returned survives a power cut.
 /// Readers no longer wait for writers. Shredding handles the log (below).
 pub async fn connect(url: &str) -> Result<(AnyPool, Dialect)> {
-    install_default_drivers();
-    let dialect = Dialect::of(url).ok_or_else(|| {
+    let dialect = dialect_of(url)?;
+    let max = if dialect == Dialect::Sqlite { 4 } else { 10 };
+    Ok((open_pool(url, dialect, max, Synchronous::Full).await?, dialect))
+}
+
+/// The pool for writes that need not survive a power cut on their own: claims,
+/// their renewals, a sealing attempt's count (`write_tx.rs`). On `SQLite`, one
+/// connection with `synchronous = NORMAL`: its commits are in the log at once
+/// (they survive the process being killed) but are fsynced only with the next
+/// ordinary commit or checkpoint, so a power cut may take back the last few,
+/// and the work they claimed is simply claimed again. The log is one sequence,
+/// so an ordinary commit after them makes them durable too, and none can be
+/// lost while a later one stays. On `PostgreSQL` (and an in-memory `SQLite`),
+/// the ordinary pool.
+pub(crate) async fn connect_lazy(url: &str, pool: &AnyPool, dialect: Dialect) -> Result<AnyPool> {
+    match dialect {
+        // A second pool on `:memory:` would be another, empty, database.
+        Dialect::Sqlite if !url.contains(":memory:") => open_pool(url, dialect, 1, Synchronous::Normal).await,
+        Dialect::Sqlite | Dialect::Postgres => Ok(pool.clone()),
+    }
+}
+
+/// `SQLite`'s `synchronous` for a pool's connections.
+#[derive(Clone, Copy)]
+enum Synchronous {
+    Full,
+    Normal,
+}
+
+fn dialect_of(url: &str) -> Result<Dialect> {
+    Dialect::of(url).ok_or_else(|| {
         crate::Error::invalid(format!(
             "database url must start with sqlite: or postgres:// (got {url:?})"
         ))
-    })?;
+    })
+}
+
+async fn open_pool(url: &str, dialect: Dialect, max: u32, synchronous: Synchronous) -> Result<AnyPool> {
+    install_default_drivers();
     let url = if dialect == Dialect::Sqlite {
         prepare_sqlite_url(url)?
     } else {
         url.to_owned()
     };
     let pool = AnyPoolOptions::new()
-        .max_connections(if dialect == Dialect::Sqlite { 4 } else { 10 })
+        .max_connections(max)
         .after_connect(move |conn, _| {
             Box::pin(async move {
                 if dialect == Dialect::Sqlite {
@@ -59,14 +92,18 @@ pub async fn connect(url: &str) -> Result<(AnyPool, Dialect)> {
                     // The journal mode is kept in the file; `synchronous` is per
                     // connection. See `connect`'s comment before changing either.
                     sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
-                    sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
+                    let pragma = match synchronous {
+                        Synchronous::Full => "PRAGMA synchronous = FULL",
+                        Synchronous::Normal => "PRAGMA synchronous = NORMAL",
+                    };
+                    sqlx::query(pragma).execute(&mut *conn).await?;
                 }
                 Ok(())
             })
         })
         .connect(&url)
         .await?;
-    Ok((pool, dialect))
+    Ok(pool)
 }
 
 impl crate::Store {

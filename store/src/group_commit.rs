@@ -11,6 +11,10 @@
 //! commits fsyncs each folder named in the batch once, before the commit, so
 //! a message's file keeps its name after a power cut before its row commits
 //! (one folder fsync per batch instead of one per message).
+//!
+//! Seals join too ([`Store::group_commit_audited`]): a seal appends to the
+//! audit chain, so a batch holding one takes the chain's lock before its
+//! transaction, as every writer of the chain does (`audit.rs`).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -20,15 +24,24 @@ use tokio::sync::oneshot;
 
 use crate::{Result, Store};
 
-/// One write, run inside the group's transaction. It may run twice (a second
-/// time alone, after a batch that failed and was rolled back).
+/// One write, run inside the group's transaction, given the store. It may run
+/// twice (a second time alone, after a batch that failed and was rolled back).
 pub(crate) type Write =
-    Arc<dyn for<'c> Fn(&'c mut sqlx::Transaction<'static, sqlx::Any>) -> BoxFuture<'c, Result<()>> + Send + Sync>;
+    Arc<dyn for<'c> Fn(&'c Store, &'c mut crate::write_tx::WriteTx) -> BoxFuture<'c, Result<()>> + Send + Sync>;
+
+/// A write waiting for the next commit: the folder to fsync first, whether
+/// it appends to the audit chain, and who to tell.
+struct Waiting {
+    write: Write,
+    folder: Option<PathBuf>,
+    audits: bool,
+    done: oneshot::Sender<bool>,
+}
 
 /// Writes waiting for the next commit, and the one writer.
 #[derive(Default)]
 pub(crate) struct GroupCommit {
-    waiting: Mutex<Vec<(Write, Option<PathBuf>, oneshot::Sender<bool>)>>,
+    waiting: Mutex<Vec<Waiting>>,
     writer: tokio::sync::Mutex<()>,
 }
 
@@ -43,50 +56,71 @@ impl Store {
     /// after fsyncing `folder` (and the batch's other folders); returns once it
     /// is committed.
     pub(crate) async fn group_commit(&self, write: Write, folder: Option<PathBuf>) -> Result<()> {
+        self.join_group(write, folder, false).await
+    }
+
+    /// [`Store::group_commit`] for a write that appends to the audit chain
+    /// ([`Store::audit_in`]): its batch holds the chain's lock.
+    pub(crate) async fn group_commit_audited(&self, write: Write) -> Result<()> {
+        self.join_group(write, None, true).await
+    }
+
+    async fn join_group(&self, write: Write, folder: Option<PathBuf>, audits: bool) -> Result<()> {
         let (done, mut committed) = oneshot::channel();
-        self.group
-            .waiting
-            .lock()
-            .expect("group commit lock")
-            .push((Arc::clone(&write), folder.clone(), done));
+        self.group.waiting.lock().expect("group commit lock").push(Waiting {
+            write: Arc::clone(&write),
+            folder: folder.clone(),
+            audits,
+            done,
+        });
         let writer = self.group.writer.lock().await;
         if let Ok(ok) = committed.try_recv() {
             drop(writer);
             return if ok {
                 Ok(())
             } else {
-                self.commit_alone(&write, folder).await
+                self.commit_alone(&write, folder, audits).await
             };
         }
         let batch = std::mem::take(&mut *self.group.waiting.lock().expect("group commit lock"));
-        let mut folders: Vec<PathBuf> = batch.iter().filter_map(|(_, f, _)| f.clone()).collect();
+        let mut folders: Vec<PathBuf> = batch.iter().filter_map(|w| w.folder.clone()).collect();
         folders.sort_unstable();
         folders.dedup();
-        let result = self.commit_all(batch.iter().map(|(w, _, _)| w), folders).await;
+        let batch_audits = batch.iter().any(|w| w.audits);
+        let result = self
+            .commit_all(batch.iter().map(|w| &w.write), folders, batch_audits)
+            .await;
         // Everyone hears before the writer is free, so a caller that takes it
         // next finds its own answer waiting.
         let ok = result.is_ok();
-        for (_, _, done) in batch {
-            let _ = done.send(ok);
+        for waiting in batch {
+            let _ = waiting.done.send(ok);
         }
         drop(writer);
         match result {
             Ok(()) => Ok(()),
-            Err(_) => self.commit_alone(&write, folder).await,
+            Err(_) => self.commit_alone(&write, folder, audits).await,
         }
     }
 
-    async fn commit_alone(&self, write: &Write, folder: Option<PathBuf>) -> Result<()> {
+    async fn commit_alone(&self, write: &Write, folder: Option<PathBuf>, audits: bool) -> Result<()> {
         let _writer = self.group.writer.lock().await;
-        self.commit_all(std::iter::once(write), folder.into_iter().collect())
+        self.commit_all(std::iter::once(write), folder.into_iter().collect(), audits)
             .await
     }
 
-    async fn commit_all(&self, writes: impl Iterator<Item = &Write>, folders: Vec<PathBuf>) -> Result<()> {
+    async fn commit_all(
+        &self,
+        writes: impl Iterator<Item = &Write>,
+        folders: Vec<PathBuf>,
+        audits: bool,
+    ) -> Result<()> {
         crate::spool_file::sync_folders(folders).await?;
+        // The chain's lock before the transaction, as every writer takes it.
+        let _chain = if audits { Some(self.audit_guard().await) } else { None };
         let mut tx = self.write_tx().await?;
         for write in writes {
-            write(&mut tx).await?;
+            write(self, &mut tx).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -55,7 +55,7 @@ impl JobKind {
 
 /// Adds a mail job in `tx`; the notifier picks it up once `tx` commits.
 pub(crate) async fn add_job(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut crate::write_tx::WriteTx,
     kind: JobKind,
     user: UserId,
     message: Option<&MessageId>,
@@ -74,7 +74,7 @@ pub(crate) async fn add_job(
 /// Adds several mail jobs in `tx` with one statement per 200 (a sealed
 /// message's notifications): `(kind, user)`, all about `message`.
 pub(crate) async fn add_jobs(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut crate::write_tx::WriteTx,
     jobs: &[(JobKind, UserId)],
     message: Option<&MessageId>,
     now: i64,

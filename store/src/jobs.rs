@@ -59,7 +59,7 @@ pub struct MailContext {
 
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn insert_outbound(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut crate::write_tx::WriteTx,
     blob: &str,
     mail_from: &str,
     rcpt: &str,
@@ -77,7 +77,7 @@ pub(crate) async fn insert_outbound(
 /// any node may send: its body is in the row).
 #[allow(clippy::too_many_arguments)]
 async fn insert_outbound_with(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut crate::write_tx::WriteTx,
     id: &str,
     blob: &str,
     body: Option<&[u8]>,
@@ -220,6 +220,7 @@ impl Queue<'_> {
     /// neither retried for ever nor in the way of the others.
     pub async fn park_job(&self, job: i64, error: &Error) -> Result<()> {
         tracing::error!(job, %error, "mail job set aside: it cannot be composed");
+        let _turn = self.write_gate().await;
         sqlx::query("UPDATE mail_jobs SET done_at = $1, failure = $2 WHERE id = $3")
             .bind(self.now())
             .bind(error.to_string())
@@ -340,7 +341,7 @@ impl Queue<'_> {
         // In a group commit with the other mails and messages written meanwhile
         // (`group_commit.rs`): one fsync for the batch, not one per mail.
         self.group_commit(
-            std::sync::Arc::new(move |tx| {
+            std::sync::Arc::new(move |_store, tx| {
                 let row = std::sync::Arc::clone(&row);
                 Box::pin(async move {
                     let (id, sealed, mail_from, rcpt_to, wrapped) = &*row;
@@ -375,6 +376,7 @@ impl Queue<'_> {
 
     /// Marks a job done without mail (its subject vanished meanwhile).
     pub async fn skip_job(&self, job: i64) -> Result<()> {
+        let _turn = self.write_gate().await;
         sqlx::query("UPDATE mail_jobs SET done_at = $1 WHERE id = $2")
             .bind(self.now())
             .bind(job)
@@ -390,6 +392,7 @@ impl Queue<'_> {
     /// nodes: a delivery reading a spool file goes to the node holding it.
     pub async fn due_outbound(&self, limit: i64) -> Result<Vec<OutboundItem>> {
         let now = self.now();
+        let turn = self.write_gate().await;
         let rows = sqlx::query(
             "UPDATE outbound SET claimed_until = $4, claimed_by = $5
              WHERE id IN (SELECT id FROM outbound WHERE state = $3 AND next_attempt_at <= $1 AND claimed_until <= $1
@@ -404,8 +407,9 @@ impl Queue<'_> {
         .bind(OutboundState::Queued.as_str())
         .bind(now + self.policy.delivery_lease)
         .bind(self.node.as_str())
-        .fetch_all(&self.db)
+        .fetch_all(&self.lazy_db)
         .await?;
+        drop(turn);
         let mut items = rows
             .iter()
             .map(|row| Ok((row.try_get::<i64, _>("next_attempt_at")?, outbound_from_row(row)?)))

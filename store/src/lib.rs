@@ -63,6 +63,7 @@ pub mod threads;
 pub mod tls_sessions;
 pub mod uploads;
 pub mod visible;
+mod write_tx;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -172,6 +173,8 @@ pub struct StoreConfig {
 /// The store. Cheap to share: wrap in an `Arc`.
 pub struct Store {
     pub(crate) db: sqlx::AnyPool,
+    /// For writes that may be lost in a power cut without harm (`db::connect_lazy`).
+    pub(crate) lazy_db: sqlx::AnyPool,
     pub(crate) dialect: db::Dialect,
     pub(crate) blobs: blobs::Blobs,
     pub(crate) keys: crypto::Keyring,
@@ -192,6 +195,8 @@ pub struct Store {
     pub(crate) outcomes: outcomes::Outcomes,
     /// Spool rows waiting for their group commit (`group_commit.rs`).
     pub(crate) group: group_commit::GroupCommit,
+    /// This process's writers, one at a time on `SQLite` (`write_tx.rs`).
+    write_gate: write_tx::WriteGate,
 }
 
 impl std::fmt::Debug for Store {
@@ -209,11 +214,13 @@ impl Store {
         std::fs::create_dir_all(&config.data_dir)?;
         let (db, dialect) = db::connect(&config.database_url).await?;
         db::migrate(&db, dialect).await?;
+        let lazy_db = db::connect_lazy(&config.database_url, &db, dialect).await?;
         let blobs = blobs::Blobs::connect(&config.blobs_url)?;
         let keys = crypto::Keyring::load_or_create(&config.data_dir.join("keys"))?;
         let node = claims::node_id(&config.data_dir)?;
         let store = Self {
             db,
+            lazy_db,
             dialect,
             blobs,
             keys,
@@ -229,20 +236,9 @@ impl Store {
             sms_added: tokio::sync::Notify::new(),
             outcomes: outcomes::Outcomes::default(),
             group: group_commit::GroupCommit::default(),
+            write_gate: write_tx::WriteGate::default(),
         };
         Ok(Arc::new(store))
-    }
-
-    /// Starts a transaction that will write. On `SQLite` it takes the write lock
-    /// at once (`BEGIN IMMEDIATE`), waiting out the busy timeout if another
-    /// connection is writing. A deferred transaction that reads first and writes
-    /// later (the audit chain, recipient resolution) would instead fail at once
-    /// with "database is locked" when another writer committed in between.
-    pub(crate) async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
-        Ok(match self.dialect {
-            db::Dialect::Sqlite => self.db.begin_with("BEGIN IMMEDIATE").await?,
-            db::Dialect::Postgres => self.db.begin().await?,
-        })
     }
 
     /// Now, by the store's clock (Unix seconds).
@@ -260,6 +256,7 @@ impl Store {
 
     /// Closes the database pool (flushes `SQLite`'s WAL on the last connection).
     pub async fn close(&self) {
+        self.lazy_db.close().await;
         self.db.close().await;
     }
 }

@@ -149,7 +149,7 @@ impl Queue<'_> {
     }
 }
 
-async fn set_outcome(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: &str, outcome: &DeliveryOutcome) -> Result<()> {
+async fn set_outcome(tx: &mut crate::write_tx::WriteTx, id: &str, outcome: &DeliveryOutcome) -> Result<()> {
     match outcome {
         DeliveryOutcome::Delivered => {
             sqlx::query(

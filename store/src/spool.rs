@@ -127,7 +127,7 @@ impl Queue<'_> {
             thread.map(|t| t.as_str().to_owned()),
         ));
         // In a group commit with other sessions' messages (`group_commit.rs`).
-        self.group_commit(Arc::new(move |tx| {
+        self.group_commit(Arc::new(move |_store, tx| {
             let (row, node) = (Arc::clone(&row), Arc::clone(&node));
             Box::pin(async move {
                 let (id, mail_from, rcpt_to, sender, wrapped, size, now, thread) = &*row;
@@ -162,7 +162,7 @@ impl Queue<'_> {
         let node = Arc::new(self.node.clone());
         // In a group commit with other sessions' messages (`group_commit.rs`).
         self.group_commit(
-            Arc::new(move |tx| {
+            Arc::new(move |_store, tx| {
                 let (wrapped, blob, mail_from, rcpt_to, node) = (
                     Arc::clone(&wrapped),
                     Arc::clone(&blob),
@@ -227,13 +227,15 @@ impl Queue<'_> {
             delays.join(" ")
         );
         // Only numbers from this file are formatted in; the id is bound.
+        let turn = self.write_gate().await;
         let claimed = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id.as_str())
             .bind(self.node.as_str())
             .bind(now)
             .bind(MAX_SEAL_ATTEMPTS)
-            .fetch_optional(&self.db)
+            .fetch_optional(&self.lazy_db)
             .await?;
+        drop(turn);
         if let Some(row) = claimed {
             return Ok(SealAttempt::Try(row.try_get("attempts")?));
         }
@@ -255,9 +257,10 @@ impl Queue<'_> {
     /// database or the blob store was unavailable), so an outage quarantines
     /// nothing. The wait before the next attempt stays.
     pub async fn refund_seal_attempt(&self, id: &MessageId) -> Result<()> {
+        let _turn = self.write_gate().await;
         sqlx::query("UPDATE spool SET attempts = attempts - 1 WHERE id = $1 AND attempts > 0")
             .bind(id.as_str())
-            .execute(&self.db)
+            .execute(&self.lazy_db)
             .await?;
         Ok(())
     }

@@ -180,7 +180,7 @@ pub(crate) fn sealing_practice(sender: &User, thread: Option<&Thread>) -> Option
 
 /// Records the Message-ID of a message being sealed, inside its transaction.
 pub(crate) async fn record(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut crate::write_tx::WriteTx,
     message: &MessageId,
     msg_id: &str,
     now: i64,

@@ -89,7 +89,12 @@ mod tests {
 
     /// `PRAGMA synchronous` on one connection of `pool` (2 is FULL, 1 NORMAL).
     async fn synchronous(pool: &sqlx::AnyPool) -> i64 {
-        sqlx::query("PRAGMA synchronous").fetch_one(pool).await.unwrap().try_get(0).unwrap()
+        sqlx::query("PRAGMA synchronous")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+            .try_get(0)
+            .unwrap()
     }
 
     #[tokio::test]
@@ -110,9 +115,15 @@ mod tests {
             })
         };
         tokio::time::sleep(std::time::Duration::from_millis(5_500)).await;
-        assert!(!second.is_finished(), "the second writer waits while the first holds its turn");
+        assert!(
+            !second.is_finished(),
+            "the second writer waits while the first holds its turn"
+        );
         first.commit().await.unwrap();
-        second.await.unwrap().expect("the second writer commits once the first is done");
+        second
+            .await
+            .unwrap()
+            .expect("the second writer commits once the first is done");
         let n: i64 = sqlx::query("SELECT COUNT(*) FROM practices WHERE domain = 'second.example'")
             .fetch_one(&store.db)
             .await
@@ -126,7 +137,11 @@ mod tests {
     async fn claims_commit_without_their_own_fsync_and_are_seen_at_once() {
         let (_dir, store, _clock) = crate::testing::store().await;
         assert_eq!(synchronous(&store.db).await, 2, "ordinary commits are fsynced (FULL)");
-        assert_eq!(synchronous(&store.lazy_db).await, 1, "claims' commits wait for the next fsync (NORMAL)");
+        assert_eq!(
+            synchronous(&store.lazy_db).await,
+            1,
+            "claims' commits wait for the next fsync (NORMAL)"
+        );
         let _turn = store.write_gate().await;
         sqlx::query("INSERT INTO practices (name, domain, created_at) VALUES ('Lazy', 'lazy.example', 0)")
             .execute(&store.lazy_db)

@@ -233,7 +233,7 @@ impl Accounts<'_> {
 }
 
 /// Voids `user`'s unused email confirmation links.
-async fn kill_email_links(tx: &mut sqlx::Transaction<'_, sqlx::Any>, user: &User, now: i64) -> Result<()> {
+async fn kill_email_links(tx: &mut crate::write_tx::WriteTx, user: &User, now: i64) -> Result<()> {
     sqlx::query("UPDATE tokens SET used_at = $1 WHERE user_id = $2 AND purpose = $3 AND used_at IS NULL")
         .bind(now)
         .bind(user.id.0)

@@ -256,7 +256,7 @@ impl Auth<'_> {
     /// lifted (a reset unlocks at once).
     pub(super) async fn store_password(
         &self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        tx: &mut crate::write_tx::WriteTx,
         user: &User,
         hash: String,
         keep_session: Option<&str>,

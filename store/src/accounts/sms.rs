@@ -37,7 +37,7 @@ pub struct SmsMessage {
 impl Queue<'_> {
     pub(crate) async fn queue_sms(
         &self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        tx: &mut crate::write_tx::WriteTx,
         user: UserId,
         to: &str,
         channel: Channel,

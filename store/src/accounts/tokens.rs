@@ -124,11 +124,7 @@ impl Auth<'_> {
     }
 
     /// Marks a token used; fails if someone else used it first.
-    pub(super) async fn spend_token(
-        &self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        grant: &TokenGrant,
-    ) -> Result<()> {
+    pub(super) async fn spend_token(&self, tx: &mut crate::write_tx::WriteTx, grant: &TokenGrant) -> Result<()> {
         let done = sqlx::query("UPDATE tokens SET used_at = $1 WHERE hash = $2 AND used_at IS NULL")
             .bind(self.now())
             .bind(&grant.hash)

@@ -43,7 +43,7 @@ impl Invoice {
 
 /// Adds the invoice for one payment of `plan` in `tx`, with the next number.
 pub(super) async fn add_invoice(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut crate::write_tx::WriteTx,
     plan: &Plan,
     period_start: i64,
     period_end: i64,

@@ -241,7 +241,7 @@ impl Maintenance<'_> {
     /// Rewraps one sealed value column of a row when it is under an older KEK.
     async fn rewrap_value_in(
         &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        tx: &mut crate::write_tx::WriteTx,
         row: &sqlx::any::AnyRow,
         column: &str,
         update: &str,

@@ -45,7 +45,7 @@ fn answered_ids(replies_to: &[String]) -> Vec<String> {
 /// (`thread`, the message a reply was made secure by, or any named in
 /// `replies_to`); a message that answers none starts its own.
 pub(crate) async fn link(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut crate::write_tx::WriteTx,
     id: &MessageId,
     thread: Option<&MessageId>,
     replies_to: &[String],

@@ -13,6 +13,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use futures::stream::StreamExt;
 use sqlx::Row;
@@ -27,6 +28,7 @@ use crate::ingest;
 use crate::job_kind::JobKind;
 use crate::layout::bundle_key;
 use crate::states::{MessageState, RecipientState};
+use crate::write_tx::WriteTx;
 use crate::{Error, Mail, Result};
 
 /// A message of at most this many bytes as received is sealed whole in
@@ -36,6 +38,25 @@ pub const SMALL_MESSAGE: u64 = 256 * 1024;
 
 /// Recipient rows per `INSERT` statement.
 const ROWS_PER_INSERT: usize = 200;
+
+/// What a seal records in the database, gathered before its transaction.
+struct SealRecord {
+    id: MessageId,
+    sender: UserId,
+    practice: PracticeId,
+    wrapped: WrappedKey,
+    sealed_subject: Vec<u8>,
+    /// Plaintext size of the recipients' copy.
+    size: i64,
+    attachments: i64,
+    /// The recipients, normalised, each once, in the envelope's order.
+    addresses: Vec<String>,
+    /// Those named in To or Cc (anyone else is a Bcc).
+    named: HashSet<String>,
+    facts: crate::ingest::headers::HeaderFacts,
+    thread: Option<crate::threads::Thread>,
+    now: i64,
+}
 
 /// One recipient as the database knows them before the seal: their account,
 /// role and practice, and their relationship to the sealing practice.
@@ -88,34 +109,6 @@ impl Mail<'_> {
         };
         let Split { meta, facts, size } = split;
 
-        let now = self.now();
-        // The seal and its audit entry commit together (one fsync).
-        let audit_guard = self.audit_guard().await;
-        let mut tx = self.write_tx().await?;
-        // Expiry from the practice's own retention, else the default: no read.
-        sqlx::query(
-            "INSERT INTO messages (id, sender_id, practice_id, kek_id, wrapped_key, sealed_subject, size, attachment_count, state, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
-                     $10 + COALESCE((SELECT retention_days FROM practices WHERE id = $3), $11) * 86400)",
-        )
-        .bind(id.as_str())
-        .bind(sender.id.0)
-        .bind(practice_id.0)
-        .bind(&wrapped.kek_id)
-        .bind(&wrapped.wrapped)
-        .bind(ingest::seal_subject(&key, &facts.subject))
-        .bind(i64::try_from(size).unwrap_or(i64::MAX))
-        .bind(i64::try_from(meta.attachments.len()).unwrap_or(0))
-        .bind(MessageState::Sealed.as_str())
-        .bind(now)
-        .bind(self.policy.retention_days)
-        .execute(&mut *tx)
-        .await?;
-        if let Some(msg_id) = &facts.message_id {
-            crate::threads::record(&mut tx, id, msg_id, now).await?;
-        }
-        super::conversation::link(&mut tx, id, thread.as_ref().map(|t| &t.message), &facts.replies_to).await?;
-
         // Each address once, in order; named in To or Cc: seen by the other
         // recipients. Anyone else is a Bcc.
         let mut seen = HashSet::new();
@@ -124,22 +117,89 @@ impl Mail<'_> {
             .filter_map(|address| crate::accounts::normalize_email(address).ok())
             .filter(|address| seen.insert(address.clone()))
             .collect();
-        let named: HashSet<&str> = facts.to.iter().chain(&facts.cc).map(String::as_str).collect();
-        let outside_thread: Vec<&str> = addresses
+        let record = Arc::new(SealRecord {
+            id: id.clone(),
+            sender: sender.id,
+            practice: practice_id,
+            sealed_subject: ingest::seal_subject(&key, &facts.subject),
+            wrapped,
+            size: i64::try_from(size).unwrap_or(i64::MAX),
+            attachments: i64::try_from(meta.attachments.len()).unwrap_or(0),
+            named: facts.to.iter().chain(&facts.cc).cloned().collect(),
+            addresses,
+            facts,
+            thread,
+            now: self.now(),
+        });
+        // The seal, its recipients, their jobs and its audit entry are one
+        // write, committed with the seals and spool rows written meanwhile:
+        // one transaction and one fsync for the batch (`group_commit.rs`).
+        self.group_commit_audited(Arc::new(move |store, tx| {
+            let record = Arc::clone(&record);
+            Box::pin(async move { store.mail().record_seal(tx, &record).await })
+        }))
+        .await?;
+        self.signal_jobs();
+        self.signal_mail();
+        let _ = tokio::fs::remove_file(&path).await;
+        Ok(())
+    }
+
+    /// The database side of a seal, inside a group commit's transaction (it
+    /// may run twice: again alone if the batch it was in failed). The message
+    /// row (its expiry from the practice's own retention, else the default,
+    /// with no read), its thread and conversation, its recipients (found or
+    /// created) and their jobs, the spool row's removal and the audit entry.
+    async fn record_seal(&self, tx: &mut WriteTx, record: &SealRecord) -> Result<()> {
+        let SealRecord {
+            id,
+            sender,
+            practice,
+            now,
+            facts,
+            thread,
+            ..
+        } = record;
+        let (practice, now) = (*practice, *now);
+        sqlx::query(
+            "INSERT INTO messages (id, sender_id, practice_id, kek_id, wrapped_key, sealed_subject, size, attachment_count, state, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+                     $10 + COALESCE((SELECT retention_days FROM practices WHERE id = $3), $11) * 86400)",
+        )
+        .bind(id.as_str())
+        .bind(sender.0)
+        .bind(practice.0)
+        .bind(&record.wrapped.kek_id)
+        .bind(&record.wrapped.wrapped)
+        .bind(&record.sealed_subject)
+        .bind(record.size)
+        .bind(record.attachments)
+        .bind(MessageState::Sealed.as_str())
+        .bind(now)
+        .bind(self.policy.retention_days)
+        .execute(&mut **tx)
+        .await?;
+        if let Some(msg_id) = &facts.message_id {
+            crate::threads::record(tx, id, msg_id, now).await?;
+        }
+        super::conversation::link(tx, id, thread.as_ref().map(|t| &t.message), &facts.replies_to).await?;
+
+        let outside_thread: Vec<&str> = record
+            .addresses
             .iter()
             .filter(|a| !thread.as_ref().is_some_and(|t| t.participants.contains_key(*a)))
             .map(String::as_str)
             .collect();
-        let mut known = known_recipients(&mut tx, &outside_thread, practice_id).await?;
-        let mut rows = Vec::with_capacity(addresses.len());
+        let mut known = known_recipients(tx, &outside_thread, practice).await?;
+        let mut rows = Vec::with_capacity(record.addresses.len());
         let mut jobs = Vec::new();
-        for address in &addresses {
+        for address in &record.addresses {
             let header_role = facts.roles.iter().find(|(a, _)| a == address).map(|(_, r)| *r);
             let (user, is_known) = match thread.as_ref().and_then(|t| t.participants.get(address)) {
                 Some(user) => (*user, true),
                 None => {
                     let (user, relationship) = self
-                        .resolve_recipient(&mut tx, address, known.remove(address), practice_id, header_role)
+                        .resolve_recipient(tx, address, known.remove(address), practice, header_role)
                         .await?;
                     (user, relationship.is_some())
                 }
@@ -149,36 +209,30 @@ impl Mail<'_> {
             } else {
                 RecipientState::AwaitingRole
             };
-            rows.push((user, state, !named.contains(address.as_str())));
+            rows.push((user, state, !record.named.contains(address)));
             if is_known {
                 jobs.push((JobKind::Notify, user));
             }
         }
-        add_recipients(&mut tx, id, &rows).await?;
+        add_recipients(tx, id, &rows).await?;
         if rows.iter().any(|(_, state, _)| *state == RecipientState::AwaitingRole) {
-            jobs.push((JobKind::ChooseRoles, sender.id));
+            jobs.push((JobKind::ChooseRoles, *sender));
         }
-        crate::job_kind::add_jobs(&mut tx, &jobs, Some(id), now).await?;
+        crate::job_kind::add_jobs(tx, &jobs, Some(id), now).await?;
         sqlx::query("DELETE FROM spool WHERE id = $1")
             .bind(id.as_str())
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         self.audit_in(
-            &mut tx,
+            tx,
             AuditEvent {
-                actor: &format!("user:{}", sender.id),
+                actor: &format!("user:{sender}"),
                 action: "message.seal",
                 object: &format!("message:{id}"),
                 client: "smtp",
             },
         )
-        .await?;
-        tx.commit().await?;
-        drop(audit_guard);
-        self.signal_jobs();
-        self.signal_mail();
-        let _ = tokio::fs::remove_file(&path).await;
-        Ok(())
+        .await
     }
 
     /// A small message: read, split, sealed and written as one bundle —
@@ -249,7 +303,7 @@ impl Mail<'_> {
     /// `known`: what [`known_recipients`] found for the address.
     async fn resolve_recipient(
         &self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        tx: &mut WriteTx,
         address: &str,
         known: Option<Known>,
         practice: PracticeId,
@@ -290,7 +344,7 @@ impl Mail<'_> {
 
     pub(super) async fn add_contact(
         &self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        tx: &mut WriteTx,
         practice: PracticeId,
         user: UserId,
         relationship: Relationship,
@@ -331,7 +385,7 @@ impl Mail<'_> {
 /// The accounts among `addresses` (normalised) and each one's relationship
 /// to `practice`, in one statement per 200 addresses.
 async fn known_recipients(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut WriteTx,
     addresses: &[&str],
     practice: PracticeId,
 ) -> Result<HashMap<String, Known>> {
@@ -371,11 +425,7 @@ async fn known_recipients(
 /// with one statement per 200: notified at once when their relationship to
 /// the practice is known, else waiting for the sender's choice (and unable to
 /// see it until then).
-async fn add_recipients(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    id: &MessageId,
-    rows: &[(UserId, RecipientState, bool)],
-) -> Result<()> {
+async fn add_recipients(tx: &mut WriteTx, id: &MessageId, rows: &[(UserId, RecipientState, bool)]) -> Result<()> {
     for chunk in rows.chunks(ROWS_PER_INSERT) {
         let values: Vec<String> = (0..chunk.len())
             .map(|i| format!("($1, ${}, ${}, ${})", i * 3 + 2, i * 3 + 3, i * 3 + 4))
