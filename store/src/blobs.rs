@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use object_store::ClientConfigKey;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
@@ -84,6 +85,13 @@ impl Blobs {
             return Err(Error::invalid("the blobs url names no bucket (s3://BUCKET/PREFIX)"));
         }
         let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        // object_store gives a request 30 s. Completing a multipart upload of
+        // gigabytes, or one 5 MiB part on a slow uplink, can take longer; a
+        // request that times out is retried and the upload may be lost, so
+        // the default here is 5 minutes (AWS_TIMEOUT or `?timeout=` set it).
+        if std::env::var_os("AWS_TIMEOUT").is_none() {
+            builder = builder.with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), "300s");
+        }
         for (key, value) in parsed.query_pairs() {
             let key = key.to_ascii_lowercase();
             let config: AmazonS3ConfigKey = key
