@@ -11,7 +11,7 @@ pub struct Server {
     /// upload — to finish before it exits anyway. 0 stops at once.
     pub shutdown_grace: u64,
     /// Messages each stage of the pipeline (sealing, composing notifications,
-    /// delivering) works on at once; 0 means one per CPU core available.
+    /// delivering) works on at once; 0 means eight per CPU core available.
     pub workers: usize,
     /// Seconds a claimed mail job stays with the node that claimed it: if the
     /// node dies, another takes the job over after this long.
@@ -22,7 +22,7 @@ pub struct Server {
 }
 
 impl Server {
-    /// [`workers`](Self::workers) with 0 resolved to the cores available.
+    /// [`workers`](Self::workers) with 0 resolved to eight per core available.
     #[must_use]
     pub fn worker_count(&self) -> usize {
         match self.workers {
