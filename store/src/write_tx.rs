@@ -87,14 +87,9 @@ impl Store {
 mod tests {
     use sqlx::Row as _;
 
-    /// `PRAGMA synchronous` on one connection of `pool` (2 is FULL, 1 NORMAL).
-    async fn synchronous(pool: &sqlx::AnyPool) -> i64 {
-        sqlx::query("PRAGMA synchronous")
-            .fetch_one(pool)
-            .await
-            .unwrap()
-            .try_get(0)
-            .unwrap()
+    /// The number a one-row query answers, on one connection of `pool`.
+    async fn number(pool: &sqlx::AnyPool, sql: &'static str) -> i64 {
+        sqlx::query(sql).fetch_one(pool).await.unwrap().try_get(0).unwrap()
     }
 
     #[tokio::test]
@@ -124,21 +119,21 @@ mod tests {
             .await
             .unwrap()
             .expect("the second writer commits once the first is done");
-        let n: i64 = sqlx::query("SELECT COUNT(*) FROM practices WHERE domain = 'second.example'")
-            .fetch_one(&store.db)
-            .await
-            .unwrap()
-            .try_get(0)
-            .unwrap();
-        assert_eq!(n, 1);
+        let sql = "SELECT COUNT(*) FROM practices WHERE domain = 'second.example'";
+        assert_eq!(number(&store.db, sql).await, 1);
     }
 
     #[tokio::test]
     async fn claims_commit_without_their_own_fsync_and_are_seen_at_once() {
         let (_dir, store, _clock) = crate::testing::store().await;
-        assert_eq!(synchronous(&store.db).await, 2, "ordinary commits are fsynced (FULL)");
+        // `PRAGMA synchronous`: 2 is FULL, 1 NORMAL.
         assert_eq!(
-            synchronous(&store.lazy_db).await,
+            number(&store.db, "PRAGMA synchronous").await,
+            2,
+            "ordinary commits are fsynced (FULL)"
+        );
+        assert_eq!(
+            number(&store.lazy_db, "PRAGMA synchronous").await,
             1,
             "claims' commits wait for the next fsync (NORMAL)"
         );
@@ -147,12 +142,11 @@ mod tests {
             .execute(&store.lazy_db)
             .await
             .unwrap();
-        let seen: i64 = sqlx::query("SELECT COUNT(*) FROM practices WHERE domain = 'lazy.example'")
-            .fetch_one(&store.db)
-            .await
-            .unwrap()
-            .try_get(0)
-            .unwrap();
-        assert_eq!(seen, 1, "the ordinary pool reads what the lazy one committed");
+        let sql = "SELECT COUNT(*) FROM practices WHERE domain = 'lazy.example'";
+        assert_eq!(
+            number(&store.db, sql).await,
+            1,
+            "the ordinary pool reads what the lazy one committed"
+        );
     }
 }
