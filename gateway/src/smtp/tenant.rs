@@ -78,9 +78,9 @@ impl Session {
             tracing::error!(%error, "cannot look up a practice's relay sources");
             common::temporary_failure()
         };
-        let own = db.accounts().practice(practice).await.map_err(failed)?;
+        let rules = db.accounts().sending_rules(practice).await.map_err(failed)?;
+        let (own, domains) = (&rules.routing.practice, &rules.routing.domains);
         if own_domain {
-            let domains = db.accounts().practice_domains(practice).await.map_err(failed)?;
             let domain = sender.email.rsplit_once('@').map_or("", |(_, d)| d);
             if !domains.iter().any(|d| d == domain) {
                 return Err(refuse(&format!(
@@ -96,10 +96,10 @@ impl Session {
             return Ok(());
         }
         // A relay account signs in on the submission port: it is no source of relayed connections.
-        let mut sources = db.accounts().relay_sources(practice).await.map_err(failed)?;
+        let mut sources = rules.routing.sources.clone();
         sources.retain(|source| source.kind != SourceKind::Account);
         if sources.is_empty() {
-            if db.accounts().several_practices().await.map_err(failed)? {
+            if rules.several_practices {
                 tracing::warn!(peer = %self.peer.ip(), practice = %practice, "secure mail for a practice without relay sources refused");
                 return Err(refuse(&format!(
                     "this gateway serves several practices and none of {}'s relay sources is set; an admin sets \

@@ -71,6 +71,14 @@ pub struct PracticeRouting {
     pub sources: Vec<RelaySource>,
 }
 
+/// A practice's routing as the SMTP gateway checks it ([`Accounts::sending_rules`]).
+#[derive(Debug, Clone)]
+pub struct SendingRules {
+    pub routing: PracticeRouting,
+    /// More than one practice on this gateway: relay sources are then required.
+    pub several_practices: bool,
+}
+
 fn valid_domain(domain: &str) -> bool {
     !domain.is_empty()
         && domain
@@ -275,6 +283,53 @@ impl Accounts<'_> {
         Ok(row.map(|_| practice))
     }
 
+    /// What the SMTP gateway checks for each secure message a practice sends:
+    /// the practice, its domains and relay sources, and whether the gateway
+    /// serves several practices. One statement (it runs for every message).
+    pub async fn sending_rules(&self, id: PracticeId) -> Result<SendingRules> {
+        let rows = sqlx::query(
+            "SELECT CAST(0 AS BIGINT) AS part, name AS a, domain AS b, (SELECT COUNT(*) FROM practices) AS n
+             FROM practices WHERE id = $1
+             UNION ALL SELECT CAST(1 AS BIGINT), domain, '', CAST(0 AS BIGINT) FROM practice_domains WHERE practice_id = $1
+             UNION ALL SELECT CAST(2 AS BIGINT), kind, value, CAST(0 AS BIGINT) FROM practice_relay_sources WHERE practice_id = $1
+             ORDER BY part, a, b",
+        )
+        .bind(id.0)
+        .fetch_all(&self.db)
+        .await?;
+        let mut rows = rows.iter();
+        let first = rows.next().ok_or(Error::NotFound)?;
+        if first.try_get::<i64, _>("part")? != 0 {
+            return Err(Error::NotFound);
+        }
+        let practice = Practice {
+            id,
+            name: first.try_get("a")?,
+            domain: first.try_get("b")?,
+        };
+        let several_practices = first.try_get::<i64, _>("n")? > 1;
+        let (mut domains, mut sources) = (vec![practice.domain.clone()], Vec::new());
+        for row in rows {
+            let (a, b): (String, String) = (row.try_get("a")?, row.try_get("b")?);
+            match row.try_get::<i64, _>("part")? {
+                1 => domains.push(a),
+                _ => {
+                    if let Some(kind) = SourceKind::parse(&a) {
+                        sources.push(RelaySource { kind, value: b });
+                    }
+                }
+            }
+        }
+        Ok(SendingRules {
+            routing: PracticeRouting {
+                practice,
+                domains,
+                sources,
+            },
+            several_practices,
+        })
+    }
+
     /// Every practice with its domains and relay sources (`sealpost practice list`).
     pub async fn practice_routing(&self) -> Result<Vec<PracticeRouting>> {
         let mut out = Vec::new();
@@ -286,5 +341,63 @@ impl Accounts<'_> {
             });
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{RelaySource, SourceKind};
+    use crate::Error;
+    use crate::ids::PracticeId;
+    use crate::testing::store;
+
+    /// The one-statement rules say what the separate lookups say.
+    #[tokio::test]
+    async fn sending_rules_hold_the_practice_its_domains_and_sources_in_one_read() {
+        let (_dir, store, _) = store().await;
+        let accounts = store.accounts();
+        let smiles = accounts.add_practice("Smiles", "smiles.example").await.unwrap();
+        let alone = accounts.sending_rules(smiles.id).await.unwrap();
+        assert!(!alone.several_practices);
+        assert_eq!(alone.routing.domains, ["smiles.example"]);
+        assert!(alone.routing.sources.is_empty());
+
+        accounts.add_practice("Other", "other.example").await.unwrap();
+        for domain in ["zz.example", "aa.example"] {
+            accounts
+                .set_practice_domain("smiles.example", domain, false)
+                .await
+                .unwrap();
+        }
+        for (kind, value) in [(SourceKind::Tenant, "t-1"), (SourceKind::Network, "10.0.0.0/8")] {
+            let source = RelaySource {
+                kind,
+                value: value.to_owned(),
+            };
+            accounts
+                .set_relay_source("smiles.example", &source, false)
+                .await
+                .unwrap();
+        }
+        let rules = accounts.sending_rules(smiles.id).await.unwrap();
+        assert!(rules.several_practices);
+        assert_eq!(
+            (
+                rules.routing.practice.name.as_str(),
+                rules.routing.practice.domain.as_str()
+            ),
+            ("Smiles", "smiles.example")
+        );
+        assert_eq!(
+            rules.routing.domains,
+            accounts.practice_domains(smiles.id).await.unwrap()
+        );
+        assert_eq!(rules.routing.domains[0], "smiles.example", "its first domain first");
+        assert_eq!(rules.routing.sources, accounts.relay_sources(smiles.id).await.unwrap());
+        assert_eq!(rules.routing.sources.len(), 2);
+        assert!(matches!(
+            accounts.sending_rules(PracticeId(999)).await,
+            Err(Error::NotFound)
+        ));
     }
 }
