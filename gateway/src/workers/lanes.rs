@@ -53,23 +53,38 @@ where
     let mut waiting: VecDeque<T> = VecDeque::new();
     let mut taken: HashSet<T::Id> = HashSet::new();
     let mut busy: HashSet<T::Lane> = HashSet::new();
-    // Fetch when there is room; after a fetch that found nothing, wait.
+    // Fetch when there is room and maybe work: at the start, when woken (new
+    // work), on the poll, and after a fetch that came back full. A fetch that
+    // came back short took all there was, so a finished item alone is no
+    // reason to ask again (under load that halved the claims: each a write).
     let mut look = true;
+    let mut more = false;
     loop {
         if look && waiting.len() < concurrency {
             look = false;
-            match fetch(concurrency * 2 - waiting.len()).await {
+            let room = concurrency * 2 - waiting.len();
+            match fetch(room).await {
                 Ok(items) => {
                     backoff.succeed();
+                    let full = items.len() >= room;
+                    let mut new = false;
                     for item in items {
                         if taken.insert(item.id()) {
                             waiting.push_back(item);
-                            look = true;
+                            new = true;
                         }
                     }
+                    // A full batch may have more behind it: look again at
+                    // once if it brought anything new, else when an item ends
+                    // (the sealer's fetch hands out what it already holds
+                    // until each attempt begins).
+                    more = full;
+                    look = full && new;
                 }
                 Err(error) => {
                     let wait = backoff.fail(&error);
+                    // Try again after the wait, or once a running item ends.
+                    more = true;
                     if running.is_empty() {
                         tokio::time::sleep(wait).await;
                         look = true;
@@ -102,16 +117,17 @@ where
                         Ok((id, lane)) => {
                             taken.remove(&id);
                             busy.remove(&lane);
+                            look |= more;
                         }
                         // A task that panicked: its id and lane are unknown here, so
                         // start over from the store (claims keep it safe).
                         Err(error) => {
                             tracing::error!(worker = config.name, %error, "a worker task failed");
                             rebuild(&mut running, &mut waiting, &mut taken, &mut busy).await;
+                            look = true;
                         }
                     }
                 }
-                look = true;
             }
             () = wake.notified() => look = true,
             () = tokio::time::sleep(config.poll) => look = true,
@@ -160,6 +176,21 @@ mod tests {
     /// once, and each lane in order.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_item_runs_once_within_the_bounds_and_lanes_keep_their_order() {
+        sixty_jobs(5, Duration::from_millis(5)).await;
+    }
+
+    /// Full batches that repeat what the worker already holds (as the sealer's
+    /// fetch does until each attempt begins), and no wake after the first and
+    /// no poll within the test: the worker still asks again as items end, so
+    /// nothing waits for the poll.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn work_behind_a_full_batch_of_repeats_is_fetched_without_a_wake() {
+        sixty_jobs(usize::MAX, Duration::from_secs(3600)).await;
+    }
+
+    /// Runs 60 jobs through [`run_lanes`] (concurrency 4, fetches of at most
+    /// `cap`) and checks how they ran; all must be done within 30 seconds.
+    async fn sixty_jobs(cap: usize, poll: Duration) {
         let pending: Arc<Mutex<Vec<u32>>> = Arc::new(Mutex::new((0..60).collect()));
         let ran: Arc<Mutex<Vec<(u32, u32)>>> = Arc::new(Mutex::new(Vec::new()));
         let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
@@ -169,7 +200,7 @@ mod tests {
         let config = LaneConfig {
             name: "test",
             concurrency: 4,
-            poll: Duration::from_millis(5),
+            poll,
         };
         let fetch = {
             let pending = Arc::clone(&pending);
@@ -180,7 +211,7 @@ mod tests {
                     .lock()
                     .unwrap()
                     .iter()
-                    .take(room.min(5))
+                    .take(room.min(cap))
                     .map(|&id| Job { id, lane: id % 6 })
                     .collect();
                 async move { Ok(batch) }
