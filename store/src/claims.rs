@@ -103,7 +103,7 @@ impl Queue<'_> {
             // Only ever later: a retry's longer wait stays.
             Claim::Seal(id) => sqlx::query(
                 "UPDATE spool SET next_attempt_at = CASE WHEN next_attempt_at < $2 THEN $2 ELSE next_attempt_at END
-                 WHERE id = $1 AND node = $3 AND quarantined_at IS NULL",
+                 WHERE id = $1 AND (node = $3 OR data IS NOT NULL) AND quarantined_at IS NULL",
             )
             .bind(id.as_str())
             .bind(until)
@@ -215,14 +215,14 @@ impl Queue<'_> {
     }
 
     /// Work waiting now that this node could do: secure messages in its own
-    /// spool not yet sealed (quarantined ones aside), mail jobs not yet
+    /// spool or kept in their row, not yet sealed (quarantined ones aside), mail jobs not yet
     /// composed (anyone's), and deliveries due that it may send (kept in their
     /// row, or read from its own spool). The SMTP listener refuses new mail
     /// with a 4xx while this is past its limit (`smtp.max_queue_depth`): a
     /// node whose own spool is deep stops taking mail, the others go on.
     pub async fn backlog(&self) -> Result<i64> {
         let row = sqlx::query(
-            "SELECT (SELECT COUNT(*) FROM spool WHERE quarantined_at IS NULL AND node = $3)
+            "SELECT (SELECT COUNT(*) FROM spool WHERE quarantined_at IS NULL AND (node = $3 OR data IS NOT NULL))
                   + (SELECT COUNT(*) FROM mail_jobs WHERE done_at IS NULL)
                   + (SELECT COUNT(*) FROM outbound WHERE state = $1 AND next_attempt_at <= $2
                        AND (blob = '' OR node = $3)) AS n",

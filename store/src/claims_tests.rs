@@ -1,6 +1,7 @@
 //! Two nodes on one database: each seals and sends only what its own disk
-//! holds, a node that starts keeps its hands off a live node's claims, and a
-//! dead node's claimed work is taken over once its lease lapses, by one node.
+//! holds or what is kept in its row (anyone's), a node that starts keeps its
+//! hands off a live node's claims, and a dead node's claimed work is taken over
+//! once its lease lapses, by one node.
 
 use std::sync::Arc;
 
@@ -40,10 +41,10 @@ async fn user(store: &Store) -> UserId {
     ))
 }
 
+/// A message in a spool file on this node's disk (a small one, kept in its
+/// row, is not tied to a disk: see the tests of `spool_file.rs`).
 async fn spooled(store: &Store) -> crate::spool::Spooled {
-    let mut writer = store.queue().spool_writer().await.unwrap();
-    writer.write(b"Subject: hello\r\n\r\nbody\r\n").await.unwrap();
-    writer.finish().await.unwrap()
+    crate::testing::spool_in_file(store, "Subject: hello\r\n\r\n").await
 }
 
 #[tokio::test]
@@ -69,6 +70,45 @@ async fn spooled_work_stays_with_the_node_whose_disk_holds_it() {
     assert!(b.queue().due_outbound(10).await.unwrap().is_empty());
     assert_eq!(a.queue().due_spool(10).await.unwrap(), [secure.id.clone()]);
     assert_eq!(a.queue().due_outbound(10).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_small_message_kept_in_its_row_is_any_node_s_to_seal_or_relay_once() {
+    let (_dir, a, b, _) = two_nodes().await;
+    let sender = user(&a).await;
+    let small = || async {
+        let mut writer = a.queue().spool_writer().await.unwrap();
+        writer.write(b"Subject: hello\r\n\r\nbody\r\n").await.unwrap();
+        let spooled = writer.finish().await.unwrap();
+        assert!(spooled.folder().is_none(), "kept in its row");
+        spooled
+    };
+    let secure = small().await;
+    a.queue()
+        .accept_secure(&secure, "a@x.example", &["p@y.example".to_owned()], sender)
+        .await
+        .unwrap();
+    let plain = small().await;
+    a.queue()
+        .accept_plain(&plain, "a@x.example", &["lab@y.example".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(b.queue().backlog().await.unwrap(), 2, "B may do both");
+    assert_eq!(b.queue().due_spool(10).await.unwrap(), [secure.id.clone()]);
+    assert!(matches!(
+        b.queue().begin_seal_attempt(&secure.id).await,
+        Ok(crate::spool::SealAttempt::Try(1))
+    ));
+    assert!(
+        matches!(a.queue().begin_seal_attempt(&secure.id).await, Err(Error::NotFound)),
+        "one node's attempt at a time"
+    );
+    assert!(
+        b.queue().renew_claim(Claim::Seal(&secure.id)).await.unwrap(),
+        "B holds it"
+    );
+    assert_eq!(b.queue().due_outbound(10).await.unwrap().len(), 1);
+    assert!(a.queue().due_outbound(10).await.unwrap().is_empty(), "claimed by B");
 }
 
 #[tokio::test]

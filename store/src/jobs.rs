@@ -57,10 +57,14 @@ pub struct MailContext {
     pub invitation: bool,
 }
 
+/// Queues one delivery of a spooled message: read from its file `blob`, or
+/// from the row itself when `body` (the sealed message) is given and `blob` is
+/// empty.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn insert_outbound(
     tx: &mut crate::write_tx::WriteTx,
     blob: &str,
+    body: Option<&[u8]>,
     mail_from: &str,
     rcpt: &str,
     key: &WrappedKey,
@@ -69,7 +73,7 @@ pub(crate) async fn insert_outbound(
     node: &str,
 ) -> Result<()> {
     let id = crate::crypto::random_hex(16);
-    insert_outbound_with(tx, &id, blob, None, mail_from, rcpt, key, strip_markers, now, node).await
+    insert_outbound_with(tx, &id, blob, body, mail_from, rcpt, key, strip_markers, now, node).await
 }
 
 /// [`insert_outbound`], with the sealed message in the row itself (`blob` empty)
@@ -303,22 +307,40 @@ impl Queue<'_> {
         })
     }
 
+    /// The message a notification is about, its sender and practice, and the
+    /// sender's note: one query (the note is sealed in the row; a message
+    /// sealed before the row kept it has it read from its sealed metadata).
     async fn message_context(&self, id: &MessageId) -> Result<MessageContext> {
-        let row = sqlx::query("SELECT sender_id, practice_id FROM messages WHERE id = $1")
-            .bind(id.as_str())
-            .fetch_optional(&self.db)
-            .await?
-            .ok_or(Error::NotFound)?;
-        let sender = self.accounts().user(UserId(row.try_get("sender_id")?)).await?;
-        let practice = self
-            .accounts()
-            .practice(PracticeId(row.try_get("practice_id")?))
-            .await?;
-        let notice = self.mail().message_meta_unchecked(id).await?.notice;
+        let row = sqlx::query(
+            "SELECT m.kek_id AS message_kek_id, m.wrapped_key AS message_wrapped_key, m.sealed_notice,
+                    p.id AS practice_key, p.name AS practice_name, p.domain AS practice_domain, u.*
+             FROM messages m JOIN users u ON u.id = m.sender_id JOIN practices p ON p.id = m.practice_id
+             WHERE m.id = $1 AND m.state = $2",
+        )
+        .bind(id.as_str())
+        .bind(crate::states::MessageState::Sealed.as_str())
+        .fetch_optional(&self.db)
+        .await?
+        .ok_or(Error::NotFound)?;
+        let notice = match row.try_get::<Option<Vec<u8>>, _>("sealed_notice")? {
+            Some(sealed) => {
+                let key = self.keys.unwrap(&WrappedKey {
+                    kek_id: row.try_get("message_kek_id")?,
+                    wrapped: row.try_get("message_wrapped_key")?,
+                })?;
+                let json = crate::crypto::open_all(&key, crate::layout::BLOB_NOTICE, &sealed)?;
+                serde_json::from_slice(&json).map_err(|_| Error::Corrupt("a message's sealed notice"))?
+            }
+            None => self.mail().message_meta_unchecked(id).await?.notice,
+        };
         Ok(MessageContext {
             id: id.clone(),
-            sender,
-            practice,
+            sender: crate::accounts::user_from_row(&row)?,
+            practice: Practice {
+                id: PracticeId(row.try_get("practice_key")?),
+                name: row.try_get("practice_name")?,
+                domain: row.try_get("practice_domain")?,
+            },
             notice,
         })
     }

@@ -115,3 +115,75 @@ async fn a_job_without_its_message_is_corrupt_and_one_whose_message_is_gone_is_a
     let error = store.queue().job_context(&gone).await.unwrap_err();
     assert!(matches!(error, Error::NotFound) && !error.is_permanent(), "{error}");
 }
+
+/// A notification's context comes from one row: the sender, the practice and
+/// the sender's note, sealed in the message row (not in clear); a message
+/// sealed before the row kept the note has it read from its sealed metadata.
+#[tokio::test]
+async fn a_notification_s_context_and_note_come_from_the_message_row_sealed() {
+    let (_dir, store, _) = store().await;
+    sqlx::query("INSERT INTO practices (id, name, domain, created_at) VALUES (1, 'Smiles', 'smiles.example', 0)")
+        .execute(&store.db)
+        .await
+        .unwrap();
+    let ada: i64 = sqlx::query(
+        "INSERT INTO users (email, full_name, role, practice_id, paid, status, created_at)
+         VALUES ('ada@smiles.example', 'Dr Ada', 'doctor', 1, 1, 'active', 0) RETURNING id",
+    )
+    .fetch_one(&store.db)
+    .await
+    .unwrap()
+    .get("id");
+    let raw = "From: ada@smiles.example\r\nTo: pat@example.org\r\nSubject: [secure] x\r\n\
+               X-Sealpost-Role: pat@example.org patient\r\nX-Sealpost-Notice: Results-ready-note\r\n\r\nbody\r\n";
+    let mut writer = store.queue().spool_writer().await.unwrap();
+    writer.write(raw.as_bytes()).await.unwrap();
+    let spooled = writer.finish().await.unwrap();
+    store
+        .queue()
+        .accept_secure(
+            &spooled,
+            "ada@smiles.example",
+            &["pat@example.org".to_owned()],
+            UserId(ada),
+        )
+        .await
+        .unwrap();
+    store.mail().seal_spooled(&spooled.id).await.unwrap();
+    let sealed: Vec<u8> = sqlx::query("SELECT sealed_notice FROM messages WHERE id = $1")
+        .bind(spooled.id.as_str())
+        .fetch_one(&store.db)
+        .await
+        .unwrap()
+        .get("sealed_notice");
+    assert!(
+        !sealed.windows(18).any(|w| w == b"Results-ready-note"),
+        "sealed, not clear"
+    );
+
+    let jobs = store.queue().claim_jobs(10).await.unwrap();
+    assert_eq!(jobs.len(), 1);
+    let context = |job| {
+        let store = std::sync::Arc::clone(&store);
+        async move { store.queue().job_context(&job).await.unwrap().message.unwrap() }
+    };
+    let message = context(jobs[0].clone()).await;
+    assert_eq!(message.id, spooled.id);
+    assert_eq!(
+        (message.sender.id, message.sender.full_name.as_str()),
+        (UserId(ada), "Dr Ada")
+    );
+    assert_eq!((message.practice.id.0, message.practice.name.as_str()), (1, "Smiles"));
+    assert_eq!(message.notice.as_deref(), Some("Results-ready-note"));
+
+    sqlx::query("UPDATE messages SET sealed_notice = NULL")
+        .execute(&store.db)
+        .await
+        .unwrap();
+    let before = context(jobs[0].clone()).await;
+    assert_eq!(
+        before.notice.as_deref(),
+        Some("Results-ready-note"),
+        "read from the metadata"
+    );
+}

@@ -20,6 +20,8 @@ pub const BLOB_FIRST_PART: u32 = 3;
 /// chunks carry the unfiltered text) uses [`BLOB_ORIGINAL`]; a different number
 /// keeps every nonce unique.
 pub const BLOB_VISIBLE: u32 = u32::MAX;
+/// The `sealed_notice` column: the sender's note, as JSON (`null` for none).
+pub const BLOB_NOTICE: u32 = u32::MAX - 1;
 
 /// One sealed piece of a message in the blob store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

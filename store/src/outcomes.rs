@@ -151,15 +151,16 @@ impl Queue<'_> {
 
 async fn set_outcome(tx: &mut crate::write_tx::WriteTx, id: &str, outcome: &DeliveryOutcome) -> Result<()> {
     match outcome {
-        DeliveryOutcome::Delivered => {
-            sqlx::query(
-                "UPDATE outbound SET state = $2, attempts = attempts + 1, last_error = NULL, claimed_until = 0 WHERE id = $1",
-            )
-            .bind(id)
-            .bind(OutboundState::Sent.as_str())
-            .execute(&mut **tx)
-            .await?
-        }
+        // A sent mail's sealed body is needed no more: it goes, as a queue
+        // file does (the row stays, for the counts and the admin's view).
+        DeliveryOutcome::Delivered => sqlx::query(
+            "UPDATE outbound SET state = $2, attempts = attempts + 1, last_error = NULL, claimed_until = 0, body = NULL
+                 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(OutboundState::Sent.as_str())
+        .execute(&mut **tx)
+        .await?,
         DeliveryOutcome::Retry { error, at } => {
             sqlx::query(
                 "UPDATE outbound SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3, claimed_until = 0
@@ -171,16 +172,14 @@ async fn set_outcome(tx: &mut crate::write_tx::WriteTx, id: &str, outcome: &Deli
             .execute(&mut **tx)
             .await?
         }
-        DeliveryOutcome::Failed { error } => {
-            sqlx::query(
-                "UPDATE outbound SET state = $3, attempts = attempts + 1, last_error = $2, claimed_until = 0 WHERE id = $1",
-            )
-            .bind(id)
-            .bind(crate::redact::delivery_error_summary(error))
-            .bind(OutboundState::Failed.as_str())
-            .execute(&mut **tx)
-            .await?
-        }
+        DeliveryOutcome::Failed { error } => sqlx::query(
+            "UPDATE outbound SET state = $3, attempts = attempts + 1, last_error = $2, claimed_until = 0 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(crate::redact::delivery_error_summary(error))
+        .bind(OutboundState::Failed.as_str())
+        .execute(&mut **tx)
+        .await?,
     };
     Ok(())
 }
@@ -191,6 +190,66 @@ mod tests {
     use crate::states::OutboundState;
     use crate::testing::store;
 
+    /// A small message passing through is queued in its deliveries' rows, not
+    /// a file; each reads back whole, sealed in the row; a sent one's body goes.
+    #[tokio::test]
+    async fn a_small_message_passing_through_waits_in_its_rows_and_a_sent_body_goes() {
+        use futures::StreamExt as _;
+        let (_dir, store, _clock) = store().await;
+        let raw = b"Subject: lab order CANARY-41d2\r\n\r\nhello\r\n";
+        let mut writer = store.queue().spool_writer().await.unwrap();
+        writer.write(raw).await.unwrap();
+        let spooled = writer.finish().await.unwrap();
+        let rcpts = ["a@x.example".to_owned(), "b@x.example".to_owned()];
+        store
+            .queue()
+            .accept_plain(&spooled, "s@y.example", &rcpts)
+            .await
+            .unwrap();
+        let files = std::fs::read_dir(store.spool_in()).map_or(0, Iterator::count);
+        assert_eq!(files, 0, "no spool file");
+
+        let items = store.queue().due_outbound(10).await.unwrap();
+        assert_eq!(items.len(), 2);
+        for item in &items {
+            assert_eq!(item.blob(), "", "read from its row");
+            let mut body = Vec::new();
+            let mut stream = store.queue().outbound_body(item).await.unwrap();
+            while let Some(chunk) = stream.next().await {
+                body.extend_from_slice(&chunk.unwrap());
+            }
+            assert_eq!(body, raw, "reads back whole");
+        }
+        let bodies = || async {
+            let rows = sqlx::query("SELECT rcpt_to, body FROM outbound ORDER BY rcpt_to")
+                .fetch_all(&store.db)
+                .await
+                .unwrap();
+            rows.iter()
+                .map(|row| {
+                    let body: Option<Vec<u8>> = sqlx::Row::get(row, "body");
+                    (sqlx::Row::get::<String, _>(row, "rcpt_to"), body)
+                })
+                .collect::<Vec<_>>()
+        };
+        for (_, body) in bodies().await {
+            let body = body.expect("sealed in the row");
+            assert!(!body.windows(11).any(|w| w == b"CANARY-41d2"), "sealed, not clear");
+        }
+        let to_a = items.iter().find(|i| i.rcpt_to == "a@x.example").unwrap();
+        store
+            .queue()
+            .outbound_done(to_a, &DeliveryOutcome::Delivered)
+            .await
+            .unwrap();
+        let after: Vec<(String, bool)> = bodies().await.into_iter().map(|(to, b)| (to, b.is_some())).collect();
+        assert_eq!(
+            after,
+            [("a@x.example".to_owned(), false), ("b@x.example".to_owned(), true)],
+            "the sent body goes; the one still queued stays"
+        );
+    }
+
     /// 30 messages to 2 recipients each, their 60 outcomes recorded at once:
     /// every one is committed as given, and a queue file goes once neither of
     /// its deliveries is queued any more.
@@ -198,12 +257,7 @@ mod tests {
     async fn outcomes_recorded_at_once_are_each_committed_and_files_go_when_unneeded() {
         let (_dir, store, _clock) = store().await;
         for n in 0..30 {
-            let mut writer = store.queue().spool_writer().await.unwrap();
-            writer
-                .write(format!("Subject: {n}\r\n\r\nhello\r\n").as_bytes())
-                .await
-                .unwrap();
-            let spooled = writer.finish().await.unwrap();
+            let spooled = crate::testing::spool_in_file(&store, &format!("Subject: {n}\r\n\r\n")).await;
             let rcpts = ["a@x.example".to_owned(), "b@x.example".to_owned()];
             store
                 .queue()

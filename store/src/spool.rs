@@ -125,15 +125,16 @@ impl Queue<'_> {
             i64::try_from(spooled.size).unwrap_or(i64::MAX),
             self.now(),
             thread.map(|t| t.as_str().to_owned()),
+            spooled.inline(),
         ));
         // In a group commit with other sessions' messages (`group_commit.rs`).
         self.group_commit(Arc::new(move |_store, tx| {
             let (row, node) = (Arc::clone(&row), Arc::clone(&node));
             Box::pin(async move {
-                let (id, mail_from, rcpt_to, sender, wrapped, size, now, thread) = &*row;
+                let (id, mail_from, rcpt_to, sender, wrapped, size, now, thread, inline) = &*row;
                 sqlx::query(
-                    "INSERT INTO spool (id, mail_from, rcpt_to, sender_id, kek_id, wrapped_key, size, received_at, thread_message_id, node)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    "INSERT INTO spool (id, mail_from, rcpt_to, sender_id, kek_id, wrapped_key, size, received_at, thread_message_id, node, data)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                 )
                 .bind(id.as_str())
                 .bind(mail_from.as_str())
@@ -145,39 +146,54 @@ impl Queue<'_> {
                 .bind(*now)
                 .bind(thread.as_deref())
                 .bind(node.as_str())
+                .bind(inline.as_deref())
                 .execute(&mut **tx)
                 .await?;
                 Ok(())
             })
-        }), Some(spooled.folder()))
+        }), spooled.folder())
         .await
     }
 
     /// Records a spooled ordinary message for delivery, unchanged but for the
     /// `X-Sealpost-*` headers. When this returns, the gateway may answer 250.
+    /// A message kept in memory ([`Spooled::inline`]) is queued in its
+    /// deliveries' rows, like a notification: no file.
     pub async fn accept_plain(&self, spooled: &Spooled, mail_from: &str, rcpt_to: &[String]) -> Result<()> {
         let wrapped = Arc::new(self.keys.wrap(spooled.key()));
-        let blob = Arc::new(crate::layout::SpoolDir::In.entry(&spooled.id));
+        let inline = spooled.inline();
+        let blob = Arc::new(match inline {
+            Some(_) => String::new(),
+            None => crate::layout::SpoolDir::In.entry(&spooled.id),
+        });
         let (mail_from, rcpt_to, now) = (Arc::new(mail_from.to_owned()), Arc::new(rcpt_to.to_vec()), self.now());
-        let node = Arc::new(self.node.clone());
+        // A file is on this node's disk; a row any node may send.
+        let node = Arc::new(if inline.is_some() {
+            String::new()
+        } else {
+            self.node.clone()
+        });
         // In a group commit with other sessions' messages (`group_commit.rs`).
         self.group_commit(
             Arc::new(move |_store, tx| {
-                let (wrapped, blob, mail_from, rcpt_to, node) = (
+                let (wrapped, blob, mail_from, rcpt_to, node, inline) = (
                     Arc::clone(&wrapped),
                     Arc::clone(&blob),
                     Arc::clone(&mail_from),
                     Arc::clone(&rcpt_to),
                     Arc::clone(&node),
+                    inline.clone(),
                 );
                 Box::pin(async move {
                     for rcpt in rcpt_to.iter() {
-                        crate::jobs::insert_outbound(tx, &blob, &mail_from, rcpt, &wrapped, true, now, &node).await?;
+                        let body = inline.as_deref();
+                        crate::jobs::insert_outbound(tx, &blob, body, &mail_from, rcpt, &wrapped, true, now, &node)
+                            .await?;
                     }
                     Ok(())
                 })
             }),
-            Some(spooled.folder()),
+            spooled.folder(),
         )
         .await
     }
@@ -191,10 +207,12 @@ impl Queue<'_> {
     }
 
     /// Spooled secure messages due for a sealing attempt, oldest first: on this
-    /// node's disk, not quarantined, and not waiting after a failed attempt.
+    /// node's disk or kept in their row (any node may seal those), not
+    /// quarantined, and not waiting after a failed attempt.
     pub async fn due_spool(&self, limit: i64) -> Result<Vec<MessageId>> {
         let rows = sqlx::query(
-            "SELECT id FROM spool WHERE quarantined_at IS NULL AND next_attempt_at <= $1 AND node = $3
+            "SELECT id FROM spool WHERE quarantined_at IS NULL AND next_attempt_at <= $1
+                    AND (node = $3 OR data IS NOT NULL)
              ORDER BY received_at, id LIMIT $2",
         )
         .bind(self.now())
@@ -222,7 +240,8 @@ impl Queue<'_> {
         let sql = format!(
             "UPDATE spool SET attempts = attempts + 1,
                     next_attempt_at = $3 + CASE attempts {} ELSE 3600 END
-             WHERE id = $1 AND node = $2 AND quarantined_at IS NULL AND next_attempt_at <= $3 AND attempts < $4
+             WHERE id = $1 AND (node = $2 OR data IS NOT NULL) AND quarantined_at IS NULL
+                   AND next_attempt_at <= $3 AND attempts < $4
              RETURNING attempts",
             delays.join(" ")
         );
@@ -241,12 +260,14 @@ impl Queue<'_> {
         }
         // Not counted: gone, given up on, not due, or another worker holds
         // this attempt.
-        let row = sqlx::query("SELECT attempts FROM spool WHERE id = $1 AND quarantined_at IS NULL AND node = $2")
-            .bind(id.as_str())
-            .bind(self.node.as_str())
-            .fetch_optional(&self.db)
-            .await?
-            .ok_or(crate::Error::NotFound)?;
+        let row = sqlx::query(
+            "SELECT attempts FROM spool WHERE id = $1 AND quarantined_at IS NULL AND (node = $2 OR data IS NOT NULL)",
+        )
+        .bind(id.as_str())
+        .bind(self.node.as_str())
+        .fetch_optional(&self.db)
+        .await?
+        .ok_or(crate::Error::NotFound)?;
         if row.try_get::<i64, _>("attempts")? >= MAX_SEAL_ATTEMPTS {
             return Ok(SealAttempt::GiveUp);
         }

@@ -4,14 +4,19 @@
 //! files half-written when the process stopped are swept at start-up
 //! (`spool_sweep.rs`).
 //!
-//! The sealed bytes gather in memory up to 128 KiB before the file is created, so a
-//! typical message costs one hand-off to the blocking pool (create, write, fsync,
-//! rename) instead of one per step. The folder's fsync, which makes the file's
-//! name durable, is left to whoever records the message: the group commit
-//! (`group_commit.rs`) fsyncs the folder once for every message in its batch,
-//! before the database commit, so the 250 still comes after both.
+//! The sealed bytes gather in memory up to 128 KiB before the file is created. A
+//! message that ends before that (most mail) gets no file at all: its sealed
+//! bytes go into its database row ([`Spooled::inline`]), committed with it, so
+//! it costs no file to create, fsync, rename, read back and remove, and no
+//! folder fsync; the commit that records it makes it durable. A larger message
+//! costs one hand-off to the blocking pool (create, write, fsync, rename) at the
+//! end. The folder's fsync, which makes a file's name durable, is left to
+//! whoever records the message: the group commit (`group_commit.rs`) fsyncs the
+//! folder once for every message in its batch, before the database commit, so
+//! the 250 still comes after both.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use std::io::Write as _;
 
@@ -40,13 +45,20 @@ const FIRST: usize = 128 * 1024;
 /// Sealed bytes kept in memory between writes once the file exists.
 const BUFFER: usize = 1 << 20;
 
-/// A message on disk (the file fsynced, its folder not yet: see
-/// [`Spooled::folder`]), not yet recorded in the database.
+/// A message spooled, not yet recorded in the database: on disk (the file
+/// fsynced, its folder not yet: see [`Spooled::folder`]) or, when small, still
+/// in memory for its row ([`Spooled::inline`]).
 pub struct Spooled {
     pub id: MessageId,
     pub size: u64,
     key: DataKey,
-    path: PathBuf,
+    place: Place,
+}
+
+/// Where a spooled message's sealed bytes are.
+enum Place {
+    File(PathBuf),
+    Row(Arc<[u8]>),
 }
 
 impl SpoolWriter {
@@ -100,11 +112,20 @@ impl SpoolWriter {
         Ok(())
     }
 
-    /// Seals the end, writes what is left and fsyncs the file, then renames it
-    /// to its final name: one blocking task for all of it. The folder is not
+    /// Seals the end. A message that never needed its file stays in memory for
+    /// its row. Otherwise writes what is left and fsyncs the file, then renames
+    /// it to its final name: one blocking task for all of it. The folder is not
     /// fsynced here: whoever records the message does it ([`Spooled::folder`]).
     pub async fn finish(mut self) -> Result<Spooled> {
         self.sealer.finish(&mut self.out);
+        if self.file.is_none() && self.out.len() <= FIRST {
+            return Ok(Spooled {
+                id: self.id,
+                size: self.size,
+                key: self.key,
+                place: Place::Row(Arc::from(std::mem::take(&mut self.out))),
+            });
+        }
         let (file, tmp, dest, out) = (
             self.file.take(),
             self.tmp.clone(),
@@ -126,7 +147,7 @@ impl SpoolWriter {
             id: self.id,
             size: self.size,
             key: self.key,
-            path: self.dest,
+            place: Place::File(self.dest),
         })
     }
 
@@ -174,7 +195,9 @@ pub(crate) async fn sync_folders(folders: Vec<PathBuf>) -> Result<()> {
 
 impl Spooled {
     pub async fn discard(self) {
-        let _ = tokio::fs::remove_file(&self.path).await;
+        if let Place::File(path) = &self.place {
+            let _ = tokio::fs::remove_file(path).await;
+        }
     }
 
     pub(crate) fn key(&self) -> &DataKey {
@@ -182,8 +205,20 @@ impl Spooled {
     }
 
     /// The folder to fsync before the message is recorded (the group commit
-    /// does it, once per batch).
-    pub(crate) fn folder(&self) -> PathBuf {
-        self.path.parent().expect("spool files live in a folder").to_owned()
+    /// does it, once per batch); none for a message kept in its row.
+    pub(crate) fn folder(&self) -> Option<PathBuf> {
+        match &self.place {
+            Place::File(path) => Some(path.parent().expect("spool files live in a folder").to_owned()),
+            Place::Row(_) => None,
+        }
+    }
+
+    /// The sealed bytes of a message small enough to be kept in its database
+    /// row instead of a file (`None`: it is in its file).
+    pub(crate) fn inline(&self) -> Option<Arc<[u8]>> {
+        match &self.place {
+            Place::File(_) => None,
+            Place::Row(sealed) => Some(Arc::clone(sealed)),
+        }
     }
 }

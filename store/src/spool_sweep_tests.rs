@@ -18,9 +18,7 @@ async fn sender(store: &crate::Store) -> UserId {
 }
 
 async fn spool_file(store: &crate::Store) -> crate::spool::Spooled {
-    let mut writer = store.queue().spool_writer().await.unwrap();
-    writer.write(b"Subject: [secure] x\r\n\r\nbody\r\n").await.unwrap();
-    writer.finish().await.unwrap()
+    crate::testing::spool_in_file(store, "Subject: [secure] x\r\n\r\n").await
 }
 
 async fn message_blob(store: &crate::Store, id: &MessageId) {

@@ -28,6 +28,21 @@ pub(crate) async fn store() -> (tempfile::TempDir, Arc<Store>, Arc<ManualClock>)
     (dir, store, clock)
 }
 
+/// Spools a message whose head is `head` into a file: padded past what the
+/// spool keeps in a database row (`spool_file.rs`), for tests of spool files.
+pub(crate) async fn spool_in_file(store: &Store, head: &str) -> crate::spool::Spooled {
+    let mut writer = store.queue().spool_writer().await.unwrap();
+    writer.write(head.as_bytes()).await.unwrap();
+    writer.write(&b"x".repeat(200 * 1024)).await.unwrap();
+    writer.write(b"\r\n").await.unwrap();
+    let spooled = writer.finish().await.unwrap();
+    assert!(
+        spooled.folder().is_some(),
+        "a message this large is spooled into a file"
+    );
+    spooled
+}
+
 /// Log lines written on this thread while the guard lives (use in a
 /// current-thread `tokio::test`).
 #[derive(Clone, Default)]

@@ -46,6 +46,8 @@ struct SealRecord {
     practice: PracticeId,
     wrapped: WrappedKey,
     sealed_subject: Vec<u8>,
+    /// The sender's note for notifications (`jobs.rs` reads it).
+    sealed_notice: Vec<u8>,
     /// Plaintext size of the recipients' copy.
     size: i64,
     attachments: i64,
@@ -67,6 +69,14 @@ struct Known {
     relationship: Option<Relationship>,
 }
 
+/// Where a small spooled message's sealed bytes are.
+enum SpooledAt {
+    /// Its file in `spool/in`.
+    File(PathBuf),
+    /// Read with its row (the spool kept it there: `spool_file.rs`).
+    Row(Vec<u8>),
+}
+
 impl Mail<'_> {
     /// Seals one spooled secure message into the store: recipients' copy,
     /// attachments and metadata as sealed pieces; message, recipients, mail jobs
@@ -76,7 +86,7 @@ impl Mail<'_> {
         // The spool row and its sender in one read.
         let row = sqlx::query(
             "SELECT s.rcpt_to, s.kek_id AS spool_kek_id, s.wrapped_key AS spool_wrapped_key, s.thread_message_id,
-                    s.size AS spooled_size, u.*
+                    s.size AS spooled_size, s.data AS spooled_data, u.*
              FROM spool s JOIN users u ON u.id = s.sender_id WHERE s.id = $1",
         )
         .bind(id.as_str())
@@ -100,9 +110,14 @@ impl Mail<'_> {
         let key = self.keys.unwrap(&wrapped)?;
         let path = self.spool_in().join(id.as_str());
         let spooled_size = u64::try_from(row.try_get::<i64, _>("spooled_size")?).unwrap_or(u64::MAX);
+        // A small message kept in its row has no file.
+        let inline: Option<Vec<u8>> = row.try_get("spooled_data")?;
+        let in_file = inline.is_none();
 
-        let (split, key) = if spooled_size <= SMALL_MESSAGE {
-            self.seal_small(id, key, path.clone()).await?
+        let (split, key) = if let Some(sealed) = inline {
+            self.seal_small(id, key, SpooledAt::Row(sealed)).await?
+        } else if spooled_size <= SMALL_MESSAGE {
+            self.seal_small(id, key, SpooledAt::File(path.clone())).await?
         } else {
             let split = self.seal_large(id, &key, &path).await?;
             (split, key)
@@ -122,6 +137,11 @@ impl Mail<'_> {
             sender: sender.id,
             practice: practice_id,
             sealed_subject: ingest::seal_subject(&key, &facts.subject),
+            sealed_notice: crate::crypto::seal_all(
+                &key,
+                crate::layout::BLOB_NOTICE,
+                &serde_json::to_vec(&facts.notice).expect("a string serializes"),
+            ),
             wrapped,
             size: i64::try_from(size).unwrap_or(i64::MAX),
             attachments: i64::try_from(meta.attachments.len()).unwrap_or(0),
@@ -141,7 +161,9 @@ impl Mail<'_> {
         .await?;
         self.signal_jobs();
         self.signal_mail();
-        let _ = tokio::fs::remove_file(&path).await;
+        if in_file {
+            let _ = tokio::fs::remove_file(&path).await;
+        }
         Ok(())
     }
 
@@ -162,9 +184,9 @@ impl Mail<'_> {
         } = record;
         let (practice, now) = (*practice, *now);
         sqlx::query(
-            "INSERT INTO messages (id, sender_id, practice_id, kek_id, wrapped_key, sealed_subject, size, attachment_count, state, created_at, expires_at)
+            "INSERT INTO messages (id, sender_id, practice_id, kek_id, wrapped_key, sealed_subject, size, attachment_count, state, created_at, expires_at, sealed_notice)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
-                     $10 + COALESCE((SELECT retention_days FROM practices WHERE id = $3), $11) * 86400)",
+                     $10 + COALESCE((SELECT retention_days FROM practices WHERE id = $3), $11) * 86400, $12)",
         )
         .bind(id.as_str())
         .bind(sender.0)
@@ -177,6 +199,7 @@ impl Mail<'_> {
         .bind(MessageState::Sealed.as_str())
         .bind(now)
         .bind(self.policy.retention_days)
+        .bind(&record.sealed_notice)
         .execute(&mut **tx)
         .await?;
         if let Some(msg_id) = &facts.message_id {
@@ -238,14 +261,17 @@ impl Mail<'_> {
     /// A small message: read, split, sealed and written as one bundle —
     /// fsynced, renamed into place, its folder fsynced — in one blocking task
     /// (on S3, the bundle is one PUT after it). Gives the key back.
-    async fn seal_small(&self, id: &MessageId, key: DataKey, spool: PathBuf) -> Result<(Split, DataKey)> {
+    async fn seal_small(&self, id: &MessageId, key: DataKey, spool: SpooledAt) -> Result<(Split, DataKey)> {
         let tag = self.policy.subject_tag.clone();
         let local = self.blobs.local_path(&bundle_key(id));
         let (split, key, bundle) = tokio::task::spawn_blocking(move || -> Result<(Split, DataKey, Option<Vec<u8>>)> {
-            let sealed = std::fs::read(&spool).map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => Error::NotFound,
-                _ => e.into(),
-            })?;
+            let sealed = match spool {
+                SpooledAt::Row(sealed) => sealed,
+                SpooledAt::File(path) => std::fs::read(&path).map_err(|e| match e.kind() {
+                    std::io::ErrorKind::NotFound => Error::NotFound,
+                    _ => e.into(),
+                })?,
+            };
             let mut splitting = Splitting::new(&key, &tag);
             splitting.push(&sealed)?;
             let split = splitting.finish()?;

@@ -51,6 +51,12 @@ fn message(attachment: &[u8]) -> Vec<u8> {
 }
 
 async fn seal(store: &Store, from: &User, raw: &[u8]) -> MessageId {
+    seal_from(store, from, raw).await.0
+}
+
+/// Spools, accepts and seals `raw`; says where it waited: in a spool file
+/// (`true`) or in its spool row (`false`). Either way nothing is left behind.
+async fn seal_from(store: &Store, from: &User, raw: &[u8]) -> (MessageId, bool) {
     let mut writer = store.queue().spool_writer().await.unwrap();
     writer.write(raw).await.unwrap();
     let spooled = writer.finish().await.unwrap();
@@ -59,8 +65,32 @@ async fn seal(store: &Store, from: &User, raw: &[u8]) -> MessageId {
         .accept_secure(&spooled, &from.email, &["pat@example.org".to_owned()], from.id)
         .await
         .unwrap();
+    let file = store.spool_in().join(spooled.id.as_str());
+    let in_file = file.exists();
+    let data: Option<Vec<u8>> = sqlx::Row::get(
+        &sqlx::query("SELECT data FROM spool WHERE id = $1")
+            .bind(spooled.id.as_str())
+            .fetch_one(&store.db)
+            .await
+            .unwrap(),
+        "data",
+    );
+    assert_eq!(
+        data.is_none(),
+        in_file,
+        "in its file or in its row, never both or neither"
+    );
     store.mail().seal_spooled(&spooled.id).await.unwrap();
-    spooled.id
+    assert!(!file.exists(), "the spool file goes with the seal");
+    let left: i64 = sqlx::Row::get(
+        &sqlx::query("SELECT COUNT(*) AS n FROM spool")
+            .fetch_one(&store.db)
+            .await
+            .unwrap(),
+        "n",
+    );
+    assert_eq!(left, 0, "the spool row goes with the seal");
+    (spooled.id, in_file)
 }
 
 async fn collect(mut stream: futures::stream::BoxStream<'static, Result<bytes::Bytes>>) -> Vec<u8> {
@@ -109,19 +139,31 @@ async fn a_small_message_is_one_bundle_a_large_one_a_blob_per_piece_and_both_rea
     let small_pdf: Vec<u8> = format!("%PDF-1.4 {CANARY} small").into_bytes();
     let mut large_pdf = format!("%PDF-1.4 {CANARY} large ").into_bytes();
     large_pdf.extend((0..400_000u32).map(|i| (i % 251) as u8));
+    // Past what the spool keeps in a row (128 KiB sealed), still one bundle.
+    let mut medium_pdf = format!("%PDF-1.4 {CANARY} medium ").into_bytes();
+    medium_pdf.extend((0..150_000u32).map(|i| (i % 241) as u8));
     let small_raw = message(&small_pdf);
+    let medium_raw = message(&medium_pdf);
     let large_raw = message(&large_pdf);
-    assert!(small_raw.len() as u64 <= SMALL_MESSAGE && large_raw.len() as u64 > SMALL_MESSAGE);
+    assert!(medium_raw.len() as u64 <= SMALL_MESSAGE && large_raw.len() as u64 > SMALL_MESSAGE);
 
-    let small = seal(&store, &ada, &small_raw).await;
-    let large = seal(&store, &ada, &large_raw).await;
+    let (small, small_in_file) = seal_from(&store, &ada, &small_raw).await;
+    let (medium, medium_in_file) = seal_from(&store, &ada, &medium_raw).await;
+    let (large, large_in_file) = seal_from(&store, &ada, &large_raw).await;
+    assert_eq!(
+        (small_in_file, medium_in_file, large_in_file),
+        (false, true, true),
+        "a small message waits in its spool row, larger ones in a file"
+    );
 
     let blobs = dir.path().join("blobs/messages");
-    assert_eq!(
-        files_of(&blobs.join(small.as_str())),
-        ["sealed"],
-        "one file for a small message"
-    );
+    for id in [&small, &medium] {
+        assert_eq!(
+            files_of(&blobs.join(id.as_str())),
+            ["sealed"],
+            "one file for a small message"
+        );
+    }
     assert_eq!(
         files_of(&blobs.join(large.as_str())),
         ["meta", "part-0", "visible"],
@@ -134,7 +176,11 @@ async fn a_small_message_is_one_bundle_a_large_one_a_blob_per_piece_and_both_rea
         .await
         .unwrap()
         .unwrap();
-    for (id, raw, pdf) in [(&small, &small_raw, &small_pdf), (&large, &large_raw, &large_pdf)] {
+    for (id, raw, pdf) in [
+        (&small, &small_raw, &small_pdf),
+        (&medium, &medium_raw, &medium_pdf),
+        (&large, &large_raw, &large_pdf),
+    ] {
         // The recipients' copy: the original without the X-Sealpost field.
         let expected: Vec<u8> = String::from_utf8(raw.clone())
             .unwrap()
@@ -170,7 +216,7 @@ async fn a_small_message_is_one_bundle_a_large_one_a_blob_per_piece_and_both_rea
     // Nothing in clear on disk: not the canary, not a line of the attachment.
     store.close().await;
     for (path, bytes) in every_file(dir.path()) {
-        for needle in [CANARY.as_bytes(), &large_pdf[30..80]] {
+        for needle in [CANARY.as_bytes(), &large_pdf[30..80], &medium_pdf[40..90]] {
             assert!(
                 !bytes.windows(needle.len()).any(|w| w == needle),
                 "clear text in {}",
