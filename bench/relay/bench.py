@@ -286,7 +286,8 @@ class Bench:
         for argv in (["migrate"],
                      ["practice", "add", "--name", "Smiles Dental", "--domain", "smiles.example"],
                      ["user", "add", "--email", SENDER, "--name", "Dr Ada Lovelace", "--role", "doctor",
-                      "--practice", "smiles.example", "--paid"]):
+                      "--practice", "smiles.example", "--paid"],
+                     *([["dkim", "keygen"]] if self.args.dkim else [])):
             r = subprocess.run([self.args.binary, *argv], env=env, capture_output=True, text=True, timeout=120)
             if r.returncode != 0:
                 raise BenchError(f"sealpost {' '.join(argv)} failed:\n{r.stdout}{r.stderr}")
@@ -531,6 +532,8 @@ def main():
     p.add_argument("--latency-connections", type=int, default=5)
     p.add_argument("--timeout", type=int, default=300, help="seconds any one step may take")
     p.add_argument("--smoke", action="store_true")
+    p.add_argument("--dkim", action="store_true",
+                   help="give Sealpost DKIM keys (sealpost dkim keygen): every notification signed, RSA and Ed25519")
     p.add_argument("--strace", action="store_true",
                    help="after each Sealpost phase, one untimed round under strace -f -c: syscalls per message")
     a = p.parse_args()
