@@ -158,18 +158,19 @@ impl Queue<'_> {
     pub async fn claim_jobs(&self, limit: i64) -> Result<Vec<MailJob>> {
         let now = self.now();
         let turn = self.write_gate().await;
-        let rows = sqlx::query(
-            "UPDATE mail_jobs SET claimed_until = $3, claimed_by = $4
-             WHERE id IN (SELECT id FROM mail_jobs WHERE done_at IS NULL AND claimed_until <= $1 ORDER BY id LIMIT $2)
+        let sql = format!(
+            "UPDATE mail_jobs SET claimed_until = $2, claimed_by = $3
+             WHERE id IN (SELECT id FROM mail_jobs WHERE done_at IS NULL AND claimed_until <= $1 ORDER BY id LIMIT {})
                AND done_at IS NULL AND claimed_until <= $1
              RETURNING id, kind, user_id, message_id",
-        )
-        .bind(now)
-        .bind(limit)
-        .bind(now + self.policy.job_lease)
-        .bind(self.node.as_str())
-        .fetch_all(&self.lazy_db)
-        .await?;
+            crate::db::literal_limit(limit)
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(now)
+            .bind(now + self.policy.job_lease)
+            .bind(self.node.as_str())
+            .fetch_all(&self.lazy_db)
+            .await?;
         drop(turn);
         let mut jobs = Vec::with_capacity(rows.len());
         for row in &rows {

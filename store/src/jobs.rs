@@ -415,22 +415,23 @@ impl Queue<'_> {
     pub async fn due_outbound(&self, limit: i64) -> Result<Vec<OutboundItem>> {
         let now = self.now();
         let turn = self.write_gate().await;
-        let rows = sqlx::query(
-            "UPDATE outbound SET claimed_until = $4, claimed_by = $5
-             WHERE id IN (SELECT id FROM outbound WHERE state = $3 AND next_attempt_at <= $1 AND claimed_until <= $1
-                            AND (blob = '' OR node = $5)
-                          ORDER BY next_attempt_at LIMIT $2)
-               AND state = $3 AND claimed_until <= $1
+        let sql = format!(
+            "UPDATE outbound SET claimed_until = $3, claimed_by = $4
+             WHERE id IN (SELECT id FROM outbound WHERE state = $2 AND next_attempt_at <= $1 AND claimed_until <= $1
+                            AND (blob = '' OR node = $4)
+                          ORDER BY next_attempt_at LIMIT {})
+               AND state = $2 AND claimed_until <= $1
              RETURNING id, blob, mail_from, rcpt_to, kek_id, wrapped_key, strip_markers, attempts, created_at, next_attempt_at, body,
                        direct_message_id, direct_user_id",
-        )
-        .bind(now)
-        .bind(limit)
-        .bind(OutboundState::Queued.as_str())
-        .bind(now + self.policy.delivery_lease)
-        .bind(self.node.as_str())
-        .fetch_all(&self.lazy_db)
-        .await?;
+            crate::db::literal_limit(limit)
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(now)
+            .bind(OutboundState::Queued.as_str())
+            .bind(now + self.policy.delivery_lease)
+            .bind(self.node.as_str())
+            .fetch_all(&self.lazy_db)
+            .await?;
         drop(turn);
         let mut items = rows
             .iter()

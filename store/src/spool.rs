@@ -210,16 +210,17 @@ impl Queue<'_> {
     /// node's disk or kept in their row (any node may seal those), not
     /// quarantined, and not waiting after a failed attempt.
     pub async fn due_spool(&self, limit: i64) -> Result<Vec<MessageId>> {
-        let rows = sqlx::query(
+        let sql = format!(
             "SELECT id FROM spool WHERE quarantined_at IS NULL AND next_attempt_at <= $1
-                    AND (node = $3 OR data IS NOT NULL)
-             ORDER BY received_at, id LIMIT $2",
-        )
-        .bind(self.now())
-        .bind(limit)
-        .bind(self.node.as_str())
-        .fetch_all(&self.db)
-        .await?;
+                    AND (node = $2 OR data IS NOT NULL)
+             ORDER BY received_at, id LIMIT {}",
+            crate::db::literal_limit(limit)
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(self.now())
+            .bind(self.node.as_str())
+            .fetch_all(&self.db)
+            .await?;
         spool_ids(&rows)
     }
 
