@@ -79,6 +79,9 @@ pub struct Keyring {
     dir: PathBuf,
     keks: RwLock<Keks>,
     audit: hmac::Key,
+    /// What the `active` file looked like when last read (`kek.rs`): a wrap
+    /// looks at it with one `stat`, and reads it only when it changed.
+    active_stamp: std::sync::Mutex<Option<kek::FileStamp>>,
 }
 
 /// The KEKs loaded so far, and the one that wraps new data keys.
@@ -137,6 +140,7 @@ impl Keyring {
             dir: dir.to_owned(),
             keks: RwLock::new(Keks { active, keys }),
             audit,
+            active_stamp: std::sync::Mutex::new(None),
         })
     }
 

@@ -14,20 +14,57 @@ fn valid_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// Enough of a file's metadata to tell that it was replaced or written: a
+/// rotation renames a new `active` file into place (a new inode, a new time).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) struct FileStamp {
+    inode: u64,
+    modified: Option<std::time::SystemTime>,
+    len: u64,
+}
+
+impl FileStamp {
+    fn of(metadata: &std::fs::Metadata) -> Self {
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(metadata);
+        #[cfg(not(unix))]
+        let inode = 0;
+        Self {
+            inode,
+            modified: metadata.modified().ok(),
+            len: metadata.len(),
+        }
+    }
+}
+
 impl Keyring {
     /// Switches to the KEK the folder's `active` file names, when that changed and
-    /// the KEK loads; otherwise keeps the current one.
+    /// the KEK loads; otherwise keeps the current one. Every wrap asks, so the
+    /// file is read only when its stamp changed (one `stat` otherwise, where
+    /// reading it was five system calls).
     pub(super) fn follow_active(&self) {
-        let Ok(text) = std::fs::read_to_string(self.dir.join("active")) else {
+        let path = self.dir.join("active");
+        let Ok(metadata) = std::fs::metadata(&path) else {
+            return;
+        };
+        let stamp = FileStamp::of(&metadata);
+        if *self.active_stamp.lock().expect("keyring lock") == Some(stamp) {
+            return;
+        }
+        let Ok(text) = std::fs::read_to_string(&path) else {
             return;
         };
         let id = text.trim();
+        // Stamped only once followed: a KEK that does not load yet is tried again.
+        let followed = || *self.active_stamp.lock().expect("keyring lock") = Some(stamp);
         if self.keks.read().expect("keyring lock").active == id {
+            followed();
             return;
         }
         match self.load_kek(id) {
             Ok(()) if self.keks.read().expect("keyring lock").keys.contains_key(id) => {
                 id.clone_into(&mut self.keks.write().expect("keyring lock").active);
+                followed();
                 tracing::info!(kek = id, "now wrapping new data keys with a new key-encryption key");
             }
             Ok(()) => tracing::warn!(
@@ -180,6 +217,23 @@ mod tests {
         assert!(admin.remove_kek("../audit").is_err());
         // A fresh load after the retirement still works.
         assert_eq!(Keyring::load_or_create(dir.path()).unwrap().active_id(), new);
+    }
+
+    #[test]
+    fn an_active_file_written_in_place_is_followed_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Keyring::load_or_create(dir.path()).unwrap();
+        let old = server.active_id();
+        let new = Keyring::load_or_create(dir.path()).unwrap().add_kek().unwrap();
+        assert_eq!(server.wrap(&DataKey::generate()).kek_id, new);
+        // An admin's editor writes the old id back into the same file.
+        std::fs::write(dir.path().join("active"), format!("{old}\n")).unwrap();
+        assert_eq!(server.wrap(&DataKey::generate()).kek_id, old);
+        // A name with no KEK behind it is passed over, and tried again later.
+        std::fs::write(dir.path().join("active"), "later").unwrap();
+        assert_eq!(server.wrap(&DataKey::generate()).kek_id, old);
+        std::fs::write(dir.path().join("kek-later.key"), [7u8; 32]).unwrap();
+        assert_eq!(server.wrap(&DataKey::generate()).kek_id, "later");
     }
 
     #[cfg(unix)]
