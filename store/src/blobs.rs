@@ -220,7 +220,7 @@ impl Blobs {
     }
 
     /// Where blob `key` lives on local disk (`None` for a remote store), for a
-    /// caller that writes it from a blocking thread with [`write_file`].
+    /// caller that writes it from a blocking thread with [`write_new_file`].
     pub(crate) fn local_path(&self, key: &str) -> Option<PathBuf> {
         self.local_root.as_ref().map(|root| root.join(key))
     }
@@ -448,6 +448,32 @@ pub(crate) fn write_file(path: &Path, bytes: &[u8], durable: bool) -> std::io::R
     Ok(())
 }
 
+/// Writes a new blob at `path` durably (from a blocking thread), in place:
+/// for a blob nothing names until a later commit (a sealed message's bundle:
+/// readers find it through the message's row), so no reader can see it half
+/// written and no staging name is needed. Without the rename after the file's
+/// fsync, the folder's fsync finds nothing more to write: one trip to the disk
+/// per blob, not two. A file left at `path` by an attempt that did not commit
+/// (a crash, a lapsed claim) is unlinked first, so each attempt writes a file
+/// of its own.
+pub(crate) fn write_new_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let dir = path.parent().expect("a blob lives in a folder");
+    std::fs::create_dir_all(dir)?;
+    let create = || std::fs::File::create_new(path);
+    let mut file = match create() {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::remove_file(path)?;
+            create()?
+        }
+        other => other?,
+    };
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::File::open(dir)?.sync_all()
+}
+
 /// Writes bytes the caller sealed into a blob; nothing is visible until
 /// [`finish`](Self::finish), and on local files nothing is durable until
 /// [`Blobs::sync_pieces`].
@@ -528,3 +554,7 @@ async fn flush_part(blobs: &Blobs, key: &str, writer: &mut Option<WriteMultipart
     writer.put(Bytes::from(std::mem::take(out)));
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "blobs_tests.rs"]
+mod tests;

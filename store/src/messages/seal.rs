@@ -259,7 +259,7 @@ impl Mail<'_> {
     }
 
     /// A small message: read, split, sealed and written as one bundle —
-    /// fsynced, renamed into place, its folder fsynced — in one blocking task
+    /// written in place, fsynced, its folder fsynced — in one blocking task
     /// (on S3, the bundle is one PUT after it). Gives the key back.
     async fn seal_small(&self, id: &MessageId, key: DataKey, spool: SpooledAt) -> Result<(Split, DataKey)> {
         let tag = self.policy.subject_tag.clone();
@@ -286,7 +286,7 @@ impl Mail<'_> {
             drop(splitting);
             match local {
                 Some(path) => {
-                    crate::blobs::write_file(&path, &bundle, true)?;
+                    crate::blobs::write_new_file(&path, &bundle)?;
                     Ok((split, key, None))
                 }
                 None => Ok((split, key, Some(bundle))),
