@@ -52,6 +52,7 @@ pub mod outgoing;
 pub mod queue_admin;
 pub mod redact;
 pub mod rooms;
+pub mod seal_attempts;
 mod sealed_stream;
 pub mod spool;
 mod spool_file;

@@ -224,69 +224,6 @@ impl Queue<'_> {
         spool_ids(&rows)
     }
 
-    /// Counts an attempt to seal `id` before it is made, and sets when the next
-    /// may be made if this one fails. After [`MAX_SEAL_ATTEMPTS`] it says give up.
-    ///
-    /// This is also the sealer's claim: one statement counts the attempt only if
-    /// the message is still due, so of two workers that both saw it due, one gets
-    /// it and the other [`crate::Error::NotFound`] (the wait set here keeps it
-    /// from being due again until this attempt has had its time).
-    pub async fn begin_seal_attempt(&self, id: &MessageId) -> Result<SealAttempt> {
-        let now = self.now();
-        // One statement in the usual case: counted only if still due and under
-        // the limit (compare and set), the wait for attempt n set by n.
-        let delays: Vec<String> = (1..=MAX_SEAL_ATTEMPTS)
-            .map(|attempt| format!("WHEN {} THEN {}", attempt - 1, seal_retry_delay(attempt)))
-            .collect();
-        let sql = format!(
-            "UPDATE spool SET attempts = attempts + 1,
-                    next_attempt_at = $3 + CASE attempts {} ELSE 3600 END
-             WHERE id = $1 AND (node = $2 OR data IS NOT NULL) AND quarantined_at IS NULL
-                   AND next_attempt_at <= $3 AND attempts < $4
-             RETURNING attempts",
-            delays.join(" ")
-        );
-        // Only numbers from this file are formatted in; the id is bound.
-        let turn = self.write_gate().await;
-        let claimed = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id.as_str())
-            .bind(self.node.as_str())
-            .bind(now)
-            .bind(MAX_SEAL_ATTEMPTS)
-            .fetch_optional(&self.lazy_db)
-            .await?;
-        drop(turn);
-        if let Some(row) = claimed {
-            return Ok(SealAttempt::Try(row.try_get("attempts")?));
-        }
-        // Not counted: gone, given up on, not due, or another worker holds
-        // this attempt.
-        let row = sqlx::query(
-            "SELECT attempts FROM spool WHERE id = $1 AND quarantined_at IS NULL AND (node = $2 OR data IS NOT NULL)",
-        )
-        .bind(id.as_str())
-        .bind(self.node.as_str())
-        .fetch_optional(&self.db)
-        .await?
-        .ok_or(crate::Error::NotFound)?;
-        if row.try_get::<i64, _>("attempts")? >= MAX_SEAL_ATTEMPTS {
-            return Ok(SealAttempt::GiveUp);
-        }
-        Err(crate::Error::NotFound)
-    }
-
-    /// Takes back an attempt that failed for a reason outside the message (the
-    /// database or the blob store was unavailable), so an outage quarantines
-    /// nothing. The wait before the next attempt stays.
-    pub async fn refund_seal_attempt(&self, id: &MessageId) -> Result<()> {
-        let _turn = self.write_gate().await;
-        sqlx::query("UPDATE spool SET attempts = attempts - 1 WHERE id = $1 AND attempts > 0")
-            .bind(id.as_str())
-            .execute(&self.lazy_db)
-            .await?;
-        Ok(())
-    }
-
     /// Sets a message that keeps failing aside: its spool file (sealed as it
     /// arrived) and row stay, the sealer passes it by, and any pieces a failed
     /// attempt left in the blob store go. `None` if it is not in the spool or
@@ -396,7 +333,7 @@ impl Queue<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::seal_retry_delay;
+    use super::{SealAttempt, seal_retry_delay};
     use crate::testing::{Logs, store};
 
     #[tokio::test]
@@ -426,10 +363,15 @@ mod tests {
         }
         assert_eq!(store.queue().due_spool(10).await.unwrap().len(), 1);
         assert_eq!(store.queue().pending_spool().await.unwrap().len(), 1);
+        assert_eq!(
+            store.queue().claim_seals(10).await.unwrap(),
+            [(good.clone(), SealAttempt::Try(1))],
+            "the sealer's claim passes it by too, and seals the others"
+        );
         let text = logs.text();
         assert_eq!(
             text.matches("a spool row with a malformed id is passed by").count(),
-            2,
+            3,
             "{text}"
         );
         assert!(text.contains("id=not-an-id"));

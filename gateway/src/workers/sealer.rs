@@ -36,10 +36,11 @@ pub static QUARANTINED: AtomicU64 = AtomicU64::new(0);
 /// How often the sealer looks at the spool when nobody wakes it.
 const POLL: Duration = Duration::from_secs(10);
 
-/// A spooled message due for sealing, in a lane of its own: a busy sender's
-/// messages are sealed side by side.
+/// A spooled message claimed for sealing (its attempt counted), in a lane of
+/// its own: a busy sender's messages are sealed side by side.
 struct Due {
     id: MessageId,
+    attempt: SealAttempt,
 }
 
 impl Item for Due {
@@ -64,15 +65,15 @@ pub async fn run_sealer(store: Arc<Store>, wakers: Wakers, config: NotifyConfig,
     let fetch = |room: usize| {
         let store = Arc::clone(&store);
         async move {
-            let due = store.queue().due_spool(i64::try_from(room).unwrap_or(64)).await?;
-            Ok(due.into_iter().map(|id| Due { id }).collect())
+            let due = store.queue().claim_seals(i64::try_from(room).unwrap_or(64)).await?;
+            Ok(due.into_iter().map(|(id, attempt)| Due { id, attempt }).collect())
         }
     };
     let config = Arc::new(config);
     let work = |due: Due| {
         let (store, wakers, config) = (Arc::clone(&store), wakers.clone(), Arc::clone(&config));
         async move {
-            if let Err(error) = seal_one(&store, &wakers, &config, &due.id).await {
+            if let Err(error) = seal_one(&store, &wakers, &config, &due.id, due.attempt).await {
                 tracing::warn!(id = %due.id, %error, "sealing waits: the store is out of reach");
             }
         }
@@ -80,14 +81,19 @@ pub async fn run_sealer(store: Arc<Store>, wakers: Wakers, config: NotifyConfig,
     run_lanes(lanes, Arc::clone(&wakers.sealer), fetch, work).await;
 }
 
-/// One attempt at one message. An error here means the store is out of reach:
-/// the attempt is not counted, and the message waits for its next turn.
-async fn seal_one(store: &Store, wakers: &Wakers, config: &NotifyConfig, id: &MessageId) -> Result<(), Error> {
-    let attempt = match store.queue().begin_seal_attempt(id).await {
-        Ok(SealAttempt::Try(attempt)) => attempt,
-        Ok(SealAttempt::GiveUp) => return quarantine(store, wakers, config, id).await,
-        Err(Error::NotFound) => return Ok(()), // sealed, set aside or taken meanwhile
-        Err(error) => return Err(error),
+/// One claimed attempt at one message (counted by the claim). An error here
+/// means the store is out of reach: the attempt is not counted, and the
+/// message waits for its next turn.
+async fn seal_one(
+    store: &Store,
+    wakers: &Wakers,
+    config: &NotifyConfig,
+    id: &MessageId,
+    attempt: SealAttempt,
+) -> Result<(), Error> {
+    let attempt = match attempt {
+        SealAttempt::Try(attempt) => attempt,
+        SealAttempt::GiveUp => return quarantine(store, wakers, config, id).await,
     };
     // A seal that outlasts the attempt's wait keeps it (`store/src/claims.rs`).
     let (queue, mail) = (store.queue(), store.mail());
