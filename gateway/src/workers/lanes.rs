@@ -5,6 +5,13 @@
 //! person sends or receives stays in order while different people's work runs
 //! side by side. An item already running or waiting is never taken twice, even
 //! if the store hands it out again.
+//!
+//! A fetch is a claim, and a claim is a write that waits its turn for the
+//! database's write lock. Under load every finished item upstream wakes the
+//! worker, so a wake that finds items running waits [`GATHER`] for the wakes
+//! that follow it and fetches them all at once (a few claims a second where
+//! it was one per item: issue 14); an idle worker fetches at once, so a
+//! quiet gateway adds no latency.
 
 use std::collections::{HashSet, VecDeque};
 use std::hash::Hash;
@@ -15,6 +22,10 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use super::Backoff;
+
+/// How long a wake that finds the worker busy waits for the wakes behind it
+/// before fetching.
+pub const GATHER: Duration = Duration::from_millis(4);
 
 /// One piece of claimed work.
 pub trait Item: Send + 'static {
@@ -59,6 +70,8 @@ where
     // reason to ask again (under load that halved the claims: each a write).
     let mut look = true;
     let mut more = false;
+    // A wake that found the worker busy: fetch at this instant.
+    let mut gathering: Option<tokio::time::Instant> = None;
     loop {
         if look && waiting.len() < concurrency {
             look = false;
@@ -76,8 +89,7 @@ where
                     }
                     // A full batch may have more behind it: look again at
                     // once if it brought anything new, else when an item ends
-                    // (the sealer's fetch hands out what it already holds
-                    // until each attempt begins).
+                    // (a fetch may hand out again what the worker holds).
                     more = full;
                     look = full && new;
                 }
@@ -117,7 +129,8 @@ where
                         Ok((id, lane)) => {
                             taken.remove(&id);
                             busy.remove(&lane);
-                            look |= more;
+                            // Idle now: what the wake gathered goes at once.
+                            look |= more || (gathering.is_some() && running.is_empty());
                         }
                         // A task that panicked: its id and lane are unknown here, so
                         // start over from the store (claims keep it safe).
@@ -129,9 +142,27 @@ where
                     }
                 }
             }
-            () = wake.notified() => look = true,
+            () = wake.notified() => {
+                if running.is_empty() {
+                    look = true;
+                } else {
+                    gathering.get_or_insert_with(|| tokio::time::Instant::now() + GATHER);
+                }
+            }
+            () = sleep_until(gathering), if gathering.is_some() => look = true,
             () = tokio::time::sleep(config.poll) => look = true,
         }
+        if look {
+            // The fetch ahead takes what the wake was gathering.
+            gathering = None;
+        }
+    }
+}
+
+/// Sleeps until `at` (never called without one).
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    if let Some(at) = at {
+        tokio::time::sleep_until(at).await;
     }
 }
 
@@ -179,8 +210,8 @@ mod tests {
         sixty_jobs(5, Duration::from_millis(5)).await;
     }
 
-    /// Full batches that repeat what the worker already holds (as the sealer's
-    /// fetch does until each attempt begins), and no wake after the first and
+    /// Full batches that repeat what the worker already holds (as a claim may
+    /// after a lease lapsed), and no wake after the first and
     /// no poll within the test: the worker still asks again as items end, so
     /// nothing waits for the poll.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -269,5 +300,61 @@ mod tests {
             sorted.sort_unstable();
             assert_eq!(order, sorted, "lane {lane} in order");
         }
+    }
+
+    /// Work that arrives while the worker is busy, announced by a wake and
+    /// nothing else (the poll is an hour off): the wake waits to gather
+    /// others, then the work is fetched and runs while the first item still
+    /// runs. Each wake is answered; none is lost while gathering.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_wake_while_busy_is_answered_after_gathering_not_at_the_poll() {
+        let pending: Arc<Mutex<Vec<u32>>> = Arc::new(Mutex::new(vec![0]));
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+        let release_rx = Arc::new(tokio::sync::Mutex::new(Some(release_rx)));
+        let (ran_tx, mut ran_rx) = tokio::sync::mpsc::unbounded_channel();
+        let config = LaneConfig {
+            name: "test",
+            concurrency: 4,
+            poll: Duration::from_secs(3600),
+        };
+        let fetch = {
+            let (pending, fetches) = (Arc::clone(&pending), Arc::clone(&fetches));
+            move |room: usize| {
+                fetches.fetch_add(1, Ordering::SeqCst);
+                // Claimed: handed out once.
+                let batch: Vec<Job> = {
+                    let mut pending = pending.lock().unwrap();
+                    let n = room.min(pending.len());
+                    pending.drain(..n).map(|id| Job { id, lane: id }).collect()
+                };
+                async move { Ok(batch) }
+            }
+        };
+        let work = move |job: Job| {
+            let (release_rx, ran_tx) = (Arc::clone(&release_rx), ran_tx.clone());
+            async move {
+                if job.id == 0 {
+                    // The long item: runs until the test lets it go.
+                    let rx = release_rx.lock().await.take().unwrap();
+                    let _ = rx.await;
+                }
+                ran_tx.send(job.id).unwrap();
+            }
+        };
+        let wake = Arc::new(Notify::new());
+        let runner = tokio::spawn(run_lanes(config, Arc::clone(&wake), fetch, work));
+        while fetches.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        for id in 1..=5 {
+            pending.lock().unwrap().push(id);
+            wake.notify_one();
+            let ran = tokio::time::timeout(Duration::from_secs(10), ran_rx.recv()).await;
+            assert_eq!(ran.unwrap(), Some(id), "fetched on the wake while item 0 runs");
+        }
+        release_tx.send(()).unwrap();
+        assert_eq!(ran_rx.recv().await, Some(0));
+        runner.abort();
     }
 }
