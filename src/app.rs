@@ -361,17 +361,17 @@ pub async fn start(config: &Config, listeners: Listeners, clock: Arc<dyn Clock>)
         tokio_rustls::TlsAcceptor::from(imap_tls),
     );
 
-    // Each stage works on `workers` messages at once. Delivery runs that many
-    // loops: each claims its own deliveries (`Queue::due_outbound`).
+    // Each stage works on `workers` messages at once; delivery on `workers`
+    // times a destination's connections, in one loop that claims for all of
+    // them (`Queue::due_outbound`), so claims under load come in batches.
     let workers = config.server.worker_count();
-    for _ in 0..workers {
-        tasks.push(tokio::spawn({
-            let (store, wakers, delivery) = (Arc::clone(&store), wakers.clone(), delivery.clone());
-            supervise("delivery", move || {
-                gateway::deliver::run_delivery(Arc::clone(&store), delivery.clone(), wakers.clone())
-            })
-        }));
-    }
+    let sending = workers.saturating_mul(config.outbound.max_connections_per_destination.max(1));
+    tasks.push(tokio::spawn({
+        let (store, wakers, delivery) = (Arc::clone(&store), wakers.clone(), delivery.clone());
+        supervise("delivery", move || {
+            gateway::deliver::run_delivery(Arc::clone(&store), delivery.clone(), wakers.clone(), sending)
+        })
+    }));
     let admin = if config.admin.listen.is_empty() {
         None
     } else {

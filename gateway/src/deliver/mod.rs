@@ -151,16 +151,16 @@ impl crate::workers::lanes::Item for Claimed {
     }
 }
 
-/// Runs forever: delivers whatever is due, as many at once as the pool has
-/// connections for one destination. Deliveries are claimed in batches
+/// Runs forever: delivers whatever is due, up to `concurrency` at once (the
+/// pools cap the connections to each destination). Deliveries are claimed in batches
 /// ([`store::Queue::due_outbound`]) and each runs as its own task (so reading
 /// and decrypting bodies spreads over the cores); a free slot is filled at
 /// once, not when the whole batch is done. While the store fails it backs off
 /// (see [`Backoff`](crate::workers::Backoff)).
-pub async fn run_delivery(store: Arc<Store>, config: DeliveryConfig, wakers: Wakers) {
+pub async fn run_delivery(store: Arc<Store>, config: DeliveryConfig, wakers: Wakers, concurrency: usize) {
     let lanes = crate::workers::lanes::LaneConfig {
         name: "delivery",
-        concurrency: config.pool.settings().max_connections_per_destination.max(1),
+        concurrency: concurrency.max(1),
         poll: Duration::from_secs(5),
     };
     let config = Arc::new(config);
