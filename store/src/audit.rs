@@ -203,15 +203,22 @@ impl Store {
 
     /// Appends one event to the chain inside the caller's transaction, so the
     /// event commits with what it records (one commit, one fsync, instead of
-    /// two). The caller holds [`Store::audit_guard`].
+    /// two). The caller holds [`Store::audit_guard`]. The first entry of a
+    /// transaction locks the chain's end and reads it; the next ones (seals
+    /// committed together) follow the hash the transaction keeps.
     pub(crate) async fn audit_in(&self, tx: &mut crate::write_tx::WriteTx, event: AuditEvent<'_>) -> Result<()> {
-        self.lock_chain(tx).await?;
-        let prev: Vec<u8> = sqlx::query("SELECT hash FROM audit ORDER BY id DESC LIMIT 1")
-            .fetch_optional(&mut **tx)
-            .await?
-            .map(|row| row.try_get("hash"))
-            .transpose()?
-            .unwrap_or_else(|| vec![0u8; 32]);
+        let prev: Vec<u8> = match tx.audit_head.take() {
+            Some(head) => head,
+            None => {
+                self.lock_chain(tx).await?;
+                sqlx::query("SELECT hash FROM audit ORDER BY id DESC LIMIT 1")
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .map(|row| row.try_get("hash"))
+                    .transpose()?
+                    .unwrap_or_else(|| vec![0u8; 32])
+            }
+        };
         let at = self.now();
         let hash = self.keys.audit_mac(&chain_input(&prev, at, &event));
         sqlx::query("INSERT INTO audit (at, actor, action, object, client, prev_hash, hash, scheme) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
@@ -221,10 +228,11 @@ impl Store {
             .bind(event.object)
             .bind(event.client)
             .bind(prev)
-            .bind(hash)
+            .bind(&hash)
             .bind(SCHEME_KEYED)
             .execute(&mut **tx)
             .await?;
+        tx.audit_head = Some(hash);
         // Counted when written: a transaction rolled back after this is rare
         // (and is an error logged on its own).
         telemetry::metrics().audit_event(event.action);
@@ -368,6 +376,46 @@ mod tests {
             &format!("42:{}", "zz".repeat(32)),
         ] {
             assert!(bad.parse::<Anchor>().is_err(), "{bad:?}");
+        }
+    }
+
+    /// Several entries appended in one transaction (seals committed together)
+    /// follow one another, and the chain goes on from them in the next one:
+    /// the whole chain verifies, and each entry names its predecessor's hash.
+    #[tokio::test]
+    async fn entries_appended_in_one_transaction_chain_on_from_one_another() {
+        let (_dir, store, _) = crate::testing::store().await;
+        let already = store.audit_log().verify_audit().await.unwrap().unwrap();
+        store.audit(event("before")).await.unwrap();
+        for batch in 0..2 {
+            let _guard = store.audit_guard().await;
+            let mut tx = store.write_tx().await.unwrap();
+            for n in 0..3 {
+                store
+                    .audit_in(&mut tx, event(&format!("batch {batch} entry {n}")))
+                    .await
+                    .unwrap();
+            }
+            tx.commit().await.unwrap();
+        }
+        store.audit(event("after")).await.unwrap();
+        assert_eq!(store.audit_log().verify_audit().await.unwrap(), Ok(already + 8));
+        let rows = sqlx::query("SELECT prev_hash, hash FROM audit ORDER BY id")
+            .fetch_all(&store.db)
+            .await
+            .unwrap();
+        for pair in rows.windows(2) {
+            let (prev, hash): (Vec<u8>, Vec<u8>) = (pair[1].get("prev_hash"), pair[0].get("hash"));
+            assert_eq!(prev, hash, "each entry names the one before it");
+        }
+    }
+
+    fn event(object: &str) -> AuditEvent<'_> {
+        AuditEvent {
+            actor: "test",
+            action: "test.append",
+            object,
+            client: "",
         }
     }
 }

@@ -39,6 +39,10 @@ pub(crate) struct WriteTx {
     // passes on.
     tx: sqlx::Transaction<'static, sqlx::Any>,
     _turn: Turn,
+    /// The audit chain's last hash as this transaction left it, once it has
+    /// appended to the chain (whose end it then holds: `audit.rs`): the next
+    /// entry in the same transaction follows it without reading it back.
+    pub(crate) audit_head: Option<Vec<u8>>,
 }
 
 impl WriteTx {
@@ -79,7 +83,11 @@ impl Store {
             db::Dialect::Sqlite => self.db.begin_with("BEGIN IMMEDIATE").await?,
             db::Dialect::Postgres => self.db.begin().await?,
         };
-        Ok(WriteTx { tx, _turn: turn })
+        Ok(WriteTx {
+            tx,
+            _turn: turn,
+            audit_head: None,
+        })
     }
 }
 
