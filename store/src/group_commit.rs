@@ -14,7 +14,11 @@
 //!
 //! Seals join too ([`Store::group_commit_audited`]): a seal appends to the
 //! audit chain, so a batch holding one takes the chain's lock before its
-//! transaction, as every writer of the chain does (`audit.rs`).
+//! transaction, as every writer of the chain does (`audit.rs`). So do the
+//! mails the notifier queues (`jobs.rs`) and delivery outcomes
+//! (`outcomes.rs`): under load the write lock is the secure path's narrowest
+//! point, and each commit of its own held it for a `BEGIN`, a `COMMIT` and an
+//! fsync.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

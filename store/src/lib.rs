@@ -192,9 +192,8 @@ pub struct Store {
     jobs_added: tokio::sync::Notify,
     mail_changed: tokio::sync::watch::Sender<u64>,
     sms_added: tokio::sync::Notify,
-    /// Delivery outcomes waiting for their group commit (`outcomes.rs`).
-    pub(crate) outcomes: outcomes::Outcomes,
-    /// Spool rows waiting for their group commit (`group_commit.rs`).
+    /// Spool rows, seals, queued mails and delivery outcomes waiting for
+    /// their group commit (`group_commit.rs`).
     pub(crate) group: group_commit::GroupCommit,
     /// This process's writers, one at a time on `SQLite` (`write_tx.rs`).
     write_gate: write_tx::WriteGate,
@@ -235,7 +234,6 @@ impl Store {
             jobs_added: tokio::sync::Notify::new(),
             mail_changed: tokio::sync::watch::Sender::new(0),
             sms_added: tokio::sync::Notify::new(),
-            outcomes: outcomes::Outcomes::default(),
             group: group_commit::GroupCommit::default(),
             write_gate: write_tx::WriteGate::default(),
         };

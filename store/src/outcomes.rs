@@ -1,126 +1,45 @@
-//! Group commit of delivery outcomes: when several deliveries end at once
-//! (several workers, one pooled connection after another), their outcomes are
-//! written in one transaction — one commit, one fsync — instead of one each.
-//! Whoever finds the writer free writes every outcome waiting, its own
-//! included; the others wait for that commit and return. Each caller returns
-//! only once its own outcome is committed, so nothing is reported done before
-//! it is on disk; if the batch fails, each caller writes its own alone.
+//! Delivery outcomes. Each is written in the hot path's group commit
+//! (`group_commit.rs`) with the spool rows, seals and queued mails written
+//! meanwhile: one transaction and one fsync for all of them, where outcomes
+//! used to have a commit of their own. The caller returns only once its
+//! outcome is committed, so nothing is reported done before it is on disk;
+//! if a shared commit fails, each write is committed alone.
 
-use std::sync::Mutex;
+use std::sync::Arc;
 
 use sqlx::Row;
-use tokio::sync::oneshot;
 
 use crate::jobs::{DeliveryOutcome, OutboundItem};
 use crate::states::OutboundState;
 use crate::{Queue, Result};
 
-/// Outcomes waiting to be written, and the one writer.
-#[derive(Debug, Default)]
-pub(crate) struct Outcomes {
-    waiting: Mutex<Vec<Waiting>>,
-    writer: tokio::sync::Mutex<()>,
-}
-
-#[derive(Debug)]
-struct Waiting {
-    id: String,
-    blob: String,
-    outcome: DeliveryOutcome,
-    /// `true`: committed; `false`: the batch failed, write it alone.
-    done: oneshot::Sender<bool>,
-}
-
 impl Queue<'_> {
-    /// Records how an attempt ended, in a group commit with the outcomes of
-    /// other deliveries that end meanwhile; removes the queue file once no
-    /// delivery needs it. Returns once the outcome is committed.
+    /// Records how an attempt ended, in a group commit; then removes the
+    /// queue file if no delivery needs it any more. Returns once the outcome
+    /// is committed.
     pub async fn outbound_done(&self, item: &OutboundItem, outcome: &DeliveryOutcome) -> Result<()> {
-        let (done, committed) = oneshot::channel();
-        self.outcomes.waiting.lock().expect("outcomes lock").push(Waiting {
-            id: item.id.clone(),
-            blob: item.blob().to_owned(),
-            outcome: outcome.clone(),
-            done,
-        });
-        let mut committed = committed;
-        let writer = self.outcomes.writer.lock().await;
-        if let Ok(ok) = committed.try_recv() {
-            drop(writer);
-            return if ok {
-                Ok(())
-            } else {
-                self.write_outcomes_alone(item, outcome).await
-            };
-        }
-        let batch = std::mem::take(&mut *self.outcomes.waiting.lock().expect("outcomes lock"));
-        let written = self.write_outcomes(&batch).await;
-        // Everyone hears before the writer is free, so a caller that takes it
-        // next finds its own answer waiting.
-        let ok = written.is_ok();
-        for waiting in batch {
-            if waiting.id != item.id {
-                let _ = waiting.done.send(ok);
-            }
-        }
-        drop(writer);
-        match written {
-            Ok(()) => Ok(()),
-            // Ours failed with the batch: try it alone, so one bad row cannot
-            // fail the others (each of them does the same).
-            Err(_) => self.write_outcomes_alone(item, outcome).await,
-        }
-    }
-
-    async fn write_outcomes_alone(&self, item: &OutboundItem, outcome: &DeliveryOutcome) -> Result<()> {
-        let (done, _) = oneshot::channel();
-        let one = [Waiting {
-            id: item.id.clone(),
-            blob: item.blob().to_owned(),
-            outcome: outcome.clone(),
-            done,
-        }];
-        let _writer = self.outcomes.writer.lock().await;
-        self.write_outcomes(&one).await
-    }
-
-    /// One transaction for the batch; then the queue files no delivery needs.
-    async fn write_outcomes(&self, batch: &[Waiting]) -> Result<()> {
-        let mut tx = self.write_tx().await?;
-        for waiting in batch {
-            set_outcome(&mut tx, &waiting.id, &waiting.outcome).await?;
-        }
-        tx.commit().await?;
-        let mut blobs: Vec<&str> = batch
-            .iter()
-            .filter(|w| !matches!(w.outcome, DeliveryOutcome::Retry { .. }) && !w.blob.is_empty())
-            .map(|w| w.blob.as_str())
-            .collect();
-        blobs.sort_unstable();
-        blobs.dedup();
-        // Committed: what follows is tidying, and an error in it is only logged
-        // (the file stays; nothing is delivered twice for it). One query for
-        // the batch's files, one blocking task for their removal.
-        if blobs.is_empty() {
+        let written = Arc::new((item.id.clone(), outcome.clone()));
+        self.group_commit(
+            Arc::new(move |_store, tx| {
+                let written = Arc::clone(&written);
+                Box::pin(async move { set_outcome(tx, &written.0, &written.1).await })
+            }),
+            None,
+        )
+        .await?;
+        let blob = item.blob();
+        if matches!(outcome, DeliveryOutcome::Retry { .. }) || blob.is_empty() {
             return Ok(());
         }
-        match self.blobs_still_queued(&blobs).await {
-            Ok(needed) => {
-                let paths: Vec<_> = blobs
-                    .iter()
-                    .filter(|blob| !needed.contains(**blob))
-                    .map(|blob| self.spool_entry_path(blob))
-                    .collect();
-                if !paths.is_empty() {
-                    let _ = tokio::task::spawn_blocking(move || {
-                        for path in paths {
-                            let _ = std::fs::remove_file(path);
-                        }
-                    })
-                    .await;
-                }
+        // Committed: what follows is tidying, and an error in it is only
+        // logged (the file stays; nothing is delivered twice for it).
+        match self.blobs_still_queued(&[blob]).await {
+            Ok(needed) if needed.is_empty() => {
+                let path = self.spool_entry_path(blob);
+                let _ = tokio::task::spawn_blocking(move || std::fs::remove_file(path)).await;
             }
-            Err(error) => tracing::warn!(%error, "cannot tell whether queue files are still needed; they stay"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "cannot tell whether a queue file is still needed; it stays"),
         }
         Ok(())
     }
