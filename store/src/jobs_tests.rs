@@ -116,7 +116,7 @@ async fn a_job_without_its_message_is_corrupt_and_one_whose_message_is_gone_is_a
     assert!(matches!(error, Error::NotFound) && !error.is_permanent(), "{error}");
 }
 
-/// A notification's context comes from one row: the sender, the practice and
+/// A notification's context comes from one row: the recipient, the sender, the practice and
 /// the sender's note, sealed in the message row (not in clear); a message
 /// sealed before the row kept the note has it read from its sealed metadata.
 #[tokio::test]
@@ -169,6 +169,17 @@ async fn a_notification_s_context_and_note_come_from_the_message_row_sealed() {
     };
     let message = context(jobs[0].clone()).await;
     assert_eq!(message.id, spooled.id);
+    // The recipient comes from the same row, told apart from the sender.
+    let whole = store.queue().job_context(&jobs[0]).await.unwrap();
+    assert_eq!(whole.recipient.id, jobs[0].user_id);
+    assert_eq!(whole.recipient.email, "pat@example.org");
+    assert_ne!(whole.recipient.id, UserId(ada));
+    let nobody = MailJob {
+        user_id: UserId(9999),
+        ..jobs[0].clone()
+    };
+    let error = store.queue().job_context(&nobody).await.unwrap_err();
+    assert!(matches!(error, Error::NotFound), "a recipient gone: {error}");
     assert_eq!(
         (message.sender.id, message.sender.full_name.as_str()),
         (UserId(ada), "Dr Ada")
