@@ -7,29 +7,7 @@ use std::sync::Arc;
 
 use crate::claims::Claim;
 use crate::ids::UserId;
-use crate::testing::START;
-use crate::{Error, ManualClock, Store};
-
-/// Two stores on one `SQLite` file and one blob folder, each with its own data
-/// folder (spool, node id) and a copy of the same keys.
-async fn two_nodes() -> (tempfile::TempDir, Arc<Store>, Arc<Store>, Arc<ManualClock>) {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(START));
-    let open = |name: &str| crate::StoreConfig {
-        database_url: format!("sqlite://{}", dir.path().join("db.sqlite").display()),
-        blobs_url: format!("file://{}", dir.path().join("blobs").display()),
-        data_dir: dir.path().join(name),
-        policy: crate::Policy::default(),
-    };
-    let a = Store::open(open("a"), clock.clone()).await.unwrap();
-    std::fs::create_dir_all(dir.path().join("b/keys")).unwrap();
-    for entry in std::fs::read_dir(dir.path().join("a/keys")).unwrap().flatten() {
-        std::fs::copy(entry.path(), dir.path().join("b/keys").join(entry.file_name())).unwrap();
-    }
-    let b = Store::open(open("b"), clock.clone()).await.unwrap();
-    assert_ne!(a.node, b.node, "each data folder names its own node");
-    (dir, a, b, clock)
-}
+use crate::{Error, Store};
 
 async fn user(store: &Store) -> UserId {
     UserId(sqlx::Row::get(
@@ -49,7 +27,7 @@ async fn spooled(store: &Store) -> crate::spool::Spooled {
 
 #[tokio::test]
 async fn spooled_work_stays_with_the_node_whose_disk_holds_it() {
-    let (_dir, a, b, _) = two_nodes().await;
+    let (_dir, a, b, _) = crate::testing::two_nodes().await;
     let sender = user(&a).await;
     let secure = spooled(&a).await;
     a.queue()
@@ -74,7 +52,7 @@ async fn spooled_work_stays_with_the_node_whose_disk_holds_it() {
 
 #[tokio::test]
 async fn a_small_message_kept_in_its_row_is_any_node_s_to_seal_or_relay_once() {
-    let (_dir, a, b, _) = two_nodes().await;
+    let (_dir, a, b, _) = crate::testing::two_nodes().await;
     let sender = user(&a).await;
     let small = || async {
         let mut writer = a.queue().spool_writer().await.unwrap();
@@ -113,7 +91,7 @@ async fn a_small_message_kept_in_its_row_is_any_node_s_to_seal_or_relay_once() {
 
 #[tokio::test]
 async fn a_dead_node_s_claims_are_taken_over_once_and_only_after_their_lease() {
-    let (_dir, a, b, clock) = two_nodes().await;
+    let (_dir, a, b, clock) = crate::testing::two_nodes().await;
     let someone = user(&a).await;
     // A mail kept in its row (anyone's to send) and a mail job (anyone's to compose).
     a.queue()
@@ -156,7 +134,7 @@ async fn a_dead_node_s_claims_are_taken_over_once_and_only_after_their_lease() {
 
 #[tokio::test]
 async fn a_node_takes_the_spool_files_on_its_disk_as_it_starts() {
-    let (dir, a, b, _) = two_nodes().await;
+    let (dir, a, b, _) = crate::testing::two_nodes().await;
     let sender = user(&a).await;
     let secure = spooled(&a).await;
     a.queue()
@@ -181,7 +159,7 @@ async fn a_node_takes_the_spool_files_on_its_disk_as_it_starts() {
 /// gone, the claim lapses after one lease and the other node takes it over.
 #[tokio::test]
 async fn a_long_delivery_keeps_its_claim_while_it_renews_and_loses_it_once_its_worker_is_gone() {
-    let (_dir, a, b, clock) = two_nodes().await;
+    let (_dir, a, b, clock) = crate::testing::two_nodes().await;
     let lease = a.policy.delivery_lease;
     a.queue()
         .queue_mail(None, "", "p@y.example", b"Subject: hi\r\n\r\nhi\r\n")
@@ -233,7 +211,7 @@ async fn a_long_delivery_keeps_its_claim_while_it_renews_and_loses_it_once_its_w
 /// attempt is not due again while it runs; an abandoned one is, after its wait.
 #[tokio::test]
 async fn mail_jobs_and_seals_renew_their_claims_too() {
-    let (_dir, a, b, clock) = two_nodes().await;
+    let (_dir, a, b, clock) = crate::testing::two_nodes().await;
     let someone = user(&a).await;
     let mut tx = a.write_tx().await.unwrap();
     crate::job_kind::add_job(&mut tx, crate::job_kind::JobKind::SetPassword, someone, None, a.now())
@@ -280,7 +258,7 @@ async fn mail_jobs_and_seals_renew_their_claims_too() {
 /// by exactly one of them (a code is never sent twice in normal operation).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_racing_never_claim_the_same_text() {
-    let (_dir, a, b, _) = two_nodes().await;
+    let (_dir, a, b, _) = crate::testing::two_nodes().await;
     let someone = user(&a).await;
     let mut tx = a.write_tx().await.unwrap();
     for n in 0..30 {
@@ -346,7 +324,7 @@ async fn two_nodes_racing_never_claim_the_same_text() {
 /// entry, and the audit chain both wrote verifies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_racing_purges_shred_and_audit_each_expired_message_once() {
-    let (_dir, a, b, clock) = two_nodes().await;
+    let (_dir, a, b, clock) = crate::testing::two_nodes().await;
     let sender = user(&a).await;
     sqlx::query("INSERT INTO practices (id, name, domain, created_at) VALUES (1, 'P', 'p.example', 0)")
         .execute(&a.db)
@@ -413,7 +391,7 @@ async fn two_nodes_racing_purges_shred_and_audit_each_expired_message_once() {
 /// spool and the work it could take, not another node's spooled mail.
 #[tokio::test]
 async fn a_node_s_backlog_counts_its_own_spool_and_the_shared_work() {
-    let (_dir, a, b, _) = two_nodes().await;
+    let (_dir, a, b, _) = crate::testing::two_nodes().await;
     let sender = user(&a).await;
     for _ in 0..3 {
         let secure = spooled(&a).await;

@@ -258,16 +258,7 @@ mod tests {
     /// by exactly one of them.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_claimers_racing_never_claim_the_same_message() {
-        let dir = tempfile::tempdir().unwrap();
-        let clock = Arc::new(ManualClock::new(crate::testing::START));
-        let open = |name: &str| crate::StoreConfig {
-            database_url: format!("sqlite://{}", dir.path().join("db.sqlite").display()),
-            blobs_url: format!("file://{}", dir.path().join("blobs").display()),
-            data_dir: dir.path().join(name),
-            policy: crate::Policy::default(),
-        };
-        let a = Store::open(open("a"), clock.clone()).await.unwrap();
-        let b = Store::open(open("b"), clock.clone()).await.unwrap();
+        let (_dir, a, b, clock) = crate::testing::two_nodes().await;
         let mut ids = Vec::new();
         for _ in 0..40 {
             ids.push(spool_secure(&a, &clock).await);

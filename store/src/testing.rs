@@ -28,6 +28,27 @@ pub(crate) async fn store() -> (tempfile::TempDir, Arc<Store>, Arc<ManualClock>)
     (dir, store, clock)
 }
 
+/// Two stores on one `SQLite` file and one blob folder, each with its own data
+/// folder (spool, node id) and a copy of the same keys.
+pub(crate) async fn two_nodes() -> (tempfile::TempDir, Arc<Store>, Arc<Store>, Arc<ManualClock>) {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(START));
+    let open = |name: &str| crate::StoreConfig {
+        database_url: format!("sqlite://{}", dir.path().join("db.sqlite").display()),
+        blobs_url: format!("file://{}", dir.path().join("blobs").display()),
+        data_dir: dir.path().join(name),
+        policy: crate::Policy::default(),
+    };
+    let a = Store::open(open("a"), clock.clone()).await.unwrap();
+    std::fs::create_dir_all(dir.path().join("b/keys")).unwrap();
+    for entry in std::fs::read_dir(dir.path().join("a/keys")).unwrap().flatten() {
+        std::fs::copy(entry.path(), dir.path().join("b/keys").join(entry.file_name())).unwrap();
+    }
+    let b = Store::open(open("b"), clock.clone()).await.unwrap();
+    assert_ne!(a.node, b.node, "each data folder names its own node");
+    (dir, a, b, clock)
+}
+
 /// Spools a message whose head is `head` into a file: padded past what the
 /// spool keeps in a database row (`spool_file.rs`), for tests of spool files.
 pub(crate) async fn spool_in_file(store: &Store, head: &str) -> crate::spool::Spooled {
