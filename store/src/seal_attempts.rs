@@ -73,10 +73,7 @@ impl Queue<'_> {
         drop(turn);
         let mut claimed = Vec::with_capacity(rows.len());
         for row in &rows {
-            let id: String = row.try_get("id")?;
-            let Some(parsed) = MessageId::parse(&id) else {
-                // Ids are random, never PHI. Passed by, as `due_spool` does.
-                tracing::error!(%id, "corrupt data: a spool row with a malformed id is passed by");
+            let Some(parsed) = crate::spool::spool_id(row)? else {
                 continue;
             };
             claimed.push((

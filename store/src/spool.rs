@@ -70,20 +70,25 @@ fn entry_from_row(row: &sqlx::any::AnyRow) -> Result<SpoolEntry> {
     })
 }
 
-/// The ids of spool rows. One that is not a message id (no file can have
-/// that name) is corrupt: logged each time it is passed by, never silently.
+/// The ids of spool rows (see [`spool_id`]).
 fn spool_ids(rows: &[sqlx::any::AnyRow]) -> Result<Vec<MessageId>> {
     let mut ids = Vec::with_capacity(rows.len());
     for row in rows {
-        let id: String = row.try_get("id")?;
-        if let Some(parsed) = MessageId::parse(&id) {
-            ids.push(parsed);
-        } else {
-            // Ids are random, never PHI.
-            tracing::error!(%id, "corrupt data: a spool row with a malformed id is passed by");
-        }
+        ids.extend(spool_id(row)?);
     }
     Ok(ids)
+}
+
+/// A spool row's id. One that is not a message id (no file can have that
+/// name) is corrupt: `None`, logged each time it is passed by, never silently.
+pub(crate) fn spool_id(row: &sqlx::any::AnyRow) -> Result<Option<MessageId>> {
+    let id: String = row.try_get("id")?;
+    let parsed = MessageId::parse(&id);
+    if parsed.is_none() {
+        // Ids are random, never PHI.
+        tracing::error!(%id, "corrupt data: a spool row with a malformed id is passed by");
+    }
+    Ok(parsed)
 }
 
 impl Queue<'_> {
