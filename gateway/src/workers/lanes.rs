@@ -9,9 +9,9 @@
 //! A fetch is a claim, and a claim is a write that waits its turn for the
 //! database's write lock. Under load every finished item upstream wakes the
 //! worker, so a wake that finds items running waits [`GATHER`] for the wakes
-//! that follow it and fetches them all at once (a few claims a second where
-//! it was one per item: issue 14); an idle worker fetches at once, so a
-//! quiet gateway adds no latency.
+//! that follow it and fetches them all at once (at most one claim per
+//! [`GATHER`] where it was one per item: issue 14); an idle worker fetches
+//! at once, so a quiet gateway adds no latency.
 
 use std::collections::{HashSet, VecDeque};
 use std::hash::Hash;
